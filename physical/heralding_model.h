@@ -1,0 +1,47 @@
+// The physics of one heralded entanglement attempt on a fibre link: given both
+// nodes' hardware, the link and (single-click) the bright-state parameter,
+// the probability that an attempt succeeds, which Bell state each success
+// heralds, and the two-memory-qubit density matrix it leaves behind. Computed
+// from a photonic model of emission, fibre loss, the station's beam splitter
+// and threshold detectors (with dark counts and imperfect two-photon
+// visibility), not from a fitted formula; tests compare it with the schemes'
+// published closed forms.
+#pragma once
+
+#include <vector>
+
+#include <Eigen/Dense>
+
+#include "absl/status/statusor.h"
+#include "core/time.h"
+#include "physical/params.h"
+#include "quantum/bell.h"
+
+namespace qnet::physical {
+
+// One click pattern that counts as success.
+struct HeraldedOutcome {
+  quantum::BellState label;   // the Bell state this click pattern announces
+  double probability = 0.0;   // P(this pattern) per attempt
+  Eigen::Matrix4cd state;     // memory state (A, B) given the pattern, trace 1
+};
+
+struct AttemptModel {
+  double success_probability = 0.0;        // sum of outcomes' probabilities
+  std::vector<HeraldedOutcome> outcomes;   // the success patterns
+  Duration attempt_duration{0};            // one attempt, including waiting for the herald
+  // Photon transmission from each node to a detector click: emission x fibre x detector.
+  double transmissivity_a = 0.0;
+  double transmissivity_b = 0.0;
+};
+
+// Fails with InvalidArgument for parameters outside their physical range
+// (efficiencies outside [0,1], negative length, alpha outside (0,1) for
+// single-click...), naming the parameter.
+absl::StatusOr<AttemptModel> ComputeAttemptModel(const NodeHardware& a, const NodeHardware& b,
+                                                 const LinkPhysics& link, double bright_state_alpha);
+
+// Per-detector probability of a dark count in one detection window.
+double DarkCountProbability(const LinkPhysics& link);
+
+}  // namespace qnet::physical

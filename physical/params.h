@@ -1,0 +1,61 @@
+// Physical parameters of quantum network hardware: what a node's memory and
+// gates are like, and what a fibre link with a heralding station in the middle
+// is like. Values come from the network file (via named presets plus
+// overrides); the simulated device and the heralding model consume them.
+#pragma once
+
+#include <limits>
+#include <string>
+
+#include "core/time.h"
+
+namespace qnet::physical {
+
+inline constexpr double kInfinity = std::numeric_limits<double>::infinity();
+
+enum class HeraldingScheme {
+  kSingleClick,  // one photon interferes; bright-state parameter alpha trades rate for fidelity
+  kDoubleClick,  // Barrett-Kok: two rounds, a click in each
+};
+std::string_view SchemeName(HeraldingScheme s);  // "single-click" / "double-click"
+
+// A quantum network node's device.
+struct NodeHardware {
+  std::string preset = "ideal";  // the preset the values started from
+  int num_qubits = 2;            // memory qubits available for entanglement
+  double t1_s = kInfinity;       // energy relaxation time of memory qubits
+  double t2_s = kInfinity;       // dephasing time (with dynamical decoupling where used)
+  // Probability that an emission attempt puts a photon into the fibre, in
+  // the right mode (emission x zero-phonon/branching x collection x coupling).
+  double emission_efficiency = 1.0;
+  double single_qubit_gate_error = 0.0;  // depolarising probability per gate
+  double two_qubit_gate_error = 0.0;     // two-qubit depolarising probability per gate
+  double readout_error_0 = 0.0;          // P(read 1 | prepared 0)
+  double readout_error_1 = 0.0;          // P(read 0 | prepared 1)
+  Duration single_qubit_gate_time{0};
+  Duration two_qubit_gate_time{0};
+  Duration measurement_time{0};
+  // Local time of one emission (initialise + excite + emit); the attempt
+  // period is never shorter than this nor than the round trip to the station.
+  Duration emission_cycle_time{0};
+};
+
+// A fibre link between two nodes with a heralding station at a point on it.
+struct LinkPhysics {
+  std::string name;      // e.g. "alice-bob"
+  std::string node_a;
+  std::string node_b;
+  double length_km = 0.0;
+  double station_fraction = 0.5;      // distance A->station / length
+  double attenuation_db_per_km = 0.2;
+  double detector_efficiency = 1.0;
+  double dark_count_rate_hz = 0.0;    // per detector
+  Duration detection_window{0};       // dark counts fall into this window per round
+  double visibility = 1.0;            // two-photon (Hong-Ou-Mandel) visibility
+  HeraldingScheme scheme = HeraldingScheme::kSingleClick;
+
+  double length_a_km() const { return length_km * station_fraction; }
+  double length_b_km() const { return length_km * (1.0 - station_fraction); }
+};
+
+}  // namespace qnet::physical
