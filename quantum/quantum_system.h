@@ -53,8 +53,9 @@ class QuantumSystem {
   bool Exists(QubitId id) const;
 
   // Sets the joint state of `ids` to `rho` (2^k x 2^k, order of ids): each
-  // qubit is first traced out of its current group (other members keep their
-  // reduced state), then `ids` form one new group.
+  // existing qubit is first traced out of its current group (other members
+  // keep their reduced state), ids not yet present are created, then `ids`
+  // form one new group. (A heralded pair is made this way.)
   absl::Status Prepare(std::span<const QubitId> ids, const Matrix& rho);
 
   // rho -> U rho U^dagger on `targets` (U is 2^k x 2^k, order of targets).
