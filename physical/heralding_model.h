@@ -8,10 +8,12 @@
 // published closed forms.
 #pragma once
 
+#include <string_view>
 #include <vector>
 
 #include <Eigen/Dense>
 
+#include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "core/time.h"
 #include "physical/params.h"
@@ -35,6 +37,18 @@ struct AttemptModel {
   double transmissivity_b = 0.0;
 };
 
+// Conventions. A node's memory emits a photon iff it is |1> ("bright");
+// states are over (A, B) with A the most significant qubit. Outcomes come in
+// a fixed order: single-click [D+ -> PSI+, D- -> PSI-] (exactly one detector
+// clicks); double-click [(+,+) -> PSI+, (+,-) -> PSI-, (-,+) -> PSI-,
+// (-,-) -> PSI+] (one click in each round). The double-click state is the
+// one after the second round, with no X applied afterwards.
+// attempt_duration: single-click max(emission cycle, round trip to the
+// farther end of the link); double-click one emission cycle more (round 2
+// follows round 1 without waiting for a herald; the station reports once).
+// `bright_state_alpha` is used only for single-click. An outcome of
+// probability 0 (no light, no dark counts) carries the state I/4.
+//
 // Fails with InvalidArgument for parameters outside their physical range
 // (efficiencies outside [0,1], negative length, alpha outside (0,1) for
 // single-click...), naming the parameter.
@@ -43,5 +57,12 @@ absl::StatusOr<AttemptModel> ComputeAttemptModel(const NodeHardware& a, const No
 
 // Per-detector probability of a dark count in one detection window.
 double DarkCountProbability(const LinkPhysics& link);
+
+// Range checks of every field of a node's hardware / a link's physics (the
+// heralding model's inputs and the simulated device's): InvalidArgument naming
+// the field, e.g. "node_a (alice): emission_efficiency = 1.3 is outside
+// [0, 1]". `which` names the node in the message ("node_a (alice)").
+absl::Status ValidateNodeHardware(const NodeHardware& node, std::string_view which);
+absl::Status ValidateLinkPhysics(const LinkPhysics& link);
 
 }  // namespace qnet::physical

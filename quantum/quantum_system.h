@@ -90,11 +90,22 @@ class QuantumSystem {
   absl::Status InsertGroup(GroupState group);
 
  private:
-  // Implementation detail, chosen by the implementer.
   struct Group {
-    std::vector<QubitId> members;
+    std::vector<QubitId> members;  // members[0] is the most significant bit
     Matrix rho;
   };
+
+  // Checks that `ids` is non-empty, duplicate-free and names existing qubits.
+  absl::Status CheckTargets(std::span<const QubitId> ids, const char* op) const;
+  // Merges the groups holding `ids` (tensor product, groups ordered by first
+  // appearance in `ids`) and returns the merged group's key.
+  absl::StatusOr<uint64_t> MergeGroupsOf(std::span<const QubitId> ids);
+  // Applies rho -> sum_i K_i rho K_i^dagger on `targets` of one merged group.
+  absl::Status ApplyOperators(std::span<const Matrix> ops, std::span<const QubitId> targets);
+  // Takes `id` out of its group, leaving the other members' reduced state.
+  void Detach(QubitId id);
+  uint64_t AddGroup(std::vector<QubitId> members, Matrix rho);
+
   absl::flat_hash_map<uint64_t, Group> groups_;       // group key -> group
   absl::flat_hash_map<QubitId, uint64_t> group_of_;  // qubit -> group key
   uint64_t next_group_key_ = 1;

@@ -1,0 +1,538 @@
+#include "config/network_config.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <sstream>
+#include <utility>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/string_view.h"
+#include "core/status.h"
+#include "physical/heralding_model.h"
+#include "physical/presets.h"
+#include "yaml-cpp/yaml.h"
+
+namespace qnet::config {
+namespace {
+
+using physical::HeraldingScheme;
+using physical::LinkPhysics;
+using physical::NodeHardware;
+
+// Debian's Abseil has its own string_view type, distinct from std's.
+absl::string_view Av(std::string_view s) { return absl::string_view(s.data(), s.size()); }
+
+constexpr std::string_view kTopKeys[] = {"network", "seed", "nodes", "links"};
+constexpr std::string_view kNodeKeys[] = {
+    "name",          "hardware",          "qubits", "t1_s", "t2_s", "emission_efficiency", "single_qubit_gate_error",
+    "two_qubit_gate_error", "readout_error_0", "readout_error_1", "single_qubit_gate_time_us",
+    "two_qubit_gate_time_us", "measurement_time_us", "emission_cycle_time_us"};
+constexpr std::string_view kLinkKeys[] = {"between",           "length_km",          "scheme",
+                                          "station_fraction",  "attenuation_db_per_km", "detector_efficiency",
+                                          "dark_count_rate_hz", "detection_window_ns", "visibility"};
+constexpr int kMaxQubits = 1000;  // a typo guard: the state engine could not hold more anyway
+
+std::string JoinKeys(absl::Span<const std::string_view> keys) {
+  std::vector<std::string> v(keys.begin(), keys.end());
+  return absl::StrJoin(v, ", ");
+}
+
+size_t EditDistance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
+}
+
+// Names end up in link names ("a-b"), log lines and command lines.
+bool IsValidName(std::string_view s) {
+  if (s.empty() || !absl::ascii_isalnum(static_cast<unsigned char>(s[0]))) return false;
+  return std::all_of(s.begin(), s.end(), [](char c) {
+    return absl::ascii_isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.';
+  });
+}
+
+// YAML 1.2 core-schema floats (".inf", "-.inf", ".nan") and ordinary numbers.
+std::optional<double> ParseFloat(const std::string& text) {
+  const std::string t = absl::AsciiStrToLower(Av(text));
+  if (t == ".inf" || t == "+.inf") return std::numeric_limits<double>::infinity();
+  if (t == "-.inf") return -std::numeric_limits<double>::infinity();
+  if (t == ".nan") return std::numeric_limits<double>::quiet_NaN();
+  double v;
+  if (!absl::SimpleAtod(Av(text), &v)) return std::nullopt;
+  return v;
+}
+
+std::string Kind(const YAML::Node& n) {
+  switch (n.Type()) {
+    case YAML::NodeType::Null:
+      return "nothing";
+    case YAML::NodeType::Sequence:
+      return "a list";
+    case YAML::NodeType::Map:
+      return "a mapping";
+    case YAML::NodeType::Scalar:
+      return absl::StrCat("'", n.Scalar(), "'");
+    case YAML::NodeType::Undefined:
+      break;
+  }
+  return "nothing";
+}
+
+// One "key: value" of a mapping, in file order.
+struct Entry {
+  std::string key;
+  YAML::Node key_node;
+  YAML::Node value;
+};
+
+class FileReader {
+ public:
+  explicit FileReader(std::string_view source) : source_(source) {}
+
+  absl::StatusOr<NetworkConfig> Read(std::string_view text);
+
+ private:
+  absl::Status Error(const YAML::Mark& mark, absl::string_view message) const {
+    if (mark.is_null()) return absl::InvalidArgumentError(absl::StrCat(source_, ": ", message));
+    return absl::InvalidArgumentError(
+        absl::StrCat(source_, ":", mark.line + 1, ":", mark.column + 1, ": ", message));
+  }
+  absl::Status Error(const YAML::Node& at, absl::string_view message) const { return Error(at.Mark(), message); }
+
+  // The entries of a mapping; rejects non-mappings and duplicate keys.
+  absl::StatusOr<std::vector<Entry>> Entries(const YAML::Node& map, const YAML::Mark& fallback,
+                                             std::string_view what, absl::Span<const std::string_view> keys) const;
+  absl::Status CheckKeys(const std::vector<Entry>& entries, std::string_view what,
+                         absl::Span<const std::string_view> allowed) const;
+  static const Entry* Find(const std::vector<Entry>& entries, std::string_view key) {
+    for (const Entry& e : entries) {
+      if (e.key == key) return &e;
+    }
+    return nullptr;
+  }
+  absl::StatusOr<const Entry*> Require(const std::vector<Entry>& entries, const YAML::Node& map,
+                                       std::string_view what, std::string_view key, std::string_view hint) const;
+
+  absl::StatusOr<std::string> String(const Entry& e, std::string_view what) const;
+  absl::StatusOr<std::string> Name(const Entry& e, std::string_view what) const;
+  absl::StatusOr<double> Number(const Entry& e, std::string_view what) const;
+  absl::StatusOr<int64_t> Integer(const Entry& e, std::string_view what) const;
+  // Range-checked readers; the message quotes the value as written.
+  absl::StatusOr<double> UnitInterval(const Entry& e, std::string_view what) const;
+  absl::StatusOr<double> NonNegativeFinite(const Entry& e, std::string_view what) const;
+  absl::StatusOr<double> PositiveOrInfinite(const Entry& e, std::string_view what) const;
+  absl::StatusOr<Duration> NonNegativeDuration(const Entry& e, std::string_view what, double ns_per_unit) const;
+
+  absl::Status ReadNode(const YAML::Node& item, const YAML::Mark& list_mark, size_t position, NetworkConfig& out);
+  absl::Status ReadLink(const YAML::Node& item, const YAML::Mark& list_mark, size_t position, NetworkConfig& out);
+
+  std::string source_;
+  absl::flat_hash_map<std::string, int> node_line_;  // name -> line, for duplicate messages
+  absl::flat_hash_map<std::string, int> pair_line_;  // "a\nb" (sorted) -> line
+};
+
+absl::StatusOr<std::vector<Entry>> FileReader::Entries(const YAML::Node& map, const YAML::Mark& fallback,
+                                                       std::string_view what,
+                                                       absl::Span<const std::string_view> keys) const {
+  if (!map.IsMap()) {
+    const YAML::Mark mark = map.Mark().is_null() ? fallback : map.Mark();
+    return Error(mark, absl::StrCat(Av(what), " must be a mapping (keys: ", JoinKeys(keys), "), got ", Kind(map)));
+  }
+  std::vector<Entry> entries;
+  for (auto it = map.begin(); it != map.end(); ++it) {
+    if (!it->first.IsScalar()) {
+      return Error(it->first, absl::StrCat(Av(what), ": keys must be plain words, got ", Kind(it->first)));
+    }
+    Entry e{it->first.Scalar(), it->first, it->second};
+    if (const Entry* first = Find(entries, e.key)) {
+      return Error(e.key_node, absl::StrCat(Av(what), ": duplicate key '", e.key, "' (first given on line ",
+                                            first->key_node.Mark().line + 1, ")"));
+    }
+    entries.push_back(std::move(e));
+  }
+  return entries;
+}
+
+absl::Status FileReader::CheckKeys(const std::vector<Entry>& entries, std::string_view what,
+                                   absl::Span<const std::string_view> allowed) const {
+  for (const Entry& e : entries) {
+    if (std::find(allowed.begin(), allowed.end(), e.key) != allowed.end()) continue;
+    std::string suggestion;
+    size_t best = 3;  // only suggest near misses
+    for (std::string_view k : allowed) {
+      const size_t d = EditDistance(e.key, k);
+      if (d < best) {
+        best = d;
+        suggestion = absl::StrCat(" (did you mean '", Av(k), "'?)");
+      }
+    }
+    return Error(e.key_node, absl::StrCat(Av(what), ": unknown key '", e.key, "'", suggestion,
+                                          "; allowed keys: ", JoinKeys(allowed)));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<const Entry*> FileReader::Require(const std::vector<Entry>& entries, const YAML::Node& map,
+                                                 std::string_view what, std::string_view key,
+                                                 std::string_view hint) const {
+  if (const Entry* e = Find(entries, key)) return e;
+  return Error(map, absl::StrCat(Av(what), ": missing required key '", Av(key), "'", Av(hint)));
+}
+
+absl::StatusOr<std::string> FileReader::String(const Entry& e, std::string_view what) const {
+  if (!e.value.IsScalar()) {
+    return Error(e.value.IsNull() ? e.key_node : e.value,
+                 absl::StrCat(Av(what), ": ", e.key, " must be a string, got ", Kind(e.value)));
+  }
+  return e.value.Scalar();
+}
+
+absl::StatusOr<std::string> FileReader::Name(const Entry& e, std::string_view what) const {
+  QNET_ASSIGN_OR_RETURN(std::string s, String(e, what));
+  if (!IsValidName(s)) {
+    return Error(e.value, absl::StrCat(Av(what), ": ", e.key, " '", s,
+                                       "' is not a valid name (letters, digits, '_', '-', '.'; starting with a "
+                                       "letter or digit)"));
+  }
+  return s;
+}
+
+absl::StatusOr<double> FileReader::Number(const Entry& e, std::string_view what) const {
+  std::optional<double> v;
+  if (e.value.IsScalar()) v = ParseFloat(e.value.Scalar());
+  if (!v) {
+    return Error(e.value.IsNull() ? e.key_node : e.value,
+                 absl::StrCat(Av(what), ": ", e.key, " must be a number, got ", Kind(e.value)));
+  }
+  if (std::isnan(*v)) return Error(e.value, absl::StrCat(Av(what), ": ", e.key, " must be a number, got NaN"));
+  return *v;
+}
+
+absl::StatusOr<int64_t> FileReader::Integer(const Entry& e, std::string_view what) const {
+  int64_t v;
+  if (!e.value.IsScalar() || !absl::SimpleAtoi(Av(e.value.Scalar()), &v)) {
+    return Error(e.value.IsNull() ? e.key_node : e.value,
+                 absl::StrCat(Av(what), ": ", e.key, " must be an integer, got ", Kind(e.value)));
+  }
+  return v;
+}
+
+absl::StatusOr<double> FileReader::UnitInterval(const Entry& e, std::string_view what) const {
+  QNET_ASSIGN_OR_RETURN(double v, Number(e, what));
+  if (!(v >= 0.0 && v <= 1.0)) {
+    return Error(e.value, absl::StrCat(Av(what), ": ", e.key, " = ", e.value.Scalar(), " is outside [0, 1]"));
+  }
+  return v;
+}
+
+absl::StatusOr<double> FileReader::NonNegativeFinite(const Entry& e, std::string_view what) const {
+  QNET_ASSIGN_OR_RETURN(double v, Number(e, what));
+  if (!(v >= 0.0) || std::isinf(v)) {
+    return Error(e.value,
+                 absl::StrCat(Av(what), ": ", e.key, " = ", e.value.Scalar(), " must be a finite number >= 0"));
+  }
+  return v;
+}
+
+absl::StatusOr<double> FileReader::PositiveOrInfinite(const Entry& e, std::string_view what) const {
+  QNET_ASSIGN_OR_RETURN(double v, Number(e, what));
+  if (!(v > 0.0)) {
+    return Error(e.value, absl::StrCat(Av(what), ": ", e.key, " = ", e.value.Scalar(),
+                                       " must be > 0 (.inf for a qubit that never decays)"));
+  }
+  return v;
+}
+
+absl::StatusOr<Duration> FileReader::NonNegativeDuration(const Entry& e, std::string_view what,
+                                                         double ns_per_unit) const {
+  QNET_ASSIGN_OR_RETURN(double v, NonNegativeFinite(e, what));
+  const double ns = v * ns_per_unit;
+  if (ns > 1e18) {  // int64 nanoseconds hold ~292 years
+    return Error(e.value, absl::StrCat(Av(what), ": ", e.key, " = ", e.value.Scalar(), " is too long"));
+  }
+  return Duration(std::llround(ns));
+}
+
+absl::Status FileReader::ReadNode(const YAML::Node& item, const YAML::Mark& list_mark, size_t position,
+                                  NetworkConfig& out) {
+  const std::string list_what = absl::StrCat("node #", position + 1);
+  QNET_ASSIGN_OR_RETURN(std::vector<Entry> entries, Entries(item, list_mark, list_what, kNodeKeys));
+  QNET_ASSIGN_OR_RETURN(const Entry* name_entry, Require(entries, item, list_what, "name", ""));
+  QNET_ASSIGN_OR_RETURN(std::string name, Name(*name_entry, list_what));
+  const std::string what = absl::StrCat("node '", name, "'");
+  QNET_RETURN_IF_ERROR(CheckKeys(entries, what, kNodeKeys));
+  if (auto [it, inserted] = node_line_.emplace(name, name_entry->value.Mark().line + 1); !inserted) {
+    return Error(name_entry->value,
+                 absl::StrCat("duplicate node name '", name, "' (first defined on line ", it->second, ")"));
+  }
+
+  const std::string preset_hint =
+      absl::StrCat(" (a hardware preset: ", absl::StrJoin(physical::PresetNames(), ", "), ")");
+  QNET_ASSIGN_OR_RETURN(const Entry* hw_entry, Require(entries, item, what, "hardware", preset_hint));
+  QNET_ASSIGN_OR_RETURN(std::string preset_name, String(*hw_entry, what));
+  absl::StatusOr<physical::HardwarePreset> preset = physical::FindPreset(preset_name);
+  if (!preset.ok()) {
+    return Error(hw_entry->value, absl::StrCat(what, ": unknown hardware preset '", preset_name,
+                                               "'; known presets: ", absl::StrJoin(physical::PresetNames(), ", ")));
+  }
+
+  NodeConfig node{name, static_cast<uint32_t>(out.nodes.size()), preset->node};
+  NodeHardware& hw = node.hardware;
+  hw.preset = preset->name;
+  const Entry* t1_entry = nullptr;
+  const Entry* t2_entry = nullptr;
+  for (const Entry& e : entries) {
+    const std::string& k = e.key;
+    if (k == "name" || k == "hardware") continue;
+    if (k == "qubits") {
+      QNET_ASSIGN_OR_RETURN(int64_t q, Integer(e, what));
+      if (q < 1 || q > kMaxQubits) {
+        return Error(e.value, absl::StrCat(what, ": qubits = ", q, " is outside [1, ", kMaxQubits, "]"));
+      }
+      hw.num_qubits = static_cast<int>(q);
+    } else if (k == "t1_s") {
+      QNET_ASSIGN_OR_RETURN(hw.t1_s, PositiveOrInfinite(e, what));
+      t1_entry = &e;
+    } else if (k == "t2_s") {
+      QNET_ASSIGN_OR_RETURN(hw.t2_s, PositiveOrInfinite(e, what));
+      t2_entry = &e;
+    } else if (k == "emission_efficiency") {
+      QNET_ASSIGN_OR_RETURN(hw.emission_efficiency, UnitInterval(e, what));
+    } else if (k == "single_qubit_gate_error") {
+      QNET_ASSIGN_OR_RETURN(hw.single_qubit_gate_error, UnitInterval(e, what));
+    } else if (k == "two_qubit_gate_error") {
+      QNET_ASSIGN_OR_RETURN(hw.two_qubit_gate_error, UnitInterval(e, what));
+    } else if (k == "readout_error_0") {
+      QNET_ASSIGN_OR_RETURN(hw.readout_error_0, UnitInterval(e, what));
+    } else if (k == "readout_error_1") {
+      QNET_ASSIGN_OR_RETURN(hw.readout_error_1, UnitInterval(e, what));
+    } else if (k == "single_qubit_gate_time_us") {
+      QNET_ASSIGN_OR_RETURN(hw.single_qubit_gate_time, NonNegativeDuration(e, what, 1e3));
+    } else if (k == "two_qubit_gate_time_us") {
+      QNET_ASSIGN_OR_RETURN(hw.two_qubit_gate_time, NonNegativeDuration(e, what, 1e3));
+    } else if (k == "measurement_time_us") {
+      QNET_ASSIGN_OR_RETURN(hw.measurement_time, NonNegativeDuration(e, what, 1e3));
+    } else if (k == "emission_cycle_time_us") {
+      QNET_ASSIGN_OR_RETURN(hw.emission_cycle_time, NonNegativeDuration(e, what, 1e3));
+    }
+  }
+  // Relaxation alone dephases at 1/(2 T1), so T2 <= 2 T1 for any real qubit.
+  if (hw.t2_s > 2.0 * hw.t1_s) {
+    const Entry* at = t2_entry != nullptr ? t2_entry : t1_entry;
+    return Error(at != nullptr ? at->value : item,
+                 absl::StrCat(what, ": t2_s = ", hw.t2_s, " exceeds 2 * t1_s = ", 2.0 * hw.t1_s,
+                              " (values not given here come from preset '", hw.preset,
+                              "'); no physical qubit dephases that slowly"));
+  }
+  // Backstop: whatever the physical layer would reject must fail here, at the node.
+  if (absl::Status s = physical::ValidateNodeHardware(hw, what); !s.ok()) return Error(item, s.message());
+  out.nodes.push_back(std::move(node));
+  return absl::OkStatus();
+}
+
+absl::Status FileReader::ReadLink(const YAML::Node& item, const YAML::Mark& list_mark, size_t position,
+                                  NetworkConfig& out) {
+  std::string what = absl::StrCat("link #", position + 1);
+  QNET_ASSIGN_OR_RETURN(std::vector<Entry> entries, Entries(item, list_mark, what, kLinkKeys));
+  QNET_RETURN_IF_ERROR(CheckKeys(entries, what, kLinkKeys));
+  QNET_ASSIGN_OR_RETURN(const Entry* between, Require(entries, item, what, "between", " (two node names)"));
+  if (!between->value.IsSequence() || between->value.size() != 2) {
+    return Error(between->value.IsNull() ? between->key_node : between->value,
+                 absl::StrCat(what, ": between must be a list of two node names, e.g. [alice, bob]; got ",
+                              between->value.IsSequence() ? absl::StrCat(between->value.size(), " entries")
+                                                          : Kind(between->value)));
+  }
+  std::string ends[2];
+  const NodeConfig* end_nodes[2];
+  for (int i = 0; i < 2; ++i) {
+    const YAML::Node& n = between->value[i];
+    Entry end{"between", between->key_node, n};
+    QNET_ASSIGN_OR_RETURN(ends[i], String(end, what));
+    end_nodes[i] = out.FindNode(ends[i]);
+    if (end_nodes[i] == nullptr) {
+      std::vector<std::string> known;
+      for (const NodeConfig& nc : out.nodes) known.push_back(nc.name);
+      return Error(n, absl::StrCat(what, ": unknown node '", ends[i], "'; nodes in this file: ",
+                                   absl::StrJoin(known, ", ")));
+    }
+  }
+  if (ends[0] == ends[1]) {
+    return Error(between->value, absl::StrCat(what, ": links node '", ends[0], "' to itself"));
+  }
+  const std::string pair = ends[0] < ends[1] ? absl::StrCat(ends[0], "\n", ends[1]) : absl::StrCat(ends[1], "\n", ends[0]);
+  if (auto [it, inserted] = pair_line_.emplace(pair, between->value.Mark().line + 1); !inserted) {
+    return Error(between->value, absl::StrCat(what, ": duplicate link between '", ends[0], "' and '", ends[1],
+                                              "' (first defined on line ", it->second, ")"));
+  }
+  const std::string link_name = absl::StrCat(ends[0], "-", ends[1]);
+  if (out.FindLinkByName(link_name) != nullptr) {
+    return Error(between->value, absl::StrCat(what, ": its name '", link_name,
+                                              "' is already taken by another link (node names containing '-' "
+                                              "can collide; rename a node)"));
+  }
+  what = absl::StrCat("link ", link_name);
+
+  // Optics default to the preset of the first node named in `between`.
+  absl::StatusOr<physical::HardwarePreset> preset = physical::FindPreset(end_nodes[0]->hardware.preset);
+  if (!preset.ok()) return preset.status();  // cannot happen: the node's preset was found above
+  LinkPhysics link = preset->link;
+  link.name = link_name;
+  link.node_a = ends[0];
+  link.node_b = ends[1];
+  link.station_fraction = 0.5;
+
+  QNET_ASSIGN_OR_RETURN(const Entry* length, Require(entries, item, what, "length_km", " (fibre length in km)"));
+  QNET_ASSIGN_OR_RETURN(link.length_km, NonNegativeFinite(*length, what));
+  for (const Entry& e : entries) {
+    const std::string& k = e.key;
+    if (k == "scheme") {
+      QNET_ASSIGN_OR_RETURN(std::string s, String(e, what));
+      if (s == physical::SchemeName(HeraldingScheme::kSingleClick)) {
+        link.scheme = HeraldingScheme::kSingleClick;
+      } else if (s == physical::SchemeName(HeraldingScheme::kDoubleClick)) {
+        link.scheme = HeraldingScheme::kDoubleClick;
+      } else {
+        return Error(e.value, absl::StrCat(what, ": unknown scheme '", s, "'; use single-click or double-click"));
+      }
+    } else if (k == "station_fraction") {
+      QNET_ASSIGN_OR_RETURN(link.station_fraction, UnitInterval(e, what));
+    } else if (k == "attenuation_db_per_km") {
+      QNET_ASSIGN_OR_RETURN(link.attenuation_db_per_km, NonNegativeFinite(e, what));
+    } else if (k == "detector_efficiency") {
+      QNET_ASSIGN_OR_RETURN(link.detector_efficiency, UnitInterval(e, what));
+    } else if (k == "dark_count_rate_hz") {
+      QNET_ASSIGN_OR_RETURN(link.dark_count_rate_hz, NonNegativeFinite(e, what));
+    } else if (k == "detection_window_ns") {
+      QNET_ASSIGN_OR_RETURN(link.detection_window, NonNegativeDuration(e, what, 1.0));
+    } else if (k == "visibility") {
+      QNET_ASSIGN_OR_RETURN(link.visibility, UnitInterval(e, what));
+    }
+  }
+  if (absl::Status s = physical::ValidateLinkPhysics(link); !s.ok()) return Error(item, s.message());
+  out.links.push_back(std::move(link));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<NetworkConfig> FileReader::Read(std::string_view text) {
+  std::vector<YAML::Node> documents;
+  try {
+    documents = YAML::LoadAll(std::string(text));
+  } catch (const YAML::Exception& e) {
+    return Error(e.mark, absl::StrCat("not valid YAML: ", e.msg));
+  }
+  if (documents.size() > 1) {
+    return Error(documents[1].Mark(), "expected one YAML document, found a second one ('---')");
+  }
+  const YAML::Mark start;  // line 1, column 1
+  if (documents.empty() || documents[0].IsNull()) {
+    return Error(start, absl::StrCat("the file is empty; expected a mapping with keys ", JoinKeys(kTopKeys)));
+  }
+  const YAML::Node& root = documents[0];
+  QNET_ASSIGN_OR_RETURN(std::vector<Entry> top, Entries(root, start, "the network file", kTopKeys));
+  QNET_RETURN_IF_ERROR(CheckKeys(top, "the network file", kTopKeys));
+
+  NetworkConfig out;
+  out.source = source_;
+  QNET_ASSIGN_OR_RETURN(const Entry* network, Require(top, root, "the network file", "network", " (its name)"));
+  QNET_ASSIGN_OR_RETURN(out.name, Name(*network, "the network file"));
+  if (const Entry* seed = Find(top, "seed")) {
+    uint64_t v;
+    if (!seed->value.IsScalar() || absl::StartsWith(absl::StripAsciiWhitespace(Av(seed->value.Scalar())), "-") ||
+        !absl::SimpleAtoi(Av(seed->value.Scalar()), &v)) {
+      return Error(seed->value.IsNull() ? seed->key_node : seed->value,
+                   absl::StrCat("seed must be an integer in [0, 2^64), got ", Kind(seed->value)));
+    }
+    out.seed = v;
+  }
+
+  QNET_ASSIGN_OR_RETURN(const Entry* nodes, Require(top, root, "the network file", "nodes", " (a list of nodes)"));
+  if (!nodes->value.IsSequence() || nodes->value.size() == 0) {
+    return Error(nodes->value.IsNull() ? nodes->key_node : nodes->value,
+                 absl::StrCat("nodes must be a non-empty list of mappings with keys ", JoinKeys(kNodeKeys),
+                              "; got ", nodes->value.IsSequence() ? "an empty list" : Kind(nodes->value)));
+  }
+  for (size_t i = 0; i < nodes->value.size(); ++i) {
+    QNET_RETURN_IF_ERROR(ReadNode(nodes->value[i], nodes->value.Mark(), i, out));
+  }
+
+  if (const Entry* links = Find(top, "links"); links != nullptr && !links->value.IsNull()) {
+    if (!links->value.IsSequence()) {
+      return Error(links->value, absl::StrCat("links must be a list of mappings with keys ", JoinKeys(kLinkKeys),
+                                              "; got ", Kind(links->value)));
+    }
+    for (size_t i = 0; i < links->value.size(); ++i) {
+      QNET_RETURN_IF_ERROR(ReadLink(links->value[i], links->value.Mark(), i, out));
+    }
+  }
+  return out;
+}
+
+}  // namespace
+
+const NodeConfig* NetworkConfig::FindNode(std::string_view node_name) const {
+  for (const NodeConfig& n : nodes) {
+    if (n.name == node_name) return &n;
+  }
+  return nullptr;
+}
+
+const physical::LinkPhysics* NetworkConfig::FindLink(std::string_view a, std::string_view b) const {
+  for (const LinkPhysics& l : links) {
+    if ((l.node_a == a && l.node_b == b) || (l.node_a == b && l.node_b == a)) return &l;
+  }
+  return nullptr;
+}
+
+const physical::LinkPhysics* NetworkConfig::FindLinkByName(std::string_view link_name) const {
+  for (const LinkPhysics& l : links) {
+    if (l.name == link_name) return &l;
+  }
+  return nullptr;
+}
+
+std::vector<std::string> NetworkConfig::Neighbours(std::string_view node) const {
+  std::vector<std::string> out;
+  for (const LinkPhysics& l : links) {
+    if (l.node_a == node) out.push_back(l.node_b);
+    if (l.node_b == node) out.push_back(l.node_a);
+  }
+  return out;
+}
+
+absl::StatusOr<NetworkConfig> ParseNetworkConfig(std::string_view text, std::string_view source_name) {
+  return FileReader(source_name).Read(text);
+}
+
+absl::StatusOr<NetworkConfig> LoadNetworkFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) {
+    return absl::NotFoundError(absl::StrCat("cannot read network file ", path, ": ", std::strerror(errno)));
+  }
+  std::ostringstream text;
+  text << in.rdbuf();
+  if (in.bad()) {
+    return absl::NotFoundError(absl::StrCat("cannot read network file ", path, ": ", std::strerror(errno)));
+  }
+  return ParseNetworkConfig(text.str(), path);
+}
+
+}  // namespace qnet::config

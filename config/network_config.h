@@ -1,0 +1,63 @@
+// The network file: one YAML document naming a network's nodes (each with a
+// hardware preset and optional per-value overrides) and its fibre links (each
+// with a length, a heralding scheme and optional optics overrides). Every
+// runtime (simulator, daemons, CLI) starts from the NetworkConfig parsed here.
+// A mistake in the file is reported as "file:line:column: what is wrong"
+// together with what would be accepted.
+//
+//   network: chain3
+//   seed: 42                 # optional
+//   nodes:
+//     - name: alice
+//       hardware: nv         # physical/presets.h
+//       t2_s: 1.0            # optional overrides, unit in the key
+//   links:
+//     - between: [alice, bob]
+//       length_km: 10
+//       scheme: single-click # optional; default from node alice's preset
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "physical/params.h"
+
+namespace qnet::config {
+
+struct NodeConfig {
+  std::string name;
+  uint32_t index = 0;               // position in the file's node list
+  physical::NodeHardware hardware;  // the preset's values with the file's overrides
+};
+
+struct NetworkConfig {
+  std::string name;
+  std::optional<uint64_t> seed;  // the file's default seed, if it gives one
+  std::string source;            // the file it came from, for messages
+  std::vector<NodeConfig> nodes;
+  // In file order. name is "a-b", node_a/node_b as in `between`; optics
+  // default to node_a's preset, then the file's overrides.
+  std::vector<physical::LinkPhysics> links;
+
+  // nullptr if absent. Linear scans: the config is read once at start-up.
+  const NodeConfig* FindNode(std::string_view name) const;
+  // The link between two nodes, in either order.
+  const physical::LinkPhysics* FindLink(std::string_view a, std::string_view b) const;
+  const physical::LinkPhysics* FindLinkByName(std::string_view name) const;
+  // Neighbours of `node` in link order (empty for an unknown node).
+  std::vector<std::string> Neighbours(std::string_view node) const;
+};
+
+// InvalidArgument with "source_name:line:column: problem" for any mistake:
+// malformed YAML, unknown or duplicate key, wrong type, value out of range,
+// unknown preset, duplicate node, link to an unknown node, self-link,
+// duplicate link, missing required key.
+absl::StatusOr<NetworkConfig> ParseNetworkConfig(std::string_view text, std::string_view source_name);
+// As ParseNetworkConfig; NotFound if the file cannot be read.
+absl::StatusOr<NetworkConfig> LoadNetworkFile(const std::string& path);
+
+}  // namespace qnet::config

@@ -1,0 +1,15 @@
+#include "physical/params.h"
+
+namespace qnet::physical {
+
+std::string_view SchemeName(HeraldingScheme s) {
+  switch (s) {
+    case HeraldingScheme::kSingleClick:
+      return "single-click";
+    case HeraldingScheme::kDoubleClick:
+      return "double-click";
+  }
+  return "unknown";
+}
+
+}  // namespace qnet::physical

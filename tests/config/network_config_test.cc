@@ -1,0 +1,284 @@
+#include "config/network_config.h"
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+#include "absl/strings/str_join.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "physical/presets.h"
+
+namespace qnet::config {
+namespace {
+
+using physical::HeraldingScheme;
+using std::chrono::microseconds;
+using std::chrono::nanoseconds;
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+constexpr char kChain[] = R"(network: chain3
+seed: 42
+nodes:
+  - name: alice
+    hardware: nv
+    qubits: 4
+    t2_s: 1.0
+    two_qubit_gate_time_us: 250
+    emission_cycle_time_us: 2.5
+  - name: bob
+    hardware: ideal
+  - name: charlie
+    hardware: nv
+links:
+  - between: [alice, bob]
+    length_km: 10
+  - between: [bob, charlie]
+    length_km: 2.5
+    scheme: single-click
+    station_fraction: 0.25
+    attenuation_db_per_km: 0.5
+    detector_efficiency: 0.7
+    dark_count_rate_hz: 100
+    detection_window_ns: 12
+    visibility: 0.95
+)";
+
+TEST(NetworkConfigTest, ParsesPresetsAndOverrides) {
+  auto parsed = ParseNetworkConfig(kChain, "chain.yaml");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  const NetworkConfig& c = *parsed;
+  EXPECT_EQ(c.name, "chain3");
+  EXPECT_EQ(c.seed, std::optional<uint64_t>(42));
+  EXPECT_EQ(c.source, "chain.yaml");
+  ASSERT_EQ(c.nodes.size(), 3u);
+
+  const auto nv = physical::FindPreset("nv").value();
+  const auto ideal = physical::FindPreset("ideal").value();
+  const NodeConfig& alice = c.nodes[0];
+  EXPECT_EQ(alice.name, "alice");
+  EXPECT_EQ(alice.index, 0u);
+  EXPECT_EQ(alice.hardware.preset, "nv");
+  // Overridden.
+  EXPECT_EQ(alice.hardware.num_qubits, 4);
+  EXPECT_EQ(alice.hardware.t2_s, 1.0);
+  EXPECT_EQ(alice.hardware.two_qubit_gate_time, microseconds(250));
+  EXPECT_EQ(alice.hardware.emission_cycle_time, nanoseconds(2500));
+  // From the preset.
+  EXPECT_EQ(alice.hardware.t1_s, nv.node.t1_s);
+  EXPECT_EQ(alice.hardware.emission_efficiency, nv.node.emission_efficiency);
+  EXPECT_EQ(alice.hardware.readout_error_0, nv.node.readout_error_0);
+  EXPECT_EQ(alice.hardware.measurement_time, nv.node.measurement_time);
+
+  const NodeConfig& bob = c.nodes[1];
+  EXPECT_EQ(bob.index, 1u);
+  EXPECT_EQ(bob.hardware.preset, "ideal");
+  EXPECT_EQ(bob.hardware.num_qubits, ideal.node.num_qubits);
+  EXPECT_TRUE(std::isinf(bob.hardware.t2_s));
+  EXPECT_EQ(c.nodes[2].index, 2u);
+
+  ASSERT_EQ(c.links.size(), 2u);
+  // Defaults: the optics of the first node's preset (nv), station in the middle.
+  const physical::LinkPhysics& ab = c.links[0];
+  EXPECT_EQ(ab.name, "alice-bob");
+  EXPECT_EQ(ab.node_a, "alice");
+  EXPECT_EQ(ab.node_b, "bob");
+  EXPECT_EQ(ab.length_km, 10.0);
+  EXPECT_EQ(ab.station_fraction, 0.5);
+  EXPECT_EQ(ab.scheme, nv.link.scheme);
+  EXPECT_EQ(ab.attenuation_db_per_km, nv.link.attenuation_db_per_km);
+  EXPECT_EQ(ab.detector_efficiency, nv.link.detector_efficiency);
+  EXPECT_EQ(ab.dark_count_rate_hz, nv.link.dark_count_rate_hz);
+  EXPECT_EQ(ab.detection_window, nv.link.detection_window);
+  EXPECT_EQ(ab.visibility, nv.link.visibility);
+  // The second link starts from bob's preset (ideal: double-click), then overrides everything.
+  const physical::LinkPhysics& bc = c.links[1];
+  EXPECT_EQ(bc.name, "bob-charlie");
+  EXPECT_EQ(bc.length_km, 2.5);
+  EXPECT_EQ(bc.scheme, HeraldingScheme::kSingleClick);
+  EXPECT_EQ(bc.station_fraction, 0.25);
+  EXPECT_EQ(bc.attenuation_db_per_km, 0.5);
+  EXPECT_EQ(bc.detector_efficiency, 0.7);
+  EXPECT_EQ(bc.dark_count_rate_hz, 100.0);
+  EXPECT_EQ(bc.detection_window, nanoseconds(12));
+  EXPECT_EQ(bc.visibility, 0.95);
+
+  // Lookups.
+  EXPECT_EQ(c.FindNode("charlie"), &c.nodes[2]);
+  EXPECT_EQ(c.FindNode("dave"), nullptr);
+  EXPECT_EQ(c.FindLink("bob", "alice"), &c.links[0]);
+  EXPECT_EQ(c.FindLink("alice", "charlie"), nullptr);
+  EXPECT_EQ(c.FindLinkByName("bob-charlie"), &c.links[1]);
+  EXPECT_THAT(c.Neighbours("bob"), ElementsAre("alice", "charlie"));
+  EXPECT_THAT(c.Neighbours("alice"), ElementsAre("bob"));
+  EXPECT_TRUE(c.Neighbours("dave").empty());
+}
+
+TEST(NetworkConfigTest, LinkDefaultsFollowTheFirstNodeNamed) {
+  auto c = ParseNetworkConfig(R"(network: n
+nodes: [{name: a, hardware: ideal}, {name: b, hardware: nv}]
+links: [{between: [b, a], length_km: 1}]
+)",
+                              "flow.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->links[0].name, "b-a");
+  EXPECT_EQ(c->links[0].scheme, physical::FindPreset("nv")->link.scheme);
+  EXPECT_EQ(c->links[0].attenuation_db_per_km, physical::FindPreset("nv")->link.attenuation_db_per_km);
+}
+
+TEST(NetworkConfigTest, OptionalPartsMayBeOmitted) {
+  auto c = ParseNetworkConfig("network: solo\nnodes:\n  - name: a\n    hardware: ideal\n    t1_s: .inf\n", "solo.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_FALSE(c->seed.has_value());
+  EXPECT_TRUE(c->links.empty());
+  EXPECT_TRUE(std::isinf(c->nodes[0].hardware.t1_s));
+}
+
+// Parses `text` as "net.yaml" and checks the error starts with "net.yaml:L:C: "
+// and mentions every one of `parts`.
+void ExpectError(const std::string& text, const std::string& position, std::vector<std::string> parts) {
+  auto c = ParseNetworkConfig(text, "net.yaml");
+  ASSERT_FALSE(c.ok()) << "parsed without error:\n" << text;
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument);
+  const std::string message(c.status().message());
+  EXPECT_THAT(message, StartsWith("net.yaml:" + position + ": ")) << text;
+  for (const std::string& p : parts) EXPECT_THAT(message, HasSubstr(p)) << text;
+}
+
+std::string KnownPresets() { return absl::StrJoin(physical::PresetNames(), ", "); }
+
+constexpr char kNodes[] = "network: n\nnodes:\n  - name: a\n    hardware: ideal\n  - name: b\n    hardware: ideal\n";
+
+TEST(NetworkConfigErrorTest, MalformedYaml) {
+  ExpectError("network: n\nnodes: [a, b\n", "3:1", {"not valid YAML"});
+}
+
+TEST(NetworkConfigErrorTest, UnknownKeys) {
+  ExpectError("network: n\nnodez: []\n", "2:1", {"unknown key 'nodez'", "did you mean 'nodes'", "allowed keys: network, seed, nodes, links"});
+  ExpectError("network: n\nnodes:\n  - name: a\n    hardware: ideal\n    qbits: 3\n", "5:5",
+              {"node 'a'", "unknown key 'qbits'", "did you mean 'qubits'", "t1_s", "emission_cycle_time_us"});
+  ExpectError(std::string(kNodes) + "links:\n  - between: [a, b]\n    length_km: 1\n    colour: blue\n", "10:5",
+              {"link #1", "unknown key 'colour'", "allowed keys: between, length_km, scheme"});
+}
+
+TEST(NetworkConfigErrorTest, DuplicateKey) {
+  ExpectError("network: n\nnodes:\n  - name: a\n    hardware: ideal\n    t2_s: 1\n    t2_s: 2\n", "6:5",
+              {"duplicate key 't2_s'", "line 5"});
+}
+
+TEST(NetworkConfigErrorTest, WrongTypes) {
+  ExpectError("network: n\nnodes:\n  - name: a\n    hardware: ideal\n    qubits: four\n", "5:13",
+              {"qubits must be an integer", "'four'"});
+  ExpectError("network: n\nnodes:\n  - name: a\n    hardware: ideal\n    qubits: 2.5\n", "5:13", {"qubits", "integer"});
+  ExpectError("network: n\nnodes:\n  - name: a\n    hardware: ideal\n    t2_s: [1]\n", "5:11",
+              {"t2_s must be a number", "a list"});
+  ExpectError("network: n\nnodes:\n  - name: a\n    hardware: ideal\n    t2_s:\n", "5:5", {"t2_s must be a number", "nothing"});
+  ExpectError("network: n\nnodes:\n  name: a\n", "3:3", {"nodes must be a non-empty list", "a mapping"});
+  ExpectError("network: n\nnodes:\n  - a\n", "3:5", {"node #1 must be a mapping", "'a'"});
+  ExpectError("- a\n- b\n", "1:1", {"the network file must be a mapping", "a list"});
+  ExpectError(std::string(kNodes) + "links:\n  - between: a\n    length_km: 1\n", "8:14",
+              {"between must be a list of two node names", "'a'"});
+  ExpectError(std::string(kNodes) + "links:\n  - between: [a, b, a]\n    length_km: 1\n", "8:14",
+              {"between must be a list of two node names", "3 entries"});
+  ExpectError(std::string(kNodes) + "links: {a: b}\n", "7:8", {"links must be a list", "a mapping"});
+  ExpectError("network: n\nseed: -3\nnodes: [{name: a, hardware: ideal}]\n", "2:7", {"seed must be an integer in [0, 2^64)", "'-3'"});
+}
+
+TEST(NetworkConfigErrorTest, ValuesOutOfRange) {
+  ExpectError(std::string(kNodes) + "links:\n  - between: [a, b]\n    length_km: 1\n    visibility: 1.5\n", "10:17",
+              {"link a-b", "visibility = 1.5 is outside [0, 1]"});
+  ExpectError(std::string(kNodes) + "links:\n  - between: [a, b]\n    length_km: -2\n", "9:16",
+              {"link a-b", "length_km = -2", ">= 0"});
+  ExpectError("network: n\nnodes:\n  - name: a\n    hardware: ideal\n    qubits: 0\n", "5:13",
+              {"node 'a'", "qubits = 0 is outside [1, 1000]"});
+  ExpectError("network: n\nnodes:\n  - name: a\n    hardware: ideal\n    emission_efficiency: 2\n", "5:26",
+              {"emission_efficiency = 2 is outside [0, 1]"});
+  ExpectError("network: n\nnodes:\n  - name: a\n    hardware: ideal\n    t1_s: -1\n", "5:11", {"t1_s = -1 must be > 0"});
+  ExpectError("network: n\nnodes:\n  - name: a\n    hardware: ideal\n    measurement_time_us: -1\n", "5:26",
+              {"measurement_time_us = -1"});
+  ExpectError("network: n\nnodes:\n  - name: a\n    hardware: ideal\n    t2_s: .nan\n", "5:11", {"t2_s", "NaN"});
+  // T2 may not exceed 2 T1 (here T1 = 1 s overrides the preset's infinite T1).
+  ExpectError("network: n\nnodes:\n  - name: a\n    hardware: ideal\n    t1_s: 1\n    t2_s: 3\n", "6:11",
+              {"t2_s = 3 exceeds 2 * t1_s = 2"});
+  ExpectError("network: n\nnodes:\n  - name: a\n    hardware: nv\n    t2_s: 8000\n", "5:11", {"t2_s = 8000", "preset 'nv'"});
+  ExpectError(std::string(kNodes) + "links:\n  - between: [a, b]\n    length_km: 1\n    scheme: triple-click\n", "10:13",
+              {"unknown scheme 'triple-click'", "single-click or double-click"});
+}
+
+TEST(NetworkConfigErrorTest, UnknownPreset) {
+  ExpectError("network: n\nnodes:\n  - name: a\n    hardware: nvv\n", "4:15",
+              {"node 'a'", "unknown hardware preset 'nvv'", "known presets: " + KnownPresets()});
+}
+
+TEST(NetworkConfigErrorTest, DuplicateNodeName) {
+  ExpectError("network: n\nnodes:\n  - name: a\n    hardware: ideal\n  - name: a\n    hardware: nv\n", "5:11",
+              {"duplicate node name 'a'", "line 3"});
+}
+
+TEST(NetworkConfigErrorTest, InvalidName) {
+  ExpectError("network: n\nnodes:\n  - name: 'a b'\n    hardware: ideal\n", "3:11", {"name 'a b' is not a valid name"});
+}
+
+TEST(NetworkConfigErrorTest, LinkToUnknownNode) {
+  ExpectError(std::string(kNodes) + "links:\n  - between: [a, zed]\n    length_km: 1\n", "8:18",
+              {"unknown node 'zed'", "nodes in this file: a, b"});
+}
+
+TEST(NetworkConfigErrorTest, SelfLink) {
+  ExpectError(std::string(kNodes) + "links:\n  - between: [a, a]\n    length_km: 1\n", "8:14", {"links node 'a' to itself"});
+}
+
+TEST(NetworkConfigErrorTest, DuplicateLink) {
+  ExpectError(std::string(kNodes) + "links:\n  - between: [a, b]\n    length_km: 1\n  - between: [b, a]\n    length_km: 2\n",
+              "10:14", {"link #2", "duplicate link between 'b' and 'a'", "line 8"});
+}
+
+TEST(NetworkConfigErrorTest, CollidingLinkNames) {
+  ExpectError("network: n\nnodes: [{name: a, hardware: ideal}, {name: b-c, hardware: ideal}, {name: a-b, hardware: ideal},"
+              " {name: c, hardware: ideal}]\nlinks:\n  - between: [a, b-c]\n    length_km: 1\n"
+              "  - between: [a-b, c]\n    length_km: 1\n",
+              "6:14", {"'a-b-c' is already taken"});
+}
+
+TEST(NetworkConfigErrorTest, MissingRequiredKeys) {
+  ExpectError("nodes: [{name: a, hardware: ideal}]\n", "1:1", {"missing required key 'network'"});
+  ExpectError("network: n\n", "1:1", {"missing required key 'nodes'"});
+  ExpectError("network: n\nnodes:\n  - hardware: ideal\n", "3:5", {"node #1", "missing required key 'name'"});
+  ExpectError("network: n\nnodes:\n  - name: a\n", "3:5", {"node 'a'", "missing required key 'hardware'", KnownPresets()});
+  ExpectError(std::string(kNodes) + "links:\n  - between: [a, b]\n", "8:5", {"link a-b", "missing required key 'length_km'"});
+  ExpectError(std::string(kNodes) + "links:\n  - length_km: 3\n", "8:5", {"link #1", "missing required key 'between'"});
+}
+
+TEST(NetworkConfigErrorTest, EmptyAndMultiDocumentFiles) {
+  ExpectError("", "1:1", {"the file is empty"});
+  ExpectError("# only a comment\n", "1:1", {"the file is empty"});
+  ExpectError(std::string(kNodes) + "---\nnetwork: m\n", "8:1", {"one YAML document"});
+}
+
+TEST(NetworkConfigTest, LoadNetworkFileNamesThePath) {
+  auto missing = LoadNetworkFile("/nonexistent/dir/net.yaml");
+  ASSERT_FALSE(missing.ok());
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(std::string(missing.status().message()), HasSubstr("/nonexistent/dir/net.yaml"));
+
+  const std::filesystem::path path =
+      std::filesystem::temp_directory_path() / ("qnet_config_test_" + std::to_string(::getpid()) + ".yaml");
+  {
+    std::ofstream out(path);
+    out << "network: n\nnodes:\n  - name: a\n    hardware: ideal\n    qubits: -1\n";
+  }
+  auto bad = LoadNetworkFile(path.string());
+  std::filesystem::remove(path);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(std::string(bad.status().message()), StartsWith(path.string() + ":5:13: "));
+}
+
+}  // namespace
+}  // namespace qnet::config
