@@ -1,0 +1,399 @@
+#include "physical/physical_layer.h"
+
+#include <algorithm>
+#include <cmath>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "core/status.h"
+
+namespace qnet::physical {
+namespace {
+
+absl::Status FromWire(int32_t code, const std::string& message) {
+  if (code <= 0 || code > static_cast<int32_t>(absl::StatusCode::kUnauthenticated)) {
+    return absl::UnknownError(message);
+  }
+  return absl::Status(static_cast<absl::StatusCode>(code), message);
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<PhysicalLayer>> PhysicalLayer::Create(NodeContext& context,
+                                                                      QuantumDevice& device,
+                                                                      StateBackend& backend,
+                                                                      NodeHardware hardware,
+                                                                      std::vector<PhysicalLink> links) {
+  std::unique_ptr<PhysicalLayer> layer(new PhysicalLayer(context, device, backend, std::move(hardware)));
+  const std::string& self = context.node_name();
+  absl::flat_hash_set<std::string> neighbours;
+  for (PhysicalLink& link : links) {
+    const LinkPhysics& p = link.physics;
+    if (p.name.empty()) return absl::InvalidArgumentError(absl::StrCat("a link of node ", self, " has no name"));
+    if (p.node_a == p.node_b || (p.node_a != self && p.node_b != self)) {
+      return absl::InvalidArgumentError(absl::StrCat("link ", p.name, " joins '", p.node_a, "' and '", p.node_b,
+                                                     "', so it cannot be a link of node ", self));
+    }
+    if (!(std::isfinite(p.length_km) && p.length_km >= 0.0)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("link ", p.name, ": length_km must be finite and >= 0, got ", p.length_km));
+    }
+    if (!(p.station_fraction >= 0.0 && p.station_fraction <= 1.0)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "link ", p.name, ": station_fraction must lie in [0, 1], got ", p.station_fraction));
+    }
+    if (layer->links_.contains(p.name)) {
+      return absl::InvalidArgumentError(absl::StrCat("node ", self, " has two links named ", p.name));
+    }
+    auto state = std::make_unique<LinkState>();
+    state->is_station_host = p.node_a == self;
+    state->far_end = state->is_station_host ? p.node_b : p.node_a;
+    if (!neighbours.insert(state->far_end).second) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("node ", self, " has two links to ", state->far_end));
+    }
+    state->to_station = FibreDelay(state->is_station_host ? p.length_a_km() : p.length_b_km());
+    state->link = std::move(link);
+    if (state->is_station_host) {
+      LinkState* raw = state.get();
+      PhysicalLayer* owner = layer.get();
+      state->station = std::make_unique<HeraldingStation>(
+          context, backend, state->link.physics, layer->hardware_, state->link.far_end, state->to_station,
+          [owner, raw](const HeraldingStation::Outcome& outcome) { owner->OnStationOutcome(*raw, outcome); });
+    }
+    const std::string name = state->link.physics.name;
+    layer->links_.emplace(name, std::move(state));
+  }
+  return layer;
+}
+
+PhysicalLayer::PhysicalLayer(NodeContext& context, QuantumDevice& device, StateBackend& backend,
+                             NodeHardware hardware)
+    : context_(context), device_(device), backend_(backend), hardware_(std::move(hardware)) {}
+
+PhysicalLayer::~PhysicalLayer() {
+  for (auto& [name, link] : links_) {
+    for (auto& [id, generation] : link->generations) {
+      if (generation.delivery_timer != kNoTimer) context_.CancelTimer(generation.delivery_timer);
+    }
+  }
+}
+
+size_t PhysicalLayer::active_generations() const {
+  size_t n = 0;
+  for (const auto& [name, link] : links_) n += link->generations.size();
+  return n;
+}
+
+void PhysicalLayer::Send(const LinkState& link, v1::PhysicalMessage message) {
+  message.set_link(link.link.physics.name);
+  v1::PeerMessage envelope;
+  *envelope.mutable_physical() = std::move(message);
+  context_.SendToNeighbour(link.far_end, std::move(envelope));
+}
+
+void PhysicalLayer::NoteEnded(LinkState& link, uint64_t generation_id, const absl::Status& why,
+                              bool started_here) {
+  auto [it, inserted] = link.ended.try_emplace(generation_id, Ended{why, started_here});
+  if (!inserted) {
+    it->second.started_here = it->second.started_here || started_here;
+    return;
+  }
+  link.ended_order.push_back(generation_id);
+  if (link.ended_order.size() > kEndedMemory) {
+    link.ended.erase(link.ended_order.front());
+    link.ended_order.pop_front();
+  }
+}
+
+absl::Status PhysicalLayer::StartGeneration(const std::string& link_name, uint64_t generation_id, int slot,
+                                            const GenerationParams& params, GenerationCallback done) {
+  auto found = links_.find(link_name);
+  if (found == links_.end()) {
+    return absl::NotFoundError(absl::StrCat("node ", context_.node_name(), " has no link named '", link_name, "'"));
+  }
+  LinkState& link = *found->second;
+  if (link.generations.contains(generation_id)) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("generation ", generation_id, " is already under way on link ", link_name));
+  }
+  if (auto ended = link.ended.find(generation_id); ended != link.ended.end()) {
+    if (ended->second.started_here) {
+      return absl::AlreadyExistsError(absl::StrCat("generation ", generation_id, " already ran on link ",
+                                                   link_name, "; generation ids must not be reused"));
+    }
+    // The far end ended it before this end started: report how, as the
+    // callback would have.
+    ended->second.started_here = true;
+    GenerationResult result;
+    result.status = ended->second.status;
+    result.slot = slot;
+    std::weak_ptr<bool> alive = alive_;
+    context_.StartTimer(Duration{0}, [this, alive, result, done = std::move(done)]() mutable {
+      if (alive.expired()) return;
+      result.heralded_at = context_.Now();
+      if (done) done(result);
+    });
+    return absl::OkStatus();
+  }
+  QNET_ASSIGN_OR_RETURN(const quantum::QubitId qubit, device_.AwaitHerald(slot));
+  Generation& generation = link.generations[generation_id];
+  generation.id = generation_id;
+  generation.slot = slot;
+  generation.done = std::move(done);
+  generation.qubit = qubit;
+  if (link.is_station_host) {
+    absl::Status ready = link.station->Ready(
+        HeraldingStation::End::kA, generation_id,
+        {.qubit = qubit, .bright_state_alpha = params.bright_state_alpha, .max_attempts = params.max_attempts});
+    if (!ready.ok()) {
+      device_.CancelHerald(slot, qubit);
+      link.generations.erase(generation_id);
+      return ready;
+    }
+  } else {
+    v1::PhysicalMessage message;
+    v1::GenerationReady* r = message.mutable_ready();
+    r->set_generation_id(generation_id);
+    r->set_qubit_id(qubit);
+    r->set_bright_state_alpha(params.bright_state_alpha);
+    r->set_max_attempts(params.max_attempts);
+    Send(link, std::move(message));
+  }
+  return absl::OkStatus();
+}
+
+bool PhysicalLayer::AbortGeneration(const std::string& link_name, uint64_t generation_id) {
+  auto found = links_.find(link_name);
+  if (found == links_.end()) return false;
+  LinkState& link = *found->second;
+  if (!link.generations.contains(generation_id)) return false;
+  if (link.station) link.station->Cancel(generation_id);
+  v1::PhysicalMessage message;
+  message.mutable_abort()->set_generation_id(generation_id);
+  Send(link, std::move(message));
+  NoteEnded(link, generation_id,
+            absl::CancelledError(absl::StrCat("generation ", generation_id, " on link ", link_name, " was aborted at ",
+                                              context_.node_name())),
+            true);
+  Drop(link, generation_id);
+  return true;
+}
+
+void PhysicalLayer::Drop(LinkState& link, uint64_t generation_id) {
+  auto it = link.generations.find(generation_id);
+  if (it == link.generations.end()) return;
+  if (it->second.delivery_timer != kNoTimer) context_.CancelTimer(it->second.delivery_timer);
+  ReleaseQubit(it->second);
+  link.generations.erase(it);
+}
+
+void PhysicalLayer::ReleaseQubit(const Generation& generation) {
+  device_.CancelHerald(generation.slot, generation.qubit);
+  // The id belongs to this generation alone, so discarding it is always
+  // right, and it catches a pair prepared after the slot was freed or reused.
+  backend_.Discard(generation.qubit);
+}
+
+void PhysicalLayer::Finish(LinkState& link, uint64_t generation_id, GenerationResult result) {
+  auto it = link.generations.find(generation_id);
+  if (it == link.generations.end()) return;
+  Generation generation = std::move(it->second);
+  link.generations.erase(it);
+  if (generation.delivery_timer != kNoTimer) context_.CancelTimer(generation.delivery_timer);
+  if (!result.status.ok()) ReleaseQubit(generation);
+  NoteEnded(link, generation_id, result.status, true);
+  result.slot = generation.slot;
+  if (generation.done) generation.done(result);
+}
+
+void PhysicalLayer::OnStationOutcome(LinkState& link, const HeraldingStation::Outcome& outcome) {
+  if (!link.generations.contains(outcome.generation_id)) {
+    // The station only runs generations started here; this cannot happen,
+    // but never leave a prepared pair behind.
+    if (outcome.status.ok()) {
+      backend_.Discard(outcome.qubit_a);
+      backend_.Discard(outcome.qubit_b);
+    }
+    return;
+  }
+  const bool heralded = outcome.status.ok() || absl::IsDeadlineExceeded(outcome.status);
+  v1::PhysicalMessage message;
+  if (heralded) {
+    v1::Herald* h = message.mutable_herald();
+    h->set_generation_id(outcome.generation_id);
+    h->set_success(outcome.status.ok());
+    h->set_bell_state(static_cast<uint32_t>(outcome.label));
+    h->set_attempts(outcome.attempts);
+    h->set_heralded_at_ns(outcome.click_time.time_since_epoch().count());
+    if (outcome.status.ok()) h->set_qubit_id(outcome.qubit_b);
+  } else {
+    v1::StationError* e = message.mutable_station_error();
+    e->set_generation_id(outcome.generation_id);
+    e->set_code(static_cast<int32_t>(outcome.status.code()));
+    e->set_message(std::string(outcome.status.message()));
+  }
+  Send(link, std::move(message));
+  if (heralded) {
+    ScheduleDelivery(link, outcome.generation_id, outcome.status, outcome.label, outcome.attempts,
+                     outcome.click_time);
+  } else {
+    GenerationResult result;
+    result.status = outcome.status;
+    result.heralded_at = context_.Now();
+    Finish(link, outcome.generation_id, std::move(result));
+  }
+}
+
+void PhysicalLayer::ScheduleDelivery(LinkState& link, uint64_t generation_id, absl::Status failure,
+                                     quantum::BellState label, uint64_t attempts, TimePoint click_time) {
+  const TimePoint at = click_time + link.to_station;
+  if (at <= context_.Now()) return Deliver(link, generation_id, failure, label, attempts, click_time);
+  std::weak_ptr<bool> alive = alive_;
+  LinkState* raw = &link;
+  link.generations[generation_id].delivery_timer = context_.StartTimer(
+      at - context_.Now(), [this, alive, raw, generation_id, failure = std::move(failure), label, attempts, click_time] {
+        if (alive.expired()) return;
+        Deliver(*raw, generation_id, failure, label, attempts, click_time);
+      });
+}
+
+void PhysicalLayer::Deliver(LinkState& link, uint64_t generation_id, const absl::Status& failure,
+                            quantum::BellState label, uint64_t attempts, TimePoint click_time) {
+  auto it = link.generations.find(generation_id);
+  if (it == link.generations.end()) return;
+  it->second.delivery_timer = kNoTimer;
+  GenerationResult result;
+  result.heralded_at = context_.Now();
+  result.attempts = attempts;
+  result.status = failure;
+  if (failure.ok()) {
+    const TimePoint emitted_at = click_time - link.to_station;
+    absl::Status bound = device_.BindHerald(it->second.slot, it->second.qubit, emitted_at);
+    if (bound.ok()) {
+      result.label = label;
+      result.emitted_at = emitted_at;
+    } else {
+      // The caller freed (or reused) the slot without aborting the generation.
+      result.status = absl::FailedPreconditionError(absl::StrCat(
+          "the heralded qubit of generation ", generation_id, " on link ", link.link.physics.name,
+          " has no slot to go to: ", bound.message()));
+    }
+  }
+  Finish(link, generation_id, std::move(result));
+}
+
+void PhysicalLayer::OnPhysicalMessage(const std::string& from, const v1::PhysicalMessage& message) {
+  auto found = links_.find(message.link());
+  if (found == links_.end() || found->second->far_end != from) {
+    ++ignored_messages_;
+    return;
+  }
+  LinkState& link = *found->second;
+  switch (message.body_case()) {
+    case v1::PhysicalMessage::kReady: return OnReady(link, message.ready());
+    case v1::PhysicalMessage::kAbort: return OnAbort(link, message.abort().generation_id());
+    case v1::PhysicalMessage::kHerald: return OnHerald(link, message.herald());
+    case v1::PhysicalMessage::kStationError: return OnStationError(link, message.station_error());
+    case v1::PhysicalMessage::BODY_NOT_SET: break;
+  }
+  ++ignored_messages_;
+}
+
+void PhysicalLayer::OnReady(LinkState& link, const v1::GenerationReady& ready) {
+  if (!link.is_station_host || link.ended.contains(ready.generation_id())) {
+    ++ignored_messages_;
+    return;
+  }
+  absl::Status accepted = link.station->Ready(HeraldingStation::End::kB, ready.generation_id(),
+                                              {.qubit = ready.qubit_id(),
+                                               .bright_state_alpha = ready.bright_state_alpha(),
+                                               .max_attempts = ready.max_attempts()});
+  if (!accepted.ok()) ++ignored_messages_;
+}
+
+void PhysicalLayer::OnAbort(LinkState& link, uint64_t generation_id) {
+  if (link.station) link.station->Cancel(generation_id);
+  absl::Status why = absl::CancelledError(absl::StrCat("generation ", generation_id, " on link ",
+                                                       link.link.physics.name, " was aborted by ", link.far_end));
+  if (link.generations.contains(generation_id)) {
+    GenerationResult result;
+    result.status = std::move(why);
+    result.heralded_at = context_.Now();
+    return Finish(link, generation_id, std::move(result));
+  }
+  // Aborted before this end started it (or after it ended here: then the
+  // earlier ending stands).
+  NoteEnded(link, generation_id, why, false);
+}
+
+void PhysicalLayer::OnHerald(LinkState& link, const v1::Herald& herald) {
+  if (link.is_station_host) {
+    ++ignored_messages_;
+    return;
+  }
+  const uint64_t id = herald.generation_id();
+  // Where the pair's state lives (the station host), for a later fetch.
+  if (herald.success()) backend_.NoteHeldBy(herald.qubit_id(), link.link.physics.node_a);
+  auto it = link.generations.find(id);
+  const bool expected = it != link.generations.end() && it->second.delivery_timer == kNoTimer &&
+                        (!herald.success() || it->second.qubit == herald.qubit_id());
+  if (!expected) {
+    // This end stopped waiting (it aborted, the link went down) while the
+    // station heralded: the qubit it prepared for us is nobody's.
+    const bool ours = it != link.generations.end() && it->second.qubit == herald.qubit_id();
+    if (herald.success() && !ours) backend_.Discard(herald.qubit_id());
+    ++ignored_messages_;
+    return;
+  }
+  if (herald.bell_state() > 3) {
+    GenerationResult result;
+    result.status = absl::InternalError(absl::StrCat("herald for generation ", id, " on link ",
+                                                     link.link.physics.name, " names Bell state ",
+                                                     herald.bell_state(), ", which does not exist"));
+    result.heralded_at = context_.Now();
+    return Finish(link, id, std::move(result));
+  }
+  absl::Status failure =
+      herald.success() ? absl::OkStatus()
+                       : absl::DeadlineExceededError(absl::StrCat("no heralded success in ", herald.attempts(),
+                                                                  " attempts on link ", link.link.physics.name));
+  // The host sends early so that the herald arrives when the station's own
+  // signal would; if it could not, act no earlier than that time.
+  ScheduleDelivery(link, id, std::move(failure), static_cast<quantum::BellState>(herald.bell_state()),
+                   herald.attempts(), TimePoint(Duration(herald.heralded_at_ns())));
+}
+
+void PhysicalLayer::OnStationError(LinkState& link, const v1::StationError& error) {
+  if (link.is_station_host) {
+    ++ignored_messages_;
+    return;
+  }
+  absl::Status why = FromWire(error.code(), error.message());
+  if (link.generations.contains(error.generation_id())) {
+    GenerationResult result;
+    result.status = std::move(why);
+    result.heralded_at = context_.Now();
+    return Finish(link, error.generation_id(), std::move(result));
+  }
+  NoteEnded(link, error.generation_id(), why, false);
+}
+
+void PhysicalLayer::OnNeighbourDown(const std::string& neighbour) {
+  for (auto& [name, link] : links_) {
+    if (link->far_end != neighbour) continue;
+    if (link->station) link->station->CancelAll();
+    std::vector<uint64_t> ids;
+    for (const auto& [id, generation] : link->generations) ids.push_back(id);
+    std::sort(ids.begin(), ids.end());  // callbacks in a deterministic order
+    for (uint64_t id : ids) {
+      GenerationResult result;
+      result.status = absl::UnavailableError(
+          absl::StrCat("link ", name, " to ", neighbour, " went down during generation ", id));
+      result.heralded_at = context_.Now();
+      Finish(*link, id, std::move(result));
+    }
+  }
+}
+
+}  // namespace qnet::physical
