@@ -1,0 +1,311 @@
+// The link layer of one node: the entanglement-generation service over each
+// of its links (see link_service.h for the service itself), modelled on the
+// QIA link layer (Dahlberg et al., SIGCOMM 2019).
+//
+// Protocol, per link:
+// - Distributed queue with one master, the link's node_a (which also hosts
+//   the heralding station). A request made at either end is first submitted
+//   to the other end, which accepts it (it has a receiver for the purpose id)
+//   or refuses it; only then does the master queue it. The master serves the
+//   queue by priority (larger first), FIFO within a priority, alternating
+//   between the two ends' requests at equal priority.
+// - For each generation the master allocates a memory slot, picks a fresh
+//   generation id and the bright-state parameter (the largest alpha whose
+//   calibrated fidelity at delivery meets min_fidelity), starts it on the
+//   physical layer and assigns it to the other end, which allocates a slot
+//   (or answers NO_RESOURCES) and starts it too. Several generations run at
+//   once, up to the smaller end's memory.
+// - Each end tells the other how its generation ended; a pair is delivered
+//   (OK at both ends, same entanglement id) only once both ends succeeded,
+//   so the ends agree on every pair even when heralds are lost. MEASURE pairs
+//   are measured as soon as the herald arrives and handed up once confirmed.
+// - Every protocol message is resent until acknowledged and handled once
+//   (ReliableChannel); a generation whose herald went missing is abandoned
+//   by a watchdog at the master and retried. A request ended at one end
+//   (cancel, timeout, error) is ended at the other with the same error; a
+//   pair one end delivered and the other dropped in that race is EXPIRED.
+// - A neighbour going down fails its requests with PEER_DOWN at this end; a
+//   neighbour seen with a new incarnation restarted, and the KEEP pairs
+//   delivered with it earlier are EXPIRED.
+// Memory: a slot belongs to the link layer from allocation until it is freed
+// or handed up in a KEEP delivery; every other path frees it.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "core/node_context.h"
+#include "core/rng.h"
+#include "link/fidelity_table.h"
+#include "link/link_service.h"
+#include "link/reliable_channel.h"
+#include "physical/physical_layer.h"
+#include "physical/quantum_device.h"
+#include "qnet/v1/link_messages.pb.h"
+
+namespace qnet::link {
+
+struct LinkLayerOptions {
+  // Single-click bright-state parameters to choose from.
+  std::vector<double> alpha_grid = DefaultAlphaGrid();
+  // Floor of the retransmission timeout (it adapts to measured round trips).
+  Duration min_retransmit_timeout = std::chrono::microseconds(100);
+  // A request whose generations fail this many times in a row (lost heralds,
+  // device errors) fails with DEVICE_ERROR instead of retrying forever.
+  uint32_t max_consecutive_failures = 64;
+};
+
+// Counters over the link layer's life (all links), for tests and status.
+struct LinkLayerStats {
+  uint64_t generations_started = 0;  // physical generations started at this end
+  uint64_t generations_failed = 0;   // ended without a pair (either end failed, or abandoned)
+  uint64_t lost_heralds = 0;         // abandoned by the watchdog or the grace timer
+  uint64_t pairs_delivered = 0;
+  uint64_t pairs_expired = 0;
+  uint64_t far_memory_waits = 0;     // master: the far end was out of memory for a while
+};
+
+class LinkLayer {
+ public:
+  // `links`: this node's links with the far ends' hardware (as for the
+  // physical layer). InvalidArgument if a link does not have this node as an
+  // end or two links lead to the same neighbour.
+  static absl::StatusOr<std::unique_ptr<LinkLayer>> Build(NodeContext& context, physical::QuantumDevice& device,
+                                                          physical::PhysicalLayer& physical,
+                                                          physical::NodeHardware hardware,
+                                                          std::vector<physical::PhysicalLink> links,
+                                                          LinkLayerOptions options = {});
+  ~LinkLayer();
+  LinkLayer(const LinkLayer&) = delete;
+  LinkLayer& operator=(const LinkLayer&) = delete;
+
+  // --- The service.
+
+  // Accepts requests from neighbours that carry `purpose_id`; their events
+  // (IncomingRequest, PairDelivered, ...) go to `handler`. AlreadyExists if
+  // the purpose id has a receiver; InvalidArgument for an empty handler.
+  absl::Status RegisterReceiver(uint32_t purpose_id, LinkEventHandler handler);
+  // Later requests for the purpose id are REJECTED; accepted ones go on
+  // reporting to the handler they were accepted with. NotFound if none.
+  absl::Status UnregisterReceiver(uint32_t purpose_id);
+
+  // Asks for entanglement with a neighbour; `handler` gets this request's
+  // events (PairDelivered, PairExpired, then one RequestCompleted or
+  // RequestFailed). Immediate errors: InvalidArgument (not a neighbour,
+  // number 0, min_fidelity outside [0, 1], negative max_time, empty
+  // handler), FailedPrecondition "UNSUPPORTED: ..." (no parameter reaches
+  // min_fidelity), ResourceExhausted "NO_RESOURCES: ..." (an end has no
+  // memory at all), Unavailable "PEER_DOWN: ..." (the neighbour is down).
+  absl::StatusOr<RequestId> Create(const EntanglementRequest& request, LinkEventHandler handler);
+  // Ends a request (originated here or accepted from a neighbour): both
+  // ends' handlers get RequestFailed CANCELLED. NotFound if it is not active.
+  absl::Status Cancel(RequestId request_id);
+
+  // --- Entry points for the node's stack.
+  void OnLinkMessage(const std::string& from, const v1::LinkMessage& message);
+  void OnNeighbourUp(const std::string& neighbour);
+  // Call before the physical layer's OnNeighbourDown.
+  void OnNeighbourDown(const std::string& neighbour);
+
+  // --- Introspection (tests, status reports).
+  size_t active_requests() const { return requests_.size(); }
+  // Memory slots the link layer holds now (generating, measuring or awaiting
+  // the far end's confirmation); KEEP pairs handed up are not counted.
+  int held_slots() const;
+  // Generations under way at this end.
+  size_t active_generations() const;
+  // Reliable messages resent, over all links.
+  uint64_t retransmissions() const;
+  // Messages that named an unknown link or came from the wrong neighbour.
+  uint64_t ignored_messages() const { return ignored_messages_; }
+  uint64_t incarnation() const { return incarnation_; }
+  const LinkLayerStats& stats() const { return stats_; }
+
+ private:
+  struct RequestKey {
+    std::string origin;
+    uint64_t number = 0;
+    bool operator==(const RequestKey&) const = default;
+    template <typename H>
+    friend H AbslHashValue(H h, const RequestKey& k) {
+      return H::combine(std::move(h), k.origin, k.number);
+    }
+  };
+
+  struct LinkState;
+
+  struct Request {
+    RequestId id = 0;
+    RequestKey key;
+    LinkState* link = nullptr;
+    bool originated_here = false;
+    bool accepted = false;  // both ends know it (the master may serve it)
+    EntanglementRequest params;
+    LinkEventHandler handler;
+    double alpha = 0.0;
+    uint32_t delivered = 0;
+    uint32_t in_flight = 0;  // master: generations under way for it
+    uint32_t consecutive_failures = 0;
+    uint64_t queue_order = 0;
+    TimerId deadline = kNoTimer;
+  };
+
+  enum class Own { kRunning, kMeasuring, kReady };
+
+  struct Generation {
+    uint64_t id = 0;
+    RequestId request = 0;
+    int slot = -1;  // -1 once freed or handed up
+    double alpha = 0.0;
+    bool physical_running = false;
+    Own own = Own::kRunning;
+    quantum::BellState label = quantum::BellState::kPhiPlus;
+    TimePoint emitted_at;
+    TimePoint measured_at;
+    int outcome = -1;
+    MeasurementBasis basis = MeasurementBasis::kZ;
+    bool peer_reported = false;
+    v1::LinkGenerationReport peer;
+    TimerId timer = kNoTimer;  // master: watchdog; other end: grace after the peer's success
+  };
+
+  // A delivered pair, kept so that it can be expired later.
+  struct DeliveredPair {
+    RequestId request = 0;
+    LinkEventHandler handler;
+    EntanglementId id;
+    RequestType type = RequestType::kKeep;
+    int slot = -1;
+  };
+
+  struct LinkState {
+    physical::PhysicalLink link;
+    std::string name;
+    std::string peer;
+    bool is_master = false;  // node_a
+    bool peer_down = false;
+    uint64_t peer_incarnation = 0;
+    std::unique_ptr<ReliableChannel> channel;
+    std::unique_ptr<FidelityTable> table;  // built on first use
+    absl::Status table_error;
+    absl::flat_hash_map<RequestKey, RequestId> by_key;
+    absl::flat_hash_map<uint64_t, Generation> generations;
+    // Requests that ended here, for late messages. Bounded.
+    absl::flat_hash_map<RequestKey, v1::LinkErrorCode> ended;
+    std::deque<RequestKey> ended_order;
+    // Non-master: the master's reports that came before its assignment.
+    absl::flat_hash_map<uint64_t, v1::LinkGenerationReport> early_reports;
+    std::deque<uint64_t> early_order;
+    // Pairs delivered on this link, by generation id. Bounded.
+    absl::flat_hash_map<uint64_t, DeliveredPair> delivered;
+    std::deque<uint64_t> delivered_order;
+    // Master only.
+    uint64_t generation_prefix = 0;
+    uint64_t next_generation = 1;
+    uint64_t next_queue_order = 1;
+    int max_in_flight = 1;
+    bool last_served_local = false;
+    TimerId memory_retry = kNoTimer;
+  };
+
+  static constexpr size_t kMemory = 4096;
+
+  LinkLayer(NodeContext& context, physical::QuantumDevice& device, physical::PhysicalLayer& physical,
+            physical::NodeHardware hardware, LinkLayerOptions options);
+
+  LinkState* FindLinkByPeer(const std::string& peer);
+  absl::StatusOr<const FidelityTable*> Table(LinkState& link);
+  Request* FindRequest(RequestId id);
+  Request* FindRequest(LinkState& link, const RequestKey& key);
+  static RequestKey KeyFromWire(const v1::LinkRequestKey& key);
+  static void KeyToWire(const RequestKey& key, v1::LinkRequestKey* out);
+  absl::Status ValidateParams(const EntanglementRequest& request) const;
+  void Send(LinkState& link, v1::LinkMessage message);
+  void NoteEnded(LinkState& link, const RequestKey& key, v1::LinkErrorCode why);
+  void NoteDelivered(LinkState& link, uint64_t generation_id, DeliveredPair pair);
+  void ForgetKeptSlot(int slot);
+
+  // Inbound messages.
+  void OnSubmit(LinkState& link, const v1::LinkRequestSubmit& submit);
+  void OnAccepted(LinkState& link, const v1::LinkRequestAccepted& accepted);
+  void OnAssign(LinkState& link, const v1::LinkGenerationAssign& assign);
+  void OnReport(LinkState& link, const v1::LinkGenerationReport& report);
+  void OnEnded(LinkState& link, const v1::LinkRequestEnded& ended);
+  void Refuse(LinkState& link, const RequestKey& key, LinkError error, const std::string& message);
+
+  // Master scheduling.
+  void Schedule(LinkState& link);
+  void ScheduleAll();
+  Request* PickNext(LinkState& link);
+  void StartMemoryRetry(LinkState& link);
+
+  // Generation lifecycle.
+  absl::Status StartPhysical(LinkState& link, Generation& generation);
+  void OnPhysicalResult(const std::string& link_name, uint64_t generation_id,
+                        const physical::GenerationResult& result);
+  void OnMeasured(const std::string& link_name, uint64_t generation_id, absl::StatusOr<int> outcome);
+  void OnWatchdog(const std::string& link_name, uint64_t generation_id);
+  void OnGrace(const std::string& link_name, uint64_t generation_id);
+  void SendReport(LinkState& link, const Generation& generation);  // success
+  void SendFailure(LinkState& link, uint64_t generation_id, const std::string& message);
+  void TryDeliver(LinkState& link, uint64_t generation_id);
+  // Aborts the physical generation, frees its slot and forgets it.
+  void DropGeneration(LinkState& link, uint64_t generation_id);
+  // A generation that did not produce a pair: accounting at the master
+  // (retry, or end the request for a persistent error).
+  void GenerationFailed(LinkState& link, uint64_t generation_id, const absl::Status& why, bool report,
+                        const v1::LinkGenerationReport* peer_report);
+
+  // Request lifecycle.
+  void EndRequest(RequestId id, LinkError error, const std::string& message, bool notify_peer);
+  void CompleteRequest(RequestId id);
+  void RemoveRequest(Request& request);
+  // Ends everything on the link with PEER_DOWN; `restarted`: the peer lost
+  // its state, so pairs delivered with it expire too.
+  void PeerLost(LinkState& link, const std::string& message, bool restarted);
+  MeasurementBasis ChooseBasis(const Request& request);
+  Duration WatchdogTimeout(const LinkState& link, double alpha) const;
+
+  // Events run after the current protocol step (never inside an API call).
+  struct StepScope;
+  void Emit(const LinkEventHandler& handler, LinkEvent event);
+  void FlushEvents();
+  void FlushLater();
+
+  NodeContext& context_;
+  physical::QuantumDevice& device_;
+  physical::PhysicalLayer& physical_;
+  physical::NodeHardware hardware_;
+  LinkLayerOptions options_;
+  Rng rng_;
+  uint64_t incarnation_ = 0;
+  uint64_t next_request_number_ = 1;
+  RequestId next_request_id_ = 1;
+  std::vector<std::unique_ptr<LinkState>> links_;
+  absl::flat_hash_map<std::string, LinkState*> link_by_name_;
+  absl::flat_hash_map<RequestId, Request> requests_;
+  absl::flat_hash_map<uint32_t, LinkEventHandler> receivers_;
+  // KEEP pairs handed up, by slot, until the slot is seen free or reused.
+  struct KeptPair {
+    std::string link;
+    uint64_t generation = 0;
+    DeliveredPair pair;
+  };
+  absl::flat_hash_map<int, KeptPair> kept_by_slot_;
+  std::deque<std::pair<LinkEventHandler, LinkEvent>> pending_events_;
+  bool flushing_ = false;
+  bool scheduling_ = false;
+  bool schedule_again_ = false;
+  TimerId flush_timer_ = kNoTimer;
+  uint64_t ignored_messages_ = 0;
+  LinkLayerStats stats_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace qnet::link

@@ -1,0 +1,152 @@
+#include "link/reliable_channel.h"
+
+#include <algorithm>
+#include <cmath>
+#include <utility>
+
+namespace qnet::link {
+
+ReliableChannel::ReliableChannel(NodeContext& context, std::string link, std::string peer, uint64_t incarnation,
+                                 Duration initial_timeout, Duration min_timeout)
+    : context_(context),
+      link_(std::move(link)),
+      peer_(std::move(peer)),
+      incarnation_(incarnation),
+      min_timeout_(min_timeout),
+      max_timeout_(std::max(Duration(std::chrono::seconds(10)), initial_timeout)),
+      rto_(std::max(initial_timeout, min_timeout)) {}
+
+ReliableChannel::~ReliableChannel() { ResetForNewPeer(); }
+
+void ReliableChannel::Reset() {
+  for (auto& [seq, o] : outstanding_) context_.CancelTimer(o.timer);
+  outstanding_.clear();
+  ++session_;
+  next_seq_ = 1;
+}
+
+void ReliableChannel::ResetForNewPeer() {
+  Reset();
+  ForgetReceived();
+  peer_session_ = 0;
+}
+
+void ReliableChannel::ForgetReceived() {
+  if (ack_timer_ != kNoTimer) context_.CancelTimer(ack_timer_);
+  ack_timer_ = kNoTimer;
+  pending_acks_.clear();
+  contiguous_ = 0;
+  above_.clear();
+}
+
+void ReliableChannel::Transmit(v1::LinkMessage message) {
+  message.set_link(link_);
+  message.set_incarnation(incarnation_);
+  message.set_session(session_);
+  message.clear_acks();
+  message.set_ack_session(peer_session_);
+  for (uint64_t ack : pending_acks_) message.add_acks(ack);
+  pending_acks_.clear();
+  v1::PeerMessage envelope;
+  *envelope.mutable_link() = std::move(message);
+  context_.SendToNeighbour(peer_, std::move(envelope));
+}
+
+void ReliableChannel::SendReliable(v1::LinkMessage message) {
+  const uint64_t seq = next_seq_++;
+  message.set_seq(seq);
+  Outstanding& o = outstanding_[seq];
+  o.message = message;
+  o.first_sent = context_.Now();
+  o.timeout = rto_;
+  Arm(seq);
+  Transmit(std::move(message));
+}
+
+void ReliableChannel::SendOnce(v1::LinkMessage message) {
+  message.set_seq(0);
+  Transmit(std::move(message));
+}
+
+void ReliableChannel::Arm(uint64_t seq) {
+  Outstanding& o = outstanding_[seq];
+  o.timer = context_.StartTimer(o.timeout, [this, seq] { OnTimeout(seq); });
+}
+
+void ReliableChannel::OnTimeout(uint64_t seq) {
+  auto it = outstanding_.find(seq);
+  if (it == outstanding_.end()) return;
+  Outstanding& o = it->second;
+  o.retransmitted = true;
+  o.timeout = std::min(max_timeout_, o.timeout * 2);
+  ++retransmissions_;
+  Arm(seq);
+  v1::LinkMessage copy = o.message;
+  Transmit(std::move(copy));
+}
+
+void ReliableChannel::RetransmitNow() {
+  for (auto& [seq, o] : outstanding_) {
+    context_.CancelTimer(o.timer);
+    o.retransmitted = true;
+    o.timeout = rto_;
+    Arm(seq);
+    ++retransmissions_;
+    v1::LinkMessage copy = o.message;
+    Transmit(std::move(copy));
+  }
+}
+
+void ReliableChannel::NoteRoundTrip(Duration sample) {
+  const double r = ToSeconds(sample);
+  if (!have_rtt_) {
+    have_rtt_ = true;
+    srtt_s_ = r;
+    rttvar_s_ = r / 2;
+  } else {
+    rttvar_s_ = 0.75 * rttvar_s_ + 0.25 * std::abs(srtt_s_ - r);
+    srtt_s_ = 0.875 * srtt_s_ + 0.125 * r;
+  }
+  rto_ = std::clamp(FromSeconds(srtt_s_ + 4.0 * rttvar_s_), min_timeout_, max_timeout_);
+}
+
+bool ReliableChannel::Receive(const v1::LinkMessage& message) {
+  if (message.session() < peer_session_) return false;  // from before the peer's last reset
+  if (message.session() > peer_session_) {
+    ForgetReceived();
+    peer_session_ = message.session();
+  }
+  // Acks for an earlier session of ours would name seqs now reused.
+  if (message.ack_session() == session_) {
+    for (uint64_t ack : message.acks()) {
+      auto it = outstanding_.find(ack);
+      if (it == outstanding_.end()) continue;
+      // Karn: only first transmissions give an unambiguous round trip.
+      if (!it->second.retransmitted) NoteRoundTrip(context_.Now() - it->second.first_sent);
+      context_.CancelTimer(it->second.timer);
+      outstanding_.erase(it);
+    }
+  }
+  const uint64_t seq = message.seq();
+  if (seq == 0) return message.body_case() != v1::LinkMessage::BODY_NOT_SET;
+  pending_acks_.push_back(seq);
+  if (ack_timer_ == kNoTimer) {
+    ack_timer_ = context_.StartTimer(Duration{0}, [this] {
+      ack_timer_ = kNoTimer;
+      FlushAcks();
+    });
+  }
+  if (seq <= contiguous_ || above_.contains(seq)) return false;
+  above_.insert(seq);
+  while (above_.erase(contiguous_ + 1) > 0) ++contiguous_;
+  return true;
+}
+
+void ReliableChannel::FlushAcks() {
+  if (pending_acks_.empty()) return;
+  v1::LinkMessage ack_only;
+  ack_only.set_seq(0);
+  Transmit(std::move(ack_only));
+}
+
+}  // namespace qnet::link

@@ -1,0 +1,70 @@
+#include "stack/node_stack.h"
+
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "core/status.h"
+
+namespace qnet::stack {
+
+absl::StatusOr<std::unique_ptr<NodeStack>> NodeStack::Build(NodeContext& context, physical::StateBackend& backend,
+                                                            const config::NetworkConfig& config,
+                                                            NodeStackOptions options) {
+  const std::string& self = context.node_name();
+  const config::NodeConfig* node = config.FindNode(self);
+  if (node == nullptr) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("the network file ", config.source, " has no node named '", self, "'"));
+  }
+  std::vector<physical::PhysicalLink> links;
+  for (const physical::LinkPhysics& physics : config.links) {
+    if (physics.node_a != self && physics.node_b != self) continue;
+    const std::string& far = physics.node_a == self ? physics.node_b : physics.node_a;
+    const config::NodeConfig* far_node = config.FindNode(far);
+    if (far_node == nullptr) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("link ", physics.name, " leads to '", far, "', which the network file does not define"));
+    }
+    links.push_back({physics, far_node->hardware});
+  }
+
+  std::unique_ptr<NodeStack> stack(new NodeStack(context));
+  stack->device_ = std::make_unique<physical::SimulatedDevice>(context, backend, node->hardware, node->index);
+  QNET_ASSIGN_OR_RETURN(stack->physical_, physical::PhysicalLayer::Create(context, *stack->device_, backend,
+                                                                           node->hardware, links));
+  QNET_ASSIGN_OR_RETURN(stack->link_, link::LinkLayer::Build(context, *stack->device_, *stack->physical_,
+                                                             node->hardware, std::move(links),
+                                                             std::move(options.link)));
+  return stack;
+}
+
+NodeStack::~NodeStack() {
+  link_.reset();
+  physical_.reset();
+  if (device_ != nullptr) {
+    for (int slot = 0; slot < device_->num_slots(); ++slot) {
+      if (device_->IsAllocated(slot)) (void)device_->Free(slot);
+    }
+  }
+}
+
+void NodeStack::OnPeerMessage(const std::string& from, const v1::PeerMessage& message) {
+  switch (message.layer_case()) {
+    case v1::PeerMessage::kPhysical: return physical_->OnPhysicalMessage(from, message.physical());
+    case v1::PeerMessage::kLink: return link_->OnLinkMessage(from, message.link());
+    case v1::PeerMessage::LAYER_NOT_SET: break;
+  }
+  ++unroutable_messages_;
+}
+
+void NodeStack::OnNeighbourUp(const std::string& neighbour) { link_->OnNeighbourUp(neighbour); }
+
+void NodeStack::OnNeighbourDown(const std::string& neighbour) {
+  // Top-down: the link layer abandons its generations before the physical
+  // layer fails whatever is left.
+  link_->OnNeighbourDown(neighbour);
+  physical_->OnNeighbourDown(neighbour);
+}
+
+}  // namespace qnet::stack
