@@ -1,0 +1,425 @@
+#include "cli/launcher.h"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <deque>
+#include <filesystem>
+#include <fstream>
+#include <future>
+#include <sstream>
+#include <thread>
+
+#include <google/protobuf/empty.pb.h>
+#include <google/protobuf/wrappers.pb.h>
+#include <grpcpp/create_channel.h>
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/impl/codegen/proto_utils.h>
+#include <grpcpp/security/credentials.h>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/strip.h"
+#include "config/network_config.h"
+#include "core/status.h"
+#include "daemon/peer_directory.h"
+
+namespace qnet::cli {
+namespace fs = std::filesystem;
+namespace {
+
+constexpr absl::Duration kPollInterval = absl::Milliseconds(20);
+
+std::string ReadFile(const std::string& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
+}
+
+// The process is alive (not a zombie) and runs a qnetd binary: guards
+// against signalling a recycled pid.
+bool IsLiveQnetd(pid_t pid) {
+  if (pid <= 0 || kill(pid, 0) != 0) return false;
+  std::string stat = ReadFile(absl::StrCat("/proc/", pid, "/stat"));
+  auto close = stat.rfind(')');
+  if (close != std::string::npos && close + 2 < stat.size() && stat[close + 2] == 'Z') return false;
+  std::string cmdline = ReadFile(absl::StrCat("/proc/", pid, "/cmdline"));
+  std::string argv0 = cmdline.substr(0, cmdline.find('\0'));
+  return fs::path(argv0).filename().string().find("qnetd") != std::string::npos;
+}
+
+std::optional<pid_t> ReadPid(const std::string& path) {
+  std::string text(absl::StripAsciiWhitespace(ReadFile(path)));
+  int pid = 0;
+  if (text.empty() || !absl::SimpleAtoi(text, &pid) || pid <= 0) return std::nullopt;
+  return pid;
+}
+
+ProcessExit FromWaitStatus(int status) {
+  ProcessExit exit;
+  if (WIFEXITED(status)) exit.exit_code = WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) exit.signal = WTERMSIG(status);
+  return exit;
+}
+
+}  // namespace
+
+std::string ProcessExit::Describe() const {
+  std::string what = signal != 0 ? absl::StrCat("killed by signal ", signal, " (", strsignal(signal), ")")
+                                 : absl::StrCat("exited with code ", exit_code);
+  if (killed_after_grace) absl::StrAppend(&what, " after ignoring SIGTERM for the grace period");
+  return what;
+}
+
+absl::StatusOr<bool> CheckServing(const std::string& address, absl::Duration timeout) {
+  // grpc.health.v1 messages without their generated code: an empty
+  // HealthCheckRequest is an Empty on the wire, and HealthCheckResponse's
+  // `ServingStatus status = 1` is an Int32Value's `value = 1` (1 = SERVING).
+  using HealthStub = grpc::TemplatedGenericStub<google::protobuf::Empty, google::protobuf::Int32Value>;
+  HealthStub stub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+  google::protobuf::Empty request;
+  google::protobuf::Int32Value response;
+  std::promise<grpc::Status> done;
+  stub.UnaryCall(&context, "/grpc.health.v1.Health/Check", grpc::StubOptions(), &request, &response,
+                 [&done](grpc::Status status) { done.set_value(std::move(status)); });
+  grpc::Status status = done.get_future().get();
+  if (!status.ok()) {
+    return absl::UnavailableError(absl::StrCat("health check of ", address, ": ", status.error_message()));
+  }
+  return response.value() == 1;
+}
+
+std::string LocalNetwork::Path(const std::string& node, const std::string& suffix) const {
+  return (fs::path(state_dir_) / (node + suffix)).string();
+}
+
+std::string LocalNetwork::LogTail(const std::string& node, int lines) const {
+  std::ifstream in(Path(node, ".log"));
+  std::deque<std::string> tail;
+  std::string line;
+  while (std::getline(in, line)) {
+    tail.push_back(line);
+    if (static_cast<int>(tail.size()) > lines) tail.pop_front();
+  }
+  return absl::StrJoin(tail, "\n");
+}
+
+absl::StatusOr<std::unique_ptr<LocalNetwork>> LocalNetwork::Start(LaunchOptions options) {
+  if (options.qnetd_path.empty() || access(options.qnetd_path.c_str(), X_OK) != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("qnetd binary '", options.qnetd_path, "' is not executable"));
+  }
+  auto network = config::LoadNetworkFile(options.network_file);
+  if (!network.ok()) return network.status();
+
+  std::unique_ptr<LocalNetwork> net(new LocalNetwork(options));
+  net->network_name_ = network->name;
+  net->network_file_ = fs::absolute(options.network_file).lexically_normal().string();
+  net->seed_ = options.seed.value_or(network->seed.value_or(1));
+  net->state_dir_ = options.state_dir.empty() ? (fs::path(".qnet") / network->name).string() : options.state_dir;
+  net->epoch_unix_ns_ = absl::ToUnixNanos(absl::Now());
+  std::error_code ec;
+  fs::create_directories(net->state_dir_, ec);
+  if (ec) {
+    return absl::InternalError(absl::StrCat("cannot create state directory ", net->state_dir_, ": ", ec.message()));
+  }
+  for (const config::NodeConfig& node : network->nodes) {
+    if (auto pid = ReadPid(net->Path(node.name, ".pid")); pid && IsLiveQnetd(*pid)) {
+      return absl::AlreadyExistsError(absl::StrCat("network '", network->name, "' is already running from ",
+                                                   net->state_dir_, " (node ", node.name, " is pid ", *pid,
+                                                   "); stop it first (qnetctl down)"));
+    }
+  }
+  for (const config::NodeConfig& node : network->nodes) {
+    for (const char* suffix : {".pid", ".address", ".log"}) fs::remove(net->Path(node.name, suffix), ec);
+    net->order_.push_back(node.name);
+    net->daemons_[node.name].node = node.name;
+  }
+  fs::remove(fs::path(net->state_dir_) / "peers", ec);
+  if (absl::Status s = daemon::WriteFileAtomically(
+          (fs::path(net->state_dir_) / "network").string(),
+          absl::StrCat("name ", net->network_name_, "\nfile ", net->network_file_, "\nepoch_unix_ns ",
+                       net->epoch_unix_ns_, "\n"));
+      !s.ok()) {
+    return s;
+  }
+
+  std::vector<Daemon*> all;
+  for (const std::string& name : net->order_) {
+    Daemon& d = net->daemons_[name];
+    if (absl::Status s = net->Spawn(d, 0); !s.ok()) return s;  // the destructor stops those started
+    all.push_back(&d);
+  }
+  const absl::Time deadline = absl::Now() + options.ready_timeout;
+  if (absl::Status s = net->WaitReady(all, deadline); !s.ok()) return s;
+  // Only a network that came up is left running: a failed launch is always
+  // torn down by the destructor.
+  net->detached_ = options.detached;
+  return net;
+}
+
+LocalNetwork::~LocalNetwork() {
+  if (!detached_) (void)StopAll();
+}
+
+std::vector<std::string> LocalNetwork::nodes() const { return order_; }
+
+absl::StatusOr<std::string> LocalNetwork::Address(const std::string& node) const {
+  auto it = daemons_.find(node);
+  if (it == daemons_.end()) return absl::NotFoundError(absl::StrCat("no node '", node, "' in ", network_name_));
+  if (it->second.pid < 0 || it->second.address.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat("node '", node, "' is not running"));
+  }
+  return it->second.address;
+}
+
+absl::StatusOr<pid_t> LocalNetwork::Pid(const std::string& node) const {
+  auto it = daemons_.find(node);
+  if (it == daemons_.end()) return absl::NotFoundError(absl::StrCat("no node '", node, "' in ", network_name_));
+  if (it->second.pid < 0) return absl::FailedPreconditionError(absl::StrCat("node '", node, "' is not running"));
+  return it->second.pid;
+}
+
+bool LocalNetwork::IsRunning(const std::string& node) {
+  auto it = daemons_.find(node);
+  if (it == daemons_.end() || it->second.pid < 0) return false;
+  return !Reap(it->second).has_value();
+}
+
+absl::Status LocalNetwork::Spawn(Daemon& d, int port) {
+  std::error_code ec;
+  fs::remove(Path(d.node, ".address"), ec);
+  d.address.clear();
+  std::vector<std::string> args = {
+      options_.qnetd_path,
+      "--network", network_file_,
+      "--node", d.node,
+      "--listen", absl::StrCat("127.0.0.1:", port),
+      "--peers", (fs::path(state_dir_) / "peers").string(),
+      "--time-scale", absl::StrCat(options_.time_scale),
+      "--seed", absl::StrCat(seed_),
+      "--epoch-unix-ns", absl::StrCat(epoch_unix_ns_),
+      "--log-level", options_.log_level,
+      "--ready-file", Path(d.node, ".address"),
+  };
+  args.insert(args.end(), options_.extra_args.begin(), options_.extra_args.end());
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+
+  std::string log_path = Path(d.node, ".log");
+  int log_fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (log_fd < 0) return absl::InternalError(absl::StrCat("cannot open ", log_path, ": ", std::strerror(errno)));
+  int null_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+  const pid_t parent = getpid();
+  const bool detached = options_.detached;
+  pid_t pid = fork();
+  if (pid < 0) {
+    int err = errno;
+    close(log_fd);
+    if (null_fd >= 0) close(null_fd);
+    return absl::InternalError(absl::StrCat("fork: ", std::strerror(err)));
+  }
+  if (pid == 0) {
+    // Child: only async-signal-safe calls until exec.
+    if (!detached) {
+      prctl(PR_SET_PDEATHSIG, SIGTERM);
+      if (getppid() != parent) _exit(1);
+    }
+    setsid();  // away from the terminal's Ctrl-C; `down` or the parent stops it
+    if (null_fd >= 0) dup2(null_fd, 0);
+    dup2(log_fd, 1);
+    dup2(log_fd, 2);
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, nullptr);
+    execv(argv[0], argv.data());
+    static const char kMsg[] = "launcher: exec of qnetd failed\n";
+    (void)!write(2, kMsg, sizeof(kMsg) - 1);
+    _exit(127);
+  }
+  close(log_fd);
+  if (null_fd >= 0) close(null_fd);
+  d.pid = pid;
+  return daemon::WriteFileAtomically(Path(d.node, ".pid"), absl::StrCat(pid, "\n"));
+}
+
+std::optional<ProcessExit> LocalNetwork::Reap(Daemon& d) {
+  if (d.pid < 0) return ProcessExit{};
+  int status = 0;
+  pid_t r = waitpid(d.pid, &status, WNOHANG);
+  if (r == 0) return std::nullopt;
+  ProcessExit exit = r == d.pid ? FromWaitStatus(status) : ProcessExit{};
+  d.pid = -1;
+  std::error_code ec;
+  fs::remove(Path(d.node, ".pid"), ec);
+  return exit;
+}
+
+absl::Status LocalNetwork::WritePeers() {
+  daemon::PeerAddresses peers;
+  for (const auto& [name, d] : daemons_) {
+    if (!d.address.empty()) peers[name] = d.address;
+  }
+  return daemon::WritePeersFile((fs::path(state_dir_) / "peers").string(), peers);
+}
+
+absl::Status LocalNetwork::WaitReady(const std::vector<Daemon*>& which, absl::Time deadline) {
+  // Phase 1: every daemon has bound its port; then the peers file can be
+  // written. Phase 2: every daemon answers SERVING.
+  for (int phase = 1; phase <= 2; ++phase) {
+    std::vector<Daemon*> waiting = which;
+    while (!waiting.empty()) {
+      for (auto it = waiting.begin(); it != waiting.end();) {
+        Daemon& d = **it;
+        if (auto exit = Reap(d); exit.has_value()) {
+          return absl::FailedPreconditionError(absl::StrCat("qnetd for node ", d.node, " ", exit->Describe(),
+                                                            " before it was ready; the end of ",
+                                                            Path(d.node, ".log"), ":\n", LogTail(d.node)));
+        }
+        bool ready = false;
+        if (phase == 1) {
+          std::string address(absl::StripAsciiWhitespace(ReadFile(Path(d.node, ".address"))));
+          auto colon = address.rfind(':');
+          if (colon != std::string::npos && absl::SimpleAtoi(address.substr(colon + 1), &d.port)) {
+            d.address = address;
+            ready = true;
+          }
+        } else {
+          auto serving = CheckServing(d.address, absl::Milliseconds(250));
+          ready = serving.ok() && *serving;
+        }
+        it = ready ? waiting.erase(it) : it + 1;
+      }
+      if (waiting.empty()) break;
+      if (absl::Now() > deadline) {
+        std::string names;
+        for (Daemon* d : waiting) absl::StrAppend(&names, names.empty() ? "" : ", ", d->node);
+        return absl::DeadlineExceededError(absl::StrCat(
+            "qnetd for ", names, phase == 1 ? " did not bind its port" : " did not report SERVING",
+            " within ", absl::FormatDuration(options_.ready_timeout), "; the end of ",
+            Path(waiting.front()->node, ".log"), ":\n", LogTail(waiting.front()->node)));
+      }
+      absl::SleepFor(kPollInterval);
+    }
+    if (phase == 1) QNET_RETURN_IF_ERROR(WritePeers());
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<ProcessExit> LocalNetwork::StopNode(const std::string& node, int signal) {
+  auto it = daemons_.find(node);
+  if (it == daemons_.end()) return absl::NotFoundError(absl::StrCat("no node '", node, "' in ", network_name_));
+  Daemon& d = it->second;
+  if (d.pid < 0) return absl::FailedPreconditionError(absl::StrCat("node '", node, "' is not running"));
+  if (auto exit = Reap(d)) return *exit;  // it had already ended
+  kill(d.pid, signal);
+  const absl::Time give_up = absl::Now() + options_.stop_grace;
+  while (absl::Now() < give_up) {
+    if (auto exit = Reap(d)) return *exit;
+    absl::SleepFor(absl::Milliseconds(5));
+  }
+  kill(d.pid, SIGKILL);
+  int status = 0;
+  waitpid(d.pid, &status, 0);
+  ProcessExit exit = FromWaitStatus(status);
+  exit.killed_after_grace = true;
+  d.pid = -1;
+  std::error_code ec;
+  fs::remove(Path(d.node, ".pid"), ec);
+  return exit;
+}
+
+absl::Status LocalNetwork::StartNode(const std::string& node) {
+  auto it = daemons_.find(node);
+  if (it == daemons_.end()) return absl::NotFoundError(absl::StrCat("no node '", node, "' in ", network_name_));
+  Daemon& d = it->second;
+  if (IsRunning(node)) return absl::FailedPreconditionError(absl::StrCat("node '", node, "' is running"));
+  const std::string old_address = d.address;
+  const absl::Time deadline = absl::Now() + options_.ready_timeout;
+  QNET_RETURN_IF_ERROR(Spawn(d, d.port));
+  absl::Status ready = WaitReady({&d}, deadline);
+  if (!ready.ok() && d.pid < 0) {
+    // Most likely the old port was taken meanwhile: any free port will do,
+    // the neighbours find it in the peers file.
+    QNET_RETURN_IF_ERROR(Spawn(d, 0));
+    ready = WaitReady({&d}, deadline);
+  }
+  if (!ready.ok()) {
+    if (d.pid >= 0) (void)StopNode(node, SIGKILL);
+    return ready;
+  }
+  if (d.address != old_address) return WritePeers();
+  return absl::OkStatus();
+}
+
+absl::Status LocalNetwork::StopAll() {
+  for (auto& [name, d] : daemons_) {
+    if (d.pid >= 0 && !Reap(d).has_value()) kill(d.pid, SIGTERM);
+  }
+  std::vector<std::string> problems;
+  const absl::Time give_up = absl::Now() + options_.stop_grace;
+  for (auto& [name, d] : daemons_) {
+    if (d.pid < 0) continue;
+    std::optional<ProcessExit> exit;
+    while (!(exit = Reap(d)).has_value() && absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(5));
+    if (!exit.has_value()) {
+      kill(d.pid, SIGKILL);
+      int status = 0;
+      waitpid(d.pid, &status, 0);
+      exit = FromWaitStatus(status);
+      exit->killed_after_grace = true;
+      d.pid = -1;
+      std::error_code ec;
+      fs::remove(Path(name, ".pid"), ec);
+    }
+    if (!exit->clean()) problems.push_back(absl::StrCat(name, " ", exit->Describe()));
+  }
+  if (!problems.empty()) {
+    return absl::InternalError(absl::StrCat("daemons did not stop cleanly: ", absl::StrJoin(problems, "; ")));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status StopStateDir(const std::string& state_dir, absl::Duration grace) {
+  std::error_code ec;
+  if (!fs::is_directory(state_dir, ec)) {
+    return absl::NotFoundError(absl::StrCat("no state directory ", state_dir, " (is the network running?)"));
+  }
+  std::vector<std::pair<fs::path, pid_t>> running;
+  for (const auto& entry : fs::directory_iterator(state_dir, ec)) {
+    if (entry.path().extension() != ".pid") continue;
+    auto pid = ReadPid(entry.path().string());
+    if (pid && IsLiveQnetd(*pid)) {
+      kill(*pid, SIGTERM);
+      running.emplace_back(entry.path(), *pid);
+    } else {
+      fs::remove(entry.path(), ec);
+    }
+  }
+  const absl::Time give_up = absl::Now() + grace;
+  std::vector<std::string> killed;
+  for (const auto& [path, pid] : running) {
+    while (IsLiveQnetd(pid) && absl::Now() < give_up) absl::SleepFor(absl::Milliseconds(10));
+    if (IsLiveQnetd(pid)) {
+      kill(pid, SIGKILL);
+      killed.push_back(path.stem().string());
+    }
+    fs::remove(path, ec);
+  }
+  if (!killed.empty()) {
+    return absl::DeadlineExceededError(absl::StrCat("killed ", absl::StrJoin(killed, ", "), " with SIGKILL after ",
+                                                    absl::FormatDuration(grace), " (it ignored SIGTERM)"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace qnet::cli

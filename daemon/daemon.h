@@ -1,0 +1,94 @@
+// One qnet daemon, assembled: the event loop that owns the node's protocol
+// state, the links to its neighbours, the distributed state backend, the
+// protocol stack (built through the StackFactory seam), and the gRPC server
+// carrying the Peer, HardwarePlane and Node services plus health checking and
+// reflection. qnetd is a thin main around this; tests run several in one
+// process.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/status/statusor.h"
+#include "daemon/daemon_node_context.h"
+#include "daemon/distributed_state_backend.h"
+#include "daemon/event_loop.h"
+#include "daemon/hardware_plane.h"
+#include "daemon/log.h"
+#include "daemon/peer_directory.h"
+#include "daemon/peer_links.h"
+#include "daemon/stack_factory.h"
+#include "daemon/topology.h"
+#include "qnet/v1/node_service.grpc.pb.h"
+
+namespace qnet::daemon {
+
+struct DaemonOptions {
+  DaemonTopology topology;
+  // The parsed network file handed to the stack factory (may be null).
+  std::shared_ptr<const config::NetworkConfig> network;
+  std::string listen_address = "127.0.0.1:0";  // port 0: any free port
+  std::string peers_file;                      // may be empty
+  PeerAddresses peer_addresses;                // fixed entries, win over the file
+  double time_scale = 1.0;                     // simulated seconds per wall second
+  std::optional<int64_t> epoch_unix_ns;        // simulated time zero (default: start)
+  uint64_t seed = 1;
+  LogLevel log_level = LogLevel::kInfo;
+  StackFactory stack_factory;  // empty: DefaultStackFactory()
+  PeerLinkTiming peer_timing;
+  WallClock::duration move_deadline = std::chrono::seconds(10);
+};
+
+class Daemon {
+ public:
+  // Builds everything, binds the server and starts the loop. Errors name
+  // what to fix (bad topology, address in use, stack factory failure).
+  static absl::StatusOr<std::unique_ptr<Daemon>> Start(DaemonOptions options);
+  ~Daemon();
+  Daemon(const Daemon&) = delete;
+  Daemon& operator=(const Daemon&) = delete;
+
+  // Says Goodbye to the neighbours, finishes RPCs, stops the loop. Blocking,
+  // idempotent; not from the loop thread.
+  void Shutdown();
+
+  const std::string& node() const { return options_.topology.self; }
+  // The address the server is bound to, e.g. "127.0.0.1:41237".
+  const std::string& listen_address() const { return listen_address_; }
+  int port() const { return port_; }
+
+  EventLoop& loop() { return *loop_; }
+  PeerDirectory& directory() { return *directory_; }
+  // Loop thread only.
+  PeerLinks& links() { return *links_; }
+  DistributedStateBackend& backend() { return *backend_; }
+  PeerMessageSink& stack() { return *stack_.sink; }
+  NodeContext& context() { return *context_; }
+  v1::GetStatusResponse Status();
+
+ private:
+  explicit Daemon(DaemonOptions options);
+  absl::Status Init();
+
+  DaemonOptions options_;
+  Logger log_;
+  std::unique_ptr<EventLoop> loop_;
+  std::shared_ptr<CallCounter> calls_;
+  std::unique_ptr<PeerDirectory> directory_;
+  std::unique_ptr<HardwarePlaneClient> hardware_client_;
+  std::unique_ptr<DistributedStateBackend> backend_;
+  std::unique_ptr<PeerLinks> links_;
+  std::unique_ptr<DaemonNodeContext> context_;
+  StackHandle stack_;
+  std::unique_ptr<HardwarePlaneService> hardware_service_;
+  std::unique_ptr<grpc::Service> node_service_;
+  std::unique_ptr<grpc::Server> server_;
+  std::string listen_address_;
+  int port_ = 0;
+  bool shut_down_ = false;
+};
+
+}  // namespace qnet::daemon

@@ -1,0 +1,311 @@
+#include "daemon/distributed_state_backend.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+
+namespace qnet::daemon {
+namespace {
+
+// Fetching for one operation gives up after this many fetches (its qubits
+// keep being taken away by other daemons meanwhile).
+constexpr int kMaxFetchesPerOp = 32;
+
+
+}  // namespace
+
+struct DistributedStateBackend::PendingOp {
+  std::vector<QubitId> qubits;
+  Operation op;
+  absl::flat_hash_set<QubitId> absent;
+  int fetches = 0;
+};
+
+DistributedStateBackend::DistributedStateBackend(EventLoop& loop, const Logger& log, std::string self,
+                                                 std::vector<std::string> nodes, HardwarePlaneTransport& transport)
+    : loop_(loop), log_(log), self_(std::move(self)), nodes_(std::move(nodes)), transport_(transport) {}
+
+std::string DistributedStateBackend::Label(QubitId qubit) const {
+  std::string node = NodeOfQubit(qubit);
+  if (node.empty()) return absl::StrCat(qubit);
+  return absl::StrCat(node, "#", qubit & ((uint64_t{1} << 40) - 1));
+}
+
+std::string DistributedStateBackend::Members(const std::vector<QubitId>& members) const {
+  return absl::StrCat("{", absl::StrJoin(members, ",", [this](std::string* out, QubitId q) {
+                        absl::StrAppend(out, Label(q));
+                      }), "}");
+}
+
+std::string DistributedStateBackend::NodeOfQubit(QubitId qubit) const {
+  uint64_t prefix = qubit >> 40;
+  if (prefix == 0 || prefix > nodes_.size()) return "";
+  return nodes_[prefix - 1];
+}
+
+std::string DistributedStateBackend::Locate(QubitId qubit) const {
+  if (auto it = moved_to_.find(qubit); it != moved_to_.end()) return it->second;
+  if (auto it = held_by_.find(qubit); it != held_by_.end()) return it->second;
+  return NodeOfQubit(qubit);
+}
+
+void DistributedStateBackend::NoteHeldBy(QubitId qubit, const std::string& holder) {
+  if (holder == self_) {
+    held_by_.erase(qubit);
+  } else {
+    held_by_[qubit] = holder;
+  }
+}
+
+void DistributedStateBackend::WithLocalQubits(std::vector<QubitId> qubits, Operation op) {
+  auto pending = std::make_shared<PendingOp>();
+  pending->qubits = std::move(qubits);
+  pending->op = std::move(op);
+  Resolve(std::move(pending));
+}
+
+void DistributedStateBackend::Resolve(std::shared_ptr<PendingOp> op) {
+  // Groups are brought here one at a time: the next missing qubit may well
+  // arrive with the group just fetched.
+  for (QubitId q : op->qubits) {
+    if (system_.Exists(q) || op->absent.contains(q)) continue;
+    if (++op->fetches > kMaxFetchesPerOp) {
+      op->op(absl::AbortedError(absl::StrCat("could not gather qubits ", Members(op->qubits), " on node '", self_,
+                                             "': other daemons kept taking them; try again")));
+      return;
+    }
+    FetchQubit(q, [this, op, q](absl::StatusOr<Found> found) {
+      if (!found.ok()) {
+        op->op(found.status());
+        return;
+      }
+      if (*found == Found::kAbsent) op->absent.insert(q);
+      Resolve(op);
+    });
+    return;
+  }
+  op->op(&system_);
+}
+
+void DistributedStateBackend::FetchQubit(QubitId qubit, FetchDone done) {
+  if (auto it = fetches_.find(qubit); it != fetches_.end()) {
+    it->second.waiters.push_back(std::move(done));
+    return;
+  }
+  std::string holder = Locate(qubit);
+  if (holder.empty() || holder == self_) {
+    done(Found::kAbsent);
+    return;
+  }
+  if (shut_down_) {
+    done(absl::UnavailableError(absl::StrCat("node '", self_, "' is shutting down")));
+    return;
+  }
+  fetches_[qubit].waiters.push_back(std::move(done));
+  Ask(qubit, holder);
+}
+
+void DistributedStateBackend::Ask(QubitId qubit, const std::string& holder) {
+  if (system_.Exists(qubit)) {  // arrived with another member's group meanwhile
+    Complete(qubit, Found::kHere);
+    return;
+  }
+  QNET_LOG(log_, kDebug, "asking %s for the group of qubit %s", holder, Label(qubit));
+  transport_.RequestMove(holder, qubit, [this, qubit, holder](absl::StatusOr<MoveReply> reply) {
+    OnMoveReply(qubit, holder, std::move(reply));
+  });
+}
+
+void DistributedStateBackend::AskLater(QubitId qubit, const std::string& holder) {
+  Fetch& fetch = fetches_[qubit];
+  if (++fetch.hops > kMaxHops) {
+    Complete(qubit, absl::AbortedError(absl::StrCat("gave up fetching qubit ", Label(qubit), " after ", kMaxHops,
+                                                    " redirects (last holder asked: '", holder, "')")));
+    return;
+  }
+  // A chain that bounces means a move is still in transit: back off.
+  int extra = fetch.hops - 4;
+  if (extra < 0) {
+    Ask(qubit, holder);
+    return;
+  }
+  auto delay = std::min<WallClock::duration>(std::chrono::milliseconds(1) * (1 << std::min(extra, 10)),
+                                             std::chrono::milliseconds(200));
+  loop_.StartWallTimer(delay, [this, qubit, holder] {
+    if (fetches_.contains(qubit)) Ask(qubit, holder);
+  });
+}
+
+void DistributedStateBackend::OnMoveReply(QubitId qubit, const std::string& holder,
+                                          absl::StatusOr<MoveReply> reply) {
+  if (!fetches_.contains(qubit)) return;
+  if (!reply.ok()) {
+    QNET_LOG(log_, kWarn, "fetching qubit %s from %s failed: %s", Label(qubit), holder, reply.status().ToString());
+    Complete(qubit, absl::UnavailableError(absl::StrCat("the holder of qubit ", Label(qubit), ", node '", holder,
+                                                        "', is unreachable: ", reply.status().message())));
+    return;
+  }
+  if (reply->group.has_value()) {
+    std::vector<QubitId> members = reply->group->members;
+    absl::Status inserted = system_.InsertGroup(*std::move(reply->group));
+    if (!inserted.ok()) {
+      QNET_LOG(log_, kError, "cannot install group %s from %s: %s", Members(members), holder, inserted.ToString());
+      Complete(qubit, absl::InternalError(absl::StrCat("cannot install the group of qubit ", Label(qubit), " from '",
+                                                       holder, "': ", inserted.message())));
+      return;
+    }
+    for (QubitId m : members) {
+      moved_to_.erase(m);
+      held_by_.erase(m);
+    }
+    QNET_LOG(log_, kDebug, "group %s moved here from %s", Members(members), holder);
+    Complete(qubit, Found::kHere);
+    return;
+  }
+  if (reply->not_found) {
+    held_by_.erase(qubit);
+    Complete(qubit, Found::kAbsent);
+    return;
+  }
+  const std::string& next = reply->moved_to;
+  if (next == self_) {
+    // The holder sent it here. Either it is here by now, or we passed it on
+    // since (follow our own record), or another of our fetches carries it.
+    auto onward = moved_to_.find(qubit);
+    if (system_.Exists(qubit)) {
+      Complete(qubit, Found::kHere);
+    } else if (onward != moved_to_.end() && onward->second != self_) {
+      AskLater(qubit, onward->second);
+    } else if (fetches_.size() > 1) {
+      AskLater(qubit, holder);
+    } else {
+      QNET_LOG(log_, kWarn, "%s says qubit %s moved here, but it never arrived (a cancelled move?)", holder,
+               Label(qubit));
+      Complete(qubit, Found::kAbsent);
+    }
+    return;
+  }
+  held_by_[qubit] = next;
+  AskLater(qubit, next);
+}
+
+void DistributedStateBackend::Complete(QubitId qubit, absl::StatusOr<Found> outcome) {
+  auto node = fetches_.extract(qubit);
+  if (node.empty()) return;
+  Fetch fetch = std::move(node.mapped());
+  // Our own waiting operations first, then the daemons that asked us.
+  for (FetchDone& waiter : fetch.waiters) waiter(outcome);
+  if (fetch.discard_when_done && system_.Exists(qubit)) (void)system_.Remove(qubit);
+  for (auto& [requester, reply] : fetch.queued_requests) HandleMove(qubit, requester, std::move(reply));
+  std::vector<std::function<void()>> deferred;
+  deferred.swap(after_any_fetch_);
+  for (auto& retry : deferred) retry();
+}
+
+void DistributedStateBackend::HandleMove(QubitId qubit, const std::string& requester, MoveReplyFn reply) {
+  if (shut_down_) {
+    reply(absl::UnavailableError(absl::StrCat("node '", self_, "' is shutting down")));
+    return;
+  }
+  if (system_.Exists(qubit)) {
+    absl::StatusOr<quantum::GroupState> group = system_.ExtractGroup(qubit);
+    if (!group.ok()) {
+      reply(group.status());
+      return;
+    }
+    for (QubitId m : group->members) {
+      moved_to_[m] = requester;
+      held_by_.erase(m);
+    }
+    QNET_LOG(log_, kDebug, "moved group %s to %s", Members(group->members), requester);
+    reply(MoveReply{.group = *std::move(group)});
+    return;
+  }
+  if (auto it = fetches_.find(qubit); it != fetches_.end()) {
+    it->second.queued_requests.emplace_back(requester, std::move(reply));
+    return;
+  }
+  if (auto it = moved_to_.find(qubit); it != moved_to_.end()) {
+    reply(MoveReply{.moved_to = it->second});
+    return;
+  }
+  if (!fetches_.empty()) {
+    // Unknown here, but one of our fetches may be bringing its group (as
+    // another member's): decide once that fetch is done.
+    after_any_fetch_.push_back([this, qubit, requester, reply = std::move(reply)]() mutable {
+      HandleMove(qubit, requester, std::move(reply));
+    });
+    return;
+  }
+  reply(MoveReply{.not_found = true});
+}
+
+void DistributedStateBackend::Discard(QubitId qubit) {
+  held_by_.erase(qubit);
+  if (system_.Exists(qubit)) {
+    (void)system_.Remove(qubit);
+    return;
+  }
+  if (auto it = fetches_.find(qubit); it != fetches_.end()) {
+    it->second.discard_when_done = true;
+    return;
+  }
+  std::string holder = Locate(qubit);
+  if (!holder.empty() && holder != self_) transport_.SendDiscard(holder, qubit, 0);
+}
+
+void DistributedStateBackend::HandleDiscard(QubitId qubit, const std::string& requester, uint32_t hops) {
+  if (system_.Exists(qubit)) {
+    (void)system_.Remove(qubit);
+    QNET_LOG(log_, kDebug, "discarded qubit %s for %s", Label(qubit), requester);
+    return;
+  }
+  if (auto it = fetches_.find(qubit); it != fetches_.end()) {
+    it->second.discard_when_done = true;
+    return;
+  }
+  if (auto it = moved_to_.find(qubit); it != moved_to_.end()) {
+    if (it->second != self_ && hops < static_cast<uint32_t>(kMaxHops)) {
+      transport_.SendDiscard(it->second, qubit, hops + 1);
+    }
+    return;
+  }
+  if (!fetches_.empty()) {
+    after_any_fetch_.push_back([this, qubit, requester, hops] { HandleDiscard(qubit, requester, hops); });
+  }
+}
+
+void DistributedStateBackend::RestoreGroup(quantum::GroupState group, const std::string& requester) {
+  for (QubitId m : group.members) {
+    if (system_.Exists(m)) {
+      QNET_LOG(log_, kError, "move of group %s to %s was cancelled but qubit %s is here already; dropping it",
+               Members(group.members), requester, Label(m));
+      return;
+    }
+  }
+  std::vector<QubitId> members = group.members;
+  absl::Status inserted = system_.InsertGroup(std::move(group));
+  if (!inserted.ok()) {
+    QNET_LOG(log_, kError, "cannot restore group %s: %s", Members(members), inserted.ToString());
+    return;
+  }
+  for (QubitId m : members) moved_to_.erase(m);
+  QNET_LOG(log_, kWarn, "move of group %s to %s was cancelled in transit; keeping it here", Members(members),
+           requester);
+}
+
+void DistributedStateBackend::Shutdown() {
+  shut_down_ = true;
+  for (auto& [qubit, fetch] : fetches_) {
+    for (auto& [requester, reply] : fetch.queued_requests) {
+      reply(absl::UnavailableError(absl::StrCat("node '", self_, "' is shutting down")));
+    }
+    fetch.queued_requests.clear();
+  }
+  std::vector<std::function<void()>> deferred;
+  deferred.swap(after_any_fetch_);
+  for (auto& retry : deferred) retry();  // HandleMove answers Unavailable now
+}
+
+}  // namespace qnet::daemon

@@ -1,0 +1,127 @@
+// The daemon's physical::StateBackend: simulated quantum state spread over
+// daemons. Each entangled group has exactly one holding daemon. This backend
+// holds a QuantumSystem with the groups this daemon owns; an operation on a
+// qubit held elsewhere first moves the qubit's whole group here over the
+// hardware plane, then runs locally.
+//
+// Where a missing qubit is looked for: where we sent its group last, else
+// the holder named by NoteHeldBy, else the node whose index is the qubit id's
+// prefix (MakeQubitId). A holder asked for a group it has passed on answers
+// with where it went (the requester follows, backing off when the chain
+// bounces while a move is still in transit); a holder that is itself still
+// fetching the group answers once the group has arrived and its own waiting
+// operations ran; one asked about a qubit it knows nothing of while any of
+// its fetches is in flight answers after that fetch (it may bring the
+// qubit's group). So one group is never in two moves at once and exists in
+// exactly one place. If a holder is unreachable the operation gets
+// Unavailable and nothing moves. If a move's RPC is cancelled before the
+// requester received the group, the holder keeps it.
+//
+// Loop thread only, including the Handle* entry points the hardware plane
+// service posts into.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/statusor.h"
+#include "daemon/event_loop.h"
+#include "daemon/log.h"
+#include "physical/state_backend.h"
+#include "quantum/quantum_system.h"
+
+namespace qnet::daemon {
+
+using quantum::QubitId;
+
+// What a holder answers to a move request.
+struct MoveReply {
+  std::optional<quantum::GroupState> group;  // moved to the requester
+  std::string moved_to;                      // or: ask this node instead
+  bool not_found = false;                    // or: exists nowhere we know of
+};
+
+// How the backend reaches other daemons' hardware planes. Results are
+// delivered on the loop, never inside the call.
+class HardwarePlaneTransport {
+ public:
+  virtual ~HardwarePlaneTransport() = default;
+  virtual void RequestMove(const std::string& holder, QubitId qubit,
+                           std::function<void(absl::StatusOr<MoveReply>)> done) = 0;
+  virtual void SendDiscard(const std::string& holder, QubitId qubit, uint32_t hops) = 0;
+};
+
+class DistributedStateBackend final : public physical::StateBackend {
+ public:
+  // `nodes` in network-file order (the node index of qubit ids).
+  DistributedStateBackend(EventLoop& loop, const Logger& log, std::string self, std::vector<std::string> nodes,
+                          HardwarePlaneTransport& transport);
+
+  // physical::StateBackend
+  void WithLocalQubits(std::vector<QubitId> qubits, Operation op) override;
+  void Discard(QubitId qubit) override;
+  void NoteHeldBy(QubitId qubit, const std::string& holder) override;
+
+  // Hardware plane service entry points. `reply` is called exactly once.
+  using MoveReplyFn = std::function<void(absl::StatusOr<MoveReply>)>;
+  void HandleMove(QubitId qubit, const std::string& requester, MoveReplyFn reply);
+  void HandleDiscard(QubitId qubit, const std::string& requester, uint32_t hops);
+  // The move of `group` to `requester` was cancelled before it got there.
+  void RestoreGroup(quantum::GroupState group, const std::string& requester);
+
+  // Answers queued and future move requests with Unavailable.
+  void Shutdown();
+
+  // The groups held here (tests, status).
+  const quantum::QuantumSystem& system() const { return system_; }
+  quantum::QuantumSystem& mutable_system() { return system_; }
+  size_t fetches_in_flight() const { return fetches_.size(); }
+
+  // Upper bound on the hops of one fetch (redirects followed).
+  static constexpr int kMaxHops = 24;
+
+ private:
+  enum class Found { kHere, kAbsent };
+  using FetchDone = std::function<void(absl::StatusOr<Found>)>;
+  struct Fetch {
+    std::vector<FetchDone> waiters;
+    std::vector<std::pair<std::string, MoveReplyFn>> queued_requests;  // (requester, reply)
+    bool discard_when_done = false;
+    int hops = 0;
+  };
+  struct PendingOp;
+
+  std::string NodeOfQubit(QubitId qubit) const;
+  // "alice#7" (node of the id's prefix, counter), for messages.
+  std::string Label(QubitId qubit) const;
+  std::string Members(const std::vector<QubitId>& members) const;
+  std::string Locate(QubitId qubit) const;
+  void Resolve(std::shared_ptr<PendingOp> op);
+  void FetchQubit(QubitId qubit, FetchDone done);
+  void Ask(QubitId qubit, const std::string& holder);
+  void AskLater(QubitId qubit, const std::string& holder);
+  void OnMoveReply(QubitId qubit, const std::string& holder, absl::StatusOr<MoveReply> reply);
+  void Complete(QubitId qubit, absl::StatusOr<Found> outcome);
+
+  EventLoop& loop_;
+  const Logger& log_;
+  const std::string self_;
+  const std::vector<std::string> nodes_;
+  HardwarePlaneTransport& transport_;
+  quantum::QuantumSystem system_;
+  absl::flat_hash_map<QubitId, std::string> moved_to_;  // groups we passed on
+  absl::flat_hash_map<QubitId, std::string> held_by_;   // hints (NoteHeldBy, redirects)
+  absl::flat_hash_map<QubitId, Fetch> fetches_;         // by requested qubit
+  // Requests about qubits unknown here, held until the next fetch completes
+  // (that fetch may bring them).
+  std::vector<std::function<void()>> after_any_fetch_;
+  bool shut_down_ = false;
+};
+
+}  // namespace qnet::daemon

@@ -1,0 +1,99 @@
+#include "daemon/event_loop.h"
+
+#include <cmath>
+
+namespace qnet::daemon {
+
+bool LoopPoster::Post(std::function<void()> fn) {
+  std::lock_guard<std::mutex> lock(mu_);
+  if (io_ == nullptr) return false;
+  boost::asio::post(*io_, std::move(fn));
+  return true;
+}
+
+void LoopPoster::Detach() {
+  std::lock_guard<std::mutex> lock(mu_);
+  io_ = nullptr;
+}
+
+namespace {
+WallClock::time_point EpochOnSteadyClock(WallClock::time_point now, std::optional<int64_t> epoch_unix_ns) {
+  if (!epoch_unix_ns.has_value()) return now;
+  auto unix_now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+      std::chrono::system_clock::now().time_since_epoch());
+  auto since = unix_now - std::chrono::nanoseconds(*epoch_unix_ns);
+  if (since < std::chrono::nanoseconds::zero()) return now;
+  return now - std::chrono::duration_cast<WallClock::duration>(since);
+}
+}  // namespace
+
+EventLoop::EventLoop(double time_scale, std::optional<int64_t> epoch_unix_ns)
+    : time_scale_(time_scale),
+      created_(WallClock::now()),
+      start_(EpochOnSteadyClock(created_, epoch_unix_ns)),
+      poster_(std::make_shared<LoopPoster>(&io_)),
+      work_(std::make_unique<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>>(
+          io_.get_executor())) {}
+
+EventLoop::~EventLoop() {
+  Stop();
+  // Timers must go before the io_context they are bound to.
+  timers_.clear();
+}
+
+void EventLoop::Start() {
+  if (thread_.joinable()) return;
+  std::promise<std::thread::id> started;
+  auto id = started.get_future();
+  thread_ = std::thread([this, &started] {
+    started.set_value(std::this_thread::get_id());
+    io_.run();
+  });
+  thread_id_ = id.get();
+}
+
+void EventLoop::Stop() {
+  poster_->Detach();
+  work_.reset();
+  io_.stop();
+  if (thread_.joinable()) thread_.join();
+}
+
+WallClock::duration EventLoop::ToWall(Duration simulated) const {
+  // Clamp so that "practically never" (e.g. Duration::max()) stays finite.
+  constexpr double kMaxNs = 1e17;  // about three years
+  double ns = static_cast<double>(simulated.count()) / time_scale_;
+  if (!(ns > 0)) return WallClock::duration::zero();
+  ns = std::min(ns, kMaxNs);
+  return std::chrono::duration_cast<WallClock::duration>(std::chrono::nanoseconds(std::llround(ns)));
+}
+
+TimePoint EventLoop::ToSimulated(WallClock::duration since_start) const {
+  double ns = static_cast<double>(std::chrono::duration_cast<std::chrono::nanoseconds>(since_start).count());
+  return TimePoint(Duration(std::llround(ns * time_scale_)));
+}
+
+TimerId EventLoop::StartWallTimer(WallClock::duration after, std::function<void()> fire) {
+  TimerId id = next_timer_++;
+  auto timer = std::make_unique<boost::asio::steady_timer>(io_, after);
+  timer->async_wait([this, id](const boost::system::error_code& ec) {
+    if (ec) return;  // cancelled
+    auto it = timers_.find(id);
+    if (it == timers_.end()) return;  // cancelled after expiry, before this ran
+    std::function<void()> fire_now = std::move(it->second.fire);
+    timers_.erase(it);
+    fire_now();
+  });
+  timers_.emplace(id, Timer{std::move(timer), std::move(fire)});
+  return id;
+}
+
+bool EventLoop::CancelTimer(TimerId id) {
+  auto it = timers_.find(id);
+  if (it == timers_.end()) return false;
+  it->second.timer->cancel();
+  timers_.erase(it);
+  return true;
+}
+
+}  // namespace qnet::daemon

@@ -1,0 +1,232 @@
+#include "daemon/hardware_plane.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace qnet::daemon {
+
+v1::GroupState GroupToProto(const quantum::GroupState& group) {
+  v1::GroupState proto;
+  proto.mutable_members()->Add(group.members.begin(), group.members.end());
+  const auto n = group.rho.rows();
+  proto.mutable_re()->Reserve(static_cast<int>(n * n));
+  proto.mutable_im()->Reserve(static_cast<int>(n * n));
+  for (Eigen::Index r = 0; r < n; ++r) {
+    for (Eigen::Index c = 0; c < n; ++c) {
+      proto.add_re(group.rho(r, c).real());
+      proto.add_im(group.rho(r, c).imag());
+    }
+  }
+  return proto;
+}
+
+absl::StatusOr<quantum::GroupState> GroupFromProto(const v1::GroupState& proto) {
+  const int members = proto.members_size();
+  if (members == 0 || members > 20) {
+    return absl::InvalidArgumentError(absl::StrCat("a moved group has ", members, " members"));
+  }
+  const int64_t dim = int64_t{1} << members;
+  if (proto.re_size() != dim * dim || proto.im_size() != dim * dim) {
+    return absl::InvalidArgumentError(absl::StrCat("a moved group of ", members, " qubits carries ",
+                                                   proto.re_size(), "/", proto.im_size(),
+                                                   " matrix entries, expected ", dim * dim));
+  }
+  quantum::GroupState group;
+  group.members.assign(proto.members().begin(), proto.members().end());
+  group.rho.resize(dim, dim);
+  for (int64_t r = 0; r < dim; ++r) {
+    for (int64_t c = 0; c < dim; ++c) {
+      group.rho(r, c) = {proto.re(static_cast<int>(r * dim + c)), proto.im(static_cast<int>(r * dim + c))};
+    }
+  }
+  return group;
+}
+
+// ---- client ----
+
+struct HardwarePlaneClient::Call {
+  grpc::ClientContext context;
+  v1::MoveGroupRequest move_request;
+  v1::MoveGroupResponse move_response;
+  v1::DiscardQubitRequest discard_request;
+  v1::DiscardQubitResponse discard_response;
+  std::unique_ptr<v1::HardwarePlane::Stub> stub;
+};
+
+HardwarePlaneClient::HardwarePlaneClient(std::string self, PeerDirectory& directory,
+                                         std::shared_ptr<LoopPoster> poster, std::shared_ptr<CallCounter> calls,
+                                         WallClock::duration deadline)
+    : self_(std::move(self)),
+      directory_(directory),
+      poster_(std::move(poster)),
+      calls_(std::move(calls)),
+      deadline_(deadline) {}
+
+void HardwarePlaneClient::Track(grpc::ClientContext* context) {
+  std::lock_guard<std::mutex> lock(mu_);
+  live_.insert(context);
+  if (cancelled_) context->TryCancel();
+}
+
+void HardwarePlaneClient::Untrack(grpc::ClientContext* context) {
+  std::lock_guard<std::mutex> lock(mu_);
+  live_.erase(context);
+}
+
+void HardwarePlaneClient::CancelAll() {
+  std::lock_guard<std::mutex> lock(mu_);
+  cancelled_ = true;
+  for (grpc::ClientContext* context : live_) context->TryCancel();
+}
+
+void HardwarePlaneClient::RequestMove(const std::string& holder, QubitId qubit,
+                                      std::function<void(absl::StatusOr<MoveReply>)> done) {
+  auto channel = directory_.Channel(holder);
+  if (!channel.ok()) {
+    absl::Status error = absl::UnavailableError(channel.status().message());
+    poster_->Post([done = std::move(done), error] { done(error); });
+    return;
+  }
+  auto call = std::make_shared<Call>();
+  call->stub = v1::HardwarePlane::NewStub(*channel);
+  call->context.set_deadline(std::chrono::system_clock::now() + deadline_);
+  call->move_request.set_qubit_id(qubit);
+  call->move_request.set_requester(self_);
+  calls_->Add();
+  Track(&call->context);
+  call->stub->async()->MoveGroup(
+      &call->context, &call->move_request, &call->move_response,
+      [this, call, done = std::move(done), holder](grpc::Status status) mutable {
+        absl::StatusOr<MoveReply> reply;
+        if (!status.ok()) {
+          reply = absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                               absl::StrCat("MoveGroup on '", holder, "': ", status.error_message()));
+        } else {
+          MoveReply r;
+          switch (call->move_response.outcome_case()) {
+            case v1::MoveGroupResponse::kGroup: {
+              auto group = GroupFromProto(call->move_response.group());
+              if (!group.ok()) {
+                reply = group.status();
+                break;
+              }
+              r.group = *std::move(group);
+              reply = std::move(r);
+              break;
+            }
+            case v1::MoveGroupResponse::kMovedTo:
+              r.moved_to = call->move_response.moved_to();
+              reply = std::move(r);
+              break;
+            default:
+              r.not_found = true;
+              reply = std::move(r);
+              break;
+          }
+        }
+        Untrack(&call->context);
+        poster_->Post([done = std::move(done), reply = std::move(reply)]() mutable { done(std::move(reply)); });
+        calls_->Done();
+      });
+}
+
+void HardwarePlaneClient::SendDiscard(const std::string& holder, QubitId qubit, uint32_t hops) {
+  auto channel = directory_.Channel(holder);
+  if (!channel.ok()) return;  // best effort: the qubit's state is simply not traced out
+  auto call = std::make_shared<Call>();
+  call->stub = v1::HardwarePlane::NewStub(*channel);
+  call->context.set_deadline(std::chrono::system_clock::now() + deadline_);
+  call->discard_request.set_qubit_id(qubit);
+  call->discard_request.set_requester(self_);
+  call->discard_request.set_hops(hops);
+  calls_->Add();
+  Track(&call->context);
+  call->stub->async()->DiscardQubit(&call->context, &call->discard_request, &call->discard_response,
+                                    [this, call](grpc::Status) {
+                                      Untrack(&call->context);
+                                      calls_->Done();
+                                    });
+}
+
+// ---- service ----
+
+namespace {
+
+// One MoveGroup call. Shared so that work posted to the loop can outlive
+// neither more nor less than the call: gRPC drops its reference in OnDone.
+class MoveReactor final : public grpc::ServerUnaryReactor, public std::enable_shared_from_this<MoveReactor> {
+ public:
+  MoveReactor(grpc::CallbackServerContext* context, v1::MoveGroupResponse* response,
+              DistributedStateBackend& backend, std::shared_ptr<LoopPoster> poster)
+      : context_(context), response_(response), backend_(backend), poster_(std::move(poster)) {}
+
+  void Start(QubitId qubit, std::string requester) {
+    self_ = shared_from_this();
+    requester_ = requester;
+    auto me = self_;
+    bool posted = poster_->Post([me, qubit, requester] {
+      me->backend_.HandleMove(qubit, requester,
+                              [me](absl::StatusOr<MoveReply> reply) { me->Reply(std::move(reply)); });
+    });
+    if (!posted) Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the daemon is shutting down"));
+  }
+
+  // On the loop.
+  void Reply(absl::StatusOr<MoveReply> reply) {
+    if (!reply.ok()) {
+      Finish(grpc::Status(static_cast<grpc::StatusCode>(reply.status().code()),
+                          std::string(reply.status().message())));
+      return;
+    }
+    if (reply->group.has_value()) {
+      *response_->mutable_group() = GroupToProto(*reply->group);
+      sent_group_ = std::move(reply->group);
+    } else if (!reply->moved_to.empty()) {
+      response_->set_moved_to(reply->moved_to);
+    } else {
+      response_->set_not_found(true);
+    }
+    Finish(grpc::Status::OK);
+  }
+
+  void OnDone() override {
+    if (sent_group_.has_value() && context_->IsCancelled()) {
+      // The requester never got it: the group stays here.
+      auto me = self_;
+      poster_->Post([me] { me->backend_.RestoreGroup(*std::move(me->sent_group_), me->requester_); });
+    }
+    auto keep = std::move(self_);
+  }
+
+ private:
+  grpc::CallbackServerContext* context_;
+  v1::MoveGroupResponse* response_;
+  DistributedStateBackend& backend_;
+  std::shared_ptr<LoopPoster> poster_;
+  std::string requester_;
+  std::optional<quantum::GroupState> sent_group_;
+  std::shared_ptr<MoveReactor> self_;
+};
+
+}  // namespace
+
+grpc::ServerUnaryReactor* HardwarePlaneService::MoveGroup(grpc::CallbackServerContext* context,
+                                                          const v1::MoveGroupRequest* request,
+                                                          v1::MoveGroupResponse* response) {
+  auto reactor = std::make_shared<MoveReactor>(context, response, backend_, poster_);
+  reactor->Start(request->qubit_id(), request->requester());
+  return reactor.get();
+}
+
+grpc::ServerUnaryReactor* HardwarePlaneService::DiscardQubit(grpc::CallbackServerContext* context,
+                                                             const v1::DiscardQubitRequest* request,
+                                                             v1::DiscardQubitResponse* /*response*/) {
+  DistributedStateBackend* backend = &backend_;
+  poster_->Post([backend, qubit = request->qubit_id(), requester = request->requester(), hops = request->hops()] {
+    backend->HandleDiscard(qubit, requester, hops);
+  });
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+}  // namespace qnet::daemon

@@ -1,0 +1,70 @@
+// The hardware plane over gRPC: the HardwarePlane service a daemon serves
+// (posting every request into its event loop, where the
+// DistributedStateBackend answers) and the client transport the backend uses
+// to reach other daemons.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/status/statusor.h"
+#include "daemon/distributed_state_backend.h"
+#include "daemon/event_loop.h"
+#include "daemon/peer_directory.h"
+#include "daemon/peer_stream.h"
+#include "qnet/v1/hardware_service.grpc.pb.h"
+
+namespace qnet::daemon {
+
+v1::GroupState GroupToProto(const quantum::GroupState& group);
+// InvalidArgument if the matrix does not fit the members.
+absl::StatusOr<quantum::GroupState> GroupFromProto(const v1::GroupState& proto);
+
+class HardwarePlaneClient final : public HardwarePlaneTransport {
+ public:
+  // Each move RPC waits at most `deadline` (wall time).
+  HardwarePlaneClient(std::string self, PeerDirectory& directory, std::shared_ptr<LoopPoster> poster,
+                      std::shared_ptr<CallCounter> calls,
+                      WallClock::duration deadline = std::chrono::seconds(10));
+  void RequestMove(const std::string& holder, QubitId qubit,
+                   std::function<void(absl::StatusOr<MoveReply>)> done) override;
+  void SendDiscard(const std::string& holder, QubitId qubit, uint32_t hops) override;
+  // Cancels every call in flight (shutdown); thread-safe.
+  void CancelAll();
+
+ private:
+  struct Call;
+  void Track(grpc::ClientContext* context);
+  void Untrack(grpc::ClientContext* context);
+
+  const std::string self_;
+  PeerDirectory& directory_;
+  std::shared_ptr<LoopPoster> poster_;
+  std::shared_ptr<CallCounter> calls_;
+  const WallClock::duration deadline_;
+  std::mutex mu_;
+  std::set<grpc::ClientContext*> live_;
+  bool cancelled_ = false;
+};
+
+class HardwarePlaneService final : public v1::HardwarePlane::CallbackService {
+ public:
+  HardwarePlaneService(DistributedStateBackend& backend, std::shared_ptr<LoopPoster> poster)
+      : backend_(backend), poster_(std::move(poster)) {}
+
+  grpc::ServerUnaryReactor* MoveGroup(grpc::CallbackServerContext* context, const v1::MoveGroupRequest* request,
+                                      v1::MoveGroupResponse* response) override;
+  grpc::ServerUnaryReactor* DiscardQubit(grpc::CallbackServerContext* context,
+                                         const v1::DiscardQubitRequest* request,
+                                         v1::DiscardQubitResponse* response) override;
+
+ private:
+  DistributedStateBackend& backend_;
+  std::shared_ptr<LoopPoster> poster_;
+};
+
+}  // namespace qnet::daemon

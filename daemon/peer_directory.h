@@ -1,0 +1,61 @@
+// Where the other daemons of the network listen. Addresses come from the
+// peers file (written by the launcher: one "<node> <host:port>" per line, '#'
+// comments) and from fixed entries (--peer flags, tests). The file is re-read
+// whenever it changes, so a launcher can write it after the daemons have
+// bound their ports, and a restarted neighbour's new address is picked up.
+// Thread-safe.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include <grpcpp/channel.h>
+
+#include "absl/status/statusor.h"
+
+namespace qnet::daemon {
+
+using PeerAddresses = std::map<std::string, std::string>;  // node name -> host:port
+
+absl::StatusOr<PeerAddresses> ReadPeersFile(const std::string& path);
+// Writes atomically (temporary file + rename), so readers never see half a file.
+absl::Status WritePeersFile(const std::string& path, const PeerAddresses& peers);
+// Writes `content` to `path` atomically.
+absl::Status WriteFileAtomically(const std::string& path, const std::string& content);
+
+class PeerDirectory {
+ public:
+  // peers_file may be empty (fixed entries only). Fixed entries win.
+  PeerDirectory(std::string peers_file, PeerAddresses fixed);
+
+  // The node's address, or NotFound naming the sources consulted.
+  absl::StatusOr<std::string> Lookup(const std::string& node);
+  void SetFixed(const std::string& node, const std::string& address);
+
+  // A gRPC channel to the node, shared by all users; re-created when the
+  // node's address changes or the channel is failing, so a restarted node is
+  // reached again as soon as the caller retries.
+  absl::StatusOr<std::shared_ptr<grpc::Channel>> Channel(const std::string& node);
+
+ private:
+  void RefreshLocked();
+
+  std::mutex mu_;
+  const std::string peers_file_;
+  PeerAddresses fixed_;
+  PeerAddresses from_file_;
+  int64_t file_mtime_ns_ = -1;
+  int64_t file_size_ = -1;
+  std::string file_error_;
+  struct CachedChannel {
+    std::string address;
+    std::shared_ptr<grpc::Channel> channel;
+  };
+  std::map<std::string, CachedChannel> channels_;
+};
+
+std::shared_ptr<grpc::Channel> MakePeerChannel(const std::string& address);
+
+}  // namespace qnet::daemon

@@ -1,0 +1,420 @@
+#include "daemon/peer_links.h"
+
+#include <algorithm>
+
+#include "absl/strings/str_cat.h"
+
+namespace qnet::daemon {
+namespace {
+
+int64_t UnixNowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+double Seconds(WallClock::duration d) { return std::chrono::duration<double>(d).count(); }
+
+}  // namespace
+
+class PeerLinks::Service final : public v1::Peer::CallbackService {
+ public:
+  explicit Service(PeerLinks& links) : links_(links) {}
+  grpc::ServerBidiReactor<v1::PeerFrame, v1::PeerFrame>* Exchange(grpc::CallbackServerContext* context) override {
+    PeerLinks* links = &links_;
+    return PeerStream::Accept(context, links_.Events(),
+                              [links](PeerStreamPtr stream) { links->OnAccepted(std::move(stream)); });
+  }
+
+ private:
+  PeerLinks& links_;
+};
+
+PeerLinks::PeerLinks(EventLoop& loop, PeerDirectory& directory, const Logger& log, const DaemonTopology& topology,
+                     std::shared_ptr<CallCounter> calls, PeerLinkTiming timing)
+    : loop_(loop),
+      directory_(directory),
+      log_(log),
+      topology_(topology),
+      calls_(std::move(calls)),
+      timing_(timing),
+      service_(std::make_unique<Service>(*this)) {
+  for (const NeighbourLink& link : topology_.neighbours) {
+    Neighbour& n = neighbours_[link.neighbour];
+    n.state.name = link.neighbour;
+    n.state.link = link.link;
+    n.state.we_dial = topology_.self < link.neighbour;
+    n.state.classical_delay = link.classical_delay();
+    n.hold = loop_.ToWall(n.state.classical_delay);
+    n.backoff = timing_.min_redial;
+  }
+}
+
+PeerLinks::~PeerLinks() = default;
+
+grpc::Service* PeerLinks::service() { return service_.get(); }
+
+PeerStreamEvents PeerLinks::Events() {
+  PeerLinks* self = this;
+  return PeerStreamEvents{
+      .poster = loop_.poster(),
+      .on_frame = [self](PeerStreamPtr s, v1::PeerFrame f) { self->OnFrame(std::move(s), std::move(f)); },
+      .on_closed = [self](PeerStreamPtr s, grpc::Status st) { self->OnClosed(std::move(s), std::move(st)); },
+      .calls = calls_,
+  };
+}
+
+PeerLinks::Neighbour* PeerLinks::Find(const std::string& name) {
+  auto it = neighbours_.find(name);
+  return it == neighbours_.end() ? nullptr : &it->second;
+}
+
+PeerLinks::Neighbour* PeerLinks::FindByStream(const PeerStreamPtr& stream) {
+  for (auto& [name, n] : neighbours_) {
+    if (n.stream == stream || n.dialing == stream) return &n;
+  }
+  return nullptr;
+}
+
+v1::PeerFrame PeerLinks::MakeHello() const {
+  v1::PeerFrame frame;
+  v1::Hello* hello = frame.mutable_hello();
+  hello->set_node(topology_.self);
+  hello->set_network(topology_.network);
+  hello->set_protocol_version(kPeerProtocolVersion);
+  return frame;
+}
+
+absl::Status PeerLinks::CheckHello(const v1::Hello& hello, bool from_dialer) const {
+  if (hello.protocol_version() != kPeerProtocolVersion) {
+    return absl::FailedPreconditionError(absl::StrCat("node '", hello.node(), "' speaks peer protocol version ",
+                                                      hello.protocol_version(), ", node '", topology_.self,
+                                                      "' speaks ", kPeerProtocolVersion));
+  }
+  if (hello.network() != topology_.network) {
+    return absl::FailedPreconditionError(absl::StrCat("node '", hello.node(), "' belongs to network '",
+                                                      hello.network(), "', node '", topology_.self,
+                                                      "' to network '", topology_.network, "'"));
+  }
+  if (topology_.FindNeighbour(hello.node()) == nullptr) {
+    return absl::FailedPreconditionError(absl::StrCat("node '", hello.node(), "' is not a neighbour of '",
+                                                      topology_.self, "' in network '", topology_.network, "'"));
+  }
+  if (from_dialer && !(hello.node() < topology_.self)) {
+    return absl::FailedPreconditionError(absl::StrCat("node '", hello.node(), "' dialed '", topology_.self,
+                                                      "', but the node whose name sorts lower dials"));
+  }
+  return absl::OkStatus();
+}
+
+void PeerLinks::Start() {
+  for (auto& [name, n] : neighbours_) {
+    if (n.state.we_dial) Dial(n);
+  }
+}
+
+void PeerLinks::Dial(Neighbour& n) {
+  n.redial_timer = kNoTimer;
+  if (closed_ || n.stream != nullptr || n.dialing != nullptr) return;
+  auto channel = directory_.Channel(n.state.name);
+  if (!channel.ok()) {
+    std::string error(channel.status().message());
+    if (error != n.last_dial_error) QNET_LOG(log_, kDebug, "cannot dial %s yet: %s", n.state.name, error);
+    n.last_dial_error = error;
+    ScheduleRedial(n);
+    return;
+  }
+  QNET_LOG(log_, kDebug, "dialing %s", n.state.name);
+  n.dialing = PeerStream::Dial(*std::move(channel), Events());
+  n.dialing->Send(MakeHello());
+  PeerStreamPtr stream = n.dialing;
+  n.handshake_timer = loop_.StartWallTimer(timing_.handshake_timeout, [this, &n, stream] {
+    n.handshake_timer = kNoTimer;
+    if (n.dialing == stream) {
+      QNET_LOG(log_, kDebug, "no Hello from %s within %.1fs", n.state.name, Seconds(timing_.handshake_timeout));
+      stream->Abort(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "handshake timed out"));
+    }
+  });
+}
+
+void PeerLinks::ScheduleRedial(Neighbour& n) {
+  if (closed_ || !n.state.we_dial || n.redial_timer != kNoTimer || n.dialing != nullptr || n.stream != nullptr) {
+    return;
+  }
+  n.redial_timer = loop_.StartWallTimer(n.backoff, [this, &n] { Dial(n); });
+  n.backoff = std::min(n.backoff * 2, timing_.max_redial);
+}
+
+void PeerLinks::OnAccepted(PeerStreamPtr stream) {
+  if (closed_) {
+    stream->Abort(grpc::Status(grpc::StatusCode::UNAVAILABLE, absl::StrCat("node '", topology_.self,
+                                                                          "' is shutting down")));
+    return;
+  }
+  TimerId timer = loop_.StartWallTimer(timing_.handshake_timeout, [this, stream] {
+    auto it = pending_.find(stream);
+    if (it == pending_.end()) return;
+    pending_.erase(it);
+    stream->Abort(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "no Hello received"));
+  });
+  pending_.emplace(std::move(stream), timer);
+}
+
+void PeerLinks::OnFrame(PeerStreamPtr stream, v1::PeerFrame frame) {
+  if (auto it = pending_.find(stream); it != pending_.end()) {
+    // An accepted stream: its first frame must be the dialer's Hello.
+    loop_.CancelTimer(it->second);
+    pending_.erase(it);
+    if (!frame.has_hello()) {
+      stream->Abort(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "the first frame must be a Hello"));
+      return;
+    }
+    absl::Status ok = CheckHello(frame.hello(), /*from_dialer=*/true);
+    if (!ok.ok()) {
+      QNET_LOG(log_, kWarn, "rejected peer stream: %s", ok.message());
+      stream->Abort(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, std::string(ok.message())));
+      return;
+    }
+    Neighbour& n = *Find(frame.hello().node());
+    stream->Send(MakeHello());
+    if (n.stream != nullptr) {
+      // The neighbour dialed again (it restarted, or its old stream died
+      // without us noticing yet): the new stream replaces the old one.
+      PeerStreamPtr old = std::move(n.stream);
+      MarkDown(n, "it reconnected");
+      old->Abort(grpc::Status(grpc::StatusCode::ABORTED, "replaced by a new stream"));
+    }
+    Establish(n, std::move(stream));
+    return;
+  }
+
+  Neighbour* n = FindByStream(stream);
+  if (n == nullptr) return;  // a stream we already gave up on
+  n->last_heard = WallClock::now();
+  ++n->state.frames_received;
+
+  if (n->dialing == stream) {
+    if (!frame.has_hello()) {
+      QNET_LOG(log_, kWarn, "%s answered without a Hello", n->state.name);
+      stream->Abort(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "expected a Hello"));
+      return;
+    }
+    absl::Status ok = CheckHello(frame.hello(), /*from_dialer=*/false);
+    if (ok.ok() && frame.hello().node() != n->state.name) {
+      ok = absl::FailedPreconditionError(absl::StrCat("dialed '", n->state.name, "' but node '",
+                                                      frame.hello().node(), "' answered"));
+    }
+    if (!ok.ok()) {
+      QNET_LOG(log_, kWarn, "dropping stream to %s: %s", n->state.name, ok.message());
+      stream->Abort(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, std::string(ok.message())));
+      return;
+    }
+    n->dialing = nullptr;
+    Establish(*n, std::move(stream));
+    return;
+  }
+
+  switch (frame.kind_case()) {
+    case v1::PeerFrame::kBatch:
+      ++n->state.batches_received;
+      Receive(*n, *frame.mutable_batch());
+      break;
+    case v1::PeerFrame::kHeartbeat:
+      break;
+    case v1::PeerFrame::kGoodbye:
+      QNET_LOG(log_, kInfo, "%s is leaving: %s", n->state.name, frame.goodbye().reason());
+      break;
+    case v1::PeerFrame::kHello:
+      QNET_LOG(log_, kWarn, "unexpected second Hello from %s ignored", n->state.name);
+      break;
+    case v1::PeerFrame::KIND_NOT_SET:
+      break;
+  }
+}
+
+void PeerLinks::OnClosed(PeerStreamPtr stream, grpc::Status status) {
+  if (auto it = pending_.find(stream); it != pending_.end()) {
+    loop_.CancelTimer(it->second);
+    pending_.erase(it);
+    return;
+  }
+  Neighbour* n = FindByStream(stream);
+  if (n == nullptr) return;
+  if (n->dialing == stream) {
+    n->dialing = nullptr;
+    loop_.CancelTimer(n->handshake_timer);
+    n->handshake_timer = kNoTimer;
+    std::string error = status.error_message();
+    if (error != n->last_dial_error) {
+      QNET_LOG(log_, kDebug, "dial to %s failed: %s", n->state.name, error);
+    }
+    if (status.error_code() == grpc::StatusCode::FAILED_PRECONDITION && error != n->last_dial_error) {
+      // A configuration mismatch will not fix itself quickly: say so loudly.
+      QNET_LOG(log_, kWarn, "%s refused our stream: %s", n->state.name, error);
+    }
+    n->last_dial_error = error;
+    ScheduleRedial(*n);
+    return;
+  }
+  // The established stream ended.
+  std::string why = status.ok() ? std::string("stream closed") : status.error_message();
+  MarkDown(*n, why);
+  ScheduleRedial(*n);
+}
+
+void PeerLinks::Establish(Neighbour& n, PeerStreamPtr stream) {
+  loop_.CancelTimer(n.handshake_timer);
+  n.handshake_timer = kNoTimer;
+  loop_.CancelTimer(n.redial_timer);
+  n.redial_timer = kNoTimer;
+  n.stream = std::move(stream);
+  n.state.connected = true;
+  ++n.state.times_connected;
+  n.backoff = timing_.min_redial;
+  n.last_dial_error.clear();
+  n.last_heard = n.last_sent = WallClock::now();
+  n.keepalive_timer = loop_.StartWallTimer(timing_.heartbeat_interval, [this, &n] { Keepalive(n); });
+  QNET_LOG(log_, kInfo, "link %s to %s is up (%s)", n.state.link, n.state.name,
+           n.stream->dialed() ? "dialed" : "accepted");
+  if (sink_ != nullptr) sink_->OnNeighbourUp(n.state.name);
+}
+
+void PeerLinks::MarkDown(Neighbour& n, const std::string& why) {
+  if (!n.state.connected) return;
+  n.state.connected = false;
+  n.stream = nullptr;
+  loop_.CancelTimer(n.keepalive_timer);
+  n.keepalive_timer = kNoTimer;
+  loop_.CancelTimer(n.inbound_timer);
+  n.inbound_timer = kNoTimer;
+  // Messages still on the wire of a dead link are lost with it.
+  n.state.messages_dropped += n.outbound.size();
+  n.outbound.clear();
+  n.inbound.clear();
+  QNET_LOG(log_, kInfo, "link %s to %s is down: %s", n.state.link, n.state.name, why);
+  if (sink_ != nullptr) sink_->OnNeighbourDown(n.state.name);
+}
+
+void PeerLinks::Keepalive(Neighbour& n) {
+  n.keepalive_timer = kNoTimer;
+  if (!n.state.connected) return;
+  auto now = WallClock::now();
+  if (now - n.last_heard > timing_.silence_limit) {
+    PeerStreamPtr stream = n.stream;
+    MarkDown(n, absl::StrFormat("nothing heard for %.1fs", Seconds(now - n.last_heard)));
+    stream->Abort(grpc::Status(grpc::StatusCode::UNAVAILABLE, "neighbour went silent"));
+    ScheduleRedial(n);
+    return;
+  }
+  if (now - n.last_sent >= timing_.heartbeat_interval) {
+    v1::PeerFrame frame;
+    frame.mutable_heartbeat()->set_sent_unix_ns(UnixNowNs());
+    n.stream->Send(std::move(frame));
+    n.last_sent = now;
+  }
+  n.keepalive_timer = loop_.StartWallTimer(timing_.heartbeat_interval, [this, &n] { Keepalive(n); });
+}
+
+void PeerLinks::Send(const std::string& neighbour, v1::PeerMessage message) {
+  Neighbour* n = Find(neighbour);
+  if (n == nullptr) {
+    QNET_LOG(log_, kWarn, "dropped a message to '%s', which is not a neighbour of %s", neighbour, topology_.self);
+    return;
+  }
+  if (!n->state.connected) {
+    ++n->state.messages_dropped;
+    QNET_LOG(log_, kDebug, "dropped a message to %s: link down", neighbour);
+    return;
+  }
+  v1::PeerEnvelope& envelope = n->outbound.emplace_back();
+  *envelope.mutable_message() = std::move(message);
+  envelope.set_sent_unix_ns(UnixNowNs());
+  if (!n->flush_posted) {
+    n->flush_posted = true;
+    // Everything sent during this loop turn goes out in one frame.
+    loop_.Post([this, n] { Flush(*n); });
+  }
+}
+
+void PeerLinks::Flush(Neighbour& n) {
+  n.flush_posted = false;
+  if (!n.state.connected || n.outbound.empty()) return;
+  v1::PeerFrame frame;
+  auto* envelopes = frame.mutable_batch()->mutable_envelopes();
+  envelopes->Reserve(static_cast<int>(n.outbound.size()));
+  for (auto& e : n.outbound) envelopes->Add(std::move(e));
+  n.state.messages_sent += n.outbound.size();
+  n.outbound.clear();
+  n.stream->Send(std::move(frame));
+  n.last_sent = WallClock::now();
+}
+
+void PeerLinks::Receive(Neighbour& n, v1::PeerBatch& batch) {
+  // Held until sent + classical delay. Send times come from the sender's
+  // wall clock (exact on one host); what is already spent in transit is
+  // taken off the hold, never more than all of it.
+  const auto now = WallClock::now();
+  const int64_t unix_now = UnixNowNs();
+  const int64_t hold_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(n.hold).count();
+  for (auto& envelope : *batch.mutable_envelopes()) {
+    int64_t in_transit = std::clamp<int64_t>(unix_now - envelope.sent_unix_ns(), 0, hold_ns);
+    auto deliver_at = now + std::chrono::duration_cast<WallClock::duration>(
+                                std::chrono::nanoseconds(hold_ns - in_transit));
+    if (!n.inbound.empty()) deliver_at = std::max(deliver_at, n.inbound.back().deliver_at);  // keep order
+    n.inbound.push_back(Held{deliver_at, std::move(*envelope.mutable_message())});
+    ++n.state.messages_received;
+  }
+  DeliverDue(n);
+}
+
+void PeerLinks::DeliverDue(Neighbour& n) {
+  if (n.inbound_timer != kNoTimer) return;  // the timer will deliver
+  while (!n.inbound.empty() && n.state.connected) {
+    auto now = WallClock::now();
+    if (n.inbound.front().deliver_at > now) {
+      n.inbound_timer = loop_.StartWallTimer(n.inbound.front().deliver_at - now, [this, &n] {
+        n.inbound_timer = kNoTimer;
+        DeliverDue(n);
+      });
+      return;
+    }
+    v1::PeerMessage message = std::move(n.inbound.front().message);
+    n.inbound.pop_front();
+    if (sink_ != nullptr) sink_->OnPeerMessage(n.state.name, message);
+  }
+}
+
+void PeerLinks::CloseAll(const std::string& reason) {
+  closed_ = true;
+  for (auto& [name, n] : neighbours_) {
+    loop_.CancelTimer(n.redial_timer);
+    n.redial_timer = kNoTimer;
+    Flush(n);
+    if (n.stream != nullptr) n.stream->Close(reason);
+    if (n.dialing != nullptr) n.dialing->Abort(grpc::Status(grpc::StatusCode::CANCELLED, reason));
+  }
+  for (auto& [stream, timer] : pending_) {
+    loop_.CancelTimer(timer);
+    stream->Abort(grpc::Status(grpc::StatusCode::UNAVAILABLE, reason));
+  }
+  pending_.clear();
+}
+
+void PeerLinks::AbortAll() {
+  for (auto& [name, n] : neighbours_) {
+    if (n.stream != nullptr) n.stream->Abort(grpc::Status(grpc::StatusCode::CANCELLED, "shutting down"));
+    if (n.dialing != nullptr) n.dialing->Abort(grpc::Status(grpc::StatusCode::CANCELLED, "shutting down"));
+  }
+}
+
+std::vector<NeighbourState> PeerLinks::Neighbours() const {
+  std::vector<NeighbourState> out;  // in the network file's link order
+  for (const NeighbourLink& link : topology_.neighbours) out.push_back(neighbours_.at(link.neighbour).state);
+  return out;
+}
+
+bool PeerLinks::IsConnected(const std::string& neighbour) const {
+  auto it = neighbours_.find(neighbour);
+  return it != neighbours_.end() && it->second.state.connected;
+}
+
+}  // namespace qnet::daemon

@@ -1,0 +1,134 @@
+// The daemon's links to its neighbours: one Peer.Exchange stream per
+// neighbour (the node whose name sorts lower dials, with backoff while the
+// neighbour is unreachable), the Hello handshake, batching of outbound
+// protocol messages, heartbeats that notice a silent neighbour within about
+// a second, and emulation of each link's classical delay on the receiving
+// side. It tells the protocol stack OnNeighbourUp/Down and delivers messages
+// to it. All methods except the gRPC service run on the event loop.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "core/node_context.h"
+#include "daemon/event_loop.h"
+#include "daemon/log.h"
+#include "daemon/peer_directory.h"
+#include "daemon/peer_stream.h"
+#include "daemon/topology.h"
+#include "qnet/v1/peer_service.grpc.pb.h"
+
+namespace qnet::daemon {
+
+inline constexpr uint32_t kPeerProtocolVersion = 1;
+
+struct PeerLinkTiming {
+  WallClock::duration heartbeat_interval = std::chrono::milliseconds(200);
+  WallClock::duration silence_limit = std::chrono::milliseconds(1000);  // then the neighbour is down
+  WallClock::duration handshake_timeout = std::chrono::milliseconds(2000);
+  WallClock::duration min_redial = std::chrono::milliseconds(50);
+  WallClock::duration max_redial = std::chrono::milliseconds(500);
+};
+
+struct NeighbourState {
+  std::string name;
+  std::string link;
+  bool connected = false;
+  bool we_dial = false;
+  Duration classical_delay{0};
+  uint64_t messages_sent = 0;
+  uint64_t messages_received = 0;
+  uint64_t messages_dropped = 0;  // sent while the neighbour was down
+  uint64_t frames_received = 0;
+  uint64_t batches_received = 0;  // frames carrying messages
+  uint64_t times_connected = 0;
+};
+
+class PeerLinks {
+ public:
+  PeerLinks(EventLoop& loop, PeerDirectory& directory, const Logger& log, const DaemonTopology& topology,
+            std::shared_ptr<CallCounter> calls, PeerLinkTiming timing = {});
+  ~PeerLinks();
+  PeerLinks(const PeerLinks&) = delete;
+  PeerLinks& operator=(const PeerLinks&) = delete;
+
+  // The Peer gRPC service to register with the daemon's server.
+  grpc::Service* service();
+
+  // Loop thread only from here on.
+  void SetSink(PeerMessageSink* sink) { sink_ = sink; }
+  // Starts dialing the neighbours this node dials.
+  void Start();
+  // Queues `message` for the neighbour; sent in one batch with the others
+  // queued in this loop turn. Dropped (and counted) if the link is down.
+  void Send(const std::string& neighbour, v1::PeerMessage message);
+  // Says Goodbye on every stream, closes them and stops redialing.
+  void CloseAll(const std::string& reason);
+  // Aborts streams still open (after CloseAll had its chance).
+  void AbortAll();
+
+  // In the network file's link order.
+  std::vector<NeighbourState> Neighbours() const;
+  bool IsConnected(const std::string& neighbour) const;
+
+ private:
+  struct Held {
+    WallClock::time_point deliver_at;
+    v1::PeerMessage message;
+  };
+  struct Neighbour {
+    NeighbourState state;
+    WallClock::duration hold{0};        // classical delay in wall time
+    PeerStreamPtr stream;               // established (handshake done)
+    PeerStreamPtr dialing;              // our dial in progress
+    std::vector<v1::PeerEnvelope> outbound;
+    bool flush_posted = false;
+    std::deque<Held> inbound;
+    TimerId inbound_timer = kNoTimer;
+    TimerId keepalive_timer = kNoTimer;
+    TimerId redial_timer = kNoTimer;
+    TimerId handshake_timer = kNoTimer;
+    WallClock::duration backoff{0};
+    WallClock::time_point last_heard;
+    WallClock::time_point last_sent;
+    std::string last_dial_error;
+  };
+  class Service;
+
+  Neighbour* Find(const std::string& name);
+  Neighbour* FindByStream(const PeerStreamPtr& stream);
+  PeerStreamEvents Events();
+  v1::PeerFrame MakeHello() const;
+  absl::Status CheckHello(const v1::Hello& hello, bool from_dialer) const;
+
+  void Dial(Neighbour& n);
+  void ScheduleRedial(Neighbour& n);
+  void OnAccepted(PeerStreamPtr stream);
+  void OnFrame(PeerStreamPtr stream, v1::PeerFrame frame);
+  void OnClosed(PeerStreamPtr stream, grpc::Status status);
+  void Establish(Neighbour& n, PeerStreamPtr stream);
+  void MarkDown(Neighbour& n, const std::string& why);
+  void Flush(Neighbour& n);
+  void Keepalive(Neighbour& n);
+  void Receive(Neighbour& n, v1::PeerBatch& batch);
+  void DeliverDue(Neighbour& n);
+
+  EventLoop& loop_;
+  PeerDirectory& directory_;
+  const Logger& log_;
+  const DaemonTopology& topology_;
+  std::shared_ptr<CallCounter> calls_;
+  const PeerLinkTiming timing_;
+  std::unique_ptr<Service> service_;
+  PeerMessageSink* sink_ = nullptr;
+  std::map<std::string, Neighbour> neighbours_;
+  std::map<PeerStreamPtr, TimerId> pending_;  // accepted, no Hello yet -> handshake timer
+  bool closed_ = false;
+};
+
+}  // namespace qnet::daemon

@@ -1,0 +1,119 @@
+#include "daemon/qnetd_flags.h"
+
+#include <cmath>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+
+namespace qnet::daemon {
+
+std::string QnetdUsage() {
+  return R"(qnetd: the qnet daemon for one node of a quantum network.
+
+Usage: qnetd --network FILE --node NAME [options]
+
+  --network FILE      network file (YAML) describing the nodes and links (required)
+  --node NAME         which node of the network this daemon runs (required)
+  --listen HOST:PORT  gRPC address to serve on (default 127.0.0.1:0). Port 0 picks a
+                      free port; the bound address is printed on stdout and written
+                      to --ready-file.
+  --peers FILE        peers file: one "<node> <host:port>" line per node ('#' starts a
+                      comment), written by the launcher (qnetctl up). Re-read whenever
+                      it changes, so it may appear after the daemon starts.
+  --peer NAME=HOST:PORT
+                      a fixed address for one node (repeatable; wins over --peers)
+  --time-scale S      simulated seconds per wall-clock second (default 1). The stack's
+                      clock is wall time since start x S; a simulated delay d takes
+                      d/S wall time. S < 1 is slow motion (0.001: 1 simulated second
+                      lasts 1000 s), S > 1 runs faster than real time.
+  --epoch-unix-ns T   the simulated clock's zero as a Unix time in nanoseconds, not in
+                      the future (default: when the daemon starts). Daemons given the
+                      same epoch share one simulated time line; the launcher does this.
+  --seed N            run seed (default: the network file's seed, else 1); the
+                      node's randomness is this seed forked by the node name
+  --log-level L       error, warn, info (default) or debug; logs go to stderr
+  --ready-file PATH   once serving, write the bound HOST:PORT (one line) to PATH
+  --help              print this help and exit
+
+The daemon serves the qnet.v1 Peer, HardwarePlane and Node services, gRPC health
+checking (grpc.health.v1) and server reflection. Neighbours are linked by one
+Peer stream each; the node whose name sorts lower dials. SIGTERM or SIGINT shuts
+down cleanly (neighbours are told, streams closed) and exits 0.
+)";
+}
+
+absl::StatusOr<QnetdFlags> ParseQnetdFlags(const std::vector<std::string>& args) {
+  QnetdFlags flags;
+  for (size_t i = 0; i < args.size(); ++i) {
+    std::string arg = args[i];
+    if (arg == "--help" || arg == "-h") {
+      flags.help = true;
+      continue;
+    }
+    if (arg.rfind("--", 0) != 0) {
+      return absl::InvalidArgumentError(absl::StrCat("unexpected argument '", arg, "' (see --help)"));
+    }
+    std::string name = arg;
+    std::string value;
+    if (auto eq = arg.find('='); eq != std::string::npos) {
+      name = arg.substr(0, eq);
+      value = arg.substr(eq + 1);
+    } else {
+      if (i + 1 >= args.size()) return absl::InvalidArgumentError(absl::StrCat(name, " needs a value"));
+      value = args[++i];
+    }
+    if (name == "--network") {
+      flags.network_file = value;
+    } else if (name == "--node") {
+      flags.node = value;
+    } else if (name == "--listen") {
+      if (value.rfind(':') == std::string::npos) {
+        return absl::InvalidArgumentError(absl::StrCat("--listen wants HOST:PORT, got '", value, "'"));
+      }
+      flags.listen = value;
+    } else if (name == "--peers") {
+      flags.peers_file = value;
+    } else if (name == "--peer") {
+      std::vector<std::string> kv = absl::StrSplit(value, absl::MaxSplits('=', 1));
+      if (kv.size() != 2 || kv[0].empty() || kv[1].find(':') == std::string::npos) {
+        return absl::InvalidArgumentError(absl::StrCat("--peer wants NAME=HOST:PORT, got '", value, "'"));
+      }
+      flags.peers[kv[0]] = kv[1];
+    } else if (name == "--time-scale") {
+      double s = 0;
+      if (!absl::SimpleAtod(value, &s) || !(s > 0) || !std::isfinite(s)) {
+        return absl::InvalidArgumentError(absl::StrCat("--time-scale wants a positive number, got '", value, "'"));
+      }
+      flags.time_scale = s;
+    } else if (name == "--epoch-unix-ns") {
+      int64_t epoch = 0;
+      if (!absl::SimpleAtoi(value, &epoch) || epoch < 0) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--epoch-unix-ns wants a Unix time in nanoseconds, got '", value, "'"));
+      }
+      flags.epoch_unix_ns = epoch;
+    } else if (name == "--seed") {
+      uint64_t seed = 0;
+      if (!absl::SimpleAtoi(value, &seed)) {
+        return absl::InvalidArgumentError(absl::StrCat("--seed wants a non-negative integer, got '", value, "'"));
+      }
+      flags.seed = seed;
+    } else if (name == "--log-level") {
+      auto level = ParseLogLevel(value);
+      if (!level.ok()) return level.status();
+      flags.log_level = *level;
+    } else if (name == "--ready-file") {
+      flags.ready_file = value;
+    } else {
+      return absl::InvalidArgumentError(absl::StrCat("unknown flag '", name, "' (see --help)"));
+    }
+  }
+  if (!flags.help) {
+    if (flags.network_file.empty()) return absl::InvalidArgumentError("--network FILE is required (see --help)");
+    if (flags.node.empty()) return absl::InvalidArgumentError("--node NAME is required (see --help)");
+  }
+  return flags;
+}
+
+}  // namespace qnet::daemon

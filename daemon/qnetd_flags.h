@@ -1,0 +1,35 @@
+// qnetd's command line: parsing and the --help text (kept next to each other
+// so the help tells the truth).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "daemon/log.h"
+#include "daemon/peer_directory.h"
+
+namespace qnet::daemon {
+
+struct QnetdFlags {
+  std::string network_file;
+  std::string node;
+  std::string listen = "127.0.0.1:0";
+  std::string peers_file;
+  PeerAddresses peers;  // --peer NAME=HOST:PORT
+  double time_scale = 1.0;
+  std::optional<int64_t> epoch_unix_ns;
+  std::optional<uint64_t> seed;  // default: the network file's seed, else 1
+  LogLevel log_level = LogLevel::kInfo;
+  std::string ready_file;
+  bool help = false;
+};
+
+// Accepts "--flag value" and "--flag=value". InvalidArgument names the
+// offending flag; --network and --node are required unless --help.
+absl::StatusOr<QnetdFlags> ParseQnetdFlags(const std::vector<std::string>& args);
+std::string QnetdUsage();
+
+}  // namespace qnet::daemon

@@ -1,0 +1,83 @@
+// qnetd: runs one node's daemon until SIGTERM/SIGINT. See --help.
+#include <signal.h>
+
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "config/network_config.h"
+#include "daemon/daemon.h"
+#include "daemon/qnetd_flags.h"
+
+namespace {
+
+int Run(int argc, char** argv) {
+  using namespace qnet::daemon;
+  // Signals are taken synchronously by this thread (sigwait); blocking them
+  // before any thread starts keeps them away from gRPC's and the loop's.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  auto flags = ParseQnetdFlags(std::vector<std::string>(argv + 1, argv + argc));
+  if (!flags.ok()) {
+    std::fprintf(stderr, "qnetd: %s\n", std::string(flags.status().message()).c_str());
+    return 2;
+  }
+  if (flags->help) {
+    std::fputs(QnetdUsage().c_str(), stdout);
+    return 0;
+  }
+  auto network = qnet::config::LoadNetworkFile(flags->network_file);
+  if (!network.ok()) {
+    std::fprintf(stderr, "qnetd: %s\n", std::string(network.status().message()).c_str());
+    return 1;
+  }
+  auto topology = TopologyFromConfig(*network, flags->node);
+  if (!topology.ok()) {
+    std::fprintf(stderr, "qnetd: %s\n", std::string(topology.status().message()).c_str());
+    return 1;
+  }
+  DaemonOptions options;
+  options.topology = *std::move(topology);
+  options.seed = flags->seed.value_or(network->seed.value_or(1));
+  options.network = std::make_shared<const qnet::config::NetworkConfig>(*std::move(network));
+  options.listen_address = flags->listen;
+  options.peers_file = flags->peers_file;
+  options.peer_addresses = flags->peers;
+  options.time_scale = flags->time_scale;
+  options.epoch_unix_ns = flags->epoch_unix_ns;
+  options.log_level = flags->log_level;
+  options.stack_factory = DefaultStackFactory();
+
+  auto daemon = Daemon::Start(std::move(options));
+  if (!daemon.ok()) {
+    std::fprintf(stderr, "qnetd: %s\n", std::string(daemon.status().message()).c_str());
+    return 1;
+  }
+  std::printf("qnetd %s listening on %s\n", (*daemon)->node().c_str(), (*daemon)->listen_address().c_str());
+  std::fflush(stdout);
+  if (!flags->ready_file.empty()) {
+    absl::Status written = WriteFileAtomically(flags->ready_file, absl::StrCat((*daemon)->listen_address(), "\n"));
+    if (!written.ok()) {
+      std::fprintf(stderr, "qnetd: %s\n", std::string(written.message()).c_str());
+      return 1;
+    }
+  }
+
+  int signal_number = 0;
+  sigwait(&stop_signals, &signal_number);
+  std::fprintf(stderr, "qnetd %s: got %s, shutting down\n", (*daemon)->node().c_str(),
+               signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
+  (*daemon)->Shutdown();
+  daemon->reset();
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) { return Run(argc, argv); }

@@ -1,0 +1,60 @@
+// The seam between the daemon runtime and a node's protocol stack. The
+// daemon builds the stack once, before its event loop starts, through a
+// StackFactory, and then drives it on the loop thread: peer messages and
+// neighbour up/down go to the stack's PeerMessageSink; the stack acts only
+// through the NodeContext and StateBackend it was given.
+//
+// qnetd uses DefaultStackFactory(). Until the protocol layers are wired in,
+// that builds LoggingStack, which only logs what it receives; plugging in the
+// real stack (stack::NodeStack::Build) means changing that one function.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "config/network_config.h"
+#include "core/node_context.h"
+#include "daemon/log.h"
+#include "daemon/topology.h"
+#include "physical/state_backend.h"
+
+namespace qnet::daemon {
+
+// What a stack is built from. References stay valid for the stack's life.
+struct StackEnvironment {
+  NodeContext& context;
+  physical::StateBackend& backend;
+  const DaemonTopology& topology;
+  const config::NetworkConfig* network;  // the parsed network file; null when built without one (tests)
+  const Logger& log;
+};
+
+// A built stack: the sink the daemon delivers into, plus optional hooks the
+// daemon's Node service reports from (called on the loop thread).
+struct StackHandle {
+  std::unique_ptr<PeerMessageSink> sink;
+  std::function<uint32_t()> memory_qubits_in_use;  // may be empty
+};
+
+using StackFactory = std::function<absl::StatusOr<StackHandle>(const StackEnvironment&)>;
+
+// Logs every message and neighbour event; the stand-in until the link layer.
+class LoggingStack final : public PeerMessageSink {
+ public:
+  explicit LoggingStack(const Logger& log) : log_(log) {}
+  void OnPeerMessage(const std::string& from, const v1::PeerMessage& message) override;
+  void OnNeighbourUp(const std::string& neighbour) override;
+  void OnNeighbourDown(const std::string& neighbour) override;
+
+ private:
+  const Logger& log_;
+};
+
+StackFactory LoggingStackFactory();
+// What qnetd builds (and a Daemon whose options name no factory).
+StackFactory DefaultStackFactory();
+
+}  // namespace qnet::daemon

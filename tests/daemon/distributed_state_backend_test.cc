@@ -1,0 +1,303 @@
+// Moving entangled groups between daemons over the hardware plane: the state
+// arrives intact, exists exactly once, late requests are redirected or
+// queued, and an unreachable holder fails the operation without loss.
+#include "daemon/distributed_state_backend.h"
+
+#include <future>
+
+#include "gtest/gtest.h"
+#include "in_process_daemons.h"
+#include "physical/state_backend.h"
+#include "quantum/bell.h"
+#include "quantum/gates.h"
+
+namespace qnet::daemon {
+namespace {
+
+using physical::MakeQubitId;
+using quantum::Matrix;
+using quantum::QuantumSystem;
+using quantum::Vector;
+using testing::InProcessNetwork;
+using testing::WaitUntil;
+
+constexpr double kExact = 1e-9;
+
+// Runs `fn` on the daemon's loop with `qubits` gathered there; returns the
+// status the backend gave the operation.
+absl::Status RunOp(Daemon& d, std::vector<QubitId> qubits, std::function<void(QuantumSystem&)> fn) {
+  auto done = std::make_shared<std::promise<absl::Status>>();
+  auto result = done->get_future();
+  d.loop().Post([&d, qubits, fn, done] {
+    d.backend().WithLocalQubits(qubits, [fn, done](absl::StatusOr<QuantumSystem*> system) {
+      if (system.ok()) fn(**system);
+      done->set_value(system.status());
+    });
+  });
+  if (result.wait_for(std::chrono::seconds(30)) != std::future_status::ready) {
+    return absl::DeadlineExceededError("operation never completed");
+  }
+  return result.get();
+}
+
+size_t QubitsHeld(Daemon& d) {
+  return d.loop().Call([&] { return d.backend().system().qubit_count(); });
+}
+
+double FidelityWith(QuantumSystem& s, std::vector<QubitId> ids, const Vector& psi) {
+  auto f = s.Fidelity(ids, psi);
+  EXPECT_TRUE(f.ok()) << f.status();
+  return f.ok() ? *f : -1.0;
+}
+
+TEST(DistributedStateBackendTest, GroupMovesBackAndForthIntactAndExistsOnce) {
+  InProcessNetwork net({"a", "b", "c"});
+  ASSERT_TRUE(net.ok());
+  const QubitId qa = MakeQubitId(0, 1);
+  const QubitId qb = MakeQubitId(1, 1);
+  // a holds a PHI+ pair, one qubit of which is b's.
+  ASSERT_TRUE(RunOp(net[0], {}, [&](QuantumSystem& s) {
+                ASSERT_TRUE(s.Prepare(std::vector<QubitId>{qa, qb}, quantum::BellDensity(quantum::BellState::kPhiPlus)).ok());
+              }).ok());
+  net[1].loop().Call([&] { net[1].backend().NoteHeldBy(qb, "a"); });
+
+  // b operates on its qubit: the pair comes to b intact; b flips its qubit.
+  ASSERT_TRUE(RunOp(net[1], {qb}, [&](QuantumSystem& s) {
+                EXPECT_NEAR(FidelityWith(s, {qa, qb}, quantum::BellVector(quantum::BellState::kPhiPlus)), 1.0, kExact);
+                ASSERT_TRUE(s.ApplyUnitary(quantum::gates::X(), std::vector<QubitId>{qb}).ok());
+              }).ok());
+  EXPECT_EQ(QubitsHeld(net[0]), 0u);
+  EXPECT_EQ(QubitsHeld(net[1]), 2u);
+
+  // a wants its qubit back: it follows where it sent the group.
+  ASSERT_TRUE(RunOp(net[0], {qa}, [&](QuantumSystem& s) {
+                EXPECT_NEAR(FidelityWith(s, {qa, qb}, quantum::BellVector(quantum::BellState::kPsiPlus)), 1.0, kExact);
+              }).ok());
+  EXPECT_EQ(QubitsHeld(net[0]), 2u);
+  EXPECT_EQ(QubitsHeld(net[1]), 0u);
+
+  // c knows nothing: it asks b (the prefix of qb), which redirects to a.
+  ASSERT_TRUE(RunOp(net[2], {qb}, [&](QuantumSystem& s) {
+                EXPECT_NEAR(FidelityWith(s, {qa, qb}, quantum::BellVector(quantum::BellState::kPsiPlus)), 1.0, kExact);
+              }).ok());
+  EXPECT_EQ(QubitsHeld(net[0]), 0u);
+  EXPECT_EQ(QubitsHeld(net[1]), 0u);
+  EXPECT_EQ(QubitsHeld(net[2]), 2u);
+}
+
+TEST(DistributedStateBackendTest, ConcurrentOperationsFromThreeDaemonsAllApplyExactlyOnce) {
+  InProcessNetwork net({"a", "b", "c"});
+  ASSERT_TRUE(net.ok());
+  const std::vector<QubitId> q = {MakeQubitId(0, 7), MakeQubitId(1, 7), MakeQubitId(2, 7)};
+  Vector ghz = Vector::Zero(8);
+  ghz(0) = ghz(7) = 1.0 / std::sqrt(2.0);
+  ASSERT_TRUE(RunOp(net[1], {}, [&](QuantumSystem& s) {
+                ASSERT_TRUE(s.Prepare(q, ghz * ghz.adjoint()).ok());
+              }).ok());
+  for (int i : {0, 2}) net[i].loop().Call([&] { net[i].backend().NoteHeldBy(q[i], "b"); });
+
+  // Every daemon rotates its own qubit kRounds times, all at once, so the
+  // group keeps moving while requests for it are in flight. Rotations on
+  // different qubits commute: the result does not depend on the order.
+  constexpr int kRounds = 10;
+  const double angle[3] = {0.1, 0.2, 0.3};
+  std::vector<std::future<absl::Status>> results;
+  for (int round = 0; round < kRounds; ++round) {
+    for (int i = 0; i < 3; ++i) {
+      results.push_back(std::async(std::launch::async, [&, i] {
+        return RunOp(net[i], {q[i]}, [&, i](QuantumSystem& s) {
+          ASSERT_TRUE(s.ApplyUnitary(quantum::gates::Rz(angle[i]), std::vector<QubitId>{q[i]}).ok());
+        });
+      }));
+    }
+  }
+  for (auto& r : results) EXPECT_TRUE(r.get().ok());
+
+  size_t holders = 0;
+  size_t total = 0;
+  for (int i = 0; i < 3; ++i) {
+    size_t held = QubitsHeld(net[i]);
+    total += held;
+    holders += held > 0;
+  }
+  EXPECT_EQ(holders, 1u);
+  EXPECT_EQ(total, 3u);
+  // Reference: the same rotations applied in one local system.
+  QuantumSystem reference;
+  ASSERT_TRUE(reference.Prepare(q, ghz * ghz.adjoint()).ok());
+  for (int i = 0; i < 3; ++i) {
+    ASSERT_TRUE(reference.ApplyUnitary(quantum::gates::Rz(kRounds * angle[i]), std::vector<QubitId>{q[i]}).ok());
+  }
+  Matrix expected = *reference.ReducedState(q);
+  ASSERT_TRUE(RunOp(net[0], {q[0]}, [&](QuantumSystem& s) {
+                auto rho = s.ReducedState(q);
+                ASSERT_TRUE(rho.ok());
+                EXPECT_LT((*rho - expected).cwiseAbs().maxCoeff(), kExact);
+                EXPECT_EQ(s.group_count(), 1u);
+              }).ok());
+}
+
+TEST(DistributedStateBackendTest, UnreachableHolderFailsTheOperationAndLosesNothing) {
+  InProcessNetwork net({"a", "b"});
+  ASSERT_TRUE(net.ok());
+  const QubitId qa = MakeQubitId(0, 1);
+  const QubitId qb = MakeQubitId(1, 1);
+  ASSERT_TRUE(RunOp(net[0], {}, [&](QuantumSystem& s) {
+                ASSERT_TRUE(s.Prepare(std::vector<QubitId>{qa, qb}, quantum::BellDensity(quantum::BellState::kPhiPlus)).ok());
+              }).ok());
+  net[1].loop().Call([&] { net[1].backend().NoteHeldBy(qb, "a"); });
+  net.Stop(0);
+  bool ran = false;
+  absl::Status status = RunOp(net[1], {qb}, [&](QuantumSystem&) { ran = true; });
+  EXPECT_EQ(status.code(), absl::StatusCode::kUnavailable) << status;
+  EXPECT_NE(status.message().find("'a'"), std::string::npos) << status;
+  EXPECT_FALSE(ran);
+  EXPECT_EQ(QubitsHeld(net[1]), 0u);
+}
+
+TEST(DistributedStateBackendTest, QubitsThatExistNowhereAreAbsent) {
+  InProcessNetwork net({"a", "b"});
+  ASSERT_TRUE(net.ok());
+  const QubitId never_made = MakeQubitId(0, 99);
+  bool exists = true;
+  ASSERT_TRUE(RunOp(net[1], {never_made}, [&](QuantumSystem& s) { exists = s.Exists(never_made); }).ok());
+  EXPECT_FALSE(exists);
+}
+
+TEST(DistributedStateBackendTest, DiscardIsForwardedToWhereTheGroupWent) {
+  InProcessNetwork net({"a", "b", "c"});
+  ASSERT_TRUE(net.ok());
+  const QubitId qa = MakeQubitId(0, 1);
+  const QubitId qb = MakeQubitId(1, 1);
+  ASSERT_TRUE(RunOp(net[0], {}, [&](QuantumSystem& s) {
+                ASSERT_TRUE(s.Prepare(std::vector<QubitId>{qa, qb}, quantum::BellDensity(quantum::BellState::kPhiPlus)).ok());
+              }).ok());
+  net[1].loop().Call([&] { net[1].backend().NoteHeldBy(qb, "a"); });
+  ASSERT_TRUE(RunOp(net[1], {qb}, [](QuantumSystem&) {}).ok());  // the pair is at b now
+  // c thinks qa is at a (its id's prefix); a forwards to b.
+  net[2].loop().Call([&] { net[2].backend().Discard(qa); });
+  ASSERT_TRUE(WaitUntil([&] { return QubitsHeld(net[1]) == 1u; }));
+  ASSERT_TRUE(RunOp(net[1], {qb}, [&](QuantumSystem& s) {
+                EXPECT_FALSE(s.Exists(qa));
+                auto rho = s.ReducedState(std::vector<QubitId>{qb});
+                ASSERT_TRUE(rho.ok());
+                EXPECT_TRUE(rho->isApprox(Matrix::Identity(2, 2) / 2.0, kExact));  // half of PHI+ is maximally mixed
+              }).ok());
+}
+
+// ---- the move protocol against a scripted transport ----
+
+class ScriptedTransport final : public HardwarePlaneTransport {
+ public:
+  struct Request {
+    std::string holder;
+    QubitId qubit;
+    std::function<void(absl::StatusOr<MoveReply>)> done;
+  };
+  void RequestMove(const std::string& holder, QubitId qubit,
+                   std::function<void(absl::StatusOr<MoveReply>)> done) override {
+    requests.push_back({holder, qubit, std::move(done)});
+  }
+  void SendDiscard(const std::string& holder, QubitId qubit, uint32_t) override {
+    discards.emplace_back(holder, qubit);
+  }
+  std::vector<Request> requests;
+  std::vector<std::pair<std::string, QubitId>> discards;
+};
+
+class ScriptedBackendTest : public ::testing::Test {
+ protected:
+  ScriptedBackendTest() : loop_(1.0), log_("x", LogLevel::kError), backend_(loop_, log_, "x", {"x", "y", "z"}, transport_) {}
+
+  static quantum::GroupState Pair(QubitId a, QubitId b) {
+    return {{a, b}, quantum::BellDensity(quantum::BellState::kPhiPlus)};
+  }
+
+  EventLoop loop_;  // never started: this test drives the backend directly
+  Logger log_;
+  ScriptedTransport transport_;
+  DistributedStateBackend backend_;
+};
+
+TEST_F(ScriptedBackendTest, RequestForTheQubitBeingFetchedIsServedAfterArrival) {
+  const QubitId qx = MakeQubitId(0, 1);
+  const QubitId qy = MakeQubitId(1, 1);
+  std::vector<std::string> order;
+  backend_.WithLocalQubits({qy}, [&](absl::StatusOr<QuantumSystem*> s) {
+    ASSERT_TRUE(s.ok());
+    order.push_back("our op");
+  });
+  std::optional<absl::StatusOr<MoveReply>> to_z;
+  backend_.HandleMove(qy, "z", [&](absl::StatusOr<MoveReply> r) {
+    order.push_back("reply to z");
+    to_z = std::move(r);
+  });
+  EXPECT_FALSE(to_z.has_value());  // queued behind our fetch
+  transport_.requests[0].done(MoveReply{.group = Pair(qx, qy)});
+  EXPECT_EQ(order, (std::vector<std::string>{"our op", "reply to z"}));
+  ASSERT_TRUE(to_z.has_value() && to_z->ok());
+  ASSERT_TRUE((*to_z)->group.has_value());
+  EXPECT_EQ((*to_z)->group->members, (std::vector<QubitId>{qx, qy}));
+  EXPECT_EQ(backend_.system().qubit_count(), 0u);
+
+  // Later requests for any member are redirected to z.
+  std::optional<absl::StatusOr<MoveReply>> late;
+  backend_.HandleMove(qx, "y", [&](absl::StatusOr<MoveReply> r) { late = std::move(r); });
+  ASSERT_TRUE(late.has_value() && late->ok());
+  EXPECT_EQ((*late)->moved_to, "z");
+}
+
+TEST_F(ScriptedBackendTest, RedirectsAreFollowed) {
+  const QubitId qy = MakeQubitId(1, 1);
+  const QubitId qz = MakeQubitId(2, 1);
+  bool ran = false;
+  backend_.WithLocalQubits({qy}, [&](absl::StatusOr<QuantumSystem*> s) {
+    ASSERT_TRUE(s.ok());
+    ran = (*s)->Exists(qy);
+  });
+  ASSERT_EQ(transport_.requests.size(), 1u);
+  transport_.requests[0].done(MoveReply{.moved_to = "z"});
+  ASSERT_EQ(transport_.requests.size(), 2u);
+  EXPECT_EQ(transport_.requests[1].holder, "z");
+  EXPECT_FALSE(ran);
+  transport_.requests[1].done(MoveReply{.group = Pair(qy, qz)});
+  EXPECT_TRUE(ran);
+}
+
+TEST_F(ScriptedBackendTest, FailedFetchFailsEveryWaiterAndQueuedRequest) {
+  const QubitId qy = MakeQubitId(1, 1);
+  int failures = 0;
+  for (int i = 0; i < 2; ++i) {
+    backend_.WithLocalQubits({qy}, [&](absl::StatusOr<QuantumSystem*> s) {
+      EXPECT_EQ(s.status().code(), absl::StatusCode::kUnavailable);
+      ++failures;
+    });
+  }
+  ASSERT_EQ(transport_.requests.size(), 1u);  // one fetch serves both
+  std::optional<absl::StatusOr<MoveReply>> to_z;
+  backend_.HandleMove(qy, "z", [&](absl::StatusOr<MoveReply> r) { to_z = std::move(r); });
+  transport_.requests[0].done(absl::UnavailableError("connection refused"));
+  EXPECT_EQ(failures, 2);
+  ASSERT_TRUE(to_z.has_value() && to_z->ok());
+  EXPECT_TRUE((*to_z)->not_found);  // nothing here, nowhere known
+}
+
+TEST_F(ScriptedBackendTest, CancelledMoveIsRestored) {
+  const QubitId qx = MakeQubitId(0, 1);
+  const QubitId qy = MakeQubitId(1, 1);
+  ASSERT_TRUE(backend_.mutable_system().InsertGroup(Pair(qx, qy)).ok());
+  std::optional<absl::StatusOr<MoveReply>> reply;
+  backend_.HandleMove(qx, "z", [&](absl::StatusOr<MoveReply> r) { reply = std::move(r); });
+  ASSERT_TRUE(reply.has_value() && reply->ok() && (*reply)->group.has_value());
+  EXPECT_EQ(backend_.system().qubit_count(), 0u);
+  backend_.RestoreGroup(*std::move((*reply)->group), "z");
+  EXPECT_EQ(backend_.system().qubit_count(), 2u);
+  // No longer thought to be at z: a request is served from here.
+  std::optional<absl::StatusOr<MoveReply>> again;
+  backend_.HandleMove(qy, "y", [&](absl::StatusOr<MoveReply> r) { again = std::move(r); });
+  ASSERT_TRUE(again.has_value() && again->ok());
+  EXPECT_TRUE((*again)->group.has_value());
+}
+
+}  // namespace
+}  // namespace qnet::daemon

@@ -1,0 +1,103 @@
+// Test helper: several qnet daemons in this process, each with its own event
+// loop and gRPC server on 127.0.0.1:0, told each other's addresses.
+#pragma once
+
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "daemon/daemon.h"
+#include "gtest/gtest.h"
+
+namespace qnet::daemon::testing {
+
+// A chain n0 - n1 - ... with links of `length_km`.
+inline DaemonTopology ChainTopology(const std::vector<std::string>& nodes, const std::string& self,
+                                    double length_km = 1.0, const std::string& network = "testnet") {
+  DaemonTopology t;
+  t.network = network;
+  t.nodes = nodes;
+  t.self = self;
+  t.memory_qubits = 2;
+  for (size_t i = 0; i + 1 < nodes.size(); ++i) {
+    if (nodes[i] == self) t.neighbours.push_back({nodes[i + 1], nodes[i] + "-" + nodes[i + 1], length_km});
+    if (nodes[i + 1] == self) t.neighbours.push_back({nodes[i], nodes[i] + "-" + nodes[i + 1], length_km});
+  }
+  return t;
+}
+
+// Polls `condition` (evaluated on the test thread) until it holds or
+// `timeout` passes. Liveness only: tests assert on the outcome, not on time.
+inline bool WaitUntil(const std::function<bool()>& condition,
+                      std::chrono::milliseconds timeout = std::chrono::milliseconds(15000)) {
+  auto give_up = std::chrono::steady_clock::now() + timeout;
+  while (!condition()) {
+    if (std::chrono::steady_clock::now() > give_up) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return true;
+}
+
+class InProcessNetwork {
+ public:
+  // Starts one daemon per node of a chain; `customise` may adjust options.
+  explicit InProcessNetwork(const std::vector<std::string>& nodes, double length_km = 1.0,
+                            std::function<void(DaemonOptions&)> customise = nullptr)
+      : nodes_(nodes), length_km_(length_km), customise_(std::move(customise)) {
+    for (const std::string& n : nodes) {
+      auto d = Daemon::Start(Options(n));
+      EXPECT_TRUE(d.ok()) << d.status();
+      daemons_.push_back(d.ok() ? *std::move(d) : nullptr);
+    }
+    for (auto& d : daemons_) {
+      if (d == nullptr) continue;
+      for (auto& other : daemons_) {
+        if (other != nullptr) d->directory().SetFixed(other->node(), other->listen_address());
+      }
+    }
+  }
+
+  DaemonOptions Options(const std::string& node, const std::string& listen = "127.0.0.1:0") {
+    DaemonOptions o;
+    o.topology = ChainTopology(nodes_, node, length_km_);
+    o.listen_address = listen;
+    o.log_level = LogLevel::kWarn;
+    o.peer_timing.silence_limit = std::chrono::milliseconds(1000);
+    if (customise_) customise_(o);
+    return o;
+  }
+
+  Daemon& operator[](size_t i) { return *daemons_[i]; }
+  size_t size() const { return daemons_.size(); }
+  bool ok() const {
+    for (auto& d : daemons_) {
+      if (d == nullptr) return false;
+    }
+    return true;
+  }
+
+  // Shuts node i down (its address stays known to the others).
+  void Stop(size_t i) { daemons_[i].reset(); }
+  // Starts node i again on `listen`.
+  void Restart(size_t i, const std::string& listen) {
+    auto d = Daemon::Start(Options(nodes_[i], listen));
+    ASSERT_TRUE(d.ok()) << d.status();
+    daemons_[i] = *std::move(d);
+    for (auto& other : daemons_) {
+      if (other == nullptr) continue;
+      daemons_[i]->directory().SetFixed(other->node(), other->listen_address());
+      other->directory().SetFixed(daemons_[i]->node(), daemons_[i]->listen_address());
+    }
+  }
+
+ private:
+  std::vector<std::string> nodes_;
+  double length_km_;
+  std::function<void(DaemonOptions&)> customise_;
+  std::vector<std::unique_ptr<Daemon>> daemons_;
+};
+
+}  // namespace qnet::daemon::testing

@@ -1,0 +1,217 @@
+// Real qnetd processes started through the launcher, observed only over gRPC.
+#include <signal.h>
+#include <sys/wait.h>
+
+#include <filesystem>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/strings/str_cat.h"
+#include "cli/launcher.h"
+#include "gtest/gtest.h"
+#include "in_process_daemons.h"
+#include "qnet/v1/hardware_service.grpc.pb.h"
+#include "qnet/v1/node_service.grpc.pb.h"
+
+namespace qnet::daemon {
+namespace {
+
+using cli::LaunchOptions;
+using cli::LocalNetwork;
+using testing::WaitUntil;
+namespace fs = std::filesystem;
+
+// Each test gets its own state directory, removed when the test passed
+// (kept for the logs when it failed).
+class NetworkMpTest : public ::testing::Test {
+ protected:
+  NetworkMpTest() {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    state_dir_ = fs::path(::testing::TempDir()) / absl::StrCat("qnet-", getpid(), "-", info->name());
+  }
+  void TearDown() override {
+    std::error_code ec;
+    if (!HasFailure()) fs::remove_all(state_dir_, ec);
+  }
+
+  LaunchOptions Options(const std::string& example) const {
+    LaunchOptions o;
+    o.qnetd_path = QNETD_PATH;
+    o.network_file = absl::StrCat(QNET_SOURCE_DIR, "/examples/", example);
+    o.state_dir = state_dir_.string();
+    o.ready_timeout = absl::Seconds(20);
+    o.stop_grace = absl::Seconds(5);
+    return o;
+  }
+
+  fs::path state_dir_;
+};
+
+absl::StatusOr<v1::GetStatusResponse> GetStatus(LocalNetwork& net, const std::string& node) {
+  auto address = net.Address(node);
+  if (!address.ok()) return address.status();
+  auto stub = v1::Node::NewStub(grpc::CreateChannel(*address, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  v1::GetStatusResponse status;
+  grpc::Status s = stub->GetStatus(&context, v1::GetStatusRequest(), &status);
+  if (!s.ok()) return absl::UnavailableError(s.error_message());
+  return status;
+}
+
+// Whether `node` reports `neighbour` connected (nullopt: no answer).
+std::optional<bool> SeesConnected(LocalNetwork& net, const std::string& node, const std::string& neighbour) {
+  auto status = GetStatus(net, node);
+  if (!status.ok()) return std::nullopt;
+  for (const auto& n : status->neighbours()) {
+    if (n.name() == neighbour) return n.connected();
+  }
+  return std::nullopt;
+}
+
+bool AllLinksUp(LocalNetwork& net) {
+  for (const std::string& node : net.nodes()) {
+    auto status = GetStatus(net, node);
+    if (!status.ok()) return false;
+    for (const auto& n : status->neighbours()) {
+      if (!n.connected()) return false;
+    }
+  }
+  return true;
+}
+
+TEST_F(NetworkMpTest, Chain3ComesUpRecoversFromACrashAndStopsCleanly) {
+  auto started = LocalNetwork::Start(Options("chain3.yaml"));
+  ASSERT_TRUE(started.ok()) << started.status();
+  LocalNetwork& net = **started;
+  EXPECT_EQ(net.network_name(), "chain3");
+  EXPECT_EQ(net.nodes(), (std::vector<std::string>{"alice", "bob", "charlie"}));
+  for (const char* file : {"peers", "network", "alice.pid", "alice.address", "alice.log", "charlie.log"}) {
+    EXPECT_TRUE(fs::exists(fs::path(net.state_dir()) / file)) << file;
+  }
+  for (const std::string& node : net.nodes()) {
+    auto serving = cli::CheckServing(*net.Address(node));
+    ASSERT_TRUE(serving.ok() && *serving) << node;
+  }
+  ASSERT_TRUE(WaitUntil([&] { return AllLinksUp(net); })) << net.LogTail("alice");
+
+  auto bob = GetStatus(net, "bob");
+  ASSERT_TRUE(bob.ok());
+  EXPECT_EQ(bob->node(), "bob");
+  EXPECT_EQ(bob->network(), "chain3");
+  EXPECT_EQ(bob->memory_qubits(), 4u);
+  ASSERT_EQ(bob->neighbours_size(), 2);
+  EXPECT_EQ(bob->neighbours(0).name(), "alice");
+  EXPECT_EQ(bob->neighbours(1).name(), "charlie");
+  EXPECT_EQ(bob->pid(), *net.Pid("bob"));
+
+  // The hardware plane answers too: a qubit nobody made is not found.
+  {
+    auto stub = v1::HardwarePlane::NewStub(grpc::CreateChannel(*net.Address("alice"),
+                                                                grpc::InsecureChannelCredentials()));
+    grpc::ClientContext context;
+    v1::MoveGroupRequest request;
+    request.set_qubit_id(physical::MakeQubitId(0, 12345));
+    request.set_requester("bob");
+    v1::MoveGroupResponse response;
+    ASSERT_TRUE(stub->MoveGroup(&context, request, &response).ok());
+    EXPECT_TRUE(response.not_found());
+  }
+
+  // Crash bob: both neighbours notice.
+  auto crashed = net.StopNode("bob", SIGKILL);
+  ASSERT_TRUE(crashed.ok());
+  EXPECT_EQ(crashed->signal, SIGKILL);
+  ASSERT_TRUE(WaitUntil([&] {
+    return SeesConnected(net, "alice", "bob") == false && SeesConnected(net, "charlie", "bob") == false;
+  }));
+
+  // Restart it: the links come back.
+  ASSERT_TRUE(net.StartNode("bob").ok());
+  ASSERT_TRUE(WaitUntil([&] { return AllLinksUp(net); })) << net.LogTail("bob");
+  // The restarted daemon's clock continues the network's time line.
+  auto restarted = GetStatus(net, "bob");
+  ASSERT_TRUE(restarted.ok());
+  EXPECT_GT(restarted->simulated_time_s(), restarted->uptime_s());
+
+  std::vector<pid_t> pids;
+  for (const std::string& node : net.nodes()) pids.push_back(*net.Pid(node));
+  absl::Status stopped = net.StopAll();
+  EXPECT_TRUE(stopped.ok()) << stopped;  // every daemon exited 0 on SIGTERM
+  for (pid_t pid : pids) EXPECT_NE(kill(pid, 0), 0) << "pid " << pid << " still exists";
+  EXPECT_FALSE(fs::exists(fs::path(net.state_dir()) / "alice.pid"));
+}
+
+TEST_F(NetworkMpTest, SilentNeighbourIsDeclaredDownAndComesBack) {
+  auto started = LocalNetwork::Start(Options("chain3.yaml"));
+  ASSERT_TRUE(started.ok()) << started.status();
+  LocalNetwork& net = **started;
+  ASSERT_TRUE(WaitUntil([&] { return AllLinksUp(net); }));
+  // A stopped process keeps its sockets open: only heartbeats reveal it.
+  pid_t charlie = *net.Pid("charlie");
+  ASSERT_EQ(kill(charlie, SIGSTOP), 0);
+  bool noticed = WaitUntil([&] { return SeesConnected(net, "bob", "charlie") == false; });
+  kill(charlie, SIGCONT);
+  EXPECT_TRUE(noticed);
+  EXPECT_TRUE(WaitUntil([&] { return AllLinksUp(net); }));
+}
+
+TEST_F(NetworkMpTest, Ring6ComesUpAndACleanStopIsSeenByBothNeighbours) {
+  auto started = LocalNetwork::Start(Options("ring6.yaml"));
+  ASSERT_TRUE(started.ok()) << started.status();
+  LocalNetwork& net = **started;
+  ASSERT_EQ(net.nodes().size(), 6u);
+  ASSERT_TRUE(WaitUntil([&] { return AllLinksUp(net); }));
+  auto hague = GetStatus(net, "hague");
+  ASSERT_TRUE(hague.ok());
+  std::vector<std::string> neighbours;
+  for (const auto& n : hague->neighbours()) neighbours.push_back(n.name());
+  EXPECT_EQ(neighbours, (std::vector<std::string>{"leiden", "delft"}));
+
+  auto stopped = net.StopNode("hague");  // SIGTERM
+  ASSERT_TRUE(stopped.ok());
+  EXPECT_TRUE(stopped->clean()) << stopped->Describe();
+  EXPECT_TRUE(WaitUntil([&] {
+    return SeesConnected(net, "leiden", "hague") == false && SeesConnected(net, "delft", "hague") == false;
+  }));
+  EXPECT_EQ(SeesConnected(net, "leiden", "amsterdam"), true);
+}
+
+TEST_F(NetworkMpTest, DetachedNetworkOutlivesItsLauncherAndStopsFromTheStateDir) {
+  LaunchOptions o = Options("chain3.yaml");
+  o.detached = true;  // as `qnetctl up`
+  std::vector<pid_t> pids;
+  {
+    auto started = LocalNetwork::Start(o);
+    ASSERT_TRUE(started.ok()) << started.status();
+    for (const std::string& node : (*started)->nodes()) pids.push_back(*(*started)->Pid(node));
+  }
+  for (pid_t pid : pids) EXPECT_EQ(kill(pid, 0), 0) << "pid " << pid << " did not outlive the launcher";
+  // A second launch of the same network into the same state dir is refused.
+  auto again = LocalNetwork::Start(o);
+  EXPECT_EQ(again.status().code(), absl::StatusCode::kAlreadyExists) << again.status();
+
+  absl::Status stopped = cli::StopStateDir(state_dir_.string(), absl::Seconds(5));  // as `qnetctl down`
+  EXPECT_TRUE(stopped.ok()) << stopped;
+  for (pid_t pid : pids) {
+    int status = 0;
+    ASSERT_EQ(waitpid(pid, &status, 0), pid);  // they are still this test's children
+    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "pid " << pid << " status " << status;
+  }
+}
+
+TEST_F(NetworkMpTest, ADaemonThatFailsToStartFailsTheLaunchWithItsLog) {
+  LaunchOptions o = Options("chain3.yaml");
+  o.extra_args = {"--log-level", "loud"};
+  o.detached = true;  // a failed launch is torn down all the same
+  auto started = LocalNetwork::Start(o);
+  ASSERT_FALSE(started.ok());
+  EXPECT_NE(started.status().message().find("unknown log level 'loud'"), std::string::npos) << started.status();
+  EXPECT_NE(started.status().message().find("exited with code 2"), std::string::npos) << started.status();
+  for (const char* node : {"alice", "bob", "charlie"}) {
+    EXPECT_FALSE(fs::exists(state_dir_ / absl::StrCat(node, ".pid"))) << node << " left running";
+  }
+}
+
+}  // namespace
+}  // namespace qnet::daemon

@@ -1,0 +1,279 @@
+// Peer streams between in-process daemons: handshake, batching, classical
+// delay, neighbour up/down.
+#include "daemon/peer_links.h"
+
+#include <future>
+
+#include <grpcpp/generic/generic_stub.h>
+#include <grpcpp/grpcpp.h>
+
+#include "cli/launcher.h"
+#include "gtest/gtest.h"
+#include "in_process_daemons.h"
+#include "qnet/v1/node_service.grpc.pb.h"
+
+namespace qnet::daemon {
+namespace {
+
+using testing::InProcessNetwork;
+using testing::WaitUntil;
+
+class RecordingStack final : public PeerMessageSink {
+ public:
+  void OnPeerMessage(const std::string& from, const v1::PeerMessage& message) override {
+    messages.emplace_back(from, message);
+    received_unix_ns.push_back(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                   std::chrono::system_clock::now().time_since_epoch())
+                                   .count());
+  }
+  void OnNeighbourUp(const std::string& n) override { events.push_back("up:" + n); }
+  void OnNeighbourDown(const std::string& n) override { events.push_back("down:" + n); }
+
+  std::vector<std::pair<std::string, v1::PeerMessage>> messages;
+  std::vector<int64_t> received_unix_ns;
+  std::vector<std::string> events;
+};
+
+void UseRecordingStack(DaemonOptions& o) {
+  o.stack_factory = [](const StackEnvironment&) -> absl::StatusOr<StackHandle> {
+    return StackHandle{.sink = std::make_unique<RecordingStack>(), .memory_qubits_in_use = [] { return 1u; }};
+  };
+}
+
+RecordingStack& Recorder(Daemon& d) { return static_cast<RecordingStack&>(d.stack()); }
+
+bool Connected(Daemon& d, const std::string& neighbour) {
+  return d.loop().Call([&] { return d.links().IsConnected(neighbour); });
+}
+
+NeighbourState StateOf(Daemon& d, const std::string& neighbour) {
+  return d.loop().Call([&] {
+    for (const NeighbourState& n : d.links().Neighbours()) {
+      if (n.name == neighbour) return n;
+    }
+    return NeighbourState{};
+  });
+}
+
+v1::PeerMessage Numbered(uint64_t i) {
+  v1::PeerMessage m;
+  m.mutable_physical()->set_link("a-b");
+  m.mutable_physical()->mutable_ready()->set_generation_id(i);
+  return m;
+}
+
+TEST(PeerLinksTest, NeighboursConnectAndGetMessagesInOrderInOneBatch) {
+  InProcessNetwork net({"a", "b", "c"}, 1.0, UseRecordingStack);
+  ASSERT_TRUE(net.ok());
+  ASSERT_TRUE(WaitUntil([&] { return Connected(net[0], "b") && Connected(net[1], "a") && Connected(net[1], "c") &&
+                                     Connected(net[2], "b"); }));
+  EXPECT_FALSE(StateOf(net[0], "b").we_dial == StateOf(net[1], "a").we_dial);
+  EXPECT_TRUE(StateOf(net[0], "b").we_dial);  // "a" < "b": a dials
+
+  const uint64_t batches_before = StateOf(net[1], "a").batches_received;
+  constexpr int kMessages = 100;
+  net[0].loop().Call([&] {
+    for (int i = 0; i < kMessages; ++i) net[0].context().SendToNeighbour("b", Numbered(i));
+  });
+  ASSERT_TRUE(WaitUntil([&] { return net[1].loop().Call([&] { return Recorder(net[1]).messages.size(); }) ==
+                                     static_cast<size_t>(kMessages); }));
+  net[1].loop().Call([&] {
+    const auto& got = Recorder(net[1]).messages;
+    for (int i = 0; i < kMessages; ++i) {
+      EXPECT_EQ(got[i].first, "a");
+      EXPECT_EQ(got[i].second.physical().ready().generation_id(), static_cast<uint64_t>(i));
+    }
+  });
+  // Sent in one loop turn, so one frame.
+  EXPECT_EQ(StateOf(net[1], "a").batches_received, batches_before + 1);
+  EXPECT_EQ(StateOf(net[0], "b").messages_sent, static_cast<uint64_t>(kMessages));
+}
+
+TEST(PeerLinksTest, MessagesToNonNeighboursOrDownLinksAreDropped) {
+  InProcessNetwork net({"a", "b", "c"}, 1.0, UseRecordingStack);
+  ASSERT_TRUE(net.ok());
+  ASSERT_TRUE(WaitUntil([&] { return Connected(net[1], "c"); }));
+  net.Stop(2);
+  ASSERT_TRUE(WaitUntil([&] { return !Connected(net[1], "c"); }));
+  net[1].loop().Call([&] { net[1].context().SendToNeighbour("c", Numbered(1)); });
+  EXPECT_EQ(StateOf(net[1], "c").messages_dropped, 1u);
+  net[0].loop().Call([&] { net[0].context().SendToNeighbour("c", Numbered(2)); });  // not a neighbour of a
+  EXPECT_EQ(StateOf(net[0], "b").messages_sent, 0u);
+}
+
+TEST(PeerLinksTest, DeliveryWaitsForTheClassicalDelay) {
+  // 2000 km of fibre = 10 ms simulated; at time scale 0.1 that is 100 ms wall.
+  InProcessNetwork net({"a", "b"}, 2000.0, [](DaemonOptions& o) {
+    UseRecordingStack(o);
+    o.time_scale = 0.1;
+  });
+  ASSERT_TRUE(net.ok());
+  ASSERT_TRUE(WaitUntil([&] { return Connected(net[0], "b") && Connected(net[1], "a"); }));
+  const int64_t hold_ns = 100'000'000;
+  std::vector<int64_t> sent;
+  for (int i = 0; i < 3; ++i) {
+    sent.push_back(net[0].loop().Call([&] {
+      int64_t now = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                        std::chrono::system_clock::now().time_since_epoch())
+                        .count();
+      net[0].context().SendToNeighbour("b", Numbered(i));
+      return now;
+    }));
+  }
+  ASSERT_TRUE(WaitUntil([&] { return net[1].loop().Call([&] { return Recorder(net[1]).messages.size(); }) == 3u; }));
+  auto received = net[1].loop().Call([&] { return Recorder(net[1]).received_unix_ns; });
+  for (int i = 0; i < 3; ++i) {
+    // Lower bound only (the emulation promises "no earlier than"); 1 ms
+    // allows for the steady and system clocks ticking apart.
+    EXPECT_GE(received[i] - sent[i], hold_ns - 1'000'000) << "message " << i;
+  }
+}
+
+TEST(PeerLinksTest, NeighbourDownAndUpReachTheStack) {
+  InProcessNetwork net({"a", "b"}, 1.0, UseRecordingStack);
+  ASSERT_TRUE(net.ok());
+  ASSERT_TRUE(WaitUntil([&] { return Connected(net[0], "b"); }));
+  const std::string b_address = net[1].listen_address();
+  net.Stop(1);
+  ASSERT_TRUE(WaitUntil([&] { return !Connected(net[0], "b"); }));
+  net.Restart(1, b_address);
+  ASSERT_TRUE(WaitUntil([&] { return Connected(net[0], "b") && Connected(net[1], "a"); }));
+  auto events = net[0].loop().Call([&] { return Recorder(net[0]).events; });
+  EXPECT_EQ(events, (std::vector<std::string>{"up:b", "down:b", "up:b"}));
+  EXPECT_EQ(StateOf(net[0], "b").times_connected, 2u);
+}
+
+// A raw dialer's Hello and the status the acceptor ends the stream with.
+grpc::Status DialWithHello(const std::string& address, const std::string& node, const std::string& network,
+                           uint32_t version) {
+  auto stub = v1::Peer::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  auto stream = stub->Exchange(&context);
+  v1::PeerFrame hello;
+  hello.mutable_hello()->set_node(node);
+  hello.mutable_hello()->set_network(network);
+  hello.mutable_hello()->set_protocol_version(version);
+  stream->Write(hello);
+  v1::PeerFrame reply;
+  while (stream->Read(&reply)) {
+    if (reply.has_hello()) {
+      context.TryCancel();  // accepted; that is not what these tests want
+    }
+  }
+  return stream->Finish();
+}
+
+TEST(PeerLinksTest, MismatchedHellosAreRejectedWithAClearStatus) {
+  InProcessNetwork net({"a", "b", "c"}, 1.0);
+  ASSERT_TRUE(net.ok());
+  const std::string b = net[1].listen_address();
+
+  grpc::Status wrong_network = DialWithHello(b, "a", "othernet", kPeerProtocolVersion);
+  EXPECT_EQ(wrong_network.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(wrong_network.error_message().find("network 'othernet'"), std::string::npos)
+      << wrong_network.error_message();
+
+  grpc::Status wrong_version = DialWithHello(b, "a", "testnet", kPeerProtocolVersion + 1);
+  EXPECT_EQ(wrong_version.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(wrong_version.error_message().find("protocol version"), std::string::npos);
+
+  grpc::Status stranger = DialWithHello(net[0].listen_address(), "c", "testnet", kPeerProtocolVersion);
+  EXPECT_EQ(stranger.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(stranger.error_message().find("not a neighbour"), std::string::npos) << stranger.error_message();
+
+  // c sorts after b, so c must wait for b to dial.
+  grpc::Status wrong_direction = DialWithHello(b, "c", "testnet", kPeerProtocolVersion);
+  EXPECT_EQ(wrong_direction.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(wrong_direction.error_message().find("sorts lower dials"), std::string::npos);
+}
+
+TEST(PeerLinksTest, GetStatusReportsNeighbours) {
+  InProcessNetwork net({"a", "b", "c"}, 5.0, UseRecordingStack);
+  ASSERT_TRUE(net.ok());
+  ASSERT_TRUE(WaitUntil([&] { return Connected(net[1], "a") && Connected(net[1], "c"); }));
+  auto stub = v1::Node::NewStub(grpc::CreateChannel(net[1].listen_address(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  v1::GetStatusResponse status;
+  ASSERT_TRUE(stub->GetStatus(&context, v1::GetStatusRequest(), &status).ok());
+  EXPECT_EQ(status.node(), "b");
+  EXPECT_EQ(status.network(), "testnet");
+  EXPECT_EQ(status.time_scale(), 1.0);
+  EXPECT_EQ(status.listen_address(), net[1].listen_address());
+  EXPECT_EQ(status.memory_qubits(), 2u);
+  EXPECT_EQ(status.memory_qubits_in_use(), 1u);  // from the stack's hook
+  EXPECT_EQ(status.qubits_held(), 0u);
+  ASSERT_EQ(status.neighbours_size(), 2);
+  for (const auto& n : status.neighbours()) {
+    EXPECT_TRUE(n.connected()) << n.name();
+    EXPECT_DOUBLE_EQ(n.classical_delay_s(), 5.0 / 2e5);
+  }
+}
+
+TEST(PeerLinksTest, ATakenPortFailsTheStartClearly) {
+  InProcessNetwork net({"a", "b"});
+  ASSERT_TRUE(net.ok());
+  auto second = Daemon::Start(net.Options("b", net[0].listen_address()));
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_NE(second.status().message().find("cannot listen on " + net[0].listen_address()), std::string::npos)
+      << second.status();
+}
+
+// Asks the server reflection service to list services, with hand-encoded
+// grpc.reflection.v1alpha messages (their generated code is not installed):
+// ServerReflectionRequest{list_services: ""} is the bytes 3a 00; the answer's
+// raw bytes contain the service names.
+class ReflectionProbe final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+ public:
+  explicit ReflectionProbe(const std::string& address)
+      : stub_(grpc::CreateChannel(address, grpc::InsecureChannelCredentials())) {
+    static const char kListServices[] = {0x3a, 0x00};
+    grpc::Slice slice(kListServices, sizeof(kListServices));
+    request_ = grpc::ByteBuffer(&slice, 1);
+    context_.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    stub_.PrepareBidiStreamingCall(&context_, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+                                   grpc::StubOptions(), this);
+    StartWrite(&request_);
+    StartRead(&response_);
+    StartCall();
+  }
+  void OnWriteDone(bool) override { StartWritesDone(); }
+  void OnReadDone(bool ok) override {
+    if (!ok) return;
+    std::vector<grpc::Slice> slices;
+    if (response_.Dump(&slices).ok()) {
+      for (const auto& slice : slices) answer_.append(reinterpret_cast<const char*>(slice.begin()), slice.size());
+    }
+    StartRead(&response_);
+  }
+  void OnDone(const grpc::Status& status) override { done_.set_value(status); }
+  std::string Answer() {
+    grpc::Status status = done_.get_future().get();
+    return status.ok() ? answer_ : "error: " + status.error_message();
+  }
+
+ private:
+  grpc::GenericStub stub_;
+  grpc::ClientContext context_;
+  grpc::ByteBuffer request_;
+  grpc::ByteBuffer response_;
+  std::string answer_;
+  std::promise<grpc::Status> done_;
+};
+
+TEST(PeerLinksTest, ServesHealthCheckingAndReflection) {
+  InProcessNetwork net({"a"});
+  ASSERT_TRUE(net.ok());
+  auto serving = cli::CheckServing(net[0].listen_address());
+  ASSERT_TRUE(serving.ok()) << serving.status();
+  EXPECT_TRUE(*serving);
+  ReflectionProbe probe(net[0].listen_address());
+  std::string answer = probe.Answer();
+  for (const char* service : {"qnet.v1.Node", "qnet.v1.Peer", "qnet.v1.HardwarePlane", "grpc.health.v1.Health"}) {
+    EXPECT_NE(answer.find(service), std::string::npos) << service << " not in: " << answer;
+  }
+}
+
+}  // namespace
+}  // namespace qnet::daemon

@@ -1,0 +1,64 @@
+// qnetd's command-line parsing and help text.
+#include "daemon/qnetd_flags.h"
+
+#include "gtest/gtest.h"
+
+namespace qnet::daemon {
+namespace {
+
+TEST(QnetdFlagsTest, ParsesEveryFlagInBothForms) {
+  auto flags = ParseQnetdFlags({"--network", "net.yaml", "--node=alice", "--listen", "0.0.0.0:7000", "--peers",
+                                "peers.txt", "--peer", "bob=127.0.0.1:7001", "--time-scale=0.001", "--seed", "9",
+                                "--log-level", "debug", "--ready-file", "ready", "--epoch-unix-ns", "1700000000000000000"});
+  ASSERT_TRUE(flags.ok()) << flags.status();
+  EXPECT_EQ(flags->network_file, "net.yaml");
+  EXPECT_EQ(flags->node, "alice");
+  EXPECT_EQ(flags->listen, "0.0.0.0:7000");
+  EXPECT_EQ(flags->peers_file, "peers.txt");
+  EXPECT_EQ(flags->peers.at("bob"), "127.0.0.1:7001");
+  EXPECT_DOUBLE_EQ(flags->time_scale, 0.001);
+  EXPECT_EQ(flags->seed, 9u);
+  EXPECT_EQ(flags->log_level, LogLevel::kDebug);
+  EXPECT_EQ(flags->ready_file, "ready");
+  EXPECT_EQ(flags->epoch_unix_ns, int64_t{1700000000000000000});
+}
+
+TEST(QnetdFlagsTest, DefaultsAndRequiredFlags) {
+  auto flags = ParseQnetdFlags({"--network", "n.yaml", "--node", "a"});
+  ASSERT_TRUE(flags.ok());
+  EXPECT_EQ(flags->listen, "127.0.0.1:0");
+  EXPECT_EQ(flags->time_scale, 1.0);
+  EXPECT_FALSE(flags->seed.has_value());
+  EXPECT_EQ(flags->log_level, LogLevel::kInfo);
+  EXPECT_NE(ParseQnetdFlags({"--node", "a"}).status().message().find("--network"), std::string::npos);
+  EXPECT_NE(ParseQnetdFlags({"--network", "n"}).status().message().find("--node"), std::string::npos);
+  EXPECT_TRUE(ParseQnetdFlags({"--help"})->help);
+}
+
+TEST(QnetdFlagsTest, BadValuesNameTheFlag) {
+  const std::vector<std::string> base = {"--network", "n", "--node", "a"};
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = base;
+    args.insert(args.end(), extra.begin(), extra.end());
+    return ParseQnetdFlags(args).status();
+  };
+  EXPECT_NE(with({"--time-scale", "0"}).message().find("--time-scale"), std::string::npos);
+  EXPECT_NE(with({"--time-scale", "fast"}).message().find("--time-scale"), std::string::npos);
+  EXPECT_NE(with({"--seed", "-1"}).message().find("--seed"), std::string::npos);
+  EXPECT_NE(with({"--log-level", "loud"}).message().find("loud"), std::string::npos);
+  EXPECT_NE(with({"--peer", "bob"}).message().find("--peer"), std::string::npos);
+  EXPECT_NE(with({"--listen", "7000"}).message().find("HOST:PORT"), std::string::npos);
+  EXPECT_NE(with({"--colour", "blue"}).message().find("--colour"), std::string::npos);
+  EXPECT_NE(with({"--seed"}).message().find("needs a value"), std::string::npos);
+}
+
+TEST(QnetdFlagsTest, HelpMentionsEveryFlag) {
+  std::string usage = QnetdUsage();
+  for (const char* flag : {"--network", "--node", "--listen", "--peers", "--peer NAME", "--time-scale", "--seed",
+                           "--log-level", "--ready-file", "--epoch-unix-ns", "--help"}) {
+    EXPECT_NE(usage.find(flag), std::string::npos) << flag;
+  }
+}
+
+}  // namespace
+}  // namespace qnet::daemon
