@@ -3,6 +3,8 @@
 #include <unistd.h>
 
 #include <cmath>
+#include <deque>
+#include <mutex>
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
@@ -11,6 +13,126 @@
 
 namespace qnet::daemon {
 namespace {
+
+grpc::Status ToGrpc(const absl::Status& status) {
+  return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
+}
+
+// One Entangle call. gRPC threads (OnWriteDone, OnCancel, OnDone) and the
+// loop thread (events) meet under `mu_`; the loop side holds a shared_ptr to
+// the Outbox, which outlives the reactor and drops what comes after OnDone.
+class EntangleReactor final : public grpc::ServerWriteReactor<v1::EntangleEvent> {
+ public:
+  struct Outbox {
+    std::mutex mu;
+    EntangleReactor* reactor = nullptr;  // null once the call is done
+    std::deque<v1::EntangleEvent> pending;
+    bool writing = false;
+    std::optional<grpc::Status> finish;  // to send once the writes drain
+    bool finished = false;
+
+    void Push(v1::EntangleEvent event) {
+      std::lock_guard lock(mu);
+      if (reactor == nullptr || finished || finish.has_value()) return;
+      pending.push_back(std::move(event));
+      if (!writing) {
+        writing = true;
+        reactor->StartWrite(&pending.front());
+      }
+    }
+    void End(grpc::Status status) {
+      std::lock_guard lock(mu);
+      if (reactor == nullptr || finished || finish.has_value()) return;
+      finish = std::move(status);
+      if (!writing) {
+        finished = true;
+        reactor->Finish(*finish);
+      }
+    }
+  };
+
+  EntangleReactor(Daemon& daemon, std::shared_ptr<LoopPoster> poster, const v1::EntangleRequest& request)
+      : daemon_(&daemon), poster_(std::move(poster)), outbox_(std::make_shared<Outbox>()) {
+    outbox_->reactor = this;
+    auto outbox = outbox_;
+    auto request_id = request_id_;
+    Daemon* d = &daemon;
+    bool posted = poster_->Post([d, outbox, request, request_id] {
+      EntanglementService* service = d->entanglement();
+      if (service == nullptr) {
+        outbox->End(grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "this daemon runs no link layer"));
+        return;
+      }
+      EntanglementService::Stream stream{
+          .event = [outbox](v1::EntangleEvent e) { outbox->Push(std::move(e)); },
+          .end = [outbox](absl::Status s) { outbox->End(ToGrpc(s)); }};
+      absl::StatusOr<link::RequestId> id = service->Entangle(request, std::move(stream));
+      if (!id.ok()) {
+        outbox->End(ToGrpc(id.status()));
+        return;
+      }
+      *request_id = *id;
+    });
+    if (!posted) {
+      std::lock_guard lock(outbox_->mu);
+      outbox_->finished = true;
+      Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the daemon is shutting down"));
+    }
+  }
+
+  void OnWriteDone(bool ok) override {
+    std::lock_guard lock(outbox_->mu);
+    outbox_->pending.pop_front();
+    if (!ok) {
+      // The stream broke (the client went away); OnCancel cancels the request.
+      outbox_->writing = false;
+      outbox_->pending.clear();
+      if (!outbox_->finished) {
+        outbox_->finished = true;
+        Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the client went away"));
+      }
+      return;
+    }
+    if (!outbox_->pending.empty()) {
+      StartWrite(&outbox_->pending.front());
+      return;
+    }
+    outbox_->writing = false;
+    if (outbox_->finish.has_value() && !outbox_->finished) {
+      outbox_->finished = true;
+      Finish(*outbox_->finish);
+    }
+  }
+
+  void OnCancel() override {
+    // The client went away (or its deadline passed): cancel the request.
+    Daemon* d = daemon_;
+    auto request_id = request_id_;
+    poster_->Post([d, request_id] {
+      if (*request_id != 0 && d->entanglement() != nullptr) d->entanglement()->Cancel(*request_id);
+    });
+    std::lock_guard lock(outbox_->mu);
+    if (!outbox_->finished && !outbox_->writing) {
+      outbox_->finished = true;
+      Finish(grpc::Status::CANCELLED);
+    }
+  }
+
+  void OnDone() override {
+    {
+      std::lock_guard lock(outbox_->mu);
+      outbox_->reactor = nullptr;
+    }
+    delete this;
+  }
+
+ private:
+  Daemon* daemon_ = nullptr;
+  std::shared_ptr<LoopPoster> poster_;
+  std::shared_ptr<Outbox> outbox_;
+  // Loop thread only (0 until Create returned).
+  std::shared_ptr<link::RequestId> request_id_ = std::make_shared<link::RequestId>(0);
+};
 
 class NodeService final : public v1::Node::CallbackService {
  public:
@@ -22,6 +144,27 @@ class NodeService final : public v1::Node::CallbackService {
     Daemon* daemon = &daemon_;
     bool posted = poster_->Post([daemon, reactor, response] {
       *response = daemon->Status();
+      reactor->Finish(grpc::Status::OK);
+    });
+    if (!posted) reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the daemon is shutting down"));
+    return reactor;
+  }
+
+  grpc::ServerWriteReactor<v1::EntangleEvent>* Entangle(grpc::CallbackServerContext*,
+                                                         const v1::EntangleRequest* request) override {
+    return new EntangleReactor(daemon_, poster_, *request);
+  }
+
+  grpc::ServerUnaryReactor* GetOutcomes(grpc::CallbackServerContext* context, const v1::GetOutcomesRequest* request,
+                                        v1::GetOutcomesResponse* response) override {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    Daemon* daemon = &daemon_;
+    bool posted = poster_->Post([daemon, reactor, request, response] {
+      if (daemon->entanglement() == nullptr) {
+        reactor->Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "this daemon runs no link layer"));
+        return;
+      }
+      *response = daemon->entanglement()->Outcomes(*request);
       reactor->Finish(grpc::Status::OK);
     });
     if (!posted) reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the daemon is shutting down"));
@@ -70,7 +213,7 @@ absl::Status Daemon::Init() {
   // The loop is not running yet, so building the stack here is still
   // single-threaded.
   StackFactory factory = options_.stack_factory ? options_.stack_factory : DefaultStackFactory();
-  StackEnvironment env{*context_, *backend_, topology, options_.network.get(), log_};
+  StackEnvironment env{*context_, *backend_, topology, options_.network.get(), log_, options_.time_scale};
   absl::StatusOr<StackHandle> stack = factory(env);
   if (!stack.ok()) {
     return absl::Status(stack.status().code(),
@@ -80,6 +223,10 @@ absl::Status Daemon::Init() {
   if (stack->sink == nullptr) return absl::InternalError("the stack factory returned no stack");
   stack_ = *std::move(stack);
   links_->SetSink(stack_.sink.get());
+  if (stack_.link != nullptr && stack_.device != nullptr) {
+    entanglement_ = std::make_unique<EntanglementService>(*context_, *stack_.link, *stack_.device, topology, log_);
+    if (absl::Status s = entanglement_->Start(); !s.ok()) return s;
+  }
 
   hardware_service_ = std::make_unique<HardwarePlaneService>(*backend_, loop_->poster());
   node_service_ = std::make_unique<NodeService>(*this, loop_->poster());
@@ -137,6 +284,7 @@ void Daemon::Shutdown() {
   }
   loop_->Stop();
   // Loop-owned objects go now, the stack first (it refers to the others).
+  entanglement_.reset();
   stack_ = StackHandle{};
 }
 

@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "daemon/daemon_node_context.h"
 #include "daemon/distributed_state_backend.h"
+#include "daemon/entanglement_service.h"
 #include "daemon/event_loop.h"
 #include "daemon/hardware_plane.h"
 #include "daemon/log.h"
@@ -66,6 +67,8 @@ class Daemon {
   PeerLinks& links() { return *links_; }
   DistributedStateBackend& backend() { return *backend_; }
   PeerMessageSink& stack() { return *stack_.sink; }
+  // Null when the stack has no link layer (LoggingStack).
+  EntanglementService* entanglement() { return entanglement_.get(); }
   NodeContext& context() { return *context_; }
   v1::GetStatusResponse Status();
 
@@ -83,6 +86,7 @@ class Daemon {
   std::unique_ptr<PeerLinks> links_;
   std::unique_ptr<DaemonNodeContext> context_;
   StackHandle stack_;
+  std::unique_ptr<EntanglementService> entanglement_;  // goes before stack_
   std::unique_ptr<HardwarePlaneService> hardware_service_;
   std::unique_ptr<grpc::Service> node_service_;
   std::unique_ptr<grpc::Server> server_;

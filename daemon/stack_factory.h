@@ -4,9 +4,9 @@
 // neighbour up/down go to the stack's PeerMessageSink; the stack acts only
 // through the NodeContext and StateBackend it was given.
 //
-// qnetd uses DefaultStackFactory(). Until the protocol layers are wired in,
-// that builds LoggingStack, which only logs what it receives; plugging in the
-// real stack (stack::NodeStack::Build) means changing that one function.
+// qnetd uses DefaultStackFactory(): the real stack::NodeStack (device,
+// physical and link layers). LoggingStack, which only logs what it receives,
+// remains for transport tests that run without a network file.
 #pragma once
 
 #include <cstdint>
@@ -19,6 +19,8 @@
 #include "core/node_context.h"
 #include "daemon/log.h"
 #include "daemon/topology.h"
+#include "link/link_layer.h"
+#include "physical/quantum_device.h"
 #include "physical/state_backend.h"
 
 namespace qnet::daemon {
@@ -30,6 +32,7 @@ struct StackEnvironment {
   const DaemonTopology& topology;
   const config::NetworkConfig* network;  // the parsed network file; null when built without one (tests)
   const Logger& log;
+  double time_scale = 1.0;  // simulated seconds per wall-clock second
 };
 
 // A built stack: the sink the daemon delivers into, plus optional hooks the
@@ -37,6 +40,10 @@ struct StackEnvironment {
 struct StackHandle {
   std::unique_ptr<PeerMessageSink> sink;
   std::function<uint32_t()> memory_qubits_in_use;  // may be empty
+  // The stack's link layer, for the Node service's Entangle; null when the
+  // stack has none (LoggingStack): Entangle then answers UNIMPLEMENTED.
+  link::LinkLayer* link = nullptr;
+  physical::QuantumDevice* device = nullptr;  // with `link`: where KEEP pairs are freed
 };
 
 using StackFactory = std::function<absl::StatusOr<StackHandle>(const StackEnvironment&)>;
@@ -54,7 +61,10 @@ class LoggingStack final : public PeerMessageSink {
 };
 
 StackFactory LoggingStackFactory();
-// What qnetd builds (and a Daemon whose options name no factory).
+// stack::NodeStack from the network file (FailedPrecondition without one).
+StackFactory NodeStackFactory();
+// What qnetd builds (and a Daemon whose options name no factory):
+// NodeStackFactory() given a network file, else LoggingStack (transport tests).
 StackFactory DefaultStackFactory();
 
 }  // namespace qnet::daemon

@@ -13,3 +13,14 @@ echo "== NV-centre hardware on a 3-node chain, asking the link layer for fidelit
 echo
 echo "== The same NV link measured in CHSH settings: Bell-inequality violation from outcomes"
 "$qnetsim" --network "$root/examples/chain3.yaml" --link alice-bob --pairs 4000 --basis chsh --min_fidelity 0.85 "$@"
+echo
+echo "== The same stack as real processes: one qnetd per node, driven over gRPC by qnetctl"
+qnetctl="$build/cli/qnetctl"
+state=$(mktemp -d "${TMPDIR:-/tmp}/qnet-demo.XXXXXX")
+trap '"$qnetctl" down --state-dir "$state" >/dev/null 2>&1 || true; rm -rf "$state"' EXIT
+"$qnetctl" up "$root/examples/ideal-pair.yaml" --state-dir "$state" --time-scale 10
+"$qnetctl" --state-dir "$state" --node alice entangle --with bob --pairs 200 --type measure --basis six-state |
+  tail -n 7
+"$qnetctl" --state-dir "$state" status
+"$qnetctl" --state-dir "$state" links
+"$qnetctl" --state-dir "$state" down

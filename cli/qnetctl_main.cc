@@ -1,0 +1,454 @@
+// qnetctl: starts and stops a local multi-process qnet network and talks to
+// its daemons over the Node service (status, links, entangle).
+#include <unistd.h>
+
+#include <cmath>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <google/protobuf/util/json_util.h>
+#include <grpcpp/grpcpp.h>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/time/time.h"
+#include "apps/pair_statistics.h"
+#include "cli/entangle_client.h"
+#include "cli/launcher.h"
+#include "config/network_config.h"
+#include "qnet/v1/node_service.grpc.pb.h"
+
+namespace fs = std::filesystem;
+using qnet::v1::EntangleRequest;
+
+namespace {
+
+constexpr char kUsage[] = R"(qnetctl: run and use a local multi-process qnet network.
+
+Usage: qnetctl [--state-dir DIR] [--node NODE] [--output text|json] COMMAND [options]
+
+Commands:
+  up NETWORK_FILE [--time-scale S] [--qnetd PATH]   start one qnetd per node (detached)
+  down                                             stop the network's daemons
+  status [--node NODE]                             every node's status, or one's
+  links                                            the links: name, length, scheme, connected
+  --node NODE entangle --with NODE --pairs N [--type keep|measure]
+        [--basis z|x|y|bb84|six-state|chsh] [--min-fidelity F] [--timeout DURATION]
+                                                   entangled pairs with a neighbour; DURATION is
+                                                   simulated time, e.g. 2s, 500ms (default: none)
+
+Global options (also after the command):
+  --state-dir DIR   the network's state directory (default .qnet/<network>; if
+                    exactly one network is up under .qnet/, that one)
+  --output json     machine-readable output
+  --help            this text
+)";
+
+struct Args {
+  std::string command;
+  std::vector<std::string> positional;
+  std::map<std::string, std::string> flags;  // "--name" -> value
+  bool help = false;
+};
+
+int Fail(const std::string& message) {
+  std::fprintf(stderr, "qnetctl: %s\n", message.c_str());
+  return 1;
+}
+
+absl::StatusOr<Args> Parse(int argc, char** argv) {
+  Args args;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--help" || a == "-h") {
+      args.help = true;
+    } else if (a.rfind("--", 0) == 0) {
+      std::string name = a, value;
+      if (auto eq = a.find('='); eq != std::string::npos) {
+        name = a.substr(0, eq);
+        value = a.substr(eq + 1);
+      } else {
+        if (i + 1 >= argc) return absl::InvalidArgumentError(absl::StrCat(a, " needs a value (see --help)"));
+        value = argv[++i];
+      }
+      args.flags[name] = value;
+    } else if (args.command.empty()) {
+      args.command = a;
+    } else {
+      args.positional.push_back(a);
+    }
+  }
+  return args;
+}
+
+std::string Flag(const Args& args, const std::string& name, const std::string& fallback = "") {
+  auto it = args.flags.find(name);
+  return it == args.flags.end() ? fallback : it->second;
+}
+
+absl::Status CheckFlags(const Args& args, const std::vector<std::string>& allowed) {
+  for (const auto& [name, value] : args.flags) {
+    bool ok = name == "--state-dir" || name == "--output" || name == "--node";
+    for (const std::string& a : allowed) ok = ok || a == name;
+    if (!ok) return absl::InvalidArgumentError(absl::StrCat("unknown option ", name, " for '", args.command, "' (see --help)"));
+  }
+  std::string output = Flag(args, "--output", "text");
+  if (output != "text" && output != "json") {
+    return absl::InvalidArgumentError(absl::StrCat("--output must be text or json, got '", output, "'"));
+  }
+  return absl::OkStatus();
+}
+
+std::string ReadFile(const fs::path& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::string Trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\r')) s.pop_back();
+  return s;
+}
+
+// The state directory: --state-dir, else the only network under .qnet/.
+absl::StatusOr<fs::path> StateDir(const Args& args) {
+  if (std::string dir = Flag(args, "--state-dir"); !dir.empty()) {
+    if (!fs::exists(fs::path(dir) / "network")) {
+      return absl::NotFoundError(absl::StrCat("no network state in ", dir, " (is the network up? qnetctl up FILE)"));
+    }
+    return fs::path(dir);
+  }
+  std::vector<fs::path> found;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(".qnet", ec)) {
+    if (fs::exists(entry.path() / "network")) found.push_back(entry.path());
+  }
+  if (found.empty()) return absl::NotFoundError("no network is up under .qnet/ (start one: qnetctl up NETWORK_FILE)");
+  if (found.size() > 1) {
+    return absl::FailedPreconditionError("several networks under .qnet/: choose one with --state-dir DIR");
+  }
+  return found.front();
+}
+
+std::string StateValue(const fs::path& dir, const std::string& key) {
+  std::istringstream in(ReadFile(dir / "network"));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(key + " ", 0) == 0) return Trim(line.substr(key.size() + 1));
+  }
+  return "";
+}
+
+absl::StatusOr<qnet::config::NetworkConfig> StateNetwork(const fs::path& dir) {
+  std::string file = StateValue(dir, "file");
+  if (file.empty()) return absl::DataLossError(absl::StrCat(dir.string(), "/network names no network file"));
+  return qnet::config::LoadNetworkFile(file);
+}
+
+absl::StatusOr<std::string> NodeAddress(const fs::path& dir, const std::string& node) {
+  fs::path path = dir / (node + ".address");
+  if (!fs::exists(path)) {
+    return absl::NotFoundError(absl::StrCat("node '", node, "' is not running in ", dir.string()));
+  }
+  return Trim(ReadFile(path));
+}
+
+absl::StatusOr<qnet::v1::GetStatusResponse> GetStatus(const std::string& address) {
+  auto stub = qnet::v1::Node::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
+  qnet::v1::GetStatusResponse status;
+  grpc::Status s = stub->GetStatus(&context, qnet::v1::GetStatusRequest(), &status);
+  if (!s.ok()) return absl::UnavailableError(absl::StrCat(address, ": ", s.error_message()));
+  return status;
+}
+
+std::string Json(const google::protobuf::Message& m) {
+  std::string out;
+  google::protobuf::util::JsonPrintOptions options;
+  options.always_print_primitive_fields = true;
+  options.preserve_proto_field_names = true;
+  (void)google::protobuf::util::MessageToJsonString(m, &out, options);
+  return out;
+}
+
+std::string FindQnetd(const Args& args) {
+  if (std::string p = Flag(args, "--qnetd"); !p.empty()) return p;
+  std::error_code ec;
+  fs::path self = fs::read_symlink("/proc/self/exe", ec).parent_path();
+  for (fs::path candidate : {self / "qnetd", self / ".." / "daemon" / "qnetd"}) {
+    if (fs::exists(candidate)) return fs::weakly_canonical(candidate).string();
+  }
+  return "qnetd";
+}
+
+int Up(const Args& args, bool json) {
+  if (absl::Status s = CheckFlags(args, {"--time-scale", "--qnetd"}); !s.ok()) return Fail(std::string(s.message()));
+  if (args.positional.size() != 1) return Fail("up needs exactly one NETWORK_FILE (see --help)");
+  qnet::cli::LaunchOptions o;
+  o.qnetd_path = FindQnetd(args);
+  o.network_file = args.positional[0];
+  o.state_dir = Flag(args, "--state-dir");
+  o.detached = true;
+  if (std::string ts = Flag(args, "--time-scale"); !ts.empty()) {
+    if (!absl::SimpleAtod(ts, &o.time_scale) || !(o.time_scale > 0)) {
+      return Fail(absl::StrCat("--time-scale must be a positive number, got '", ts, "'"));
+    }
+  }
+  auto net = qnet::cli::LocalNetwork::Start(o);
+  if (!net.ok()) return Fail(std::string(net.status().message()));
+  (*net)->Detach();
+  if (json) {
+    std::cout << "{\"network\":\"" << (*net)->network_name() << "\",\"state_dir\":\"" << (*net)->state_dir()
+              << "\",\"nodes\":[";
+    bool first = true;
+    for (const std::string& node : (*net)->nodes()) {
+      std::cout << (first ? "" : ",") << "{\"node\":\"" << node << "\",\"address\":\""
+                << (*net)->Address(node).value_or("") << "\"}";
+      first = false;
+    }
+    std::cout << "]}\n";
+  } else {
+    std::cout << "network " << (*net)->network_name() << " up (state dir " << (*net)->state_dir() << ")\n";
+    for (const std::string& node : (*net)->nodes()) {
+      std::cout << absl::StrFormat("  %-12s %s\n", node, (*net)->Address(node).value_or("?"));
+    }
+  }
+  return 0;
+}
+
+int Down(const Args& args, bool json) {
+  if (absl::Status s = CheckFlags(args, {}); !s.ok()) return Fail(std::string(s.message()));
+  auto dir = StateDir(args);
+  if (!dir.ok()) return Fail(std::string(dir.status().message()));
+  std::string name = StateValue(*dir, "name");
+  if (absl::Status s = qnet::cli::StopStateDir(dir->string()); !s.ok()) return Fail(std::string(s.message()));
+  // The state dir goes too, so the next `up` (and node resolution) starts clean.
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(*dir, ec)) {
+    if (entry.path().extension() == ".address" || entry.path().extension() == ".pid") fs::remove(entry.path(), ec);
+  }
+  fs::remove(*dir / "network", ec);
+  fs::remove(*dir / "peers", ec);
+  if (json) {
+    std::cout << "{\"network\":\"" << name << "\",\"stopped\":true}\n";
+  } else {
+    std::cout << "network " << name << " down\n";
+  }
+  return 0;
+}
+
+int Status(const Args& args, bool json) {
+  if (absl::Status s = CheckFlags(args, {}); !s.ok()) return Fail(std::string(s.message()));
+  auto dir = StateDir(args);
+  if (!dir.ok()) return Fail(std::string(dir.status().message()));
+  auto network = StateNetwork(*dir);
+  if (!network.ok()) return Fail(std::string(network.status().message()));
+  std::vector<std::string> nodes;
+  if (std::string one = Flag(args, "--node"); !one.empty()) {
+    if (network->FindNode(one) == nullptr) return Fail(absl::StrCat("unknown node '", one, "'"));
+    nodes.push_back(one);
+  } else {
+    for (const auto& n : network->nodes) nodes.push_back(n.name);
+  }
+  int rc = 0;
+  if (json) std::cout << "[";
+  bool first = true;
+  for (const std::string& node : nodes) {
+    absl::StatusOr<qnet::v1::GetStatusResponse> status = absl::UnavailableError("not running");
+    if (auto address = NodeAddress(*dir, node); address.ok()) status = GetStatus(*address);
+    if (json) {
+      std::cout << (first ? "" : ",");
+      if (status.ok()) {
+        std::cout << Json(*status);
+      } else {
+        std::cout << "{\"node\":\"" << node << "\",\"error\":\"" << status.status().message() << "\"}";
+      }
+    } else if (status.ok()) {
+      std::cout << absl::StrFormat("%-10s pid %-7d %-21s up %.1fs  t_sim %.6fs  memory %d/%d in use  qubits held %d\n",
+                                   node, status->pid(), status->listen_address(), status->uptime_s(),
+                                   status->simulated_time_s(), status->memory_qubits_in_use(),
+                                   status->memory_qubits(), status->qubits_held());
+      for (const auto& n : status->neighbours()) {
+        std::cout << absl::StrFormat("           -> %-10s link %-14s %s\n", n.name(), n.link(),
+                                     n.connected() ? "connected" : "DISCONNECTED");
+      }
+    } else {
+      std::cout << absl::StrFormat("%-10s DOWN (%s)\n", node, status.status().message());
+      rc = 1;
+    }
+    first = false;
+  }
+  if (json) std::cout << "]\n";
+  return rc;
+}
+
+int Links(const Args& args, bool json) {
+  if (absl::Status s = CheckFlags(args, {}); !s.ok()) return Fail(std::string(s.message()));
+  auto dir = StateDir(args);
+  if (!dir.ok()) return Fail(std::string(dir.status().message()));
+  auto network = StateNetwork(*dir);
+  if (!network.ok()) return Fail(std::string(network.status().message()));
+  if (json) std::cout << "[";
+  bool first = true;
+  for (const auto& link : network->links) {
+    bool connected = false;
+    if (auto address = NodeAddress(*dir, link.node_a); address.ok()) {
+      if (auto status = GetStatus(*address); status.ok()) {
+        for (const auto& n : status->neighbours()) connected = connected || (n.name() == link.node_b && n.connected());
+      }
+    }
+    const std::string scheme(qnet::physical::SchemeName(link.scheme));
+    if (json) {
+      std::cout << (first ? "" : ",")
+                << absl::StrFormat("{\"link\":\"%s\",\"node_a\":\"%s\",\"node_b\":\"%s\",\"length_km\":%g,"
+                                   "\"scheme\":\"%s\",\"connected\":%s}",
+                                   link.name, link.node_a, link.node_b, link.length_km, scheme,
+                                   connected ? "true" : "false");
+    } else {
+      std::cout << absl::StrFormat("%-16s %-8s - %-8s %8.2f km  %-13s %s\n", link.name, link.node_a, link.node_b,
+                                   link.length_km, scheme, connected ? "connected" : "DISCONNECTED");
+    }
+    first = false;
+  }
+  if (json) std::cout << "]\n";
+  return 0;
+}
+
+int Entangle(const Args& args, bool json) {
+  if (absl::Status s = CheckFlags(args, {"--with", "--pairs", "--type", "--basis", "--min-fidelity", "--timeout"});
+      !s.ok()) {
+    return Fail(std::string(s.message()));
+  }
+  const std::string node = Flag(args, "--node");
+  const std::string with = Flag(args, "--with");
+  if (node.empty()) return Fail("entangle needs --node NODE (the requesting end)");
+  if (with.empty()) return Fail("entangle needs --with NODE (a neighbour of --node)");
+  EntangleRequest request;
+  request.set_remote_node(with);
+  uint32_t pairs = 0;
+  if (!absl::SimpleAtoi(Flag(args, "--pairs", ""), &pairs)) return Fail("entangle needs --pairs N (a positive number)");
+  request.set_pairs(pairs);
+  const std::string type = Flag(args, "--type", "keep");
+  if (type == "keep") {
+    request.set_type(EntangleRequest::KEEP);
+  } else if (type == "measure") {
+    request.set_type(EntangleRequest::MEASURE);
+  } else {
+    return Fail(absl::StrCat("--type must be keep or measure, got '", type, "'"));
+  }
+  const std::map<std::string, EntangleRequest::Basis> bases = {
+      {"z", EntangleRequest::Z},       {"x", EntangleRequest::X},
+      {"y", EntangleRequest::Y},       {"bb84", EntangleRequest::BB84},
+      {"six-state", EntangleRequest::SIX_STATE}, {"chsh", EntangleRequest::CHSH}};
+  const std::string basis = Flag(args, "--basis", "z");
+  auto b = bases.find(basis);
+  if (b == bases.end()) return Fail(absl::StrCat("--basis must be z, x, y, bb84, six-state or chsh, got '", basis, "'"));
+  request.set_basis(b->second);
+  if (std::string f = Flag(args, "--min-fidelity"); !f.empty()) {
+    double v = 0;
+    if (!absl::SimpleAtod(f, &v)) return Fail(absl::StrCat("--min-fidelity must be a number, got '", f, "'"));
+    request.set_min_fidelity(v);
+  }
+  if (std::string t = Flag(args, "--timeout"); !t.empty()) {
+    absl::Duration d;
+    if (!absl::ParseDuration(t, &d)) return Fail(absl::StrCat("--timeout must be a duration like 2s or 500ms, got '", t, "'"));
+    request.set_timeout_s(absl::ToDoubleSeconds(d));
+  }
+  auto dir = StateDir(args);
+  if (!dir.ok()) return Fail(std::string(dir.status().message()));
+  auto address = NodeAddress(*dir, node);
+  if (!address.ok()) return Fail(std::string(address.status().message()));
+
+  auto on_pair = [json](const qnet::v1::PairEvent& p) {
+    if (json) {
+      std::cout << Json(p) << "\n";
+    } else if (p.outcome() >= 0) {
+      std::cout << absl::StrFormat("%-18s %-5s F~%.4f  latency %.6fs  basis %-2s outcome %d\n", p.entanglement_id(),
+                                   p.bell_state(), p.fidelity_estimate(), p.latency_s(), p.basis(), p.outcome());
+    } else {
+      std::cout << absl::StrFormat("%-18s %-5s F~%.4f  latency %.6fs\n", p.entanglement_id(), p.bell_state(),
+                                   p.fidelity_estimate(), p.latency_s());
+    }
+    std::cout.flush();
+  };
+  // The wall-clock bound of the call: generous; the request's own timeout is simulated time.
+  auto result = qnet::cli::RunEntangle(*address, request, absl::Hours(24), on_pair);
+  if (!result.ok()) return Fail(absl::StrCat(absl::StatusCodeToString(result.status().code()), ": ", result.status().message()));
+
+  double mean_f = 0;
+  for (const auto& p : result->pairs) mean_f += p.fidelity_estimate();
+  if (!result->pairs.empty()) mean_f /= static_cast<double>(result->pairs.size());
+  const double duration = result->summary.duration_s();
+  const double rate = duration > 0 ? static_cast<double>(result->pairs.size()) / duration : 0.0;
+  std::optional<qnet::apps::PairStatistics> stats;
+  if (request.type() == EntangleRequest::MEASURE) {
+    auto far_address = NodeAddress(*dir, with);
+    if (!far_address.ok()) return Fail(std::string(far_address.status().message()));
+    auto far = qnet::cli::FetchOutcomes(*far_address, node, result->pairs);
+    if (!far.ok()) return Fail(absl::StrCat("fetching ", with, "'s outcomes: ", far.status().message()));
+    stats = qnet::apps::AnalysePairs(qnet::cli::MatchPairs(node, result->pairs, *far));
+  }
+  if (json) {
+    std::cout << absl::StrFormat("{\"summary\":{\"pairs\":%d,\"duration_s\":%g,\"rate_hz\":%g,\"mean_fidelity_estimate\":%g",
+                                 result->pairs.size(), duration, rate, mean_f);
+    if (stats) {
+      auto er = [](const qnet::apps::ErrorRate& e) {
+        return absl::StrFormat("{\"pairs\":%d,\"errors\":%d,\"rate\":%g}", e.pairs, e.errors, e.rate());
+      };
+      std::cout << ",\"matched_pairs\":" << stats->pairs << ",\"z\":" << er(stats->z) << ",\"x\":" << er(stats->x)
+                << ",\"y\":" << er(stats->y);
+      if (stats->fidelity) std::cout << absl::StrFormat(",\"fidelity\":%g", stats->fidelity->value);
+      if (stats->chsh) std::cout << absl::StrFormat(",\"chsh\":%g", stats->chsh->value);
+    }
+    std::cout << "}}\n";
+  } else {
+    std::cout << absl::StrFormat("%d pairs in %.6f s simulated (%.1f pairs/s), mean fidelity estimate %.4f\n",
+                                 result->pairs.size(), duration, rate, mean_f);
+    if (stats) {
+      std::cout << absl::StrFormat("both ends' outcomes: %d pairs matched\n", stats->pairs);
+      for (auto [name, e] : {std::pair{"Z", stats->z}, std::pair{"X", stats->x}, std::pair{"Y", stats->y}}) {
+        if (e.pairs == 0) continue;
+        std::cout << absl::StrFormat("  error rate %s: %.4f +- %.4f (%d/%d)\n", name, e.rate(), e.standard_error(),
+                                     e.errors, e.pairs);
+      }
+      if (stats->fidelity) {
+        std::cout << absl::StrFormat("  fidelity from outcomes: %.4f +- %.4f\n", stats->fidelity->value,
+                                     stats->fidelity->standard_error);
+      }
+      if (stats->chsh) {
+        std::cout << absl::StrFormat("  CHSH S: %.4f +- %.4f\n", stats->chsh->value, stats->chsh->standard_error);
+      }
+    }
+  }
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto args = Parse(argc, argv);
+  if (!args.ok()) return Fail(std::string(args.status().message()));
+  if (args->help || args->command.empty()) {
+    std::cout << kUsage;
+    return args->help ? 0 : 2;
+  }
+  const bool json = Flag(*args, "--output") == "json";
+  const std::string& c = args->command;
+  if (c == "up") return Up(*args, json);
+  if (c == "down") return Down(*args, json);
+  if (c == "status") return Status(*args, json);
+  if (c == "links") return Links(*args, json);
+  if (c == "entangle") return Entangle(*args, json);
+  return Fail(absl::StrCat("unknown command '", c, "' (see --help)"));
+}

@@ -1,0 +1,215 @@
+// Node.Entangle across real qnetd processes (launcher, gRPC only): MEASURE
+// statistics from both ends, validation at the edge, and a far daemon that
+// dies mid-request.
+#include <signal.h>
+
+#include <filesystem>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/strings/str_cat.h"
+#include "apps/pair_statistics.h"
+#include "cli/entangle_client.h"
+#include "cli/launcher.h"
+#include "gtest/gtest.h"
+#include "qnet/v1/node_service.grpc.pb.h"
+
+namespace qnet::daemon {
+namespace {
+
+using cli::LaunchOptions;
+using cli::LocalNetwork;
+namespace fs = std::filesystem;
+
+class EntangleMpTest : public ::testing::Test {
+ protected:
+  EntangleMpTest() {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    state_dir_ = fs::path(::testing::TempDir()) / absl::StrCat("qnet-", getpid(), "-", info->name());
+  }
+  void TearDown() override {
+    std::error_code ec;
+    if (!HasFailure()) fs::remove_all(state_dir_, ec);
+  }
+  std::unique_ptr<LocalNetwork> Launch(const std::string& example, double time_scale) {
+    LaunchOptions o;
+    o.qnetd_path = QNETD_PATH;
+    o.network_file = absl::StrCat(QNET_SOURCE_DIR, "/examples/", example);
+    o.state_dir = state_dir_.string();
+    o.time_scale = time_scale;
+    o.ready_timeout = absl::Seconds(20);
+    o.stop_grace = absl::Seconds(5);
+    auto net = LocalNetwork::Start(o);
+    EXPECT_TRUE(net.ok()) << net.status();
+    return net.ok() ? *std::move(net) : nullptr;
+  }
+  fs::path state_dir_;
+};
+
+absl::StatusOr<v1::GetStatusResponse> GetStatus(const std::string& address) {
+  auto stub = v1::Node::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  v1::GetStatusResponse status;
+  grpc::Status s = stub->GetStatus(&context, v1::GetStatusRequest(), &status);
+  if (!s.ok()) return absl::UnavailableError(s.error_message());
+  return status;
+}
+
+// Waits until every neighbour of `address` is connected.
+bool WaitConnected(const std::string& address) {
+  for (int i = 0; i < 100; ++i) {
+    auto status = GetStatus(address);
+    bool all = status.ok() && status->neighbours_size() > 0;
+    if (status.ok()) {
+      for (const auto& n : status->neighbours()) all = all && n.connected();
+    }
+    if (all) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return false;
+}
+
+TEST_F(EntangleMpTest, IdealPairMeasureInRandomZXBasesHasNoErrors) {
+  auto net = Launch("ideal-pair.yaml", 10.0);
+  ASSERT_NE(net, nullptr);
+  const std::string alice = *net->Address("alice");
+  const std::string bob = *net->Address("bob");
+  ASSERT_TRUE(WaitConnected(alice));
+
+  v1::EntangleRequest request;
+  request.set_remote_node("bob");
+  request.set_pairs(2000);
+  request.set_type(v1::EntangleRequest::MEASURE);
+  request.set_basis(v1::EntangleRequest::BB84);
+  auto result = cli::RunEntangle(alice, request, absl::Seconds(60));
+  ASSERT_TRUE(result.ok()) << result.status() << "\n" << net->LogTail("alice");
+  ASSERT_EQ(result->pairs.size(), 2000u);
+  EXPECT_EQ(result->summary.pairs(), 2000u);
+
+  auto far = cli::FetchOutcomes(bob, "alice", result->pairs);
+  ASSERT_TRUE(far.ok()) << far.status();
+  ASSERT_EQ(far->size(), 2000u);
+  std::vector<apps::MeasuredPair> matched = cli::MatchPairs("alice", result->pairs, *far);
+  ASSERT_EQ(matched.size(), 2000u);
+  apps::PairStatistics stats = apps::AnalysePairs(matched);
+  // BB84 bases chosen independently: about half the pairs share a basis
+  // (1000 +- 5 sigma = 5 x sqrt(2000 / 4) ~ 112).
+  EXPECT_NEAR(static_cast<double>(stats.z.pairs + stats.x.pairs), 1000.0, 112.0);
+  EXPECT_GT(stats.z.pairs, 300u);
+  EXPECT_GT(stats.x.pairs, 300u);
+  // Ideal hardware, double-click heralding: exact Bell states, no readout
+  // error, so no errors at all.
+  EXPECT_EQ(stats.z.errors, 0u);
+  EXPECT_EQ(stats.x.errors, 0u);
+  for (const v1::PairEvent& p : result->pairs) EXPECT_NEAR(p.fidelity_estimate(), 1.0, 1e-9);
+
+  // MEASURE pairs leave no memory in use at either end.
+  for (const std::string& address : {alice, bob}) {
+    auto status = GetStatus(address);
+    ASSERT_TRUE(status.ok());
+    EXPECT_EQ(status->memory_qubits_in_use(), 0u) << status->node();
+  }
+  EXPECT_TRUE(net->StopAll().ok());
+}
+
+TEST_F(EntangleMpTest, MalformedRequestsAreInvalidArgumentAndTheDaemonKeepsServing) {
+  auto net = Launch("chain3.yaml", 10.0);
+  ASSERT_NE(net, nullptr);
+  const std::string alice = *net->Address("alice");
+  ASSERT_TRUE(WaitConnected(alice));
+
+  auto expect_invalid = [&](v1::EntangleRequest request, const std::string& says) {
+    auto result = cli::RunEntangle(alice, request, absl::Seconds(10));
+    ASSERT_FALSE(result.ok());
+    EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument) << result.status();
+    EXPECT_NE(result.status().message().find(says), std::string::npos) << result.status();
+  };
+  v1::EntangleRequest good;
+  good.set_remote_node("bob");
+  good.set_pairs(5);
+  good.set_type(v1::EntangleRequest::MEASURE);
+
+  v1::EntangleRequest r = good;
+  r.set_remote_node("mallory");
+  expect_invalid(r, "unknown node 'mallory'");
+  r = good;
+  r.set_remote_node("charlie");  // two hops away
+  expect_invalid(r, "not a neighbour");
+  r = good;
+  r.set_pairs(0);
+  expect_invalid(r, "pairs must be between 1 and 100000");
+  r.set_pairs(100001);
+  expect_invalid(r, "pairs must be between 1 and 100000");
+  r = good;
+  r.set_min_fidelity(1.5);
+  expect_invalid(r, "min_fidelity must be in [0, 1]");
+  r.set_min_fidelity(-0.1);
+  expect_invalid(r, "min_fidelity must be in [0, 1]");
+  r = good;
+  r.set_timeout_s(-1);
+  expect_invalid(r, "timeout must be a non-negative");
+
+  // Still serving: a good request completes.
+  auto result = cli::RunEntangle(alice, good, absl::Seconds(30));
+  ASSERT_TRUE(result.ok()) << result.status() << "\n" << net->LogTail("alice");
+  EXPECT_EQ(result->pairs.size(), 5u);
+  EXPECT_TRUE(net->StopAll().ok());
+}
+
+TEST_F(EntangleMpTest, FarDaemonKilledMidRequestFailsThenRestartServes) {
+  // Slow enough (time scale 1) that the request is still running when bob dies.
+  auto net = Launch("ideal-pair.yaml", 1.0);
+  ASSERT_NE(net, nullptr);
+  const std::string alice = *net->Address("alice");
+  ASSERT_TRUE(WaitConnected(alice));
+
+  v1::EntangleRequest request;
+  request.set_remote_node("bob");
+  request.set_pairs(100000);
+  request.set_type(v1::EntangleRequest::MEASURE);
+  request.set_timeout_s(30);
+  std::atomic<int> seen{0};
+  std::thread killer([&] {
+    for (int i = 0; i < 100 && seen.load() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    EXPECT_TRUE(net->StopNode("bob", SIGKILL).ok());
+  });
+  auto result = cli::RunEntangle(alice, request, absl::Seconds(60), [&](const v1::PairEvent&) { ++seen; });
+  killer.join();
+  ASSERT_FALSE(result.ok());
+  EXPECT_TRUE(result.status().code() == absl::StatusCode::kUnavailable ||
+              result.status().code() == absl::StatusCode::kDeadlineExceeded)
+      << result.status();
+  EXPECT_GT(seen.load(), 0);
+  // The request's memory was freed when it failed.
+  bool freed = false;
+  for (int i = 0; i < 50 && !freed; ++i) {
+    auto status = GetStatus(alice);
+    ASSERT_TRUE(status.ok());
+    freed = status->memory_qubits_in_use() == 0;
+    if (!freed) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_TRUE(freed);
+
+  ASSERT_TRUE(net->StartNode("bob").ok());
+  ASSERT_TRUE(WaitConnected(alice));
+  // KEEP, within alice's two memory slots (the pairs are held, then freed).
+  request.set_type(v1::EntangleRequest::KEEP);
+  request.set_pairs(2);
+  auto again = cli::RunEntangle(alice, request, absl::Seconds(30));
+  ASSERT_TRUE(again.ok()) << again.status() << "\n" << net->LogTail("alice");
+  EXPECT_EQ(again->pairs.size(), 2u);
+  for (const v1::PairEvent& p : again->pairs) EXPECT_EQ(p.outcome(), -1);
+  freed = false;
+  for (int i = 0; i < 50 && !freed; ++i) {
+    auto status = GetStatus(alice);
+    ASSERT_TRUE(status.ok());
+    freed = status->memory_qubits_in_use() == 0;
+    if (!freed) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_TRUE(freed) << "KEEP pairs not freed after their hold time";
+  EXPECT_TRUE(net->StopAll().ok());
+}
+
+}  // namespace
+}  // namespace qnet::daemon
