@@ -14,64 +14,49 @@
 #include "link/link_service.h"
 #include "physical/state_backend.h"
 #include "quantum/quantum_system.h"
+#include "netsim/simulated_network.h"
 #include "sim/sim_network.h"
 #include "sim/simulator.h"
 #include "stack/node_stack.h"
 
 namespace qnet::testing {
 
+// A thin test view of netsim::SimulatedNetwork (the same network qnetsim
+// runs): gtest assertions on set-up, and leak checks.
 class SimStackNetwork {
  public:
   // Asserts (via gtest) that the file parses and every stack builds.
   SimStackNetwork(std::string_view yaml, uint64_t seed, sim::ChannelOptions channel = {},
-                  stack::NodeStackOptions options = {})
-      : options_(std::move(options)) {
+                  stack::NodeStackOptions options = {}) {
     auto parsed = config::ParseNetworkConfig(yaml, "test.yaml");
     EXPECT_TRUE(parsed.ok()) << parsed.status();
     if (!parsed.ok()) return;
-    config_ = *std::move(parsed);
-    sim::SimTopology topology;
-    for (const config::NodeConfig& n : config_.nodes) topology.nodes.push_back(n.name);
-    for (const physical::LinkPhysics& l : config_.links) {
-      topology.links.push_back({l.name, l.node_a, l.node_b, l.length_km});
-    }
-    auto network = sim::SimNetwork::Create(simulator_, seed, std::move(topology), channel);
+    auto network = netsim::SimulatedNetwork::Create(*std::move(parsed), seed, channel, std::move(options));
     EXPECT_TRUE(network.ok()) << network.status();
-    if (!network.ok()) return;
-    network_ = *std::move(network);
-    stacks_.resize(config_.nodes.size());
-    for (size_t i = 0; i < config_.nodes.size(); ++i) BuildStack(i);
+    if (network.ok()) net_ = *std::move(network);
   }
 
-  ~SimStackNetwork() {
-    for (auto& s : stacks_) s.reset();
+  sim::Simulator& simulator() { return net_->simulator(); }
+  sim::SimNetwork& network() { return net_->channels(); }
+  quantum::QuantumSystem& system() { return net_->system(); }
+  const config::NetworkConfig& config() const { return net_->config(); }
+  TimePoint Now() const { return net_->Now(); }
+
+  stack::NodeStack& node(std::string_view name) {
+    stack::NodeStack* n = net_->node(name);
+    EXPECT_NE(n, nullptr) << "no running node " << name;
+    return *n;
   }
-
-  sim::Simulator& simulator() { return simulator_; }
-  sim::SimNetwork& network() { return *network_; }
-  quantum::QuantumSystem& system() { return system_; }
-  const config::NetworkConfig& config() const { return config_; }
-  TimePoint Now() const { return simulator_.Now(); }
-
-  stack::NodeStack& node(std::string_view name) { return *stacks_.at(Index(name)); }
   link::LinkLayer& link(std::string_view name) { return node(name).link(); }
   physical::SimulatedDevice& device(std::string_view name) { return node(name).device(); }
 
   // Crash: the node stops and its stack (with its memory) is gone.
-  void Crash(std::string_view name) {
-    ASSERT_TRUE(network_->Crash(name).ok());
-    stacks_.at(Index(name)).reset();
-  }
+  void Crash(std::string_view name) { ASSERT_TRUE(net_->Crash(name).ok()); }
   // Restart with a fresh stack.
-  void Restart(std::string_view name) {
-    BuildStack(Index(name));
-    ASSERT_TRUE(network_->Restart(name).ok());
-  }
+  void Restart(std::string_view name) { ASSERT_TRUE(net_->Restart(name).ok()); }
 
-  bool RunUntil(const std::function<bool()>& done, Duration limit) {
-    return simulator_.RunUntil(done, simulator_.Now() + limit);
-  }
-  void RunFor(Duration d) { simulator_.RunFor(d); }
+  bool RunUntil(const std::function<bool()>& done, Duration limit) { return net_->RunUntil(done, limit); }
+  void RunFor(Duration d) { net_->RunFor(d); }
 
   int FreeSlots(std::string_view name) {
     physical::SimulatedDevice& d = device(name);
@@ -83,43 +68,21 @@ class SimStackNetwork {
   // Every device's memory is free, no simulated qubit is left, the link
   // layers hold nothing and no request is active.
   void ExpectClean() {
-    for (size_t i = 0; i < stacks_.size(); ++i) {
-      if (stacks_[i] == nullptr) continue;
-      const std::string& name = config_.nodes[i].name;
-      EXPECT_EQ(FreeSlots(name), stacks_[i]->device().num_slots()) << name;
-      EXPECT_EQ(stacks_[i]->link().held_slots(), 0) << name;
-      EXPECT_EQ(stacks_[i]->link().active_requests(), 0u) << name;
-      EXPECT_EQ(stacks_[i]->link().active_generations(), 0u) << name;
-      EXPECT_EQ(stacks_[i]->physical().active_generations(), 0u) << name;
+    for (const config::NodeConfig& node_config : config().nodes) {
+      stack::NodeStack* s = net_->node(node_config.name);
+      if (s == nullptr) continue;  // crashed
+      const std::string& name = node_config.name;
+      EXPECT_EQ(FreeSlots(name), s->device().num_slots()) << name;
+      EXPECT_EQ(s->link().held_slots(), 0) << name;
+      EXPECT_EQ(s->link().active_requests(), 0u) << name;
+      EXPECT_EQ(s->link().active_generations(), 0u) << name;
+      EXPECT_EQ(s->physical().active_generations(), 0u) << name;
     }
-    EXPECT_EQ(system_.qubit_count(), 0u);
+    EXPECT_EQ(system().qubit_count(), 0u);
   }
 
  private:
-  size_t Index(std::string_view name) const {
-    for (size_t i = 0; i < config_.nodes.size(); ++i) {
-      if (config_.nodes[i].name == name) return i;
-    }
-    ADD_FAILURE() << "no node " << name;
-    return 0;
-  }
-
-  void BuildStack(size_t i) {
-    sim::SimNodeContext& context = network_->node(i);
-    auto built = stack::NodeStack::Build(context, backend_, config_, options_);
-    EXPECT_TRUE(built.ok()) << built.status();
-    if (!built.ok()) return;
-    stacks_[i] = *std::move(built);
-    context.SetSink(stacks_[i].get());
-  }
-
-  stack::NodeStackOptions options_;
-  sim::Simulator simulator_;
-  quantum::QuantumSystem system_;
-  physical::SharedStateBackend backend_{system_};
-  config::NetworkConfig config_;
-  std::unique_ptr<sim::SimNetwork> network_;
-  std::vector<std::unique_ptr<stack::NodeStack>> stacks_;
+  std::unique_ptr<netsim::SimulatedNetwork> net_;
 };
 
 // Records one party's link events. With `free_kept`, KEEP slots are freed
