@@ -83,6 +83,20 @@ absl::StatusOr<FidelityTable::Choice> FidelityTable::Choose(RequestType type, do
                           : std::string()));
 }
 
+absl::StatusOr<FidelityTable::Choice> FidelityTable::Best(RequestType type) const {
+  const Entry* best = nullptr;
+  for (const Entry& e : entries_) {
+    if (!(e.calibration.success_probability > 0.0)) continue;
+    const double f = type == RequestType::kKeep ? e.keep : e.measure;
+    if (best == nullptr || f > (type == RequestType::kKeep ? best->keep : best->measure)) best = &e;
+  }
+  if (best == nullptr) {
+    return absl::FailedPreconditionError("UNSUPPORTED: the link never heralds a success with its hardware");
+  }
+  return Choice{best->calibration.bright_state_alpha, type == RequestType::kKeep ? best->keep : best->measure,
+                &best->calibration};
+}
+
 const physical::LinkCalibration* FidelityTable::Find(double alpha) const {
   for (const Entry& e : entries_) {
     if (std::bit_cast<uint64_t>(e.calibration.bright_state_alpha) == std::bit_cast<uint64_t>(alpha)) {

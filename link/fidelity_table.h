@@ -39,6 +39,9 @@ class FidelityTable {
   // least `min_fidelity`; FailedPrecondition (UNSUPPORTED) naming the best
   // reachable fidelity otherwise.
   absl::StatusOr<Choice> Choose(RequestType type, double min_fidelity) const;
+  // The setting with the highest expected fidelity for `type` (the network
+  // layer advertises it); FailedPrecondition if the link never succeeds.
+  absl::StatusOr<Choice> Best(RequestType type) const;
 
   // The calibration for `alpha` (one of the table's), or nullptr.
   const physical::LinkCalibration* Find(double alpha) const;

@@ -34,12 +34,15 @@ absl::StatusOr<std::unique_ptr<NodeStack>> NodeStack::Build(NodeContext& context
   QNET_ASSIGN_OR_RETURN(stack->physical_, physical::PhysicalLayer::Create(context, *stack->device_, backend,
                                                                            node->hardware, links));
   QNET_ASSIGN_OR_RETURN(stack->link_, link::LinkLayer::Build(context, *stack->device_, *stack->physical_,
-                                                             node->hardware, std::move(links),
-                                                             std::move(options.link)));
+                                                             node->hardware, links, std::move(options.link)));
+  QNET_ASSIGN_OR_RETURN(stack->network_,
+                        network::NetworkLayer::Build(context, *stack->device_, *stack->link_, node->hardware,
+                                                     std::move(links), std::move(options.network)));
   return stack;
 }
 
 NodeStack::~NodeStack() {
+  network_.reset();
   link_.reset();
   physical_.reset();
   if (device_ != nullptr) {
@@ -53,16 +56,21 @@ void NodeStack::OnPeerMessage(const std::string& from, const v1::PeerMessage& me
   switch (message.layer_case()) {
     case v1::PeerMessage::kPhysical: return physical_->OnPhysicalMessage(from, message.physical());
     case v1::PeerMessage::kLink: return link_->OnLinkMessage(from, message.link());
+    case v1::PeerMessage::kNetwork: return network_->OnNetworkMessage(from, message.network());
     case v1::PeerMessage::LAYER_NOT_SET: break;
   }
   ++unroutable_messages_;
 }
 
-void NodeStack::OnNeighbourUp(const std::string& neighbour) { link_->OnNeighbourUp(neighbour); }
+void NodeStack::OnNeighbourUp(const std::string& neighbour) {
+  link_->OnNeighbourUp(neighbour);
+  network_->OnNeighbourUp(neighbour);
+}
 
 void NodeStack::OnNeighbourDown(const std::string& neighbour) {
-  // Top-down: the link layer abandons its generations before the physical
-  // layer fails whatever is left.
+  // Top-down: circuits are torn down, then the link layer abandons its
+  // generations, then the physical layer fails whatever is left.
+  network_->OnNeighbourDown(neighbour);
   link_->OnNeighbourDown(neighbour);
   physical_->OnNeighbourDown(neighbour);
 }

@@ -1,5 +1,5 @@
 // One node's protocol stack: the simulated device, the physical layer and the
-// link layer (later the network and transport layers) composed over the
+// link and network layers (later the transport layer) composed over the
 // node's NodeContext and a StateBackend, built from the network file. It is
 // the node's PeerMessageSink: each PeerMessage goes to the layer that owns its
 // branch, and neighbour up/down reach every layer. The simulator and the
@@ -13,6 +13,7 @@
 #include "config/network_config.h"
 #include "core/node_context.h"
 #include "link/link_layer.h"
+#include "network/network_layer.h"
 #include "physical/physical_layer.h"
 #include "physical/quantum_device.h"
 #include "physical/state_backend.h"
@@ -21,6 +22,7 @@ namespace qnet::stack {
 
 struct NodeStackOptions {
   link::LinkLayerOptions link;
+  network::NetworkLayerOptions network;
 };
 
 class NodeStack final : public PeerMessageSink {
@@ -41,6 +43,7 @@ class NodeStack final : public PeerMessageSink {
   physical::SimulatedDevice& device() { return *device_; }
   physical::PhysicalLayer& physical() { return *physical_; }
   link::LinkLayer& link() { return *link_; }
+  network::NetworkLayer& network() { return *network_; }
 
   void OnPeerMessage(const std::string& from, const v1::PeerMessage& message) override;
   void OnNeighbourUp(const std::string& neighbour) override;
@@ -56,6 +59,7 @@ class NodeStack final : public PeerMessageSink {
   std::unique_ptr<physical::SimulatedDevice> device_;
   std::unique_ptr<physical::PhysicalLayer> physical_;
   std::unique_ptr<link::LinkLayer> link_;
+  std::unique_ptr<network::NetworkLayer> network_;
   uint64_t unroutable_messages_ = 0;
 };
 

@@ -1,0 +1,68 @@
+#include "network/bell_diagonal.h"
+
+#include <algorithm>
+#include <cmath>
+
+namespace qnet::network {
+namespace {
+
+bool Present(double t) { return std::isfinite(t) && t > 0.0; }
+
+BellDiagonal FrameFlips(double x_flip, double z_flip) {
+  BellDiagonal d;
+  d.p = {(1 - x_flip) * (1 - z_flip), x_flip * (1 - z_flip), (1 - x_flip) * z_flip, x_flip * z_flip};
+  return d;
+}
+
+}  // namespace
+
+BellDiagonal BellDiagonal::Werner(double fidelity) {
+  const double f = std::clamp(fidelity, 0.0, 1.0);
+  BellDiagonal d;
+  d.p = {f, (1 - f) / 3, (1 - f) / 3, (1 - f) / 3};
+  return d;
+}
+
+BellDiagonal BellDiagonal::Swap(const BellDiagonal& a, const BellDiagonal& b) {
+  BellDiagonal out;
+  out.p = {0, 0, 0, 0};
+  for (int i = 0; i < 4; ++i) {
+    for (int j = 0; j < 4; ++j) out.p[static_cast<size_t>(i ^ j)] += a.p[static_cast<size_t>(i)] * b.p[static_cast<size_t>(j)];
+  }
+  return out;
+}
+
+BellDiagonal MemoryDecayErrors(Duration wait, const MemoryDecayRates& rates) {
+  const double t = std::max(0.0, ToSeconds(wait));
+  const double keep1 = Present(rates.t1_s) ? std::exp(-t / rates.t1_s) : 1.0;
+  const double coherence = Present(rates.t2_s) ? std::exp(-t / rates.t2_s) : std::sqrt(keep1);
+  const double gamma = 1.0 - keep1;
+  // Twirled channel: pX = pY = gamma/4, pI = (1+c)/2 - gamma/4, pZ = (1-c)/2 - gamma/4.
+  BellDiagonal d;
+  const double px = gamma / 4;
+  const double pz = std::max(0.0, (1 - coherence) / 2 - gamma / 4);
+  d.p = {1 - 2 * px - pz, px, pz, px};
+  return d;
+}
+
+BellDiagonal Decay(const BellDiagonal& state, Duration wait_a, const MemoryDecayRates& a, Duration wait_b,
+                   const MemoryDecayRates& b) {
+  return state.With(MemoryDecayErrors(wait_a, a)).With(MemoryDecayErrors(wait_b, b));
+}
+
+BellDiagonal BellMeasurementErrors(double single_qubit_gate_error, double two_qubit_gate_error,
+                                   double readout_error_0, double readout_error_1) {
+  BellDiagonal uniform;
+  const double p2 = std::clamp(two_qubit_gate_error, 0.0, 1.0);
+  uniform.p = {1 - 3 * p2 / 4, p2 / 4, p2 / 4, p2 / 4};
+  const double readout = (readout_error_0 + readout_error_1) / 2;
+  const double z_flip_gate = std::clamp(single_qubit_gate_error, 0.0, 1.0) / 2;
+  return uniform.With(FrameFlips(0.0, z_flip_gate)).With(FrameFlips(readout, readout));
+}
+
+BellDiagonal BellMeasurementErrors(const physical::NodeHardware& hardware) {
+  return BellMeasurementErrors(hardware.single_qubit_gate_error, hardware.two_qubit_gate_error,
+                               hardware.readout_error_0, hardware.readout_error_1);
+}
+
+}  // namespace qnet::network

@@ -1,0 +1,274 @@
+// The network layer of one node: end-to-end entanglement between any two
+// nodes over a path of repeaters (see network_service.h for the service),
+// modelled on the QIA network protocol (Kozlowski et al., CoNEXT 2020).
+//
+// Routing: link-state adverts flooded over the peer links (routing.h).
+// Circuits: the head (the requesting node) picks the cheapest path, plans
+// per-link fidelity targets and a cutoff (path_plan.h) and installs a
+// virtual circuit hop by hop (CircuitSetup); every node reserves the memory
+// the circuit needs (1 qubit at an end, 2 at a repeater) or refuses with
+// NO_RESOURCES, and each node registers a link-layer receiver on a fresh
+// label (purpose id) for the circuit's link from its upstream neighbour.
+// Generation: the upstream end of each link asks its link layer for one KEEP
+// pair at a time, when the downstream end has granted a credit (it has a
+// reserved qubit free) - so memory is never over-committed.
+// Swapping: a repeater holding a pair on both sides performs a Bell-state
+// measurement at once (swap-ASAP) and frees both qubits; a pair waiting
+// longer than the cutoff is discarded.
+// Tracking: for every link pair the head gets, it sends a track downstream;
+// each repeater forwards it across its swap, composing the Pauli frame and a
+// Bell-diagonal fidelity estimate (bell_diagonal.h); a discarded segment
+// travels as a dead track (or bounces back to the head). The tail decides:
+// it delivers the pair if the estimate (at the time the head will learn of
+// it) meets min_fidelity, and tells the head with a verdict; both ends hand
+// up the same end-to-end id and Bell state. MEASURE ends measure their qubit
+// as soon as it arrives (it stops decaying) and report the raw outcome.
+// Teardown: on completion, cancel, timeout or a link/node failure, a
+// teardown travels along the circuit; every node frees its qubits, cancels
+// its link requests and releases its reservation.
+// Messages are assumed delivered in order on an up link (the daemon's peer
+// streams); a link that goes down tears its circuits down.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "core/node_context.h"
+#include "link/link_layer.h"
+#include "network/bell_diagonal.h"
+#include "network/network_service.h"
+#include "network/path_plan.h"
+#include "network/routing.h"
+#include "physical/physical_layer.h"
+#include "physical/quantum_device.h"
+#include "qnet/v1/network_messages.pb.h"
+
+namespace qnet::network {
+
+struct NetworkLayerOptions {
+  // Link-state adverts are re-flooded this often even without a change.
+  Duration advert_refresh = std::chrono::seconds(30);
+  // A circuit refused for lack of memory is retried after this, until the
+  // request's max_time.
+  Duration setup_retry = std::chrono::milliseconds(5);
+  double hop_cost = 1e-3;
+  // Link-layer purpose ids from here up are the network layer's circuit labels.
+  uint32_t first_label = 0x40000000;
+};
+
+struct NetworkLayerStats {
+  uint64_t circuits_set_up = 0;     // installed at this node (any role)
+  uint64_t swaps = 0;               // Bell-state measurements performed here
+  uint64_t discarded_pairs = 0;     // link pairs dropped by the cutoff (or a dead track) here
+  uint64_t rejected_pairs = 0;      // tail: estimate below min_fidelity
+  uint64_t pairs_delivered = 0;     // end-to-end, at this end
+  uint64_t adverts_received = 0;
+};
+
+class NetworkLayer {
+ public:
+  // `links` as for the link layer (this node's links and far ends' hardware).
+  static absl::StatusOr<std::unique_ptr<NetworkLayer>> Build(NodeContext& context, physical::QuantumDevice& device,
+                                                             link::LinkLayer& link, physical::NodeHardware hardware,
+                                                             std::vector<physical::PhysicalLink> links,
+                                                             NetworkLayerOptions options = {});
+  ~NetworkLayer();
+  NetworkLayer(const NetworkLayer&) = delete;
+  NetworkLayer& operator=(const NetworkLayer&) = delete;
+
+  // --- The service (as the link layer's, end to end).
+  absl::Status RegisterReceiver(uint32_t purpose_id, NetworkEventHandler handler);
+  absl::Status UnregisterReceiver(uint32_t purpose_id);
+  // Immediate errors: InvalidArgument (self, number 0, min_fidelity outside
+  // [0, 1], negative max_time, empty handler), NotFound "NO_ROUTE: ...",
+  // FailedPrecondition "UNSUPPORTED: ...", ResourceExhausted
+  // "NO_RESOURCES: ..." (this node's memory is reserved and the request has
+  // no max_time to wait in).
+  absl::StatusOr<RequestId> Create(const EndToEndRequest& request, NetworkEventHandler handler);
+  absl::Status Cancel(RequestId request_id);
+
+  // --- Entry points for the node's stack.
+  void OnNetworkMessage(const std::string& from, const v1::NetworkMessage& message);
+  void OnNeighbourUp(const std::string& neighbour);
+  void OnNeighbourDown(const std::string& neighbour);
+
+  // --- Introspection.
+  const LinkStateDatabase& routes() const { return database_; }
+  std::vector<RouteEntry> RoutingTable() const { return database_.Table(context_.node_name()); }
+  size_t active_circuits() const { return circuits_.size(); }
+  int reserved_slots() const { return reserved_; }
+  // Qubits the network layer holds now (circuit pairs; not those handed up).
+  int held_slots() const;
+  const NetworkLayerStats& stats() const { return stats_; }
+
+ private:
+  struct CircuitKey {
+    std::string head;
+    uint64_t number = 0;
+    bool operator==(const CircuitKey&) const = default;
+    template <typename H>
+    friend H AbslHashValue(H h, const CircuitKey& k) {
+      return H::combine(std::move(h), k.head, k.number);
+    }
+  };
+
+  // A link pair of a circuit held (or measured) at this node.
+  struct HeldPair {
+    uint64_t sequence = 0;  // link-layer entanglement id sequence
+    int slot = -1;          // -1 once measured or freed
+    quantum::BellState label = quantum::BellState::kPhiPlus;
+    double fidelity = 0.0;
+    TimePoint estimate_time;
+    bool busy = false;      // a swap or measurement is running on it
+    TimerId cutoff = kNoTimer;
+    // MEASURE ends.
+    bool measured = false;
+    int outcome = -1;
+    link::MeasurementBasis basis = link::MeasurementBasis::kZ;
+    TimePoint measured_at;
+    // Head: the track was sent; the pair waits for the verdict.
+    bool tracked = false;
+    // Tail / repeater: a track for it that came before it could be used.
+    std::optional<v1::CircuitTrack> pending_track;
+  };
+
+  struct SwapRecord {
+    uint64_t down_sequence = 0;
+    quantum::BellState outcome = quantum::BellState::kPhiPlus;
+    quantum::BellState down_label = quantum::BellState::kPhiPlus;
+    TimePoint time;
+    BellDiagonal down_state;  // the downstream pair at the swap, decayed to `time`
+  };
+
+  struct Circuit {
+    CircuitKey key;
+    std::vector<std::string> path;
+    size_t position = 0;
+    std::string up, down;  // neighbours on the circuit ("" at an end)
+    uint32_t number = 1;
+    link::RequestType type = link::RequestType::kKeep;
+    link::BasisChoice basis = link::BasisChoice::kZ;
+    double min_fidelity = 0.0;
+    double link_min_fidelity = 0.0;
+    Duration cutoff{0};
+    uint32_t purpose_id = 0;
+    uint32_t priority = 0;
+    Duration delay_from_head{0};  // one-way, head -> this node
+    Duration path_delay{0};       // one-way, head -> tail (known once set up)
+    bool established = false;
+    int reserved = 0;
+    // Ends: the request as the user knows it.
+    RequestId request_id = 0;
+    NetworkEventHandler handler;
+    uint32_t delivered = 0;
+    TimePoint started;
+    TimerId deadline = kNoTimer;
+    TimerId retry = kNoTimer;
+    uint32_t setup_attempts = 0;
+    // Downstream link (this node originates its link requests).
+    uint32_t down_label = 0;
+    uint32_t credits = 0;
+    link::RequestId link_request = 0;
+    std::deque<HeldPair> down_pairs;
+    // Upstream link (this node receives on up_label).
+    uint32_t up_label = 0;
+    std::deque<HeldPair> up_pairs;
+    absl::flat_hash_map<uint64_t, SwapRecord> swaps;  // by upstream link sequence, until its track passes
+    absl::flat_hash_set<uint64_t> discarded_up;
+    absl::flat_hash_map<uint64_t, v1::CircuitTrack> early_tracks;  // for pairs not delivered here yet
+    bool head() const { return position == 0; }
+    bool tail() const { return position + 1 == path.size(); }
+  };
+
+  NetworkLayer(NodeContext& context, physical::QuantumDevice& device, link::LinkLayer& link,
+               physical::NodeHardware hardware, std::vector<physical::PhysicalLink> links,
+               NetworkLayerOptions options);
+
+  // Routing.
+  void OriginateAdvert();
+  void Flood(const v1::LinkStateAdverts& adverts, const std::string& except);
+  void OnAdverts(const std::string& from, const v1::LinkStateAdverts& adverts);
+  void ScheduleRefresh();
+
+  // Signalling.
+  void SendSetup(Circuit& c);
+  void OnSetup(const std::string& from, const v1::CircuitSetup& setup);
+  void OnSetupReply(const std::string& from, const v1::CircuitSetupReply& reply);
+  void OnCredit(const std::string& from, const v1::CircuitCredit& credit);
+  void OnTrack(const std::string& from, const v1::CircuitTrack& track);
+  void OnVerdict(const std::string& from, const v1::CircuitVerdict& verdict);
+  void OnTeardown(const std::string& from, const v1::CircuitTeardown& teardown);
+  void Send(const std::string& neighbour, v1::NetworkMessage message);
+  void SendCredit(Circuit& c);
+  void SendTrack(Circuit& c, v1::CircuitTrack track);
+
+  // Generation, swapping, tracking.
+  void RequestLinkPair(Circuit& c);
+  void OnDownstreamLinkEvent(const CircuitKey& key, const link::LinkEvent& event);
+  void OnUpstreamLinkEvent(const CircuitKey& key, const link::LinkEvent& event);
+  void AddPair(Circuit& c, bool upstream, const link::PairDelivered& pair);
+  void TrySwap(Circuit& c);
+  void OnSwapped(const CircuitKey& key, uint64_t up_sequence, uint64_t down_sequence,
+                 absl::StatusOr<quantum::BellState> outcome);
+  void OnCutoff(const CircuitKey& key, bool upstream, uint64_t sequence);
+  void Measure(Circuit& c, bool upstream, uint64_t sequence);
+  void OnMeasured(const CircuitKey& key, bool upstream, uint64_t sequence, absl::StatusOr<int> outcome);
+  void HeadTrack(Circuit& c, HeldPair& pair);
+  // Tracks for upstream pair `sequence` at a repeater or the tail.
+  void HandleTrack(Circuit& c, const v1::CircuitTrack& track);
+  void Decide(Circuit& c, HeldPair& pair, const v1::CircuitTrack& track);
+  void Discard(Circuit& c, bool upstream, uint64_t sequence, const std::string& why);
+  HeldPair* FindPair(Circuit& c, bool upstream, uint64_t sequence);
+  void ErasePair(Circuit& c, bool upstream, uint64_t sequence);
+  void FreePair(HeldPair& pair);
+  MemoryDecayRates NeighbourRates(const Circuit& c, const std::string& neighbour) const;
+  MemoryDecayRates OwnRates(const Circuit& c) const;
+
+  // Lifecycle.
+  Circuit* FindCircuit(const CircuitKey& key);
+  static CircuitKey KeyFromWire(const v1::CircuitKey& key);
+  static void KeyToWire(const CircuitKey& key, v1::CircuitKey* out);
+  absl::Status Reserve(Circuit& c, int slots);
+  // Ends the circuit here: tells the neighbours on it except `from`, frees
+  // everything, and ends the request at an end (error nullopt = completed).
+  void EndCircuit(const CircuitKey& key, std::optional<NetworkError> error, const std::string& message,
+                  const std::string& from);
+  void Emit(const NetworkEventHandler& handler, NetworkEvent event);
+  void FlushEvents();
+  Duration LinkDelay(const std::string& neighbour) const;
+  std::string Where() const { return context_.node_name(); }
+
+  NodeContext& context_;
+  physical::QuantumDevice& device_;
+  link::LinkLayer& link_;
+  physical::NodeHardware hardware_;
+  std::vector<physical::PhysicalLink> links_;
+  NetworkLayerOptions options_;
+  Rng rng_;
+  LinkStateDatabase database_;
+  uint64_t advert_sequence_ = 0;
+  absl::flat_hash_set<std::string> neighbours_up_;
+  TimerId refresh_timer_ = kNoTimer;
+  uint64_t incarnation_ = 0;
+  uint64_t next_circuit_ = 1;
+  uint32_t next_label_ = 0;
+  RequestId next_request_id_ = 1;
+  int reserved_ = 0;
+  absl::flat_hash_map<CircuitKey, Circuit> circuits_;
+  absl::flat_hash_map<RequestId, CircuitKey> by_request_;
+  absl::flat_hash_map<uint32_t, NetworkEventHandler> receivers_;
+  std::deque<std::pair<NetworkEventHandler, NetworkEvent>> pending_events_;
+  TimerId flush_timer_ = kNoTimer;
+  NetworkLayerStats stats_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace qnet::network
