@@ -1,0 +1,83 @@
+// The network layer's Bell-diagonal fidelity model against the exact
+// density-matrix engine and published closed forms.
+#include "network/bell_diagonal.h"
+
+#include <cmath>
+
+#include "gtest/gtest.h"
+#include "quantum/bell.h"
+#include "quantum/channels.h"
+#include "quantum/quantum_system.h"
+#include "tests/quantum/reference.h"
+
+namespace qnet::network {
+namespace {
+
+using quantum::BellState;
+
+TEST(BellDiagonalTest, SwappingWernerPairsMatchesTheClosedForm) {
+  for (auto [f1, f2] : {std::pair{1.0, 1.0}, {0.9, 0.8}, {0.95, 0.6}, {0.5, 0.7}}) {
+    const double expected = f1 * f2 + (1 - f1) * (1 - f2) / 3;
+    EXPECT_NEAR(BellDiagonal::Swap(BellDiagonal::Werner(f1), BellDiagonal::Werner(f2)).fidelity(), expected, 1e-12);
+  }
+}
+
+// The twirled decay gives the exact fidelity when one qubit of a
+// Bell-diagonal pair decays, and (T2 only) when both do. With amplitude
+// damping on both, the state between the two channels is no longer
+// Bell-diagonal: the model is then an approximation, on the low side here.
+TEST(BellDiagonalTest, MemoryDecayMatchesTheEngine) {
+  struct Case {
+    double f, t, t1, t2;
+  };
+  for (const Case& c : {Case{1.0, 0.01, physical::kInfinity, 0.05}, Case{1.0, 0.02, 0.1, 0.05},
+                        Case{0.85, 0.03, 0.05, 0.02}, Case{0.7, 0.5, 1.0, physical::kInfinity}}) {
+    for (bool both : {false, true}) {
+      quantum::QuantumSystem sys;
+      ASSERT_TRUE(sys.Prepare(std::vector<quantum::QubitId>{1, 2}, quantum::testing::Werner(c.f)).ok());
+      ASSERT_TRUE(
+          sys.ApplyChannel(quantum::channels::MemoryDecay(c.t, c.t1, c.t2), std::vector<quantum::QubitId>{2}).ok());
+      if (both) {
+        ASSERT_TRUE(sys.ApplyChannel(quantum::channels::MemoryDecay(c.t / 2, c.t1, c.t2),
+                                     std::vector<quantum::QubitId>{1})
+                        .ok());
+      }
+      auto exact = sys.Fidelity(std::vector<quantum::QubitId>{1, 2}, quantum::BellVector(BellState::kPhiPlus));
+      ASSERT_TRUE(exact.ok());
+      const MemoryDecayRates rates{c.t1, c.t2};
+      const double model =
+          Decay(BellDiagonal::Werner(c.f), FromSeconds(both ? c.t / 2 : 0.0), rates, FromSeconds(c.t), rates)
+              .fidelity();
+      if (!both || !std::isfinite(c.t1)) {
+        EXPECT_NEAR(model, *exact, 1e-9) << "F=" << c.f << " t=" << c.t << " both=" << both;
+      } else {
+        EXPECT_LE(model, *exact + 1e-12) << "F=" << c.f << " t=" << c.t;
+        EXPECT_GT(model, *exact - 0.04) << "F=" << c.f << " t=" << c.t;
+      }
+    }
+  }
+}
+
+TEST(BellDiagonalTest, PureDephasingIsAZError) {
+  // T2 only: coherence c = exp(-t/T2); Z error with (1 - c)/2.
+  const BellDiagonal d = MemoryDecayErrors(FromSeconds(0.01), {physical::kInfinity, 0.01});
+  const double c = std::exp(-1.0);
+  EXPECT_NEAR(d.p[2], (1 - c) / 2, 1e-12);
+  EXPECT_NEAR(d.p[1] + d.p[3], 0.0, 1e-12);
+}
+
+TEST(BellDiagonalTest, BellMeasurementErrorsOfAnIdealDeviceAreNone) {
+  const BellDiagonal d = BellMeasurementErrors(0, 0, 0, 0);
+  EXPECT_DOUBLE_EQ(d.fidelity(), 1.0);
+  // Readout r on both bits: (1-r)^2 no error; r(1-r) each single flip; r^2 both.
+  const BellDiagonal r = BellMeasurementErrors(0, 0, 0.1, 0.1);
+  EXPECT_NEAR(r.p[0], 0.81, 1e-12);
+  EXPECT_NEAR(r.p[1], 0.09, 1e-12);
+  EXPECT_NEAR(r.p[2], 0.09, 1e-12);
+  EXPECT_NEAR(r.p[3], 0.01, 1e-12);
+  // Two-qubit depolarising p randomises the outcome: 1 - 3p/4 keeps it.
+  EXPECT_NEAR(BellMeasurementErrors(0, 0.2, 0, 0).fidelity(), 0.85, 1e-12);
+}
+
+}  // namespace
+}  // namespace qnet::network
