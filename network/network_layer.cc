@@ -665,7 +665,10 @@ void NetworkLayer::AddPair(Circuit& c, bool upstream, const link::PairDelivered&
     });
   }
   if (upstream && stored.pending_track.has_value() && stored.pending_track->dead()) {
-    return Discard(c, true, sequence, "its segment was discarded upstream");
+    stored.pending_track.reset();
+    Discard(c, true, sequence, "its segment was discarded upstream");
+    c.discarded_up.erase(sequence);  // the dead track was this pair's track
+    return;
   }
   TrySwap(c);
 }
@@ -861,6 +864,7 @@ void NetworkLayer::HandleTrack(Circuit& c, const v1::CircuitTrack& track) {
         return;
       }
       Discard(c, true, sequence, "its segment was discarded upstream");
+      c.discarded_up.erase(sequence);  // the dead track was this pair's track
       return;
     }
     if (c.tail() && !pair->busy) return Decide(c, *pair, track);

@@ -14,6 +14,12 @@ echo
 echo "== The same NV link at fidelity >= 0.9, measured in CHSH settings: S from outcomes (readout error included)"
 "$qnetsim" --network "$root/examples/chain3.yaml" --link alice-bob --pairs 4000 --basis chsh --min_fidelity 0.9 "$@"
 echo
+echo "== End to end across repeaters (network layer): routing, swap-ASAP and Pauli-frame tracking on a ring of 6"
+"$qnetsim" --network "$root/examples/ring6.yaml" --from leiden --to rotterdam --pairs 3000 "$@"
+echo
+echo "== NV repeater chain end to end at fidelity >= 0.7: cutoffs discard link pairs that waited too long"
+"$qnetsim" --network "$root/examples/chain3.yaml" --from alice --to charlie --pairs 500 --min_fidelity 0.7 "$@"
+echo
 echo "== The same stack as real processes: one qnetd per node, driven over gRPC by qnetctl"
 qnetctl="$build/cli/qnetctl"
 state=$(mktemp -d "${TMPDIR:-/tmp}/qnet-demo.XXXXXX")

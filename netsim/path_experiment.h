@@ -1,0 +1,43 @@
+// Runs an end-to-end MEASURE request between any two nodes of a simulated
+// network through the network layer (routing, swapping across repeaters)
+// and gathers both ends' outcomes, matched by end-to-end id, for analysis
+// (apps/pair_statistics.h). What `qnetsim --from A --to B` runs.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "apps/pair_statistics.h"
+#include "link/link_service.h"
+#include "netsim/simulated_network.h"
+
+namespace qnet::netsim {
+
+struct PathExperiment {
+  std::string origin;
+  std::string remote;  // any other node
+  uint32_t pairs = 1000;
+  link::BasisChoice basis = link::BasisChoice::kSixState;
+  double min_fidelity = 0.0;
+  uint32_t purpose_id = 1;
+};
+
+struct PathExperimentResult {
+  std::vector<std::string> path;          // the route the network layer chose
+  std::vector<apps::MeasuredPair> pairs;  // basis_a/outcome_a are the origin's
+  apps::PairStatistics statistics;
+  double mean_fidelity_estimate = 0.0;  // the network layer's own estimate, averaged over pairs
+  Duration simulated_time{0};           // from request to the last pair
+  uint64_t events = 0;
+  uint64_t swaps = 0;                   // Bell-state measurements at the repeaters
+  uint64_t discarded = 0;               // link pairs dropped by cutoffs or rejected at the tail
+};
+
+// Lets the routing adverts spread first; fails with the network layer's
+// error, or DeadlineExceeded after `simulated_limit`.
+absl::StatusOr<PathExperimentResult> RunPathExperiment(SimulatedNetwork& network, const PathExperiment& experiment,
+                                                       Duration simulated_limit);
+
+}  // namespace qnet::netsim
