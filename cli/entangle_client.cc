@@ -1,11 +1,15 @@
 #include "cli/entangle_client.h"
 
+#include <cctype>
 #include <chrono>
+#include <cmath>
 #include <thread>
 
 #include <grpcpp/grpcpp.h>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "qnet/v1/node_service.grpc.pb.h"
 
@@ -30,6 +34,30 @@ std::optional<quantum::BellState> ParseBell(const std::string& name) {
                  quantum::BellState::kPsiMinus}) {
     if (quantum::BellName(b) == name) return b;
   }
+  return std::nullopt;
+}
+
+bool Near(double a, double b) { return std::abs(a - b) < 1e-9; }
+
+// Which of link's measurement bases a response's axis is, seen from the
+// given end of the pair; nullopt for other axes.
+enum class End { kA, kB };
+std::optional<link::MeasurementBasis> ChshSetting(const v1::MeasureQubitResponse& r, End end) {
+  if (!Near(r.phi(), 0.0)) return std::nullopt;
+  if (end == End::kA) {
+    if (Near(r.theta(), 0.0)) return link::MeasurementBasis::kChshA0;
+    if (Near(r.theta(), M_PI / 2)) return link::MeasurementBasis::kChshA1;
+  } else {
+    if (Near(r.theta(), M_PI / 4)) return link::MeasurementBasis::kChshB0;
+    if (Near(r.theta(), -M_PI / 4)) return link::MeasurementBasis::kChshB1;
+  }
+  return std::nullopt;
+}
+
+std::optional<link::MeasurementBasis> PauliAxis(const v1::MeasureQubitResponse& r) {
+  if (Near(r.theta(), 0.0) && Near(r.phi(), 0.0)) return link::MeasurementBasis::kZ;
+  if (Near(r.theta(), M_PI / 2) && Near(r.phi(), 0.0)) return link::MeasurementBasis::kX;
+  if (Near(r.theta(), M_PI / 2) && Near(r.phi(), M_PI / 2)) return link::MeasurementBasis::kY;
   return std::nullopt;
 }
 
@@ -102,6 +130,107 @@ std::vector<apps::MeasuredPair> MatchPairs(const std::string& origin, const std:
     m.basis_b = origin_is_a ? *basis_far : *basis_near;
     m.outcome_a = origin_is_a ? p.outcome() : q.outcome();
     m.outcome_b = origin_is_a ? q.outcome() : p.outcome();
+    matched.push_back(m);
+  }
+  return matched;
+}
+
+absl::StatusOr<v1::MeasureQubitRequest> MeasureRequest(const std::string& entanglement_id, std::string_view basis) {
+  v1::MeasureQubitRequest request;
+  request.set_entanglement_id(entanglement_id);
+  const std::string text(basis);
+  const std::string lower = absl::AsciiStrToLower(text);
+  if (lower == "z") {
+    request.set_axis(v1::MeasureQubitRequest::Z);
+  } else if (lower == "x") {
+    request.set_axis(v1::MeasureQubitRequest::X);
+  } else if (lower == "y") {
+    request.set_axis(v1::MeasureQubitRequest::Y);
+  } else {
+    double angle = 0;
+    if (!absl::SimpleAtod(lower, &angle) || !std::isfinite(angle)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "the basis must be z, x, y or an angle in radians in the X-Z plane (e.g. 0.785398), got '", text, "'"));
+    }
+    request.set_xz_angle(angle);
+  }
+  return request;
+}
+
+v1::MeasureQubitRequest MeasureRequest(const std::string& entanglement_id, double xz_angle) {
+  v1::MeasureQubitRequest request;
+  request.set_entanglement_id(entanglement_id);
+  request.set_xz_angle(xz_angle);
+  return request;
+}
+
+HeldPairClient::HeldPairClient(const std::string& address)
+    : stub_(v1::Node::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()))) {}
+
+HeldPairClient::~HeldPairClient() = default;
+
+absl::StatusOr<v1::MeasureQubitResponse> HeldPairClient::Measure(const v1::MeasureQubitRequest& request,
+                                                                 absl::Duration not_found_wait) {
+  const absl::Time give_up = absl::Now() + not_found_wait;
+  for (;;) {
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(15)));
+    v1::MeasureQubitResponse response;
+    grpc::Status s = stub_->MeasureQubit(&context, request, &response);
+    if (s.ok()) return response;
+    if (s.error_code() != grpc::StatusCode::NOT_FOUND || absl::Now() > give_up) return FromGrpc(s);
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+}
+
+absl::StatusOr<v1::MeasureQubitResponse> MeasureQubit(const std::string& address,
+                                                      const v1::MeasureQubitRequest& request,
+                                                      absl::Duration not_found_wait) {
+  return HeldPairClient(address).Measure(request, not_found_wait);
+}
+
+std::vector<absl::StatusOr<v1::MeasureQubitResponse>> MeasureHeldPairs(
+    const std::string& address, const std::vector<v1::MeasureQubitRequest>& requests,
+    absl::Duration not_found_wait) {
+  HeldPairClient client(address);
+  std::vector<absl::StatusOr<v1::MeasureQubitResponse>> results;
+  results.reserve(requests.size());
+  for (const v1::MeasureQubitRequest& request : requests) results.push_back(client.Measure(request, not_found_wait));
+  return results;
+}
+
+std::vector<apps::MeasuredPair> MatchMeasuredQubits(const std::vector<v1::MeasureQubitResponse>& one_end,
+                                                    const std::vector<v1::MeasureQubitResponse>& other_end) {
+  absl::flat_hash_map<std::string, const v1::MeasureQubitResponse*> by_id;
+  for (const v1::MeasureQubitResponse& r : other_end) by_id[r.entanglement_id()] = &r;
+  std::vector<apps::MeasuredPair> matched;
+  for (const v1::MeasureQubitResponse& p : one_end) {
+    auto it = by_id.find(p.entanglement_id());
+    if (it == by_id.end()) continue;
+    const v1::MeasureQubitResponse& q = *it->second;
+    // Each response names the node it was measured at; the Bell state's
+    // first qubit is node_a's.
+    if (p.node() == q.node() || (p.node() != p.node_a() && q.node() != p.node_a())) continue;
+    const v1::MeasureQubitResponse& a = p.node() == p.node_a() ? p : q;
+    const v1::MeasureQubitResponse& b = p.node() == p.node_a() ? q : p;
+    auto bell = ParseBell(a.bell_state());
+    if (!bell || a.outcome() < 0 || b.outcome() < 0) continue;
+    apps::MeasuredPair m;
+    m.bell_state = *bell;
+    m.outcome_a = a.outcome();
+    m.outcome_b = b.outcome();
+    const auto chsh_a = ChshSetting(a, End::kA);
+    const auto chsh_b = ChshSetting(b, End::kB);
+    const auto axis_a = PauliAxis(a);
+    const auto axis_b = PauliAxis(b);
+    if (chsh_a && chsh_b) {
+      m.basis_a = *chsh_a;
+      m.basis_b = *chsh_b;
+    } else if (axis_a && axis_b && *axis_a == *axis_b) {
+      m.basis_a = m.basis_b = *axis_a;
+    } else {
+      continue;
+    }
     matched.push_back(m);
   }
   return matched;

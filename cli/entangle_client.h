@@ -1,16 +1,19 @@
-// Client side of a daemon's Node.Entangle / GetOutcomes, shared by qnetctl
-// and the multi-process tests: runs one request, collects its pairs, fetches
-// the far end's MEASURE outcomes and pairs them up for apps::AnalysePairs.
+// Client side of a daemon's Node.Entangle / GetOutcomes / MeasureQubit,
+// shared by qnetctl and the multi-process tests: runs one request, collects
+// its pairs, fetches the far end's MEASURE outcomes, measures held KEEP
+// qubits, and pairs both ends' results up for apps::AnalysePairs.
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "apps/pair_statistics.h"
-#include "qnet/v1/node_service.pb.h"
+#include "qnet/v1/node_service.grpc.pb.h"
 
 namespace qnet::cli {
 
@@ -40,5 +43,45 @@ absl::StatusOr<std::vector<v1::PairEvent>> FetchOutcomes(const std::string& far_
 // qubit); pairs missing at the far end are left out.
 std::vector<apps::MeasuredPair> MatchPairs(const std::string& origin, const std::vector<v1::PairEvent>& near,
                                            const std::vector<v1::PairEvent>& far);
+
+// A MeasureQubit request for `entanglement_id` in the basis `basis`: "z",
+// "x", "y" (any case) or an angle in radians in the X-Z plane
+// (cos(a) Z + sin(a) X). InvalidArgument names what is wrong.
+absl::StatusOr<v1::MeasureQubitRequest> MeasureRequest(const std::string& entanglement_id, std::string_view basis);
+v1::MeasureQubitRequest MeasureRequest(const std::string& entanglement_id, double xz_angle);
+
+// One daemon's held KEEP qubits, measured over one channel (Node.MeasureQubit).
+class HeldPairClient {
+ public:
+  explicit HeldPairClient(const std::string& address);
+  ~HeldPairClient();
+  // NOT_FOUND is retried for up to `not_found_wait` (the far end of a
+  // request delivers a pair a little after the origin; 0: no retry).
+  absl::StatusOr<v1::MeasureQubitResponse> Measure(const v1::MeasureQubitRequest& request,
+                                                   absl::Duration not_found_wait = absl::ZeroDuration());
+
+ private:
+  std::unique_ptr<v1::Node::Stub> stub_;
+};
+
+// One call of HeldPairClient(address).Measure(...).
+absl::StatusOr<v1::MeasureQubitResponse> MeasureQubit(const std::string& address,
+                                                      const v1::MeasureQubitRequest& request,
+                                                      absl::Duration not_found_wait = absl::ZeroDuration());
+
+// Measures several held qubits at one daemon, one call each (in order), with
+// MeasureQubit's retry; each result is that pair's response or error.
+std::vector<absl::StatusOr<v1::MeasureQubitResponse>> MeasureHeldPairs(
+    const std::string& address, const std::vector<v1::MeasureQubitRequest>& requests,
+    absl::Duration not_found_wait = absl::Seconds(3));
+
+// Pairs both ends' measurements of held KEEP qubits by entanglement id for
+// apps::AnalysePairs (outcomes placed on the Bell state's node_a / node_b
+// qubit). Same-axis Z, X or Y pairs count as such; node_a at X-Z angle 0 or
+// pi/2 with node_b at pi/4 or -pi/4 as the CHSH settings A0/A1 x B0/B1
+// (link::BasisChoice::kChsh). Pairs measured at one end only, or in other
+// combinations, are left out.
+std::vector<apps::MeasuredPair> MatchMeasuredQubits(const std::vector<v1::MeasureQubitResponse>& one_end,
+                                                    const std::vector<v1::MeasureQubitResponse>& other_end);
 
 }  // namespace qnet::cli

@@ -1,5 +1,5 @@
 // qnetctl: starts and stops a local multi-process qnet network and talks to
-// its daemons over the Node service (status, links, entangle).
+// its daemons over the Node service (status, links, entangle, measure).
 #include <unistd.h>
 
 #include <cmath>
@@ -37,21 +37,113 @@ constexpr char kUsage[] = R"(qnetctl: run and use a local multi-process qnet net
 Usage: qnetctl [--state-dir DIR] [--node NODE] [--output text|json] COMMAND [options]
 
 Commands:
-  up NETWORK_FILE [--time-scale S] [--qnetd PATH]   start one qnetd per node (detached)
-  down                                             stop the network's daemons
-  status [--node NODE]                             every node's status, or one's
-  links                                            the links: name, length, scheme, connected
-  --node NODE entangle --with NODE --pairs N [--type keep|measure]
-        [--basis z|x|y|bb84|six-state|chsh] [--min-fidelity F] [--timeout DURATION]
-                                                   entangled pairs with a neighbour; DURATION is
-                                                   simulated time, e.g. 2s, 500ms (default: none)
+  up NETWORK_FILE     start one qnetd per node of a network file (detached)
+  down                stop the network's daemons
+  status              every node's status, or one's (--node)
+  links               the links: name, ends, length, scheme, connected
+  entangle            entangled pairs between --node and a neighbour
+  measure             measure a KEEP pair's qubit held at --node
 
-Global options (also after the command):
+Global options (before or after the command):
   --state-dir DIR   the network's state directory (default .qnet/<network>; if
                     exactly one network is up under .qnet/, that one)
-  --output json     machine-readable output
-  --help            this text
+  --node NODE       the node a command talks to
+  --output json     machine-readable output (stable field names)
+  --help            this text; `qnetctl COMMAND --help` explains one command
 )";
+
+constexpr char kGlobalHelp[] = R"(
+Global options: --state-dir DIR, --node NODE, --output text|json, --help (see qnetctl --help).
+)";
+
+// One command: its flags (beyond the global ones) and its --help text.
+struct Command {
+  std::string name;
+  std::vector<std::string> flags;
+  std::string help;
+};
+
+const std::vector<Command>& Commands() {
+  static const std::vector<Command> commands = {
+      {"up",
+       {"--time-scale", "--keep-hold", "--qnetd"},
+       R"(Usage: qnetctl up NETWORK_FILE [--time-scale S] [--keep-hold SECONDS] [--qnetd PATH]
+
+Starts one qnetd per node of NETWORK_FILE on 127.0.0.1 (free ports), detached,
+waits until every daemon serves, and records where they are in the state
+directory (default .qnet/<network>) so that later commands can name nodes.
+
+  --time-scale S        simulated seconds per wall-clock second (default 1)
+  --keep-hold SECONDS   simulated seconds each KEEP pair stays held for `measure`
+                        (default: qnetd's, 10)
+  --qnetd PATH          the qnetd binary (default: the one next to qnetctl)
+)"},
+      {"down", {}, R"(Usage: qnetctl down
+
+Stops every daemon of the network (SIGTERM, then SIGKILL after 5 s) and
+removes its state directory's records.
+)"},
+      {"status", {}, R"(Usage: qnetctl status [--node NODE]
+
+Each node's status (or one node's): process, address, uptime, simulated time,
+memory qubits in use, simulated qubits held, and its neighbours. Exits 1 if a
+node is down.
+)"},
+      {"links", {}, R"(Usage: qnetctl links
+
+The network's links: name, ends, length, heralding scheme, and whether the
+two daemons are connected.
+)"},
+      {"entangle",
+       {"--with", "--pairs", "--type", "--basis", "--min-fidelity", "--timeout"},
+       R"(Usage: qnetctl --node NODE entangle --with NODE --pairs N [--type keep|measure]
+         [--basis z|x|y|bb84|six-state|chsh] [--min-fidelity F] [--timeout DURATION]
+
+Asks NODE's link layer for N entangled pairs with the neighbour --with and
+prints each pair as it arrives (entanglement id, heralded Bell state, fidelity
+estimate, latency), then a summary: rate, mean fidelity estimate, and for
+MEASURE pairs both ends' outcomes compared (error rate per basis, fidelity,
+CHSH value).
+
+  --with NODE           a neighbour of --node (required)
+  --pairs N             1..100000 (required)
+  --type keep|measure   keep (default): the pairs stay in memory at both ends
+                        for `measure` (for the daemons' --keep-hold); measure:
+                        both ends measure at once
+  --basis B             MEASURE bases: z (default), x, y, or per pair at random
+                        bb84 (Z/X), six-state (Z/X/Y), chsh (CHSH settings)
+  --min-fidelity F      in [0, 1] (default 0)
+  --timeout DURATION    simulated time, e.g. 2s, 500ms (default: none)
+)"},
+      {"measure",
+       {"--id", "--basis"},
+       R"(Usage: qnetctl --node NODE measure --id ENTANGLEMENT_ID --basis z|x|y|ANGLE
+
+Measures NODE's qubit of a KEEP pair it holds (delivered by `entangle --type
+keep`, at either end) on its simulated device, readout error included, and
+frees the memory slot. Prints the outcome: 0 for the +1 eigenstate, 1 for -1,
+raw (not corrected for the pair's Bell state). A pair is held for the
+daemon's --keep-hold after delivery; measuring it again, or after that, is an
+error.
+
+  --id ID               the pair's entanglement id, e.g. alice-bob#17 (required)
+  --basis z|x|y|ANGLE   Z, X, Y, or an angle in radians in the X-Z plane: the
+                        observable cos(ANGLE) Z + sin(ANGLE) X (required)
+)"},
+  };
+  return commands;
+}
+
+const Command* FindCommand(const std::string& name) {
+  for (const Command& c : Commands()) {
+    if (c.name == name) return &c;
+  }
+  return nullptr;
+}
+
+bool IsGlobalFlag(const std::string& name) {
+  return name == "--state-dir" || name == "--output" || name == "--node";
+}
 
 struct Args {
   std::string command;
@@ -71,13 +163,19 @@ absl::StatusOr<Args> Parse(int argc, char** argv) {
     std::string a = argv[i];
     if (a == "--help" || a == "-h") {
       args.help = true;
-    } else if (a.rfind("--", 0) == 0) {
+    } else if (a.rfind("-", 0) == 0 && a.size() > 1) {
       std::string name = a, value;
-      if (auto eq = a.find('='); eq != std::string::npos) {
-        name = a.substr(0, eq);
+      const size_t eq = a.find('=');
+      if (eq != std::string::npos) name = a.substr(0, eq);
+      bool known = IsGlobalFlag(name);
+      for (const Command& c : Commands()) {
+        for (const std::string& f : c.flags) known = known || f == name;
+      }
+      if (!known) return absl::InvalidArgumentError(absl::StrCat("unknown option ", name, " (see qnetctl --help)"));
+      if (eq != std::string::npos) {
         value = a.substr(eq + 1);
       } else {
-        if (i + 1 >= argc) return absl::InvalidArgumentError(absl::StrCat(a, " needs a value (see --help)"));
+        if (i + 1 >= argc) return absl::InvalidArgumentError(absl::StrCat(a, " needs a value (see qnetctl --help)"));
         value = argv[++i];
       }
       args.flags[name] = value;
@@ -95,11 +193,17 @@ std::string Flag(const Args& args, const std::string& name, const std::string& f
   return it == args.flags.end() ? fallback : it->second;
 }
 
-absl::Status CheckFlags(const Args& args, const std::vector<std::string>& allowed) {
+absl::Status CheckFlags(const Args& args) {
+  const Command* command = FindCommand(args.command);
   for (const auto& [name, value] : args.flags) {
-    bool ok = name == "--state-dir" || name == "--output" || name == "--node";
-    for (const std::string& a : allowed) ok = ok || a == name;
-    if (!ok) return absl::InvalidArgumentError(absl::StrCat("unknown option ", name, " for '", args.command, "' (see --help)"));
+    bool ok = IsGlobalFlag(name);
+    if (command != nullptr) {
+      for (const std::string& a : command->flags) ok = ok || a == name;
+    }
+    if (!ok) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("unknown option ", name, " for '", args.command, "' (see qnetctl ", args.command, " --help)"));
+    }
   }
   std::string output = Flag(args, "--output", "text");
   if (output != "text" && output != "json") {
@@ -193,8 +297,8 @@ std::string FindQnetd(const Args& args) {
 }
 
 int Up(const Args& args, bool json) {
-  if (absl::Status s = CheckFlags(args, {"--time-scale", "--qnetd"}); !s.ok()) return Fail(std::string(s.message()));
-  if (args.positional.size() != 1) return Fail("up needs exactly one NETWORK_FILE (see --help)");
+  if (absl::Status s = CheckFlags(args); !s.ok()) return Fail(std::string(s.message()));
+  if (args.positional.size() != 1) return Fail("up needs exactly one NETWORK_FILE (see qnetctl up --help)");
   qnet::cli::LaunchOptions o;
   o.qnetd_path = FindQnetd(args);
   o.network_file = args.positional[0];
@@ -204,6 +308,13 @@ int Up(const Args& args, bool json) {
     if (!absl::SimpleAtod(ts, &o.time_scale) || !(o.time_scale > 0)) {
       return Fail(absl::StrCat("--time-scale must be a positive number, got '", ts, "'"));
     }
+  }
+  if (std::string hold = Flag(args, "--keep-hold"); !hold.empty()) {
+    double seconds = 0;
+    if (!absl::SimpleAtod(hold, &seconds) || !(seconds >= 0) || !std::isfinite(seconds)) {
+      return Fail(absl::StrCat("--keep-hold must be a non-negative number of simulated seconds, got '", hold, "'"));
+    }
+    o.extra_args = {"--keep-hold", hold};
   }
   auto net = qnet::cli::LocalNetwork::Start(o);
   if (!net.ok()) return Fail(std::string(net.status().message()));
@@ -228,7 +339,7 @@ int Up(const Args& args, bool json) {
 }
 
 int Down(const Args& args, bool json) {
-  if (absl::Status s = CheckFlags(args, {}); !s.ok()) return Fail(std::string(s.message()));
+  if (absl::Status s = CheckFlags(args); !s.ok()) return Fail(std::string(s.message()));
   auto dir = StateDir(args);
   if (!dir.ok()) return Fail(std::string(dir.status().message()));
   std::string name = StateValue(*dir, "name");
@@ -249,7 +360,7 @@ int Down(const Args& args, bool json) {
 }
 
 int Status(const Args& args, bool json) {
-  if (absl::Status s = CheckFlags(args, {}); !s.ok()) return Fail(std::string(s.message()));
+  if (absl::Status s = CheckFlags(args); !s.ok()) return Fail(std::string(s.message()));
   auto dir = StateDir(args);
   if (!dir.ok()) return Fail(std::string(dir.status().message()));
   auto network = StateNetwork(*dir);
@@ -294,7 +405,7 @@ int Status(const Args& args, bool json) {
 }
 
 int Links(const Args& args, bool json) {
-  if (absl::Status s = CheckFlags(args, {}); !s.ok()) return Fail(std::string(s.message()));
+  if (absl::Status s = CheckFlags(args); !s.ok()) return Fail(std::string(s.message()));
   auto dir = StateDir(args);
   if (!dir.ok()) return Fail(std::string(dir.status().message()));
   auto network = StateNetwork(*dir);
@@ -326,10 +437,7 @@ int Links(const Args& args, bool json) {
 }
 
 int Entangle(const Args& args, bool json) {
-  if (absl::Status s = CheckFlags(args, {"--with", "--pairs", "--type", "--basis", "--min-fidelity", "--timeout"});
-      !s.ok()) {
-    return Fail(std::string(s.message()));
-  }
+  if (absl::Status s = CheckFlags(args); !s.ok()) return Fail(std::string(s.message()));
   const std::string node = Flag(args, "--node");
   const std::string with = Flag(args, "--with");
   if (node.empty()) return Fail("entangle needs --node NODE (the requesting end)");
@@ -434,13 +542,49 @@ int Entangle(const Args& args, bool json) {
   return 0;
 }
 
+int Measure(const Args& args, bool json) {
+  if (absl::Status s = CheckFlags(args); !s.ok()) return Fail(std::string(s.message()));
+  const std::string node = Flag(args, "--node");
+  const std::string id = Flag(args, "--id");
+  const std::string basis = Flag(args, "--basis");
+  if (node.empty()) return Fail("measure needs --node NODE (the daemon holding the qubit)");
+  if (id.empty()) return Fail("measure needs --id ENTANGLEMENT_ID (e.g. alice-bob#17)");
+  if (basis.empty()) return Fail("measure needs --basis z|x|y|ANGLE");
+  auto request = qnet::cli::MeasureRequest(id, basis);
+  if (!request.ok()) return Fail(std::string(request.status().message()));
+  auto dir = StateDir(args);
+  if (!dir.ok()) return Fail(std::string(dir.status().message()));
+  auto address = NodeAddress(*dir, node);
+  if (!address.ok()) return Fail(std::string(address.status().message()));
+  auto result = qnet::cli::MeasureQubit(*address, *request);
+  if (!result.ok()) return Fail(absl::StrCat(absl::StatusCodeToString(result.status().code()), ": ", result.status().message()));
+  if (json) {
+    std::cout << Json(*result) << "\n";
+  } else {
+    std::cout << absl::StrFormat("%s at %s: outcome %d in %s (pair %s, held %.6f s)\n", result->entanglement_id(),
+                                 result->node(), result->outcome(), result->basis(), result->bell_state(),
+                                 result->held_s());
+  }
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   auto args = Parse(argc, argv);
   if (!args.ok()) return Fail(std::string(args.status().message()));
-  if (args->help || args->command.empty()) {
-    std::cout << kUsage;
+  if (args->command == "help") {  // qnetctl help [COMMAND]
+    args->command = args->positional.empty() ? "" : args->positional.front();
+    args->positional.clear();
+    args->help = true;
+  }
+  const Command* command = FindCommand(args->command);
+  if (!args->command.empty() && command == nullptr) {
+    return Fail(absl::StrCat("unknown command '", args->command,
+                             "' (commands: up, down, status, links, entangle, measure; see qnetctl --help)"));
+  }
+  if (args->help || command == nullptr) {
+    std::cout << (command != nullptr ? command->help + kGlobalHelp : std::string(kUsage));
     return args->help ? 0 : 2;
   }
   const bool json = Flag(*args, "--output") == "json";
@@ -450,5 +594,5 @@ int main(int argc, char** argv) {
   if (c == "status") return Status(*args, json);
   if (c == "links") return Links(*args, json);
   if (c == "entangle") return Entangle(*args, json);
-  return Fail(absl::StrCat("unknown command '", c, "' (see --help)"));
+  return Measure(*args, json);
 }

@@ -171,6 +171,28 @@ class NodeService final : public v1::Node::CallbackService {
     return reactor;
   }
 
+  grpc::ServerUnaryReactor* MeasureQubit(grpc::CallbackServerContext* context, const v1::MeasureQubitRequest* request,
+                                         v1::MeasureQubitResponse* response) override {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    Daemon* daemon = &daemon_;
+    bool posted = poster_->Post([daemon, reactor, request, response] {
+      if (daemon->entanglement() == nullptr) {
+        reactor->Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "this daemon runs no link layer"));
+        return;
+      }
+      // Completes on the loop once the device has measured (after its
+      // measurement time, and a move of the pair's state if it is elsewhere).
+      daemon->entanglement()->MeasureQubit(
+          *request, [reactor, response](absl::StatusOr<v1::MeasureQubitResponse> result) {
+            if (!result.ok()) return reactor->Finish(ToGrpc(result.status()));
+            *response = *std::move(result);
+            reactor->Finish(grpc::Status::OK);
+          });
+    });
+    if (!posted) reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the daemon is shutting down"));
+    return reactor;
+  }
+
  private:
   Daemon& daemon_;
   std::shared_ptr<LoopPoster> poster_;
@@ -224,7 +246,8 @@ absl::Status Daemon::Init() {
   stack_ = *std::move(stack);
   links_->SetSink(stack_.sink.get());
   if (stack_.link != nullptr && stack_.device != nullptr) {
-    entanglement_ = std::make_unique<EntanglementService>(*context_, *stack_.link, *stack_.device, topology, log_);
+    entanglement_ = std::make_unique<EntanglementService>(*context_, *stack_.link, *stack_.device, topology, log_,
+                                                          options_.keep_hold);
     if (absl::Status s = entanglement_->Start(); !s.ok()) return s;
   }
 

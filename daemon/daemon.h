@@ -35,6 +35,7 @@ struct DaemonOptions {
   std::string peers_file;                      // may be empty
   PeerAddresses peer_addresses;                // fixed entries, win over the file
   double time_scale = 1.0;                     // simulated seconds per wall second
+  Duration keep_hold = kDefaultKeepHold;       // how long KEEP pairs wait for MeasureQubit (simulated)
   std::optional<int64_t> epoch_unix_ns;        // simulated time zero (default: start)
   uint64_t seed = 1;
   LogLevel log_level = LogLevel::kInfo;

@@ -1,5 +1,6 @@
 #include "daemon/entanglement_service.h"
 
+#include <algorithm>
 #include <cmath>
 #include <utility>
 #include <variant>
@@ -44,8 +45,13 @@ v1::PairEvent ToPairEvent(const link::PairDelivered& pair, TimePoint started) {
 
 EntanglementService::EntanglementService(NodeContext& context, link::LinkLayer& link,
                                          physical::QuantumDevice& device, const DaemonTopology& topology,
-                                         const Logger& log)
-    : context_(context), link_(link), device_(device), topology_(topology), log_(log) {}
+                                         const Logger& log, Duration keep_hold)
+    : context_(context),
+      link_(link),
+      device_(device),
+      topology_(topology),
+      log_(log),
+      keep_hold_(std::max(keep_hold, Duration{0})) {}
 
 absl::Status EntanglementService::Start() {
   return link_.RegisterReceiver(kDefaultPurposeId, [this](const link::LinkEvent& e) { OnReceiverEvent(e); });
@@ -109,16 +115,16 @@ void EntanglementService::OnOriginEvent(link::RequestId id, const link::LinkEven
   if (it == origins_.end()) return;
   Origin& origin = it->second;
   if (const auto* pair = std::get_if<link::PairDelivered>(&event)) {
-    if (pair->type == link::RequestType::kKeep && pair->slot >= 0) HoldSlot(id, pair->slot);
+    if (pair->type == link::RequestType::kKeep && pair->slot >= 0) Hold(*pair);
     if (origin.stream.event) {
       v1::EntangleEvent out;
       *out.mutable_pair() = ToPairEvent(*pair, origin.started);
       origin.stream.event(std::move(out));
     }
   } else if (const auto* expired = std::get_if<link::PairExpired>(&event)) {
-    if (expired->slot >= 0) FreeSlot(id, expired->slot);
+    Release(expired->entanglement_id.ToString(), absl::StrCat("expired: ", expired->message));
   } else if (const auto* done = std::get_if<link::RequestCompleted>(&event)) {
-    ReleaseRequest(id);
+    // Its KEEP pairs stay held for the client (until measured or the hold passes).
     Stream stream = std::move(origin.stream);
     const double duration = ToSeconds(context_.Now() - origin.started);
     origins_.erase(it);
@@ -130,7 +136,7 @@ void EntanglementService::OnOriginEvent(link::RequestId id, const link::LinkEven
     }
     if (stream.end) stream.end(absl::OkStatus());
   } else if (const auto* failed = std::get_if<link::RequestFailed>(&event)) {
-    ReleaseRequest(id);
+    // Pairs delivered before the failure stay valid (and held) unless expired.
     Stream stream = std::move(origin.stream);
     origins_.erase(it);
     QNET_LOG(log_, kInfo, "entangle request %d failed: %s %s", id, link::LinkErrorName(failed->error),
@@ -148,45 +154,161 @@ void EntanglementService::OnReceiverEvent(const link::LinkEvent& event) {
              incoming->request.number);
   } else if (const auto* pair = std::get_if<link::PairDelivered>(&event)) {
     if (pair->type == link::RequestType::kKeep) {
-      if (pair->slot >= 0) HoldSlot(pair->request_id, pair->slot);
+      if (pair->slot >= 0) Hold(*pair);
     } else {
       Record(pair->remote_node, ToPairEvent(*pair, pair->estimate_time));
     }
   } else if (const auto* expired = std::get_if<link::PairExpired>(&event)) {
-    if (expired->slot >= 0) FreeSlot(expired->request_id, expired->slot);
-  } else if (const auto* done = std::get_if<link::RequestCompleted>(&event)) {
-    ReleaseRequest(done->request_id);
+    Release(expired->entanglement_id.ToString(), absl::StrCat("expired: ", expired->message));
   } else if (const auto* failed = std::get_if<link::RequestFailed>(&event)) {
-    ReleaseRequest(failed->request_id);
+    QNET_LOG(log_, kInfo, "request %d from a neighbour failed: %s %s", failed->request_id,
+             link::LinkErrorName(failed->error), failed->message);
   }
 }
 
-void EntanglementService::HoldSlot(link::RequestId id, int slot) {
-  held_[id].push_back(slot);
-  context_.StartTimer(kKeepHoldTime, [this, id, slot] { FreeSlot(id, slot); });
+void EntanglementService::Hold(const link::PairDelivered& pair) {
+  const std::string key = pair.entanglement_id.ToString();
+  // Ids are unique on a link; a repeat would be a stale record: replace it.
+  if (held_.contains(key)) Release(key, "replaced by a newer delivery with the same id");
+  HeldPair& held = held_[key];
+  held.slot = pair.slot;
+  held.id = pair.entanglement_id;
+  held.bell_state = pair.bell_state;
+  held.delivered_at = context_.Now();
+  std::weak_ptr<bool> alive = alive_;
+  held.hold_timer = context_.StartTimer(keep_hold_, [this, alive, key] {
+    if (alive.expired()) return;
+    auto it = held_.find(key);
+    if (it == held_.end()) return;
+    it->second.hold_timer = kNoTimer;
+    Release(key, absl::StrCat("freed after its ", FormatDuration(keep_hold_), " hold (qnetd --keep-hold)"));
+  });
 }
 
-void EntanglementService::FreeSlot(link::RequestId id, int slot) {
-  // Only a slot still held here is ours to free (it may have been freed and
-  // reallocated since).
-  auto it = held_.find(id);
-  if (it == held_.end() || std::erase(it->second, slot) == 0) return;
-  if (it->second.empty()) held_.erase(it);
-  if (absl::Status s = device_.Free(slot); !s.ok()) {
-    QNET_LOG(log_, kWarn, "freeing slot %d: %s", slot, s.ToString());
-  }
-}
-
-void EntanglementService::ReleaseRequest(link::RequestId id) {
+void EntanglementService::Release(const std::string& id, const std::string& why) {
   auto it = held_.find(id);
   if (it == held_.end()) return;
-  std::vector<int> slots = std::move(it->second);
+  HeldPair held = it->second;
   held_.erase(it);
-  for (int slot : slots) {
-    if (absl::Status s = device_.Free(slot); !s.ok()) {
-      QNET_LOG(log_, kWarn, "freeing slot %d: %s", slot, s.ToString());
-    }
+  if (held.hold_timer != kNoTimer) context_.CancelTimer(held.hold_timer);
+  // A measurement under way completes Cancelled and reports `why`.
+  if (absl::Status s = device_.Free(held.slot); !s.ok()) {
+    QNET_LOG(log_, kWarn, "freeing slot %d of pair %s: %s", held.slot, id, s.ToString());
   }
+  NoteGone(id, why);
+  link_.OnMemoryFreed();
+}
+
+void EntanglementService::NoteGone(const std::string& id, std::string why) {
+  if (!gone_.contains(id)) gone_order_.push_back(id);
+  gone_[id] = std::move(why);
+  while (gone_order_.size() > kGonePairMemory) {
+    gone_.erase(gone_order_.front());
+    gone_order_.pop_front();
+  }
+}
+
+void EntanglementService::MeasureQubit(const v1::MeasureQubitRequest& request, MeasureDone done) {
+  // `done` never runs inside this call.
+  const auto answer = [this, done](absl::StatusOr<v1::MeasureQubitResponse> result) {
+    std::weak_ptr<bool> alive = alive_;
+    context_.StartTimer(Duration{0}, [alive, done, result = std::move(result)] {
+      if (!alive.expired()) done(result);
+    });
+  };
+  const std::string& id = request.entanglement_id();
+  const std::string& self = topology_.self;
+  if (id.empty()) return answer(absl::InvalidArgumentError("entanglement_id is required (e.g. \"alice-bob#17\")"));
+  quantum::Basis basis;
+  std::string basis_name;
+  switch (request.basis_case()) {
+    case v1::MeasureQubitRequest::kAxis:
+      switch (request.axis()) {
+        case v1::MeasureQubitRequest::Z: basis = quantum::Basis::Z(), basis_name = "Z"; break;
+        case v1::MeasureQubitRequest::X: basis = quantum::Basis::X(), basis_name = "X"; break;
+        case v1::MeasureQubitRequest::Y: basis = quantum::Basis::Y(), basis_name = "Y"; break;
+        default:
+          return answer(absl::InvalidArgumentError(absl::StrCat("unknown axis ", request.axis(), " (Z, X or Y)")));
+      }
+      break;
+    case v1::MeasureQubitRequest::kXzAngle:
+      if (!std::isfinite(request.xz_angle())) {
+        return answer(absl::InvalidArgumentError(
+            absl::StrCat("xz_angle must be a finite number of radians, got ", request.xz_angle())));
+      }
+      basis = quantum::Basis::XZ(request.xz_angle());
+      basis_name = absl::StrCat("XZ(", request.xz_angle(), ")");
+      break;
+    default:
+      return answer(absl::InvalidArgumentError(
+          "a basis is required: axis Z, X or Y, or xz_angle (radians, cos(a) Z + sin(a) X)"));
+  }
+  auto it = held_.find(id);
+  if (it == held_.end()) {
+    auto gone = gone_.find(id);
+    if (gone != gone_.end()) {
+      return answer(absl::NotFoundError(absl::StrCat("node ", self, " no longer holds pair ", id, ": ",
+                                                     gone->second)));
+    }
+    return answer(absl::NotFoundError(absl::StrCat(
+        "node ", self, " holds no KEEP pair '", id, "' (not delivered here, or forgotten long ago; ",
+        held_.size(), " pairs held now)")));
+  }
+  HeldPair& held = it->second;
+  if (held.measuring) {
+    return answer(absl::FailedPreconditionError(
+        absl::StrCat("pair ", id, " at ", self, " is being measured by another call")));
+  }
+  held.measuring = true;
+  // Measured or not, the pair is not held past this call: no hold timer.
+  if (held.hold_timer != kNoTimer) {
+    context_.CancelTimer(held.hold_timer);
+    held.hold_timer = kNoTimer;
+  }
+  std::weak_ptr<bool> alive = alive_;
+  device_.Measure(held.slot, basis, [this, alive, id, basis, basis_name, done](absl::StatusOr<int> outcome) {
+    if (alive.expired()) return;
+    OnMeasured(id, basis, basis_name, std::move(outcome), done);
+  });
+}
+
+void EntanglementService::OnMeasured(const std::string& id, const quantum::Basis& basis,
+                                     const std::string& basis_name, absl::StatusOr<int> outcome,
+                                     const MeasureDone& done) {
+  const std::string& self = topology_.self;
+  auto it = held_.find(id);
+  if (it == held_.end()) {
+    // Released (expired) while the device measured it.
+    auto gone = gone_.find(id);
+    return done(absl::NotFoundError(absl::StrCat("node ", self, " no longer holds pair ", id, ": ",
+                                                 gone == gone_.end() ? "released" : gone->second)));
+  }
+  const HeldPair held = it->second;
+  const TimePoint now = context_.Now();
+  if (!outcome.ok()) {
+    Release(id, absl::StrCat("its measurement failed: ", outcome.status().message()));
+    const absl::StatusCode code = outcome.status().code() == absl::StatusCode::kUnavailable
+                                      ? absl::StatusCode::kUnavailable
+                                      : absl::StatusCode::kInternal;
+    return done(absl::Status(code, absl::StrCat("measuring pair ", id, " at ", self, " failed: ",
+                                                outcome.status().message())));
+  }
+  Release(id, absl::StrCat("already measured (", basis_name, ") at ", FormatDuration(now - TimePoint{}),
+                           " simulated"));
+  v1::MeasureQubitResponse response;
+  response.set_entanglement_id(id);
+  response.set_node(self);
+  response.set_outcome(*outcome);
+  response.set_basis(basis_name);
+  response.set_bell_state(std::string(quantum::BellName(held.bell_state)));
+  response.set_node_a(held.id.node_a);
+  response.set_node_b(held.id.node_b);
+  response.set_held_s(ToSeconds(now - held.delivered_at));
+  response.set_measured_at_s(SecondsSinceEpoch(now));
+  response.set_theta(basis.theta);
+  response.set_phi(basis.phi);
+  QNET_LOG(log_, kDebug, "measured pair %s in %s: %d", id, basis_name, *outcome);
+  done(std::move(response));
 }
 
 void EntanglementService::Record(const std::string& origin, const v1::PairEvent& pair) {
@@ -208,12 +330,6 @@ v1::GetOutcomesResponse EntanglementService::Outcomes(const v1::GetOutcomesReque
     *response.add_outcomes() = it->second.pair;
   }
   return response;
-}
-
-size_t EntanglementService::held_pairs() const {
-  size_t n = 0;
-  for (const auto& [id, slots] : held_) n += slots.size();
-  return n;
 }
 
 }  // namespace qnet::daemon

@@ -2,15 +2,18 @@
 // loop: it turns a client's Entangle call into a link-layer CREATE and
 // streams the request's events back, and it is every node's receiver for the
 // default purpose id, so a neighbour's requests are accepted. It owns the
-// KEEP pairs it is handed (at either end) until their request ends or
-// kKeepHoldTime passes, then frees them (a client cannot use a qubit over
-// gRPC, and a request for more pairs than memory slots needs them back), and it keeps the MEASURE outcomes it recorded as the far end
-// (a bounded ring) for GetOutcomes, so a client can compare both ends.
+// KEEP pairs it is handed (at either end) for the hold time after delivery,
+// so that a client can measure them (MeasureQubit: on the device, in a basis
+// it chooses; the slot is freed at once), then frees them - a request for
+// more pairs than memory slots waits in the link layer for that memory. It
+// keeps the MEASURE outcomes it recorded as the far end (a bounded ring) for
+// GetOutcomes, so a client can compare both ends.
 #pragma once
 
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -31,8 +34,11 @@ inline constexpr uint32_t kDefaultPurposeId = 0;
 // Limits enforced at the edge.
 inline constexpr uint32_t kMaxPairsPerRequest = 100000;
 inline constexpr size_t kOutcomeRingCapacity = 200000;
-// How long a KEEP pair stays in memory at most (simulated).
-inline constexpr Duration kKeepHoldTime = std::chrono::milliseconds(1);
+// How long a KEEP pair stays in memory for a client at most (simulated),
+// unless qnetd --keep-hold says otherwise.
+inline constexpr Duration kDefaultKeepHold = std::chrono::seconds(10);
+// Ids of pairs no longer held, remembered (bounded) to say why.
+inline constexpr size_t kGonePairMemory = 65536;
 
 class EntanglementService {
  public:
@@ -43,8 +49,11 @@ class EntanglementService {
     std::function<void(absl::Status)> end;
   };
 
+  using MeasureDone = std::function<void(absl::StatusOr<v1::MeasureQubitResponse>)>;
+
+  // `keep_hold` (>= 0): how long each KEEP pair is held after delivery.
   EntanglementService(NodeContext& context, link::LinkLayer& link, physical::QuantumDevice& device,
-                      const DaemonTopology& topology, const Logger& log);
+                      const DaemonTopology& topology, const Logger& log, Duration keep_hold = kDefaultKeepHold);
   EntanglementService(const EntanglementService&) = delete;
   EntanglementService& operator=(const EntanglementService&) = delete;
 
@@ -59,19 +68,38 @@ class EntanglementService {
 
   v1::GetOutcomesResponse Outcomes(const v1::GetOutcomesRequest& request) const;
 
+  // Measures the held KEEP qubit named by the request's entanglement id and
+  // frees its slot; `done` runs once, on the loop, never inside this call.
+  // Errors as Node.MeasureQubit documents (NotFound, InvalidArgument,
+  // FailedPrecondition, Unavailable).
+  void MeasureQubit(const v1::MeasureQubitRequest& request, MeasureDone done);
+
   // Slots holding KEEP pairs this service owns now.
-  size_t held_pairs() const;
+  size_t held_pairs() const { return held_.size(); }
+  Duration keep_hold() const { return keep_hold_; }
 
  private:
   struct Origin {
     Stream stream;
     TimePoint started;
   };
+  // A KEEP pair's qubit at this end, held for a client.
+  struct HeldPair {
+    int slot = -1;
+    link::EntanglementId id;
+    quantum::BellState bell_state = quantum::BellState::kPhiPlus;
+    TimePoint delivered_at;
+    TimerId hold_timer = kNoTimer;
+    bool measuring = false;
+  };
   void OnOriginEvent(link::RequestId id, const link::LinkEvent& event);
   void OnReceiverEvent(const link::LinkEvent& event);
-  void HoldSlot(link::RequestId id, int slot);
-  void FreeSlot(link::RequestId id, int slot);
-  void ReleaseRequest(link::RequestId id);
+  void Hold(const link::PairDelivered& pair);
+  // Frees a held pair's slot (if still held) and remembers why it is gone.
+  void Release(const std::string& id, const std::string& why);
+  void OnMeasured(const std::string& id, const quantum::Basis& basis, const std::string& basis_name,
+                  absl::StatusOr<int> outcome, const MeasureDone& done);
+  void NoteGone(const std::string& id, std::string why);
   void Record(const std::string& origin, const v1::PairEvent& pair);
 
   NodeContext& context_;
@@ -79,14 +107,19 @@ class EntanglementService {
   physical::QuantumDevice& device_;
   const DaemonTopology& topology_;
   const Logger& log_;
+  Duration keep_hold_;
   absl::flat_hash_map<link::RequestId, Origin> origins_;
-  absl::flat_hash_map<link::RequestId, std::vector<int>> held_;  // KEEP slots per request (either end)
+  absl::flat_hash_map<std::string, HeldPair> held_;  // KEEP pairs by entanglement id (either end)
+  absl::flat_hash_map<std::string, std::string> gone_;  // id -> why it is no longer held
+  std::deque<std::string> gone_order_;
   struct Recorded {
     std::string origin;
     v1::PairEvent pair;
   };
   absl::flat_hash_map<std::string, Recorded> outcomes_;
   std::deque<std::string> outcome_order_;  // oldest first
+  // Timers and device callbacks may outlive the service (shutdown).
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 
 // The PairEvent for a delivered pair (latency measured from `started`).

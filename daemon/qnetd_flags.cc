@@ -27,6 +27,11 @@ Usage: qnetd --network FILE --node NAME [options]
                       clock is wall time since start x S; a simulated delay d takes
                       d/S wall time. S < 1 is slow motion (0.001: 1 simulated second
                       lasts 1000 s), S > 1 runs faster than real time.
+  --keep-hold SECONDS simulated seconds each KEEP pair stays in memory after delivery
+                      (at both ends) for a client to measure it with Node.MeasureQubit
+                      (qnetctl measure); default 10. Measuring a pair frees it at once;
+                      a pair not measured by then is freed, and a request for more
+                      pairs than memory slots waits for that memory.
   --epoch-unix-ns T   the simulated clock's zero as a Unix time in nanoseconds, not in
                       the future (default: when the daemon starts). Daemons given the
                       same epoch share one simulated time line; the launcher does this.
@@ -86,6 +91,13 @@ absl::StatusOr<QnetdFlags> ParseQnetdFlags(const std::vector<std::string>& args)
         return absl::InvalidArgumentError(absl::StrCat("--time-scale wants a positive number, got '", value, "'"));
       }
       flags.time_scale = s;
+    } else if (name == "--keep-hold") {
+      double s = 0;
+      if (!absl::SimpleAtod(value, &s) || !(s >= 0) || !std::isfinite(s)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--keep-hold wants a non-negative number of simulated seconds, got '", value, "'"));
+      }
+      flags.keep_hold_s = s;
     } else if (name == "--epoch-unix-ns") {
       int64_t epoch = 0;
       if (!absl::SimpleAtoi(value, &epoch) || epoch < 0) {

@@ -50,6 +50,7 @@ int Run(int argc, char** argv) {
   options.peers_file = flags->peers_file;
   options.peer_addresses = flags->peers;
   options.time_scale = flags->time_scale;
+  options.keep_hold = qnet::FromSeconds(flags->keep_hold_s);
   options.epoch_unix_ns = flags->epoch_unix_ns;
   options.log_level = flags->log_level;
   options.stack_factory = DefaultStackFactory();

@@ -175,6 +175,14 @@ absl::StatusOr<const FidelityTable*> LinkLayer::Table(LinkState& link) {
   return link.table.get();
 }
 
+absl::StatusOr<const FidelityTable*> LinkLayer::FidelityTableFor(const std::string& neighbour) {
+  LinkState* link = FindLinkByPeer(neighbour);
+  if (link == nullptr) {
+    return absl::InvalidArgumentError(absl::StrCat("'", neighbour, "' is not a neighbour of ", context_.node_name()));
+  }
+  return Table(*link);
+}
+
 LinkLayer::Request* LinkLayer::FindRequest(RequestId id) {
   auto it = requests_.find(id);
   return it == requests_.end() ? nullptr : &it->second;
@@ -378,10 +386,13 @@ absl::StatusOr<RequestId> LinkLayer::Create(const EntanglementRequest& request, 
       Request* timed_out = FindRequest(id);
       if (timed_out == nullptr) return;
       timed_out->deadline = kNoTimer;
-      EndRequest(id, LinkError::kTimeout,
-                 absl::StrCat("max_time ", FormatDuration(timed_out->params.max_time), " passed with ",
-                              timed_out->delivered, " of ", timed_out->params.number, " pairs delivered"),
-                 true);
+      std::string message =
+          absl::StrCat("max_time ", FormatDuration(timed_out->params.max_time), " passed with ",
+                       timed_out->delivered, " of ", timed_out->params.number, " pairs delivered");
+      if (const std::string wait = MemoryWait(*timed_out->link); !wait.empty()) {
+        absl::StrAppend(&message, " while waiting for free memory (", wait, ")");
+      }
+      EndRequest(id, LinkError::kTimeout, message, true);
     });
   }
   v1::LinkMessage message;
@@ -557,11 +568,18 @@ void LinkLayer::OnAssign(LinkState& link, const v1::LinkGenerationAssign& assign
   r->accepted = true;
   absl::StatusOr<int> slot = device_.Allocate();
   if (!slot.ok()) {
-    const bool transient = held_slots() > 0;
-    return refuse(LinkError::kNoResources, transient,
-                  absl::StrCat("no free memory slot at ", context_.node_name(), " (", device_.num_slots(),
-                               transient ? " slots, some busy generating)" : " slots, all held by the layer above)"));
+    if (device_.num_slots() == 0) {
+      return refuse(LinkError::kNoResources, false,
+                    absl::StrCat("node ", context_.node_name(), " has no memory qubits"));
+    }
+    // Busy slots come back when their generations end, held ones when the
+    // layer above frees them: transient either way, so the master waits.
+    link.memory_wait = absl::StrCat("all ", device_.num_slots(), " memory slots at ", context_.node_name(),
+                                    " are in use");
+    return refuse(LinkError::kNoResources, true, absl::StrCat("no free memory slot at ", context_.node_name(), " (",
+                                                              device_.num_slots(), " slots, all in use)"));
   }
+  link.memory_wait.clear();
   ForgetKeptSlot(*slot);
   Generation g;
   g.id = id;
@@ -676,6 +694,7 @@ void LinkLayer::PeerLost(LinkState& link, const std::string& message, bool resta
     context_.CancelTimer(link.memory_retry);
     link.memory_retry = kNoTimer;
   }
+  link.memory_wait.clear();
   std::vector<RequestId> ids;
   for (const auto& [key, id] : link.by_key) ids.push_back(id);
   std::sort(ids.begin(), ids.end());
@@ -744,16 +763,37 @@ LinkLayer::Request* LinkLayer::PickNext(LinkState& link) {
   return best[0] != nullptr ? best[0] : best[1];
 }
 
-void LinkLayer::StartMemoryRetry(LinkState& link) {
+void LinkLayer::StartMemoryRetry(LinkState& link, bool own_memory) {
   if (link.memory_retry != kNoTimer) return;
   std::weak_ptr<bool> alive = alive_;
   LinkState* raw = &link;
+  link.memory_retry_own = own_memory;
   link.memory_retry = context_.StartTimer(link.channel->retransmit_timeout(), [this, alive, raw] {
     if (alive.expired()) return;
     StepScope step(*this);
     raw->memory_retry = kNoTimer;
     ScheduleAll();
   });
+}
+
+void LinkLayer::OnMemoryFreed() {
+  StepScope step(*this);
+  bool waiting = false;
+  for (auto& link : links_) {
+    if (link->memory_retry == kNoTimer || !link->memory_retry_own) continue;
+    context_.CancelTimer(link->memory_retry);
+    link->memory_retry = kNoTimer;
+    waiting = true;
+  }
+  if (waiting) ScheduleAll();
+}
+
+std::string LinkLayer::MemoryWait(const LinkState& link) const {
+  if (!link.memory_wait.empty()) return link.memory_wait;
+  for (int slot = 0; slot < device_.num_slots(); ++slot) {
+    if (!device_.IsAllocated(slot)) return "";
+  }
+  return absl::StrCat("all ", device_.num_slots(), " memory slots at ", context_.node_name(), " are in use");
 }
 
 void LinkLayer::Schedule(LinkState& link) {
@@ -763,15 +803,18 @@ void LinkLayer::Schedule(LinkState& link) {
     if (r == nullptr) return;
     absl::StatusOr<int> slot = device_.Allocate();
     if (!slot.ok()) {
-      // Slots busy with generations or measurements come back soon (and
-      // their ending schedules again); slots held above do not.
-      if (held_slots() > 0) return;
-      EndRequest(r->id, LinkError::kNoResources,
-                 absl::StrCat("no free memory slot at ", context_.node_name(), ": all ", device_.num_slots(),
-                              " are held by the layer above"),
-                 true);
-      continue;
+      // Wait for memory; only the request's max_time or a cancel ends it.
+      // Slots busy with generations or measurements come back when those
+      // end (which schedules again); slots the layer above holds come back
+      // when it frees them, which it may announce (OnMemoryFreed) or not:
+      // then the retry timer polls.
+      link.memory_wait = absl::StrCat("all ", device_.num_slots(), " memory slots at ", context_.node_name(),
+                                      " are in use");
+      ++stats_.memory_waits;
+      if (held_slots() == 0) StartMemoryRetry(link, /*own_memory=*/true);
+      return;
     }
+    link.memory_wait.clear();
     ForgetKeptSlot(*slot);
     link.last_served_local = r->originated_here;
     Generation g;
@@ -975,6 +1018,7 @@ void LinkLayer::TryDeliver(LinkState& link, uint64_t generation_id) {
   NoteDelivered(link, g.id, std::move(record));
   if (g.timer != kNoTimer) context_.CancelTimer(g.timer);
   link.generations.erase(it);  // the slot (KEEP) now belongs to the layer above
+  link.memory_wait.clear();     // both ends had memory for this pair
   Emit(r->handler, std::move(event));
   if (r->delivered >= r->params.number) CompleteRequest(r->id);
   ScheduleAll();
@@ -1007,9 +1051,11 @@ void LinkLayer::GenerationFailed(LinkState& link, uint64_t generation_id, const 
       peer_report != nullptr ? ErrorFromWire(peer_report->error()) : std::nullopt;
   if (peer_error.has_value()) {
     if (*peer_error == LinkError::kNoResources && peer_report->transient()) {
-      // The far end's memory is busy generating on another link: try again shortly.
+      // The far end has no free slot now (busy generating on another link,
+      // or held by its layer above): try again shortly.
       ++stats_.far_memory_waits;
-      StartMemoryRetry(link);
+      link.memory_wait = peer_report->message();
+      StartMemoryRetry(link, /*own_memory=*/false);
       return ScheduleAll();
     }
     EndRequest(request_id, *peer_error, absl::StrCat(link.peer, ": ", peer_report->message()), true);
@@ -1078,8 +1124,10 @@ void LinkLayer::CompleteRequest(RequestId id) {
 
 void LinkLayer::RemoveRequest(Request& request) {
   if (request.deadline != kNoTimer) context_.CancelTimer(request.deadline);
-  request.link->by_key.erase(request.key);
+  LinkState& link = *request.link;
+  link.by_key.erase(request.key);
   requests_.erase(request.id);
+  if (link.by_key.empty()) link.memory_wait.clear();  // nothing waits any more
 }
 
 }  // namespace qnet::link

@@ -13,8 +13,15 @@
 //   generation id and the bright-state parameter (the largest alpha whose
 //   calibrated fidelity at delivery meets min_fidelity), starts it on the
 //   physical layer and assigns it to the other end, which allocates a slot
-//   (or answers NO_RESOURCES) and starts it too. Several generations run at
-//   once, up to the smaller end's memory.
+//   (or answers that it has none free now) and starts it too. Several
+//   generations run at once, up to the smaller end's memory.
+// - Memory held by the layer above (KEEP pairs it has not freed yet) comes
+//   back: a request for more pairs than memory slots waits for it. The
+//   master retries when the layer above says it freed memory (OnMemoryFreed)
+//   and polls every retransmission timeout when its own or the far end's
+//   slots are all in use; only max_time (TIMEOUT, naming the memory wait) or
+//   a cancel ends such a request. A node without memory qubits at all
+//   refuses at once (NO_RESOURCES).
 // - Each end tells the other how its generation ended; a pair is delivered
 //   (OK at both ends, same entanglement id) only once both ends succeeded,
 //   so the ends agree on every pair even when heralds are lost. MEASURE pairs
@@ -28,7 +35,8 @@
 //   neighbour seen with a new incarnation restarted, and the KEEP pairs
 //   delivered with it earlier are EXPIRED.
 // Memory: a slot belongs to the link layer from allocation until it is freed
-// or handed up in a KEEP delivery; every other path frees it.
+// or handed up in a KEEP delivery; every other path frees it. A request
+// waiting for memory holds none.
 #pragma once
 
 #include <cstdint>
@@ -68,7 +76,8 @@ struct LinkLayerStats {
   uint64_t lost_heralds = 0;         // abandoned by the watchdog or the grace timer
   uint64_t pairs_delivered = 0;
   uint64_t pairs_expired = 0;
-  uint64_t far_memory_waits = 0;     // master: the far end was out of memory for a while
+  uint64_t far_memory_waits = 0;     // master: the far end had no free slot for a generation
+  uint64_t memory_waits = 0;         // master: this end had no free slot for a generation
 };
 
 class LinkLayer {
@@ -106,6 +115,15 @@ class LinkLayer {
   // Ends a request (originated here or accepted from a neighbour): both
   // ends' handlers get RequestFailed CANCELLED. NotFound if it is not active.
   absl::Status Cancel(RequestId request_id);
+  // The layer above freed memory slots (e.g. KEEP pairs it was done with):
+  // generations waiting for this end's memory start now instead of at the
+  // next poll. Optional: without it the master polls.
+  void OnMemoryFreed();
+
+  // The calibration table of the link to `neighbour` (built on first use),
+  // for the layer above's planning and adverts. InvalidArgument if it is not
+  // a neighbour; FailedPrecondition (UNSUPPORTED) if the link cannot work.
+  absl::StatusOr<const FidelityTable*> FidelityTableFor(const std::string& neighbour);
 
   // --- Entry points for the node's stack.
   void OnLinkMessage(const std::string& from, const v1::LinkMessage& message);
@@ -212,6 +230,10 @@ class LinkLayer {
     int max_in_flight = 1;
     bool last_served_local = false;
     TimerId memory_retry = kNoTimer;
+    bool memory_retry_own = false;  // the retry waits for this end's memory (not the far end's)
+    // Why generations wait for memory ("" when they do not): set when an
+    // end had no free slot for one, cleared by a delivery or an allocation.
+    std::string memory_wait;
   };
 
   static constexpr size_t kMemory = 4096;
@@ -243,7 +265,10 @@ class LinkLayer {
   void Schedule(LinkState& link);
   void ScheduleAll();
   Request* PickNext(LinkState& link);
-  void StartMemoryRetry(LinkState& link);
+  void StartMemoryRetry(LinkState& link, bool own_memory);
+  // Why `link` waits for memory, for a TIMEOUT's message: its last shortage,
+  // else this end's memory if it is all in use, else "".
+  std::string MemoryWait(const LinkState& link) const;
 
   // Generation lifecycle.
   absl::Status StartPhysical(LinkState& link, Generation& generation);

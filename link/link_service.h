@@ -24,8 +24,8 @@ namespace qnet::link {
 // reaches both ends' requesters as a RequestFailed event.
 enum class LinkError : uint8_t {
   kUnsupported,  // the hardware cannot reach min_fidelity with any parameter
-  kTimeout,      // max_time passed before all pairs were delivered
-  kNoResources,  // no free memory slot (held by the layer above), or none at all
+  kTimeout,      // max_time passed before all pairs were delivered (e.g. waiting for memory)
+  kNoResources,  // an end has no memory qubits at all (busy memory is waited for, not an error)
   kRejected,     // the other end has no receiver for the purpose id
   kExpired,      // a delivered pair is no longer valid (the far half was lost)
   kPeerDown,     // the neighbour went down or restarted
@@ -70,7 +70,9 @@ struct EntanglementRequest {
   RequestType type = RequestType::kKeep;
   BasisChoice basis = BasisChoice::kZ;  // MEASURE only
   double min_fidelity = 0.0;            // in [0, 1]; judged at delivery
-  Duration max_time{0};                 // 0 = no limit; counted from Create at the origin
+  // 0 = no limit (a request waiting for memory that is never freed then
+  // waits until cancelled); counted from Create at the origin.
+  Duration max_time{0};
   uint32_t priority = 0;                // larger is served first
   uint32_t purpose_id = 0;              // the remote end must have a receiver for it
 };

@@ -13,7 +13,9 @@ ReliableChannel::ReliableChannel(NodeContext& context, std::string link, std::st
       peer_(std::move(peer)),
       incarnation_(incarnation),
       min_timeout_(min_timeout),
-      max_timeout_(std::max(Duration(std::chrono::seconds(10)), initial_timeout)),
+      // Never below the floor: a daemon at a large time scale raises the
+      // floor past 10 s of simulated time, and clamp(lo > hi) is undefined.
+      max_timeout_(std::max({Duration(std::chrono::seconds(10)), initial_timeout, min_timeout})),
       rto_(std::max(initial_timeout, min_timeout)) {}
 
 ReliableChannel::~ReliableChannel() { ResetForNewPeer(); }

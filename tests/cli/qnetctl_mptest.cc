@@ -1,11 +1,16 @@
-// qnetctl end to end: up, status, links, entangle (text and json), a bad
-// request's one-line error and non-zero exit, down - in a private state dir.
+// qnetctl end to end: up, status, links, entangle (text and json), measure
+// of held KEEP pairs, a bad request's one-line error and non-zero exit, down
+// - in a private state dir; and the help texts and usage errors.
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
+#include <map>
 #include <string>
+#include <vector>
 
 #include "absl/strings/str_cat.h"
 #include "cli/launcher.h"
@@ -36,7 +41,8 @@ TEST(QnetctlMpTest, UpEntangleStatusDown) {
   const std::string dir =
       (std::filesystem::path(::testing::TempDir()) / absl::StrCat("qnetctl-", getpid())).string();
   const std::string sd = absl::StrCat(" --state-dir ", dir);
-  CommandRun up = Qnetctl(absl::StrCat("up ", QNET_SOURCE_DIR, "/examples/ideal-pair.yaml --time-scale 10", sd));
+  CommandRun up = Qnetctl(
+      absl::StrCat("up ", QNET_SOURCE_DIR, "/examples/ideal-pair.yaml --time-scale 10 --keep-hold 1000", sd));
   ASSERT_EQ(up.exit_code, 0) << up.out;
   EXPECT_NE(up.out.find("alice"), std::string::npos) << up.out;
 
@@ -49,23 +55,91 @@ TEST(QnetctlMpTest, UpEntangleStatusDown) {
   EXPECT_NE(entangle.out.find("100 pairs in"), std::string::npos) << entangle.out;
   EXPECT_NE(entangle.out.find("100 pairs matched"), std::string::npos) << entangle.out;
 
+  // KEEP (the default type): both pairs stay held at both daemons (for
+  // 1000 s simulated) until measured.
   CommandRun json = Qnetctl(absl::StrCat("--node alice entangle --with bob --pairs 2 --output json", sd));
   EXPECT_EQ(json.exit_code, 0) << json.out;
   EXPECT_NE(json.out.find("{\"summary\":{\"pairs\":2"), std::string::npos) << json.out;
+  std::vector<std::string> ids;
+  for (size_t at = json.out.find("\"entanglement_id\":\""); at != std::string::npos;
+       at = json.out.find("\"entanglement_id\":\"", at + 1)) {
+    const size_t begin = at + std::strlen("\"entanglement_id\":\"");
+    ids.push_back(json.out.substr(begin, json.out.find('"', begin) - begin));
+  }
+  ASSERT_EQ(ids.size(), 2u) << json.out;
+  for (const std::string& id : ids) {
+    CommandRun at_alice = Qnetctl(absl::StrCat("--node alice measure --id ", id, " --basis z", sd));
+    EXPECT_EQ(at_alice.exit_code, 0) << at_alice.out;
+    EXPECT_NE(at_alice.out.find(absl::StrCat(id, " at alice: outcome ")), std::string::npos) << at_alice.out;
+    CommandRun at_bob = Qnetctl(absl::StrCat("measure --node bob --id ", id, " --basis -0.785398 --output json", sd));
+    EXPECT_EQ(at_bob.exit_code, 0) << at_bob.out;
+    EXPECT_NE(at_bob.out.find("\"node\":\"bob\""), std::string::npos) << at_bob.out;
+    EXPECT_NE(at_bob.out.find("\"basis\":\"XZ(-0.785398)\""), std::string::npos) << at_bob.out;
+  }
+  CommandRun twice = Qnetctl(absl::StrCat("--node alice measure --id ", ids[0], " --basis x", sd));
+  EXPECT_NE(twice.exit_code, 0);
+  EXPECT_EQ(twice.out.rfind("qnetctl: NOT_FOUND: node alice no longer holds pair ", 0), 0u) << twice.out;
+  EXPECT_EQ(std::count(twice.out.begin(), twice.out.end(), '\n'), 1) << twice.out;
 
   CommandRun bad = Qnetctl(absl::StrCat("--node alice entangle --with bob --pairs 3 --min-fidelity 2", sd));
   EXPECT_NE(bad.exit_code, 0);
   EXPECT_EQ(bad.out, "qnetctl: INVALID_ARGUMENT: min_fidelity must be in [0, 1], got 2\n");
 
+  // Measured pairs are freed at once at both ends.
   CommandRun status = Qnetctl(absl::StrCat("status --output json", sd));
   EXPECT_EQ(status.exit_code, 0) << status.out;
-  EXPECT_NE(status.out.find("\"memory_qubits_in_use\":0"), std::string::npos) << status.out;
+  size_t free_nodes = 0;
+  for (size_t at = status.out.find("\"memory_qubits_in_use\":0"); at != std::string::npos;
+       at = status.out.find("\"memory_qubits_in_use\":0", at + 1)) {
+    ++free_nodes;
+  }
+  EXPECT_EQ(free_nodes, 2u) << status.out;
 
   CommandRun down = Qnetctl(absl::StrCat("down", sd));
   EXPECT_EQ(down.exit_code, 0) << down.out;
   // Nothing left to stop.
   EXPECT_NE(Qnetctl(absl::StrCat("status", sd)).exit_code, 0);
   if (!HasFailure()) std::filesystem::remove_all(dir);
+}
+
+// Help and usage errors need no network.
+TEST(QnetctlMpTest, HelpPerCommandAndOneLineUsageErrors) {
+  CommandRun general = Qnetctl("--help");
+  EXPECT_EQ(general.exit_code, 0);
+  for (const char* command : {"up", "down", "status", "links", "entangle", "measure"}) {
+    EXPECT_NE(general.out.find(absl::StrCat("\n  ", command, " ")), std::string::npos) << command << "\n" << general.out;
+    for (const std::string& form : {absl::StrCat(command, " --help"), absl::StrCat("help ", command),
+                                    absl::StrCat("--node alice ", command, " -h")}) {
+      CommandRun help = Qnetctl(form);
+      EXPECT_EQ(help.exit_code, 0) << form;
+      EXPECT_EQ(help.out.rfind("Usage: qnetctl ", 0), 0u) << form << "\n" << help.out;
+      EXPECT_NE(help.out.find(command), std::string::npos) << form;
+    }
+  }
+  // Each command's help names its flags.
+  const std::map<std::string, std::vector<std::string>> flags = {
+      {"up", {"--time-scale", "--keep-hold", "--qnetd"}},
+      {"entangle", {"--with", "--pairs", "--type", "--basis", "--min-fidelity", "--timeout"}},
+      {"measure", {"--id", "--basis"}}};
+  for (const auto& [command, names] : flags) {
+    const std::string help = Qnetctl(absl::StrCat(command, " --help")).out;
+    for (const std::string& flag : names) EXPECT_NE(help.find(flag), std::string::npos) << command << " " << flag;
+  }
+
+  const auto expect_one_line_error = [](const std::string& args, const std::string& says) {
+    CommandRun run = Qnetctl(args);
+    EXPECT_NE(run.exit_code, 0) << args;
+    EXPECT_EQ(run.out.rfind("qnetctl: ", 0), 0u) << args << "\n" << run.out;
+    EXPECT_EQ(std::count(run.out.begin(), run.out.end(), '\n'), 1) << args << "\n" << run.out;
+    EXPECT_NE(run.out.find(says), std::string::npos) << args << "\n" << run.out;
+  };
+  expect_one_line_error("frobnicate", "unknown command 'frobnicate'");
+  expect_one_line_error("--colour blue status", "unknown option --colour");
+  expect_one_line_error("status --pairs 3", "unknown option --pairs for 'status'");
+  expect_one_line_error("--node alice measure --id a-b#1", "measure needs --basis");
+  expect_one_line_error("--node alice measure --id a-b#1 --basis w", "the basis must be z, x, y or an angle");
+  expect_one_line_error("up", "up needs exactly one NETWORK_FILE");
+  expect_one_line_error("entangle --with", "--with needs a value");
 }
 
 }  // namespace

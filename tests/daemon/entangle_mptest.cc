@@ -31,8 +31,10 @@ class EntangleMpTest : public ::testing::Test {
     std::error_code ec;
     if (!HasFailure()) fs::remove_all(state_dir_, ec);
   }
-  std::unique_ptr<LocalNetwork> Launch(const std::string& example, double time_scale) {
+  std::unique_ptr<LocalNetwork> Launch(const std::string& example, double time_scale,
+                                       std::vector<std::string> extra_args = {}) {
     LaunchOptions o;
+    o.extra_args = std::move(extra_args);
     o.qnetd_path = QNETD_PATH;
     o.network_file = absl::StrCat(QNET_SOURCE_DIR, "/examples/", example);
     o.state_dir = state_dir_.string();
@@ -158,8 +160,9 @@ TEST_F(EntangleMpTest, MalformedRequestsAreInvalidArgumentAndTheDaemonKeepsServi
 }
 
 TEST_F(EntangleMpTest, FarDaemonKilledMidRequestFailsThenRestartServes) {
-  // Slow enough (time scale 1) that the request is still running when bob dies.
-  auto net = Launch("ideal-pair.yaml", 1.0);
+  // Slow enough (time scale 1) that the request is still running when bob
+  // dies. KEEP pairs are held 2 s (simulated = wall here) for MeasureQubit.
+  auto net = Launch("ideal-pair.yaml", 1.0, {"--keep-hold", "2"});
   ASSERT_NE(net, nullptr);
   const std::string alice = *net->Address("alice");
   ASSERT_TRUE(WaitConnected(alice));
@@ -193,13 +196,28 @@ TEST_F(EntangleMpTest, FarDaemonKilledMidRequestFailsThenRestartServes) {
 
   ASSERT_TRUE(net->StartNode("bob").ok());
   ASSERT_TRUE(WaitConnected(alice));
-  // KEEP, within alice's two memory slots (the pairs are held, then freed).
+  // KEEP, as many pairs as alice's two memory slots: both are held at both
+  // ends. The first is measured at once (freeing its slots); the second is
+  // left alone and freed when its hold passes.
   request.set_type(v1::EntangleRequest::KEEP);
   request.set_pairs(2);
   auto again = cli::RunEntangle(alice, request, absl::Seconds(30));
   ASSERT_TRUE(again.ok()) << again.status() << "\n" << net->LogTail("alice");
-  EXPECT_EQ(again->pairs.size(), 2u);
+  ASSERT_EQ(again->pairs.size(), 2u);
   for (const v1::PairEvent& p : again->pairs) EXPECT_EQ(p.outcome(), -1);
+  const std::string bob = *net->Address("bob");
+  const std::string& measured = again->pairs[0].entanglement_id();
+  for (const std::string& address : {alice, bob}) {
+    auto outcome = cli::MeasureQubit(address, *cli::MeasureRequest(measured, "z"), absl::Seconds(1));
+    ASSERT_TRUE(outcome.ok()) << outcome.status();
+    EXPECT_EQ(outcome->entanglement_id(), measured);
+    EXPECT_EQ(outcome->bell_state(), again->pairs[0].bell_state());
+  }
+  for (const std::string& address : {alice, bob}) {
+    auto status = GetStatus(address);
+    ASSERT_TRUE(status.ok());
+    EXPECT_EQ(status->memory_qubits_in_use(), 1u) << status->node() << ": the measured pair's slot is free at once";
+  }
   freed = false;
   for (int i = 0; i < 50 && !freed; ++i) {
     auto status = GetStatus(alice);
@@ -208,6 +226,9 @@ TEST_F(EntangleMpTest, FarDaemonKilledMidRequestFailsThenRestartServes) {
     if (!freed) std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }
   EXPECT_TRUE(freed) << "KEEP pairs not freed after their hold time";
+  auto late = cli::MeasureQubit(bob, *cli::MeasureRequest(again->pairs[1].entanglement_id(), "x"));
+  EXPECT_EQ(late.status().code(), absl::StatusCode::kNotFound) << late.status();
+  EXPECT_NE(late.status().message().find("hold"), std::string::npos) << late.status();
   EXPECT_TRUE(net->StopAll().ok());
 }
 

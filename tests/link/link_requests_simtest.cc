@@ -1,6 +1,7 @@
 // The link service's request handling in the simulator: KEEP pairs and their
-// fidelity, immediate refusals, REJECTED, TIMEOUT, CANCELLED, NO_RESOURCES,
-// and the master's queue (priority, then fairness between the two ends).
+// fidelity, immediate refusals, REJECTED, TIMEOUT, CANCELLED, and the
+// master's queue (priority, then fairness between the two ends). Waiting for
+// memory held above: link_memory_wait_simtest.cc.
 #include <map>
 #include <set>
 
@@ -269,62 +270,6 @@ TEST(LinkRequestsTest, CancelFromEitherEnd) {
   EXPECT_EQ(alice.Failure(*second)->error, LinkError::kCancelled);
   EXPECT_EQ(bob.failed[1].error, LinkError::kCancelled);
   EXPECT_EQ(Sequences(alice), Sequences(bob));
-  net.ExpectClean();
-}
-
-TEST(LinkRequestsTest, NoResourcesWhenMemoryIsHeldAbove) {
-  SimStackNetwork net(kOneQubitPair, 4);
-  EventLog alice;
-  EventLog bob;
-  // Neither end frees its KEEP slot: the one qubit stays taken.
-  ASSERT_TRUE(net.link("bob").RegisterReceiver(1, bob.Handler()).ok());
-  auto id = net.link("alice").Create({.remote_node = "bob", .number = 3, .type = RequestType::kKeep, .purpose_id = 1},
-                                     alice.Handler());
-  ASSERT_TRUE(id.ok());
-  ASSERT_TRUE(net.RunUntil([&] { return alice.Ended(*id) && !bob.failed.empty(); }, seconds(1)));
-  ASSERT_NE(alice.Failure(*id), nullptr);
-  EXPECT_EQ(alice.Failure(*id)->error, LinkError::kNoResources);
-  EXPECT_EQ(alice.Failure(*id)->pairs_delivered, 1u);
-  EXPECT_EQ(bob.failed[0].error, LinkError::kNoResources);
-  ASSERT_EQ(alice.pairs.size(), 1u);
-  ASSERT_EQ(bob.pairs.size(), 1u);
-  EXPECT_EQ(net.FreeSlots("alice"), 0);
-  // The layer above frees its pair: memory is back.
-  EXPECT_TRUE(net.device("alice").Free(alice.pairs[0].slot).ok());
-  EXPECT_TRUE(net.device("bob").Free(bob.pairs[0].slot).ok());
-  net.ExpectClean();
-}
-
-// Here only the far end (bob, one qubit) is full; alice still has memory.
-TEST(LinkRequestsTest, NoResourcesWhenTheFarEndIsFull) {
-  constexpr char kSmallBob[] = R"(
-network: small-bob
-nodes:
-  - name: alice
-    hardware: ideal
-    qubits: 3
-  - name: bob
-    hardware: ideal
-    qubits: 1
-links:
-  - between: [alice, bob]
-    length_km: 1
-)";
-  SimStackNetwork net(kSmallBob, 4);
-  EventLog alice;
-  EventLog bob;
-  ASSERT_TRUE(net.link("alice").RegisterReceiver(1, alice.Handler(&net.device("alice"))).ok());
-  // bob asks and keeps his halves; alice frees hers.
-  auto id = net.link("bob").Create({.remote_node = "alice", .number = 3, .type = RequestType::kKeep, .purpose_id = 1},
-                                   bob.Handler());
-  ASSERT_TRUE(id.ok());
-  ASSERT_TRUE(net.RunUntil([&] { return bob.Ended(*id) && !alice.failed.empty(); }, seconds(1)));
-  ASSERT_NE(bob.Failure(*id), nullptr);
-  EXPECT_EQ(bob.Failure(*id)->error, LinkError::kNoResources);
-  EXPECT_THAT(bob.Failure(*id)->message, HasSubstr("bob"));
-  EXPECT_EQ(alice.failed[0].error, LinkError::kNoResources);
-  ASSERT_EQ(bob.pairs.size(), 1u);
-  EXPECT_TRUE(net.device("bob").Free(bob.pairs[0].slot).ok());
   net.ExpectClean();
 }
 

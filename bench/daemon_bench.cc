@@ -1,0 +1,286 @@
+// Real qnetd daemons on localhost: MEASURE pairs per wall-clock second
+// between two daemons, and how much wall time the daemons, gRPC and the
+// client add to each pair beyond the latency the daemon itself reports.
+//
+// Two qnetd processes run examples/ideal-pair.yaml (noise-free hardware,
+// 1 km, double-click, 2 memory qubits per node), started once per benchmark
+// run through the launcher `qnetctl up` uses and stopped at its end (also on
+// errors). The time scale S (simulated seconds per wall second) is 100: a
+// pair's modelled physics, ~15 us of simulated time on this link (in-process
+// simulator), then costs ~0.15 us of wall time, so what is measured is the
+// software. S stays at or below 500 on purpose: above it the link layer's
+// retransmission timeout floor (20 ms wall x S, daemon/stack_factory.cc)
+// exceeds the reliable channel's 10 s simulated ceiling and stops holding.
+// Each iteration is one Node.Entangle request from alice's client, streamed
+// on one long-lived channel; its wall time from the call to the end of the
+// stream is the iteration time (manual time).
+//
+// Counters (per pair, over all iterations of a run):
+//   pairs_per_s          pairs delivered / wall seconds
+//   wall_p50_ms, _p99    wall time from the request to the pair's arrival at the client
+//   daemon_p50_ms, _p99  the pair's latency as the daemon reports it
+//                        (PairEvent.latency_s: simulated, from the request to
+//                        the origin's measurement of the pair) divided by S,
+//                        i.e. the same span on the daemon's clock in wall ms
+//   overhead_p50_ms, _p99  wall minus daemon latency: the request's way in,
+//                        the far end's confirmation of the pair, and the
+//                        pair's way out to the client
+//   alice_cpu_us, bob_cpu_us  each daemon's CPU time (user + system) per pair
+#include <benchmark/benchmark.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
+#include "cli/launcher.h"
+#include "qnet/v1/node_service.grpc.pb.h"
+
+#ifndef QNETD_PATH
+#define QNETD_PATH ""
+#endif
+#ifndef QNET_SOURCE_DIR
+#define QNET_SOURCE_DIR "."
+#endif
+
+namespace qnet::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using SteadyClock = std::chrono::steady_clock;
+
+// CPU seconds (user + system) process `pid` has used so far (/proc/PID/stat
+// fields 14 and 15), or nothing if it cannot be read.
+std::optional<double> ProcessCpuSeconds(pid_t pid) {
+  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
+  std::string line;
+  if (!std::getline(in, line)) return std::nullopt;
+  // The command name (field 2) may hold spaces: count fields after its ')'.
+  const size_t close = line.rfind(')');
+  if (close == std::string::npos) return std::nullopt;
+  std::istringstream rest(line.substr(close + 1));
+  std::string field;
+  for (int i = 3; i <= 13; ++i) rest >> field;
+  double utime = 0, stime = 0;
+  if (!(rest >> utime >> stime)) return std::nullopt;
+  return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
+}
+
+// The value below which a fraction q of `sorted` lies (nearest rank).
+double Percentile(const std::vector<double>& sorted, double q) {
+  if (sorted.empty()) return 0.0;
+  const size_t rank = static_cast<size_t>(std::ceil(q * static_cast<double>(sorted.size())));
+  return sorted[std::clamp<size_t>(rank, 1, sorted.size()) - 1];
+}
+
+// Two running daemons (alice, bob) of examples/ideal-pair.yaml and a client
+// channel to alice. Destroying it stops both daemons (LocalNetwork is RAII).
+class DaemonPair {
+ public:
+  // `qubits` > 0: the same network with that many memory qubits per node
+  // (more generations in flight at once) instead of the example's 2.
+  static absl::StatusOr<std::unique_ptr<DaemonPair>> Start(double time_scale, int qubits, const std::string& tag) {
+    if (!fs::exists(QNETD_PATH)) {
+      return absl::NotFoundError(absl::StrCat("qnetd not found at '", QNETD_PATH,
+                                              "': build it first (ninja -C BUILD_DIR qnetd)"));
+    }
+    auto pair = std::unique_ptr<DaemonPair>(new DaemonPair());
+    pair->state_dir_ = fs::temp_directory_path() / absl::StrCat("qnet-bench-", getpid(), "-", tag);
+    LaunchOptions options;
+    options.qnetd_path = QNETD_PATH;
+    options.network_file = absl::StrCat(QNET_SOURCE_DIR, "/examples/ideal-pair.yaml");
+    if (qubits > 0) {
+      std::error_code ec;
+      fs::create_directories(pair->state_dir_, ec);
+      options.network_file = (pair->state_dir_ / "ideal-pair-memory.yaml").string();
+      std::ofstream out(options.network_file);
+      out << "network: ideal-pair\nseed: 7\nnodes:\n";
+      for (const char* node : {"alice", "bob"}) {
+        out << "  - name: " << node << "\n    hardware: ideal\n    qubits: " << qubits << "\n";
+      }
+      out << "links:\n  - between: [alice, bob]\n    length_km: 1\n";
+      if (!out.flush()) return absl::InternalError(absl::StrCat("cannot write ", options.network_file));
+    }
+    options.state_dir = pair->state_dir_.string();
+    options.time_scale = time_scale;
+    options.log_level = "warn";  // the daemons log per request at info; keep that out of the timing
+    options.ready_timeout = absl::Seconds(20);
+    options.stop_grace = absl::Seconds(5);
+    absl::StatusOr<std::unique_ptr<LocalNetwork>> network = LocalNetwork::Start(options);
+    if (!network.ok()) return network.status();
+    pair->network_ = *std::move(network);
+    for (const char* node : {"alice", "bob"}) {
+      absl::StatusOr<std::string> address = pair->network_->Address(node);
+      absl::StatusOr<pid_t> pid = pair->network_->Pid(node);
+      if (!address.ok()) return address.status();
+      if (!pid.ok()) return pid.status();
+      pair->addresses_.push_back(*address);
+      pair->pids_.push_back(*pid);
+    }
+    pair->stub_ =
+        v1::Node::NewStub(grpc::CreateChannel(pair->addresses_[0], grpc::InsecureChannelCredentials()));
+    if (absl::Status s = pair->WaitConnected(absl::Seconds(10)); !s.ok()) return s;
+    return pair;
+  }
+
+  ~DaemonPair() {
+    stub_.reset();
+    if (network_ != nullptr) {
+      (void)network_->StopAll();
+      network_.reset();
+    }
+    std::error_code ec;
+    if (!keep_state_dir_) fs::remove_all(state_dir_, ec);
+  }
+
+  // One MEASURE request for `pairs` pairs from alice to bob; `on_pair` gets
+  // each pair as it arrives at the client.
+  template <typename OnPair>
+  absl::Status Entangle(uint32_t pairs, OnPair&& on_pair) {
+    v1::EntangleRequest request;
+    request.set_remote_node("bob");
+    request.set_pairs(pairs);
+    request.set_type(v1::EntangleRequest::MEASURE);
+    request.set_basis(v1::EntangleRequest::BB84);
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(300));
+    auto reader = stub_->Entangle(&context, request);
+    v1::EntangleEvent event;
+    uint32_t received = 0;
+    while (reader->Read(&event)) {
+      if (event.has_pair()) {
+        on_pair(event.pair());
+        ++received;
+      }
+    }
+    grpc::Status status = reader->Finish();
+    if (!status.ok()) {
+      keep_state_dir_ = true;
+      return absl::Status(static_cast<absl::StatusCode>(status.error_code()),
+                          absl::StrCat(status.error_message(), " after ", received, " pairs; alice's log:\n",
+                                       network_->LogTail("alice", 10), "\nlogs in ", state_dir_.string()));
+    }
+    if (received != pairs) {
+      keep_state_dir_ = true;
+      return absl::InternalError(absl::StrCat("asked for ", pairs, " pairs, got ", received));
+    }
+    return absl::OkStatus();
+  }
+
+  // CPU seconds used so far by alice (0) or bob (1).
+  double CpuSeconds(int node) const { return ProcessCpuSeconds(pids_[node]).value_or(0.0); }
+
+ private:
+  DaemonPair() = default;
+
+  // Until alice reports its neighbour's peer stream up.
+  absl::Status WaitConnected(absl::Duration timeout) {
+    const absl::Time give_up = absl::Now() + timeout;
+    std::string last = "no answer";
+    while (absl::Now() < give_up) {
+      grpc::ClientContext context;
+      context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+      v1::GetStatusResponse status;
+      grpc::Status s = stub_->GetStatus(&context, v1::GetStatusRequest(), &status);
+      if (s.ok()) {
+        bool all = status.neighbours_size() > 0;
+        for (const auto& n : status.neighbours()) all = all && n.connected();
+        if (all) return absl::OkStatus();
+        last = "bob not connected yet";
+      } else {
+        last = s.error_message();
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return absl::DeadlineExceededError(absl::StrCat("alice and bob did not connect: ", last));
+  }
+
+  std::unique_ptr<LocalNetwork> network_;
+  fs::path state_dir_;
+  bool keep_state_dir_ = false;
+  std::vector<std::string> addresses_;
+  std::vector<pid_t> pids_;
+  std::unique_ptr<v1::Node::Stub> stub_;
+};
+
+// Args: pairs per request, time scale S, memory qubits per node (0: the
+// example's 2).
+void BM_DaemonMeasurePairs(benchmark::State& state) {
+  const auto pairs = static_cast<uint32_t>(state.range(0));
+  const auto time_scale = static_cast<double>(state.range(1));
+  const auto qubits = static_cast<int>(state.range(2));
+  absl::StatusOr<std::unique_ptr<DaemonPair>> daemons =
+      DaemonPair::Start(time_scale, qubits, absl::StrCat(pairs, "-", state.range(1), "-", qubits));
+  if (!daemons.ok()) return state.SkipWithError(daemons.status().ToString().c_str());
+  DaemonPair& net = **daemons;
+  // Warm up: peer stream, hardware plane channel, client channel.
+  if (absl::Status s = net.Entangle(10, [](const v1::PairEvent&) {}); !s.ok()) {
+    return state.SkipWithError(absl::StrCat("warm-up request failed: ", s.ToString()).c_str());
+  }
+
+  std::vector<double> wall_ms, daemon_ms, overhead_ms;
+  const size_t expected = static_cast<size_t>(pairs) * static_cast<size_t>(state.max_iterations);
+  wall_ms.reserve(expected);
+  daemon_ms.reserve(expected);
+  overhead_ms.reserve(expected);
+  double total_wall_s = 0;
+  const double cpu_alice = net.CpuSeconds(0);
+  const double cpu_bob = net.CpuSeconds(1);
+  for (auto _ : state) {
+    const SteadyClock::time_point start = SteadyClock::now();
+    absl::Status s = net.Entangle(pairs, [&](const v1::PairEvent& pair) {
+      const double wall = std::chrono::duration<double, std::milli>(SteadyClock::now() - start).count();
+      const double daemon = pair.latency_s() / time_scale * 1e3;
+      wall_ms.push_back(wall);
+      daemon_ms.push_back(daemon);
+      overhead_ms.push_back(wall - daemon);
+    });
+    const double elapsed = std::chrono::duration<double>(SteadyClock::now() - start).count();
+    if (!s.ok()) return state.SkipWithError(s.ToString().c_str());
+    state.SetIterationTime(elapsed);
+    total_wall_s += elapsed;
+  }
+  const double delivered = static_cast<double>(wall_ms.size());
+  for (auto* v : {&wall_ms, &daemon_ms, &overhead_ms}) std::sort(v->begin(), v->end());
+  state.SetItemsProcessed(static_cast<int64_t>(wall_ms.size()));
+  state.counters["pairs_per_s"] = delivered / total_wall_s;
+  state.counters["wall_p50_ms"] = Percentile(wall_ms, 0.5);
+  state.counters["wall_p99_ms"] = Percentile(wall_ms, 0.99);
+  state.counters["daemon_p50_ms"] = Percentile(daemon_ms, 0.5);
+  state.counters["daemon_p99_ms"] = Percentile(daemon_ms, 0.99);
+  state.counters["overhead_p50_ms"] = Percentile(overhead_ms, 0.5);
+  state.counters["overhead_p99_ms"] = Percentile(overhead_ms, 0.99);
+  state.counters["alice_cpu_us"] = (net.CpuSeconds(0) - cpu_alice) / delivered * 1e6;
+  state.counters["bob_cpu_us"] = (net.CpuSeconds(1) - cpu_bob) / delivered * 1e6;
+}
+
+// Request sizes with the example as it is; the same in real time (S = 1);
+// then more generations in flight (8 and 32 memory qubits per node). Fixed
+// iteration counts: each run (one daemon start) delivers a few thousand
+// pairs and stays within seconds.
+void DaemonArgs(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"pairs", "scale", "qubits"});
+  b->UseManualTime()->Unit(benchmark::kMillisecond);
+}
+BENCHMARK(BM_DaemonMeasurePairs)->Apply(DaemonArgs)->Args({1, 100, 0})->Iterations(200);
+BENCHMARK(BM_DaemonMeasurePairs)->Apply(DaemonArgs)->Args({100, 100, 0})->Iterations(20);
+BENCHMARK(BM_DaemonMeasurePairs)->Apply(DaemonArgs)->Args({1000, 100, 0})->Iterations(3);
+BENCHMARK(BM_DaemonMeasurePairs)->Apply(DaemonArgs)->Args({10000, 100, 0})->Iterations(1);
+BENCHMARK(BM_DaemonMeasurePairs)->Apply(DaemonArgs)->Args({1000, 1, 0})->Iterations(3);
+BENCHMARK(BM_DaemonMeasurePairs)->Apply(DaemonArgs)->Args({10000, 100, 8})->Iterations(1);
+BENCHMARK(BM_DaemonMeasurePairs)->Apply(DaemonArgs)->Args({10000, 100, 32})->Iterations(1);
+
+}  // namespace
+}  // namespace qnet::cli
