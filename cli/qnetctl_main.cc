@@ -1,5 +1,5 @@
 // qnetctl: starts and stops a local multi-process qnet network and talks to
-// its daemons over the Node service (status, links, entangle, measure).
+// its daemons over the Node service (status, links, routes, entangle, measure).
 #include <unistd.h>
 
 #include <cmath>
@@ -20,6 +20,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "apps/pair_statistics.h"
 #include "cli/entangle_client.h"
@@ -41,7 +42,8 @@ Commands:
   down                stop the network's daemons
   status              every node's status, or one's (--node)
   links               the links: name, ends, length, scheme, connected
-  entangle            entangled pairs between --node and a neighbour
+  routes              --node's routing table (network layer, link-state)
+  entangle            entangled pairs between --node and any other node
   measure             measure a KEEP pair's qubit held at --node
 
 Global options (before or after the command):
@@ -94,18 +96,28 @@ node is down.
 The network's links: name, ends, length, heralding scheme, and whether the
 two daemons are connected.
 )"},
+      {"routes", {}, R"(Usage: qnetctl --node NODE routes
+
+NODE's routing table, computed from the link-state adverts every daemon
+floods: for each destination the next hop, the path, its cost (per link
+1e-3 - ln((4F-1)/3), F the link's best fidelity) and the best end-to-end
+fidelity the path gives by swapping alone. Then the adverts it knows: each
+node's working links.
+)"},
       {"entangle",
        {"--with", "--pairs", "--type", "--basis", "--min-fidelity", "--timeout"},
        R"(Usage: qnetctl --node NODE entangle --with NODE --pairs N [--type keep|measure]
          [--basis z|x|y|bb84|six-state|chsh] [--min-fidelity F] [--timeout DURATION]
 
-Asks NODE's link layer for N entangled pairs with the neighbour --with and
-prints each pair as it arrives (entanglement id, heralded Bell state, fidelity
-estimate, latency), then a summary: rate, mean fidelity estimate, and for
-MEASURE pairs both ends' outcomes compared (error rate per basis, fidelity,
-CHSH value).
+Asks NODE for N entangled pairs with --with and prints each pair as it
+arrives (entanglement id, Bell state, fidelity estimate, latency), then a
+summary: rate, mean fidelity estimate, the path, and for MEASURE pairs both
+ends' outcomes compared (error rate per basis, fidelity, CHSH value). A
+neighbour is served by the link layer directly; any other node by the
+network layer: a route of repeaters that swap entanglement (the Bell state
+is then the end-to-end one, swap outcomes included).
 
-  --with NODE           a neighbour of --node (required)
+  --with NODE           any other node (required)
   --pairs N             1..100000 (required)
   --type keep|measure   keep (default): the pairs stay in memory at both ends
                         for `measure` (for the daemons' --keep-hold); measure:
@@ -436,12 +448,44 @@ int Links(const Args& args, bool json) {
   return 0;
 }
 
+int Routes(const Args& args, bool json) {
+  if (absl::Status s = CheckFlags(args); !s.ok()) return Fail(std::string(s.message()));
+  const std::string node = Flag(args, "--node");
+  if (node.empty()) return Fail("routes needs --node NODE (whose routing table)");
+  auto dir = StateDir(args);
+  if (!dir.ok()) return Fail(std::string(dir.status().message()));
+  auto address = NodeAddress(*dir, node);
+  if (!address.ok()) return Fail(std::string(address.status().message()));
+  auto stub = qnet::v1::Node::NewStub(grpc::CreateChannel(*address, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
+  qnet::v1::GetRoutesResponse routes;
+  grpc::Status s = stub->GetRoutes(&context, qnet::v1::GetRoutesRequest(), &routes);
+  if (!s.ok()) return Fail(absl::StrCat(node, ": ", s.error_message()));
+  if (json) {
+    std::cout << Json(routes) << "\n";
+    return 0;
+  }
+  std::cout << absl::StrFormat("routes at %s (%d destinations)\n", routes.node(), routes.routes_size());
+  for (const auto& r : routes.routes()) {
+    std::cout << absl::StrFormat("  %-12s via %-12s %d hop%s  cost %.4f  best F %.4f  path %s\n", r.destination(),
+                                 r.next_hop(), r.path_size() - 1, r.path_size() == 2 ? " " : "s", r.cost(),
+                                 r.best_fidelity(), absl::StrJoin(r.path(), "-"));
+  }
+  std::cout << "link-state adverts:\n";
+  for (const auto& a : routes.adverts()) {
+    std::cout << absl::StrFormat("  %-12s seq %-20d links up: %s\n", a.origin(), a.sequence(),
+                                 a.up_links().empty() ? "(none)" : absl::StrJoin(a.up_links(), ", "));
+  }
+  return 0;
+}
+
 int Entangle(const Args& args, bool json) {
   if (absl::Status s = CheckFlags(args); !s.ok()) return Fail(std::string(s.message()));
   const std::string node = Flag(args, "--node");
   const std::string with = Flag(args, "--with");
   if (node.empty()) return Fail("entangle needs --node NODE (the requesting end)");
-  if (with.empty()) return Fail("entangle needs --with NODE (a neighbour of --node)");
+  if (with.empty()) return Fail("entangle needs --with NODE (the far end)");
   EntangleRequest request;
   request.set_remote_node(with);
   uint32_t pairs = 0;
@@ -510,6 +554,11 @@ int Entangle(const Args& args, bool json) {
   if (json) {
     std::cout << absl::StrFormat("{\"summary\":{\"pairs\":%d,\"duration_s\":%g,\"rate_hz\":%g,\"mean_fidelity_estimate\":%g",
                                  result->pairs.size(), duration, rate, mean_f);
+    std::vector<std::string> quoted;
+    for (const auto& n : result->summary.path()) quoted.push_back(absl::StrCat("\"", n, "\""));
+    std::cout << absl::StrFormat(",\"hops\":%d,\"path\":[%s]",
+                                 result->summary.path_size() > 0 ? result->summary.path_size() - 1 : 1,
+                                 absl::StrJoin(quoted, ","));
     if (stats) {
       auto er = [](const qnet::apps::ErrorRate& e) {
         return absl::StrFormat("{\"pairs\":%d,\"errors\":%d,\"rate\":%g}", e.pairs, e.errors, e.rate());
@@ -523,6 +572,12 @@ int Entangle(const Args& args, bool json) {
   } else {
     std::cout << absl::StrFormat("%d pairs in %.6f s simulated (%.1f pairs/s), mean fidelity estimate %.4f\n",
                                  result->pairs.size(), duration, rate, mean_f);
+    if (result->summary.path_size() > 0) {
+      std::cout << absl::StrFormat("path %s (%d hops, swapped at the repeaters)\n",
+                                   absl::StrJoin(result->summary.path(), " - "), result->summary.path_size() - 1);
+    } else {
+      std::cout << absl::StrFormat("path %s - %s (1 hop, link layer)\n", node, with);
+    }
     if (stats) {
       std::cout << absl::StrFormat("both ends' outcomes: %d pairs matched\n", stats->pairs);
       for (auto [name, e] : {std::pair{"Z", stats->z}, std::pair{"X", stats->x}, std::pair{"Y", stats->y}}) {
@@ -581,7 +636,7 @@ int main(int argc, char** argv) {
   const Command* command = FindCommand(args->command);
   if (!args->command.empty() && command == nullptr) {
     return Fail(absl::StrCat("unknown command '", args->command,
-                             "' (commands: up, down, status, links, entangle, measure; see qnetctl --help)"));
+                             "' (commands: up, down, status, links, routes, entangle, measure; see qnetctl --help)"));
   }
   if (args->help || command == nullptr) {
     std::cout << (command != nullptr ? command->help + kGlobalHelp : std::string(kUsage));
@@ -593,6 +648,7 @@ int main(int argc, char** argv) {
   if (c == "down") return Down(*args, json);
   if (c == "status") return Status(*args, json);
   if (c == "links") return Links(*args, json);
+  if (c == "routes") return Routes(*args, json);
   if (c == "entangle") return Entangle(*args, json);
   return Measure(*args, json);
 }

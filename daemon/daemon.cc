@@ -66,7 +66,7 @@ class EntangleReactor final : public grpc::ServerWriteReactor<v1::EntangleEvent>
       EntanglementService::Stream stream{
           .event = [outbox](v1::EntangleEvent e) { outbox->Push(std::move(e)); },
           .end = [outbox](absl::Status s) { outbox->End(ToGrpc(s)); }};
-      absl::StatusOr<link::RequestId> id = service->Entangle(request, std::move(stream));
+      absl::StatusOr<EntanglementService::RequestHandle> id = service->Entangle(request, std::move(stream));
       if (!id.ok()) {
         outbox->End(ToGrpc(id.status()));
         return;
@@ -131,7 +131,8 @@ class EntangleReactor final : public grpc::ServerWriteReactor<v1::EntangleEvent>
   std::shared_ptr<LoopPoster> poster_;
   std::shared_ptr<Outbox> outbox_;
   // Loop thread only (0 until Create returned).
-  std::shared_ptr<link::RequestId> request_id_ = std::make_shared<link::RequestId>(0);
+  std::shared_ptr<EntanglementService::RequestHandle> request_id_ =
+      std::make_shared<EntanglementService::RequestHandle>(0);
 };
 
 class NodeService final : public v1::Node::CallbackService {
@@ -193,6 +194,20 @@ class NodeService final : public v1::Node::CallbackService {
     return reactor;
   }
 
+  grpc::ServerUnaryReactor* GetRoutes(grpc::CallbackServerContext* context, const v1::GetRoutesRequest*,
+                                      v1::GetRoutesResponse* response) override {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    Daemon* daemon = &daemon_;
+    bool posted = poster_->Post([daemon, reactor, response] {
+      absl::StatusOr<v1::GetRoutesResponse> routes = daemon->Routes();
+      if (!routes.ok()) return reactor->Finish(ToGrpc(routes.status()));
+      *response = *std::move(routes);
+      reactor->Finish(grpc::Status::OK);
+    });
+    if (!posted) reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the daemon is shutting down"));
+    return reactor;
+  }
+
  private:
   Daemon& daemon_;
   std::shared_ptr<LoopPoster> poster_;
@@ -246,7 +261,8 @@ absl::Status Daemon::Init() {
   stack_ = *std::move(stack);
   links_->SetSink(stack_.sink.get());
   if (stack_.link != nullptr && stack_.device != nullptr) {
-    entanglement_ = std::make_unique<EntanglementService>(*context_, *stack_.link, *stack_.device, topology, log_,
+    entanglement_ = std::make_unique<EntanglementService>(*context_, *stack_.link, stack_.network, *stack_.device,
+                                                          topology, log_,
                                                           options_.keep_hold);
     if (absl::Status s = entanglement_->Start(); !s.ok()) return s;
   }
@@ -309,6 +325,31 @@ void Daemon::Shutdown() {
   // Loop-owned objects go now, the stack first (it refers to the others).
   entanglement_.reset();
   stack_ = StackHandle{};
+}
+
+absl::StatusOr<v1::GetRoutesResponse> Daemon::Routes() {
+  if (stack_.network == nullptr) return absl::UnimplementedError("this daemon runs no network layer");
+  const network::NetworkLayer& net = *stack_.network;
+  v1::GetRoutesResponse out;
+  out.set_node(node());
+  for (const network::RouteEntry& e : net.RoutingTable()) {
+    v1::RouteEntry* r = out.add_routes();
+    r->set_destination(e.destination);
+    r->set_next_hop(e.next_hop);
+    for (const std::string& n : e.route.path) r->add_path(n);
+    r->set_cost(e.route.cost);
+    for (double f : e.route.link_fidelity) r->add_link_fidelity(f);
+    r->set_best_fidelity(network::ChainFidelity(e.route, net.routes(), -1.0, Duration(0)));
+  }
+  for (const v1::LinkStateAdvert* a : net.routes().All()) {
+    v1::LinkStateEntry* entry = out.add_adverts();
+    entry->set_origin(a->origin());
+    entry->set_sequence(a->sequence());
+    for (const v1::LinkAdvert& l : a->links()) {
+      if (l.up()) entry->add_up_links(l.neighbour());
+    }
+  }
+  return out;
 }
 
 v1::GetStatusResponse Daemon::Status() {

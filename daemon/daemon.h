@@ -72,6 +72,8 @@ class Daemon {
   EntanglementService* entanglement() { return entanglement_.get(); }
   NodeContext& context() { return *context_; }
   v1::GetStatusResponse Status();
+  // The network layer's routing table and link-state database (loop thread).
+  absl::StatusOr<v1::GetRoutesResponse> Routes();
 
  private:
   explicit Daemon(DaemonOptions options);

@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "core/status.h"
 
 namespace qnet::daemon {
 namespace {
@@ -43,30 +44,60 @@ v1::PairEvent ToPairEvent(const link::PairDelivered& pair, TimePoint started) {
   return out;
 }
 
-EntanglementService::EntanglementService(NodeContext& context, link::LinkLayer& link,
+v1::PairEvent ToPairEvent(const network::PairDelivered& pair, TimePoint started) {
+  v1::PairEvent out;
+  out.set_entanglement_id(pair.id.ToString());
+  out.set_node_a(pair.id.head);
+  out.set_node_b(pair.id.tail);
+  out.set_sequence(pair.id.sequence);
+  out.set_bell_state(std::string(quantum::BellName(pair.bell_state)));
+  out.set_fidelity_estimate(pair.fidelity_estimate);
+  out.set_latency_s(ToSeconds(pair.estimate_time - started));
+  out.set_pair_index(pair.pair_index);
+  if (pair.type == link::RequestType::kMeasure) {
+    out.set_outcome(pair.outcome);
+    out.set_basis(std::string(link::MeasurementBasisName(pair.basis)));
+  } else {
+    out.set_outcome(-1);
+  }
+  for (const std::string& n : pair.path) out.add_path(n);
+  return out;
+}
+
+EntanglementService::EntanglementService(NodeContext& context, link::LinkLayer& link, network::NetworkLayer* network,
                                          physical::QuantumDevice& device, const DaemonTopology& topology,
                                          const Logger& log, Duration keep_hold)
     : context_(context),
       link_(link),
+      network_(network),
       device_(device),
       topology_(topology),
       log_(log),
       keep_hold_(std::max(keep_hold, Duration{0})) {}
 
 absl::Status EntanglementService::Start() {
-  return link_.RegisterReceiver(kDefaultPurposeId, [this](const link::LinkEvent& e) { OnReceiverEvent(e); });
+  QNET_RETURN_IF_ERROR(
+      link_.RegisterReceiver(kDefaultPurposeId, [this](const link::LinkEvent& e) { OnReceiverEvent(e); }));
+  if (network_ == nullptr) return absl::OkStatus();
+  return network_->RegisterReceiver(kDefaultPurposeId,
+                                    [this](const network::NetworkEvent& e) { OnNetworkReceiverEvent(e); });
 }
 
-absl::StatusOr<link::RequestId> EntanglementService::Entangle(const v1::EntangleRequest& request, Stream stream) {
+absl::StatusOr<EntanglementService::RequestHandle> EntanglementService::Entangle(const v1::EntangleRequest& request,
+                                                                               Stream stream) {
   const std::string& remote = request.remote_node();
-  if (remote.empty()) return absl::InvalidArgumentError("remote_node is required (the neighbour to entangle with)");
-  if (topology_.FindNeighbour(remote) == nullptr) {
+  if (remote.empty()) return absl::InvalidArgumentError("remote_node is required (the node to entangle with)");
+  if (!topology_.IndexOf(remote).has_value()) {
+    return absl::InvalidArgumentError(absl::StrCat("unknown node '", remote, "' (not in network ",
+                                                   topology_.network, ")"));
+  }
+  if (remote == topology_.self) {
+    return absl::InvalidArgumentError(absl::StrCat("remote_node '", remote, "' is this node itself"));
+  }
+  const bool neighbour = topology_.FindNeighbour(remote) != nullptr;
+  if (!neighbour && network_ == nullptr) {
     std::vector<std::string> names;
     for (const NeighbourLink& n : topology_.neighbours) names.push_back(n.neighbour);
-    if (!topology_.IndexOf(remote).has_value()) {
-      return absl::InvalidArgumentError(absl::StrCat("unknown node '", remote, "' (not in network ",
-                                                     topology_.network, ")"));
-    }
     return absl::InvalidArgumentError(absl::StrCat("node '", remote, "' is not a neighbour of ", topology_.self,
                                                    " (neighbours: ", absl::StrJoin(names, ", "), ")"));
   }
@@ -81,32 +112,111 @@ absl::StatusOr<link::RequestId> EntanglementService::Entangle(const v1::Entangle
     return absl::InvalidArgumentError(
         absl::StrCat("timeout must be a non-negative number of seconds (0 = none), got ", request.timeout_s()));
   }
+  const link::RequestType type =
+      request.type() == v1::EntangleRequest::MEASURE ? link::RequestType::kMeasure : link::RequestType::kKeep;
+  // The id is known only after Create returns; events never run inside it.
+  auto id_cell = std::make_shared<RequestHandle>(0);
+  if (!neighbour) {
+    network::EndToEndRequest req;
+    req.remote_node = remote;
+    req.number = request.pairs();
+    req.type = type;
+    req.basis = ToBasisChoice(request.basis());
+    req.min_fidelity = request.min_fidelity();
+    req.max_time = FromSeconds(request.timeout_s());
+    req.purpose_id = kDefaultPurposeId;
+    absl::StatusOr<network::RequestId> id = network_->Create(
+        req, [this, id_cell](const network::NetworkEvent& e) { OnNetworkOriginEvent(*id_cell, e); });
+    if (!id.ok()) return id.status();
+    *id_cell = *id | kNetworkHandle;
+    origins_.emplace(*id_cell, Origin{std::move(stream), context_.Now(), {}});
+    QNET_LOG(log_, kInfo, "end-to-end request %d: %d pairs with %s", *id, req.number, remote);
+    return *id_cell;
+  }
   link::EntanglementRequest req;
   req.remote_node = remote;
   req.number = request.pairs();
-  req.type = request.type() == v1::EntangleRequest::MEASURE ? link::RequestType::kMeasure : link::RequestType::kKeep;
+  req.type = type;
   req.basis = ToBasisChoice(request.basis());
   req.min_fidelity = request.min_fidelity();
   req.max_time = FromSeconds(request.timeout_s());
   req.purpose_id = kDefaultPurposeId;
-  // The id is known only after Create returns; events never run inside it.
-  auto id_cell = std::make_shared<link::RequestId>(0);
   absl::StatusOr<link::RequestId> id =
       link_.Create(req, [this, id_cell](const link::LinkEvent& e) { OnOriginEvent(*id_cell, e); });
   if (!id.ok()) return id.status();
   *id_cell = *id;
-  origins_.emplace(*id, Origin{std::move(stream), context_.Now()});
+  origins_.emplace(*id, Origin{std::move(stream), context_.Now(), {}});
   QNET_LOG(log_, kInfo, "entangle request %d: %d pairs with %s", *id, req.number, remote);
   return *id;
 }
 
-void EntanglementService::Cancel(link::RequestId request_id) {
-  auto it = origins_.find(request_id);
+void EntanglementService::Cancel(RequestHandle request) {
+  auto it = origins_.find(request);
   if (it == origins_.end()) return;
   // The client is gone: nothing more goes to its stream.
   it->second.stream = Stream{};
-  if (absl::Status s = link_.Cancel(request_id); !s.ok()) {
-    QNET_LOG(log_, kDebug, "cancel of request %d: %s", request_id, s.ToString());
+  const absl::Status s = (request & kNetworkHandle) != 0 && network_ != nullptr
+                             ? network_->Cancel(request & ~kNetworkHandle)
+                             : link_.Cancel(request);
+  if (!s.ok()) QNET_LOG(log_, kDebug, "cancel of request %d: %s", request, s.ToString());
+}
+
+void EntanglementService::EndOrigin(RequestHandle handle, absl::Status status, uint32_t pairs) {
+  auto it = origins_.find(handle);
+  if (it == origins_.end()) return;
+  Stream stream = std::move(it->second.stream);
+  const double duration = ToSeconds(context_.Now() - it->second.started);
+  std::vector<std::string> path = std::move(it->second.path);
+  origins_.erase(it);
+  if (status.ok() && stream.event) {
+    v1::EntangleEvent out;
+    out.mutable_summary()->set_pairs(pairs);
+    out.mutable_summary()->set_duration_s(duration);
+    for (const std::string& n : path) out.mutable_summary()->add_path(n);
+    stream.event(std::move(out));
+  }
+  if (stream.end) stream.end(std::move(status));
+}
+
+void EntanglementService::OnNetworkOriginEvent(RequestHandle handle, const network::NetworkEvent& event) {
+  auto it = origins_.find(handle);
+  if (it == origins_.end()) return;
+  Origin& origin = it->second;
+  if (const auto* pair = std::get_if<network::PairDelivered>(&event)) {
+    if (pair->type == link::RequestType::kKeep && pair->slot >= 0) {
+      Hold(pair->id.ToString(), pair->slot, pair->id.head, pair->id.tail, pair->bell_state);
+    }
+    origin.path = pair->path;
+    if (origin.stream.event) {
+      v1::EntangleEvent out;
+      *out.mutable_pair() = ToPairEvent(*pair, origin.started);
+      origin.stream.event(std::move(out));
+    }
+  } else if (const auto* done = std::get_if<network::RequestCompleted>(&event)) {
+    EndOrigin(handle, absl::OkStatus(), done->pairs);
+  } else if (const auto* failed = std::get_if<network::RequestFailed>(&event)) {
+    QNET_LOG(log_, kInfo, "end-to-end request %d failed: %s %s", handle & ~kNetworkHandle,
+             network::NetworkErrorName(failed->error), failed->message);
+    EndOrigin(handle,
+              network::ToStatus(failed->error,
+                                absl::StrCat(failed->message, " (after ", failed->pairs_delivered, " pairs)")),
+              failed->pairs_delivered);
+  }
+}
+
+void EntanglementService::OnNetworkReceiverEvent(const network::NetworkEvent& event) {
+  if (const auto* incoming = std::get_if<network::IncomingRequest>(&event)) {
+    QNET_LOG(log_, kInfo, "accepted end-to-end request from %s (%d pairs, path %s)", incoming->origin,
+             incoming->request.number, absl::StrJoin(incoming->path, "-"));
+  } else if (const auto* pair = std::get_if<network::PairDelivered>(&event)) {
+    if (pair->type == link::RequestType::kKeep) {
+      if (pair->slot >= 0) Hold(pair->id.ToString(), pair->slot, pair->id.head, pair->id.tail, pair->bell_state);
+    } else {
+      Record(pair->remote_node, ToPairEvent(*pair, pair->estimate_time));
+    }
+  } else if (const auto* failed = std::get_if<network::RequestFailed>(&event)) {
+    QNET_LOG(log_, kInfo, "end-to-end request from a far node failed: %s %s",
+             network::NetworkErrorName(failed->error), failed->message);
   }
 }
 
@@ -115,7 +225,10 @@ void EntanglementService::OnOriginEvent(link::RequestId id, const link::LinkEven
   if (it == origins_.end()) return;
   Origin& origin = it->second;
   if (const auto* pair = std::get_if<link::PairDelivered>(&event)) {
-    if (pair->type == link::RequestType::kKeep && pair->slot >= 0) Hold(*pair);
+    if (pair->type == link::RequestType::kKeep && pair->slot >= 0) {
+      Hold(pair->entanglement_id.ToString(), pair->slot, pair->entanglement_id.node_a, pair->entanglement_id.node_b,
+           pair->bell_state);
+    }
     if (origin.stream.event) {
       v1::EntangleEvent out;
       *out.mutable_pair() = ToPairEvent(*pair, origin.started);
@@ -125,26 +238,15 @@ void EntanglementService::OnOriginEvent(link::RequestId id, const link::LinkEven
     Release(expired->entanglement_id.ToString(), absl::StrCat("expired: ", expired->message));
   } else if (const auto* done = std::get_if<link::RequestCompleted>(&event)) {
     // Its KEEP pairs stay held for the client (until measured or the hold passes).
-    Stream stream = std::move(origin.stream);
-    const double duration = ToSeconds(context_.Now() - origin.started);
-    origins_.erase(it);
-    if (stream.event) {
-      v1::EntangleEvent out;
-      out.mutable_summary()->set_pairs(done->pairs);
-      out.mutable_summary()->set_duration_s(duration);
-      stream.event(std::move(out));
-    }
-    if (stream.end) stream.end(absl::OkStatus());
+    EndOrigin(id, absl::OkStatus(), done->pairs);
   } else if (const auto* failed = std::get_if<link::RequestFailed>(&event)) {
     // Pairs delivered before the failure stay valid (and held) unless expired.
-    Stream stream = std::move(origin.stream);
-    origins_.erase(it);
     QNET_LOG(log_, kInfo, "entangle request %d failed: %s %s", id, link::LinkErrorName(failed->error),
              failed->message);
-    if (stream.end) {
-      stream.end(link::ToStatus(failed->error, absl::StrCat(failed->message, " (after ", failed->pairs_delivered,
-                                                            " pairs)")));
-    }
+    EndOrigin(id,
+              link::ToStatus(failed->error,
+                             absl::StrCat(failed->message, " (after ", failed->pairs_delivered, " pairs)")),
+              failed->pairs_delivered);
   }
 }
 
@@ -154,7 +256,10 @@ void EntanglementService::OnReceiverEvent(const link::LinkEvent& event) {
              incoming->request.number);
   } else if (const auto* pair = std::get_if<link::PairDelivered>(&event)) {
     if (pair->type == link::RequestType::kKeep) {
-      if (pair->slot >= 0) Hold(*pair);
+      if (pair->slot >= 0) {
+        Hold(pair->entanglement_id.ToString(), pair->slot, pair->entanglement_id.node_a,
+             pair->entanglement_id.node_b, pair->bell_state);
+      }
     } else {
       Record(pair->remote_node, ToPairEvent(*pair, pair->estimate_time));
     }
@@ -166,14 +271,15 @@ void EntanglementService::OnReceiverEvent(const link::LinkEvent& event) {
   }
 }
 
-void EntanglementService::Hold(const link::PairDelivered& pair) {
-  const std::string key = pair.entanglement_id.ToString();
-  // Ids are unique on a link; a repeat would be a stale record: replace it.
+void EntanglementService::Hold(const std::string& key, int slot, const std::string& node_a,
+                               const std::string& node_b, quantum::BellState bell_state) {
+  // Ids are unique on a link (and a circuit); a repeat would be a stale record: replace it.
   if (held_.contains(key)) Release(key, "replaced by a newer delivery with the same id");
   HeldPair& held = held_[key];
-  held.slot = pair.slot;
-  held.id = pair.entanglement_id;
-  held.bell_state = pair.bell_state;
+  held.slot = slot;
+  held.node_a = node_a;
+  held.node_b = node_b;
+  held.bell_state = bell_state;
   held.delivered_at = context_.Now();
   std::weak_ptr<bool> alive = alive_;
   held.hold_timer = context_.StartTimer(keep_hold_, [this, alive, key] {
@@ -301,8 +407,8 @@ void EntanglementService::OnMeasured(const std::string& id, const quantum::Basis
   response.set_outcome(*outcome);
   response.set_basis(basis_name);
   response.set_bell_state(std::string(quantum::BellName(held.bell_state)));
-  response.set_node_a(held.id.node_a);
-  response.set_node_b(held.id.node_b);
+  response.set_node_a(held.node_a);
+  response.set_node_b(held.node_b);
   response.set_held_s(ToSeconds(now - held.delivered_at));
   response.set_measured_at_s(SecondsSinceEpoch(now));
   response.set_theta(basis.theta);

@@ -1,7 +1,9 @@
-// The daemon's entanglement front end over the link layer, run on the event
-// loop: it turns a client's Entangle call into a link-layer CREATE and
-// streams the request's events back, and it is every node's receiver for the
-// default purpose id, so a neighbour's requests are accepted. It owns the
+// The daemon's entanglement front end over the link and network layers, run
+// on the event loop: it turns a client's Entangle call into a link-layer
+// CREATE (a neighbour) or a network-layer request (any other node, across
+// repeaters) and streams the request's events back, and it is every node's
+// receiver for the default purpose id in both layers, so requests from
+// neighbours and from far nodes are accepted. It owns the
 // KEEP pairs it is handed (at either end) for the hold time after delivery,
 // so that a client can measure them (MeasureQubit: on the device, in a basis
 // it chooses; the slot is freed at once), then frees them - a request for
@@ -24,6 +26,7 @@
 #include "daemon/log.h"
 #include "daemon/topology.h"
 #include "link/link_layer.h"
+#include "network/network_layer.h"
 #include "physical/quantum_device.h"
 #include "qnet/v1/node_service.pb.h"
 
@@ -52,19 +55,26 @@ class EntanglementService {
   using MeasureDone = std::function<void(absl::StatusOr<v1::MeasureQubitResponse>)>;
 
   // `keep_hold` (>= 0): how long each KEEP pair is held after delivery.
-  EntanglementService(NodeContext& context, link::LinkLayer& link, physical::QuantumDevice& device,
-                      const DaemonTopology& topology, const Logger& log, Duration keep_hold = kDefaultKeepHold);
+  // `network` may be null (then only neighbours can be asked).
+  EntanglementService(NodeContext& context, link::LinkLayer& link, network::NetworkLayer* network,
+                      physical::QuantumDevice& device, const DaemonTopology& topology, const Logger& log,
+                      Duration keep_hold = kDefaultKeepHold);
   EntanglementService(const EntanglementService&) = delete;
   EntanglementService& operator=(const EntanglementService&) = delete;
 
-  // Registers the receiver for kDefaultPurposeId.
+  // Registers the receivers for kDefaultPurposeId.
   absl::Status Start();
 
+  // This service's handle for a client's request (link- and network-layer
+  // requests alike).
+  using RequestHandle = uint64_t;
+
   // Validates (InvalidArgument with a message naming the field) and starts
-  // the request; link-layer refusals come back as their status.
-  absl::StatusOr<link::RequestId> Entangle(const v1::EntangleRequest& request, Stream stream);
+  // the request; link- or network-layer refusals come back as their status
+  // (e.g. NOT_FOUND "NO_ROUTE: ..." for an unreachable node).
+  absl::StatusOr<RequestHandle> Entangle(const v1::EntangleRequest& request, Stream stream);
   // The client went away: cancels the request if it is still running.
-  void Cancel(link::RequestId request_id);
+  void Cancel(RequestHandle request);
 
   v1::GetOutcomesResponse Outcomes(const v1::GetOutcomesRequest& request) const;
 
@@ -82,11 +92,12 @@ class EntanglementService {
   struct Origin {
     Stream stream;
     TimePoint started;
+    std::vector<std::string> path;  // end-to-end requests: the route of the last pair
   };
   // A KEEP pair's qubit at this end, held for a client.
   struct HeldPair {
     int slot = -1;
-    link::EntanglementId id;
+    std::string node_a, node_b;  // the pair's ends (node_a: the Bell state's first qubit)
     quantum::BellState bell_state = quantum::BellState::kPhiPlus;
     TimePoint delivered_at;
     TimerId hold_timer = kNoTimer;
@@ -94,7 +105,11 @@ class EntanglementService {
   };
   void OnOriginEvent(link::RequestId id, const link::LinkEvent& event);
   void OnReceiverEvent(const link::LinkEvent& event);
-  void Hold(const link::PairDelivered& pair);
+  void OnNetworkOriginEvent(RequestHandle handle, const network::NetworkEvent& event);
+  void OnNetworkReceiverEvent(const network::NetworkEvent& event);
+  void Hold(const std::string& key, int slot, const std::string& node_a, const std::string& node_b,
+            quantum::BellState bell_state);
+  void EndOrigin(RequestHandle handle, absl::Status status, uint32_t pairs);
   // Frees a held pair's slot (if still held) and remembers why it is gone.
   void Release(const std::string& id, const std::string& why);
   void OnMeasured(const std::string& id, const quantum::Basis& basis, const std::string& basis_name,
@@ -104,11 +119,14 @@ class EntanglementService {
 
   NodeContext& context_;
   link::LinkLayer& link_;
+  network::NetworkLayer* network_;
   physical::QuantumDevice& device_;
   const DaemonTopology& topology_;
   const Logger& log_;
   Duration keep_hold_;
-  absl::flat_hash_map<link::RequestId, Origin> origins_;
+  // By handle: a link request's id, or a network request's id | kNetworkHandle.
+  static constexpr RequestHandle kNetworkHandle = RequestHandle{1} << 63;
+  absl::flat_hash_map<RequestHandle, Origin> origins_;
   absl::flat_hash_map<std::string, HeldPair> held_;  // KEEP pairs by entanglement id (either end)
   absl::flat_hash_map<std::string, std::string> gone_;  // id -> why it is no longer held
   std::deque<std::string> gone_order_;
@@ -124,5 +142,6 @@ class EntanglementService {
 
 // The PairEvent for a delivered pair (latency measured from `started`).
 v1::PairEvent ToPairEvent(const link::PairDelivered& pair, TimePoint started);
+v1::PairEvent ToPairEvent(const network::PairDelivered& pair, TimePoint started);
 
 }  // namespace qnet::daemon

@@ -47,6 +47,7 @@ StackFactory NodeStackFactory() {
     StackHandle handle;
     handle.link = &node_stack->link();
     handle.device = &node_stack->device();
+    handle.network = &node_stack->network();
     handle.memory_qubits_in_use = [node_stack] {
       physical::SimulatedDevice& device = node_stack->device();
       uint32_t in_use = 0;

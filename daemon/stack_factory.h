@@ -20,6 +20,7 @@
 #include "daemon/log.h"
 #include "daemon/topology.h"
 #include "link/link_layer.h"
+#include "network/network_layer.h"
 #include "physical/quantum_device.h"
 #include "physical/state_backend.h"
 
@@ -44,6 +45,7 @@ struct StackHandle {
   // stack has none (LoggingStack): Entangle then answers UNIMPLEMENTED.
   link::LinkLayer* link = nullptr;
   physical::QuantumDevice* device = nullptr;  // with `link`: where KEEP pairs are freed
+  network::NetworkLayer* network = nullptr;   // end-to-end requests and routes; null without a stack
 };
 
 using StackFactory = std::function<absl::StatusOr<StackHandle>(const StackEnvironment&)>;

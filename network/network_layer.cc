@@ -1067,6 +1067,7 @@ void NetworkLayer::FreePair(HeldPair& pair) {
   if (pair.slot >= 0) {
     (void)device_.Free(pair.slot);
     pair.slot = -1;
+    link_.OnMemoryFreed();  // a link request waiting for memory may go on
   }
 }
 

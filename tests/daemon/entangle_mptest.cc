@@ -136,8 +136,8 @@ TEST_F(EntangleMpTest, MalformedRequestsAreInvalidArgumentAndTheDaemonKeepsServi
   r.set_remote_node("mallory");
   expect_invalid(r, "unknown node 'mallory'");
   r = good;
-  r.set_remote_node("charlie");  // two hops away
-  expect_invalid(r, "not a neighbour");
+  r.set_remote_node("alice");
+  expect_invalid(r, "is this node itself");
   r = good;
   r.set_pairs(0);
   expect_invalid(r, "pairs must be between 1 and 100000");

@@ -1,0 +1,185 @@
+// End-to-end pairs across repeater chains of real qnetd processes (launcher,
+// gRPC only): the error rates both ends measure match the closed form for
+// the links' states, the routing table is visible over gRPC, and a repeater
+// killed mid-request fails it with UNAVAILABLE (PEER_DOWN) while the next
+// request goes the other way round a ring.
+#include <signal.h>
+
+#include <atomic>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/strings/str_cat.h"
+#include "apps/pair_statistics.h"
+#include "cli/entangle_client.h"
+#include "cli/launcher.h"
+#include "gtest/gtest.h"
+#include "qnet/v1/node_service.grpc.pb.h"
+
+namespace qnet::daemon {
+namespace {
+
+using cli::LaunchOptions;
+using cli::LocalNetwork;
+namespace fs = std::filesystem;
+
+class NetworkPathsMpTest : public ::testing::Test {
+ protected:
+  NetworkPathsMpTest() {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    state_dir_ = fs::path(::testing::TempDir()) / absl::StrCat("qnet-", getpid(), "-", info->name());
+    fs::create_directories(state_dir_);
+  }
+  void TearDown() override {
+    std::error_code ec;
+    if (!HasFailure()) fs::remove_all(state_dir_, ec);
+  }
+  std::unique_ptr<LocalNetwork> Launch(const std::string& file, double time_scale) {
+    LaunchOptions o;
+    o.qnetd_path = QNETD_PATH;
+    o.network_file = file;
+    o.state_dir = (state_dir_ / "net").string();
+    o.time_scale = time_scale;
+    o.ready_timeout = absl::Seconds(20);
+    o.stop_grace = absl::Seconds(5);
+    auto net = LocalNetwork::Start(o);
+    EXPECT_TRUE(net.ok()) << net.status();
+    return net.ok() ? *std::move(net) : nullptr;
+  }
+  // A chain n0 - ... - n<hops> of ideal nodes on 1 km double-click links of visibility `v`.
+  std::string ChainFile(int hops, double v) {
+    std::string yaml = absl::StrCat("network: chain", hops + 1, "\nseed: 3\nnodes:\n");
+    for (int i = 0; i <= hops; ++i) absl::StrAppend(&yaml, "  - {name: n", i, ", hardware: ideal}\n");
+    absl::StrAppend(&yaml, "links:\n");
+    for (int i = 0; i < hops; ++i) {
+      absl::StrAppend(&yaml, "  - {between: [n", i, ", n", i + 1, "], length_km: 1, visibility: ", v, "}\n");
+    }
+    const fs::path path = state_dir_ / absl::StrCat("chain", hops + 1, ".yaml");
+    std::ofstream(path) << yaml;
+    return path.string();
+  }
+  fs::path state_dir_;
+};
+
+absl::StatusOr<v1::GetRoutesResponse> GetRoutes(const std::string& address) {
+  auto stub = v1::Node::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  v1::GetRoutesResponse routes;
+  grpc::Status s = stub->GetRoutes(&context, v1::GetRoutesRequest(), &routes);
+  if (!s.ok()) return absl::UnavailableError(s.error_message());
+  return routes;
+}
+
+// Waits until `address` has a route to `destination` (the adverts spread).
+absl::StatusOr<v1::RouteEntry> WaitRoute(const std::string& address, const std::string& destination,
+                                         size_t hops = 0) {
+  for (int i = 0; i < 150; ++i) {
+    auto routes = GetRoutes(address);
+    if (routes.ok()) {
+      for (const auto& r : routes->routes()) {
+        if (r.destination() == destination && (hops == 0 || static_cast<size_t>(r.path_size()) == hops + 1)) {
+          return r;
+        }
+      }
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  return absl::DeadlineExceededError(absl::StrCat("no route to ", destination));
+}
+
+// Visibility V per link: Z-type frame errors with (1-V)/2 per link, so the
+// end-to-end X-basis error rate is (1 - V^k)/2 and the Z-basis one 0.
+TEST_F(NetworkPathsMpTest, ChainsOfThreeAndFiveDaemonsMatchTheClosedForm) {
+  const double v = 0.9;
+  for (int hops : {2, 4}) {
+    SCOPED_TRACE(absl::StrCat(hops, " hops"));
+    auto net = Launch(ChainFile(hops, v), 10.0);
+    ASSERT_NE(net, nullptr);
+    const std::string head = *net->Address("n0");
+    const std::string tail_name = absl::StrCat("n", hops);
+    auto route = WaitRoute(head, tail_name);
+    ASSERT_TRUE(route.ok()) << route.status();
+    EXPECT_EQ(route->path_size(), hops + 1);
+
+    v1::EntangleRequest request;
+    request.set_remote_node(tail_name);
+    request.set_pairs(800);
+    request.set_type(v1::EntangleRequest::MEASURE);
+    request.set_basis(v1::EntangleRequest::BB84);
+    auto result = cli::RunEntangle(head, request, absl::Seconds(120));
+    ASSERT_TRUE(result.ok()) << result.status() << "\n" << net->LogTail("n0");
+    ASSERT_EQ(result->pairs.size(), 800u);
+    EXPECT_EQ(result->summary.path_size(), hops + 1);
+    auto far = cli::FetchOutcomes(*net->Address(tail_name), "n0", result->pairs);
+    ASSERT_TRUE(far.ok()) << far.status();
+    auto matched = cli::MatchPairs("n0", result->pairs, *far);
+    ASSERT_EQ(matched.size(), 800u);
+    apps::PairStatistics stats = apps::AnalysePairs(matched);
+    EXPECT_EQ(stats.z.errors, 0u);
+    const double expected = (1 - std::pow(v, hops)) / 2;
+    const double sigma = std::sqrt(expected * (1 - expected) / static_cast<double>(stats.x.pairs));
+    EXPECT_NEAR(stats.x.rate(), expected, 5 * sigma) << stats.x.pairs << " X pairs";
+    EXPECT_TRUE(net->StopAll().ok());
+  }
+}
+
+TEST_F(NetworkPathsMpTest, AKilledRepeaterFailsTheRequestAndTheNextGoesTheOtherWay) {
+  auto net = Launch((fs::path(QNET_SOURCE_DIR) / "examples" / "ring6.yaml").string(), 10.0);
+  ASSERT_NE(net, nullptr);
+  const std::string leiden = *net->Address("leiden");
+  auto route = WaitRoute(leiden, "delft");
+  ASSERT_TRUE(route.ok()) << route.status();
+  ASSERT_EQ(route->next_hop(), "hague");
+
+  v1::EntangleRequest request;
+  request.set_remote_node("delft");
+  request.set_pairs(100000);
+  request.set_type(v1::EntangleRequest::MEASURE);
+  std::atomic<int> seen{0};
+  std::thread killer([&] {
+    for (int i = 0; i < 200 && seen.load() < 5; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    EXPECT_TRUE(net->StopNode("hague", SIGKILL).ok());
+  });
+  auto result = cli::RunEntangle(leiden, request, absl::Seconds(60), [&](const v1::PairEvent& p) {
+    EXPECT_EQ(p.path_size(), 3);
+    ++seen;
+  });
+  killer.join();
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().code(), absl::StatusCode::kUnavailable) << result.status();
+  EXPECT_NE(result.status().message().find("PEER_DOWN"), std::string::npos) << result.status();
+  EXPECT_GE(seen.load(), 5);
+
+  // The adverts route around the dead repeater within seconds.
+  route = WaitRoute(leiden, "delft", 4);
+  ASSERT_TRUE(route.ok()) << route.status();
+  EXPECT_EQ(route->next_hop(), "amsterdam");
+  request.set_pairs(20);
+  auto again = cli::RunEntangle(leiden, request, absl::Seconds(60));
+  ASSERT_TRUE(again.ok()) << again.status() << "\n" << net->LogTail("leiden");
+  ASSERT_EQ(again->pairs.size(), 20u);
+  const std::vector<std::string> other_way = {"leiden", "amsterdam", "utrecht", "rotterdam", "delft"};
+  EXPECT_EQ(std::vector<std::string>(again->summary.path().begin(), again->summary.path().end()), other_way);
+  // Nothing is left in memory at the ends once the requests are over.
+  for (const char* node : {"leiden", "delft"}) {
+    auto stub = v1::Node::NewStub(grpc::CreateChannel(*net->Address(node), grpc::InsecureChannelCredentials()));
+    bool freed = false;
+    for (int i = 0; i < 50 && !freed; ++i) {
+      grpc::ClientContext context;
+      v1::GetStatusResponse status;
+      ASSERT_TRUE(stub->GetStatus(&context, v1::GetStatusRequest(), &status).ok());
+      freed = status.memory_qubits_in_use() == 0;
+      if (!freed) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    EXPECT_TRUE(freed) << node;
+  }
+  EXPECT_TRUE(net->StopAll().ok());
+}
+
+}  // namespace
+}  // namespace qnet::daemon
