@@ -45,6 +45,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "cli/entangle_client.h"
 #include "cli/launcher.h"
 #include "qnet/v1/node_service.grpc.pb.h"
 
@@ -265,6 +266,83 @@ void BM_DaemonMeasurePairs(benchmark::State& state) {
   state.counters["alice_cpu_us"] = (net.CpuSeconds(0) - cpu_alice) / delivered * 1e6;
   state.counters["bob_cpu_us"] = (net.CpuSeconds(1) - cpu_bob) / delivered * 1e6;
 }
+
+// End to end across a chain of hops+1 daemons (ideal nodes, 1 km links, time
+// scale 100): one network-layer MEASURE request of range(1) pairs from n0 to
+// n<hops> per iteration; pairs per wall second and the wall-clock gap
+// between consecutive pairs at the client (median, p99).
+void BM_DaemonChainMeasurePairs(benchmark::State& state) {
+  const int hops = static_cast<int>(state.range(0));
+  const auto pairs = static_cast<uint32_t>(state.range(1));
+  if (!fs::exists(QNETD_PATH)) return state.SkipWithError("qnetd not found: build it first (ninja qnetd)");
+  const fs::path dir = fs::temp_directory_path() / absl::StrCat("qnet-bench-chain-", getpid(), "-", hops);
+  fs::create_directories(dir);
+  const fs::path file = dir / "chain.yaml";
+  {
+    std::ofstream out(file);
+    out << "network: bench-chain\nseed: 1\nnodes:\n";
+    for (int i = 0; i <= hops; ++i) out << "  - {name: n" << i << ", hardware: ideal}\n";
+    out << "links:\n";
+    for (int i = 0; i < hops; ++i) out << "  - {between: [n" << i << ", n" << i + 1 << "], length_km: 1}\n";
+  }
+  LaunchOptions options;
+  options.qnetd_path = QNETD_PATH;
+  options.network_file = file.string();
+  options.state_dir = (dir / "state").string();
+  options.time_scale = 100;
+  options.log_level = "warn";
+  options.ready_timeout = absl::Seconds(20);
+  auto network = LocalNetwork::Start(options);
+  if (!network.ok()) return state.SkipWithError(network.status().ToString().c_str());
+  const std::string head = *(*network)->Address("n0");
+  v1::EntangleRequest request;
+  request.set_remote_node(absl::StrCat("n", hops));
+  request.set_type(v1::EntangleRequest::MEASURE);
+  request.set_basis(v1::EntangleRequest::BB84);
+  // Warm up (and wait for the routing adverts to reach n0).
+  request.set_pairs(10);
+  absl::Status warm = absl::UnavailableError("no attempt");
+  for (int i = 0; i < 100 && !warm.ok(); ++i) {
+    warm = RunEntangle(head, request, absl::Seconds(30)).status();
+    if (!warm.ok()) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  if (!warm.ok()) return state.SkipWithError(absl::StrCat("warm-up: ", warm.ToString()).c_str());
+  request.set_pairs(pairs);
+  std::vector<double> gaps_ms;
+  double total_s = 0, simulated_s = 0;
+  uint64_t delivered = 0;
+  for (auto _ : state) {
+    const SteadyClock::time_point start = SteadyClock::now();
+    SteadyClock::time_point last = start;
+    auto result = RunEntangle(head, request, absl::Seconds(300), [&](const v1::PairEvent&) {
+      const SteadyClock::time_point now = SteadyClock::now();
+      gaps_ms.push_back(std::chrono::duration<double, std::milli>(now - last).count());
+      last = now;
+    });
+    const double elapsed = std::chrono::duration<double>(SteadyClock::now() - start).count();
+    if (!result.ok()) return state.SkipWithError(result.status().ToString().c_str());
+    state.SetIterationTime(elapsed);
+    total_s += elapsed;
+    simulated_s += result->summary.duration_s();
+    delivered += result->pairs.size();
+  }
+  (void)(*network)->StopAll();
+  std::error_code ec;
+  fs::remove_all(dir, ec);
+  std::sort(gaps_ms.begin(), gaps_ms.end());
+  state.SetItemsProcessed(static_cast<int64_t>(delivered));
+  state.counters["pairs_per_s"] = static_cast<double>(delivered) / total_s;
+  state.counters["simulated_pairs_per_s"] = static_cast<double>(delivered) / simulated_s;
+  state.counters["gap_p50_ms"] = Percentile(gaps_ms, 0.5);
+  state.counters["gap_p99_ms"] = Percentile(gaps_ms, 0.99);
+}
+BENCHMARK(BM_DaemonChainMeasurePairs)
+    ->Args({1, 500})
+    ->Args({2, 500})
+    ->Args({4, 500})
+    ->Iterations(2)
+    ->UseManualTime()
+    ->Unit(benchmark::kMillisecond);
 
 // Request sizes with the example as it is; the same in real time (S = 1);
 // then more generations in flight (8 and 32 memory qubits per node). Fixed
