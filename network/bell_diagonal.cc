@@ -32,6 +32,23 @@ BellDiagonal BellDiagonal::Swap(const BellDiagonal& a, const BellDiagonal& b) {
   return out;
 }
 
+std::pair<BellDiagonal, double> BellDiagonal::Dejmps(const BellDiagonal& a, const BellDiagonal& b) {
+  // In the paper's labels A = PHI+, B = PSI-, C = PSI+, D = PHI- (our
+  // indices 0, 3, 1, 2): A' = (A1 A2 + B1 B2)/N, B' = (C1 D2 + D1 C2)/N,
+  // C' = (C1 C2 + D1 D2)/N, D' = (A1 B2 + B1 A2)/N,
+  // N = (A1 + B1)(A2 + B2) + (C1 + D1)(C2 + D2).
+  const double a1 = a.p[0], b1 = a.p[3], c1 = a.p[1], d1 = a.p[2];
+  const double a2 = b.p[0], b2 = b.p[3], c2 = b.p[1], d2 = b.p[2];
+  const double n = (a1 + b1) * (a2 + b2) + (c1 + d1) * (c2 + d2);
+  BellDiagonal out;
+  if (!(n > 0)) return {out, 0.0};
+  out.p[0] = (a1 * a2 + b1 * b2) / n;
+  out.p[3] = (c1 * d2 + d1 * c2) / n;
+  out.p[1] = (c1 * c2 + d1 * d2) / n;
+  out.p[2] = (a1 * b2 + b1 * a2) / n;
+  return {out, n};
+}
+
 BellDiagonal MemoryDecayErrors(Duration wait, const MemoryDecayRates& rates) {
   const double t = std::max(0.0, ToSeconds(wait));
   const double keep1 = Present(rates.t1_s) ? std::exp(-t / rates.t1_s) : 1.0;

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <array>
+#include <utility>
 
 #include "core/time.h"
 #include "physical/params.h"
@@ -32,6 +33,14 @@ struct BellDiagonal {
   static BellDiagonal Swap(const BellDiagonal& a, const BellDiagonal& b);
   // Composes a frame-error distribution `noise` into the state.
   BellDiagonal With(const BellDiagonal& noise) const { return Swap(*this, noise); }
+
+  // One round of DEJMPS purification (Deutsch et al., PRL 77, 2818 (1996))
+  // of pair `a` (kept) with pair `b` (sacrificed), both in the PHI+ frame:
+  // Rx(pi/2) on one end's qubits, Rx(-pi/2) on the other's, CNOT a -> b at
+  // both ends, both of b's qubits measured in Z; success iff the outcomes
+  // agree. Returns the kept pair's state on success and the success
+  // probability.
+  static std::pair<BellDiagonal, double> Dejmps(const BellDiagonal& a, const BellDiagonal& b);
 };
 
 // Memory qubits' decoherence, as NodeHardware states it (infinite or

@@ -1,6 +1,7 @@
 #include "network/network_layer.h"
 
 #include <algorithm>
+#include <cmath>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -264,12 +265,13 @@ absl::StatusOr<RequestId> NetworkLayer::Create(const EndToEndRequest& request, N
   c.min_fidelity = request.min_fidelity;
   c.link_min_fidelity = plan->link_min_fidelity;
   c.cutoff = plan->cutoff;
+  c.rounds = plan->purification_rounds;
   c.purpose_id = request.purpose_id;
   c.priority = request.priority;
   c.request_id = next_request_id_++;
   c.handler = std::move(handler);
   c.started = context_.Now();
-  if (absl::Status reserved = Reserve(c, 1); !reserved.ok()) {
+  if (absl::Status reserved = Reserve(c, c.per_side()); !reserved.ok()) {
     if (request.max_time == Duration(0)) return reserved;
   }
   const CircuitKey key = c.key;
@@ -334,7 +336,7 @@ Duration NetworkLayer::LinkDelay(const std::string& neighbour) const {
 void NetworkLayer::SendSetup(Circuit& c) {
   if (c.reserved == 0) {
     // Waiting for this node's memory: try again shortly (the deadline ends it).
-    if (absl::Status s = Reserve(c, 1); !s.ok()) {
+    if (absl::Status s = Reserve(c, c.per_side()); !s.ok()) {
       std::weak_ptr<bool> alive = alive_;
       const CircuitKey key = c.key;
       c.retry = context_.StartTimer(options_.setup_retry, [this, alive, key] {
@@ -361,6 +363,7 @@ void NetworkLayer::SendSetup(Circuit& c) {
   s->set_purpose_id(c.purpose_id);
   s->set_priority(c.priority);
   s->set_delay_s(ToSeconds(c.delay_from_head + LinkDelay(c.down)));
+  s->set_purification_rounds(c.rounds);
   Send(c.down, std::move(m));
 }
 
@@ -373,6 +376,8 @@ void NetworkLayer::OnNetworkMessage(const std::string& from, const v1::NetworkMe
     case v1::NetworkMessage::kTrack: return OnTrack(from, message.track());
     case v1::NetworkMessage::kVerdict: return OnVerdict(from, message.verdict());
     case v1::NetworkMessage::kTeardown: return OnTeardown(from, message.teardown());
+    case v1::NetworkMessage::kPurify: return OnPurify(from, message.purify());
+    case v1::NetworkMessage::kPurifyResult: return OnPurifyResult(from, message.purify_result());
     case v1::NetworkMessage::BODY_NOT_SET: return;
   }
 }
@@ -395,7 +400,8 @@ void NetworkLayer::OnSetup(const std::string& from, const v1::CircuitSetup& setu
   }
   if (position == 0 || position >= static_cast<size_t>(setup.path_size()) ||
       setup.path(static_cast<int>(position - 1)) != from || setup.pairs() == 0 || setup.type() > 1 ||
-      setup.basis() > static_cast<uint32_t>(link::BasisChoice::kChsh)) {
+      setup.basis() > static_cast<uint32_t>(link::BasisChoice::kChsh) ||
+      setup.purification_rounds() > kMaxPurificationRounds) {
     return refuse(NetworkError::kRejected, absl::StrCat("node ", Where(), " got a malformed circuit set-up from ",
                                                          from, " (path ", absl::StrJoin(setup.path(), "-"), ")"));
   }
@@ -414,6 +420,7 @@ void NetworkLayer::OnSetup(const std::string& from, const v1::CircuitSetup& setu
   c.min_fidelity = setup.min_fidelity();
   c.link_min_fidelity = setup.link_min_fidelity();
   c.cutoff = FromSeconds(setup.cutoff_s());
+  c.rounds = setup.purification_rounds();
   c.purpose_id = setup.purpose_id();
   c.priority = setup.priority();
   c.delay_from_head = FromSeconds(setup.delay_s());
@@ -425,7 +432,7 @@ void NetworkLayer::OnSetup(const std::string& from, const v1::CircuitSetup& setu
     }
     c.handler = receiver->second;
   }
-  if (absl::Status s = Reserve(c, c.tail() ? 1 : 2); !s.ok()) {
+  if (absl::Status s = Reserve(c, c.tail() ? c.per_side() : 2 * c.per_side()); !s.ok()) {
     return refuse(NetworkError::kNoResources, std::string(s.message().substr(s.message().find(':') + 2)));
   }
   c.up_label = options_.first_label + next_label_++;
@@ -510,7 +517,7 @@ void NetworkLayer::OnSetupReply(const std::string& from, const v1::CircuitSetupR
   }
   c->established = true;
   c->down_label = reply.link_label();
-  c->credits = 1;
+  c->credits = static_cast<uint32_t>(c->per_side());
   c->path_delay = FromSeconds(reply.delay_s());
   if (!c->head()) {
     v1::NetworkMessage m;
@@ -555,10 +562,13 @@ void NetworkLayer::OnTeardown(const std::string& from, const v1::CircuitTeardown
 
 void NetworkLayer::RequestLinkPair(Circuit& c) {
   if (!c.established || c.down.empty() || c.link_request != 0 || c.credits == 0) return;
+  int in_use = 0, ready = 0;
   for (const HeldPair& p : c.down_pairs) {
-    if (p.slot >= 0) return;  // the circuit's one downstream qubit is in use
+    in_use += p.slot >= 0 ? 1 : 0;
+    ready += p.level == c.rounds ? 1 : 0;
   }
-  if (c.head() && c.delivered + c.down_pairs.size() >= c.number) return;  // enough under way
+  if (in_use >= c.per_side()) return;  // the circuit's downstream qubits are in use
+  if (c.head() && c.delivered + static_cast<uint32_t>(ready) >= c.number) return;  // enough under way
   link::EntanglementRequest r;
   r.remote_node = c.down;
   r.number = 1;
@@ -646,6 +656,30 @@ void NetworkLayer::AddPair(Circuit& c, bool upstream, const link::PairDelivered&
     }
   }
   const bool end = upstream ? c.tail() : c.head();
+  if (!end && c.cutoff > Duration(0)) {
+    const Duration wait = std::max(Duration(0), stored.estimate_time + c.cutoff - context_.Now());
+    std::weak_ptr<bool> alive = alive_;
+    stored.cutoff = context_.StartTimer(wait, [this, alive, key, upstream, sequence] {
+      if (alive.expired()) return;
+      OnCutoff(key, upstream, sequence);
+    });
+  }
+  if (c.rounds > 0) {
+    if (upstream && stored.pending_track.has_value() && stored.pending_track->dead()) {
+      stored.pending_track.reset();
+      Discard(c, true, sequence, "its link pair was discarded upstream");
+      c.discarded_up.erase(sequence);
+      return;
+    }
+    // Not usable before its purification rounds.
+    return upstream ? ServePendingPurify(c) : TryPurify(c);
+  }
+  PairReady(c, upstream, stored);
+}
+
+void NetworkLayer::PairReady(Circuit& c, bool upstream, HeldPair& stored) {
+  const uint64_t sequence = stored.sequence;
+  const bool end = upstream ? c.tail() : c.head();
   if (end) {
     if (c.type == link::RequestType::kMeasure) return Measure(c, upstream, sequence);
     if (c.head()) return HeadTrack(c, stored);
@@ -656,14 +690,6 @@ void NetworkLayer::AddPair(Circuit& c, bool upstream, const link::PairDelivered&
     }
     return;
   }
-  if (c.cutoff > Duration(0)) {
-    const Duration wait = std::max(Duration(0), stored.estimate_time + c.cutoff - context_.Now());
-    std::weak_ptr<bool> alive = alive_;
-    stored.cutoff = context_.StartTimer(wait, [this, alive, key, upstream, sequence] {
-      if (alive.expired()) return;
-      OnCutoff(key, upstream, sequence);
-    });
-  }
   if (upstream && stored.pending_track.has_value() && stored.pending_track->dead()) {
     stored.pending_track.reset();
     Discard(c, true, sequence, "its segment was discarded upstream");
@@ -673,19 +699,256 @@ void NetworkLayer::AddPair(Circuit& c, bool upstream, const link::PairDelivered&
   TrySwap(c);
 }
 
+bool NetworkLayer::IsNodeA(const std::string& neighbour) const {
+  for (const physical::PhysicalLink& l : links_) {
+    if (l.physics.node_b == neighbour && l.physics.node_a == Where()) return true;
+  }
+  return false;
+}
+
+void NetworkLayer::RunSteps(std::vector<DeviceStep> steps, std::function<void(absl::StatusOr<int>)> done) {
+  struct Run {
+    std::vector<DeviceStep> steps;
+    size_t next = 0;
+    std::function<void(absl::StatusOr<int>)> done;
+    std::function<void(absl::StatusOr<int>)> advance;
+  };
+  auto run = std::make_shared<Run>();
+  run->steps = std::move(steps);
+  run->done = std::move(done);
+  std::weak_ptr<Run> weak = run;
+  run->advance = [weak](absl::StatusOr<int> result) {
+    std::shared_ptr<Run> r = weak.lock();
+    if (r == nullptr) return;
+    if (!result.ok() || r->next == r->steps.size()) {
+      // `advance` holds `r` only weakly, so the run ends with the last step's callback.
+      auto finish = std::move(r->done);
+      finish(std::move(result));
+      return;
+    }
+    DeviceStep step = r->steps[r->next++];
+    step([r](absl::StatusOr<int> next) { r->advance(std::move(next)); });
+  };
+  run->advance(0);
+}
+
+void NetworkLayer::TryPurify(Circuit& c) {
+  // Upstream end of the link: two idle pairs of the same unfinished level.
+  HeldPair* keep = nullptr;
+  HeldPair* sacrifice = nullptr;
+  for (uint32_t level = 0; level < c.rounds && sacrifice == nullptr; ++level) {
+    keep = sacrifice = nullptr;
+    for (HeldPair& p : c.down_pairs) {
+      if (p.busy || p.slot < 0 || p.level != level) continue;
+      if (keep == nullptr) {
+        keep = &p;
+      } else {
+        sacrifice = &p;
+        break;
+      }
+    }
+  }
+  if (keep == nullptr || sacrifice == nullptr) return;
+  keep->busy = sacrifice->busy = true;
+  const CircuitKey key = c.key;
+  const uint64_t keep_sequence = keep->sequence, sacrifice_sequence = sacrifice->sequence;
+  const int keep_slot = keep->slot, sacrifice_slot = sacrifice->slot;
+  const quantum::BellState keep_label = keep->label, sacrifice_label = sacrifice->label;
+  const double angle = IsNodeA(c.down) ? M_PI / 2 : -M_PI / 2;
+  physical::QuantumDevice* device = &device_;
+  auto done_status = [](std::function<void(absl::StatusOr<int>)> next) {
+    return [next](absl::Status s) { next(s.ok() ? absl::StatusOr<int>(0) : absl::StatusOr<int>(s)); };
+  };
+  std::vector<DeviceStep> steps = {
+      // Both pairs to PHI+ first: DEJMPS is defined in that frame.
+      [=](auto next) { device->ApplyPauli(keep_slot, quantum::XBit(keep_label), quantum::ZBit(keep_label), done_status(next)); },
+      [=](auto next) {
+        device->ApplyPauli(sacrifice_slot, quantum::XBit(sacrifice_label), quantum::ZBit(sacrifice_label), done_status(next));
+      },
+      [=](auto next) { device->ApplyGate(keep_slot, physical::Gate::Rx(angle), done_status(next)); },
+      [=](auto next) { device->ApplyGate(sacrifice_slot, physical::Gate::Rx(angle), done_status(next)); },
+      [=](auto next) {
+        device->ApplyTwoQubitGate(keep_slot, sacrifice_slot, physical::TwoQubitGate::kCnot, done_status(next));
+      },
+      [=](auto next) { device->Measure(sacrifice_slot, quantum::Basis::Z(), next); },
+  };
+  std::weak_ptr<bool> alive = alive_;
+  RunSteps(std::move(steps), [this, alive, key, keep_sequence, sacrifice_sequence](absl::StatusOr<int> outcome) {
+    if (alive.expired()) return;
+    Circuit* circuit = FindCircuit(key);
+    if (circuit == nullptr) return;
+    if (!outcome.ok()) {
+      EndCircuit(key, NetworkError::kDeviceError,
+                 absl::StrCat("purification at ", Where(), " failed: ", outcome.status().message()), "");
+      return;
+    }
+    if (HeldPair* sacrificed = FindPair(*circuit, false, sacrifice_sequence)) FreePair(*sacrificed);
+    ErasePair(*circuit, false, sacrifice_sequence);
+    v1::NetworkMessage m;
+    v1::CircuitPurify* p = m.mutable_purify();
+    KeyToWire(key, p->mutable_circuit());
+    p->set_keep_sequence(keep_sequence);
+    p->set_sacrifice_sequence(sacrifice_sequence);
+    p->set_outcome(*outcome);
+    Send(circuit->down, std::move(m));
+    RequestLinkPair(*circuit);
+  });
+}
+
+void NetworkLayer::OnPurify(const std::string& from, const v1::CircuitPurify& purify) {
+  Circuit* c = FindCircuit(KeyFromWire(purify.circuit()));
+  if (c == nullptr || c->up != from) return;
+  if (!StartPurifyHere(*c, purify)) c->pending_purify.push_back(purify);
+}
+
+void NetworkLayer::ServePendingPurify(Circuit& c) {
+  std::vector<v1::CircuitPurify> pending = std::move(c.pending_purify);
+  c.pending_purify.clear();
+  const CircuitKey key = c.key;
+  for (const v1::CircuitPurify& p : pending) {
+    Circuit* circuit = FindCircuit(key);
+    if (circuit == nullptr) return;
+    if (!StartPurifyHere(*circuit, p)) circuit->pending_purify.push_back(p);
+  }
+}
+
+bool NetworkLayer::StartPurifyHere(Circuit& c, const v1::CircuitPurify& purify) {
+  const uint64_t keep_sequence = purify.keep_sequence(), sacrifice_sequence = purify.sacrifice_sequence();
+  const bool keep_gone = c.discarded_up.contains(keep_sequence);
+  const bool sacrifice_gone = c.discarded_up.contains(sacrifice_sequence);
+  HeldPair* keep = FindPair(c, true, keep_sequence);
+  HeldPair* sacrifice = FindPair(c, true, sacrifice_sequence);
+  auto reply = [&](bool success, double fidelity, const std::string& message) {
+    v1::NetworkMessage m;
+    v1::CircuitPurifyResult* r = m.mutable_purify_result();
+    KeyToWire(c.key, r->mutable_circuit());
+    r->set_keep_sequence(keep_sequence);
+    r->set_success(success);
+    r->set_fidelity(fidelity);
+    r->set_message(message);
+    Send(c.up, std::move(m));
+  };
+  if (keep_gone || sacrifice_gone) {
+    // This end dropped one of them (cutoff): the round fails.
+    c.discarded_up.erase(keep_sequence);
+    c.discarded_up.erase(sacrifice_sequence);
+    for (uint64_t s : {keep_sequence, sacrifice_sequence}) {
+      if (HeldPair* p = FindPair(c, true, s); p != nullptr && !p->busy) {
+        if (p->slot >= 0) SendCredit(c);
+        FreePair(*p);
+        ErasePair(c, true, s);
+      }
+    }
+    reply(false, 0.0, absl::StrCat("a pair of the round was discarded at ", Where()));
+    return true;
+  }
+  if (keep == nullptr || sacrifice == nullptr || keep->busy || sacrifice->busy) return false;  // not here yet
+  keep->busy = sacrifice->busy = true;
+  const int keep_slot = keep->slot, sacrifice_slot = sacrifice->slot;
+  const double angle = IsNodeA(c.up) ? M_PI / 2 : -M_PI / 2;
+  physical::QuantumDevice* device = &device_;
+  auto done_status = [](std::function<void(absl::StatusOr<int>)> next) {
+    return [next](absl::Status s) { next(s.ok() ? absl::StatusOr<int>(0) : absl::StatusOr<int>(s)); };
+  };
+  std::vector<DeviceStep> steps = {
+      [=](auto next) { device->ApplyGate(keep_slot, physical::Gate::Rx(angle), done_status(next)); },
+      [=](auto next) { device->ApplyGate(sacrifice_slot, physical::Gate::Rx(angle), done_status(next)); },
+      [=](auto next) {
+        device->ApplyTwoQubitGate(keep_slot, sacrifice_slot, physical::TwoQubitGate::kCnot, done_status(next));
+      },
+      [=](auto next) { device->Measure(sacrifice_slot, quantum::Basis::Z(), next); },
+  };
+  std::weak_ptr<bool> alive = alive_;
+  const CircuitKey key = c.key;
+  const int far_outcome = purify.outcome();
+  RunSteps(std::move(steps), [this, alive, key, keep_sequence, sacrifice_sequence, far_outcome](
+                                 absl::StatusOr<int> outcome) {
+    if (alive.expired()) return;
+    Circuit* circuit = FindCircuit(key);
+    if (circuit == nullptr) return;
+    if (!outcome.ok()) {
+      EndCircuit(key, NetworkError::kDeviceError,
+                 absl::StrCat("purification at ", Where(), " failed: ", outcome.status().message()), "");
+      return;
+    }
+    HeldPair* kept = FindPair(*circuit, true, keep_sequence);
+    HeldPair* sacrificed = FindPair(*circuit, true, sacrifice_sequence);
+    if (kept == nullptr || sacrificed == nullptr) return;
+    // The model of the round, from both pairs' estimates at this moment.
+    const TimePoint now = context_.Now();
+    auto state_now = [&](const HeldPair& p) {
+      return Decay(BellDiagonal::Werner(p.fidelity), now - p.estimate_time, NeighbourRates(*circuit, circuit->up),
+                   now - p.estimate_time, OwnRates(*circuit));
+    };
+    const double fidelity = BellDiagonal::Dejmps(state_now(*kept), state_now(*sacrificed)).first.fidelity();
+    FreePair(*sacrificed);
+    ErasePair(*circuit, true, sacrifice_sequence);
+    SendCredit(*circuit);
+    kept = FindPair(*circuit, true, keep_sequence);
+    const bool success = *outcome == far_outcome;
+    v1::NetworkMessage m;
+    v1::CircuitPurifyResult* r = m.mutable_purify_result();
+    KeyToWire(key, r->mutable_circuit());
+    r->set_keep_sequence(keep_sequence);
+    r->set_success(success);
+    r->set_fidelity(fidelity);
+    Send(circuit->up, std::move(m));
+    if (!success) {
+      ++stats_.purification_failures;
+      FreePair(*kept);
+      ErasePair(*circuit, true, keep_sequence);
+      SendCredit(*circuit);
+      return;
+    }
+    ++stats_.purifications;
+    kept->busy = false;
+    kept->level += 1;
+    kept->label = quantum::BellState::kPhiPlus;
+    kept->fidelity = fidelity;
+    kept->estimate_time = now;
+    if (kept->level == circuit->rounds) PairReady(*circuit, true, *kept);
+  });
+  return true;
+}
+
+void NetworkLayer::OnPurifyResult(const std::string& from, const v1::CircuitPurifyResult& result) {
+  Circuit* c = FindCircuit(KeyFromWire(result.circuit()));
+  if (c == nullptr || c->down != from) return;
+  HeldPair* kept = FindPair(*c, false, result.keep_sequence());
+  if (kept == nullptr) return;
+  kept->busy = false;
+  if (!result.success()) {
+    if (c->head()) ++stats_.purification_failures;
+    FreePair(*kept);
+    ErasePair(*c, false, result.keep_sequence());
+    RequestLinkPair(*c);
+    TryPurify(*c);
+    return;
+  }
+  kept->level += 1;
+  kept->label = quantum::BellState::kPhiPlus;
+  kept->fidelity = result.fidelity();
+  kept->estimate_time = context_.Now();
+  if (kept->level == c->rounds) {
+    PairReady(*c, false, *kept);
+  } else {
+    TryPurify(*c);
+  }
+}
+
 void NetworkLayer::TrySwap(Circuit& c) {
+  if (c.swapping) return;  // one swap at a time
   HeldPair* up = nullptr;
   HeldPair* down = nullptr;
   for (HeldPair& p : c.up_pairs) {
-    if (p.busy) return;  // one swap at a time
-    if (up == nullptr && p.slot >= 0) up = &p;
+    if (up == nullptr && !p.busy && p.slot >= 0 && p.level == c.rounds) up = &p;
   }
   for (HeldPair& p : c.down_pairs) {
-    if (p.busy) return;
-    if (down == nullptr && p.slot >= 0) down = &p;
+    if (down == nullptr && !p.busy && p.slot >= 0 && p.level == c.rounds) down = &p;
   }
   if (up == nullptr || down == nullptr) return;
   up->busy = down->busy = true;
+  c.swapping = true;
   std::weak_ptr<bool> alive = alive_;
   const CircuitKey key = c.key;
   const uint64_t up_sequence = up->sequence;
@@ -701,6 +964,7 @@ void NetworkLayer::OnSwapped(const CircuitKey& key, uint64_t up_sequence, uint64
                              absl::StatusOr<BellState> outcome) {
   Circuit* c = FindCircuit(key);
   if (c == nullptr) return;
+  c->swapping = false;
   HeldPair* up = FindPair(*c, true, up_sequence);
   HeldPair* down = FindPair(*c, false, down_sequence);
   if (up == nullptr || down == nullptr) return;

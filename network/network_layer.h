@@ -69,6 +69,8 @@ struct NetworkLayerStats {
   uint64_t swaps = 0;               // Bell-state measurements performed here
   uint64_t discarded_pairs = 0;     // link pairs dropped by the cutoff (or a dead track) here
   uint64_t rejected_pairs = 0;      // tail: estimate below min_fidelity
+  uint64_t purifications = 0;       // DEJMPS rounds that succeeded (counted at the downstream end)
+  uint64_t purification_failures = 0;
   uint64_t pairs_delivered = 0;     // end-to-end, at this end
   uint64_t adverts_received = 0;
 };
@@ -138,6 +140,8 @@ class NetworkLayer {
     bool tracked = false;
     // Tail / repeater: a track for it that came before it could be used.
     std::optional<v1::CircuitTrack> pending_track;
+    // DEJMPS rounds it has been through; usable once it equals the circuit's.
+    uint32_t level = 0;
   };
 
   struct SwapRecord {
@@ -159,6 +163,7 @@ class NetworkLayer {
     double min_fidelity = 0.0;
     double link_min_fidelity = 0.0;
     Duration cutoff{0};
+    uint32_t rounds = 0;  // purification rounds per link
     uint32_t purpose_id = 0;
     uint32_t priority = 0;
     Duration delay_from_head{0};  // one-way, head -> this node
@@ -184,6 +189,10 @@ class NetworkLayer {
     absl::flat_hash_map<uint64_t, SwapRecord> swaps;  // by upstream link sequence, until its track passes
     absl::flat_hash_set<uint64_t> discarded_up;
     absl::flat_hash_map<uint64_t, v1::CircuitTrack> early_tracks;  // for pairs not delivered here yet
+    std::vector<v1::CircuitPurify> pending_purify;  // for pairs not delivered here yet
+    bool swapping = false;
+    // Qubits reserved per side of a link: the kept pair plus one per round.
+    int per_side() const { return static_cast<int>(rounds) + 1; }
     bool head() const { return position == 0; }
     bool tail() const { return position + 1 == path.size(); }
   };
@@ -215,6 +224,22 @@ class NetworkLayer {
   void OnDownstreamLinkEvent(const CircuitKey& key, const link::LinkEvent& event);
   void OnUpstreamLinkEvent(const CircuitKey& key, const link::LinkEvent& event);
   void AddPair(Circuit& c, bool upstream, const link::PairDelivered& pair);
+  // A pair that has been through the circuit's purification rounds: tracked,
+  // measured, swapped or delivered as the node's role says.
+  void PairReady(Circuit& c, bool upstream, HeldPair& pair);
+  // Purification (DEJMPS per link): the upstream end starts a round on two
+  // pairs of the same level; the downstream end completes it and decides.
+  void TryPurify(Circuit& c);
+  void OnPurify(const std::string& from, const v1::CircuitPurify& purify);
+  void ServePendingPurify(Circuit& c);
+  bool StartPurifyHere(Circuit& c, const v1::CircuitPurify& purify);
+  void OnPurifyResult(const std::string& from, const v1::CircuitPurifyResult& result);
+  // Runs device operations one after another; `done` gets the first error or
+  // the last measurement outcome.
+  using DeviceStep = std::function<void(std::function<void(absl::StatusOr<int>)>)>;
+  void RunSteps(std::vector<DeviceStep> steps, std::function<void(absl::StatusOr<int>)> done);
+  // Whether this node is the first qubit (node_a) of its link to `neighbour`.
+  bool IsNodeA(const std::string& neighbour) const;
   void TrySwap(Circuit& c);
   void OnSwapped(const CircuitKey& key, uint64_t up_sequence, uint64_t down_sequence,
                  absl::StatusOr<quantum::BellState> outcome);

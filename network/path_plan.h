@@ -15,20 +15,26 @@
 namespace qnet::network {
 
 struct PathPlan {
+  uint32_t purification_rounds = 0;  // DEJMPS rounds per link (0 = swapping alone)
   double link_min_fidelity = 0.0;
   Duration cutoff{0};                // 0 = none
   double best_fidelity = 0.0;        // end to end, best links, no waiting
   double planned_fidelity = 0.0;     // end to end at link_min_fidelity, no waiting
 };
 
+// Tries swapping alone, then up to kMaxPurificationRounds rounds of DEJMPS
+// purification on every link (each round halves the rate at best).
 // FailedPrecondition "UNSUPPORTED: ..." naming the best reachable fidelity
-// when the path cannot reach `min_fidelity`. The adverts of every node on
+// when no configuration reaches `min_fidelity`. The adverts of every node on
 // the route must be in `database`.
+inline constexpr uint32_t kMaxPurificationRounds = 2;
 absl::StatusOr<PathPlan> PlanPath(const Route& route, const LinkStateDatabase& database, double min_fidelity);
 
 // End-to-end fidelity of `route` if every link delivers `link_fidelity`
-// (or its advertised best when `link_fidelity` < 0) and each link pair's two
-// qubits wait `wait` before being swapped (the model PlanPath uses).
-double ChainFidelity(const Route& route, const LinkStateDatabase& database, double link_fidelity, Duration wait);
+// (or its advertised best when `link_fidelity` < 0), purified `rounds`
+// times (DEJMPS of two such pairs, as Werner states), and each link pair's
+// two qubits wait `wait` before being swapped (the model PlanPath uses).
+double ChainFidelity(const Route& route, const LinkStateDatabase& database, double link_fidelity, Duration wait,
+                     uint32_t rounds = 0);
 
 }  // namespace qnet::network

@@ -7,6 +7,7 @@
 #include "gtest/gtest.h"
 #include "quantum/bell.h"
 #include "quantum/channels.h"
+#include "quantum/gates.h"
 #include "quantum/quantum_system.h"
 #include "tests/quantum/reference.h"
 
@@ -77,6 +78,56 @@ TEST(BellDiagonalTest, BellMeasurementErrorsOfAnIdealDeviceAreNone) {
   EXPECT_NEAR(r.p[3], 0.01, 1e-12);
   // Two-qubit depolarising p randomises the outcome: 1 - 3p/4 keeps it.
   EXPECT_NEAR(BellMeasurementErrors(0, 0.2, 0, 0).fidelity(), 0.85, 1e-12);
+}
+
+}  // namespace
+}  // namespace qnet::network
+
+namespace qnet::network {
+namespace {
+
+// DEJMPS against the exact engine: the gate sequence on four qubits, the
+// success probability and the kept pair's fidelity after post-selection.
+TEST(BellDiagonalTest, DejmpsMatchesTheExactGateSequence) {
+  using quantum::Matrix;
+  using quantum::testing::EmbedOperator;
+  auto density = [](const BellDiagonal& d) {
+    Matrix rho = Matrix::Zero(4, 4);
+    for (int k = 0; k < 4; ++k) rho += d.p[static_cast<size_t>(k)] * quantum::BellDensity(static_cast<BellState>(k));
+    return rho;
+  };
+  const std::vector<std::pair<BellDiagonal, BellDiagonal>> cases = {
+      {BellDiagonal::Werner(0.8), BellDiagonal::Werner(0.8)},
+      {BellDiagonal::Werner(0.9), BellDiagonal::Werner(0.7)},
+      {BellDiagonal{{0.85, 0.0, 0.15, 0.0}}, BellDiagonal{{0.85, 0.0, 0.15, 0.0}}},  // phase errors only
+      {BellDiagonal{{0.7, 0.2, 0.05, 0.05}}, BellDiagonal{{0.75, 0.05, 0.1, 0.1}}},
+  };
+  for (const auto& [a, b] : cases) {
+    // Qubits: 0 = a's first end, 1 = a's second, 2 = b's first, 3 = b's second.
+    Matrix rho = quantum::testing::Kron(density(a), density(b));
+    const Matrix plus = quantum::gates::Rx(M_PI / 2), minus = quantum::gates::Rx(-M_PI / 2);
+    Matrix u = EmbedOperator(plus, {0}, 4) * EmbedOperator(minus, {1}, 4) * EmbedOperator(plus, {2}, 4) *
+               EmbedOperator(minus, {3}, 4);
+    u = EmbedOperator(quantum::gates::CNOT(), {0, 2}, 4) * EmbedOperator(quantum::gates::CNOT(), {1, 3}, 4) * u;
+    rho = u * rho * u.adjoint();
+    // Keep outcomes 00 and 11 of qubits 2, 3.
+    Matrix keep = Matrix::Zero(16, 16);
+    for (long i = 0; i < 16; ++i) {
+      const int q2 = (i >> 1) & 1, q3 = i & 1;
+      if (q2 == q3) keep(i, i) = 1;
+    }
+    const Matrix post = keep * rho * keep;
+    const double success = post.trace().real();
+    const Matrix kept = quantum::testing::NaivePartialTrace(post, 4, {0, 1}) / success;
+    const double fidelity = (quantum::BellDensity(BellState::kPhiPlus) * kept).trace().real();
+    const auto [model, model_success] = BellDiagonal::Dejmps(a, b);
+    EXPECT_NEAR(model_success, success, 1e-9);
+    EXPECT_NEAR(model.fidelity(), fidelity, 1e-9);
+    for (int k = 1; k < 4; ++k) {
+      const double exact = (quantum::BellDensity(static_cast<BellState>(k)) * kept).trace().real();
+      EXPECT_NEAR(model.p[static_cast<size_t>(k)], exact, 1e-9) << k;
+    }
+  }
 }
 
 }  // namespace
