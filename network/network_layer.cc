@@ -306,6 +306,67 @@ absl::Status NetworkLayer::Cancel(RequestId request_id) {
   return absl::OkStatus();
 }
 
+absl::Status NetworkLayer::RegisterDatagramReceiver(uint32_t purpose_id, DatagramHandler handler) {
+  if (!handler) return absl::InvalidArgumentError("a datagram receiver needs a handler");
+  if (!datagram_receivers_.emplace(purpose_id, std::move(handler)).second) {
+    return absl::AlreadyExistsError(
+        absl::StrCat("datagram purpose id ", purpose_id, " already has a receiver at ", Where()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status NetworkLayer::UnregisterDatagramReceiver(uint32_t purpose_id) {
+  if (datagram_receivers_.erase(purpose_id) == 0) {
+    return absl::NotFoundError(absl::StrCat("datagram purpose id ", purpose_id, " has no receiver at ", Where()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status NetworkLayer::SendDatagram(const std::string& destination, uint32_t purpose_id, std::string payload) {
+  v1::Datagram d;
+  d.set_source(Where());
+  d.set_destination(destination);
+  d.set_purpose_id(purpose_id);
+  d.set_payload(std::move(payload));
+  d.set_hops_left(64);
+  if (destination != Where()) {
+    absl::StatusOr<Route> route = database_.PathTo(Where(), destination);
+    if (!route.ok()) return ToStatus(NetworkError::kNoRoute, std::string(route.status().message()));
+  }
+  // Delivered (or forwarded) from the event loop, never inside this call.
+  std::weak_ptr<bool> alive = alive_;
+  context_.StartTimer(Duration(0), [this, alive, d = std::move(d)]() mutable {
+    if (!alive.expired()) OnDatagram(std::move(d));
+  });
+  return absl::OkStatus();
+}
+
+void NetworkLayer::OnDatagram(v1::Datagram d) {
+  if (d.destination() == Where()) {
+    auto it = datagram_receivers_.find(d.purpose_id());
+    if (it == datagram_receivers_.end()) {
+      ++dropped_datagrams_;
+      return;
+    }
+    DatagramHandler handler = it->second;  // may unregister itself
+    handler(d.source(), d.payload());
+    return;
+  }
+  if (d.hops_left() == 0) {
+    ++dropped_datagrams_;
+    return;
+  }
+  absl::StatusOr<Route> route = database_.PathTo(Where(), d.destination());
+  if (!route.ok() || !neighbours_up_.contains(route->path[1])) {
+    ++dropped_datagrams_;
+    return;
+  }
+  d.set_hops_left(d.hops_left() - 1);
+  v1::NetworkMessage m;
+  *m.mutable_datagram() = std::move(d);
+  Send(route->path[1], std::move(m));
+}
+
 absl::Status NetworkLayer::Reserve(Circuit& c, int slots) {
   const int total = device_.num_slots();
   if (reserved_ + slots > total) {
@@ -378,6 +439,7 @@ void NetworkLayer::OnNetworkMessage(const std::string& from, const v1::NetworkMe
     case v1::NetworkMessage::kTeardown: return OnTeardown(from, message.teardown());
     case v1::NetworkMessage::kPurify: return OnPurify(from, message.purify());
     case v1::NetworkMessage::kPurifyResult: return OnPurifyResult(from, message.purify_result());
+    case v1::NetworkMessage::kDatagram: return OnDatagram(message.datagram());
     case v1::NetworkMessage::BODY_NOT_SET: return;
   }
 }

@@ -97,6 +97,17 @@ class NetworkLayer {
   absl::StatusOr<RequestId> Create(const EndToEndRequest& request, NetworkEventHandler handler);
   absl::Status Cancel(RequestId request_id);
 
+  // --- Classical datagrams to any node (forwarded hop by hop along the
+  // routing table; best effort, in order while routes stay put).
+  using DatagramHandler = std::function<void(const std::string& source, const std::string& payload)>;
+  // AlreadyExists if the purpose id has a receiver; InvalidArgument for an empty handler.
+  absl::Status RegisterDatagramReceiver(uint32_t purpose_id, DatagramHandler handler);
+  absl::Status UnregisterDatagramReceiver(uint32_t purpose_id);
+  // NotFound "NO_ROUTE: ..." if the destination cannot be reached now.
+  // The handler at the destination runs on its event loop (never inside this call).
+  absl::Status SendDatagram(const std::string& destination, uint32_t purpose_id, std::string payload);
+  uint64_t dropped_datagrams() const { return dropped_datagrams_; }
+
   // --- Entry points for the node's stack.
   void OnNetworkMessage(const std::string& from, const v1::NetworkMessage& message);
   void OnNeighbourUp(const std::string& neighbour);
@@ -215,6 +226,7 @@ class NetworkLayer {
   void OnTrack(const std::string& from, const v1::CircuitTrack& track);
   void OnVerdict(const std::string& from, const v1::CircuitVerdict& verdict);
   void OnTeardown(const std::string& from, const v1::CircuitTeardown& teardown);
+  void OnDatagram(v1::Datagram datagram);
   void Send(const std::string& neighbour, v1::NetworkMessage message);
   void SendCredit(Circuit& c);
   void SendTrack(Circuit& c, v1::CircuitTrack track);
@@ -290,6 +302,8 @@ class NetworkLayer {
   absl::flat_hash_map<CircuitKey, Circuit> circuits_;
   absl::flat_hash_map<RequestId, CircuitKey> by_request_;
   absl::flat_hash_map<uint32_t, NetworkEventHandler> receivers_;
+  absl::flat_hash_map<uint32_t, DatagramHandler> datagram_receivers_;
+  uint64_t dropped_datagrams_ = 0;
   std::deque<std::pair<NetworkEventHandler, NetworkEvent>> pending_events_;
   TimerId flush_timer_ = kNoTimer;
   NetworkLayerStats stats_;

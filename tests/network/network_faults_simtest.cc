@@ -247,3 +247,44 @@ TEST(NetworkFaultsSimTest, RoutesGoTheOtherWayRoundARingWhenALinkGoesDown) {
 
 }  // namespace
 }  // namespace qnet::network
+
+namespace qnet::network {
+namespace {
+
+// Datagrams reach any node along the routes, in order, and follow the
+// routes when a link goes down.
+TEST(NetworkDatagramSimTest, DatagramsCrossTheNetworkInOrderAndAroundAFailure) {
+  SimStackNetwork net(ReadExample("ring6.yaml"), 8);
+  net.RunFor(milliseconds(5));
+  std::vector<std::pair<std::string, std::string>> got;
+  ASSERT_TRUE(net.node("rotterdam")
+                  .network()
+                  .RegisterDatagramReceiver(5, [&](const std::string& source, const std::string& payload) {
+                    got.emplace_back(source, payload);
+                  })
+                  .ok());
+  NetworkLayer& leiden = net.node("leiden").network();
+  for (int i = 0; i < 100; ++i) ASSERT_TRUE(leiden.SendDatagram("rotterdam", 5, absl::StrCat("m", i)).ok());
+  EXPECT_TRUE(got.empty());  // never inside the call
+  net.RunFor(milliseconds(5));
+  ASSERT_EQ(got.size(), 100u);
+  for (int i = 0; i < 100; ++i) {
+    EXPECT_EQ(got[static_cast<size_t>(i)].first, "leiden");
+    EXPECT_EQ(got[static_cast<size_t>(i)].second, absl::StrCat("m", i));
+  }
+  // Unknown destination: NO_ROUTE at once. Unknown purpose: dropped there.
+  EXPECT_EQ(leiden.SendDatagram("mallory", 5, "x").code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE(leiden.SendDatagram("rotterdam", 6, "x").ok());
+  net.RunFor(milliseconds(5));
+  EXPECT_EQ(net.node("rotterdam").network().dropped_datagrams(), 1u);
+  // The short way (via hague and delft) goes down: the next ones go round.
+  net.network().FindChannel("hague", "delft")->TakeDown();
+  net.RunFor(milliseconds(5));
+  ASSERT_TRUE(leiden.SendDatagram("rotterdam", 5, "around").ok());
+  net.RunFor(milliseconds(5));
+  ASSERT_EQ(got.size(), 101u);
+  EXPECT_EQ(got.back().second, "around");
+}
+
+}  // namespace
+}  // namespace qnet::network
