@@ -38,10 +38,13 @@ absl::StatusOr<std::unique_ptr<NodeStack>> NodeStack::Build(NodeContext& context
   QNET_ASSIGN_OR_RETURN(stack->network_,
                         network::NetworkLayer::Build(context, *stack->device_, *stack->link_, node->hardware,
                                                      std::move(links), std::move(options.network)));
+  QNET_ASSIGN_OR_RETURN(stack->transport_, transport::TransportLayer::Build(context, *stack->device_, *stack->network_,
+                                                                             std::move(options.transport)));
   return stack;
 }
 
 NodeStack::~NodeStack() {
+  transport_.reset();
   network_.reset();
   link_.reset();
   physical_.reset();

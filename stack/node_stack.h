@@ -1,5 +1,5 @@
 // One node's protocol stack: the simulated device, the physical layer and the
-// link and network layers (later the transport layer) composed over the
+// link, network and transport layers composed over the
 // node's NodeContext and a StateBackend, built from the network file. It is
 // the node's PeerMessageSink: each PeerMessage goes to the layer that owns its
 // branch, and neighbour up/down reach every layer. The simulator and the
@@ -17,12 +17,14 @@
 #include "physical/physical_layer.h"
 #include "physical/quantum_device.h"
 #include "physical/state_backend.h"
+#include "transport/transport_layer.h"
 
 namespace qnet::stack {
 
 struct NodeStackOptions {
   link::LinkLayerOptions link;
   network::NetworkLayerOptions network;
+  transport::TransportLayerOptions transport;
 };
 
 class NodeStack final : public PeerMessageSink {
@@ -44,6 +46,7 @@ class NodeStack final : public PeerMessageSink {
   physical::PhysicalLayer& physical() { return *physical_; }
   link::LinkLayer& link() { return *link_; }
   network::NetworkLayer& network() { return *network_; }
+  transport::TransportLayer& transport() { return *transport_; }
 
   void OnPeerMessage(const std::string& from, const v1::PeerMessage& message) override;
   void OnNeighbourUp(const std::string& neighbour) override;
@@ -60,6 +63,7 @@ class NodeStack final : public PeerMessageSink {
   std::unique_ptr<physical::PhysicalLayer> physical_;
   std::unique_ptr<link::LinkLayer> link_;
   std::unique_ptr<network::NetworkLayer> network_;
+  std::unique_ptr<transport::TransportLayer> transport_;
   uint64_t unroutable_messages_ = 0;
 };
 
