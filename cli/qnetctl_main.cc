@@ -45,6 +45,7 @@ Commands:
   routes              --node's routing table (network layer, link-state)
   entangle            entangled pairs between --node and any other node
   measure             measure a KEEP pair's qubit held at --node
+  bell-test           CHSH test between --node and any other node
 
 Global options (before or after the command):
   --state-dir DIR   the network's state directory (default .qnet/<network>; if
@@ -126,6 +127,25 @@ is then the end-to-end one, swap outcomes included).
                         bb84 (Z/X), six-state (Z/X/Y), chsh (CHSH settings)
   --min-fidelity F      in [0, 1] (default 0)
   --timeout DURATION    simulated time, e.g. 2s, 500ms (default: none)
+)"},
+      {"bell-test",
+       {"--with", "--pairs", "--min-fidelity", "--timeout"},
+       R"(Usage: qnetctl --node NODE bell-test --with NODE --pairs N [--min-fidelity F] [--timeout DURATION]
+
+A CHSH Bell test over N entangled pairs between NODE and --with (a
+neighbour through the link layer, any other node end to end through the
+network layer): for every pair each end picks its measurement setting at
+random on its own (NODE: 0 or pi/2, the far end: pi/4 or -pi/4, in the X-Z
+plane), both ends' outcomes are compared in the pair's Bell-state frame, and
+S = E(a0,b0) + E(a0,b1) + E(a1,b0) - E(a1,b1) (signs as the ideal state
+predicts) is reported with its standard error and whether it violates the
+classical bound 2 (by how many standard errors). The quantum bound is
+2*sqrt(2) = 2.828; a Werner pair of fidelity F gives 2*sqrt(2)*(4F-1)/3.
+
+  --with NODE           the far end (required)
+  --pairs N             1..100000 (required; at least a few hundred for a clear answer)
+  --min-fidelity F      in [0, 1] (default 0)
+  --timeout DURATION    simulated time (default: none)
 )"},
       {"measure",
        {"--id", "--basis"},
@@ -597,6 +617,76 @@ int Entangle(const Args& args, bool json) {
   return 0;
 }
 
+int BellTest(const Args& args, bool json) {
+  if (absl::Status s = CheckFlags(args); !s.ok()) return Fail(std::string(s.message()));
+  const std::string node = Flag(args, "--node");
+  const std::string with = Flag(args, "--with");
+  if (node.empty()) return Fail("bell-test needs --node NODE (one end)");
+  if (with.empty()) return Fail("bell-test needs --with NODE (the other end)");
+  EntangleRequest request;
+  request.set_remote_node(with);
+  request.set_type(EntangleRequest::MEASURE);
+  request.set_basis(EntangleRequest::CHSH);
+  uint32_t pairs = 0;
+  if (!absl::SimpleAtoi(Flag(args, "--pairs", ""), &pairs)) return Fail("bell-test needs --pairs N (a positive number)");
+  request.set_pairs(pairs);
+  if (std::string f = Flag(args, "--min-fidelity"); !f.empty()) {
+    double v = 0;
+    if (!absl::SimpleAtod(f, &v)) return Fail(absl::StrCat("--min-fidelity must be a number, got '", f, "'"));
+    request.set_min_fidelity(v);
+  }
+  if (std::string t = Flag(args, "--timeout"); !t.empty()) {
+    absl::Duration d;
+    if (!absl::ParseDuration(t, &d)) return Fail(absl::StrCat("--timeout must be a duration like 2s or 500ms, got '", t, "'"));
+    request.set_timeout_s(absl::ToDoubleSeconds(d));
+  }
+  auto dir = StateDir(args);
+  if (!dir.ok()) return Fail(std::string(dir.status().message()));
+  auto address = NodeAddress(*dir, node);
+  if (!address.ok()) return Fail(std::string(address.status().message()));
+  auto far_address = NodeAddress(*dir, with);
+  if (!far_address.ok()) return Fail(std::string(far_address.status().message()));
+  size_t seen = 0;
+  auto on_pair = [&](const qnet::v1::PairEvent&) {
+    ++seen;
+    if (!json && (seen % 100 == 0 || seen == pairs)) {
+      std::cerr << absl::StrFormat("\r%d/%d pairs", seen, pairs);
+      if (seen == pairs) std::cerr << "\n";
+    }
+  };
+  auto result = qnet::cli::RunEntangle(*address, request, absl::Hours(24), on_pair);
+  if (!result.ok()) return Fail(absl::StrCat(absl::StatusCodeToString(result.status().code()), ": ", result.status().message()));
+  auto far = qnet::cli::FetchOutcomes(*far_address, node, result->pairs);
+  if (!far.ok()) return Fail(absl::StrCat("fetching ", with, "'s outcomes: ", far.status().message()));
+  const qnet::apps::PairStatistics stats = qnet::apps::AnalysePairs(qnet::cli::MatchPairs(node, result->pairs, *far));
+  if (!stats.chsh) {
+    return Fail(absl::StrCat("too few pairs for every pair of settings (", stats.pairs, " matched); ask for more --pairs"));
+  }
+  const double s_value = stats.chsh->value, error = stats.chsh->standard_error;
+  const double sigmas = error > 0 ? (s_value - 2.0) / error : 0.0;
+  const bool violates = s_value - 2.0 > 3.0 * error;
+  std::vector<std::string> quoted;
+  for (const auto& n : result->summary.path()) quoted.push_back(absl::StrCat("\"", n, "\""));
+  if (json) {
+    std::cout << absl::StrFormat(
+        "{\"pairs\":%d,\"matched\":%d,\"s\":%.6f,\"standard_error\":%.6f,\"sigmas_above_2\":%.3f,"
+        "\"violates_classical_bound\":%s,\"path\":[%s],\"duration_s\":%g}\n",
+        result->pairs.size(), stats.pairs, s_value, error, sigmas, violates ? "true" : "false",
+        absl::StrJoin(quoted, ","), result->summary.duration_s());
+    return 0;
+  }
+  std::cout << absl::StrFormat("CHSH test %s - %s over %d pairs (%d matched at both ends)%s\n", node, with,
+                               result->pairs.size(), stats.pairs,
+                               result->summary.path_size() > 0
+                                   ? absl::StrCat(", path ", absl::StrJoin(result->summary.path(), " - "))
+                                   : std::string());
+  std::cout << absl::StrFormat("  S = %.4f +- %.4f   (classical bound 2, quantum bound 2.828)\n", s_value, error);
+  std::cout << (violates ? absl::StrFormat("  violates the classical bound by %.1f standard errors\n", sigmas)
+                         : absl::StrFormat("  no significant violation (%.1f standard errors above 2; need > 3)\n",
+                                           sigmas));
+  return 0;
+}
+
 int Measure(const Args& args, bool json) {
   if (absl::Status s = CheckFlags(args); !s.ok()) return Fail(std::string(s.message()));
   const std::string node = Flag(args, "--node");
@@ -636,7 +726,7 @@ int main(int argc, char** argv) {
   const Command* command = FindCommand(args->command);
   if (!args->command.empty() && command == nullptr) {
     return Fail(absl::StrCat("unknown command '", args->command,
-                             "' (commands: up, down, status, links, routes, entangle, measure; see qnetctl --help)"));
+                             "' (commands: up, down, status, links, routes, entangle, measure, bell-test; see qnetctl --help)"));
   }
   if (args->help || command == nullptr) {
     std::cout << (command != nullptr ? command->help + kGlobalHelp : std::string(kUsage));
@@ -650,5 +740,6 @@ int main(int argc, char** argv) {
   if (c == "links") return Links(*args, json);
   if (c == "routes") return Routes(*args, json);
   if (c == "entangle") return Entangle(*args, json);
+  if (c == "bell-test") return BellTest(*args, json);
   return Measure(*args, json);
 }

@@ -55,6 +55,14 @@ TEST(QnetctlMpTest, UpEntangleStatusDown) {
   EXPECT_NE(entangle.out.find("100 pairs in"), std::string::npos) << entangle.out;
   EXPECT_NE(entangle.out.find("100 pairs matched"), std::string::npos) << entangle.out;
 
+  // Ideal pairs in CHSH settings: S near 2*sqrt(2), a clear violation.
+  CommandRun bell = Qnetctl(absl::StrCat("--node alice bell-test --with bob --pairs 400", sd));
+  EXPECT_EQ(bell.exit_code, 0) << bell.out;
+  EXPECT_NE(bell.out.find("violates the classical bound"), std::string::npos) << bell.out;
+  CommandRun routes = Qnetctl(absl::StrCat("--node alice routes", sd));
+  EXPECT_EQ(routes.exit_code, 0) << routes.out;
+  EXPECT_NE(routes.out.find("bob"), std::string::npos) << routes.out;
+
   // KEEP (the default type): both pairs stay held at both daemons (for
   // 1000 s simulated) until measured.
   CommandRun json = Qnetctl(absl::StrCat("--node alice entangle --with bob --pairs 2 --output json", sd));
@@ -106,7 +114,7 @@ TEST(QnetctlMpTest, UpEntangleStatusDown) {
 TEST(QnetctlMpTest, HelpPerCommandAndOneLineUsageErrors) {
   CommandRun general = Qnetctl("--help");
   EXPECT_EQ(general.exit_code, 0);
-  for (const char* command : {"up", "down", "status", "links", "entangle", "measure"}) {
+  for (const char* command : {"up", "down", "status", "links", "routes", "entangle", "measure", "bell-test"}) {
     EXPECT_NE(general.out.find(absl::StrCat("\n  ", command, " ")), std::string::npos) << command << "\n" << general.out;
     for (const std::string& form : {absl::StrCat(command, " --help"), absl::StrCat("help ", command),
                                     absl::StrCat("--node alice ", command, " -h")}) {
@@ -120,7 +128,8 @@ TEST(QnetctlMpTest, HelpPerCommandAndOneLineUsageErrors) {
   const std::map<std::string, std::vector<std::string>> flags = {
       {"up", {"--time-scale", "--keep-hold", "--qnetd"}},
       {"entangle", {"--with", "--pairs", "--type", "--basis", "--min-fidelity", "--timeout"}},
-      {"measure", {"--id", "--basis"}}};
+      {"measure", {"--id", "--basis"}},
+      {"bell-test", {"--with", "--pairs", "--min-fidelity", "--timeout"}}};
   for (const auto& [command, names] : flags) {
     const std::string help = Qnetctl(absl::StrCat(command, " --help")).out;
     for (const std::string& flag : names) EXPECT_NE(help.find(flag), std::string::npos) << command << " " << flag;

@@ -124,6 +124,23 @@ TEST_F(NetworkPathsMpTest, ChainsOfThreeAndFiveDaemonsMatchTheClosedForm) {
     const double expected = (1 - std::pow(v, hops)) / 2;
     const double sigma = std::sqrt(expected * (1 - expected) / static_cast<double>(stats.x.pairs));
     EXPECT_NEAR(stats.x.rate(), expected, 5 * sigma) << stats.x.pairs << " X pairs";
+
+    if (hops == 2) {
+      // A CHSH test end to end (what `qnetctl bell-test` runs): settings 0,
+      // pi/2 at the head and +-pi/4 at the tail in the X-Z plane give
+      // S = sqrt(2) (<ZZ> + <XX>) in the pairs' frame, with <ZZ> = 1 and
+      // <XX> = V^k here: sqrt(2) (1 + 0.81) = 2.560.
+      request.set_pairs(1200);
+      request.set_basis(v1::EntangleRequest::CHSH);
+      auto chsh = cli::RunEntangle(head, request, absl::Seconds(120));
+      ASSERT_TRUE(chsh.ok()) << chsh.status();
+      auto chsh_far = cli::FetchOutcomes(*net->Address(tail_name), "n0", chsh->pairs);
+      ASSERT_TRUE(chsh_far.ok()) << chsh_far.status();
+      apps::PairStatistics bell = apps::AnalysePairs(cli::MatchPairs("n0", chsh->pairs, *chsh_far));
+      ASSERT_TRUE(bell.chsh.has_value());
+      EXPECT_NEAR(bell.chsh->value, std::sqrt(2.0) * (1 + v * v), 5 * bell.chsh->standard_error);
+      EXPECT_GT(bell.chsh->value - 2.0, 3 * bell.chsh->standard_error);
+    }
     EXPECT_TRUE(net->StopAll().ok());
   }
 }
