@@ -468,6 +468,23 @@ int Links(const Args& args, bool json) {
   return 0;
 }
 
+// --min-fidelity and --timeout, shared by entangle and bell-test.
+absl::Status SetFidelityAndTimeout(const Args& args, EntangleRequest& request) {
+  if (std::string f = Flag(args, "--min-fidelity"); !f.empty()) {
+    double v = 0;
+    if (!absl::SimpleAtod(f, &v)) return absl::InvalidArgumentError(absl::StrCat("--min-fidelity must be a number, got '", f, "'"));
+    request.set_min_fidelity(v);
+  }
+  if (std::string t = Flag(args, "--timeout"); !t.empty()) {
+    absl::Duration d;
+    if (!absl::ParseDuration(t, &d)) {
+      return absl::InvalidArgumentError(absl::StrCat("--timeout must be a duration like 2s or 500ms, got '", t, "'"));
+    }
+    request.set_timeout_s(absl::ToDoubleSeconds(d));
+  }
+  return absl::OkStatus();
+}
+
 int Routes(const Args& args, bool json) {
   if (absl::Status s = CheckFlags(args); !s.ok()) return Fail(std::string(s.message()));
   const std::string node = Flag(args, "--node");
@@ -527,16 +544,7 @@ int Entangle(const Args& args, bool json) {
   auto b = bases.find(basis);
   if (b == bases.end()) return Fail(absl::StrCat("--basis must be z, x, y, bb84, six-state or chsh, got '", basis, "'"));
   request.set_basis(b->second);
-  if (std::string f = Flag(args, "--min-fidelity"); !f.empty()) {
-    double v = 0;
-    if (!absl::SimpleAtod(f, &v)) return Fail(absl::StrCat("--min-fidelity must be a number, got '", f, "'"));
-    request.set_min_fidelity(v);
-  }
-  if (std::string t = Flag(args, "--timeout"); !t.empty()) {
-    absl::Duration d;
-    if (!absl::ParseDuration(t, &d)) return Fail(absl::StrCat("--timeout must be a duration like 2s or 500ms, got '", t, "'"));
-    request.set_timeout_s(absl::ToDoubleSeconds(d));
-  }
+  if (absl::Status s = SetFidelityAndTimeout(args, request); !s.ok()) return Fail(std::string(s.message()));
   auto dir = StateDir(args);
   if (!dir.ok()) return Fail(std::string(dir.status().message()));
   auto address = NodeAddress(*dir, node);
@@ -630,16 +638,7 @@ int BellTest(const Args& args, bool json) {
   uint32_t pairs = 0;
   if (!absl::SimpleAtoi(Flag(args, "--pairs", ""), &pairs)) return Fail("bell-test needs --pairs N (a positive number)");
   request.set_pairs(pairs);
-  if (std::string f = Flag(args, "--min-fidelity"); !f.empty()) {
-    double v = 0;
-    if (!absl::SimpleAtod(f, &v)) return Fail(absl::StrCat("--min-fidelity must be a number, got '", f, "'"));
-    request.set_min_fidelity(v);
-  }
-  if (std::string t = Flag(args, "--timeout"); !t.empty()) {
-    absl::Duration d;
-    if (!absl::ParseDuration(t, &d)) return Fail(absl::StrCat("--timeout must be a duration like 2s or 500ms, got '", t, "'"));
-    request.set_timeout_s(absl::ToDoubleSeconds(d));
-  }
+  if (absl::Status s = SetFidelityAndTimeout(args, request); !s.ok()) return Fail(std::string(s.message()));
   auto dir = StateDir(args);
   if (!dir.ok()) return Fail(std::string(dir.status().message()));
   auto address = NodeAddress(*dir, node);

@@ -16,24 +16,10 @@ namespace {
 
 using qnet::testing::ChainYaml;
 using qnet::testing::NetLog;
+using qnet::testing::Ends;
+using qnet::testing::RunRequest;
 using qnet::testing::SimStackNetwork;
 using std::chrono::seconds;
-
-struct Ends {
-  NetLog head, tail;
-};
-
-// Runs one request from n0 to n<hops> and waits for both ends to finish.
-void RunRequest(SimStackNetwork& net, int hops, const EndToEndRequest& request, Ends& run, Duration limit) {
-  const std::string tail = absl::StrCat("n", hops);
-  ASSERT_TRUE(net.node(tail).network().RegisterReceiver(request.purpose_id,
-                                                        run.tail.Handler(&net.device(tail))).ok());
-  net.RunFor(std::chrono::milliseconds(1));  // routing adverts spread
-  auto id = net.node("n0").network().Create(request, run.head.Handler(&net.device("n0")));
-  ASSERT_TRUE(id.ok()) << id.status();
-  ASSERT_TRUE(net.RunUntil([&] { return run.head.Ended() && run.tail.Ended(); }, limit))
-      << "head pairs " << run.head.pairs.size() << " tail pairs " << run.tail.pairs.size();
-}
 
 // Double-click links with two-photon visibility V herald a mixture of the
 // announced psi state and the other psi state with weight (1-V)/2: a Z-type

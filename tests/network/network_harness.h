@@ -58,6 +58,25 @@ struct NetLog {
   }
 };
 
+// Both ends' logs of one end-to-end request.
+struct Ends {
+  NetLog head, tail;
+};
+
+// Runs one request from n0 to n<hops> (the tail frees KEEP slots as they
+// come) and waits for both ends to finish.
+inline void RunRequest(SimStackNetwork& net, int hops, const network::EndToEndRequest& request, Ends& run,
+                       Duration limit) {
+  const std::string tail = absl::StrCat("n", hops);
+  ASSERT_TRUE(net.node(tail).network().RegisterReceiver(request.purpose_id,
+                                                        run.tail.Handler(&net.device(tail))).ok());
+  net.RunFor(std::chrono::milliseconds(1));  // routing adverts spread
+  auto id = net.node("n0").network().Create(request, run.head.Handler(&net.device("n0")));
+  ASSERT_TRUE(id.ok()) << id.status();
+  ASSERT_TRUE(net.RunUntil([&] { return run.head.Ended() && run.tail.Ended(); }, limit))
+      << "head pairs " << run.head.pairs.size() << " tail pairs " << run.tail.pairs.size();
+}
+
 // Both ends' MEASURE records matched by end-to-end id; the head holds the
 // Bell state's first qubit.
 inline std::vector<apps::MeasuredPair> MatchEnds(const std::vector<network::PairDelivered>& head,
