@@ -3,6 +3,7 @@
 #include <cctype>
 #include <chrono>
 #include <cmath>
+#include <optional>
 #include <thread>
 
 #include <grpcpp/grpcpp.h>
@@ -234,6 +235,82 @@ std::vector<apps::MeasuredPair> MatchMeasuredQubits(const std::vector<v1::Measur
     matched.push_back(m);
   }
   return matched;
+}
+
+absl::StatusOr<v1::TeleportSummary> RunTeleport(const std::string& address, const v1::TeleportRequest& request,
+                                                absl::Duration deadline,
+                                                const std::function<void(const v1::TeleportShot&)>& on_shot) {
+  auto stub = v1::Node::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
+  auto reader = stub->Teleport(&context, request);
+  v1::TeleportSummary summary;
+  bool have_summary = false;
+  v1::TeleportEvent event;
+  while (reader->Read(&event)) {
+    if (event.has_shot()) {
+      if (on_shot) on_shot(event.shot());
+    } else if (event.has_summary()) {
+      summary = event.summary();
+      have_summary = true;
+    }
+  }
+  grpc::Status status = reader->Finish();
+  if (!status.ok()) return FromGrpc(status);
+  if (!have_summary) return absl::InternalError("the daemon ended the teleport call without a summary");
+  return summary;
+}
+
+absl::Status SetTeleportState(std::string_view text, v1::TeleportRequest& request) {
+  const size_t comma = text.find(',');
+  if (comma == std::string_view::npos) {
+    request.set_named_state(std::string(text));
+    return absl::OkStatus();
+  }
+  double theta = 0, phi = 0;
+  if (!absl::SimpleAtod(std::string(text.substr(0, comma)), &theta) ||
+      !absl::SimpleAtod(std::string(text.substr(comma + 1)), &phi) ||
+      !std::isfinite(theta) || !std::isfinite(phi)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "--state must be 0, 1, +, -, +i, -i or THETA,PHI in radians (e.g. 1.0472,0.7854), got '", std::string(text), "'"));
+  }
+  request.mutable_angles()->set_theta(theta);
+  request.mutable_angles()->set_phi(phi);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<v1::QkdSummary> RunQkd(const std::string& address, const v1::QkdRequest& request,
+                                      absl::Duration deadline,
+                                      const std::function<void(const v1::QkdProgress&)>& on_progress) {
+  auto stub = v1::Node::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
+  auto reader = stub->Qkd(&context, request);
+  std::optional<v1::QkdSummary> summary;
+  v1::QkdEvent event;
+  while (reader->Read(&event)) {
+    if (event.has_progress()) {
+      if (on_progress) on_progress(event.progress());
+    } else if (event.has_summary()) {
+      summary = event.summary();
+    }
+  }
+  grpc::Status status = reader->Finish();
+  if (!status.ok()) return FromGrpc(status);
+  if (!summary) return absl::InternalError("the daemon ended the QKD call without a summary");
+  return *std::move(summary);
+}
+
+absl::StatusOr<v1::GetKeyResponse> FetchKey(const std::string& address, const std::string& key_id) {
+  auto stub = v1::Node::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+  v1::GetKeyRequest request;
+  request.set_key_id(key_id);
+  v1::GetKeyResponse key;
+  grpc::Status status = stub->GetKey(&context, request, &key);
+  if (!status.ok()) return FromGrpc(status);
+  return key;
 }
 
 }  // namespace qnet::cli

@@ -84,4 +84,23 @@ std::vector<absl::StatusOr<v1::MeasureQubitResponse>> MeasureHeldPairs(
 std::vector<apps::MeasuredPair> MatchMeasuredQubits(const std::vector<v1::MeasureQubitResponse>& one_end,
                                                     const std::vector<v1::MeasureQubitResponse>& other_end);
 
+// Streams one Teleport call to the daemon at `address` (the source);
+// `on_shot` sees each shot as its outcome arrives. The status is the call's.
+absl::StatusOr<v1::TeleportSummary> RunTeleport(const std::string& address, const v1::TeleportRequest& request,
+                                                absl::Duration deadline,
+                                                const std::function<void(const v1::TeleportShot&)>& on_shot = nullptr);
+
+// A TeleportRequest's state from text: a named state ("0", "1", "+", "-",
+// "+i", "-i", with or without |...>) or Bloch angles "THETA,PHI" in radians.
+absl::Status SetTeleportState(std::string_view text, v1::TeleportRequest& request);
+
+// Streams one Qkd call to the daemon at `address` (the initiator);
+// `on_progress` sees each progress event. The status is the call's.
+absl::StatusOr<v1::QkdSummary> RunQkd(const std::string& address, const v1::QkdRequest& request,
+                                      absl::Duration deadline,
+                                      const std::function<void(const v1::QkdProgress&)>& on_progress = nullptr);
+
+// The key the daemon at `address` holds under `key_id` (Node.GetKey).
+absl::StatusOr<v1::GetKeyResponse> FetchKey(const std::string& address, const std::string& key_id);
+
 }  // namespace qnet::cli

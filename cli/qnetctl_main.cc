@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -17,6 +18,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -46,6 +48,10 @@ Commands:
   entangle            entangled pairs between --node and any other node
   measure             measure a KEEP pair's qubit held at --node
   bell-test           CHSH test between --node and any other node
+  teleport            teleport a qubit state from --node to any other node
+  eavesdrop           switch an intercept-resend eavesdropper on a link on or off
+  qkd                 quantum key distribution between --node and any other node
+  key                 fetch a shared key from --node by its key id
 
 Global options (before or after the command):
   --state-dir DIR   the network's state directory (default .qnet/<network>; if
@@ -146,6 +152,88 @@ classical bound 2 (by how many standard errors). The quantum bound is
   --pairs N             1..100000 (required; at least a few hundred for a clear answer)
   --min-fidelity F      in [0, 1] (default 0)
   --timeout DURATION    simulated time (default: none)
+)"},
+      {"teleport",
+       {"--to", "--state", "--shots", "--min-fidelity", "--timeout"},
+       R"(Usage: qnetctl --node NODE teleport --to NODE --state STATE [--shots N]
+         [--min-fidelity F] [--timeout DURATION]
+
+Teleports STATE from NODE to --to, N times (transport layer: each shot uses
+one end-to-end entangled pair; NODE measures its qubit and its half of the
+pair in the Bell basis and sends the two bits; --to applies the correction).
+--to measures each arriving qubit in X, Y or Z (the shots cycle through the
+three) and sends the outcome back. The report is the state reconstructed
+from those outcomes alone: the Bloch vector and the fidelity with STATE, with
+its standard error and a 95% confidence interval. Beside it, labelled
+"simulation only", the fidelity of the simulated qubits themselves (a real
+device could not report it). A perfect channel gives 1; pairs of fidelity F
+give (2F+1)/3 on average over states.
+
+  --to NODE             the destination, any other node (required)
+  --state STATE         0, 1, +, -, +i, -i, or THETA,PHI (radians):
+                        cos(THETA/2)|0> + e^{i PHI} sin(THETA/2)|1> (required)
+  --shots N             1..100000 (default 300; at least 3 for an estimate)
+  --min-fidelity F      of each entangled pair used, in [0, 1] (default 0)
+  --timeout DURATION    simulated time per shot (default 10s)
+)"},
+      {"eavesdrop",
+       {"--link", "--fraction"},
+       R"(Usage: qnetctl eavesdrop --link LINK [--fraction X]
+
+A fault for experiments: an intercept-resend eavesdropper on LINK (a name
+from `qnetctl links`, e.g. alice-bob) who measures a fraction X of the
+heralded pairs' photons in a random basis (Z or X) and resends what she
+found. Entanglement-based QKD over the link then sees a QBER of about X/4 per
+basis, and a CHSH value falling towards sqrt(2) at X = 1. Sets X at both
+ends' daemons (the link's first node hosts the heralding station, where it is
+in force) and prints how many pairs she has intercepted. Without --fraction,
+only reports. Off (0) unless the network file says otherwise.
+
+  --link LINK       the link (required)
+  --fraction X      in [0, 1]; 0 switches her off
+)"},
+      {"qkd",
+       {"--with", "--bits", "--protocol", "--pairs-per-block", "--min-fidelity", "--timeout", "--abort-qber",
+        "--min-chsh", "--max-blocks", "--sample-fraction", "--show-key"},
+       R"(Usage: qnetctl --node NODE qkd --with NODE --bits N [--protocol bbm92|e91|bb84|relay]
+         [--pairs-per-block P] [--abort-qber Q] [--min-chsh S] [--min-fidelity F]
+         [--timeout DURATION] [--max-blocks B] [--sample-fraction X] [--show-key yes]
+
+Quantum key distribution between NODE and --with until at least N final key
+bits are shared. Each block measures P raw pairs and runs the full classical
+post-processing over the network's classical channel: sifting, parameter
+estimation on a random sample (abort above the QBER threshold), Cascade
+error correction, verification with a universal hash, and Toeplitz privacy
+amplification to the finite-key length (Tomamichel et al. 2012 with Serfling
+bounds). Streams progress, then prints the QBER per basis, the Cascade
+efficiency f, the final key length, the secret key rate per simulated and per
+wall second, and the key ids (fetch each end's copy with `qnetctl key`).
+
+  --with NODE           the other end (required)
+  --bits N              final key bits wanted, 1..10^7 (required)
+  --protocol P          bbm92 (default): end-to-end entangled pairs, Z/X at
+                        random at each end; e91: the same plus CHSH test
+                        pairs (S reported, abort below --min-chsh); bb84:
+                        prepare-and-measure single photons (a neighbour);
+                        relay: trusted nodes - BBM92 on each link of the path,
+                        keys joined by XOR at the relays (each learns the key)
+  --pairs-per-block P   raw pairs per block (default 20000; larger blocks give a
+                        larger key fraction: finite-size effects)
+  --abort-qber Q        abort threshold (default 0.11)
+  --sample-fraction X   share of the sifted bits disclosed to estimate the
+                        QBER, in (0, 1) (default 0.1; short blocks need more)
+  --min-chsh S          E91 abort threshold (default 2)
+  --min-fidelity F      of each pair, in [0, 1] (default 0)
+  --timeout DURATION    simulated time per block (default 600s)
+  --max-blocks B        give up after B blocks (default 100)
+  --show-key yes        print the key (hex); otherwise only its id
+)"},
+      {"key",
+       {"--id"},
+       R"(Usage: qnetctl --node NODE key --id KEY_ID
+
+Prints the key NODE holds under KEY_ID (from `qnetctl qkd`; both ends hold
+the same bits under the same id): its peer, protocol, length and bits (hex).
 )"},
       {"measure",
        {"--id", "--basis"},
@@ -686,6 +774,247 @@ int BellTest(const Args& args, bool json) {
   return 0;
 }
 
+int Teleport(const Args& args, bool json) {
+  if (absl::Status s = CheckFlags(args); !s.ok()) return Fail(std::string(s.message()));
+  const std::string node = Flag(args, "--node");
+  const std::string to = Flag(args, "--to");
+  const std::string state = Flag(args, "--state");
+  if (node.empty()) return Fail("teleport needs --node NODE (the source)");
+  if (to.empty()) return Fail("teleport needs --to NODE (the destination)");
+  if (state.empty()) return Fail("teleport needs --state 0|1|+|-|+i|-i|THETA,PHI");
+  qnet::v1::TeleportRequest request;
+  request.set_destination(to);
+  if (absl::Status s = qnet::cli::SetTeleportState(state, request); !s.ok()) return Fail(std::string(s.message()));
+  uint32_t shots = 300;
+  if (std::string n = Flag(args, "--shots"); !n.empty() && !absl::SimpleAtoi(n, &shots)) {
+    return Fail(absl::StrCat("--shots must be a positive number, got '", n, "'"));
+  }
+  request.set_shots(shots);
+  EntangleRequest limits;
+  if (absl::Status s = SetFidelityAndTimeout(args, limits); !s.ok()) return Fail(std::string(s.message()));
+  request.set_min_fidelity(limits.min_fidelity());
+  request.set_timeout_s(limits.timeout_s());
+  auto dir = StateDir(args);
+  if (!dir.ok()) return Fail(std::string(dir.status().message()));
+  auto address = NodeAddress(*dir, node);
+  if (!address.ok()) return Fail(std::string(address.status().message()));
+  size_t seen = 0;
+  auto on_shot = [&](const qnet::v1::TeleportShot&) {
+    ++seen;
+    if (!json && (seen % 50 == 0 || seen == shots)) {
+      std::cerr << absl::StrFormat("\r%d/%d shots", seen, shots);
+      if (seen == shots) std::cerr << "\n";
+    }
+  };
+  auto summary = qnet::cli::RunTeleport(*address, request, absl::Hours(24), on_shot);
+  if (!summary.ok()) {
+    return Fail(absl::StrCat(absl::StatusCodeToString(summary.status().code()), ": ", summary.status().message()));
+  }
+  if (json) {
+    std::cout << Json(*summary) << "\n";
+    return 0;
+  }
+  std::cout << absl::StrFormat("teleported %s from %s to %s, %d shots (theta %.4f, phi %.4f)\n", state, node, to,
+                               summary->shots(), summary->intended().theta(), summary->intended().phi());
+  for (const auto& a : summary->axes()) {
+    if (summary->estimate_available()) {
+      std::cout << absl::StrFormat("  <%s> = %+.4f +- %.4f  (%d shots, %d of them +1)\n", a.axis(), a.mean(),
+                                   a.standard_error(), a.shots(), a.plus());
+    } else {
+      std::cout << absl::StrFormat("  %s: %d shots, %d of them +1\n", a.axis(), a.shots(), a.plus());
+    }
+  }
+  if (summary->estimate_available()) {
+    std::cout << absl::StrFormat("  fidelity from outcomes: %.4f +- %.4f  (95%% CI %.4f - %.4f)\n",
+                                 summary->fidelity(), summary->fidelity_standard_error(), summary->fidelity_ci_low(),
+                                 summary->fidelity_ci_high());
+  } else {
+    std::cout << "  fidelity from outcomes: not available (an axis was never measured; ask for more --shots)\n";
+  }
+  std::cout << absl::StrFormat("  entangled pairs: mean fidelity estimate %.4f, %d discarded below --min-fidelity\n",
+                               summary->mean_pair_fidelity_estimate(), summary->pairs_discarded());
+  if (summary->simulated_mean_fidelity() >= 0) {
+    std::cout << absl::StrFormat("  simulation only: true fidelity of the received qubits mean %.4f, min %.4f\n",
+                                 summary->simulated_mean_fidelity(), summary->simulated_min_fidelity());
+  }
+  std::cout << absl::StrFormat("  %.6f s simulated (%.1f shots/s)\n", summary->duration_s(),
+                               summary->duration_s() > 0 ? summary->shots() / summary->duration_s() : 0.0);
+  return 0;
+}
+
+int Eavesdrop(const Args& args, bool json) {
+  if (absl::Status s = CheckFlags(args); !s.ok()) return Fail(std::string(s.message()));
+  const std::string link_name = Flag(args, "--link");
+  if (link_name.empty()) return Fail("eavesdrop needs --link LINK (see qnetctl links)");
+  qnet::v1::EavesdropRequest request;
+  if (std::string f = Flag(args, "--fraction"); !f.empty()) {
+    double x = 0;
+    if (!absl::SimpleAtod(f, &x)) return Fail(absl::StrCat("--fraction must be a number in [0, 1], got '", f, "'"));
+    request.set_set(true);
+    request.set_fraction(x);
+  }
+  auto dir = StateDir(args);
+  if (!dir.ok()) return Fail(std::string(dir.status().message()));
+  auto network = StateNetwork(*dir);
+  if (!network.ok()) return Fail(std::string(network.status().message()));
+  const qnet::physical::LinkPhysics* link = network->FindLinkByName(link_name);
+  if (link == nullptr) {
+    std::vector<std::string> names;
+    for (const auto& l : network->links) names.push_back(l.name);
+    return Fail(absl::StrCat("no link '", link_name, "' in network ", network->name, " (links: ",
+                             absl::StrJoin(names, ", "), ")"));
+  }
+  std::vector<qnet::v1::EavesdropResponse> ends;
+  for (const auto& [node, neighbour] : {std::pair{link->node_a, link->node_b}, std::pair{link->node_b, link->node_a}}) {
+    auto address = NodeAddress(*dir, node);
+    if (!address.ok()) return Fail(std::string(address.status().message()));
+    auto stub = qnet::v1::Node::NewStub(grpc::CreateChannel(*address, grpc::InsecureChannelCredentials()));
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    request.set_neighbour(neighbour);
+    qnet::v1::EavesdropResponse response;
+    grpc::Status s = stub->Eavesdrop(&context, request, &response);
+    if (!s.ok()) {
+      return Fail(absl::StrCat(absl::StatusCodeToString(static_cast<absl::StatusCode>(s.error_code())), ": ", node,
+                               ": ", s.error_message()));
+    }
+    ends.push_back(std::move(response));
+  }
+  const qnet::v1::EavesdropResponse& host = ends[0].station_here() ? ends[0] : ends[1];
+  if (json) {
+    std::cout << absl::StrFormat(
+        "{\"link\":\"%s\",\"station\":\"%s\",\"fraction\":%g,\"pairs_seen\":%d,\"pairs_intercepted\":%d}\n",
+        link_name, host.node(), host.fraction(), host.pairs_seen(), host.pairs_intercepted());
+    return 0;
+  }
+  std::cout << absl::StrFormat("eavesdropper on %s: %s (fraction %g, in force at %s, which hosts the station)\n",
+                               link_name, host.fraction() > 0 ? "ON" : "off", host.fraction(), host.node());
+  std::cout << absl::StrFormat("  intercepted %d of %d heralded pairs so far; expect a QBER of about %.3f per basis\n",
+                               host.pairs_intercepted(), host.pairs_seen(), host.fraction() / 4);
+  return 0;
+}
+
+int Qkd(const Args& args, bool json) {
+  if (absl::Status s = CheckFlags(args); !s.ok()) return Fail(std::string(s.message()));
+  const std::string node = Flag(args, "--node");
+  const std::string with = Flag(args, "--with");
+  if (node.empty()) return Fail("qkd needs --node NODE (one end)");
+  if (with.empty()) return Fail("qkd needs --with NODE (the other end)");
+  qnet::v1::QkdRequest request;
+  request.set_peer(with);
+  uint32_t bits = 0;
+  if (!absl::SimpleAtoi(Flag(args, "--bits"), &bits) || bits == 0) {
+    return Fail("qkd needs --bits N (final key bits wanted, a positive number)");
+  }
+  request.set_bits(bits);
+  const std::string protocol = absl::AsciiStrToLower(Flag(args, "--protocol", "bbm92"));
+  if (protocol == "bbm92") {
+    request.set_protocol(qnet::v1::QkdRequest::BBM92);
+  } else if (protocol == "e91") {
+    request.set_protocol(qnet::v1::QkdRequest::E91);
+  } else if (protocol == "bb84") {
+    request.set_protocol(qnet::v1::QkdRequest::BB84);
+  } else if (protocol == "relay") {
+    request.set_protocol(qnet::v1::QkdRequest::RELAY);
+  } else {
+    return Fail(absl::StrCat("--protocol must be bbm92, e91, bb84 or relay, got '", protocol, "'"));
+  }
+  struct NumberFlag {
+    const char* name;
+    std::function<void(double)> set;
+  };
+  for (const NumberFlag& f : std::vector<NumberFlag>{
+           {"--pairs-per-block", [&](double v) { request.set_pairs_per_block(static_cast<uint32_t>(v)); }},
+           {"--abort-qber", [&](double v) { request.set_abort_qber(v); }},
+           {"--min-chsh", [&](double v) { request.set_min_chsh(v); }},
+           {"--sample-fraction", [&](double v) { request.set_sample_fraction(v); }},
+           {"--max-blocks", [&](double v) { request.set_max_blocks(static_cast<uint32_t>(v)); }}}) {
+    const std::string text = Flag(args, f.name);
+    if (text.empty()) continue;
+    double v = 0;
+    if (!absl::SimpleAtod(text, &v) || v <= 0) return Fail(absl::StrCat(f.name, " must be a positive number, got '", text, "'"));
+    f.set(v);
+  }
+  EntangleRequest limits;
+  if (absl::Status s = SetFidelityAndTimeout(args, limits); !s.ok()) return Fail(std::string(s.message()));
+  request.set_min_fidelity(limits.min_fidelity());
+  request.set_timeout_s(limits.timeout_s());
+  const std::string show = Flag(args, "--show-key", "no");
+  if (show != "yes" && show != "no") return Fail(absl::StrCat("--show-key must be yes or no, got '", show, "'"));
+  request.set_show_key(show == "yes");
+  auto dir = StateDir(args);
+  if (!dir.ok()) return Fail(std::string(dir.status().message()));
+  auto address = NodeAddress(*dir, node);
+  if (!address.ok()) return Fail(std::string(address.status().message()));
+
+  std::string last_stage;
+  auto on_progress = [&](const qnet::v1::QkdProgress& p) {
+    if (json || p.stage() == last_stage) return;
+    last_stage = p.stage();
+    std::cerr << absl::StrFormat("block %d %-10s raw %d, sifted %d, QBER %.4f, reconciled %d, key %d (total %d)\n",
+                                 p.block() + 1, p.stage(), p.raw_pairs(), p.sifted_bits(), p.qber(),
+                                 p.reconciled_bits(), p.final_key_bits(), p.total_key_bits() + p.final_key_bits());
+  };
+  auto summary = qnet::cli::RunQkd(*address, request, absl::Hours(24 * 7), on_progress);
+  if (!summary.ok()) {
+    return Fail(absl::StrCat(absl::StatusCodeToString(summary.status().code()), ": ", summary.status().message()));
+  }
+  if (json) {
+    std::cout << Json(*summary) << "\n";
+    return 0;
+  }
+  const auto& sm = *summary;
+  std::cout << absl::StrFormat("%s key %s - %s: %d bits in %d block%s, path %s\n", sm.protocol(), node, with,
+                               sm.final_key_bits(), sm.blocks_size(), sm.blocks_size() == 1 ? "" : "s",
+                               absl::StrJoin(sm.path(), " - "));
+  if (sm.relay_nodes_size() > 0) {
+    std::cout << absl::StrFormat("  trusted relays (they know the key): %s\n", absl::StrJoin(sm.relay_nodes(), ", "));
+  }
+  std::cout << absl::StrFormat("  raw pairs %d, sifted bits %d, QBER Z %.4f, X %.4f\n", sm.raw_pairs(),
+                               sm.sifted_bits(), sm.qber_z(), sm.qber_x());
+  if (sm.protocol() == "E91") std::cout << absl::StrFormat("  CHSH S = %.4f\n", sm.chsh_s());
+  std::cout << (sm.error_correction_efficiency() > 0
+                    ? absl::StrFormat("  Cascade efficiency f = %.3f (leaked bits / (n h(QBER)))\n",
+                                      sm.error_correction_efficiency())
+                    : std::string("  Cascade efficiency f: - (no errors to correct)\n"));
+  std::cout << absl::StrFormat("  secret key rate %.1f bits per simulated s (%.3f s), %.1f bits per wall s (%.3f s)\n",
+                               sm.key_rate_per_simulated_s(), sm.simulated_duration_s(), sm.key_rate_per_wall_s(),
+                               sm.wall_duration_s());
+  for (const auto& b : sm.blocks()) {
+    std::cout << absl::StrFormat("  key id %s: %d bits (QBER %.4f, f %.3f%s)\n", b.key_id(), b.final_key_bits(),
+                                 b.qber(), b.error_correction_efficiency(),
+                                 sm.protocol() == "E91" ? absl::StrFormat(", S %.3f +- %.3f", b.chsh_s(),
+                                                                          b.chsh_s_standard_error())
+                                                        : std::string());
+  }
+  if (!sm.key_hex().empty()) std::cout << "  key (hex): " << sm.key_hex() << "\n";
+  return 0;
+}
+
+int Key(const Args& args, bool json) {
+  if (absl::Status s = CheckFlags(args); !s.ok()) return Fail(std::string(s.message()));
+  const std::string node = Flag(args, "--node");
+  const std::string id = Flag(args, "--id");
+  if (node.empty()) return Fail("key needs --node NODE");
+  if (id.empty()) return Fail("key needs --id KEY_ID (from qnetctl qkd)");
+  auto dir = StateDir(args);
+  if (!dir.ok()) return Fail(std::string(dir.status().message()));
+  auto address = NodeAddress(*dir, node);
+  if (!address.ok()) return Fail(std::string(address.status().message()));
+  auto fetched = qnet::cli::FetchKey(*address, id);
+  if (!fetched.ok()) {
+    return Fail(absl::StrCat(absl::StatusCodeToString(fetched.status().code()), ": ", fetched.status().message()));
+  }
+  const qnet::v1::GetKeyResponse& key = *fetched;
+  if (json) {
+    std::cout << Json(key) << "\n";
+    return 0;
+  }
+  std::cout << absl::StrFormat("%s at %s: %d bits shared with %s (%s)\n%s\n", key.key_id(), node, key.bits(),
+                               key.peer(), key.protocol(), key.key_hex());
+  return 0;
+}
+
 int Measure(const Args& args, bool json) {
   if (absl::Status s = CheckFlags(args); !s.ok()) return Fail(std::string(s.message()));
   const std::string node = Flag(args, "--node");
@@ -725,7 +1054,7 @@ int main(int argc, char** argv) {
   const Command* command = FindCommand(args->command);
   if (!args->command.empty() && command == nullptr) {
     return Fail(absl::StrCat("unknown command '", args->command,
-                             "' (commands: up, down, status, links, routes, entangle, measure, bell-test; see qnetctl --help)"));
+                             "' (commands: up, down, status, links, routes, entangle, measure, bell-test, teleport, eavesdrop, qkd, key; see qnetctl --help)"));
   }
   if (args->help || command == nullptr) {
     std::cout << (command != nullptr ? command->help + kGlobalHelp : std::string(kUsage));
@@ -740,5 +1069,9 @@ int main(int argc, char** argv) {
   if (c == "routes") return Routes(*args, json);
   if (c == "entangle") return Entangle(*args, json);
   if (c == "bell-test") return BellTest(*args, json);
+  if (c == "teleport") return Teleport(*args, json);
+  if (c == "eavesdrop") return Eavesdrop(*args, json);
+  if (c == "qkd") return Qkd(*args, json);
+  if (c == "key") return Key(*args, json);
   return Measure(*args, json);
 }

@@ -39,7 +39,8 @@ constexpr std::string_view kNodeKeys[] = {
     "two_qubit_gate_time_us", "measurement_time_us", "emission_cycle_time_us"};
 constexpr std::string_view kLinkKeys[] = {"between",           "length_km",          "scheme",
                                           "station_fraction",  "attenuation_db_per_km", "detector_efficiency",
-                                          "dark_count_rate_hz", "detection_window_ns", "visibility"};
+                                          "dark_count_rate_hz", "detection_window_ns", "visibility",
+                                          "eavesdropper_fraction"};
 constexpr int kMaxQubits = 1000;  // a typo guard: the state engine could not hold more anyway
 
 std::string JoinKeys(absl::Span<const std::string_view> keys) {
@@ -425,6 +426,8 @@ absl::Status FileReader::ReadLink(const YAML::Node& item, const YAML::Mark& list
       QNET_ASSIGN_OR_RETURN(link.detection_window, NonNegativeDuration(e, what, 1.0));
     } else if (k == "visibility") {
       QNET_ASSIGN_OR_RETURN(link.visibility, UnitInterval(e, what));
+    } else if (k == "eavesdropper_fraction") {
+      QNET_ASSIGN_OR_RETURN(link.eavesdropper_fraction, UnitInterval(e, what));
     }
   }
   if (absl::Status s = physical::ValidateLinkPhysics(link); !s.ok()) return Error(item, s.message());

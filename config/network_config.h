@@ -15,6 +15,8 @@
 //     - between: [alice, bob]
 //       length_km: 10
 //       scheme: single-click # optional; default from node alice's preset
+//       eavesdropper_fraction: 0.2  # optional fault: intercept-resend on this
+//                            # share of pairs, on alice's side (default 0)
 #pragma once
 
 #include <cstdint>

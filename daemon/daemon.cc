@@ -18,20 +18,22 @@ grpc::Status ToGrpc(const absl::Status& status) {
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
 }
 
-// One Entangle call. gRPC threads (OnWriteDone, OnCancel, OnDone) and the
-// loop thread (events) meet under `mu_`; the loop side holds a shared_ptr to
-// the Outbox, which outlives the reactor and drops what comes after OnDone.
-class EntangleReactor final : public grpc::ServerWriteReactor<v1::EntangleEvent> {
+// One server-streaming call (Entangle, Teleport). gRPC threads
+// (OnWriteDone, OnCancel, OnDone) and the loop thread (events) meet under
+// the Outbox's mutex; the loop side holds a shared_ptr to the Outbox, which
+// outlives the reactor and drops what comes after OnDone.
+template <typename Event>
+class StreamingCall final : public grpc::ServerWriteReactor<Event> {
  public:
   struct Outbox {
     std::mutex mu;
-    EntangleReactor* reactor = nullptr;  // null once the call is done
-    std::deque<v1::EntangleEvent> pending;
+    StreamingCall* reactor = nullptr;  // null once the call is done
+    std::deque<Event> pending;
     bool writing = false;
     std::optional<grpc::Status> finish;  // to send once the writes drain
     bool finished = false;
 
-    void Push(v1::EntangleEvent event) {
+    void Push(Event event) {
       std::lock_guard lock(mu);
       if (reactor == nullptr || finished || finish.has_value()) return;
       pending.push_back(std::move(event));
@@ -50,33 +52,32 @@ class EntangleReactor final : public grpc::ServerWriteReactor<v1::EntangleEvent>
       }
     }
   };
+  // Runs on the loop: starts the work, streaming through `push` and ending
+  // once through `end`; returns what cancels it (run on the loop when the
+  // client goes away), or an error to end the call with at once.
+  using Cancel = std::function<void()>;
+  using Starter = std::function<absl::StatusOr<Cancel>(std::function<void(Event)> push,
+                                                       std::function<void(absl::Status)> end)>;
 
-  EntangleReactor(Daemon& daemon, std::shared_ptr<LoopPoster> poster, const v1::EntangleRequest& request)
-      : daemon_(&daemon), poster_(std::move(poster)), outbox_(std::make_shared<Outbox>()) {
+  StreamingCall(std::shared_ptr<LoopPoster> poster, Starter starter)
+      : outbox_(std::make_shared<Outbox>()), poster_(std::move(poster)) {
     outbox_->reactor = this;
     auto outbox = outbox_;
-    auto request_id = request_id_;
-    Daemon* d = &daemon;
-    bool posted = poster_->Post([d, outbox, request, request_id] {
-      EntanglementService* service = d->entanglement();
-      if (service == nullptr) {
-        outbox->End(grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "this daemon runs no link layer"));
+    auto cancel = cancel_;
+    bool posted = poster_->Post([outbox, cancel, starter = std::move(starter)] {
+      absl::StatusOr<Cancel> started =
+          starter([outbox](Event e) { outbox->Push(std::move(e)); },
+                  [outbox](absl::Status s) { outbox->End(ToGrpc(s)); });
+      if (!started.ok()) {
+        outbox->End(ToGrpc(started.status()));
         return;
       }
-      EntanglementService::Stream stream{
-          .event = [outbox](v1::EntangleEvent e) { outbox->Push(std::move(e)); },
-          .end = [outbox](absl::Status s) { outbox->End(ToGrpc(s)); }};
-      absl::StatusOr<EntanglementService::RequestHandle> id = service->Entangle(request, std::move(stream));
-      if (!id.ok()) {
-        outbox->End(ToGrpc(id.status()));
-        return;
-      }
-      *request_id = *id;
+      *cancel = *std::move(started);
     });
     if (!posted) {
       std::lock_guard lock(outbox_->mu);
       outbox_->finished = true;
-      Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the daemon is shutting down"));
+      this->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the daemon is shutting down"));
     }
   }
 
@@ -84,37 +85,36 @@ class EntangleReactor final : public grpc::ServerWriteReactor<v1::EntangleEvent>
     std::lock_guard lock(outbox_->mu);
     outbox_->pending.pop_front();
     if (!ok) {
-      // The stream broke (the client went away); OnCancel cancels the request.
+      // The stream broke (the client went away); OnCancel cancels the work.
       outbox_->writing = false;
       outbox_->pending.clear();
       if (!outbox_->finished) {
         outbox_->finished = true;
-        Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the client went away"));
+        this->Finish(grpc::Status(grpc::StatusCode::CANCELLED, "the client went away"));
       }
       return;
     }
     if (!outbox_->pending.empty()) {
-      StartWrite(&outbox_->pending.front());
+      this->StartWrite(&outbox_->pending.front());
       return;
     }
     outbox_->writing = false;
     if (outbox_->finish.has_value() && !outbox_->finished) {
       outbox_->finished = true;
-      Finish(*outbox_->finish);
+      this->Finish(*outbox_->finish);
     }
   }
 
   void OnCancel() override {
-    // The client went away (or its deadline passed): cancel the request.
-    Daemon* d = daemon_;
-    auto request_id = request_id_;
-    poster_->Post([d, request_id] {
-      if (*request_id != 0 && d->entanglement() != nullptr) d->entanglement()->Cancel(*request_id);
+    // The client went away (or its deadline passed): cancel the work.
+    auto cancel = cancel_;
+    poster_->Post([cancel] {
+      if (*cancel) (*cancel)();
     });
     std::lock_guard lock(outbox_->mu);
     if (!outbox_->finished && !outbox_->writing) {
       outbox_->finished = true;
-      Finish(grpc::Status::CANCELLED);
+      this->Finish(grpc::Status::CANCELLED);
     }
   }
 
@@ -127,12 +127,10 @@ class EntangleReactor final : public grpc::ServerWriteReactor<v1::EntangleEvent>
   }
 
  private:
-  Daemon* daemon_ = nullptr;
-  std::shared_ptr<LoopPoster> poster_;
   std::shared_ptr<Outbox> outbox_;
-  // Loop thread only (0 until Create returned).
-  std::shared_ptr<EntanglementService::RequestHandle> request_id_ =
-      std::make_shared<EntanglementService::RequestHandle>(0);
+  std::shared_ptr<LoopPoster> poster_;
+  // Loop thread only (empty until the work started).
+  std::shared_ptr<Cancel> cancel_ = std::make_shared<Cancel>();
 };
 
 class NodeService final : public v1::Node::CallbackService {
@@ -153,7 +151,38 @@ class NodeService final : public v1::Node::CallbackService {
 
   grpc::ServerWriteReactor<v1::EntangleEvent>* Entangle(grpc::CallbackServerContext*,
                                                          const v1::EntangleRequest* request) override {
-    return new EntangleReactor(daemon_, poster_, *request);
+    using Call = StreamingCall<v1::EntangleEvent>;
+    Daemon* d = &daemon_;
+    return new Call(poster_, [d, request = *request](std::function<void(v1::EntangleEvent)> push,
+                                                      std::function<void(absl::Status)> end)
+                                  -> absl::StatusOr<Call::Cancel> {
+      EntanglementService* service = d->entanglement();
+      if (service == nullptr) return absl::UnimplementedError("this daemon runs no link layer");
+      absl::StatusOr<EntanglementService::RequestHandle> id =
+          service->Entangle(request, {.event = std::move(push), .end = std::move(end)});
+      if (!id.ok()) return id.status();
+      return Call::Cancel([d, id = *id] {
+        if (d->entanglement() != nullptr) d->entanglement()->Cancel(id);
+      });
+    });
+  }
+
+  grpc::ServerWriteReactor<v1::TeleportEvent>* Teleport(grpc::CallbackServerContext*,
+                                                         const v1::TeleportRequest* request) override {
+    using Call = StreamingCall<v1::TeleportEvent>;
+    Daemon* d = &daemon_;
+    return new Call(poster_, [d, request = *request](std::function<void(v1::TeleportEvent)> push,
+                                                      std::function<void(absl::Status)> end)
+                                  -> absl::StatusOr<Call::Cancel> {
+      TeleportService* service = d->teleport();
+      if (service == nullptr) return absl::UnimplementedError("this daemon runs no transport layer");
+      absl::StatusOr<TeleportService::CallHandle> id =
+          service->Teleport(request, {.event = std::move(push), .end = std::move(end)});
+      if (!id.ok()) return id.status();
+      return Call::Cancel([d, id = *id] {
+        if (d->teleport() != nullptr) d->teleport()->Cancel(id);
+      });
+    });
   }
 
   grpc::ServerUnaryReactor* GetOutcomes(grpc::CallbackServerContext* context, const v1::GetOutcomesRequest* request,
@@ -202,6 +231,54 @@ class NodeService final : public v1::Node::CallbackService {
       absl::StatusOr<v1::GetRoutesResponse> routes = daemon->Routes();
       if (!routes.ok()) return reactor->Finish(ToGrpc(routes.status()));
       *response = *std::move(routes);
+      reactor->Finish(grpc::Status::OK);
+    });
+    if (!posted) reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the daemon is shutting down"));
+    return reactor;
+  }
+
+  grpc::ServerWriteReactor<v1::QkdEvent>* Qkd(grpc::CallbackServerContext*, const v1::QkdRequest* request) override {
+    using Call = StreamingCall<v1::QkdEvent>;
+    Daemon* d = &daemon_;
+    return new Call(poster_, [d, request = *request](std::function<void(v1::QkdEvent)> push,
+                                                     std::function<void(absl::Status)> end)
+                                 -> absl::StatusOr<Call::Cancel> {
+      QkdService* service = d->qkd();
+      if (service == nullptr) return absl::UnimplementedError("this daemon runs no network layer");
+      absl::StatusOr<QkdService::CallHandle> id =
+          service->Qkd(request, {.event = std::move(push), .end = std::move(end)});
+      if (!id.ok()) return id.status();
+      return Call::Cancel([d, id = *id] {
+        if (d->qkd() != nullptr) d->qkd()->Cancel(id);
+      });
+    });
+  }
+
+  grpc::ServerUnaryReactor* GetKey(grpc::CallbackServerContext* context, const v1::GetKeyRequest* request,
+                                   v1::GetKeyResponse* response) override {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    Daemon* daemon = &daemon_;
+    bool posted = poster_->Post([daemon, reactor, request, response] {
+      if (daemon->qkd() == nullptr) {
+        return reactor->Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "this daemon runs no network layer"));
+      }
+      absl::StatusOr<v1::GetKeyResponse> key = daemon->qkd()->GetKey(*request);
+      if (!key.ok()) return reactor->Finish(ToGrpc(key.status()));
+      *response = *std::move(key);
+      reactor->Finish(grpc::Status::OK);
+    });
+    if (!posted) reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the daemon is shutting down"));
+    return reactor;
+  }
+
+  grpc::ServerUnaryReactor* Eavesdrop(grpc::CallbackServerContext* context, const v1::EavesdropRequest* request,
+                                      v1::EavesdropResponse* response) override {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    Daemon* daemon = &daemon_;
+    bool posted = poster_->Post([daemon, reactor, request, response] {
+      absl::StatusOr<v1::EavesdropResponse> result = daemon->Eavesdrop(*request);
+      if (!result.ok()) return reactor->Finish(ToGrpc(result.status()));
+      *response = *std::move(result);
       reactor->Finish(grpc::Status::OK);
     });
     if (!posted) reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the daemon is shutting down"));
@@ -266,6 +343,19 @@ absl::Status Daemon::Init() {
                                                           options_.keep_hold);
     if (absl::Status s = entanglement_->Start(); !s.ok()) return s;
   }
+  if (stack_.transport != nullptr && stack_.network != nullptr && stack_.device != nullptr) {
+    teleport_ = std::make_unique<TeleportService>(*context_, *stack_.transport, *stack_.network, *stack_.device,
+                                                  stack_.simulated_device, log_);
+    if (absl::Status s = teleport_->Start(); !s.ok()) return s;
+  }
+  if (stack_.network != nullptr) {
+    absl::StatusOr<std::unique_ptr<keydist::KeyDistribution>> keys =
+        keydist::KeyDistribution::Create(*context_, *stack_.network, stack_.physical);
+    if (!keys.ok()) return keys.status();
+    key_distribution_ = *std::move(keys);
+    qkd_ = std::make_unique<QkdService>(*context_, *key_distribution_, log_);
+    qkd_->Start();
+  }
 
   hardware_service_ = std::make_unique<HardwarePlaneService>(*backend_, loop_->poster());
   node_service_ = std::make_unique<NodeService>(*this, loop_->poster());
@@ -323,8 +413,31 @@ void Daemon::Shutdown() {
   }
   loop_->Stop();
   // Loop-owned objects go now, the stack first (it refers to the others).
+  qkd_.reset();
+  key_distribution_.reset();
+  teleport_.reset();
   entanglement_.reset();
   stack_ = StackHandle{};
+}
+
+absl::StatusOr<v1::EavesdropResponse> Daemon::Eavesdrop(const v1::EavesdropRequest& request) {
+  if (stack_.physical == nullptr) return absl::UnimplementedError("this daemon runs no physical layer");
+  if (request.set()) {
+    absl::StatusOr<bool> here = stack_.physical->SetEavesdropperFraction(request.neighbour(), request.fraction());
+    if (!here.ok()) return here.status();
+    QNET_LOG(log_, kWarn, "eavesdropper on the link to %s set to %g (%s)", request.neighbour(), request.fraction(),
+             *here ? "in force: this node hosts the station" : "recorded: the far end hosts the station");
+  }
+  absl::StatusOr<physical::LinkEavesdropper> eve = stack_.physical->Eavesdropper(request.neighbour());
+  if (!eve.ok()) return eve.status();
+  v1::EavesdropResponse out;
+  out.set_node(node());
+  out.set_link(eve->link);
+  out.set_station_here(eve->station_here);
+  out.set_fraction(eve->fraction);
+  out.set_pairs_seen(eve->stats.pairs_seen);
+  out.set_pairs_intercepted(eve->stats.pairs_intercepted);
+  return out;
 }
 
 absl::StatusOr<v1::GetRoutesResponse> Daemon::Routes() {

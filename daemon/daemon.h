@@ -22,6 +22,9 @@
 #include "daemon/peer_directory.h"
 #include "daemon/peer_links.h"
 #include "daemon/stack_factory.h"
+#include "daemon/qkd_service.h"
+#include "daemon/teleport_service.h"
+#include "keydist/key_distribution.h"
 #include "daemon/topology.h"
 #include "qnet/v1/node_service.grpc.pb.h"
 
@@ -70,10 +73,16 @@ class Daemon {
   PeerMessageSink& stack() { return *stack_.sink; }
   // Null when the stack has no link layer (LoggingStack).
   EntanglementService* entanglement() { return entanglement_.get(); }
+  // Null when the stack has no transport layer.
+  TeleportService* teleport() { return teleport_.get(); }
+  // Null when the stack has no network layer.
+  QkdService* qkd() { return qkd_.get(); }
   NodeContext& context() { return *context_; }
   v1::GetStatusResponse Status();
   // The network layer's routing table and link-state database (loop thread).
   absl::StatusOr<v1::GetRoutesResponse> Routes();
+  // Node.Eavesdrop (loop thread).
+  absl::StatusOr<v1::EavesdropResponse> Eavesdrop(const v1::EavesdropRequest& request);
 
  private:
   explicit Daemon(DaemonOptions options);
@@ -90,6 +99,9 @@ class Daemon {
   std::unique_ptr<DaemonNodeContext> context_;
   StackHandle stack_;
   std::unique_ptr<EntanglementService> entanglement_;  // goes before stack_
+  std::unique_ptr<TeleportService> teleport_;          // goes before stack_
+  std::unique_ptr<keydist::KeyDistribution> key_distribution_;  // goes before stack_
+  std::unique_ptr<QkdService> qkd_;                    // goes before key_distribution_
   std::unique_ptr<HardwarePlaneService> hardware_service_;
   std::unique_ptr<grpc::Service> node_service_;
   std::unique_ptr<grpc::Server> server_;

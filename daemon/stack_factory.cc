@@ -48,6 +48,9 @@ StackFactory NodeStackFactory() {
     handle.link = &node_stack->link();
     handle.device = &node_stack->device();
     handle.network = &node_stack->network();
+    handle.transport = &node_stack->transport();
+    handle.physical = &node_stack->physical();
+    handle.simulated_device = &node_stack->device();
     handle.memory_qubits_in_use = [node_stack] {
       physical::SimulatedDevice& device = node_stack->device();
       uint32_t in_use = 0;

@@ -21,8 +21,10 @@
 #include "daemon/topology.h"
 #include "link/link_layer.h"
 #include "network/network_layer.h"
+#include "physical/physical_layer.h"
 #include "physical/quantum_device.h"
 #include "physical/state_backend.h"
+#include "transport/transport_layer.h"
 
 namespace qnet::daemon {
 
@@ -46,6 +48,10 @@ struct StackHandle {
   link::LinkLayer* link = nullptr;
   physical::QuantumDevice* device = nullptr;  // with `link`: where KEEP pairs are freed
   network::NetworkLayer* network = nullptr;   // end-to-end requests and routes; null without a stack
+  transport::TransportLayer* transport = nullptr;  // Node.Teleport; null without a stack
+  physical::PhysicalLayer* physical = nullptr;     // run-time link faults (eavesdropper)
+  // Simulation-only ground truth for reports labelled as such (null: none).
+  physical::SimulatedDevice* simulated_device = nullptr;
 };
 
 using StackFactory = std::function<absl::StatusOr<StackHandle>(const StackEnvironment&)>;

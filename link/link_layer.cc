@@ -47,6 +47,7 @@ v1::LinkBasisChoice BasisToWire(BasisChoice b) {
     case BasisChoice::kBb84: return v1::LINK_BASIS_BB84;
     case BasisChoice::kSixState: return v1::LINK_BASIS_SIX_STATE;
     case BasisChoice::kChsh: return v1::LINK_BASIS_CHSH;
+    case BasisChoice::kE91: break;  // never sent: ValidateParams refuses it
   }
   return v1::LINK_BASIS_Z;
 }
@@ -215,8 +216,13 @@ absl::Status LinkLayer::ValidateParams(const EntanglementRequest& request) const
   if (request.type != RequestType::kKeep && request.type != RequestType::kMeasure) {
     return absl::InvalidArgumentError("the request type must be KEEP or MEASURE");
   }
-  if (static_cast<int>(request.basis) > static_cast<int>(BasisChoice::kChsh)) {
+  if (static_cast<int>(request.basis) > static_cast<int>(BasisChoice::kE91)) {
     return absl::InvalidArgumentError("unknown basis choice");
+  }
+  if (request.type == RequestType::kMeasure && request.basis == BasisChoice::kE91) {
+    return absl::InvalidArgumentError(
+        "the E91 basis choice is served by the network layer only (the link wire cannot carry it yet); ask the "
+        "network layer, which reaches a neighbour over a 1-hop circuit");
   }
   return absl::OkStatus();
 }
@@ -280,6 +286,12 @@ MeasurementBasis LinkLayer::ChooseBasis(const Request& request) {
       const bool first = rng_.UniformInt(2) == 0;
       if (request.originated_here) return first ? MeasurementBasis::kChshA0 : MeasurementBasis::kChshA1;
       return first ? MeasurementBasis::kChshB0 : MeasurementBasis::kChshB1;
+    }
+    case BasisChoice::kE91: {
+      if (request.originated_here) return rng_.UniformInt(2) == 0 ? MeasurementBasis::kZ : MeasurementBasis::kX;
+      constexpr MeasurementBasis kOther[] = {MeasurementBasis::kZ, MeasurementBasis::kX, MeasurementBasis::kChshB0,
+                                             MeasurementBasis::kChshB1};
+      return kOther[rng_.UniformInt(4)];
     }
   }
   return MeasurementBasis::kZ;

@@ -53,6 +53,11 @@ enum class BasisChoice : uint8_t {
   kBb84,      // Z or X, uniformly
   kSixState,  // Z, X or Y, uniformly
   kChsh,      // origin: A's settings {0, pi/2}; other end: B's {pi/4, -pi/4}, in the X-Z plane
+  // Ekert 1991 with BBM92 key bases: origin Z or X; other end Z, X, B0 or B1
+  // (pi/4, -pi/4 in the X-Z plane), uniformly. Z-Z and X-X pairs make key,
+  // origin {Z, X} x other {B0, B1} pairs a CHSH test. Network layer only:
+  // the link wire has no value for it yet (a link request is refused).
+  kE91,
 };
 
 // The basis one end measured a MEASURE pair in.

@@ -462,7 +462,7 @@ void NetworkLayer::OnSetup(const std::string& from, const v1::CircuitSetup& setu
   }
   if (position == 0 || position >= static_cast<size_t>(setup.path_size()) ||
       setup.path(static_cast<int>(position - 1)) != from || setup.pairs() == 0 || setup.type() > 1 ||
-      setup.basis() > static_cast<uint32_t>(link::BasisChoice::kChsh) ||
+      setup.basis() > static_cast<uint32_t>(link::BasisChoice::kE91) ||
       setup.purification_rounds() > kMaxPurificationRounds) {
     return refuse(NetworkError::kRejected, absl::StrCat("node ", Where(), " got a malformed circuit set-up from ",
                                                          from, " (path ", absl::StrJoin(setup.path(), "-"), ")"));
@@ -1088,6 +1088,14 @@ void NetworkLayer::Measure(Circuit& c, bool upstream, uint64_t sequence) {
       p->basis = c.head() ? (first ? link::MeasurementBasis::kChshA0 : link::MeasurementBasis::kChshA1)
                           : (first ? link::MeasurementBasis::kChshB0 : link::MeasurementBasis::kChshB1);
       break;
+    case link::BasisChoice::kE91: {
+      // The head picks a key basis; the tail adds the CHSH settings B0, B1.
+      constexpr link::MeasurementBasis kTail[] = {link::MeasurementBasis::kZ, link::MeasurementBasis::kX,
+                                                  link::MeasurementBasis::kChshB0, link::MeasurementBasis::kChshB1};
+      p->basis = c.head() ? (first ? link::MeasurementBasis::kZ : link::MeasurementBasis::kX)
+                          : kTail[rng_.UniformInt(4)];
+      break;
+    }
   }
   p->busy = true;
   std::weak_ptr<bool> alive = alive_;

@@ -348,6 +348,7 @@ absl::Status ValidateLinkPhysics(const LinkPhysics& link) {
       RequireNonNegative(link.dark_count_rate_hz, who, "dark_count_rate_hz", /*allow_infinity=*/false));
   QNET_RETURN_IF_ERROR(RequireNonNegative(link.detection_window, who, "detection_window"));
   QNET_RETURN_IF_ERROR(RequireUnitInterval(link.visibility, who, "visibility"));
+  QNET_RETURN_IF_ERROR(RequireUnitInterval(link.eavesdropper_fraction, who, "eavesdropper_fraction"));
   if (link.scheme != HeraldingScheme::kSingleClick && link.scheme != HeraldingScheme::kDoubleClick) {
     return absl::InvalidArgumentError(
         absl::StrCat(who, ": scheme ", static_cast<int>(link.scheme), " is not a known heralding scheme"));

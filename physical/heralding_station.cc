@@ -20,7 +20,8 @@ HeraldingStation::HeraldingStation(NodeContext& host, StateBackend& backend, Lin
       report_lead_(std::max(Duration{0}, report_lead)),
       sink_(std::move(sink)),
       // Per link, so adding a link elsewhere does not shift this one's draws.
-      rng_(host.rng().Fork(absl::StrCat("heralding-station/", link_.name))) {}
+      rng_(host.rng().Fork(absl::StrCat("heralding-station/", link_.name))),
+      eavesdropper_rng_(host.rng().Fork(absl::StrCat("eavesdropper/", link_.name))) {}
 
 HeraldingStation::~HeraldingStation() { CancelAll(); }
 
@@ -33,6 +34,30 @@ absl::StatusOr<const AttemptModel*> HeraldingStation::Model(double bright_state_
     it = models_.emplace(key, *std::move(model)).first;
   }
   return &it->second;
+}
+
+absl::Status HeraldingStation::SetEavesdropperFraction(double fraction) {
+  if (!(fraction >= 0.0 && fraction <= 1.0)) {
+    return absl::InvalidArgumentError(absl::StrCat("link ", link_.name, ": eavesdropper_fraction = ", fraction,
+                                                   " is outside [0, 1] (the fraction of heralded pairs "
+                                                   "she intercepts)"));
+  }
+  link_.eavesdropper_fraction = fraction;
+  return absl::OkStatus();
+}
+
+absl::Status HeraldingStation::Eavesdrop(quantum::QuantumSystem& system, quantum::QubitId qubit_a) {
+  ++eavesdropper_stats_.pairs_seen;
+  const double x = link_.eavesdropper_fraction;
+  // No draw while she is off: her stream only moves when she acts.
+  if (x <= 0.0 || !eavesdropper_rng_.Bernoulli(x)) return absl::OkStatus();
+  const int basis = static_cast<int>(eavesdropper_rng_.UniformInt(2));  // 0 = Z, 1 = X
+  absl::StatusOr<int> outcome =
+      system.Measure(qubit_a, basis == 0 ? quantum::Basis::Z() : quantum::Basis::X(), eavesdropper_rng_);
+  if (!outcome.ok()) return outcome.status();
+  ++eavesdropper_stats_.pairs_intercepted;
+  ++eavesdropper_stats_.recorded[basis][*outcome];
+  return absl::OkStatus();
 }
 
 absl::Status HeraldingStation::Ready(End end, uint64_t generation_id, const Request& request) {
@@ -180,6 +205,9 @@ void HeraldingStation::Report(uint64_t serial, Outcome outcome, std::optional<Ei
             outcome.status = absl::InternalError(absl::StrCat(
                 "the heralding station of link ", link_.name, " could not prepare the pair: ",
                 prepared.message()));
+          } else if (absl::Status eve = Eavesdrop(**system, outcome.qubit_a); !eve.ok()) {
+            outcome.status = absl::InternalError(absl::StrCat(
+                "the eavesdropper on link ", link_.name, " could not measure the pair: ", eve.message()));
           }
         }
         sink_(outcome);

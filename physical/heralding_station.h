@@ -6,8 +6,25 @@
 // the host's physical layer, which tells the two ends. One random draw per
 // generation however small the success probability: attempts are never
 // simulated one by one.
+//
+// Eavesdropper (a fault to inject, for QKD and Bell tests): "Eve" sits on the
+// fibre from node_a to the station. On a fraction x of the heralded pairs
+// (LinkPhysics::eavesdropper_fraction, or SetEavesdropperFraction at run
+// time) she measures node_a's photon, which is entangled with node_a's memory
+// qubit, in a basis she picks uniformly from {Z, X}, records the outcome, and
+// resends a photon in the state she found. The herald is unchanged (she
+// resends into the same mode), and what it leaves behind is exactly the pair
+// with node_a's memory qubit projectively measured in her basis, the outcome
+// unknown to the nodes: rho -> sum_k (P_k x I) rho (P_k x I). So the station
+// does just that to the prepared state: a Born-rule measurement of qubit_a,
+// with her own seeded stream, after preparation and before reporting. (The
+// memory's decay is applied later from the emission time, so the order
+// emission, Eve, decay is kept.) For PHI+ measured by both ends in the same
+// random BB84 basis, she dephases in the other basis half the time, which
+// flips the parity with probability 1/2: QBER = x/4 in each basis.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -26,6 +43,15 @@
 #include "quantum/quantum_system.h"
 
 namespace qnet::physical {
+
+// What the eavesdropper on one link has done since the station started.
+struct EavesdropperStats {
+  uint64_t pairs_seen = 0;         // heralded pairs prepared (whether she was on or not)
+  uint64_t pairs_intercepted = 0;  // of those, the ones she measured
+  // Her records: recorded[basis][outcome], basis 0 = Z, 1 = X; outcome 0 is
+  // the +1 eigenstate. The entries sum to pairs_intercepted.
+  std::array<std::array<uint64_t, 2>, 2> recorded{};
+};
 
 class HeraldingStation {
  public:
@@ -77,6 +103,13 @@ class HeraldingStation {
   const LinkPhysics& link() const { return link_; }
   size_t active_generations() const { return generations_.size(); }
 
+  // The fraction of heralded pairs the eavesdropper measures from now on
+  // (pairs already heralded keep their fate). InvalidArgument unless it is a
+  // number in [0, 1].
+  absl::Status SetEavesdropperFraction(double fraction);
+  double eavesdropper_fraction() const { return link_.eavesdropper_fraction; }
+  const EavesdropperStats& eavesdropper_stats() const { return eavesdropper_stats_; }
+
  private:
   struct Generation {
     std::optional<Request> a;
@@ -90,6 +123,9 @@ class HeraldingStation {
   void ReportAt(TimePoint at, Generation& generation, Outcome outcome,
                 const Eigen::Matrix4cd* state);
   void Report(uint64_t serial, Outcome outcome, std::optional<Eigen::Matrix4cd> state);
+  // Eve's turn on a freshly prepared pair: measures qubit_a with probability
+  // eavesdropper_fraction.
+  absl::Status Eavesdrop(quantum::QuantumSystem& system, quantum::QubitId qubit_a);
 
   NodeContext& host_;
   StateBackend& backend_;
@@ -99,6 +135,8 @@ class HeraldingStation {
   Duration report_lead_;
   OutcomeSink sink_;
   Rng rng_;
+  Rng eavesdropper_rng_;  // her own stream, so switching her on shifts no other draw
+  EavesdropperStats eavesdropper_stats_;
   uint64_t next_serial_ = 1;
   absl::flat_hash_map<uint64_t, Generation> generations_;
   // Keyed by the bit pattern of alpha: the same parameters give the same model.

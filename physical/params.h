@@ -53,6 +53,10 @@ struct LinkPhysics {
   Duration detection_window{0};       // dark counts fall into this window per round
   double visibility = 1.0;            // two-photon (Hong-Ou-Mandel) visibility
   HeraldingScheme scheme = HeraldingScheme::kSingleClick;
+  // Fraction of heralded pairs an intercept-resend eavesdropper on the fibre
+  // from node_a to the station measures (physical/heralding_station.h). A
+  // fault to inject, not a property of the hardware: 0 (off) by default.
+  double eavesdropper_fraction = 0.0;
 
   double length_a_km() const { return length_km * station_fraction; }
   double length_b_km() const { return length_km * (1.0 - station_fraction); }

@@ -2,9 +2,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "core/status.h"
 
 namespace qnet::physical {
@@ -23,9 +25,15 @@ absl::StatusOr<std::unique_ptr<PhysicalLayer>> PhysicalLayer::Create(NodeContext
                                                                       QuantumDevice& device,
                                                                       StateBackend& backend,
                                                                       NodeHardware hardware,
-                                                                      std::vector<PhysicalLink> links) {
-  std::unique_ptr<PhysicalLayer> layer(new PhysicalLayer(context, device, backend, std::move(hardware)));
+                                                                      std::vector<PhysicalLink> links,
+                                                                      const PhysicalLayerOptions& options) {
   const std::string& self = context.node_name();
+  if (!(options.photon_source_rate_hz > 0.0 && std::isfinite(options.photon_source_rate_hz))) {
+    return absl::InvalidArgumentError(absl::StrCat("node ", self, ": photon_source_rate_hz = ",
+                                                   options.photon_source_rate_hz,
+                                                   " must be a positive, finite pulse rate"));
+  }
+  std::unique_ptr<PhysicalLayer> layer(new PhysicalLayer(context, device, backend, std::move(hardware), options));
   absl::flat_hash_set<std::string> neighbours;
   for (PhysicalLink& link : links) {
     const LinkPhysics& p = link.physics;
@@ -41,6 +49,10 @@ absl::StatusOr<std::unique_ptr<PhysicalLayer>> PhysicalLayer::Create(NodeContext
     if (!(p.station_fraction >= 0.0 && p.station_fraction <= 1.0)) {
       return absl::InvalidArgumentError(absl::StrCat(
           "link ", p.name, ": station_fraction must lie in [0, 1], got ", p.station_fraction));
+    }
+    if (!(p.eavesdropper_fraction >= 0.0 && p.eavesdropper_fraction <= 1.0)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "link ", p.name, ": eavesdropper_fraction must lie in [0, 1], got ", p.eavesdropper_fraction));
     }
     if (layer->links_.contains(p.name)) {
       return absl::InvalidArgumentError(absl::StrCat("node ", self, " has two links named ", p.name));
@@ -68,8 +80,8 @@ absl::StatusOr<std::unique_ptr<PhysicalLayer>> PhysicalLayer::Create(NodeContext
 }
 
 PhysicalLayer::PhysicalLayer(NodeContext& context, QuantumDevice& device, StateBackend& backend,
-                             NodeHardware hardware)
-    : context_(context), device_(device), backend_(backend), hardware_(std::move(hardware)) {}
+                             NodeHardware hardware, const PhysicalLayerOptions& options)
+    : context_(context), device_(device), backend_(backend), hardware_(std::move(hardware)), options_(options) {}
 
 PhysicalLayer::~PhysicalLayer() {
   for (auto& [name, link] : links_) {
@@ -77,6 +89,46 @@ PhysicalLayer::~PhysicalLayer() {
       if (generation.delivery_timer != kNoTimer) context_.CancelTimer(generation.delivery_timer);
     }
   }
+}
+
+PhysicalLayer::LinkState* PhysicalLayer::FindLinkTo(const std::string& neighbour) const {
+  for (const auto& [name, link] : links_) {
+    if (link->far_end == neighbour) return link.get();
+  }
+  return nullptr;
+}
+
+absl::Status PhysicalLayer::NoLinkTo(const std::string& neighbour) const {
+  std::vector<std::string> known;
+  for (const auto& [name, link] : links_) known.push_back(link->far_end);
+  std::sort(known.begin(), known.end());
+  return absl::NotFoundError(absl::StrCat("node ", context_.node_name(), " has no link to '", neighbour,
+                                          "'; its neighbours: ", known.empty() ? "none" : absl::StrJoin(known, ", ")));
+}
+
+absl::StatusOr<bool> PhysicalLayer::SetEavesdropperFraction(const std::string& neighbour, double fraction) {
+  LinkState* link = FindLinkTo(neighbour);
+  if (link == nullptr) return NoLinkTo(neighbour);
+  if (!(fraction >= 0.0 && fraction <= 1.0)) {
+    return absl::InvalidArgumentError(absl::StrCat("link ", link->link.physics.name, ": eavesdropper fraction ",
+                                                   fraction, " is outside [0, 1] (the fraction of heralded "
+                                                   "pairs she intercepts)"));
+  }
+  if (link->station) QNET_RETURN_IF_ERROR(link->station->SetEavesdropperFraction(fraction));
+  if (link->fibre_out) QNET_RETURN_IF_ERROR(link->fibre_out->SetEavesdropperFraction(fraction));
+  link->link.physics.eavesdropper_fraction = fraction;
+  return link->station != nullptr;
+}
+
+absl::StatusOr<LinkEavesdropper> PhysicalLayer::Eavesdropper(const std::string& neighbour) const {
+  const LinkState* link = FindLinkTo(neighbour);
+  if (link == nullptr) return NoLinkTo(neighbour);
+  LinkEavesdropper out;
+  out.link = link->link.physics.name;
+  out.station_here = link->station != nullptr;
+  out.fraction = link->link.physics.eavesdropper_fraction;
+  if (link->station) out.stats = link->station->eavesdropper_stats();
+  return out;
 }
 
 size_t PhysicalLayer::active_generations() const {
@@ -295,6 +347,7 @@ void PhysicalLayer::OnPhysicalMessage(const std::string& from, const v1::Physica
     case v1::PhysicalMessage::kAbort: return OnAbort(link, message.abort().generation_id());
     case v1::PhysicalMessage::kHerald: return OnHerald(link, message.herald());
     case v1::PhysicalMessage::kStationError: return OnStationError(link, message.station_error());
+    case v1::PhysicalMessage::kPhotonPulses: return OnPhotonPulses(link, message.photon_pulses());
     case v1::PhysicalMessage::BODY_NOT_SET: break;
   }
   ++ignored_messages_;
@@ -394,6 +447,155 @@ void PhysicalLayer::OnNeighbourDown(const std::string& neighbour) {
       Finish(*link, id, std::move(result));
     }
   }
+}
+
+}  // namespace qnet::physical
+
+// ---- Prepare-and-measure ----
+
+namespace qnet::physical {
+
+absl::Status PhysicalLayer::BuildPhotonSender(LinkState& link) {
+  if (link.fibre_out) return absl::OkStatus();
+  const std::string& name = link.link.physics.name;
+  QNET_ASSIGN_OR_RETURN(PhotonSource source, PhotonSource::Create(options_.photon_source_rate_hz,
+                                                                  context_.rng().Fork(absl::StrCat("bb84-source/", name))));
+  QNET_ASSIGN_OR_RETURN(const FibreChannelParams params,
+                        FibreChannelParamsFromLink(link.link.physics, link.link.physics.eavesdropper_fraction));
+  QNET_ASSIGN_OR_RETURN(FibreChannel fibre,
+                        FibreChannel::Create(params, context_.rng().Fork(absl::StrCat("bb84-fibre/", name))));
+  link.photon_source.emplace(std::move(source));
+  link.fibre_out.emplace(std::move(fibre));
+  return absl::OkStatus();
+}
+
+absl::Status PhysicalLayer::BuildPhotonDetector(LinkState& link) {
+  if (link.photon_detector) return absl::OkStatus();
+  QNET_ASSIGN_OR_RETURN(const PhotonDetectorParams params, PhotonDetectorParamsFromLink(link.link.physics));
+  QNET_ASSIGN_OR_RETURN(
+      PhotonDetector detector,
+      PhotonDetector::Create(params, context_.rng().Fork(absl::StrCat("bb84-detector/", link.link.physics.name))));
+  link.photon_detector.emplace(std::move(detector));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<PreparedPulse>> PhysicalLayer::SendPhotons(const std::string& neighbour, uint64_t session,
+                                                                      uint64_t first_pulse_id, uint32_t count) {
+  if (count == 0 || count > kMaxPulsesPerSend) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot send ", count, " photon pulses at once: send 1 to ",
+                                                   kMaxPulsesPerSend, " per call (split a longer run)"));
+  }
+  if (first_pulse_id > std::numeric_limits<uint64_t>::max() - (count - 1)) {
+    return absl::InvalidArgumentError(absl::StrCat("pulse ids from ", first_pulse_id, " for ", count,
+                                                   " pulses overflow 64 bits; start the ids lower"));
+  }
+  LinkState* link = FindLinkTo(neighbour);
+  if (link == nullptr) return NoLinkTo(neighbour);
+  QNET_RETURN_IF_ERROR(BuildPhotonSender(*link));
+
+  // The source numbers its pulses itself; relabel them with the caller's ids
+  // (the fibre needs them consecutive, which they stay).
+  std::vector<PreparedPulse> prepared = link->photon_source->EmitBatch(count);
+  for (uint32_t i = 0; i < count; ++i) prepared[i].pulse_id = first_pulse_id + i;
+  QNET_ASSIGN_OR_RETURN(FibreChannel::Output out, link->fibre_out->Transmit(prepared));
+  const std::vector<PhotonBatch::Photon>& photons = out.to_receiver.photons;
+  PhotonLinkStats& stats = link->photon_stats;
+  stats.pulses_sent += count;
+  stats.photons_delivered += photons.size();
+  stats.pulses_intercepted += out.intercepted.size();
+
+  // One source: a batch starts when the previous one has been emitted.
+  const TimePoint start = std::max(context_.Now(), link->source_free_at);
+  link->source_free_at = start + link->photon_source->EmissionOffset(count);
+
+  // Split into messages of at most kMaxPhotonsPerMessage photons whose gate
+  // ranges tile the batch, so the receiver gates every pulse exactly once; a
+  // batch with no surviving photon still sends its gates (dark counts).
+  std::weak_ptr<bool> alive = alive_;
+  LinkState* raw = link;
+  size_t next_photon = 0;
+  uint64_t gate_begin = 0;  // index in the batch
+  do {
+    const size_t end_photon = std::min(next_photon + kMaxPhotonsPerMessage, photons.size());
+    const uint64_t gate_end = end_photon < photons.size() ? photons[end_photon].pulse_id - first_pulse_id : count;
+    v1::PhysicalMessage message;
+    v1::PhotonPulses* body = message.mutable_photon_pulses();
+    body->set_session_id(session);
+    body->set_first_pulse_id(first_pulse_id + gate_begin);
+    body->set_num_pulses(gate_end - gate_begin);
+    body->mutable_photons()->Reserve(static_cast<int>(end_photon - next_photon));
+    for (size_t i = next_photon; i < end_photon; ++i) {
+      v1::PhotonPulses::Photon* p = body->add_photons();
+      p->set_pulse_id(photons[i].pulse_id);
+      p->set_x(photons[i].polarisation.x);
+      p->set_y(photons[i].polarisation.y);
+      p->set_z(photons[i].polarisation.z);
+    }
+    // Leaves once the last pulse it covers has been emitted.
+    const TimePoint leaves = start + link->photon_source->EmissionOffset(gate_end);
+    context_.StartTimer(leaves - context_.Now(), [this, alive, raw, message = std::move(message)]() mutable {
+      if (alive.expired()) return;
+      Send(*raw, std::move(message));
+    });
+    next_photon = end_photon;
+    gate_begin = gate_end;
+  } while (gate_begin < count);
+  return prepared;
+}
+
+absl::Status PhysicalLayer::RegisterPhotonReceiver(PhotonReceiver receiver) {
+  if (receiver && photon_receiver_) {
+    return absl::AlreadyExistsError(absl::StrCat("node ", context_.node_name(),
+                                                 " already has a photon receiver; remove it first "
+                                                 "(RegisterPhotonReceiver(nullptr))"));
+  }
+  photon_receiver_ = std::move(receiver);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<PhotonLinkStats> PhysicalLayer::PhotonStats(const std::string& neighbour) const {
+  const LinkState* link = FindLinkTo(neighbour);
+  if (link == nullptr) return NoLinkTo(neighbour);
+  PhotonLinkStats stats = link->photon_stats;
+  stats.link = link->link.physics.name;
+  return stats;
+}
+
+void PhysicalLayer::OnPhotonPulses(LinkState& link, const v1::PhotonPulses& pulses) {
+  PhotonLinkStats& stats = link.photon_stats;
+  const uint64_t gates = pulses.num_pulses();
+  // A sender never sends more gates than one batch: a larger count is garbage
+  // and would make the dark-count sampling allocate without bound.
+  if (gates == 0 || gates > kMaxPulsesPerSend || static_cast<uint64_t>(pulses.photons_size()) > gates) {
+    ++stats.malformed_batches;
+    ++ignored_messages_;
+    return;
+  }
+  if (!photon_receiver_ || !BuildPhotonDetector(link).ok()) {
+    stats.photons_dropped += pulses.photons_size();
+    return;
+  }
+  PhotonBatch batch;
+  batch.first_pulse_id = pulses.first_pulse_id();
+  batch.num_pulses = gates;
+  batch.photons.reserve(pulses.photons_size());
+  for (const v1::PhotonPulses::Photon& p : pulses.photons()) {
+    batch.photons.push_back({p.pulse_id(), {p.x(), p.y(), p.z()}});
+  }
+  // Detect checks the batch (ids in range and increasing, Bloch vectors
+  // states) before it draws anything, so a rejected batch leaves no trace.
+  absl::StatusOr<std::vector<MeasuredPulse>> detections = link.photon_detector->Detect(batch);
+  if (!detections.ok()) {
+    ++stats.malformed_batches;
+    ++ignored_messages_;
+    return;
+  }
+  stats.gates += gates;
+  stats.photons_received += batch.photons.size();
+  stats.detections += detections->size();
+  // A copy: the receiver may replace itself while it runs.
+  PhotonReceiver receiver = photon_receiver_;
+  receiver(link.far_end, pulses.session_id(), *std::move(detections), gates);
 }
 
 }  // namespace qnet::physical

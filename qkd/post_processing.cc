@@ -301,9 +301,9 @@ std::vector<QkdMessage> PostProcessing::OnVerificationTag(const VerificationTag&
   if (!result->match) {
     // The result tells Bob; no separate notice.
     Abort(absl::AbortedError(absl::StrFormat(
-              "QKD aborted: the keys differ after error correction (verification hash mismatch on %d bits, %d "
+              "QKD aborted: %s (verification hash mismatch on %d bits, %d "
               "corrected); Cascade left residual errors, so the session is discarded",
-              key_.bits.size(), report_.corrected_bits)),
+              kResidualErrorAbortText, key_.bits.size(), report_.corrected_bits)),
           /*notify_peer=*/false);
     return out;
   }
@@ -320,12 +320,17 @@ std::vector<QkdMessage> PostProcessing::OnVerificationTag(const VerificationTag&
   return out;
 }
 
+bool IsResidualErrorAbort(const absl::Status& status) {
+  return status.code() == absl::StatusCode::kAborted &&
+         status.message().find(kResidualErrorAbortText) != absl::string_view::npos;
+}
+
 std::vector<QkdMessage> PostProcessing::OnVerificationResult(const VerificationResult& result) {
   if (!result.match) {
     return Abort(absl::AbortedError(absl::StrFormat(
-                     "QKD aborted: the keys differ after error correction (verification hash mismatch on %d "
+                     "QKD aborted: %s (verification hash mismatch on %d "
                      "bits, %d corrected); Cascade left residual errors, so the session is discarded",
-                     key_.bits.size(), report_.corrected_bits)),
+                     kResidualErrorAbortText, key_.bits.size(), report_.corrected_bits)),
                  /*notify_peer=*/false);
   }
   const SecretKeyLength length = KeyLength();

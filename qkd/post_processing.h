@@ -37,6 +37,12 @@ namespace qnet::qkd {
 
 enum class Role { kAlice, kBob };
 
+// Part of the Aborted message when verification finds the keys differ after
+// error correction: a discarded block, not a sign of an eavesdropper, so a
+// runtime may simply run another block (IsResidualErrorAbort).
+inline constexpr char kResidualErrorAbortText[] = "the keys differ after error correction";
+bool IsResidualErrorAbort(const absl::Status& status);
+
 // Message, Bob -> Alice, ending Cascade: how many bits Bob corrected (for the
 // efficiency report; counted as disclosed, ceil(log2(n + 1)) bits).
 struct ReconciliationDone {

@@ -27,6 +27,19 @@ trap '"$qnetctl" down --state-dir "$state" >/dev/null 2>&1 || true; rm -rf "$sta
 "$qnetctl" up "$root/examples/ideal-pair.yaml" --state-dir "$state" --time-scale 10
 "$qnetctl" --state-dir "$state" --node alice entangle --with bob --pairs 200 --type measure --basis six-state |
   tail -n 7
+echo
+echo "== Teleporting |+i> from alice to bob 60 times; bob measures X/Y/Z and the state is rebuilt from his outcomes"
+"$qnetctl" --state-dir "$state" --node alice teleport --to bob --state +i --shots 60 2>/dev/null
+echo
+echo "== BBM92 quantum key distribution: sifting, parameter estimation, Cascade, verification, privacy amplification"
+"$qnetctl" --state-dir "$state" --node alice qkd --with bob --bits 64 --pairs-per-block 5000 --sample-fraction 0.5
+echo
+echo "== An intercept-resend eavesdropper on alice-bob: the QBER jumps to ~25% and the key exchange aborts"
+"$qnetctl" --state-dir "$state" eavesdrop --link alice-bob --fraction 1
+"$qnetctl" --state-dir "$state" --node alice qkd --with bob --bits 64 --pairs-per-block 1000 --sample-fraction 0.5 \
+  2>&1 | grep -v '^block' || true
+"$qnetctl" --state-dir "$state" eavesdrop --link alice-bob --fraction 0 >/dev/null
+echo
 "$qnetctl" --state-dir "$state" status
 "$qnetctl" --state-dir "$state" links
 "$qnetctl" --state-dir "$state" down

@@ -59,6 +59,44 @@ TEST(QnetctlMpTest, UpEntangleStatusDown) {
   CommandRun bell = Qnetctl(absl::StrCat("--node alice bell-test --with bob --pairs 400", sd));
   EXPECT_EQ(bell.exit_code, 0) << bell.out;
   EXPECT_NE(bell.out.find("violates the classical bound"), std::string::npos) << bell.out;
+  // An intercept-resend eavesdropper measuring every pair halves the X-Z
+  // correlations (S = sqrt(2)): the violation is gone while she listens.
+  CommandRun eve = Qnetctl(absl::StrCat("eavesdrop --link alice-bob --fraction 1", sd));
+  EXPECT_EQ(eve.exit_code, 0) << eve.out;
+  EXPECT_NE(eve.out.find("in force at alice"), std::string::npos) << eve.out;
+  CommandRun tapped = Qnetctl(absl::StrCat("--node alice bell-test --with bob --pairs 400", sd));
+  EXPECT_EQ(tapped.exit_code, 0) << tapped.out;
+  EXPECT_NE(tapped.out.find("no significant violation"), std::string::npos) << tapped.out;
+  CommandRun report = Qnetctl(absl::StrCat("eavesdrop --link alice-bob --output json", sd));
+  EXPECT_NE(report.out.find("\"pairs_intercepted\":400"), std::string::npos) << report.out;
+  CommandRun eve_off = Qnetctl(absl::StrCat("eavesdrop --link alice-bob --fraction 0", sd));
+  EXPECT_EQ(eve_off.exit_code, 0) << eve_off.out;
+  CommandRun eve_bad = Qnetctl(absl::StrCat("eavesdrop --link alice-bob --fraction 1.5", sd));
+  EXPECT_NE(eve_bad.exit_code, 0);
+  EXPECT_NE(eve_bad.out.find("INVALID_ARGUMENT"), std::string::npos) << eve_bad.out;
+
+  // Ideal pairs teleport |+> perfectly: the estimate from bob's outcomes
+  // says so, and the simulation-only truth is labelled as such.
+  CommandRun teleport = Qnetctl(absl::StrCat("--node alice teleport --to bob --state + --shots 60", sd));
+  EXPECT_EQ(teleport.exit_code, 0) << teleport.out;
+  EXPECT_NE(teleport.out.find("teleported + from alice to bob, 60 shots"), std::string::npos) << teleport.out;
+  EXPECT_NE(teleport.out.find("<X> = +1.0000"), std::string::npos) << teleport.out;
+  EXPECT_NE(teleport.out.find("simulation only: true fidelity of the received qubits mean 1.0000"),
+            std::string::npos)
+      << teleport.out;
+  CommandRun teleport_json =
+      Qnetctl(absl::StrCat("--node alice teleport --to bob --state 1.5708,0 --shots 3 --output json", sd));
+  EXPECT_EQ(teleport_json.exit_code, 0) << teleport_json.out;
+  EXPECT_EQ(teleport_json.out.rfind("{\"shots\":3,\"destination\":\"bob\"", 0), 0u) << teleport_json.out;
+  // QKD usage errors and unknown key ids (keys themselves: tests/daemon/qkd_mptest.cc).
+  CommandRun no_bits = Qnetctl(absl::StrCat("--node alice qkd --with bob", sd));
+  EXPECT_NE(no_bits.exit_code, 0);
+  EXPECT_EQ(no_bits.out, "qnetctl: qkd needs --bits N (final key bits wanted, a positive number)\n");
+  CommandRun bad_protocol = Qnetctl(absl::StrCat("--node alice qkd --with bob --bits 8 --protocol b92", sd));
+  EXPECT_EQ(bad_protocol.out, "qnetctl: --protocol must be bbm92, e91, bb84 or relay, got 'b92'\n");
+  CommandRun no_key = Qnetctl(absl::StrCat("--node bob key --id qk-0000", sd));
+  EXPECT_NE(no_key.exit_code, 0);
+  EXPECT_EQ(no_key.out.rfind("qnetctl: NOT_FOUND: no key 'qk-0000' here", 0), 0u) << no_key.out;
   CommandRun routes = Qnetctl(absl::StrCat("--node alice routes", sd));
   EXPECT_EQ(routes.exit_code, 0) << routes.out;
   EXPECT_NE(routes.out.find("bob"), std::string::npos) << routes.out;
@@ -114,7 +152,8 @@ TEST(QnetctlMpTest, UpEntangleStatusDown) {
 TEST(QnetctlMpTest, HelpPerCommandAndOneLineUsageErrors) {
   CommandRun general = Qnetctl("--help");
   EXPECT_EQ(general.exit_code, 0);
-  for (const char* command : {"up", "down", "status", "links", "routes", "entangle", "measure", "bell-test"}) {
+  for (const char* command : {"up", "down", "status", "links", "routes", "entangle", "measure", "bell-test",
+                              "teleport", "eavesdrop", "qkd", "key"}) {
     EXPECT_NE(general.out.find(absl::StrCat("\n  ", command, " ")), std::string::npos) << command << "\n" << general.out;
     for (const std::string& form : {absl::StrCat(command, " --help"), absl::StrCat("help ", command),
                                     absl::StrCat("--node alice ", command, " -h")}) {
@@ -129,7 +168,12 @@ TEST(QnetctlMpTest, HelpPerCommandAndOneLineUsageErrors) {
       {"up", {"--time-scale", "--keep-hold", "--qnetd"}},
       {"entangle", {"--with", "--pairs", "--type", "--basis", "--min-fidelity", "--timeout"}},
       {"measure", {"--id", "--basis"}},
-      {"bell-test", {"--with", "--pairs", "--min-fidelity", "--timeout"}}};
+      {"bell-test", {"--with", "--pairs", "--min-fidelity", "--timeout"}},
+      {"teleport", {"--to", "--state", "--shots", "--min-fidelity", "--timeout"}},
+      {"eavesdrop", {"--link", "--fraction"}},
+      {"qkd", {"--with", "--bits", "--protocol", "--pairs-per-block", "--sample-fraction", "--abort-qber", "--min-chsh",
+               "--show-key"}},
+      {"key", {"--id"}}};
   for (const auto& [command, names] : flags) {
     const std::string help = Qnetctl(absl::StrCat(command, " --help")).out;
     for (const std::string& flag : names) EXPECT_NE(help.find(flag), std::string::npos) << command << " " << flag;

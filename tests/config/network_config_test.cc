@@ -141,6 +141,22 @@ TEST(NetworkConfigTest, OptionalPartsMayBeOmitted) {
   EXPECT_TRUE(std::isinf(c->nodes[0].hardware.t1_s));
 }
 
+TEST(NetworkConfigTest, EavesdropperFractionIsOptionalAndOffByDefault) {
+  auto c = ParseNetworkConfig(R"(network: n
+nodes: [{name: a, hardware: ideal}, {name: b, hardware: ideal}, {name: c, hardware: nv}]
+links:
+  - between: [a, b]
+    length_km: 1
+    eavesdropper_fraction: 0.2
+  - between: [b, c]
+    length_km: 1
+)",
+                              "eve.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->links[0].eavesdropper_fraction, 0.2);
+  EXPECT_EQ(c->links[1].eavesdropper_fraction, 0.0);
+}
+
 // Parses `text` as "net.yaml" and checks the error starts with "net.yaml:L:C: "
 // and mentions every one of `parts`.
 void ExpectError(const std::string& text, const std::string& position, std::vector<std::string> parts) {
@@ -196,6 +212,12 @@ TEST(NetworkConfigErrorTest, ValuesOutOfRange) {
               {"link a-b", "visibility = 1.5 is outside [0, 1]"});
   ExpectError(std::string(kNodes) + "links:\n  - between: [a, b]\n    length_km: -2\n", "9:16",
               {"link a-b", "length_km = -2", ">= 0"});
+  ExpectError(std::string(kNodes) + "links:\n  - between: [a, b]\n    length_km: 1\n    eavesdropper_fraction: 1.5\n",
+              "10:28", {"link a-b", "eavesdropper_fraction = 1.5 is outside [0, 1]"});
+  ExpectError(std::string(kNodes) + "links:\n  - between: [a, b]\n    length_km: 1\n    eavesdropper_fraction: -0.1\n",
+              "10:28", {"link a-b", "eavesdropper_fraction = -0.1 is outside [0, 1]"});
+  ExpectError(std::string(kNodes) + "links:\n  - between: [a, b]\n    length_km: 1\n    eavesdropper_fraction: .nan\n",
+              "10:28", {"link a-b", "eavesdropper_fraction", "NaN"});
   ExpectError("network: n\nnodes:\n  - name: a\n    hardware: ideal\n    qubits: 0\n", "5:13",
               {"node 'a'", "qubits = 0 is outside [1, 1000]"});
   ExpectError("network: n\nnodes:\n  - name: a\n    hardware: ideal\n    emission_efficiency: 2\n", "5:26",

@@ -9,6 +9,7 @@
 #include <cmath>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <thread>
 
 #include <grpcpp/grpcpp.h>
@@ -197,6 +198,63 @@ TEST_F(NetworkPathsMpTest, AKilledRepeaterFailsTheRequestAndTheNextGoesTheOtherW
     EXPECT_TRUE(freed) << node;
   }
   EXPECT_TRUE(net->StopAll().ok());
+}
+
+// Teleportation across a 3-daemon chain (what `qnetctl teleport` runs).
+// Ideal nodes on links of visibility V: the end-to-end pair is PHI+ with a
+// Z error of probability p = (1 - V^2)/2 in its reported frame (a mixed
+// state, not a sampled one), so every teleported |+i> arrives as
+// (1-p)|+i><+i| + p|-i><-i|: fidelity exactly 1 - p, while |0> is untouched
+// (fidelity 1). The outcomes alone must find 1 - p within their error.
+TEST_F(NetworkPathsMpTest, TeleportAcrossAThreeDaemonChain) {
+  const double v = 0.8;
+  auto net = Launch(ChainFile(2, v), 10.0);
+  ASSERT_NE(net, nullptr);
+  const std::string head = *net->Address("n0");
+  ASSERT_TRUE(WaitRoute(head, "n2", 2).ok());
+
+  v1::TeleportRequest request;
+  request.set_destination("n2");
+  request.set_named_state("+i");
+  request.set_shots(900);
+  uint32_t shots_seen = 0;
+  std::set<std::string> bases;
+  auto summary = cli::RunTeleport(head, request, absl::Seconds(300), [&](const v1::TeleportShot& shot) {
+    ++shots_seen;
+    bases.insert(shot.basis());
+    EXPECT_EQ(shot.pair_id().rfind("n0-n2#", 0), 0u) << shot.pair_id();
+  });
+  ASSERT_TRUE(summary.ok()) << summary.status() << "\n" << net->LogTail("n0");
+  EXPECT_EQ(shots_seen, 900u);
+  EXPECT_EQ(bases, (std::set<std::string>{"X", "Y", "Z"}));
+  ASSERT_EQ(summary->shots(), 900u);
+  ASSERT_TRUE(summary->estimate_available());
+  const double p = (1 - v * v) / 2;
+  // The simulated truth: the density matrix itself.
+  EXPECT_NEAR(summary->simulated_mean_fidelity(), 1 - p, 1e-6);
+  EXPECT_NEAR(summary->simulated_min_fidelity(), 1 - p, 1e-6);
+  // From the outcomes alone (300 Y shots: standard error ~0.02, so a model
+  // without the Z error, fidelity 1, fails): within 5 standard errors.
+  EXPECT_NEAR(summary->fidelity(), 1 - p, 5 * summary->fidelity_standard_error());
+  EXPECT_LT(summary->fidelity_ci_low(), summary->fidelity());
+  EXPECT_GT(summary->fidelity_ci_high(), summary->fidelity());
+
+  request.set_named_state("0");
+  request.set_shots(30);
+  auto zero = cli::RunTeleport(head, request, absl::Seconds(120));
+  ASSERT_TRUE(zero.ok()) << zero.status();
+  EXPECT_NEAR(zero->simulated_min_fidelity(), 1.0, 1e-6);
+  EXPECT_EQ(zero->axes(2).plus(), zero->axes(2).shots());  // every Z outcome +1
+
+  // Errors a user can act on.
+  request.set_destination("nowhere");
+  auto unknown = cli::RunTeleport(head, request, absl::Seconds(10));
+  EXPECT_EQ(unknown.status().code(), absl::StatusCode::kNotFound) << unknown.status();
+  EXPECT_NE(unknown.status().message().find("NO_ROUTE"), std::string::npos) << unknown.status();
+  request.set_destination("n2");
+  request.set_shots(0);
+  auto no_shots = cli::RunTeleport(head, request, absl::Seconds(10));
+  EXPECT_EQ(no_shots.status().code(), absl::StatusCode::kInvalidArgument) << no_shots.status();
 }
 
 }  // namespace

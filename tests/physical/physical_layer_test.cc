@@ -457,6 +457,89 @@ TEST(PhysicalLayerTest, FarEndThatNeverAnswersCanBeAbortedAndLateStartsLearnWhy)
   net.ExpectClean();
 }
 
+TEST(PhysicalLayerTest, EavesdropperSwitchTakesEffectAtTheStationHostOnly) {
+  TwoNodes net(IdealNode(), IdealNode(), IdealLink(1.0, 0.5), 3);
+  // alice is node_a, so she hosts the station.
+  absl::StatusOr<bool> at_host = net.layer_a->SetEavesdropperFraction("bob", 0.3);
+  ASSERT_TRUE(at_host.ok()) << at_host.status();
+  EXPECT_TRUE(*at_host);
+  absl::StatusOr<bool> at_far_end = net.layer_b->SetEavesdropperFraction("alice", 0.3);
+  ASSERT_TRUE(at_far_end.ok()) << at_far_end.status();
+  EXPECT_FALSE(*at_far_end);
+  EXPECT_EQ(net.layer_a->Eavesdropper("bob")->fraction, 0.3);
+  EXPECT_TRUE(net.layer_a->Eavesdropper("bob")->station_here);
+  EXPECT_EQ(net.layer_a->Eavesdropper("bob")->link, kLink);
+  EXPECT_EQ(net.layer_b->Eavesdropper("alice")->fraction, 0.3);
+  EXPECT_FALSE(net.layer_b->Eavesdropper("alice")->station_here);
+
+  for (double bad : {-0.1, 1.5, std::nan(""), kInfinity}) {
+    absl::StatusOr<bool> r = net.layer_a->SetEavesdropperFraction("bob", bad);
+    EXPECT_TRUE(absl::IsInvalidArgument(r.status())) << bad;
+    EXPECT_NE(r.status().message().find("outside [0, 1]"), std::string_view::npos) << r.status();
+  }
+  EXPECT_EQ(net.layer_a->Eavesdropper("bob")->fraction, 0.3);  // unchanged by the rejected values
+  absl::StatusOr<bool> unknown = net.layer_a->SetEavesdropperFraction("carol", 0.5);
+  EXPECT_TRUE(absl::IsNotFound(unknown.status()));
+  EXPECT_NE(unknown.status().message().find("bob"), std::string_view::npos) << unknown.status();
+  EXPECT_TRUE(absl::IsNotFound(net.layer_b->Eavesdropper("carol").status()));
+}
+
+// With x = 1 every pair is intercepted, and the pair left behind is exactly
+// the heralded Bell state with alice's qubit projected onto Eve's recorded
+// eigenstate: alice's reduced state is that projector, and the fidelity to
+// the heralded Bell state is exactly 1/2 (a Bell state has overlap 1/2 with
+// every product of a Z or X eigenstate and its partner).
+TEST(PhysicalLayerTest, EavesdropperProjectsTheHostsQubitOntoHerRecordedOutcome) {
+  TwoNodes net(IdealNode(), IdealNode(), IdealLink(1.0, 0.5), 4);
+  ASSERT_TRUE(net.layer_a->SetEavesdropperFraction("bob", 1.0).ok());
+  constexpr int kPairs = 40;
+  EavesdropperStats before = net.layer_a->Eavesdropper("bob")->stats;
+  for (int i = 0; i < kPairs; ++i) {
+    auto [a, b] = net.Generate(i + 1, {});
+    ASSERT_TRUE(a.status.ok()) << a.status;
+    ASSERT_TRUE(b.status.ok()) << b.status;
+    const EavesdropperStats after = net.layer_a->Eavesdropper("bob")->stats;
+    EXPECT_EQ(after.pairs_seen, before.pairs_seen + 1);
+    EXPECT_EQ(after.pairs_intercepted, before.pairs_intercepted + 1);
+    int basis = -1, outcome = -1;
+    for (int x = 0; x < 2; ++x) {
+      for (int k = 0; k < 2; ++k) {
+        if (after.recorded[x][k] != before.recorded[x][k]) {
+          EXPECT_EQ(basis, -1) << "two records for one pair";
+          basis = x;
+          outcome = k;
+        }
+      }
+    }
+    ASSERT_NE(basis, -1);
+    const quantum::Matrix rho = net.TrueState();
+    Eigen::Matrix2cd rho_a = Eigen::Matrix2cd::Zero();
+    for (int r = 0; r < 2; ++r) {
+      for (int c = 0; c < 2; ++c) rho_a(r, c) = rho(2 * r, 2 * c) + rho(2 * r + 1, 2 * c + 1);
+    }
+    // |0>,|1> for Z; |+>,|-> for X.
+    const double sign = outcome == 0 ? 1.0 : -1.0;
+    Eigen::Matrix2cd projector;
+    if (basis == 0) {
+      projector << (outcome == 0 ? 1.0 : 0.0), 0.0, 0.0, (outcome == 0 ? 0.0 : 1.0);
+    } else {
+      projector << 0.5, 0.5 * sign, 0.5 * sign, 0.5;
+    }
+    EXPECT_NEAR((rho_a - projector).norm(), 0.0, 1e-12) << "basis " << basis << " outcome " << outcome;
+    EXPECT_NEAR(BellFidelity(rho, a.label), 0.5, 1e-12);
+    before = after;
+  }
+  const EavesdropperStats stats = net.layer_a->Eavesdropper("bob")->stats;
+  EXPECT_EQ(stats.pairs_seen, uint64_t{kPairs});
+  EXPECT_EQ(stats.pairs_intercepted, uint64_t{kPairs});
+  // The far end keeps no statistics of its own: the station is not there.
+  EXPECT_EQ(net.layer_b->Eavesdropper("alice")->stats.pairs_seen, 0u);
+  ASSERT_TRUE(net.device_a.Free(net.slot_a).ok());
+  ASSERT_TRUE(net.device_b.Free(net.slot_b).ok());
+  net.clock.RunUntilIdle();
+  net.ExpectClean();
+}
+
 TEST(PhysicalLayerTest, CreateRejectsLinksThatAreNotThisNodes) {
   VirtualClock clock;
   FakeNodeContext carol(clock, "carol", 1);
@@ -470,6 +553,12 @@ TEST(PhysicalLayerTest, CreateRejectsLinksThatAreNotThisNodes) {
   bad.station_fraction = 1.5;
   EXPECT_TRUE(
       absl::IsInvalidArgument(PhysicalLayer::Create(carol, device, backend, IdealNode(), {{bad, IdealNode()}}).status()));
+  LinkPhysics eavesdropped = IdealLink(1, 0.5);
+  eavesdropped.node_a = "carol";
+  eavesdropped.eavesdropper_fraction = 1.5;
+  EXPECT_TRUE(absl::IsInvalidArgument(
+      PhysicalLayer::Create(carol, device, backend, IdealNode(), {{eavesdropped, IdealNode()}}).status()));
+  EXPECT_TRUE(absl::IsInvalidArgument(ValidateLinkPhysics(eavesdropped)));
 }
 
 }  // namespace

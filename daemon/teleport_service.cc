@@ -1,0 +1,348 @@
+#include "daemon/teleport_service.h"
+
+#include <algorithm>
+#include <cmath>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+
+namespace qnet::daemon {
+namespace {
+
+constexpr const char* kAxisNames[3] = {"X", "Y", "Z"};
+constexpr Duration kDefaultShotTimeout = std::chrono::seconds(10);
+
+quantum::Basis AxisBasis(int axis) {
+  switch (axis) {
+    case 0:
+      return quantum::Basis::X();
+    case 1:
+      return quantum::Basis::Y();
+    default:
+      return quantum::Basis::Z();
+  }
+}
+
+}  // namespace
+
+TeleportService::TeleportService(NodeContext& context, transport::TransportLayer& transport,
+                                 network::NetworkLayer& network, physical::QuantumDevice& device,
+                                 physical::SimulatedDevice* truth, const Logger& log)
+    : context_(context), transport_(transport), network_(network), device_(device), truth_(truth), log_(log) {}
+
+TeleportService::~TeleportService() {
+  *alive_ = false;
+  for (auto& [id, shot] : shots_) {
+    if (shot.report_deadline != kNoTimer) context_.CancelTimer(shot.report_deadline);
+  }
+  (void)transport_.UnregisterReceiver();
+  (void)network_.UnregisterDatagramReceiver(kTeleportReportPurposeId);
+}
+
+absl::Status TeleportService::Start() {
+  std::weak_ptr<bool> alive = alive_;
+  if (absl::Status s = transport_.RegisterReceiver([this, alive](const transport::ReceiveEvent& event) {
+        if (!alive.expired()) OnQubit(event);
+      });
+      !s.ok()) {
+    return s;
+  }
+  return network_.RegisterDatagramReceiver(kTeleportReportPurposeId,
+                                           [this, alive](const std::string& source, const std::string& payload) {
+                                             if (!alive.expired()) OnReport(source, payload);
+                                           });
+}
+
+absl::StatusOr<TeleportService::CallHandle> TeleportService::Teleport(const v1::TeleportRequest& request,
+                                                                      Stream stream) {
+  if (request.destination().empty()) return absl::InvalidArgumentError("destination is required");
+  if (request.destination() == context_.node_name()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("destination '", request.destination(), "' is this node: teleport to another node"));
+  }
+  transport::BlochAngles state;
+  switch (request.state_case()) {
+    case v1::TeleportRequest::kNamedState: {
+      absl::StatusOr<transport::NamedState> named = transport::ParseNamedState(request.named_state());
+      if (!named.ok()) return named.status();
+      state = transport::ToAngles(*named);
+      break;
+    }
+    case v1::TeleportRequest::kAngles:
+      if (!std::isfinite(request.angles().theta()) || !std::isfinite(request.angles().phi())) {
+        return absl::InvalidArgumentError("angles: theta and phi must be finite numbers (radians)");
+      }
+      state = {request.angles().theta(), request.angles().phi()};
+      break;
+    default:
+      return absl::InvalidArgumentError("a state is required: named_state (0, 1, +, -, +i, -i) or angles");
+  }
+  if (request.shots() < 1 || request.shots() > kMaxTeleportShots) {
+    return absl::InvalidArgumentError(absl::StrCat("shots must be in 1..", kMaxTeleportShots, ", got ",
+                                                   request.shots()));
+  }
+  if (!(request.min_fidelity() >= 0.0 && request.min_fidelity() <= 1.0)) {
+    return absl::InvalidArgumentError(absl::StrCat("min_fidelity must be in [0, 1], got ", request.min_fidelity()));
+  }
+  if (!(request.timeout_s() >= 0.0) || !std::isfinite(request.timeout_s())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("timeout_s must be >= 0 (0 = 10 s per shot), got ", request.timeout_s()));
+  }
+  // The transport refuses an unknown or unreachable destination at once;
+  // ask it up front so the call fails before streaming anything.
+  absl::StatusOr<network::Route> route = network_.routes().PathTo(context_.node_name(), request.destination());
+  if (!route.ok()) {
+    return network::ToStatus(network::NetworkError::kNoRoute,
+                             absl::StrCat("cannot teleport to '", request.destination(), "': ",
+                                          route.status().message()));
+  }
+  const CallHandle handle = next_call_++;
+  Call& call = calls_[handle];
+  call.request = request;
+  call.state = state;
+  call.stream = std::move(stream);
+  call.started = context_.Now();
+  Submit(handle);
+  return handle;
+}
+
+void TeleportService::Cancel(CallHandle handle) {
+  auto it = calls_.find(handle);
+  if (it == calls_.end()) return;
+  Call call = std::move(it->second);
+  calls_.erase(it);
+  // Shots already submitted run to their end (the transport frees their
+  // qubits); their reports are dropped.
+  call.stream.end(absl::CancelledError("the client cancelled the call"));
+}
+
+void TeleportService::Submit(CallHandle handle) {
+  while (true) {
+    auto it = calls_.find(handle);
+    if (it == calls_.end()) return;
+    Call& call = it->second;
+    if (call.submitted >= call.request.shots() || call.in_flight >= kTeleportShotsInFlight) return;
+    transport::TeleportOptions options;
+    options.min_fidelity = call.request.min_fidelity();
+    options.timeout = call.request.timeout_s() > 0 ? FromSeconds(call.request.timeout_s()) : kDefaultShotTimeout;
+    // The transport's deadline counts from submission, so a queued shot
+    // waits for the one ahead of it inside its own budget: give it both.
+    options.timeout *= kTeleportShotsInFlight;
+    std::weak_ptr<bool> alive = alive_;
+    absl::StatusOr<transport::TransferId> id = transport_.Teleport(
+        call.request.destination(), call.state, options,
+        [this, alive](transport::TransferId transfer, absl::StatusOr<transport::TeleportReport> result) {
+          if (!alive.expired()) OnTransferDone(transfer, std::move(result));
+        });
+    if (!id.ok()) {
+      EndCall(handle, id.status());
+      return;
+    }
+    Shot& shot = shots_[*id];
+    shot.call = handle;
+    shot.started = context_.Now();
+    ++call.submitted;
+    ++call.in_flight;
+  }
+}
+
+void TeleportService::OnTransferDone(transport::TransferId id, absl::StatusOr<transport::TeleportReport> result) {
+  auto it = shots_.find(id);
+  if (it == shots_.end()) return;
+  Shot& shot = it->second;
+  if (!result.ok()) {
+    const CallHandle handle = shot.call;
+    if (shot.report_deadline != kNoTimer) context_.CancelTimer(shot.report_deadline);
+    shots_.erase(it);
+    auto call = calls_.find(handle);
+    if (call == calls_.end()) return;
+    --call->second.in_flight;
+    EndCall(handle, absl::Status(result.status().code(),
+                                 absl::StrCat("shot ", call->second.done + 1, " of ", call->second.request.shots(),
+                                              " failed: ", result.status().message())));
+    return;
+  }
+  shot.transfer = *std::move(result);
+  if (!shot.measured) {
+    // The destination reports right after the qubit arrives; if it never
+    // does (it died), the shot fails after the transfer's own time budget.
+    auto call = calls_.find(shot.call);
+    const Duration wait = call != calls_.end() && call->second.request.timeout_s() > 0
+                              ? FromSeconds(call->second.request.timeout_s())
+                              : kDefaultShotTimeout;
+    std::weak_ptr<bool> alive = alive_;
+    shot.report_deadline = context_.StartTimer(wait, [this, alive, id] {
+      if (alive.expired()) return;
+      auto s = shots_.find(id);
+      if (s == shots_.end()) return;
+      s->second.report_deadline = kNoTimer;
+      const CallHandle handle = s->second.call;
+      const std::string destination = s->second.transfer->destination;
+      shots_.erase(s);
+      auto c = calls_.find(handle);
+      if (c == calls_.end()) return;
+      --c->second.in_flight;
+      EndCall(handle, absl::DeadlineExceededError(absl::StrCat(
+                          "TIMEOUT: the qubit of transfer ", id, " reached ", destination,
+                          " but its measurement outcome never came back (is ", destination, " still running?)")));
+    });
+  }
+  MaybeFinishShot(id);
+}
+
+// Payload: "<transfer id> <axis 0..2> <outcome> <truth: 1 x y z | 0>".
+void TeleportService::OnReport(const std::string& source, const std::string& payload) {
+  std::istringstream in(payload);
+  transport::TransferId id = 0;
+  int axis = -1, outcome = -1, has_truth = 0;
+  double x = 0, y = 0, z = 0;
+  in >> id >> axis >> outcome >> has_truth;
+  if (has_truth == 1) in >> x >> y >> z;
+  if (in.fail() || axis < 0 || axis > 2 || (outcome != 0 && outcome != 1)) {
+    QNET_LOG(log_, kWarn, "ignoring a malformed teleport report from %s", source);
+    return;
+  }
+  auto it = shots_.find(id);
+  if (it == shots_.end()) return;  // its call ended
+  Shot& shot = it->second;
+  auto call = calls_.find(shot.call);
+  if (call == calls_.end() || call->second.request.destination() != source) return;
+  shot.measured = true;
+  shot.axis = axis;
+  shot.outcome = outcome;
+  if (has_truth == 1) {
+    const std::array<double, 3> n = transport::BlochVector(call->second.state);
+    shot.truth = (1.0 + n[0] * x + n[1] * y + n[2] * z) / 2.0;
+  }
+  MaybeFinishShot(id);
+}
+
+void TeleportService::MaybeFinishShot(transport::TransferId id) {
+  auto it = shots_.find(id);
+  if (it == shots_.end() || !it->second.measured || !it->second.transfer.has_value()) return;
+  Shot shot = std::move(it->second);
+  shots_.erase(it);
+  if (shot.report_deadline != kNoTimer) context_.CancelTimer(shot.report_deadline);
+  const CallHandle handle = shot.call;
+  auto c = calls_.find(handle);
+  if (c == calls_.end()) return;
+  Call& call = c->second;
+  --call.in_flight;
+  transport::AxisCounts& counts = call.counts[shot.axis];
+  ++counts.shots;
+  counts.plus += shot.outcome == 0 ? 1 : 0;
+  call.pair_fidelity_sum += shot.transfer->pair_fidelity_estimate;
+  call.pairs_discarded += shot.transfer->pairs_discarded;
+  if (shot.truth >= 0) {
+    call.truth_sum += shot.truth;
+    call.truth_min = std::min(call.truth_min, shot.truth);
+    ++call.truth_shots;
+  }
+  v1::TeleportEvent event;
+  v1::TeleportShot* s = event.mutable_shot();
+  s->set_index(call.done);
+  s->set_transfer_id(id);
+  s->set_pair_id(shot.transfer->pair.ToString());
+  s->set_pair_fidelity_estimate(shot.transfer->pair_fidelity_estimate);
+  s->set_pairs_discarded(shot.transfer->pairs_discarded);
+  s->set_basis(kAxisNames[shot.axis]);
+  s->set_outcome(shot.outcome);
+  s->set_latency_s(ToSeconds(context_.Now() - shot.started));
+  s->set_simulated_fidelity(shot.truth);
+  ++call.done;
+  call.stream.event(std::move(event));
+  if (call.done < call.request.shots()) {
+    Submit(handle);
+    return;
+  }
+  v1::TeleportEvent last;
+  v1::TeleportSummary* sum = last.mutable_summary();
+  sum->set_shots(call.done);
+  sum->set_destination(call.request.destination());
+  sum->mutable_intended()->set_theta(call.state.theta);
+  sum->mutable_intended()->set_phi(call.state.phi);
+  for (int a = 0; a < 3; ++a) {
+    v1::AxisEstimate* axis = sum->add_axes();
+    axis->set_axis(kAxisNames[a]);
+    axis->set_shots(call.counts[a].shots);
+    axis->set_plus(call.counts[a].plus);
+  }
+  absl::StatusOr<transport::BlochEstimate> estimate =
+      transport::EstimateFromOutcomes(call.counts[0], call.counts[1], call.counts[2], call.state);
+  sum->set_estimate_available(estimate.ok());
+  if (estimate.ok()) {
+    for (int a = 0; a < 3; ++a) {
+      sum->mutable_axes(a)->set_mean(estimate->r[a]);
+      sum->mutable_axes(a)->set_standard_error(estimate->standard_error[a]);
+    }
+    sum->set_fidelity(estimate->fidelity);
+    sum->set_fidelity_standard_error(estimate->fidelity_standard_error);
+    sum->set_fidelity_ci_low(std::clamp(estimate->fidelity - 1.96 * estimate->fidelity_standard_error, 0.0, 1.0));
+    sum->set_fidelity_ci_high(std::clamp(estimate->fidelity + 1.96 * estimate->fidelity_standard_error, 0.0, 1.0));
+  }
+  sum->set_mean_pair_fidelity_estimate(call.pair_fidelity_sum / call.done);
+  sum->set_pairs_discarded(call.pairs_discarded);
+  sum->set_simulated_mean_fidelity(call.truth_shots > 0 ? call.truth_sum / call.truth_shots : -1.0);
+  sum->set_simulated_min_fidelity(call.truth_shots > 0 ? call.truth_min : -1.0);
+  sum->set_duration_s(ToSeconds(context_.Now() - call.started));
+  call.stream.event(std::move(last));
+  EndCall(handle, absl::OkStatus());
+}
+
+void TeleportService::EndCall(CallHandle handle, absl::Status status) {
+  auto it = calls_.find(handle);
+  if (it == calls_.end()) return;
+  Stream stream = std::move(it->second.stream);
+  calls_.erase(it);
+  stream.end(std::move(status));
+}
+
+void TeleportService::OnQubit(const transport::ReceiveEvent& event) {
+  const auto* qubit = std::get_if<transport::QubitReceived>(&event);
+  if (qubit == nullptr) return;  // a failed transfer: the source hears of it from the transport
+  if (truth_ == nullptr) {
+    MeasureAndReport(*qubit, 0, 0, -2);
+    return;
+  }
+  std::weak_ptr<bool> alive = alive_;
+  transport::QubitReceived copy = *qubit;
+  physical::SimulatedDevice::SimulationOnlyTrueState(
+      {{truth_, qubit->slot}}, [this, alive, copy](absl::StatusOr<quantum::Matrix> rho) {
+        if (alive.expired()) return;
+        if (!rho.ok() || rho->rows() != 2) {
+          MeasureAndReport(copy, 0, 0, -2);
+          return;
+        }
+        // rho = (I + x X + y Y + z Z)/2.
+        const std::complex<double> off = (*rho)(0, 1);
+        MeasureAndReport(copy, 2 * off.real(), -2 * off.imag(), ((*rho)(0, 0) - (*rho)(1, 1)).real());
+      });
+}
+
+void TeleportService::MeasureAndReport(const transport::QubitReceived& qubit, double bloch_x, double bloch_y,
+                                       double bloch_z) {
+  const int axis = static_cast<int>(qubit.id % 3);
+  const bool has_truth = bloch_z >= -1.5;
+  std::weak_ptr<bool> alive = alive_;
+  const int slot = qubit.slot;
+  const std::string source = qubit.source;
+  const transport::TransferId id = qubit.id;
+  device_.Measure(slot, AxisBasis(axis), [this, alive, slot, source, id, axis, has_truth, bloch_x, bloch_y,
+                                          bloch_z](absl::StatusOr<int> outcome) {
+    if (alive.expired()) return;
+    (void)device_.Free(slot);
+    if (!outcome.ok()) {
+      QNET_LOG(log_, kWarn, "measuring teleported qubit %d from %s: %s", id, source, outcome.status().message());
+      return;  // the source's shot times out waiting for the report
+    }
+    std::string payload = has_truth ? absl::StrFormat("%d %d %d 1 %.17g %.17g %.17g", id, axis, *outcome, bloch_x,
+                                                      bloch_y, bloch_z)
+                                    : absl::StrFormat("%d %d %d 0", id, axis, *outcome);
+    if (absl::Status s = network_.SendDatagram(source, kTeleportReportPurposeId, std::move(payload)); !s.ok()) {
+      QNET_LOG(log_, kWarn, "cannot report teleported qubit %d to %s: %s", id, source, s.message());
+    }
+  });
+}
+
+}  // namespace qnet::daemon

@@ -1,0 +1,383 @@
+// Quantum key distribution between nodes: BBM92 and E91 over the network
+// layer's end-to-end MEASURE pairs, a trusted-node relay that joins BBM92 hop
+// keys along a path, and BB84 prepare-and-measure with single photons between
+// neighbours over the physical layer's photon channel. One KeyDistribution
+// runs per node; it answers sessions other nodes start and starts its own.
+// Classical messages are network-layer datagrams
+// (proto/qnet/v1/qkd_messages.proto); the key itself comes out of the
+// sans-I/O post-processing pipeline (qkd/post_processing.h), initiator =
+// Alice, responder = Bob.
+//
+// A session (BBM92 or E91), initiator I and responder R:
+//  1. I sends an OFFER (protocol, pairs, timeout, post-processing options:
+//     both ends must use the same). R registers a network receiver for the
+//     session on a fresh pair purpose id and answers ACCEPT with it (or END
+//     with why not), so every pair R gets is known to be the session's.
+//  2. I asks the network layer for `pairs` MEASURE pairs with R on that
+//     purpose id: BasisChoice::kBb84 (each end Z or X), or kE91 (I: Z or X;
+//     R: Z, X, B0 or B1). I is the head, R the tail; a pair's id is its
+//     end-to-end sequence number (one circuit per request). R rewrites each
+//     outcome into the PHI+ frame of the delivered Bell state: a frame
+//     X^x Z^z on the head's qubit acts on R's measurement axis at angle t in
+//     the X-Z plane as t -> -t (Z) and t -> pi - t (X); on Z and X that is
+//     a flip where the state anti-correlates (PHI-: X, PSI+: Z, PSI-: both),
+//     and B0/B1 may also swap.
+//  3. E91 only: R sends its B0/B1 test pairs (ids, settings, outcomes); I
+//     answers with its outcomes of those pairs; each end computes the same
+//     CHSH S = E(Z,B0) + E(Z,B1) + E(X,B0) - E(X,B1) with its standard
+//     error and aborts when S < e91_min_chsh. The test pairs leave the key.
+//  4. Both ends run post-processing on their Z/X detections; its messages
+//     travel as datagrams. The result (key, report, key id) reaches I's done
+//     handler and R's responder handler.
+// A BB84 session, I = Alice (the photon sender) and R = Bob, neighbours (one
+// link; both KeyDistributions need their node's PhysicalLayer, whose single
+// photon receiver this class owns):
+//  1. OFFER / ACCEPT as above (R registers no pair receiver: the photons
+//     carry the session id, and R knows the session as (sender, id)).
+//  2. I sends `pairs` pulses with PhysicalLayer::SendPhotons, pulse ids
+//     0 ... pairs - 1, in batches of at most kMaxPulsesPerSend, all at once
+//     (the source emits them back to back). I's detections are all her
+//     prepared pulses (basis, bit). R's detectors gate every pulse; its
+//     detections are the pulses that clicked, with its basis and bit.
+//  3. The offer fixes the number of gates: R starts post-processing when it
+//     has seen all `pairs` of them, so its basis announcement (only the
+//     detected pulses) also tells I the photons are in. I starts its own
+//     post-processing when that first message arrives, so neither end
+//     reveals a basis before R has measured. Sifting keeps the pulses R
+//     detected in I's basis; the rest is step 4 above.
+// The eavesdropper on the photons is the one recorded at I's physical layer
+// (PhysicalLayer::SetEavesdropperFraction): her errors show in the QBER.
+// A relay session from A to B over the path A - R1 - ... - Rk - B (the
+// network layer's route): A sends RELAY_START to every other node of the
+// path; each node but B starts a BBM92 hop session with its right
+// neighbour, tagged with the relay session. Each Ri, holding its left and
+// right hop keys, sends K_left XOR K_right (truncated to the shorter) to B;
+// B recovers K_A = K_last XOR (all announcements), truncated to the
+// shortest, and tells A the length and key id (RELAY_DONE). The relays
+// learn the key: they are trusted. Any failure on the path is sent to A and
+// B (RELAY_ABORT), A tells the rest.
+// Failures (network errors, timeouts, a peer that never answers, QBER or
+// CHSH aborts, cancels) end the session at both ends with a status that says
+// why; the network request is cancelled and the pair receiver released
+// (BB84 photons already in the fibre still arrive and are ignored).
+// Datagrams that do not parse are ignored and counted; a malformed message
+// inside a live session aborts that session.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "core/node_context.h"
+#include "core/rng.h"
+#include "core/time.h"
+#include "link/link_service.h"
+#include "network/network_layer.h"
+#include "network/network_service.h"
+#include "physical/physical_layer.h"
+#include "qkd/bit_string.h"
+#include "qkd/post_processing.h"
+#include "qnet/v1/qkd_messages.pb.h"
+
+namespace qnet::keydist {
+
+// Purpose ids (the transport layer has 0x3F000001): datagrams on
+// kKeyDistributionPurposeId; pairs on one id per responder session, from
+// kFirstPairPurposeId up (kPairPurposeIds of them), chosen by the responder.
+inline constexpr uint32_t kKeyDistributionPurposeId = 0x3F000002;
+inline constexpr uint32_t kFirstPairPurposeId = 0x3F000100;
+inline constexpr uint32_t kPairPurposeIds = 0xFF00;
+
+// kBb84: prepare-and-measure with single photons, between neighbours only.
+enum class QkdProtocol : uint8_t { kBbm92, kE91, kRelay, kBb84 };
+std::string_view QkdProtocolName(QkdProtocol protocol);  // "BBM92", "E91", "relay", "BB84"
+
+struct QkdSessionOptions {
+  QkdProtocol protocol = QkdProtocol::kBbm92;
+  // End-to-end pairs to measure (kRelay: on each hop), >= 1. BBM92 keeps
+  // about half of them as sifted key, E91 a quarter; with the default
+  // post-processing (eps 1e-10, 10% sample) the finite-size margins need
+  // ~2x10^4 sifted bits for a useful key at a few % QBER.
+  // kBb84: the photon pulses Alice sends; about p_click / 2 of them are sifted.
+  uint32_t pairs = 40000;
+  // Of every pair (network-layer estimate), in [0, 1]. Not used by kBb84.
+  double min_fidelity = 0.0;
+  // The whole session, > 0.
+  Duration timeout = std::chrono::seconds(60);
+  // Used by both ends (the responder takes the initiator's).
+  qkd::PostProcessingOptions post_processing;
+  // E91: abort when the measured CHSH value is below this.
+  double e91_min_chsh = 2.0;
+};
+
+// Where a session stands (initiator only).
+struct QkdProgress {
+  // "offered", "measuring", "measured", "chsh" (E91), "sifted", "estimated",
+  // "reconciled", "done"; a relay's origin adds "relaying" (its hop key is
+  // ready and it waits for the destination).
+  std::string stage;
+  uint64_t raw_pairs = 0;  // pairs measured here
+  uint64_t sifted_bits = 0;
+  double qber = 0.0;  // measured on the sample, overall
+  uint64_t reconciled_bits = 0;
+  uint64_t final_key_bits = 0;
+  std::optional<double> chsh_s;
+};
+
+struct QkdResult {
+  QkdProtocol protocol = QkdProtocol::kBbm92;
+  std::string peer;
+  // This end's post-processing (kRelay: of its own hop, the first at the
+  // origin and the last at the destination).
+  qkd::PostProcessingReport report;
+  qkd::BitString key;
+  std::string key_id;  // the same at both ends
+  // E91: the CHSH value of the test pairs and its standard error.
+  std::optional<double> chsh_s;
+  std::optional<double> chsh_s_stderr;
+  Duration simulated_duration{0};  // from the start (or the offer) to the key, on the runtime's clock
+  std::vector<std::string> path;   // initiator ... responder
+  std::vector<std::string> relay_nodes;  // kRelay: the trusted nodes that learned the key
+};
+
+using SessionId = uint64_t;  // unique per initiating node
+// All run on the node's event loop, never inside a call to KeyDistribution.
+using ProgressHandler = std::function<void(SessionId, const QkdProgress&)>;
+// Errors: NotFound "NO_ROUTE: ...", DeadlineExceeded "TIMEOUT: ...",
+// Aborted (QBER or CHSH too high/low, named with its value; keys that
+// differ), Unavailable "PEER_DOWN: ..." and the other network errors as
+// network::ToStatus makes them, Cancelled, FailedPrecondition (no key can be
+// extracted), InvalidArgument (a malformed message or a refused offer).
+using DoneHandler = std::function<void(SessionId, absl::StatusOr<QkdResult>)>;
+// The responder's view of a session `initiator` started (its id there).
+using ResponderHandler =
+    std::function<void(const std::string& initiator, SessionId, absl::StatusOr<QkdResult>)>;
+
+struct KeyDistributionOptions {
+  uint32_t purpose_id = kKeyDistributionPurposeId;
+  uint32_t first_pair_purpose_id = kFirstPairPurposeId;
+  uint32_t pair_purpose_ids = kPairPurposeIds;
+};
+
+struct KeyDistributionStats {
+  uint64_t sessions_started = 0;    // by this node's user (any protocol)
+  uint64_t sessions_accepted = 0;   // offers answered here (relay hops included)
+  uint64_t sessions_succeeded = 0;  // user-visible results with a key, either role
+  uint64_t sessions_failed = 0;     // user-visible failures, either role
+  uint64_t hop_sessions = 0;        // relay hops, either role
+  uint64_t relays_served = 0;       // relay sessions this node relayed (it learned the key)
+  uint64_t key_bits = 0;            // final key bits handed to users here
+  uint64_t malformed_messages = 0;  // datagrams that did not parse (ignored)
+  uint64_t stray_messages = 0;      // for no session here, or from the wrong node (ignored)
+  uint64_t stray_photon_batches = 0;  // photons for no BB84 session measuring here (e.g. after a cancel)
+};
+
+class KeyDistribution {
+ public:
+  // Registers the datagram receiver (AlreadyExists if the purpose id is
+  // taken) and, given the node's physical layer, its photon receiver
+  // (AlreadyExists if another one is registered there). Without `physical`
+  // this node neither starts nor answers BB84 sessions (FailedPrecondition).
+  static absl::StatusOr<std::unique_ptr<KeyDistribution>> Create(NodeContext& context,
+                                                                 network::NetworkLayer& network,
+                                                                 physical::PhysicalLayer* physical = nullptr,
+                                                                 KeyDistributionOptions options = {});
+  // Cancels this node's requests and releases its receivers; no handler runs.
+  ~KeyDistribution();
+  KeyDistribution(const KeyDistribution&) = delete;
+  KeyDistribution& operator=(const KeyDistribution&) = delete;
+
+  // Immediate errors: InvalidArgument (self, pairs 0, min_fidelity outside
+  // [0, 1], timeout <= 0, invalid post-processing options, no done handler,
+  // kBb84 with a peer that is not a neighbour), FailedPrecondition (kBb84
+  // without a physical layer), NotFound "NO_ROUTE: ..." (the peer is unknown
+  // or unreachable now).
+  // `progress` may be empty.
+  absl::StatusOr<SessionId> StartSession(const std::string& peer, const QkdSessionOptions& options,
+                                         ProgressHandler progress, DoneHandler done);
+  // Ends a session this node started (its done handler gets Cancelled).
+  absl::Status Cancel(SessionId id);
+  // Results of the sessions other nodes start with this one (relay
+  // destinations included; relay hops are internal). Without a handler,
+  // sessions are still served and their keys dropped.
+  void SetResponderHandler(ResponderHandler handler) { responder_handler_ = std::move(handler); }
+
+  const KeyDistributionStats& stats() const { return stats_; }
+  // Hop and end-to-end sessions in progress here (either role).
+  size_t active_sessions() const { return sessions_.size(); }
+  // Relay sessions this node takes part in now (any position).
+  size_t active_relays() const { return relays_.size(); }
+
+ private:
+  struct SessionKey {
+    std::string initiator;
+    uint64_t id = 0;
+    bool operator==(const SessionKey&) const = default;
+    template <typename H>
+    friend H AbslHashValue(H h, const SessionKey& k) {
+      return H::combine(std::move(h), k.initiator, k.id);
+    }
+  };
+
+  // One pair as this end measured it (the tail's in the PHI+ frame).
+  struct Measured {
+    uint64_t pair_id = 0;
+    link::MeasurementBasis basis = link::MeasurementBasis::kZ;
+    bool outcome = false;
+  };
+
+  struct TestOutcomes {
+    std::vector<uint64_t> pair_ids;
+    qkd::BitString second_setting;
+    qkd::BitString outcomes;
+  };
+
+  enum class Stage : uint8_t { kOffered, kMeasuring, kTesting, kPostProcessing };
+
+  // A hop of a relay session: which relay, and which side of this node.
+  struct HopOf {
+    SessionKey relay;
+    bool left = false;  // this node is the hop's responder
+  };
+
+  struct Session {
+    SessionKey key;
+    bool initiator = false;
+    std::string peer;
+    QkdSessionOptions options;
+    Stage stage = Stage::kOffered;
+    TimePoint started;
+    TimePoint deadline_at;
+    TimerId deadline = kNoTimer;
+    uint32_t pair_purpose = 0;         // responder: the receiver registered for the pairs
+    network::RequestId request = 0;    // the network request in progress (either end)
+    std::optional<uint64_t> circuit;   // of the pairs
+    std::vector<Measured> measured;
+    absl::flat_hash_set<uint64_t> pair_ids;  // of `measured`
+    std::vector<std::string> path;
+    uint64_t stray_pairs = 0;
+    std::optional<TestOutcomes> peer_test;  // E91: came before this end's pairs were done
+    std::optional<std::pair<double, double>> chsh;  // S, standard error
+    std::optional<qkd::PostProcessing> post;
+    std::vector<qkd::QkdMessage> early;  // post-processing messages before `post` exists
+    int progress_stage = -1;
+    ProgressHandler progress;
+    DoneHandler done;
+    std::optional<HopOf> hop;
+    // BB84 responder: gates seen so far (pairs in all), the last detected pulse id.
+    uint64_t gates = 0;
+    std::optional<uint64_t> last_pulse;
+  };
+
+  struct HopKey {
+    qkd::BitString bits;
+    std::string key_id;
+    qkd::PostProcessingReport report;
+  };
+
+  struct Announcement {
+    std::string left_key_id, right_key_id;
+    qkd::BitString bits;
+  };
+
+  struct Relay {
+    SessionKey key;  // origin and its relay session id
+    std::vector<std::string> path;
+    size_t index = 0;  // this node's position on the path
+    bool instructed = false;  // RELAY_START came (always at the origin)
+    QkdSessionOptions hop_options;
+    TimePoint started;
+    TimePoint deadline_at;
+    TimerId deadline = kNoTimer;
+    std::optional<SessionKey> right_session;  // the hop this node started
+    std::optional<HopKey> left, right;
+    std::map<size_t, Announcement> announcements;  // destination, by relay index
+    std::optional<std::pair<uint64_t, std::string>> done;  // origin: RELAY_DONE's length and key id
+    ProgressHandler progress;  // origin
+    DoneHandler done_handler;  // origin
+    bool origin() const { return index == 0; }
+    bool destination() const { return index + 1 == path.size(); }
+  };
+
+  KeyDistribution(NodeContext& context, network::NetworkLayer& network, KeyDistributionOptions options);
+
+  // Sessions.
+  absl::StatusOr<SessionId> StartHopOrSession(const std::string& peer, const QkdSessionOptions& options,
+                                              ProgressHandler progress, DoneHandler done, std::optional<HopOf> hop);
+  void OnDatagram(const std::string& source, const std::string& payload);
+  void OnOffer(const std::string& source, const SessionKey& key, const v1::KeyDistributionOffer& offer);
+  void OnAccept(const std::string& source, const SessionKey& key, const v1::KeyDistributionAccept& accept);
+  void OnEnd(const std::string& source, const SessionKey& key, const v1::KeyDistributionEnd& end);
+  void OnTestOutcomes(const std::string& source, const SessionKey& key, const v1::KeyDistributionTestOutcomes& m);
+  void OnPostProcessingMessage(const std::string& source, const SessionKey& key, const v1::QkdMessage& m);
+  void OnHeadEvent(const SessionKey& key, const network::NetworkEvent& event);
+  void OnTailEvent(const SessionKey& key, const network::NetworkEvent& event);
+  void RecordPair(Session& s, const network::PairDelivered& pair);
+  void OnPairsDone(const SessionKey& key);
+  // BB84: Alice's pulses into the fibre, Bob's detections out of it.
+  void SendPulses(const SessionKey& key);
+  void OnPhotons(const std::string& from, uint64_t session, const std::vector<physical::MeasuredPulse>& detections,
+                 uint64_t gates);
+  // Why this node cannot run BB84 with `peer` (OK if it can).
+  absl::Status Bb84Possible(const std::string& peer) const;
+  void HandleTest(const SessionKey& key);
+  void StartPostProcessing(const SessionKey& key, const std::vector<uint64_t>& excluded);
+  void Feed(const SessionKey& key, const qkd::QkdMessage& message);
+  void CheckFinished(const SessionKey& key);
+  void OnDeadline(const SessionKey& key);
+  // Cancels the session's timer and network request, frees its receiver.
+  void Release(Session& s);
+  void Succeed(const SessionKey& key);
+  void Fail(const SessionKey& key, absl::Status status, bool tell_peer);
+  void EmitProgress(Session& s, int stage);
+  Session* FindSession(const SessionKey& key, const std::string& source);
+
+  // Relays.
+  absl::StatusOr<SessionId> StartRelay(const std::string& peer, const QkdSessionOptions& options,
+                                       ProgressHandler progress, DoneHandler done);
+  Relay& EnsureRelay(const SessionKey& key, std::vector<std::string> path, size_t index, Duration timeout);
+  void OnRelayStart(const std::string& source, const SessionKey& key, const v1::KeyDistributionRelayStart& m);
+  void OnRelayAnnouncement(const std::string& source, const SessionKey& key,
+                           const v1::KeyDistributionRelayAnnouncement& m);
+  void OnRelayDone(const std::string& source, const SessionKey& key, const v1::KeyDistributionRelayDone& m);
+  void OnRelayAbort(const std::string& source, const SessionKey& key, const v1::KeyDistributionRelayAbort& m);
+  absl::Status StartRightHop(const SessionKey& key);
+  void OnHopKey(const HopOf& hop, HopKey key);
+  void AdvanceRelay(const SessionKey& key);
+  // Ends the relay session here; tells the origin and destination (all
+  // other nodes, at the origin) unless `tell` is false.
+  void FailRelay(const SessionKey& key, absl::Status status, bool tell);
+  void EraseRelay(const SessionKey& key);
+
+  // Plumbing.
+  absl::Status Send(const std::string& to, const SessionKey& key, v1::KeyDistributionMessage message);
+  void SendEnd(const std::string& to, const SessionKey& key, const absl::Status& status);
+  void Post(std::function<void()> fn);
+  TimerId StartDeadline(Duration after, std::function<void()> fire);
+  std::string Where() const { return context_.node_name(); }
+
+  NodeContext& context_;
+  network::NetworkLayer& network_;
+  physical::PhysicalLayer* physical_ = nullptr;  // set once its photon receiver is ours
+  bool receiving_datagrams_ = false;             // the datagram receiver is ours
+  KeyDistributionOptions options_;
+  Rng rng_;
+  SessionId next_id_ = 1;
+  uint32_t next_pair_purpose_ = 0;  // offset into the pair purpose range
+  absl::flat_hash_map<SessionKey, Session> sessions_;
+  absl::flat_hash_map<SessionKey, Relay> relays_;
+  ResponderHandler responder_handler_;
+  KeyDistributionStats stats_;
+  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+};
+
+}  // namespace qnet::keydist

@@ -1,0 +1,272 @@
+#include "physical/prepare_measure.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "core/status.h"
+#include "physical/heralding_model.h"
+
+namespace qnet::physical {
+namespace {
+
+absl::Status RequireInRange(double value, double lo, double hi, const std::string& who, const char* field) {
+  if (value >= lo && value <= hi) return absl::OkStatus();  // false for NaN
+  return absl::InvalidArgumentError(
+      absl::StrCat(who, ": ", field, " = ", value, " is outside [", lo, ", ", hi, "]"));
+}
+
+absl::Status RequireNonNegativeFinite(double value, const std::string& who, const char* field) {
+  if (value >= 0.0 && std::isfinite(value)) return absl::OkStatus();
+  return absl::InvalidArgumentError(
+      absl::StrCat(who, ": ", field, " = ", value, " must be a finite number >= 0"));
+}
+
+double FibreTransmittance(double attenuation_db_per_km, double length_km) {
+  return std::pow(10.0, -attenuation_db_per_km * length_km / 10.0);
+}
+
+// Born rule for a projective polarisation measurement: outcome 0 is the +1
+// eigenstate of the basis' Pauli operator, P(0) = (1 + r . n) / 2.
+uint8_t SampleOutcome(const BlochVector& r, uint8_t basis, Rng& rng) {
+  const double component = basis == kPolarisationBasisZ ? r.z : r.x;
+  return rng.Uniform() < 0.5 * (1.0 + component) ? 0 : 1;
+}
+
+}  // namespace
+
+BlochVector PreparedPolarisation(uint8_t basis, uint8_t bit) {
+  const double sign = bit == 0 ? 1.0 : -1.0;
+  if (basis == kPolarisationBasisZ) return {0.0, 0.0, sign};
+  return {sign, 0.0, 0.0};
+}
+
+// ---- PhotonSource ----
+
+absl::StatusOr<PhotonSource> PhotonSource::Create(double repetition_rate_hz, Rng rng) {
+  if (!(repetition_rate_hz > 0.0 && std::isfinite(repetition_rate_hz))) {
+    return absl::InvalidArgumentError(absl::StrCat("photon source: repetition_rate_hz = ", repetition_rate_hz,
+                                                   " must be a positive, finite pulse rate"));
+  }
+  return PhotonSource(repetition_rate_hz, rng);
+}
+
+std::vector<PreparedPulse> PhotonSource::EmitBatch(size_t count) {
+  std::vector<PreparedPulse> pulses;
+  pulses.reserve(count);
+  for (size_t i = 0; i < count; ++i) {
+    // One uniform draw of 2 bits: basis and bit, independent and uniform.
+    const uint64_t choice = rng_.UniformInt(4);
+    pulses.push_back({next_pulse_id_++, static_cast<uint8_t>(choice >> 1), static_cast<uint8_t>(choice & 1)});
+  }
+  return pulses;
+}
+
+Duration PhotonSource::pulse_period() const { return FromSeconds(1.0 / repetition_rate_hz_); }
+
+Duration PhotonSource::EmissionOffset(uint64_t pulse_id) const {
+  return FromSeconds(static_cast<double>(pulse_id) / repetition_rate_hz_);
+}
+
+// ---- FibreChannel ----
+
+absl::StatusOr<FibreChannelParams> FibreChannelParamsFromLink(const LinkPhysics& link,
+                                                              double eavesdropper_fraction) {
+  QNET_RETURN_IF_ERROR(ValidateLinkPhysics(link));
+  const std::string who = link.name.empty() ? "link" : absl::StrCat("link ", link.name);
+  QNET_RETURN_IF_ERROR(RequireInRange(eavesdropper_fraction, 0.0, 1.0, who, "eavesdropper_fraction"));
+  FibreChannelParams params;
+  params.length_km = link.length_km;
+  params.attenuation_db_per_km = link.attenuation_db_per_km;
+  params.misalignment_error = 0.5 * (1.0 - link.visibility);
+  params.eavesdropper_fraction = eavesdropper_fraction;
+  return params;
+}
+
+absl::StatusOr<FibreChannel> FibreChannel::Create(const FibreChannelParams& params, Rng rng) {
+  const std::string kWho = "fibre channel";
+  QNET_RETURN_IF_ERROR(RequireNonNegativeFinite(params.length_km, kWho, "length_km"));
+  QNET_RETURN_IF_ERROR(RequireNonNegativeFinite(params.attenuation_db_per_km, kWho, "attenuation_db_per_km"));
+  QNET_RETURN_IF_ERROR(RequireInRange(params.misalignment_error, 0.0, 0.5, kWho, "misalignment_error"));
+  QNET_RETURN_IF_ERROR(RequireInRange(params.eavesdropper_fraction, 0.0, 1.0, kWho, "eavesdropper_fraction"));
+  QNET_RETURN_IF_ERROR(RequireInRange(params.eavesdropper_position, 0.0, 1.0, kWho, "eavesdropper_position"));
+  return FibreChannel(params, rng);
+}
+
+absl::Status FibreChannel::SetEavesdropperFraction(double fraction) {
+  QNET_RETURN_IF_ERROR(RequireInRange(fraction, 0.0, 1.0, "fibre channel", "eavesdropper_fraction"));
+  params_.eavesdropper_fraction = fraction;
+  return absl::OkStatus();
+}
+
+double FibreChannel::transmittance() const {
+  return FibreTransmittance(params_.attenuation_db_per_km, params_.length_km);
+}
+
+absl::StatusOr<FibreChannel::Output> FibreChannel::Transmit(std::span<const PreparedPulse> pulses) {
+  Output out;
+  if (pulses.empty()) return out;
+  const uint64_t first = pulses.front().pulse_id;
+  if (first + (pulses.size() - 1) < first) {
+    return absl::InvalidArgumentError(absl::StrCat("fibre channel: a batch of ", pulses.size(),
+                                                   " pulses from id ", first, " overflows the pulse ids"));
+  }
+  for (size_t i = 0; i < pulses.size(); ++i) {
+    const PreparedPulse& p = pulses[i];
+    if (p.pulse_id != first + i) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "fibre channel: pulse ids of a batch must be consecutive; expected ", first + i, " at position ", i,
+          ", got ", p.pulse_id, " (send a gap as separate batches)"));
+    }
+    if (p.basis > 1 || p.bit > 1) {
+      return absl::InvalidArgumentError(absl::StrCat("fibre channel: pulse ", p.pulse_id, " has basis ",
+                                                     int{p.basis}, " and bit ", int{p.bit}, "; both must be 0 or 1"));
+    }
+  }
+
+  const double before_eve = params_.length_km * params_.eavesdropper_position;
+  const double transmit_to_eve = FibreTransmittance(params_.attenuation_db_per_km, before_eve);
+  const double transmit_from_eve =
+      FibreTransmittance(params_.attenuation_db_per_km, params_.length_km - before_eve);
+  const double shrink = 1.0 - 2.0 * params_.misalignment_error;
+  const double x = params_.eavesdropper_fraction;
+
+  out.to_receiver.first_pulse_id = first;
+  out.to_receiver.num_pulses = pulses.size();
+  for (const PreparedPulse& p : pulses) {
+    ++stats_.pulses_in;
+    if (!rng_.Bernoulli(transmit_to_eve)) continue;
+    ++stats_.pulses_reaching_eavesdropper;
+    BlochVector r = PreparedPolarisation(p.basis, p.bit);
+    if (x > 0.0 && rng_.Bernoulli(x)) {
+      // Intercept-resend: Eve measures the photon's actual state and sends on
+      // a fresh photon in the eigenstate she found.
+      ++stats_.pulses_intercepted;
+      const auto eve_basis = static_cast<uint8_t>(rng_.UniformInt(2));
+      const uint8_t eve_bit = SampleOutcome(r, eve_basis, rng_);
+      out.intercepted.push_back({p.pulse_id, eve_basis, eve_bit});
+      r = PreparedPolarisation(eve_basis, eve_bit);
+    }
+    if (!rng_.Bernoulli(transmit_from_eve)) continue;
+    // Misalignment: the channel rho -> (1 - 2 e_d) rho + 2 e_d I/2.
+    r.x *= shrink;
+    r.y *= shrink;
+    r.z *= shrink;
+    out.to_receiver.photons.push_back({p.pulse_id, r});
+    ++stats_.photons_out;
+  }
+  return out;
+}
+
+// ---- PhotonDetector ----
+
+absl::StatusOr<PhotonDetectorParams> PhotonDetectorParamsFromLink(const LinkPhysics& link) {
+  QNET_RETURN_IF_ERROR(ValidateLinkPhysics(link));
+  return PhotonDetectorParams{link.detector_efficiency, DarkCountProbability(link)};
+}
+
+PhotonDetector::PhotonDetector(const PhotonDetectorParams& params, Rng rng)
+    : params_(params),
+      measurement_rng_(rng.Fork("measurement")),
+      dark_rng_{rng.Fork("dark-count-0"), rng.Fork("dark-count-1")} {}
+
+absl::StatusOr<PhotonDetector> PhotonDetector::Create(const PhotonDetectorParams& params, Rng rng) {
+  const std::string kWho = "photon detector";
+  QNET_RETURN_IF_ERROR(RequireInRange(params.efficiency, 0.0, 1.0, kWho, "efficiency"));
+  QNET_RETURN_IF_ERROR(RequireInRange(params.dark_count_probability, 0.0, 1.0, kWho, "dark_count_probability"));
+  return PhotonDetector(params, rng);
+}
+
+absl::StatusOr<std::vector<MeasuredPulse>> PhotonDetector::Detect(const PhotonBatch& batch) {
+  const uint64_t first = batch.first_pulse_id;
+  const uint64_t n = batch.num_pulses;
+  if (n > 0 && first + (n - 1) < first) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("photon detector: a batch of ", n, " gates from id ", first, " overflows the pulse ids"));
+  }
+  for (size_t i = 0; i < batch.photons.size(); ++i) {
+    const PhotonBatch::Photon& photon = batch.photons[i];
+    if (photon.pulse_id < first || photon.pulse_id - first >= n) {
+      return absl::InvalidArgumentError(absl::StrCat("photon detector: photon of pulse ", photon.pulse_id,
+                                                     " is outside the batch's gates [", first, ", ", first + n,
+                                                     ")"));
+    }
+    if (i > 0 && photon.pulse_id <= batch.photons[i - 1].pulse_id) {
+      return absl::InvalidArgumentError(absl::StrCat("photon detector: photon pulse ids must increase; ",
+                                                     photon.pulse_id, " follows ",
+                                                     batch.photons[i - 1].pulse_id));
+    }
+    const BlochVector& r = photon.polarisation;
+    const double norm2 = r.x * r.x + r.y * r.y + r.z * r.z;
+    if (!(norm2 <= 1.0 + 1e-9)) {  // also rejects NaN
+      return absl::InvalidArgumentError(absl::StrCat("photon detector: photon of pulse ", photon.pulse_id,
+                                                     " has Bloch vector (", r.x, ", ", r.y, ", ", r.z,
+                                                     "), which is not a state (length must be <= 1)"));
+    }
+  }
+
+  // Dark counts are a Bernoulli(p_d) process over gates, per detector: draw
+  // the gaps between them (geometric) rather than one coin per gate, so a long
+  // link's mostly empty gates cost nothing. Restarting at each batch is exact
+  // (the process is memoryless).
+  std::vector<uint64_t> dark_gates[2];
+  const double p_dark = params_.dark_count_probability;
+  if (p_dark > 0.0) {
+    for (int d = 0; d < 2; ++d) {
+      uint64_t gate = dark_rng_[d].Geometric(p_dark) - 1;
+      while (gate < n) {
+        dark_gates[d].push_back(gate);
+        const uint64_t gap = dark_rng_[d].Geometric(p_dark);
+        if (gap >= n - gate) break;
+        gate += gap;
+      }
+    }
+  }
+
+  std::vector<MeasuredPulse> records;
+  size_t next_photon = 0;
+  size_t next_dark[2] = {0, 0};
+  constexpr uint64_t kNone = ~uint64_t{0};
+  auto next_gate_of = [&](const std::vector<uint64_t>& gates, size_t index) {
+    return index < gates.size() ? gates[index] : kNone;
+  };
+  while (true) {
+    const uint64_t photon_gate =
+        next_photon < batch.photons.size() ? batch.photons[next_photon].pulse_id - first : kNone;
+    const uint64_t dark0 = next_gate_of(dark_gates[0], next_dark[0]);
+    const uint64_t dark1 = next_gate_of(dark_gates[1], next_dark[1]);
+    const uint64_t gate = std::min({photon_gate, dark0, dark1});
+    if (gate == kNone) break;
+
+    const auto basis = static_cast<uint8_t>(measurement_rng_.UniformInt(2));
+    bool click[2] = {false, false};
+    if (photon_gate == gate) {
+      ++stats_.photons_arrived;
+      if (measurement_rng_.Bernoulli(params_.efficiency)) {
+        click[SampleOutcome(batch.photons[next_photon].polarisation, basis, measurement_rng_)] = true;
+      }
+      ++next_photon;
+    }
+    for (int d = 0; d < 2; ++d) {
+      if (next_gate_of(dark_gates[d], next_dark[d]) == gate) {
+        click[d] = true;
+        ++next_dark[d];
+      }
+    }
+    if (!click[0] && !click[1]) continue;
+    uint8_t bit = click[0] ? 0 : 1;
+    if (click[0] && click[1]) {
+      // Squashing: a double click becomes a uniformly random bit.
+      ++stats_.double_clicks;
+      bit = static_cast<uint8_t>(measurement_rng_.UniformInt(2));
+    }
+    ++stats_.detections;
+    records.push_back({first + gate, basis, bit});
+  }
+  stats_.gates += n;
+  return records;
+}
+
+}  // namespace qnet::physical
