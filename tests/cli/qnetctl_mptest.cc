@@ -88,7 +88,7 @@ TEST(QnetctlMpTest, UpEntangleStatusDown) {
       Qnetctl(absl::StrCat("--node alice teleport --to bob --state 1.5708,0 --shots 3 --output json", sd));
   EXPECT_EQ(teleport_json.exit_code, 0) << teleport_json.out;
   EXPECT_EQ(teleport_json.out.rfind("{\"shots\":3,\"destination\":\"bob\"", 0), 0u) << teleport_json.out;
-  // QKD usage errors and unknown key ids (keys themselves: tests/daemon/qkd_mptest.cc).
+  // QKD usage errors and unknown key ids (keys themselves: tests/daemon/qkd_*_mptest.cc).
   CommandRun no_bits = Qnetctl(absl::StrCat("--node alice qkd --with bob", sd));
   EXPECT_NE(no_bits.exit_code, 0);
   EXPECT_EQ(no_bits.out, "qnetctl: qkd needs --bits N (final key bits wanted, a positive number)\n");

@@ -1,0 +1,128 @@
+// A 3-daemon chain n0 - n1 - n2 of real qnetd processes for the QKD
+// multi-process tests (tests/daemon/qkd_*_mptest.cc): ideal nodes, 1 km
+// double-click links of two-photon visibility kVisibility, routes converged
+// before a test starts, and helpers that build requests and check that both
+// ends hold the same key. Split into two binaries so each stays well inside
+// the ctest timeout under the sanitizers (daemons run ~8x slower there).
+#pragma once
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/strings/str_cat.h"
+#include "cli/entangle_client.h"
+#include "cli/launcher.h"
+#include "gtest/gtest.h"
+#include "qnet/v1/node_service.grpc.pb.h"
+
+namespace qnet::daemon {
+
+namespace fs = std::filesystem;
+
+constexpr double kVisibility = 0.99;
+// Daemons run on the wall clock at time scale 10. The sessions' own deadline
+// (simulated seconds per block) is set far above the normal build's needs
+// (~30 s wall for 6000 end-to-end pairs) so that the sanitizer build, several
+// times slower and sharing 2 cores with other tests, finishes too; the
+// client's wall deadline sits just beyond it.
+constexpr double kTimeScale = 10.0;
+constexpr double kBlockTimeoutS = 2500.0;
+inline absl::Duration ClientDeadline() { return absl::Seconds(kBlockTimeoutS / kTimeScale + 20); }
+
+class QkdMpTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+    state_dir_ = fs::path(::testing::TempDir()) / absl::StrCat("qnet-", getpid(), "-", info->name());
+    fs::create_directories(state_dir_);
+    // Ideal nodes, 1 km double-click links of visibility V: each link's
+    // pairs carry a Z error with probability (1-V)/2, so end-to-end pairs
+    // over k links show X-basis errors (1 - V^k)/2 and no Z-basis errors.
+    const fs::path file = state_dir_ / "chain.yaml";
+    std::ofstream(file) << "network: qkdchain\nseed: 11\nnodes:\n"
+                           "  - {name: n0, hardware: ideal}\n  - {name: n1, hardware: ideal}\n"
+                           "  - {name: n2, hardware: ideal}\nlinks:\n"
+                        << "  - {between: [n0, n1], length_km: 1, visibility: " << kVisibility << "}\n"
+                        << "  - {between: [n1, n2], length_km: 1, visibility: " << kVisibility << "}\n";
+    cli::LaunchOptions o;
+    o.qnetd_path = QNETD_PATH;
+    o.network_file = file.string();
+    o.state_dir = (state_dir_ / "net").string();
+    o.time_scale = kTimeScale;
+    o.ready_timeout = absl::Seconds(20);
+    o.stop_grace = absl::Seconds(5);
+    auto net = cli::LocalNetwork::Start(o);
+    ASSERT_TRUE(net.ok()) << net.status();
+    net_ = *std::move(net);
+    n0_ = *net_->Address("n0");
+    n2_ = *net_->Address("n2");
+    ASSERT_TRUE(WaitTwoHopRoute()) << "n0 never learned a route to n2";
+  }
+  void TearDown() override {
+    net_.reset();
+    std::error_code ec;
+    if (!HasFailure()) fs::remove_all(state_dir_, ec);
+  }
+  bool WaitTwoHopRoute() {
+    auto stub = v1::Node::NewStub(grpc::CreateChannel(n0_, grpc::InsecureChannelCredentials()));
+    for (int i = 0; i < 150; ++i) {
+      grpc::ClientContext context;
+      context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+      v1::GetRoutesResponse routes;
+      if (stub->GetRoutes(&context, v1::GetRoutesRequest(), &routes).ok()) {
+        for (const auto& r : routes.routes()) {
+          if (r.destination() == "n2" && r.path_size() == 3) return true;
+        }
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    return false;
+  }
+  // Short blocks need a large sample for the finite-size bounds to leave a key.
+  static v1::QkdRequest Request(v1::QkdRequest::Protocol protocol, uint32_t pairs) {
+    v1::QkdRequest r;
+    r.set_peer("n2");
+    r.set_protocol(protocol);
+    r.set_bits(1);
+    r.set_pairs_per_block(pairs);
+    r.set_sample_fraction(0.5);
+    // A block whose verification finds a residual Cascade error is
+    // discarded and rerun (a few per cent of short blocks).
+    r.set_max_blocks(3);
+    r.set_timeout_s(kBlockTimeoutS);
+    r.set_show_key(true);
+    return r;
+  }
+  // Both ends' copies of every block's key, fetched by id, are the same and
+  // the initiator's summary shows the same bits.
+  void ExpectSameKeyAtBothEnds(const v1::QkdSummary& summary) {
+    std::string concatenated_bits;
+    for (const v1::QkdBlock& block : summary.blocks()) {
+      auto at_n0 = cli::FetchKey(n0_, block.key_id());
+      auto at_n2 = cli::FetchKey(n2_, block.key_id());
+      ASSERT_TRUE(at_n0.ok()) << at_n0.status();
+      ASSERT_TRUE(at_n2.ok()) << at_n2.status();
+      EXPECT_EQ(at_n0->key_hex(), at_n2->key_hex());
+      EXPECT_EQ(at_n0->bits(), block.final_key_bits());
+      EXPECT_EQ(at_n2->bits(), block.final_key_bits());
+      EXPECT_EQ(at_n0->peer(), "n2");
+      EXPECT_EQ(at_n2->peer(), "n0");
+    }
+    if (summary.blocks_size() == 1) {
+      EXPECT_EQ(summary.key_hex(), cli::FetchKey(n2_, summary.key_id())->key_hex());
+    }
+    std::cout << summary.protocol() << ": " << summary.final_key_bits() << " key bits from " << summary.raw_pairs()
+              << " pairs, QBER Z " << summary.qber_z() << " X " << summary.qber_x() << "\n";
+  }
+
+  fs::path state_dir_;
+  std::unique_ptr<cli::LocalNetwork> net_;
+  std::string n0_, n2_;
+};
+
+}  // namespace qnet::daemon
