@@ -271,7 +271,7 @@ void PeerLinks::Establish(Neighbour& n, PeerStreamPtr stream) {
   ++n.state.times_connected;
   n.backoff = timing_.min_redial;
   n.last_dial_error.clear();
-  n.last_heard = n.last_sent = WallClock::now();
+  n.last_heard = n.last_sent = n.last_keepalive = WallClock::now();
   n.keepalive_timer = loop_.StartWallTimer(timing_.heartbeat_interval, [this, &n] { Keepalive(n); });
   QNET_LOG(log_, kInfo, "link %s to %s is up (%s)", n.state.link, n.state.name,
            n.stream->dialed() ? "dialed" : "accepted");
@@ -298,7 +298,12 @@ void PeerLinks::Keepalive(Neighbour& n) {
   n.keepalive_timer = kNoTimer;
   if (!n.state.connected) return;
   auto now = WallClock::now();
-  if (now - n.last_heard > timing_.silence_limit) {
+  // If this timer fired late, this process was the one starved (frames the
+  // neighbour sent meanwhile may still be queued behind it): judge the
+  // neighbour at the next tick, after the backlog has run.
+  const bool we_stalled = now - n.last_keepalive > 2 * timing_.heartbeat_interval + timing_.silence_limit / 4;
+  n.last_keepalive = now;
+  if (!we_stalled && now - n.last_heard > timing_.silence_limit) {
     PeerStreamPtr stream = n.stream;
     MarkDown(n, absl::StrFormat("nothing heard for %.1fs", Seconds(now - n.last_heard)));
     stream->Abort(grpc::Status(grpc::StatusCode::UNAVAILABLE, "neighbour went silent"));

@@ -1,8 +1,8 @@
 // The daemon's links to its neighbours: one Peer.Exchange stream per
 // neighbour (the node whose name sorts lower dials, with backoff while the
 // neighbour is unreachable), the Hello handshake, batching of outbound
-// protocol messages, heartbeats that notice a silent neighbour within about
-// a second, and emulation of each link's classical delay on the receiving
+// protocol messages, heartbeats that notice a silent neighbour (3 s by
+// default, qnetd --peer-timeout), and emulation of each link's classical delay on the receiving
 // side. It tells the protocol stack OnNeighbourUp/Down and delivers messages
 // to it. All methods except the gRPC service run on the event loop.
 #pragma once
@@ -29,7 +29,10 @@ inline constexpr uint32_t kPeerProtocolVersion = 1;
 
 struct PeerLinkTiming {
   WallClock::duration heartbeat_interval = std::chrono::milliseconds(200);
-  WallClock::duration silence_limit = std::chrono::milliseconds(1000);  // then the neighbour is down
+  // A neighbour not heard from for this long is down. Generous because a
+  // loaded host (CI, sanitizers) can starve a healthy peer for a second; a
+  // crashed peer is noticed at once anyway (its stream closes).
+  WallClock::duration silence_limit = std::chrono::milliseconds(3000);
   WallClock::duration handshake_timeout = std::chrono::milliseconds(2000);
   WallClock::duration min_redial = std::chrono::milliseconds(50);
   WallClock::duration max_redial = std::chrono::milliseconds(500);
@@ -96,6 +99,7 @@ class PeerLinks {
     WallClock::duration backoff{0};
     WallClock::time_point last_heard;
     WallClock::time_point last_sent;
+    WallClock::time_point last_keepalive;  // when Keepalive last ran
     std::string last_dial_error;
   };
   class Service;

@@ -32,6 +32,11 @@ Usage: qnetd --network FILE --node NAME [options]
                       (qnetctl measure); default 10. Measuring a pair frees it at once;
                       a pair not measured by then is freed, and a request for more
                       pairs than memory slots waits for that memory.
+  --peer-timeout SECONDS
+                      wall-clock seconds without a frame from a neighbour (heartbeats
+                      go every 200 ms) before its link is declared down (default 3).
+                      A neighbour that exits is noticed at once; this catches a hung
+                      or unreachable one.
   --epoch-unix-ns T   the simulated clock's zero as a Unix time in nanoseconds, not in
                       the future (default: when the daemon starts). Daemons given the
                       same epoch share one simulated time line; the launcher does this.
@@ -98,6 +103,13 @@ absl::StatusOr<QnetdFlags> ParseQnetdFlags(const std::vector<std::string>& args)
             absl::StrCat("--keep-hold wants a non-negative number of simulated seconds, got '", value, "'"));
       }
       flags.keep_hold_s = s;
+    } else if (name == "--peer-timeout") {
+      double s = 0;
+      if (!absl::SimpleAtod(value, &s) || !(s >= 0.05) || !(s <= 3600)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--peer-timeout wants wall-clock seconds between 0.05 and 3600, got '", value, "'"));
+      }
+      flags.peer_timeout_s = s;
     } else if (name == "--epoch-unix-ns") {
       int64_t epoch = 0;
       if (!absl::SimpleAtoi(value, &epoch) || epoch < 0) {
