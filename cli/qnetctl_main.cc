@@ -272,6 +272,14 @@ struct Args {
   bool help = false;
 };
 
+// A progress count on stderr: rewritten in place on a terminal, one line per
+// update when stderr goes to a file or a pipe (logs stay readable).
+void ShowProgress(size_t done, size_t total, const char* what) {
+  static const bool terminal = isatty(STDERR_FILENO) != 0;
+  std::cerr << (terminal ? "\r" : "") << done << "/" << total << " " << what;
+  if (!terminal || done == total) std::cerr << "\n";
+}
+
 int Fail(const std::string& message) {
   std::fprintf(stderr, "qnetctl: %s\n", message.c_str());
   return 1;
@@ -737,8 +745,7 @@ int BellTest(const Args& args, bool json) {
   auto on_pair = [&](const qnet::v1::PairEvent&) {
     ++seen;
     if (!json && (seen % 100 == 0 || seen == pairs)) {
-      std::cerr << absl::StrFormat("\r%d/%d pairs", seen, pairs);
-      if (seen == pairs) std::cerr << "\n";
+      ShowProgress(seen, pairs, "pairs");
     }
   };
   auto result = qnet::cli::RunEntangle(*address, request, absl::Hours(24), on_pair);
@@ -802,8 +809,7 @@ int Teleport(const Args& args, bool json) {
   auto on_shot = [&](const qnet::v1::TeleportShot&) {
     ++seen;
     if (!json && (seen % 50 == 0 || seen == shots)) {
-      std::cerr << absl::StrFormat("\r%d/%d shots", seen, shots);
-      if (seen == shots) std::cerr << "\n";
+      ShowProgress(seen, shots, "shots");
     }
   };
   auto summary = qnet::cli::RunTeleport(*address, request, absl::Hours(24), on_shot);
