@@ -922,6 +922,10 @@ void KeyDistribution::Succeed(const SessionKey& key) {
   }
   r.simulated_duration = context_.Now() - s.started;
   r.path = s.path;
+  // BB84's photons cross one link: its path is the two ends, initiator first.
+  if (r.path.empty() && s.options.protocol == QkdProtocol::kBb84) {
+    r.path = s.initiator ? std::vector<std::string>{Where(), s.peer} : std::vector<std::string>{s.peer, Where()};
+  }
   if (s.hop.has_value()) {
     ++stats_.hop_sessions;
     OnHopKey(*s.hop, HopKey{std::move(r.key), std::move(r.key_id), std::move(r.report)});

@@ -30,6 +30,8 @@ TEST_F(QkdMpTest, Bb84BetweenNeighbours) {
   auto summary = cli::RunQkd(n0_, request, ClientDeadline());
   ASSERT_TRUE(summary.ok()) << summary.status() << "\n" << net_->LogTail("n0") << net_->LogTail("n1");
   EXPECT_EQ(summary->protocol(), "BB84");
+  ASSERT_EQ(summary->path_size(), 2);
+  EXPECT_EQ(summary->path(1), "n1");
   EXPECT_GT(summary->final_key_bits(), 0u);
   ASSERT_EQ(summary->blocks_size(), 1);
   const auto at_n0 = cli::FetchKey(n0_, summary->key_id());

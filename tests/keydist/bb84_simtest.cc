@@ -88,6 +88,8 @@ QkdResult RunAndCheckKey(KeyNetwork& kn, uint32_t pulses, double photon_error) {
   EXPECT_EQ(QkdProtocolName(alice.protocol), "BB84");
   EXPECT_EQ(alice.peer, "n1");
   EXPECT_EQ(bob.peer, "n0");
+  EXPECT_EQ(alice.path, (std::vector<std::string>{"n0", "n1"}));
+  EXPECT_EQ(bob.path, alice.path);
 
   // Identical keys with the same id.
   EXPECT_GT(alice.key.size(), 0u);
