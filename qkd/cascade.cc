@@ -91,6 +91,9 @@ absl::StatusOr<CascadeBob> CascadeBob::Create(BitString key, double qber_estimat
     return absl::InvalidArgumentError(absl::StrFormat(
         "cascade: QBER estimate %g must be in [0, 0.5); above 0.5 the keys are anti-correlated", qber_estimate));
   }
+  if (options.extra_passes_at_cap < 0) {
+    return absl::InvalidArgumentError("cascade: extra_passes_at_cap must not be negative");
+  }
   if (!(options.first_block_factor > 0.0)) {
     return absl::InvalidArgumentError("cascade: first_block_factor must be positive (0.73 is the usual)");
   }
@@ -105,6 +108,10 @@ absl::StatusOr<CascadeBob> CascadeBob::Create(BitString key, double qber_estimat
   for (int p = 0; p < options.passes; ++p) {
     sizes.push_back(static_cast<uint32_t>(std::clamp(k, 1.0, cap)));
     k *= 2;
+  }
+  if (n > 2 && sizes.back() >= static_cast<uint32_t>(cap)) {
+    const int extra = std::min(options.extra_passes_at_cap, kMaxCascadePasses - options.passes);
+    sizes.insert(sizes.end(), static_cast<size_t>(extra), static_cast<uint32_t>(cap));
   }
   return CascadeBob(std::move(key), std::move(sizes), shuffle_seed);
 }
