@@ -644,17 +644,24 @@ void KeyDistribution::OnPairsDone(const SessionKey& key) {
       second.PushBack(m.basis == MeasurementBasis::kChshB1);
       outcomes.PushBack(m.outcome);
     }
-    v1::KeyDistributionMessage msg;
-    v1::KeyDistributionTestOutcomes* t = msg.mutable_test_outcomes();
-    PairIdsToProto(ids, t->mutable_pair_id_gaps());
-    BitsToProto(second, t->mutable_second_setting());
-    BitsToProto(outcomes, t->mutable_outcomes());
-    if (absl::Status sent = Send(s.peer, key, std::move(msg)); !sent.ok()) {
-      Fail(key, WithContext(sent, absl::StrCat("QKD session ", key.id, " from ", s.peer)), false);
-      return;
-    }
+    if (!SendTestOutcomes(key, ids, second, outcomes)) return;
   }
   if (s.peer_test.has_value()) HandleTest(key);
+}
+
+bool KeyDistribution::SendTestOutcomes(const SessionKey& key, const std::vector<uint64_t>& ids,
+                                       const qkd::BitString& second, const qkd::BitString& outcomes) {
+  const Session& s = sessions_.at(key);
+  v1::KeyDistributionMessage msg;
+  v1::KeyDistributionTestOutcomes* t = msg.mutable_test_outcomes();
+  PairIdsToProto(ids, t->mutable_pair_id_gaps());
+  BitsToProto(second, t->mutable_second_setting());
+  BitsToProto(outcomes, t->mutable_outcomes());
+  if (absl::Status sent = Send(s.peer, key, std::move(msg)); !sent.ok()) {
+    Fail(key, WithContext(sent, absl::StrCat("QKD session ", key.id, " with ", s.peer)), false);
+    return false;
+  }
+  return true;
 }
 
 void KeyDistribution::OnTestOutcomes(const std::string& source, const SessionKey& key,
@@ -725,15 +732,7 @@ void KeyDistribution::HandleTest(const SessionKey& key) {
     ++count[a][b];
   }
   if (s.initiator) {
-    v1::KeyDistributionMessage msg;
-    v1::KeyDistributionTestOutcomes* r = msg.mutable_test_outcomes();
-    PairIdsToProto(reply_ids, r->mutable_pair_id_gaps());
-    BitsToProto(reply_second, r->mutable_second_setting());
-    BitsToProto(reply_outcomes, r->mutable_outcomes());
-    if (absl::Status sent = Send(s.peer, key, std::move(msg)); !sent.ok()) {
-      Fail(key, WithContext(sent, absl::StrCat("QKD session ", key.id, " with ", s.peer)), false);
-      return;
-    }
+    if (!SendTestOutcomes(key, reply_ids, reply_second, reply_outcomes)) return;
   }
   // Both ends now hold the same joint outcomes and decide alike.
   const uint64_t test_pairs = count[0][0] + count[0][1] + count[1][0] + count[1][1];

@@ -330,6 +330,9 @@ class KeyDistribution {
   // Why this node cannot run BB84 with `peer` (OK if it can).
   absl::Status Bb84Possible(const std::string& peer) const;
   void HandleTest(const SessionKey& key);
+  // CHSH test outcomes to the peer; false (the session failed) if it cannot be sent.
+  bool SendTestOutcomes(const SessionKey& key, const std::vector<uint64_t>& ids, const qkd::BitString& second,
+                        const qkd::BitString& outcomes);
   void StartPostProcessing(const SessionKey& key, const std::vector<uint64_t>& excluded);
   void Feed(const SessionKey& key, const qkd::QkdMessage& message);
   void CheckFinished(const SessionKey& key);

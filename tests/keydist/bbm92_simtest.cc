@@ -24,11 +24,8 @@ namespace {
 using qnet::testing::ChainYaml;
 using qnet::testing::KeyNetwork;
 using qnet::testing::SessionRecord;
+using qnet::testing::VisibilityChain;
 using ::testing::HasSubstr;
-
-std::string VisibilityChain(int hops, double v) {
-  return ChainYaml(hops, "ideal", 1.0, "", absl::StrCat("    visibility: ", v, "\n"));
-}
 
 void ExpectBinomial(const qkd::ErrorRateBound& b, double p, const char* what) {
   ASSERT_GT(b.sampled, 0u) << what;

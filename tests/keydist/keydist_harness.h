@@ -106,6 +106,12 @@ class KeyNetwork {
 // (instead of 1e-10) and a 30% sample (instead of 10%) the finite-size
 // margins let ~10^4 pairs give a key, which keeps the test binaries fast
 // (also under the sanitizers); the production defaults need a few times more.
+// A chain of ideal nodes on 1 km double-click links of two-photon
+// visibility v (each link's pairs carry a Z error with probability (1-v)/2).
+inline std::string VisibilityChain(int hops, double v) {
+  return ChainYaml(hops, "ideal", 1.0, "", absl::StrCat("    visibility: ", v, "\n"));
+}
+
 inline constexpr double kTestEpsilon = 1e-6;
 inline keydist::QkdSessionOptions TestOptions(uint32_t pairs,
                                               keydist::QkdProtocol protocol = keydist::QkdProtocol::kBbm92) {

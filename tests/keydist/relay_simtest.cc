@@ -16,12 +16,9 @@ namespace {
 using qnet::testing::ChainYaml;
 using qnet::testing::KeyNetwork;
 using qnet::testing::SessionRecord;
+using qnet::testing::VisibilityChain;
 using ::testing::ElementsAre;
 using ::testing::HasSubstr;
-
-std::string VisibilityChain(int hops, double v) {
-  return ChainYaml(hops, "ideal", 1.0, "", absl::StrCat("    visibility: ", v, "\n"));
-}
 
 TEST(RelaySimTest, ThreeNodeChainGivesBothEndsTheSameKey) {
   KeyNetwork kn(VisibilityChain(2, 0.9), 1);
