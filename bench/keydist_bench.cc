@@ -35,13 +35,8 @@ void RunKeyDistribution(benchmark::State& state, keydist::QkdProtocol protocol) 
   if (!config.ok()) return state.SkipWithError("config does not parse");
   auto net = netsim::SimulatedNetwork::Create(*config, 1);
   if (!net.ok()) return state.SkipWithError(std::string(net.status().message()).c_str());
-  std::vector<std::unique_ptr<keydist::KeyDistribution>> kds;
-  for (int i = 0; i <= hops; ++i) {
-    const std::string name = absl::StrCat("n", i);
-    auto kd = keydist::KeyDistribution::Create(*(*net)->channels().FindNode(name), (*net)->node(name)->network());
-    if (!kd.ok()) return state.SkipWithError(std::string(kd.status().message()).c_str());
-    kds.push_back(*std::move(kd));
-  }
+  // Every node's stack runs key distribution; n0 starts the sessions.
+  keydist::KeyDistribution* initiator = (*net)->node("n0")->key_distribution();
   (*net)->RunFor(std::chrono::milliseconds(1));
   keydist::QkdSessionOptions options;
   options.protocol = protocol;
@@ -52,7 +47,7 @@ void RunKeyDistribution(benchmark::State& state, keydist::QkdProtocol protocol) 
   for (auto _ : state) {
     std::optional<absl::StatusOr<keydist::QkdResult>> result;
     const TimePoint start = (*net)->Now();
-    auto id = kds.front()->StartSession(absl::StrCat("n", hops), options, nullptr,
+    auto id = initiator->StartSession(absl::StrCat("n", hops), options, nullptr,
                                         [&](keydist::SessionId, absl::StatusOr<keydist::QkdResult> r) {
                                           result = std::move(r);
                                         });

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <deque>
 #include <mutex>
@@ -13,6 +14,9 @@
 
 namespace qnet::daemon {
 namespace {
+
+// Wall-clock seconds a message between two local daemons may take.
+constexpr double kWallMessageLatencyBudgetS = 0.02;
 
 grpc::Status ToGrpc(const absl::Status& status) {
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
@@ -133,159 +137,113 @@ class StreamingCall final : public grpc::ServerWriteReactor<Event> {
   std::shared_ptr<Cancel> cancel_ = std::make_shared<Cancel>();
 };
 
+// The Node service: every handler runs on the loop and only translates
+// between gRPC and the node stack's services.
 class NodeService final : public v1::Node::CallbackService {
  public:
   NodeService(Daemon& daemon, std::shared_ptr<LoopPoster> poster) : daemon_(daemon), poster_(std::move(poster)) {}
 
   grpc::ServerUnaryReactor* GetStatus(grpc::CallbackServerContext* context, const v1::GetStatusRequest*,
                                       v1::GetStatusResponse* response) override {
-    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    Daemon* daemon = &daemon_;
-    bool posted = poster_->Post([daemon, reactor, response] {
-      *response = daemon->Status();
-      reactor->Finish(grpc::Status::OK);
-    });
-    if (!posted) reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the daemon is shutting down"));
-    return reactor;
+    return Unary(context, response, [](Daemon& d) -> absl::StatusOr<v1::GetStatusResponse> { return d.Status(); });
   }
 
   grpc::ServerWriteReactor<v1::EntangleEvent>* Entangle(grpc::CallbackServerContext*,
                                                          const v1::EntangleRequest* request) override {
-    using Call = StreamingCall<v1::EntangleEvent>;
-    Daemon* d = &daemon_;
-    return new Call(poster_, [d, request = *request](std::function<void(v1::EntangleEvent)> push,
-                                                      std::function<void(absl::Status)> end)
-                                  -> absl::StatusOr<Call::Cancel> {
-      EntanglementService* service = d->entanglement();
-      if (service == nullptr) return absl::UnimplementedError("this daemon runs no link layer");
-      absl::StatusOr<EntanglementService::RequestHandle> id =
-          service->Entangle(request, {.event = std::move(push), .end = std::move(end)});
-      if (!id.ok()) return id.status();
-      return Call::Cancel([d, id = *id] {
-        if (d->entanglement() != nullptr) d->entanglement()->Cancel(id);
-      });
+    return Streaming<v1::EntangleEvent>(*request, [](Daemon& d, const v1::EntangleRequest& r, auto push, auto end) {
+      return CancelFor(d.entanglement(), d.entanglement().Entangle(r, {.event = std::move(push), .end = std::move(end)}));
     });
   }
 
   grpc::ServerWriteReactor<v1::TeleportEvent>* Teleport(grpc::CallbackServerContext*,
                                                          const v1::TeleportRequest* request) override {
-    using Call = StreamingCall<v1::TeleportEvent>;
-    Daemon* d = &daemon_;
-    return new Call(poster_, [d, request = *request](std::function<void(v1::TeleportEvent)> push,
-                                                      std::function<void(absl::Status)> end)
-                                  -> absl::StatusOr<Call::Cancel> {
-      TeleportService* service = d->teleport();
-      if (service == nullptr) return absl::UnimplementedError("this daemon runs no transport layer");
-      absl::StatusOr<TeleportService::CallHandle> id =
-          service->Teleport(request, {.event = std::move(push), .end = std::move(end)});
-      if (!id.ok()) return id.status();
-      return Call::Cancel([d, id = *id] {
-        if (d->teleport() != nullptr) d->teleport()->Cancel(id);
-      });
+    return Streaming<v1::TeleportEvent>(*request, [](Daemon& d, const v1::TeleportRequest& r, auto push, auto end) {
+      return CancelFor(d.teleport(), d.teleport().Teleport(r, {.event = std::move(push), .end = std::move(end)}));
+    });
+  }
+
+  grpc::ServerWriteReactor<v1::QkdEvent>* Qkd(grpc::CallbackServerContext*, const v1::QkdRequest* request) override {
+    return Streaming<v1::QkdEvent>(*request, [](Daemon& d, const v1::QkdRequest& r, auto push, auto end) {
+      return CancelFor(d.qkd(), d.qkd().Qkd(r, {.event = std::move(push), .end = std::move(end)}));
     });
   }
 
   grpc::ServerUnaryReactor* GetOutcomes(grpc::CallbackServerContext* context, const v1::GetOutcomesRequest* request,
                                         v1::GetOutcomesResponse* response) override {
-    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    Daemon* daemon = &daemon_;
-    bool posted = poster_->Post([daemon, reactor, request, response] {
-      if (daemon->entanglement() == nullptr) {
-        reactor->Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "this daemon runs no link layer"));
-        return;
-      }
-      *response = daemon->entanglement()->Outcomes(*request);
-      reactor->Finish(grpc::Status::OK);
+    return Unary(context, response, [request](Daemon& d) -> absl::StatusOr<v1::GetOutcomesResponse> {
+      return d.entanglement().Outcomes(*request);
     });
-    if (!posted) reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the daemon is shutting down"));
-    return reactor;
   }
 
   grpc::ServerUnaryReactor* MeasureQubit(grpc::CallbackServerContext* context, const v1::MeasureQubitRequest* request,
                                          v1::MeasureQubitResponse* response) override {
-    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    Daemon* daemon = &daemon_;
-    bool posted = poster_->Post([daemon, reactor, request, response] {
-      if (daemon->entanglement() == nullptr) {
-        reactor->Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "this daemon runs no link layer"));
-        return;
-      }
-      // Completes on the loop once the device has measured (after its
-      // measurement time, and a move of the pair's state if it is elsewhere).
-      daemon->entanglement()->MeasureQubit(
-          *request, [reactor, response](absl::StatusOr<v1::MeasureQubitResponse> result) {
-            if (!result.ok()) return reactor->Finish(ToGrpc(result.status()));
-            *response = *std::move(result);
-            reactor->Finish(grpc::Status::OK);
-          });
+    // Completes on the loop once the device has measured (after its
+    // measurement time, and a move of the pair's state if it is elsewhere).
+    return UnaryAsync(context, response, [request](Daemon& d, auto finish) {
+      d.entanglement().MeasureQubit(*request, std::move(finish));
     });
-    if (!posted) reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the daemon is shutting down"));
-    return reactor;
   }
 
   grpc::ServerUnaryReactor* GetRoutes(grpc::CallbackServerContext* context, const v1::GetRoutesRequest*,
                                       v1::GetRoutesResponse* response) override {
-    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    Daemon* daemon = &daemon_;
-    bool posted = poster_->Post([daemon, reactor, response] {
-      absl::StatusOr<v1::GetRoutesResponse> routes = daemon->Routes();
-      if (!routes.ok()) return reactor->Finish(ToGrpc(routes.status()));
-      *response = *std::move(routes);
-      reactor->Finish(grpc::Status::OK);
-    });
-    if (!posted) reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the daemon is shutting down"));
-    return reactor;
-  }
-
-  grpc::ServerWriteReactor<v1::QkdEvent>* Qkd(grpc::CallbackServerContext*, const v1::QkdRequest* request) override {
-    using Call = StreamingCall<v1::QkdEvent>;
-    Daemon* d = &daemon_;
-    return new Call(poster_, [d, request = *request](std::function<void(v1::QkdEvent)> push,
-                                                     std::function<void(absl::Status)> end)
-                                 -> absl::StatusOr<Call::Cancel> {
-      QkdService* service = d->qkd();
-      if (service == nullptr) return absl::UnimplementedError("this daemon runs no network layer");
-      absl::StatusOr<QkdService::CallHandle> id =
-          service->Qkd(request, {.event = std::move(push), .end = std::move(end)});
-      if (!id.ok()) return id.status();
-      return Call::Cancel([d, id = *id] {
-        if (d->qkd() != nullptr) d->qkd()->Cancel(id);
-      });
-    });
+    return Unary(context, response, [](Daemon& d) { return d.Routes(); });
   }
 
   grpc::ServerUnaryReactor* GetKey(grpc::CallbackServerContext* context, const v1::GetKeyRequest* request,
                                    v1::GetKeyResponse* response) override {
-    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    Daemon* daemon = &daemon_;
-    bool posted = poster_->Post([daemon, reactor, request, response] {
-      if (daemon->qkd() == nullptr) {
-        return reactor->Finish(grpc::Status(grpc::StatusCode::UNIMPLEMENTED, "this daemon runs no network layer"));
-      }
-      absl::StatusOr<v1::GetKeyResponse> key = daemon->qkd()->GetKey(*request);
-      if (!key.ok()) return reactor->Finish(ToGrpc(key.status()));
-      *response = *std::move(key);
-      reactor->Finish(grpc::Status::OK);
-    });
-    if (!posted) reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the daemon is shutting down"));
-    return reactor;
+    return Unary(context, response, [request](Daemon& d) { return d.qkd().GetKey(*request); });
   }
 
   grpc::ServerUnaryReactor* Eavesdrop(grpc::CallbackServerContext* context, const v1::EavesdropRequest* request,
                                       v1::EavesdropResponse* response) override {
+    return Unary(context, response, [request](Daemon& d) { return d.Eavesdrop(*request); });
+  }
+
+ private:
+  // A unary call answered on the loop: `run(daemon, finish)` calls
+  // finish(StatusOr<Response>) once, now or later (still on the loop).
+  template <typename Response, typename Run>
+  grpc::ServerUnaryReactor* UnaryAsync(grpc::CallbackServerContext* context, Response* response, Run run) {
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
     Daemon* daemon = &daemon_;
-    bool posted = poster_->Post([daemon, reactor, request, response] {
-      absl::StatusOr<v1::EavesdropResponse> result = daemon->Eavesdrop(*request);
-      if (!result.ok()) return reactor->Finish(ToGrpc(result.status()));
-      *response = *std::move(result);
-      reactor->Finish(grpc::Status::OK);
+    bool posted = poster_->Post([daemon, reactor, response, run = std::move(run)]() mutable {
+      run(*daemon, [reactor, response](absl::StatusOr<Response> result) {
+        if (!result.ok()) return reactor->Finish(ToGrpc(result.status()));
+        *response = *std::move(result);
+        reactor->Finish(grpc::Status::OK);
+      });
     });
     if (!posted) reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the daemon is shutting down"));
     return reactor;
   }
+  // A unary call whose answer `compute(daemon)` returns at once on the loop.
+  template <typename Response, typename Compute>
+  grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* context, Response* response, Compute compute) {
+    return UnaryAsync(context, response, [compute = std::move(compute)](Daemon& d, auto finish) {
+      finish(compute(d));
+    });
+  }
 
- private:
+  // A server-streaming call whose work `start(daemon, request, push, end)`
+  // starts on the loop; it returns the Cancel for the client going away.
+  template <typename Event, typename Request, typename Start>
+  grpc::ServerWriteReactor<Event>* Streaming(const Request& request, Start start) {
+    using Call = StreamingCall<Event>;
+    Daemon* d = &daemon_;
+    return new Call(poster_, [d, request, start = std::move(start)](std::function<void(Event)> push,
+                                                                    std::function<void(absl::Status)> end)
+                                 -> absl::StatusOr<typename Call::Cancel> {
+      return start(*d, request, std::move(push), std::move(end));
+    });
+  }
+
+  // A started call's handle becomes the Cancel run when the client goes away.
+  template <typename Service, typename Handle>
+  static absl::StatusOr<std::function<void()>> CancelFor(Service& service, absl::StatusOr<Handle> id) {
+    if (!id.ok()) return id.status();
+    return std::function<void()>([&service, id = *id] { service.Cancel(id); });
+  }
+
   Daemon& daemon_;
   std::shared_ptr<LoopPoster> poster_;
 };
@@ -324,38 +282,34 @@ absl::Status Daemon::Init() {
   links_ = std::make_unique<PeerLinks>(*loop_, *directory_, log_, topology, calls_, options_.peer_timing);
   context_ = std::make_unique<DaemonNodeContext>(topology.self, options_.seed, *loop_, *links_);
 
-  // The loop is not running yet, so building the stack here is still
+  // The loop is not running yet, so building the node here is still
   // single-threaded.
-  StackFactory factory = options_.stack_factory ? options_.stack_factory : DefaultStackFactory();
-  StackEnvironment env{*context_, *backend_, topology, options_.network.get(), log_, options_.time_scale};
-  absl::StatusOr<StackHandle> stack = factory(env);
-  if (!stack.ok()) {
-    return absl::Status(stack.status().code(),
-                        absl::StrCat("building the protocol stack of '", topology.self, "': ",
-                                     stack.status().message()));
+  if (options_.network == nullptr) {
+    return absl::FailedPreconditionError("the daemon needs the network file (--network)");
   }
-  if (stack->sink == nullptr) return absl::InternalError("the stack factory returned no stack");
-  stack_ = *std::move(stack);
-  links_->SetSink(stack_.sink.get());
-  if (stack_.link != nullptr && stack_.device != nullptr) {
-    entanglement_ = std::make_unique<EntanglementService>(*context_, *stack_.link, stack_.network, *stack_.device,
-                                                          topology, log_,
-                                                          options_.keep_hold);
-    if (absl::Status s = entanglement_->Start(); !s.ok()) return s;
+  // Messages between daemons take real time (gRPC, scheduling: a few ms of
+  // wall time), which is S times as much simulated time: the link layer's
+  // retransmission timeout and herald watchdog must not start below that,
+  // or live generations are abandoned as lost.
+  stack::NodeStackOptions stack_options;
+  stack_options.link.min_retransmit_timeout = std::max(
+      stack_options.link.min_retransmit_timeout, FromSeconds(kWallMessageLatencyBudgetS * options_.time_scale));
+  absl::StatusOr<std::unique_ptr<stack::NodeStack>> built =
+      stack::NodeStack::Build(*context_, *backend_, *options_.network, std::move(stack_options));
+  if (!built.ok()) {
+    return absl::Status(built.status().code(), absl::StrCat("building the protocol stack of '", topology.self,
+                                                            "': ", built.status().message()));
   }
-  if (stack_.transport != nullptr && stack_.network != nullptr && stack_.device != nullptr) {
-    teleport_ = std::make_unique<TeleportService>(*context_, *stack_.transport, *stack_.network, *stack_.device,
-                                                  stack_.simulated_device, log_);
-    if (absl::Status s = teleport_->Start(); !s.ok()) return s;
-  }
-  if (stack_.network != nullptr) {
-    absl::StatusOr<std::unique_ptr<keydist::KeyDistribution>> keys =
-        keydist::KeyDistribution::Create(*context_, *stack_.network, stack_.physical);
-    if (!keys.ok()) return keys.status();
-    key_distribution_ = *std::move(keys);
-    qkd_ = std::make_unique<QkdService>(*context_, *key_distribution_, log_);
-    qkd_->Start();
-  }
+  stack_ = *std::move(built);
+  if (options_.peer_sink_override) sink_override_ = options_.peer_sink_override();
+  links_->SetSink(&peer_sink());
+  entanglement_ = std::make_unique<EntanglementService>(*context_, stack_->link(), &stack_->network(),
+                                                        stack_->device(), topology, log_, options_.keep_hold);
+  if (absl::Status s = entanglement_->Start(); !s.ok()) return s;
+  teleport_ = std::make_unique<TeleportService>(*context_, stack_->transport(), stack_->network(), stack_->device(),
+                                                &stack_->device(), log_);
+  if (absl::Status s = teleport_->Start(); !s.ok()) return s;
+  qkd_ = std::make_unique<QkdService>(*stack_->key_agreement(), log_);
 
   hardware_service_ = std::make_unique<HardwarePlaneService>(*backend_, loop_->poster());
   node_service_ = std::make_unique<NodeService>(*this, loop_->poster());
@@ -414,21 +368,21 @@ void Daemon::Shutdown() {
   loop_->Stop();
   // Loop-owned objects go now, the stack first (it refers to the others).
   qkd_.reset();
-  key_distribution_.reset();
   teleport_.reset();
   entanglement_.reset();
-  stack_ = StackHandle{};
+  sink_override_.reset();
+  stack_.reset();
 }
 
 absl::StatusOr<v1::EavesdropResponse> Daemon::Eavesdrop(const v1::EavesdropRequest& request) {
-  if (stack_.physical == nullptr) return absl::UnimplementedError("this daemon runs no physical layer");
+  physical::PhysicalLayer& physical = stack_->physical();
   if (request.set()) {
-    absl::StatusOr<bool> here = stack_.physical->SetEavesdropperFraction(request.neighbour(), request.fraction());
+    absl::StatusOr<bool> here = physical.SetEavesdropperFraction(request.neighbour(), request.fraction());
     if (!here.ok()) return here.status();
     QNET_LOG(log_, kWarn, "eavesdropper on the link to %s set to %g (%s)", request.neighbour(), request.fraction(),
              *here ? "in force: this node hosts the station" : "recorded: the far end hosts the station");
   }
-  absl::StatusOr<physical::LinkEavesdropper> eve = stack_.physical->Eavesdropper(request.neighbour());
+  absl::StatusOr<physical::LinkEavesdropper> eve = physical.Eavesdropper(request.neighbour());
   if (!eve.ok()) return eve.status();
   v1::EavesdropResponse out;
   out.set_node(node());
@@ -441,8 +395,7 @@ absl::StatusOr<v1::EavesdropResponse> Daemon::Eavesdrop(const v1::EavesdropReque
 }
 
 absl::StatusOr<v1::GetRoutesResponse> Daemon::Routes() {
-  if (stack_.network == nullptr) return absl::UnimplementedError("this daemon runs no network layer");
-  const network::NetworkLayer& net = *stack_.network;
+  const network::NetworkLayer& net = stack_->network();
   v1::GetRoutesResponse out;
   out.set_node(node());
   for (const network::RouteEntry& e : net.RoutingTable()) {
@@ -483,7 +436,7 @@ v1::GetStatusResponse Daemon::Status() {
     out->set_classical_delay_s(ToSeconds(n.classical_delay));
   }
   status.set_memory_qubits(topology.memory_qubits);
-  status.set_memory_qubits_in_use(stack_.memory_qubits_in_use ? stack_.memory_qubits_in_use() : 0);
+  status.set_memory_qubits_in_use(stack_->memory_qubits_in_use());
   status.set_qubits_held(static_cast<uint32_t>(backend_->system().qubit_count()));
   status.set_groups_held(static_cast<uint32_t>(backend_->system().group_count()));
   status.set_pid(getpid());

@@ -1,9 +1,10 @@
 // One qnet daemon, assembled: the event loop that owns the node's protocol
 // state, the links to its neighbours, the distributed state backend, the
-// protocol stack (built through the StackFactory seam), and the gRPC server
-// carrying the Peer, HardwarePlane and Node services plus health checking and
-// reflection. qnetd is a thin main around this; tests run several in one
-// process.
+// node (stack::NodeStack, built from the network file: every layer and key
+// distribution), and the gRPC server carrying the Peer, HardwarePlane and
+// Node services plus health checking and reflection. The Node service only
+// translates gRPC to the stack's API and back. qnetd is a thin main around
+// this; tests run several in one process.
 #pragma once
 
 #include <memory>
@@ -21,18 +22,17 @@
 #include "daemon/log.h"
 #include "daemon/peer_directory.h"
 #include "daemon/peer_links.h"
-#include "daemon/stack_factory.h"
 #include "daemon/qkd_service.h"
 #include "daemon/teleport_service.h"
-#include "keydist/key_distribution.h"
 #include "daemon/topology.h"
+#include "stack/node_stack.h"
 #include "qnet/v1/node_service.grpc.pb.h"
 
 namespace qnet::daemon {
 
 struct DaemonOptions {
   DaemonTopology topology;
-  // The parsed network file handed to the stack factory (may be null).
+  // The parsed network file the node stack is built from (required).
   std::shared_ptr<const config::NetworkConfig> network;
   std::string listen_address = "127.0.0.1:0";  // port 0: any free port
   std::string peers_file;                      // may be empty
@@ -42,7 +42,9 @@ struct DaemonOptions {
   std::optional<int64_t> epoch_unix_ns;        // simulated time zero (default: start)
   uint64_t seed = 1;
   LogLevel log_level = LogLevel::kInfo;
-  StackFactory stack_factory;  // empty: DefaultStackFactory()
+  // Transport tests only: peer messages and neighbour events go to this
+  // sink instead of the node stack (which is still built, and hears nothing).
+  std::function<std::unique_ptr<PeerMessageSink>()> peer_sink_override;
   PeerLinkTiming peer_timing;
   WallClock::duration move_deadline = std::chrono::seconds(10);
 };
@@ -70,13 +72,12 @@ class Daemon {
   // Loop thread only.
   PeerLinks& links() { return *links_; }
   DistributedStateBackend& backend() { return *backend_; }
-  PeerMessageSink& stack() { return *stack_.sink; }
-  // Null when the stack has no link layer (LoggingStack).
-  EntanglementService* entanglement() { return entanglement_.get(); }
-  // Null when the stack has no transport layer.
-  TeleportService* teleport() { return teleport_.get(); }
-  // Null when the stack has no network layer.
-  QkdService* qkd() { return qkd_.get(); }
+  stack::NodeStack& stack() { return *stack_; }
+  // Where peer messages go: the node stack, or the override (tests).
+  PeerMessageSink& peer_sink() { return sink_override_ ? *sink_override_ : *stack_; }
+  EntanglementService& entanglement() { return *entanglement_; }
+  TeleportService& teleport() { return *teleport_; }
+  QkdService& qkd() { return *qkd_; }
   NodeContext& context() { return *context_; }
   v1::GetStatusResponse Status();
   // The network layer's routing table and link-state database (loop thread).
@@ -97,11 +98,11 @@ class Daemon {
   std::unique_ptr<DistributedStateBackend> backend_;
   std::unique_ptr<PeerLinks> links_;
   std::unique_ptr<DaemonNodeContext> context_;
-  StackHandle stack_;
+  std::unique_ptr<stack::NodeStack> stack_;
+  std::unique_ptr<PeerMessageSink> sink_override_;
   std::unique_ptr<EntanglementService> entanglement_;  // goes before stack_
   std::unique_ptr<TeleportService> teleport_;          // goes before stack_
-  std::unique_ptr<keydist::KeyDistribution> key_distribution_;  // goes before stack_
-  std::unique_ptr<QkdService> qkd_;                    // goes before key_distribution_
+  std::unique_ptr<QkdService> qkd_;                    // goes before stack_
   std::unique_ptr<HardwarePlaneService> hardware_service_;
   std::unique_ptr<grpc::Service> node_service_;
   std::unique_ptr<grpc::Server> server_;

@@ -60,7 +60,6 @@ int Run(int argc, char** argv) {
       std::min(options.peer_timing.heartbeat_interval, options.peer_timing.silence_limit / 5);
   options.epoch_unix_ns = flags->epoch_unix_ns;
   options.log_level = flags->log_level;
-  options.stack_factory = DefaultStackFactory();
 
   auto daemon = Daemon::Start(std::move(options));
   if (!daemon.ok()) {

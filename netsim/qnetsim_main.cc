@@ -3,6 +3,8 @@
 // and --to, the network layer for end-to-end pairs across repeaters - and
 // reports what an experimenter would see: pair rate in simulated time, error
 // rate per basis and the fidelity estimated from the two ends' outcomes alone.
+// With --qkd it runs key distribution from --from to --to through the node
+// stacks (the daemon's Node.Qkd path) and reports the key.
 #include <chrono>
 #include <cstdio>
 #include <iostream>
@@ -15,6 +17,8 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "config/network_config.h"
+#include "keydist/key_store.h"
+#include "netsim/key_experiment.h"
 #include "netsim/link_experiment.h"
 #include "netsim/path_experiment.h"
 #include "netsim/simulated_network.h"
@@ -29,6 +33,13 @@ ABSL_FLAG(std::string, to, "", "with --from: the far end, any node of the networ
 ABSL_FLAG(double, min_fidelity, 0.0, "minimum fidelity asked of the link (or network) layer, in [0, 1]");
 ABSL_FLAG(double, time_limit_s, 3600.0, "give up on a link after this much simulated time (seconds)");
 ABSL_FLAG(std::string, output, "text", "text or json");
+ABSL_FLAG(std::string, qkd, "", "with --from/--to: run QKD instead of measuring pairs: bbm92, e91, bb84 (neighbours) or relay");
+ABSL_FLAG(int64_t, bits, 1000, "with --qkd: final key bits wanted (blocks run until they are shared)");
+ABSL_FLAG(int32_t, pairs_per_block, 20000, "with --qkd: raw pairs (bb84: pulses) per block");
+ABSL_FLAG(int32_t, max_blocks, 100, "with --qkd: give up after this many blocks");
+ABSL_FLAG(double, abort_qber, 0.11, "with --qkd: abort a block whose QBER bound exceeds this");
+ABSL_FLAG(double, sample_fraction, 0.1, "with --qkd: share of sifted bits disclosed to estimate the QBER, in (0, 1)");
+ABSL_FLAG(bool, show_key, false, "with --qkd: print the key (hex)");
 
 namespace {
 
@@ -59,13 +70,111 @@ std::string JsonString(const std::string& s) {
   return out + "\"";
 }
 
+bool ParseProtocol(const std::string& s, qnet::keydist::QkdProtocol* out) {
+  using qnet::keydist::QkdProtocol;
+  if (s == "bbm92") *out = QkdProtocol::kBbm92;
+  else if (s == "e91") *out = QkdProtocol::kE91;
+  else if (s == "bb84") *out = QkdProtocol::kBb84;
+  else if (s == "relay") *out = QkdProtocol::kRelay;
+  else return false;
+  return true;
+}
+
+// qnetsim --qkd: one key request from `from` to `to`, reported like
+// `qnetctl qkd` reports the daemons' (key rate per simulated second).
+int RunQkd(const qnet::config::NetworkConfig& config, const std::string& path, uint64_t seed, const std::string& from,
+           const std::string& to, const std::string& output) {
+  qnet::keydist::QkdProtocol protocol;
+  if (!ParseProtocol(absl::GetFlag(FLAGS_qkd), &protocol)) return Fail("--qkd must be one of bbm92, e91, bb84, relay");
+  const int64_t bits = absl::GetFlag(FLAGS_bits);
+  if (bits < 1 || bits > static_cast<int64_t>(qnet::keydist::kMaxKeyRequestBits)) {
+    return Fail(absl::StrFormat("--bits must be between 1 and %d", qnet::keydist::kMaxKeyRequestBits));
+  }
+  const int pairs = absl::GetFlag(FLAGS_pairs_per_block);
+  if (pairs < 1 || pairs > 1'000'000) return Fail("--pairs_per_block must be between 1 and 1000000");
+  if (absl::GetFlag(FLAGS_max_blocks) < 1) return Fail("--max_blocks must be at least 1");
+  const double abort_qber = absl::GetFlag(FLAGS_abort_qber);
+  if (!(abort_qber > 0 && abort_qber < 0.5)) return Fail("--abort_qber must be in (0, 0.5)");
+  const double sample = absl::GetFlag(FLAGS_sample_fraction);
+  if (!(sample > 0 && sample < 1)) return Fail("--sample_fraction must be in (0, 1)");
+  auto network = qnet::netsim::SimulatedNetwork::Create(config, seed);
+  if (!network.ok()) return Fail(std::string(network.status().message()));
+  qnet::keydist::KeyRequest request;
+  request.peer = to;
+  request.bits = static_cast<uint64_t>(bits);
+  request.max_blocks = static_cast<uint32_t>(absl::GetFlag(FLAGS_max_blocks));
+  request.block.protocol = protocol;
+  request.block.pairs = static_cast<uint32_t>(pairs);
+  request.block.min_fidelity = absl::GetFlag(FLAGS_min_fidelity);
+  request.block.timeout = qnet::FromSeconds(absl::GetFlag(FLAGS_time_limit_s));
+  request.block.post_processing.estimation.abort_threshold = abort_qber;
+  request.block.post_processing.estimation.sample_fraction = sample;
+  const auto wall_start = std::chrono::steady_clock::now();
+  auto result = qnet::netsim::RunKeyExperiment(**network, from, request,
+                                               qnet::FromSeconds(absl::GetFlag(FLAGS_time_limit_s)));
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+  if (!result.ok()) return Fail(absl::StrFormat("QKD %s -> %s: %s", from, to, result.status().message()));
+  const qnet::keydist::KeyAgreementResult& r = result->agreement;
+  const double sim_s = qnet::ToSeconds(r.simulated_duration);
+  const double rate = sim_s > 0 ? static_cast<double>(r.key.size()) / sim_s : 0.0;
+  const std::string protocol_name(qnet::keydist::QkdProtocolName(r.protocol));
+  if (output == "json") {
+    std::vector<std::string> hops, relays, blocks;
+    for (const auto& n : r.path) hops.push_back(JsonString(n));
+    for (const auto& n : r.relay_nodes) relays.push_back(JsonString(n));
+    for (const auto& b : r.blocks) {
+      blocks.push_back(absl::StrFormat(
+          "{\"key_id\":%s,\"raw_pairs\":%d,\"sifted_bits\":%d,\"qber\":%.6f,\"qber_z\":%.6f,\"qber_x\":%.6f,"
+          "\"final_key_bits\":%d,\"simulated_seconds\":%.9g}",
+          JsonString(b.key_id), b.raw_pairs, b.sifted_bits, b.qber, b.qber_z, b.qber_x, b.final_key_bits,
+          qnet::ToSeconds(b.simulated_duration)));
+    }
+    std::string extra;
+    if (r.chsh_s) extra += absl::StrFormat(",\"chsh_s\":%.6f", *r.chsh_s);
+    if (absl::GetFlag(FLAGS_show_key)) extra += absl::StrFormat(",\"key_hex\":%s", JsonString(qnet::keydist::KeyHex(r.key)));
+    std::printf("%s\n", absl::StrFormat(
+        "{\"network\":%s,\"seed\":%llu,\"protocol\":%s,\"from\":%s,\"to\":%s,\"path\":[%s],\"relay_nodes\":[%s],"
+        "\"raw_pairs\":%d,\"sifted_bits\":%d,\"qber_z\":%.6f,\"qber_x\":%.6f,\"final_key_bits\":%d,"
+        "\"discarded_blocks\":%d,\"error_correction_efficiency\":%.4f,\"simulated_seconds\":%.9g,"
+        "\"key_bits_per_second\":%.6g,\"keys_match\":%s,\"blocks\":[%s]%s,\"events\":%d,\"wall_seconds\":%.4f}",
+        JsonString(config.name), static_cast<unsigned long long>(seed), JsonString(protocol_name), JsonString(from),
+        JsonString(to), absl::StrJoin(hops, ","), absl::StrJoin(relays, ","), r.raw_pairs, r.sifted_bits, r.qber_z,
+        r.qber_x, r.key.size(), r.discarded_blocks, r.error_correction_efficiency, sim_s, rate,
+        result->keys_match ? "true" : "false", absl::StrJoin(blocks, ","), extra, result->events, wall).c_str());
+    return result->keys_match ? 0 : 1;
+  }
+  std::printf("network %s (%s), seed %llu, %s key of %lld bits\n", config.name.c_str(), path.c_str(),
+              static_cast<unsigned long long>(seed), protocol_name.c_str(), static_cast<long long>(bits));
+  std::printf("\n%s -> %s  path %s\n", from.c_str(), to.c_str(), absl::StrJoin(r.path, " - ").c_str());
+  if (!r.relay_nodes.empty()) {
+    std::printf("  trusted relays       %s (they learn the key)\n", absl::StrJoin(r.relay_nodes, ", ").c_str());
+  }
+  std::printf("  blocks               %zu with a key, %u discarded (residual errors after Cascade)\n",
+              r.blocks.size(), r.discarded_blocks);
+  std::printf("  raw pairs            %llu, sifted bits %llu\n", static_cast<unsigned long long>(r.raw_pairs),
+              static_cast<unsigned long long>(r.sifted_bits));
+  std::printf("  QBER                 Z %.4f, X %.4f (measured on the disclosed sample)\n", r.qber_z, r.qber_x);
+  if (r.chsh_s) std::printf("  CHSH S               %.4f (mean over blocks)\n", *r.chsh_s);
+  std::printf("  error correction     f = %.3f (Cascade leak / n h(Q))\n", r.error_correction_efficiency);
+  std::printf("  final key            %zu bits in %s simulated  ->  %.4g key bits/s\n", r.key.size(),
+              qnet::FormatDuration(r.simulated_duration).c_str(), rate);
+  std::printf("  both ends' keys      %s\n", result->keys_match ? "identical (fetched by key id at each end)"
+                                                                : "DIFFER");
+  for (const auto& b : r.blocks) std::printf("  key id               %s (%llu bits)\n", b.key_id.c_str(),
+                                             static_cast<unsigned long long>(b.final_key_bits));
+  if (absl::GetFlag(FLAGS_show_key)) std::printf("  key                  %s\n", qnet::keydist::KeyHex(r.key).c_str());
+  std::printf("  simulator            %llu events, %.3f s wall\n", static_cast<unsigned long long>(result->events), wall);
+  return result->keys_match ? 0 : 1;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
   absl::SetProgramUsageMessage(
       "Runs a network file in the in-process simulator and measures entangled pairs on its links.\n"
       "Usage: qnetsim --network FILE [--pairs N] [--basis six-state] [--link NAME|all] [--seed N] [--output json]\n"
-      "       qnetsim --network FILE --from NODE --to NODE [--pairs N] [--min_fidelity F] ...  (end to end)");
+      "       qnetsim --network FILE --from NODE --to NODE [--pairs N] [--min_fidelity F] ...  (end to end)\n"
+      "       qnetsim --network FILE --qkd bbm92|e91|bb84|relay --from NODE --to NODE [--bits N] ...  (QKD)");
   std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
   if (rest.size() > 1) return Fail(absl::StrFormat("unexpected argument '%s' (see --help)", rest[1]));
   const std::string path = absl::GetFlag(FLAGS_network);
@@ -87,10 +196,13 @@ int main(int argc, char** argv) {
                                                        : config->seed.value_or(1);
   const std::string from = absl::GetFlag(FLAGS_from), to = absl::GetFlag(FLAGS_to);
   if (from.empty() != to.empty()) return Fail("--from and --to go together (see --help)");
+  if (!absl::GetFlag(FLAGS_qkd).empty() && from.empty()) return Fail("--qkd needs --from and --to (see --help)");
   if (!from.empty()) {
     for (const std::string& n : {from, to}) {
       if (config->FindNode(n) == nullptr) return Fail(absl::StrFormat("no node '%s' in %s", n, path));
     }
+    if (from == to) return Fail("--from and --to must name different nodes");
+    if (!absl::GetFlag(FLAGS_qkd).empty()) return RunQkd(*config, path, seed, from, to, output);
     auto network = qnet::netsim::SimulatedNetwork::Create(*config, seed);
     if (!network.ok()) return Fail(std::string(network.status().message()));
     qnet::netsim::PathExperiment experiment;

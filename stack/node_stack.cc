@@ -29,7 +29,7 @@ absl::StatusOr<std::unique_ptr<NodeStack>> NodeStack::Build(NodeContext& context
     links.push_back({physics, far_node->hardware});
   }
 
-  std::unique_ptr<NodeStack> stack(new NodeStack(context));
+  std::unique_ptr<NodeStack> stack(new NodeStack(context, options.key_distribution));
   stack->device_ = std::make_unique<physical::SimulatedDevice>(context, backend, node->hardware, node->index);
   QNET_ASSIGN_OR_RETURN(stack->physical_, physical::PhysicalLayer::Create(context, *stack->device_, backend,
                                                                            node->hardware, links));
@@ -40,10 +40,32 @@ absl::StatusOr<std::unique_ptr<NodeStack>> NodeStack::Build(NodeContext& context
                                                      std::move(links), std::move(options.network)));
   QNET_ASSIGN_OR_RETURN(stack->transport_, transport::TransportLayer::Build(context, *stack->device_, *stack->network_,
                                                                              std::move(options.transport)));
+  QNET_RETURN_IF_ERROR(stack->StartKeyDistribution());
   return stack;
 }
 
+void NodeStack::StopKeyDistribution() {
+  key_agreement_.reset();
+  key_distribution_.reset();
+}
+
+absl::Status NodeStack::StartKeyDistribution(bool with_photons) {
+  StopKeyDistribution();
+  QNET_ASSIGN_OR_RETURN(key_distribution_,
+                        keydist::KeyDistribution::Create(context_, *network_, with_photons ? physical_.get() : nullptr,
+                                                         key_options_));
+  key_agreement_ = std::make_unique<keydist::KeyAgreement>(context_, *key_distribution_, *key_store_);
+  return absl::OkStatus();
+}
+
+uint32_t NodeStack::memory_qubits_in_use() const {
+  uint32_t in_use = 0;
+  for (int slot = 0; slot < device_->num_slots(); ++slot) in_use += device_->IsAllocated(slot) ? 1 : 0;
+  return in_use;
+}
+
 NodeStack::~NodeStack() {
+  StopKeyDistribution();
   transport_.reset();
   network_.reset();
   link_.reset();

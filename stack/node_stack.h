@@ -1,9 +1,12 @@
-// One node's protocol stack: the simulated device, the physical layer and the
-// link, network and transport layers composed over the
-// node's NodeContext and a StateBackend, built from the network file. It is
-// the node's PeerMessageSink: each PeerMessage goes to the layer that owns its
-// branch, and neighbour up/down reach every layer. The simulator and the
-// daemon both build this same object, so they run the same protocol code.
+// One node, built once: the simulated device, the physical layer, the link,
+// network and transport layers, and key distribution (QKD sessions, the key
+// agreement policy that runs them in blocks, and the node's key store),
+// composed over the node's NodeContext and a StateBackend from the network
+// file. It is the node's PeerMessageSink: each PeerMessage goes to the layer
+// that owns its branch, and neighbour up/down reach every layer. The
+// simulator (netsim::SimulatedNetwork, qnetsim, the protocol tests and
+// benchmarks) and the daemon (qnetd) build this same object, so they run the
+// same protocol code; the daemon only translates gRPC to its API and back.
 #pragma once
 
 #include <memory>
@@ -12,6 +15,9 @@
 #include "absl/status/statusor.h"
 #include "config/network_config.h"
 #include "core/node_context.h"
+#include "keydist/key_agreement.h"
+#include "keydist/key_distribution.h"
+#include "keydist/key_store.h"
 #include "link/link_layer.h"
 #include "network/network_layer.h"
 #include "physical/physical_layer.h"
@@ -25,6 +31,7 @@ struct NodeStackOptions {
   link::LinkLayerOptions link;
   network::NetworkLayerOptions network;
   transport::TransportLayerOptions transport;
+  keydist::KeyDistributionOptions key_distribution;
 };
 
 class NodeStack final : public PeerMessageSink {
@@ -47,6 +54,22 @@ class NodeStack final : public PeerMessageSink {
   link::LinkLayer& link() { return *link_; }
   network::NetworkLayer& network() { return *network_; }
   transport::TransportLayer& transport() { return *transport_; }
+  // Key distribution runs unless stopped (StopKeyDistribution); these are
+  // then null.
+  keydist::KeyDistribution* key_distribution() { return key_distribution_.get(); }
+  keydist::KeyAgreement* key_agreement() { return key_agreement_.get(); }
+  // The node's keys: kept across a stop and start of key distribution.
+  keydist::KeyStore& key_store() { return *key_store_; }
+
+  // Fault injection and partial nodes: key distribution stops here (its
+  // sessions end without handlers; the layers below run on), and starts
+  // again, with or without the physical layer's photons (without them this
+  // node neither starts nor answers BB84).
+  void StopKeyDistribution();
+  absl::Status StartKeyDistribution(bool with_photons = true);
+
+  // Memory slots allocated now (pairs held by any layer or above).
+  uint32_t memory_qubits_in_use() const;
 
   void OnPeerMessage(const std::string& from, const v1::PeerMessage& message) override;
   void OnNeighbourUp(const std::string& neighbour) override;
@@ -56,7 +79,8 @@ class NodeStack final : public PeerMessageSink {
   uint64_t unroutable_messages() const { return unroutable_messages_; }
 
  private:
-  explicit NodeStack(NodeContext& context) : context_(context) {}
+  NodeStack(NodeContext& context, keydist::KeyDistributionOptions key_options)
+      : context_(context), key_options_(key_options) {}
 
   NodeContext& context_;
   std::unique_ptr<physical::SimulatedDevice> device_;
@@ -64,6 +88,10 @@ class NodeStack final : public PeerMessageSink {
   std::unique_ptr<link::LinkLayer> link_;
   std::unique_ptr<network::NetworkLayer> network_;
   std::unique_ptr<transport::TransportLayer> transport_;
+  keydist::KeyDistributionOptions key_options_;
+  std::unique_ptr<keydist::KeyStore> key_store_ = std::make_unique<keydist::MemoryKeyStore>();
+  std::unique_ptr<keydist::KeyDistribution> key_distribution_;
+  std::unique_ptr<keydist::KeyAgreement> key_agreement_;  // goes before key_distribution_
   uint64_t unroutable_messages_ = 0;
 };
 

@@ -9,6 +9,8 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
+#include "config/network_config.h"
 #include "daemon/daemon.h"
 #include "gtest/gtest.h"
 
@@ -29,6 +31,21 @@ inline DaemonTopology ChainTopology(const std::vector<std::string>& nodes, const
   return t;
 }
 
+// The network file of that chain: ideal nodes with 2 memory qubits.
+inline std::shared_ptr<const config::NetworkConfig> ChainNetwork(const std::vector<std::string>& nodes,
+                                                                 double length_km = 1.0,
+                                                                 const std::string& network = "testnet") {
+  std::string yaml = absl::StrCat("network: ", network, "\nnodes:\n");
+  for (const std::string& n : nodes) absl::StrAppend(&yaml, "  - {name: ", n, ", hardware: ideal, qubits: 2}\n");
+  absl::StrAppend(&yaml, "links:\n");
+  for (size_t i = 0; i + 1 < nodes.size(); ++i) {
+    absl::StrAppend(&yaml, "  - {between: [", nodes[i], ", ", nodes[i + 1], "], length_km: ", length_km, "}\n");
+  }
+  auto parsed = config::ParseNetworkConfig(yaml, "in-process.yaml");
+  EXPECT_TRUE(parsed.ok()) << parsed.status();
+  return parsed.ok() ? std::make_shared<const config::NetworkConfig>(*std::move(parsed)) : nullptr;
+}
+
 // Polls `condition` (evaluated on the test thread) until it holds or
 // `timeout` passes. Liveness only: tests assert on the outcome, not on time.
 inline bool WaitUntil(const std::function<bool()>& condition,
@@ -46,7 +63,8 @@ class InProcessNetwork {
   // Starts one daemon per node of a chain; `customise` may adjust options.
   explicit InProcessNetwork(const std::vector<std::string>& nodes, double length_km = 1.0,
                             std::function<void(DaemonOptions&)> customise = nullptr)
-      : nodes_(nodes), length_km_(length_km), customise_(std::move(customise)) {
+      : nodes_(nodes), length_km_(length_km), network_(ChainNetwork(nodes, length_km)),
+        customise_(std::move(customise)) {
     for (const std::string& n : nodes) {
       auto d = Daemon::Start(Options(n));
       EXPECT_TRUE(d.ok()) << d.status();
@@ -63,6 +81,7 @@ class InProcessNetwork {
   DaemonOptions Options(const std::string& node, const std::string& listen = "127.0.0.1:0") {
     DaemonOptions o;
     o.topology = ChainTopology(nodes_, node, length_km_);
+    o.network = network_;
     o.listen_address = listen;
     o.log_level = LogLevel::kWarn;
     o.peer_timing.silence_limit = std::chrono::milliseconds(1000);
@@ -96,6 +115,7 @@ class InProcessNetwork {
  private:
   std::vector<std::string> nodes_;
   double length_km_;
+  std::shared_ptr<const config::NetworkConfig> network_;
   std::function<void(DaemonOptions&)> customise_;
   std::vector<std::unique_ptr<Daemon>> daemons_;
 };

@@ -35,12 +35,10 @@ class RecordingStack final : public PeerMessageSink {
 };
 
 void UseRecordingStack(DaemonOptions& o) {
-  o.stack_factory = [](const StackEnvironment&) -> absl::StatusOr<StackHandle> {
-    return StackHandle{.sink = std::make_unique<RecordingStack>(), .memory_qubits_in_use = [] { return 1u; }};
-  };
+  o.peer_sink_override = [] { return std::make_unique<RecordingStack>(); };
 }
 
-RecordingStack& Recorder(Daemon& d) { return static_cast<RecordingStack&>(d.stack()); }
+RecordingStack& Recorder(Daemon& d) { return static_cast<RecordingStack&>(d.peer_sink()); }
 
 bool Connected(Daemon& d, const std::string& neighbour) {
   return d.loop().Call([&] { return d.links().IsConnected(neighbour); });
@@ -192,6 +190,8 @@ TEST(PeerLinksTest, GetStatusReportsNeighbours) {
   InProcessNetwork net({"a", "b", "c"}, 5.0, UseRecordingStack);
   ASSERT_TRUE(net.ok());
   ASSERT_TRUE(WaitUntil([&] { return Connected(net[1], "a") && Connected(net[1], "c"); }));
+  // One memory slot taken on b's device: status counts it.
+  ASSERT_TRUE(net[1].loop().Call([&] { return net[1].stack().device().Allocate().ok(); }));
   auto stub = v1::Node::NewStub(grpc::CreateChannel(net[1].listen_address(), grpc::InsecureChannelCredentials()));
   grpc::ClientContext context;
   v1::GetStatusResponse status;
@@ -201,7 +201,7 @@ TEST(PeerLinksTest, GetStatusReportsNeighbours) {
   EXPECT_EQ(status.time_scale(), 1.0);
   EXPECT_EQ(status.listen_address(), net[1].listen_address());
   EXPECT_EQ(status.memory_qubits(), 2u);
-  EXPECT_EQ(status.memory_qubits_in_use(), 1u);  // from the stack's hook
+  EXPECT_EQ(status.memory_qubits_in_use(), 1u);
   EXPECT_EQ(status.qubits_held(), 0u);
   ASSERT_EQ(status.neighbours_size(), 2);
   for (const auto& n : status.neighbours()) {

@@ -31,36 +31,30 @@ struct SessionRecord {
 
 class KeyNetwork {
  public:
+  // Key distribution runs in every node's stack (stack::NodeStack builds it).
   KeyNetwork(std::string_view yaml, uint64_t seed) : net_(yaml, seed) {
-    for (const config::NodeConfig& n : net_.config().nodes) Start(n.name);
+    for (const config::NodeConfig& n : net_.config().nodes) Observe(n.name);
     net_.RunFor(std::chrono::milliseconds(1));  // routing adverts spread
   }
-  ~KeyNetwork() { kd_.clear(); }  // before the stacks they use
 
   SimStackNetwork& net() { return net_; }
-  keydist::KeyDistribution& kd(const std::string& node) { return *kd_.at(node); }
+  keydist::KeyDistribution& kd(const std::string& node) {
+    keydist::KeyDistribution* kd = net_.node(node).key_distribution();
+    EXPECT_NE(kd, nullptr) << "key distribution is stopped at " << node;
+    return *kd;
+  }
   const std::vector<ResponderRecord>& responded(const std::string& node) { return responded_[node]; }
 
-  // With the node's physical layer (BB84 photons) unless `with_physical` is false.
+  // Key distribution starts again at `node`, with the node's physical layer
+  // (BB84 photons) unless `with_physical` is false.
   void Start(const std::string& node, bool with_physical = true) {
-    sim::SimNodeContext* context = net_.network().FindNode(node);
-    ASSERT_NE(context, nullptr) << node;
-    auto kd = keydist::KeyDistribution::Create(*context, net_.node(node).network(),
-                                               with_physical ? &net_.node(node).physical() : nullptr);
-    ASSERT_TRUE(kd.ok()) << kd.status();
-    (*kd)->SetResponderHandler(
-        [this, node](const std::string& initiator, keydist::SessionId id, absl::StatusOr<keydist::QkdResult> r) {
-          responded_[node].push_back({initiator, id, std::move(r)});
-        });
-    kd_[node] = *std::move(kd);
+    ASSERT_TRUE(net_.node(node).StartKeyDistribution(with_physical).ok());
+    Observe(node);
   }
   // Key distribution stops at `node` (its stack runs on).
-  void Stop(const std::string& node) { kd_.erase(node); }
-  // The node crashes (key distribution first: it lives on the stack).
-  void Crash(const std::string& node) {
-    Stop(node);
-    net_.Crash(node);
-  }
+  void Stop(const std::string& node) { net_.node(node).StopKeyDistribution(); }
+  // The node crashes (its stack, key distribution included, is gone).
+  void Crash(const std::string& node) { net_.Crash(node); }
 
   // Starts a session from `from` to `to`; the record fills in as it runs.
   void Begin(const std::string& from, const std::string& to, const keydist::QkdSessionOptions& options,
@@ -89,16 +83,27 @@ class KeyNetwork {
   // No session or relay is left anywhere, and the network holds nothing.
   void ExpectClean() {
     net_.RunFor(std::chrono::milliseconds(50));
-    for (const auto& [name, kd] : kd_) {
-      EXPECT_EQ(kd->active_sessions(), 0u) << name;
-      EXPECT_EQ(kd->active_relays(), 0u) << name;
+    for (const config::NodeConfig& n : net_.config().nodes) {
+      stack::NodeStack* s = net_.running(n.name);
+      if (s == nullptr || s->key_distribution() == nullptr) continue;
+      EXPECT_EQ(s->key_distribution()->active_sessions(), 0u) << n.name;
+      EXPECT_EQ(s->key_distribution()->active_relays(), 0u) << n.name;
     }
     ExpectNetworkClean(net_, Duration(0));
   }
 
  private:
+  // Records what the node's responder side hands to its key agreement.
+  void Observe(const std::string& node) {
+    keydist::KeyAgreement* agreement = net_.node(node).key_agreement();
+    ASSERT_NE(agreement, nullptr) << node;
+    agreement->SetResponderObserver(
+        [this, node](const std::string& initiator, keydist::SessionId id, absl::StatusOr<keydist::QkdResult> r) {
+          responded_[node].push_back({initiator, id, std::move(r)});
+        });
+  }
+
   SimStackNetwork net_;
-  std::map<std::string, std::unique_ptr<keydist::KeyDistribution>> kd_;
   std::map<std::string, std::vector<ResponderRecord>> responded_;
 };
 

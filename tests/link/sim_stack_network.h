@@ -47,6 +47,8 @@ class SimStackNetwork {
     EXPECT_NE(n, nullptr) << "no running node " << name;
     return *n;
   }
+  // nullptr for an unknown or crashed node.
+  stack::NodeStack* running(std::string_view name) { return net_->node(name); }
   link::LinkLayer& link(std::string_view name) { return node(name).link(); }
   physical::SimulatedDevice& device(std::string_view name) { return node(name).device(); }
 
