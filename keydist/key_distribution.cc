@@ -1,3 +1,7 @@
+// The session core: creating and ending sessions, offers and answers,
+// deadlines, post-processing, results; the datagrams of all protocols come
+// in here. The protocols' own parts are in entangled_sessions.cc, bb84.cc
+// and relay.cc.
 #include "keydist/key_distribution.h"
 
 #include <algorithm>
@@ -7,22 +11,16 @@
 
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "core/status.h"
 #include "keydist/qkd_wire.h"
-#include "quantum/bell.h"
+#include "keydist/relay.h"
+#include "keydist/session_internals.h"
 
 namespace qnet::keydist {
 namespace {
 
 using link::MeasurementBasis;
-
-// Progress stages, in order (QkdProgress::stage).
-constexpr const char* kStageNames[] = {"offered",   "measuring", "measured",   "chsh",
-                                       "sifted",    "estimated", "reconciled", "done"};
-constexpr int kOffered = 0, kMeasuring = 1, kMeasured = 2, kChsh = 3, kSifted = 4, kEstimated = 5,
-              kReconciled = 6, kDone = 7;
 
 int PostStage(const qkd::PostProcessing& post) {
   const qkd::PostProcessingReport& r = post.report();
@@ -31,50 +29,6 @@ int PostStage(const qkd::PostProcessing& post) {
   if (r.qber.overall.sampled > 0) return kEstimated;
   if (r.sifted_bits > 0) return kSifted;
   return kMeasured;
-}
-
-bool IsKeyBasis(MeasurementBasis b) { return b == MeasurementBasis::kZ || b == MeasurementBasis::kX; }
-bool IsTestBasis(MeasurementBasis b) { return b == MeasurementBasis::kChshB0 || b == MeasurementBasis::kChshB1; }
-
-// A measurement axis in the X-Z plane as its angle from Z towards X, in
-// eighths of a turn (pi/4); Y is not in the plane.
-std::optional<int> EighthTurns(MeasurementBasis b) {
-  switch (b) {
-    case MeasurementBasis::kZ:
-    case MeasurementBasis::kChshA0: return 0;
-    case MeasurementBasis::kX:
-    case MeasurementBasis::kChshA1: return 2;
-    case MeasurementBasis::kChshB0: return 1;
-    case MeasurementBasis::kChshB1: return -1;
-    case MeasurementBasis::kY: return std::nullopt;
-  }
-  return std::nullopt;
-}
-
-// The tail's measurement of a pair delivered in Bell state `frame`, as the
-// measurement of a PHI+ pair that gives the same statistics. The frame
-// X^x Z^z sits on the head's qubit; moved to the tail's qubit it conjugates
-// the tail's observable, turning the axis angle t into -t (Z) and pi - t (X).
-// An angle outside {0, pi/4, pi/2, -pi/4} is the opposite of one inside
-// (sigma(t + pi) = -sigma(t)): the same setting with the outcome flipped.
-std::optional<std::pair<MeasurementBasis, bool>> ToPhiPlusFrame(quantum::BellState frame, MeasurementBasis basis,
-                                                                bool outcome) {
-  std::optional<int> turns = EighthTurns(basis);
-  if (!turns.has_value()) return std::nullopt;
-  int t = *turns;
-  if (quantum::ZBit(frame)) t = -t;
-  if (quantum::XBit(frame)) t = 4 - t;
-  t = ((t % 8) + 8) % 8;
-  bool flip = false;
-  if (t >= 3 && t <= 6) {
-    t = (t + 4) % 8;
-    flip = true;
-  }
-  const MeasurementBasis out = t == 0   ? MeasurementBasis::kZ
-                               : t == 2 ? MeasurementBasis::kX
-                               : t == 1 ? MeasurementBasis::kChshB0
-                                        : MeasurementBasis::kChshB1;
-  return std::pair{out, outcome != flip};
 }
 
 v1::KeyDistributionProtocol ProtocolToWire(QkdProtocol p) {
@@ -93,6 +47,8 @@ std::optional<QkdProtocol> ProtocolFromWire(v1::KeyDistributionProtocol p) {
   if (p == v1::KEYDIST_BB84) return QkdProtocol::kBb84;
   return std::nullopt;
 }
+
+}  // namespace
 
 void PostProcessingToWire(const qkd::PostProcessingOptions& o, v1::KeyDistributionPostProcessing* out) {
   out->set_sample_fraction(o.estimation.sample_fraction);
@@ -136,41 +92,6 @@ absl::Status StatusFromWire(int32_t code, const std::string& message, const std:
   return absl::Status(c, absl::StrCat(message, " (reported by ", source, ")"));
 }
 
-absl::Status WithContext(const absl::Status& s, absl::string_view context) {
-  return absl::Status(s.code(), absl::StrCat(context, ": ", s.message()));
-}
-
-// The first `bits` bits of a XOR b (both at least that long).
-qkd::BitString XorPrefix(const qkd::BitString& a, const qkd::BitString& b, size_t bits) {
-  std::vector<uint64_t> words = a.Slice(0, bits).words();
-  const qkd::BitString other = b.Slice(0, bits);
-  for (size_t i = 0; i < words.size(); ++i) words[i] ^= other.words()[i];
-  return qkd::BitString::FromWords(std::move(words), bits);
-}
-
-// A public id for a relayed key from public data only (the hop key ids).
-std::string RelayKeyId(const std::string& origin, uint64_t relay_id, const std::vector<std::string>& hop_ids,
-                       uint64_t bits) {
-  uint64_t h = 0xcbf29ce484222325ULL;
-  auto mix_byte = [&h](unsigned char c) {
-    h ^= c;
-    h *= 0x100000001b3ULL;
-  };
-  auto mix = [&](std::string_view s) {
-    for (char c : s) mix_byte(static_cast<unsigned char>(c));
-    mix_byte(0);
-  };
-  mix(origin);
-  mix(absl::StrCat(relay_id, ":", bits));
-  for (const std::string& id : hop_ids) mix(id);
-  h ^= h >> 31;
-  h *= 0x94d049bb133111ebULL;
-  h ^= h >> 29;
-  return absl::StrFormat("qr-%016x", h);
-}
-
-}  // namespace
-
 std::string_view QkdProtocolName(QkdProtocol protocol) {
   switch (protocol) {
     case QkdProtocol::kBbm92: return "BBM92";
@@ -206,12 +127,10 @@ absl::StatusOr<std::unique_ptr<KeyDistribution>> KeyDistribution::Create(NodeCon
   }
   kd->receiving_datagrams_ = true;
   if (physical != nullptr) {
-    std::weak_ptr<bool> alive = kd->alive_;
-    s = physical->RegisterPhotonReceiver([self, alive](const std::string& from, uint64_t session,
-                                                       std::vector<physical::MeasuredPulse> detections,
-                                                       uint64_t gates) {
-      if (!alive.expired()) self->OnPhotons(from, session, detections, gates);
-    });
+    s = physical->RegisterPhotonReceiver(
+        kd->lifetime_.Guard([self](const std::string& from, uint64_t session,
+                                   std::vector<physical::MeasuredPulse> detections,
+                                   uint64_t gates) { self->OnPhotons(from, session, detections, gates); }));
     if (!s.ok()) {
       return absl::AlreadyExistsError(
           absl::StrCat("key distribution at ", context.node_name(), " cannot receive BB84 photons: ", s.message()));
@@ -223,7 +142,11 @@ absl::StatusOr<std::unique_ptr<KeyDistribution>> KeyDistribution::Create(NodeCon
 
 KeyDistribution::KeyDistribution(NodeContext& context, network::NetworkLayer& network,
                                  KeyDistributionOptions options)
-    : context_(context), network_(network), options_(options), rng_(context.rng().Fork("key-distribution")) {
+    : context_(context),
+      network_(network),
+      options_(options),
+      rng_(context.rng().Fork("key-distribution")),
+      relays_(std::make_unique<TrustedRelays>(*this)) {
   // A restarted node numbers its sessions from its clock, so a peer never
   // mistakes a new session for one of the previous incarnation's.
   const int64_t now_us = std::max<int64_t>(0, context.Now().time_since_epoch().count() / 1000);
@@ -231,15 +154,13 @@ KeyDistribution::KeyDistribution(NodeContext& context, network::NetworkLayer& ne
 }
 
 KeyDistribution::~KeyDistribution() {
-  *alive_ = false;
+  lifetime_.End();
   for (auto& [key, s] : sessions_) {
     if (s.deadline != kNoTimer) context_.CancelTimer(s.deadline);
     if (s.request != 0) (void)network_.Cancel(s.request);
     if (s.pair_purpose != 0) (void)network_.UnregisterReceiver(s.pair_purpose);
   }
-  for (auto& [key, r] : relays_) {
-    if (r.deadline != kNoTimer) context_.CancelTimer(r.deadline);
-  }
+  relays_.reset();  // cancels the relays' deadlines
   if (receiving_datagrams_) (void)network_.UnregisterDatagramReceiver(options_.purpose_id);
   if (physical_ != nullptr) (void)physical_->RegisterPhotonReceiver(nullptr);
 }
@@ -255,7 +176,7 @@ absl::StatusOr<SessionId> KeyDistribution::StartSession(const std::string& peer,
   QNET_RETURN_IF_ERROR(ValidateSessionOptions(options));
   if (options.protocol == QkdProtocol::kBb84) QNET_RETURN_IF_ERROR(Bb84Possible(peer));
   absl::StatusOr<SessionId> id = options.protocol == QkdProtocol::kRelay
-                                     ? StartRelay(peer, options, std::move(progress), std::move(done))
+                                     ? relays_->Start(peer, options, std::move(progress), std::move(done))
                                      : StartHopOrSession(peer, options, std::move(progress), std::move(done), {});
   if (id.ok()) ++stats_.sessions_started;
   return id;
@@ -280,12 +201,12 @@ absl::StatusOr<SessionId> KeyDistribution::StartHopOrSession(const std::string& 
   PostProcessingToWire(options.post_processing, offer->mutable_post_processing());
   offer->set_e91_min_chsh(options.e91_min_chsh);
   if (hop.has_value()) {
-    auto relay = relays_.find(hop->relay);
-    if (relay == relays_.end()) return absl::InternalError("a relay hop without its relay session");
+    const std::vector<std::string>* path = relays_->PathOf(hop->relay);
+    if (path == nullptr) return absl::InternalError("a relay hop without its relay session");
     v1::KeyDistributionRelayTag* tag = offer->mutable_relay();
     tag->mutable_relay()->set_initiator(hop->relay.initiator);
     tag->mutable_relay()->set_id(hop->relay.id);
-    for (const std::string& n : relay->second.path) tag->add_path(n);
+    for (const std::string& n : *path) tag->add_path(n);
   }
   QNET_RETURN_IF_ERROR(Send(peer, key, std::move(m)));
   Session s;
@@ -311,13 +232,7 @@ absl::Status KeyDistribution::Cancel(SessionId id) {
     Fail(key, absl::CancelledError(absl::StrCat("CANCELLED: QKD session ", id, " was cancelled at ", Where())), true);
     return absl::OkStatus();
   }
-  auto r = relays_.find(key);
-  if (r != relays_.end() && r->second.origin()) {
-    FailRelay(key, absl::CancelledError(absl::StrCat("CANCELLED: relay QKD session ", id, " was cancelled at ",
-                                                     Where())),
-              true);
-    return absl::OkStatus();
-  }
+  if (relays_->Cancel(key)) return absl::OkStatus();
   return absl::NotFoundError(absl::StrCat("no QKD session ", id, " started at ", Where(), " is in progress"));
 }
 
@@ -335,10 +250,10 @@ void KeyDistribution::OnDatagram(const std::string& source, const std::string& p
     case v1::KeyDistributionMessage::kEnd: return OnEnd(source, key, m.end());
     case v1::KeyDistributionMessage::kTestOutcomes: return OnTestOutcomes(source, key, m.test_outcomes());
     case v1::KeyDistributionMessage::kPostProcessing: return OnPostProcessingMessage(source, key, m.post_processing());
-    case v1::KeyDistributionMessage::kRelayStart: return OnRelayStart(source, key, m.relay_start());
-    case v1::KeyDistributionMessage::kRelayAnnouncement: return OnRelayAnnouncement(source, key, m.relay_announcement());
-    case v1::KeyDistributionMessage::kRelayDone: return OnRelayDone(source, key, m.relay_done());
-    case v1::KeyDistributionMessage::kRelayAbort: return OnRelayAbort(source, key, m.relay_abort());
+    case v1::KeyDistributionMessage::kRelayStart:
+    case v1::KeyDistributionMessage::kRelayAnnouncement:
+    case v1::KeyDistributionMessage::kRelayDone:
+    case v1::KeyDistributionMessage::kRelayAbort: return relays_->OnMessage(source, key, m);
     case v1::KeyDistributionMessage::BODY_NOT_SET: return;
   }
 }
@@ -387,15 +302,12 @@ void KeyDistribution::OnOffer(const std::string& source, const SessionKey& key,
   // A receiver of its own tells the session's pairs from any other's (BB84
   // photons name their session themselves).
   uint32_t purpose = 0;
-  std::weak_ptr<bool> alive = alive_;
   const bool needs_pairs = o.protocol != QkdProtocol::kBb84;
   for (uint32_t tries = 0; needs_pairs && tries < options_.pair_purpose_ids && purpose == 0; ++tries) {
     const uint32_t candidate = options_.first_pair_purpose_id + next_pair_purpose_;
     next_pair_purpose_ = (next_pair_purpose_ + 1) % options_.pair_purpose_ids;
-    absl::Status registered =
-        network_.RegisterReceiver(candidate, [this, alive, key](const network::NetworkEvent& event) {
-          if (!alive.expired()) OnTailEvent(key, event);
-        });
+    absl::Status registered = network_.RegisterReceiver(
+        candidate, lifetime_.Guard([this, key](const network::NetworkEvent& event) { OnTailEvent(key, event); }));
     if (registered.ok()) purpose = candidate;
   }
   if (needs_pairs && purpose == 0) {
@@ -404,7 +316,7 @@ void KeyDistribution::OnOffer(const std::string& source, const SessionKey& key,
                                                       key.id, " (", sessions_.size(), " sessions in progress)")));
     return;
   }
-  if (hop.has_value()) EnsureRelay(hop->relay, path, index, o.timeout);
+  if (hop.has_value()) relays_->Join(hop->relay, path, index, o.timeout);
   Session s;
   s.key = key;
   s.initiator = false;
@@ -447,11 +359,8 @@ void KeyDistribution::OnAccept(const std::string& source, const SessionKey& key,
   r.min_fidelity = s->options.min_fidelity;
   r.max_time = std::max(Duration(1), s->deadline_at - context_.Now());
   r.purpose_id = accept.pair_purpose_id();
-  std::weak_ptr<bool> alive = alive_;
-  absl::StatusOr<network::RequestId> request =
-      network_.Create(r, [this, alive, key](const network::NetworkEvent& event) {
-        if (!alive.expired()) OnHeadEvent(key, event);
-      });
+  absl::StatusOr<network::RequestId> request = network_.Create(
+      r, lifetime_.Guard([this, key](const network::NetworkEvent& event) { OnHeadEvent(key, event); }));
   if (!request.ok()) {
     Fail(key,
          WithContext(request.status(), absl::StrCat("QKD session ", key.id, " with ", source, ": no pairs")),
@@ -466,312 +375,6 @@ void KeyDistribution::OnAccept(const std::string& source, const SessionKey& key,
 void KeyDistribution::OnEnd(const std::string& source, const SessionKey& key, const v1::KeyDistributionEnd& end) {
   if (FindSession(key, source) == nullptr) return;
   Fail(key, StatusFromWire(end.code(), end.message(), source), false);
-}
-
-void KeyDistribution::OnHeadEvent(const SessionKey& key, const network::NetworkEvent& event) {
-  auto it = sessions_.find(key);
-  if (it == sessions_.end()) return;  // ended meanwhile; its request was cancelled
-  Session& s = it->second;
-  if (const auto* p = std::get_if<network::PairDelivered>(&event)) {
-    if (p->request_id == s.request) RecordPair(s, *p);
-    return;
-  }
-  if (const auto* c = std::get_if<network::RequestCompleted>(&event)) {
-    if (c->request_id != s.request) return;
-    s.request = 0;
-    OnPairsDone(key);
-    return;
-  }
-  if (const auto* f = std::get_if<network::RequestFailed>(&event)) {
-    if (f->request_id != s.request) return;
-    s.request = 0;
-    Fail(key,
-         network::ToStatus(f->error, absl::StrCat("QKD session ", key.id, " with ", s.peer, ": the network layer ",
-                                                  "delivered ", f->pairs_delivered, " of ", s.options.pairs,
-                                                  " pairs: ", f->message)),
-         true);
-  }
-}
-
-void KeyDistribution::OnTailEvent(const SessionKey& key, const network::NetworkEvent& event) {
-  auto it = sessions_.find(key);
-  if (it == sessions_.end()) return;
-  Session& s = it->second;
-  if (const auto* in = std::get_if<network::IncomingRequest>(&event)) {
-    if (in->origin != s.peer || s.request != 0 || s.stage != Stage::kMeasuring ||
-        in->request.type != link::RequestType::kMeasure) {
-      // Not the session's request: nothing else may use its purpose id.
-      ++stats_.stray_messages;
-      (void)network_.Cancel(in->request_id);
-      return;
-    }
-    s.request = in->request_id;
-    s.path = in->path;
-    return;
-  }
-  if (const auto* p = std::get_if<network::PairDelivered>(&event)) {
-    if (s.request != 0 && p->request_id == s.request) RecordPair(s, *p);
-    return;
-  }
-  if (const auto* c = std::get_if<network::RequestCompleted>(&event)) {
-    if (s.request == 0 || c->request_id != s.request) return;
-    s.request = 0;
-    OnPairsDone(key);
-    return;
-  }
-  if (const auto* f = std::get_if<network::RequestFailed>(&event)) {
-    if (s.request == 0 || f->request_id != s.request) return;
-    s.request = 0;
-    Fail(key,
-         network::ToStatus(f->error, absl::StrCat("QKD session ", key.id, " from ", s.peer,
-                                                  ": the network layer delivered ", f->pairs_delivered, " of ",
-                                                  s.options.pairs, " pairs: ", f->message)),
-         true);
-  }
-}
-
-void KeyDistribution::RecordPair(Session& s, const network::PairDelivered& pair) {
-  if (pair.type != link::RequestType::kMeasure || pair.outcome < 0) {
-    ++s.stray_pairs;
-    return;
-  }
-  // One request runs on one circuit, so its sequence numbers name its pairs
-  // alike at both ends.
-  if (!s.circuit.has_value()) s.circuit = pair.id.circuit;
-  if (*s.circuit != pair.id.circuit || !s.pair_ids.insert(pair.id.sequence).second) {
-    ++s.stray_pairs;
-    return;
-  }
-  if (s.path.empty()) s.path = pair.path;
-  Measured m{pair.id.sequence, pair.basis, pair.outcome != 0};
-  if (!s.initiator) {
-    std::optional<std::pair<MeasurementBasis, bool>> corrected =
-        ToPhiPlusFrame(pair.bell_state, pair.basis, pair.outcome != 0);
-    if (!corrected.has_value()) {
-      ++s.stray_pairs;
-      return;
-    }
-    m.basis = corrected->first;
-    m.outcome = corrected->second;
-  }
-  s.measured.push_back(m);
-}
-
-// ---------------------------------------------------------------- BB84
-
-absl::Status KeyDistribution::Bb84Possible(const std::string& peer) const {
-  if (physical_ == nullptr) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "BB84 needs the node's physical layer (photon source and detectors), but key distribution at ", Where(),
-        " runs without one; use bbm92"));
-  }
-  if (!physical_->PhotonStats(peer).ok()) {
-    return absl::InvalidArgumentError(absl::StrCat("BB84 runs over one link: ", peer, " is not a neighbour of ",
-                                                   Where(), "; use bbm92 or relay"));
-  }
-  return absl::OkStatus();
-}
-
-void KeyDistribution::SendPulses(const SessionKey& key) {
-  Session& s = sessions_.at(key);
-  const uint64_t pulses = s.options.pairs;
-  s.measured.reserve(pulses);
-  for (uint64_t first = 0; first < pulses; first += physical::PhysicalLayer::kMaxPulsesPerSend) {
-    const auto count =
-        static_cast<uint32_t>(std::min<uint64_t>(pulses - first, physical::PhysicalLayer::kMaxPulsesPerSend));
-    absl::StatusOr<std::vector<physical::PreparedPulse>> prepared =
-        physical_->SendPhotons(s.peer, key.id, first, count);
-    if (!prepared.ok()) {
-      Fail(key,
-           WithContext(prepared.status(), absl::StrCat("BB84 session ", key.id, " with ", s.peer, ": pulses from ",
-                                                       first, " not sent")),
-           true);
-      return;
-    }
-    for (const physical::PreparedPulse& p : *prepared) {
-      s.measured.push_back({p.pulse_id, p.basis == physical::kPolarisationBasisX ? MeasurementBasis::kX
-                                                                                  : MeasurementBasis::kZ,
-                            p.bit != 0});
-    }
-  }
-  EmitProgress(s, kMeasured);
-}
-
-void KeyDistribution::OnPhotons(const std::string& from, uint64_t session,
-                                const std::vector<physical::MeasuredPulse>& detections, uint64_t gates) {
-  const SessionKey key{from, session};
-  auto it = sessions_.find(key);
-  if (it == sessions_.end() || it->second.initiator || it->second.options.protocol != QkdProtocol::kBb84 ||
-      it->second.stage != Stage::kMeasuring) {
-    ++stats_.stray_photon_batches;  // e.g. still in the fibre when the session ended
-    return;
-  }
-  Session& s = it->second;
-  for (const physical::MeasuredPulse& d : detections) {
-    // Ids outside the session's range or out of order cannot be Alice's.
-    if (d.pulse_id >= s.options.pairs || (s.last_pulse.has_value() && d.pulse_id <= *s.last_pulse)) {
-      ++s.stray_pairs;
-      continue;
-    }
-    s.last_pulse = d.pulse_id;
-    s.measured.push_back(
-        {d.pulse_id, d.basis == physical::kPolarisationBasisX ? MeasurementBasis::kX : MeasurementBasis::kZ,
-         d.bit != 0});
-  }
-  s.gates += gates;
-  if (s.gates >= s.options.pairs) OnPairsDone(key);
-}
-
-void KeyDistribution::OnPairsDone(const SessionKey& key) {
-  Session& s = sessions_.at(key);
-  EmitProgress(s, kMeasured);
-  if (s.options.protocol != QkdProtocol::kE91) {
-    StartPostProcessing(key, {});
-    return;
-  }
-  s.stage = Stage::kTesting;
-  if (!s.initiator) {
-    // The tail opens the CHSH test with its B0/B1 pairs.
-    std::vector<Measured> tests;
-    for (const Measured& m : s.measured) {
-      if (IsTestBasis(m.basis)) tests.push_back(m);
-    }
-    std::sort(tests.begin(), tests.end(), [](const Measured& a, const Measured& b) { return a.pair_id < b.pair_id; });
-    std::vector<uint64_t> ids;
-    qkd::BitString second, outcomes;
-    for (const Measured& m : tests) {
-      ids.push_back(m.pair_id);
-      second.PushBack(m.basis == MeasurementBasis::kChshB1);
-      outcomes.PushBack(m.outcome);
-    }
-    if (!SendTestOutcomes(key, ids, second, outcomes)) return;
-  }
-  if (s.peer_test.has_value()) HandleTest(key);
-}
-
-bool KeyDistribution::SendTestOutcomes(const SessionKey& key, const std::vector<uint64_t>& ids,
-                                       const qkd::BitString& second, const qkd::BitString& outcomes) {
-  const Session& s = sessions_.at(key);
-  v1::KeyDistributionMessage msg;
-  v1::KeyDistributionTestOutcomes* t = msg.mutable_test_outcomes();
-  PairIdsToProto(ids, t->mutable_pair_id_gaps());
-  BitsToProto(second, t->mutable_second_setting());
-  BitsToProto(outcomes, t->mutable_outcomes());
-  if (absl::Status sent = Send(s.peer, key, std::move(msg)); !sent.ok()) {
-    Fail(key, WithContext(sent, absl::StrCat("QKD session ", key.id, " with ", s.peer)), false);
-    return false;
-  }
-  return true;
-}
-
-void KeyDistribution::OnTestOutcomes(const std::string& source, const SessionKey& key,
-                                     const v1::KeyDistributionTestOutcomes& m) {
-  Session* s = FindSession(key, source);
-  if (s == nullptr) return;
-  if (s->options.protocol != QkdProtocol::kE91 || s->peer_test.has_value() || s->post.has_value()) {
-    ++stats_.stray_messages;
-    return;
-  }
-  TestOutcomes t;
-  absl::Status valid = absl::OkStatus();
-  absl::StatusOr<std::vector<uint64_t>> ids = PairIdsFromProto(m.pair_id_gaps(), "CHSH test pair ids");
-  absl::StatusOr<qkd::BitString> second = BitsFromProto(m.second_setting(), "CHSH test settings");
-  absl::StatusOr<qkd::BitString> outcomes = BitsFromProto(m.outcomes(), "CHSH test outcomes");
-  if (!ids.ok()) valid = ids.status();
-  if (valid.ok() && !second.ok()) valid = second.status();
-  if (valid.ok() && !outcomes.ok()) valid = outcomes.status();
-  if (valid.ok() && (second->size() != ids->size() || outcomes->size() != ids->size())) {
-    valid = absl::InvalidArgumentError(absl::StrFormat("%d pair ids with %d settings and %d outcomes", ids->size(),
-                                                       second->size(), outcomes->size()));
-  }
-  if (!valid.ok()) {
-    Fail(key,
-         absl::InvalidArgumentError(absl::StrCat("QKD session ", key.id, ": malformed CHSH test outcomes from ",
-                                                 source, ": ", valid.message())),
-         true);
-    return;
-  }
-  s->peer_test = TestOutcomes{*std::move(ids), *std::move(second), *std::move(outcomes)};
-  if (s->stage == Stage::kTesting) HandleTest(key);
-}
-
-void KeyDistribution::HandleTest(const SessionKey& key) {
-  Session& s = sessions_.at(key);
-  const TestOutcomes& t = *s.peer_test;
-  absl::flat_hash_map<uint64_t, const Measured*> own;
-  own.reserve(s.measured.size());
-  for (const Measured& m : s.measured) own[m.pair_id] = &m;
-  // Correlators E(a, b), a in {Z, X} (head), b in {B0, B1} (tail, PHI+ frame).
-  double sum[2][2] = {{0, 0}, {0, 0}};
-  uint64_t count[2][2] = {{0, 0}, {0, 0}};
-  std::vector<uint64_t> reply_ids;
-  qkd::BitString reply_second, reply_outcomes;
-  for (size_t i = 0; i < t.pair_ids.size(); ++i) {
-    auto it = own.find(t.pair_ids[i]);
-    if (it == own.end()) continue;
-    const Measured& m = *it->second;
-    int a = 0, b = 0;
-    bool a_out = false, b_out = false;
-    if (s.initiator) {
-      if (!IsKeyBasis(m.basis)) continue;
-      a = m.basis == MeasurementBasis::kX;
-      a_out = m.outcome;
-      b = t.second_setting.Get(i);
-      b_out = t.outcomes.Get(i);
-      reply_ids.push_back(m.pair_id);
-      reply_second.PushBack(a);
-      reply_outcomes.PushBack(a_out);
-    } else {
-      if (!IsTestBasis(m.basis)) continue;
-      a = t.second_setting.Get(i);
-      a_out = t.outcomes.Get(i);
-      b = m.basis == MeasurementBasis::kChshB1;
-      b_out = m.outcome;
-    }
-    sum[a][b] += a_out == b_out ? 1.0 : -1.0;
-    ++count[a][b];
-  }
-  if (s.initiator) {
-    if (!SendTestOutcomes(key, reply_ids, reply_second, reply_outcomes)) return;
-  }
-  // Both ends now hold the same joint outcomes and decide alike.
-  const uint64_t test_pairs = count[0][0] + count[0][1] + count[1][0] + count[1][1];
-  if (count[0][0] == 0 || count[0][1] == 0 || count[1][0] == 0 || count[1][1] == 0) {
-    Fail(key,
-         absl::FailedPreconditionError(absl::StrFormat(
-             "QKD aborted: E91 session %d has too few CHSH test pairs to estimate S (Z-B0 %d, Z-B1 %d, X-B0 %d, "
-             "X-B1 %d); measure more pairs",
-             key.id, count[0][0], count[0][1], count[1][0], count[1][1])),
-         false);
-    return;
-  }
-  // S = E(Z,B0) + E(Z,B1) + E(X,B0) - E(X,B1): each term's sign is that of
-  // its ideal PHI+ correlation cos(a - b). Each E is a mean of +-1 values,
-  // variance (1 - E^2)/n (at least 1/n^2 so that a perfect sample still
-  // carries its sampling error).
-  double total = 0.0, variance = 0.0;
-  for (int a = 0; a < 2; ++a) {
-    for (int b = 0; b < 2; ++b) {
-      const double n = static_cast<double>(count[a][b]);
-      const double e = sum[a][b] / n;
-      total += (a == 1 && b == 1) ? -e : e;
-      variance += std::max(1.0 - e * e, 1.0 / n) / n;
-    }
-  }
-  const double stderr_s = std::sqrt(variance);
-  s.chsh = std::pair{total, stderr_s};
-  EmitProgress(s, kChsh);
-  if (!(total >= s.options.e91_min_chsh)) {
-    Fail(key,
-         absl::AbortedError(absl::StrFormat(
-             "QKD aborted: E91 CHSH value S = %.3f +- %.3f from %d test pairs is below the minimum %.3f (a local "
-             "hidden-variable model reaches 2, ideal pairs 2.828): the pairs are too noisy or eavesdropped",
-             total, stderr_s, test_pairs, s.options.e91_min_chsh)),
-         false);
-    return;
-  }
-  std::vector<uint64_t> excluded = s.initiator ? t.pair_ids : std::vector<uint64_t>{};
-  StartPostProcessing(key, excluded);
 }
 
 void KeyDistribution::StartPostProcessing(const SessionKey& key, const std::vector<uint64_t>& excluded) {
@@ -927,7 +530,7 @@ void KeyDistribution::Succeed(const SessionKey& key) {
   }
   if (s.hop.has_value()) {
     ++stats_.hop_sessions;
-    OnHopKey(*s.hop, HopKey{std::move(r.key), std::move(r.key_id), std::move(r.report)});
+    relays_->OnHopKey(*s.hop, TrustedRelays::HopKey{std::move(r.key), std::move(r.key_id), std::move(r.report)});
     return;
   }
   ++stats_.sessions_succeeded;
@@ -950,7 +553,7 @@ void KeyDistribution::Fail(const SessionKey& key, absl::Status status, bool tell
     ++stats_.hop_sessions;
     const std::string a = s.initiator ? Where() : s.peer;
     const std::string b = s.initiator ? s.peer : Where();
-    FailRelay(s.hop->relay, WithContext(status, absl::StrCat("relay hop ", a, "-", b)), true);
+    relays_->Fail(s.hop->relay, WithContext(status, absl::StrCat("relay hop ", a, "-", b)), true);
     return;
   }
   ++stats_.sessions_failed;
@@ -976,10 +579,7 @@ void KeyDistribution::EmitProgress(Session& s, int stage) {
   }
   if (s.chsh.has_value()) p.chsh_s = s.chsh->first;
   if (s.hop.has_value()) {
-    // The origin's first hop is the relay session's visible progress.
-    auto relay = relays_.find(s.hop->relay);
-    if (relay == relays_.end() || !relay->second.origin() || !relay->second.progress || stage == kDone) return;
-    Post([progress = relay->second.progress, id = s.hop->relay.id, p] { progress(id, p); });
+    if (stage != kDone) relays_->OnHopProgress(s.hop->relay, p);
     return;
   }
   if (s.progress) Post([progress = s.progress, id = s.key.id, p] { progress(id, p); });
@@ -994,358 +594,24 @@ KeyDistribution::Session* KeyDistribution::FindSession(const SessionKey& key, co
   return &it->second;
 }
 
-// ---------------------------------------------------------------- relays
-
-absl::StatusOr<SessionId> KeyDistribution::StartRelay(const std::string& peer, const QkdSessionOptions& options,
-                                                      ProgressHandler progress, DoneHandler done) {
-  absl::StatusOr<network::Route> route = network_.routes().PathTo(Where(), peer);
-  if (!route.ok()) {
-    return network::ToStatus(network::NetworkError::kNoRoute,
-                             absl::StrCat("no relay QKD session with ", peer, ": ", route.status().message()));
-  }
-  const SessionKey key{Where(), next_id_++};
-  QkdSessionOptions hop = options;
-  hop.protocol = QkdProtocol::kBbm92;
-  // The other nodes learn their part first, so that hop offers find them ready.
-  for (size_t i = 1; i < route->path.size(); ++i) {
-    v1::KeyDistributionMessage m;
-    v1::KeyDistributionRelayStart* start = m.mutable_relay_start();
-    for (const std::string& n : route->path) start->add_path(n);
-    start->set_pairs(hop.pairs);
-    start->set_min_fidelity(hop.min_fidelity);
-    start->set_timeout_ns(hop.timeout.count());
-    PostProcessingToWire(hop.post_processing, start->mutable_post_processing());
-    if (absl::Status sent = Send(route->path[i], key, std::move(m)); !sent.ok()) {
-      for (size_t j = 1; j < i; ++j) {
-        v1::KeyDistributionMessage abort;
-        abort.mutable_relay_abort()->set_code(static_cast<int32_t>(absl::StatusCode::kCancelled));
-        abort.mutable_relay_abort()->set_message(absl::StrCat("relay session ", key.id, " could not start"));
-        (void)Send(route->path[j], key, std::move(abort));
-      }
-      return sent;
-    }
-  }
-  Relay& r = EnsureRelay(key, route->path, 0, options.timeout);
-  r.instructed = true;
-  r.hop_options = hop;
-  r.progress = std::move(progress);
-  if (absl::Status started = StartRightHop(key); !started.ok()) {
-    FailRelay(key, started, true);  // no handler yet: the caller gets the error
-    return started;
-  }
-  relays_.at(key).done_handler = std::move(done);
-  return key.id;
-}
-
-KeyDistribution::Relay& KeyDistribution::EnsureRelay(const SessionKey& key, std::vector<std::string> path,
-                                                     size_t index, Duration timeout) {
-  auto [it, inserted] = relays_.try_emplace(key);
-  Relay& r = it->second;
-  if (!inserted) return r;
-  r.key = key;
-  r.path = std::move(path);
-  r.index = index;
-  r.started = context_.Now();
-  r.deadline_at = r.started + timeout;
-  r.deadline = StartDeadline(timeout, [this, key] {
-    auto found = relays_.find(key);
-    if (found == relays_.end()) return;
-    found->second.deadline = kNoTimer;
-    // A hop still running here says best what is missing (e.g. a peer that
-    // never answered): it fails the relay session with its own timeout.
-    for (const auto& [hop_key, hop] : sessions_) {
-      if (hop.hop.has_value() && hop.hop->relay == key) {
-        OnDeadline(SessionKey(hop_key));
-        break;
-      }
-    }
-    found = relays_.find(key);
-    if (found == relays_.end()) return;
-    const Relay& relay = found->second;
-    std::vector<std::string> missing;
-    if (!relay.origin() && !relay.left.has_value()) missing.push_back("the left hop's key");
-    if (!relay.destination() && !relay.right.has_value()) missing.push_back("the right hop's key");
-    if (relay.destination() && relay.announcements.size() + 2 < relay.path.size()) {
-      missing.push_back("relay announcements");
-    }
-    if (relay.origin() && !relay.done.has_value()) missing.push_back("the destination's confirmation");
-    FailRelay(key,
-              absl::DeadlineExceededError(absl::StrCat(
-                  "TIMEOUT: relay QKD session ", key.id, " from ", key.initiator, " to ", relay.path.back(),
-                  " did not finish at ", Where(), " within its timeout (waiting for ",
-                  missing.empty() ? "nothing" : absl::StrJoin(missing, ", "), ")")),
-              true);
-  });
-  return r;
-}
-
-absl::Status KeyDistribution::StartRightHop(const SessionKey& key) {
-  Relay& r = relays_.at(key);
-  QkdSessionOptions hop = r.hop_options;
-  hop.timeout = std::max(Duration(1), r.deadline_at - context_.Now());
-  absl::StatusOr<SessionId> id =
-      StartHopOrSession(r.path[r.index + 1], hop, nullptr, nullptr, HopOf{key, false});
-  if (!id.ok()) return id.status();
-  relays_.at(key).right_session = SessionKey{Where(), *id};
-  return absl::OkStatus();
-}
-
-void KeyDistribution::OnRelayStart(const std::string& source, const SessionKey& key,
-                                   const v1::KeyDistributionRelayStart& m) {
-  std::vector<std::string> path(m.path().begin(), m.path().end());
-  size_t index = 0;
-  while (index < path.size() && path[index] != Where()) ++index;
-  if (key.initiator != source || path.size() < 2 || path.front() != source || index == 0 ||
-      index >= path.size() || m.timeout_ns() <= 0) {
-    ++stats_.stray_messages;
-    return;
-  }
-  Relay& r = EnsureRelay(key, path, index, Duration(m.timeout_ns()));
-  if (r.instructed || r.path != path) {
-    ++stats_.stray_messages;
-    return;
-  }
-  r.instructed = true;
-  r.hop_options.protocol = QkdProtocol::kBbm92;
-  r.hop_options.pairs = m.pairs();
-  r.hop_options.min_fidelity = m.min_fidelity();
-  r.hop_options.timeout = Duration(m.timeout_ns());
-  r.hop_options.post_processing = PostProcessingFromWire(m.post_processing());
-  if (absl::Status valid = ValidateSessionOptions(r.hop_options); !valid.ok()) {
-    FailRelay(key, WithContext(valid, absl::StrCat(Where(), " refuses relay session ", key.id)), true);
-    return;
-  }
-  if (!r.destination()) {
-    if (absl::Status started = StartRightHop(key); !started.ok()) {
-      FailRelay(key, WithContext(started, absl::StrCat("relay session ", key.id, " at ", Where())), true);
+void KeyDistribution::TimeOutHopOf(const SessionKey& relay) {
+  for (const auto& [key, s] : sessions_) {
+    if (s.hop.has_value() && s.hop->relay == relay) {
+      OnDeadline(SessionKey(key));
       return;
     }
   }
-  AdvanceRelay(key);
 }
 
-void KeyDistribution::OnRelayAnnouncement(const std::string& source, const SessionKey& key,
-                                          const v1::KeyDistributionRelayAnnouncement& m) {
-  auto it = relays_.find(key);
-  if (it == relays_.end() || !it->second.destination() || m.index() == 0 ||
-      m.index() + 1 >= it->second.path.size() || it->second.path[m.index()] != source ||
-      it->second.announcements.contains(m.index())) {
-    ++stats_.stray_messages;
-    return;
-  }
-  absl::StatusOr<qkd::BitString> bits = BitsFromProto(m.xor_bits(), "relay announcement");
-  if (!bits.ok()) {
-    FailRelay(key,
-              absl::InvalidArgumentError(absl::StrCat("relay session ", key.id, ": a malformed announcement from ",
-                                                      source, ": ", bits.status().message())),
-              true);
-    return;
-  }
-  it->second.announcements[m.index()] = Announcement{m.left_key_id(), m.right_key_id(), *std::move(bits)};
-  AdvanceRelay(key);
-}
-
-void KeyDistribution::OnRelayDone(const std::string& source, const SessionKey& key,
-                                  const v1::KeyDistributionRelayDone& m) {
-  auto it = relays_.find(key);
-  if (it == relays_.end() || !it->second.origin() || it->second.path.back() != source ||
-      it->second.done.has_value()) {
-    ++stats_.stray_messages;
-    return;
-  }
-  it->second.done = std::pair{m.key_bits(), m.key_id()};
-  AdvanceRelay(key);
-}
-
-void KeyDistribution::OnRelayAbort(const std::string& source, const SessionKey& key,
-                                   const v1::KeyDistributionRelayAbort& m) {
-  auto it = relays_.find(key);
-  if (it == relays_.end() ||
-      std::find(it->second.path.begin(), it->second.path.end(), source) == it->second.path.end()) {
-    ++stats_.stray_messages;
-    return;
-  }
-  // The origin passes it on to the rest of the path.
-  FailRelay(key, StatusFromWire(m.code(), m.message(), source), it->second.origin());
-}
-
-void KeyDistribution::OnHopKey(const HopOf& hop, HopKey key) {
-  auto it = relays_.find(hop.relay);
-  if (it == relays_.end()) return;  // the relay session ended meanwhile
-  Relay& r = it->second;
-  if (hop.left) {
-    r.left = std::move(key);
-  } else {
-    r.right = std::move(key);
-  }
-  if (r.origin() && !hop.left && r.progress) {
-    QkdProgress p;
-    p.stage = "relaying";
-    p.raw_pairs = r.right->report.raw_detections;
-    p.sifted_bits = r.right->report.sifted_bits;
-    p.qber = r.right->report.qber.overall.rate();
-    p.reconciled_bits = r.right->report.reconciled_bits;
-    p.final_key_bits = r.right->report.final_key_bits;
-    Post([progress = r.progress, id = r.key.id, p] { progress(id, p); });
-  }
-  AdvanceRelay(hop.relay);
-}
-
-void KeyDistribution::AdvanceRelay(const SessionKey& key) {
-  auto it = relays_.find(key);
-  if (it == relays_.end()) return;
-  Relay& r = it->second;
-  const size_t n = r.path.size();
-  if (r.origin()) {
-    if (!r.right.has_value() || !r.done.has_value()) return;
-    const auto [bits, key_id] = *r.done;
-    if (bits == 0 || bits > r.right->bits.size()) {
-      FailRelay(key,
-                absl::InternalError(absl::StrFormat("relay session %d: the destination reports a %d-bit key but the "
-                                                    "first hop's key has %d bits",
-                                                    key.id, bits, r.right->bits.size())),
-                true);
-      return;
-    }
-    QkdResult result;
-    result.protocol = QkdProtocol::kRelay;
-    result.peer = r.path.back();
-    result.report = r.right->report;
-    result.key = r.right->bits.Slice(0, bits);
-    result.key_id = key_id;
-    result.simulated_duration = context_.Now() - r.started;
-    result.path = r.path;
-    result.relay_nodes.assign(r.path.begin() + 1, r.path.end() - 1);
-    if (r.progress) {
-      QkdProgress p;
-      p.stage = "done";
-      p.raw_pairs = result.report.raw_detections;
-      p.sifted_bits = result.report.sifted_bits;
-      p.qber = result.report.qber.overall.rate();
-      p.reconciled_bits = result.report.reconciled_bits;
-      p.final_key_bits = bits;
-      Post([progress = r.progress, id = key.id, p] { progress(id, p); });
-    }
-    DoneHandler done = std::move(r.done_handler);
-    EraseRelay(key);
-    ++stats_.sessions_succeeded;
-    stats_.key_bits += result.key.size();
-    if (done) Post([done = std::move(done), id = key.id, result = std::move(result)] { done(id, result); });
-    return;
-  }
-  if (r.destination()) {
-    if (!r.left.has_value() || !r.instructed || r.announcements.size() + 2 < n) return;
-    // The hop key ids must chain: each relay's right hop is the next one's left.
-    std::vector<std::string> hop_ids;
-    for (size_t i = 1; i + 1 < n; ++i) {
-      const Announcement& a = r.announcements.at(i);
-      const std::string& next_left = i + 2 < n ? r.announcements.at(i + 1).left_key_id : r.left->key_id;
-      if (a.right_key_id != next_left) {
-        FailRelay(key,
-                  absl::DataLossError(absl::StrCat("relay session ", key.id, ": ", r.path[i],
-                                                   " announces a right hop key ", a.right_key_id, " but the next hop's "
-                                                   "key is ", next_left)),
-                  true);
-        return;
-      }
-      hop_ids.push_back(a.left_key_id);
-    }
-    hop_ids.push_back(r.left->key_id);
-    size_t bits = r.left->bits.size();
-    for (const auto& [i, a] : r.announcements) bits = std::min(bits, a.bits.size());
-    // K_A = K_last ^ (K_0 ^ K_1) ^ (K_1 ^ K_2) ^ ... ^ (K_(n-3) ^ K_last).
-    qkd::BitString k = r.left->bits.Slice(0, bits);
-    for (const auto& [i, a] : r.announcements) k = XorPrefix(k, a.bits, bits);
-    const std::string key_id = RelayKeyId(key.initiator, key.id, hop_ids, bits);
-    v1::KeyDistributionMessage done;
-    done.mutable_relay_done()->set_key_bits(bits);
-    done.mutable_relay_done()->set_key_id(key_id);
-    if (absl::Status sent = Send(key.initiator, key, std::move(done)); !sent.ok()) {
-      FailRelay(key, WithContext(sent, absl::StrCat("relay session ", key.id)), true);
-      return;
-    }
-    QkdResult result;
-    result.protocol = QkdProtocol::kRelay;
-    result.peer = key.initiator;
-    result.report = r.left->report;
-    result.key = std::move(k);
-    result.key_id = key_id;
-    result.simulated_duration = context_.Now() - r.started;
-    result.path = r.path;
-    result.relay_nodes.assign(r.path.begin() + 1, r.path.end() - 1);
-    EraseRelay(key);
-    ++stats_.sessions_succeeded;
-    stats_.key_bits += result.key.size();
-    if (responder_handler_) {
-      Post([handler = responder_handler_, key, result = std::move(result)] {
-        handler(key.initiator, key.id, result);
-      });
-    }
-    return;
-  }
-  // A relay: announce K_left ^ K_right to the destination.
-  if (!r.left.has_value() || !r.right.has_value()) return;
-  const size_t bits = std::min(r.left->bits.size(), r.right->bits.size());
-  v1::KeyDistributionMessage m;
-  v1::KeyDistributionRelayAnnouncement* a = m.mutable_relay_announcement();
-  a->set_index(static_cast<uint32_t>(r.index));
-  a->set_left_key_id(r.left->key_id);
-  a->set_right_key_id(r.right->key_id);
-  BitsToProto(XorPrefix(r.left->bits, r.right->bits, bits), a->mutable_xor_bits());
-  if (absl::Status sent = Send(r.path.back(), key, std::move(m)); !sent.ok()) {
-    FailRelay(key, WithContext(sent, absl::StrCat("relay session ", key.id, " at ", Where())), true);
-    return;
-  }
-  ++stats_.relays_served;
-  EraseRelay(key);
-}
-
-void KeyDistribution::FailRelay(const SessionKey& key, absl::Status status, bool tell) {
-  auto it = relays_.find(key);
-  if (it == relays_.end()) return;
-  Relay r = std::move(it->second);
-  relays_.erase(it);
-  if (r.deadline != kNoTimer) context_.CancelTimer(r.deadline);
-  // Its hops here end too (the relay is gone, so they do not come back here).
+void KeyDistribution::CancelHopsOf(const SessionKey& relay, const absl::Status& why) {
   std::vector<SessionKey> hops;
-  for (const auto& [k, s] : sessions_) {
-    if (s.hop.has_value() && s.hop->relay == key) hops.push_back(k);
+  for (const auto& [key, s] : sessions_) {
+    if (s.hop.has_value() && s.hop->relay == relay) hops.push_back(key);
   }
-  for (const SessionKey& k : hops) {
-    Fail(k, absl::CancelledError(absl::StrCat("relay session ", key.id, " ended: ", status.message())), true);
-  }
-  if (tell) {
-    std::vector<std::string> to;
-    if (r.origin()) {
-      to.assign(r.path.begin() + 1, r.path.end());
-    } else {
-      to.push_back(r.path.front());
-      if (!r.destination()) to.push_back(r.path.back());
-    }
-    for (const std::string& node : to) {
-      v1::KeyDistributionMessage m;
-      m.mutable_relay_abort()->set_code(static_cast<int32_t>(status.code()));
-      m.mutable_relay_abort()->set_message(std::string(status.message()));
-      (void)Send(node, key, std::move(m));  // best effort: the others have their deadlines
-    }
-  }
-  if (r.origin() && r.done_handler) {
-    ++stats_.sessions_failed;
-    Post([done = std::move(r.done_handler), id = key.id, status] { done(id, status); });
-  } else if (r.destination()) {
-    ++stats_.sessions_failed;
-    if (responder_handler_) {
-      Post([handler = responder_handler_, key, status] { handler(key.initiator, key.id, status); });
-    }
-  }
+  for (const SessionKey& key : hops) Fail(key, why, true);
 }
 
-void KeyDistribution::EraseRelay(const SessionKey& key) {
-  auto it = relays_.find(key);
-  if (it == relays_.end()) return;
-  if (it->second.deadline != kNoTimer) context_.CancelTimer(it->second.deadline);
-  relays_.erase(it);
-}
+size_t KeyDistribution::active_relays() const { return relays_->size(); }
 
 // ---------------------------------------------------------------- plumbing
 
@@ -1364,17 +630,11 @@ void KeyDistribution::SendEnd(const std::string& to, const SessionKey& key, cons
 }
 
 void KeyDistribution::Post(std::function<void()> fn) {
-  std::weak_ptr<bool> alive = alive_;
-  context_.StartTimer(Duration(0), [alive, fn = std::move(fn)] {
-    if (!alive.expired()) fn();
-  });
+  context_.StartTimer(Duration(0), lifetime_.Guard(std::move(fn)));
 }
 
 TimerId KeyDistribution::StartDeadline(Duration after, std::function<void()> fire) {
-  std::weak_ptr<bool> alive = alive_;
-  return context_.StartTimer(after, [alive, fire = std::move(fire)] {
-    if (!alive.expired()) fire();
-  });
+  return context_.StartTimer(after, lifetime_.Guard(std::move(fire)));
 }
 
 }  // namespace qnet::keydist

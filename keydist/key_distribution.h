@@ -8,54 +8,15 @@
 // sans-I/O post-processing pipeline (qkd/post_processing.h), initiator =
 // Alice, responder = Bob.
 //
-// A session (BBM92 or E91), initiator I and responder R:
-//  1. I sends an OFFER (protocol, pairs, timeout, post-processing options:
-//     both ends must use the same). R registers a network receiver for the
-//     session on a fresh pair purpose id and answers ACCEPT with it (or END
-//     with why not), so every pair R gets is known to be the session's.
-//  2. I asks the network layer for `pairs` MEASURE pairs with R on that
-//     purpose id: BasisChoice::kBb84 (each end Z or X), or kE91 (I: Z or X;
-//     R: Z, X, B0 or B1). I is the head, R the tail; a pair's id is its
-//     end-to-end sequence number (one circuit per request). R rewrites each
-//     outcome into the PHI+ frame of the delivered Bell state: a frame
-//     X^x Z^z on the head's qubit acts on R's measurement axis at angle t in
-//     the X-Z plane as t -> -t (Z) and t -> pi - t (X); on Z and X that is
-//     a flip where the state anti-correlates (PHI-: X, PSI+: Z, PSI-: both),
-//     and B0/B1 may also swap.
-//  3. E91 only: R sends its B0/B1 test pairs (ids, settings, outcomes); I
-//     answers with its outcomes of those pairs; each end computes the same
-//     CHSH S = E(Z,B0) + E(Z,B1) + E(X,B0) - E(X,B1) with its standard
-//     error and aborts when S < e91_min_chsh. The test pairs leave the key.
-//  4. Both ends run post-processing on their Z/X detections; its messages
-//     travel as datagrams. The result (key, report, key id) reaches I's done
-//     handler and R's responder handler.
-// A BB84 session, I = Alice (the photon sender) and R = Bob, neighbours (one
-// link; both KeyDistributions need their node's PhysicalLayer, whose single
-// photon receiver this class owns):
-//  1. OFFER / ACCEPT as above (R registers no pair receiver: the photons
-//     carry the session id, and R knows the session as (sender, id)).
-//  2. I sends `pairs` pulses with PhysicalLayer::SendPhotons, pulse ids
-//     0 ... pairs - 1, in batches of at most kMaxPulsesPerSend, all at once
-//     (the source emits them back to back). I's detections are all her
-//     prepared pulses (basis, bit). R's detectors gate every pulse; its
-//     detections are the pulses that clicked, with its basis and bit.
-//  3. The offer fixes the number of gates: R starts post-processing when it
-//     has seen all `pairs` of them, so its basis announcement (only the
-//     detected pulses) also tells I the photons are in. I starts its own
-//     post-processing when that first message arrives, so neither end
-//     reveals a basis before R has measured. Sifting keeps the pulses R
-//     detected in I's basis; the rest is step 4 above.
-// The eavesdropper on the photons is the one recorded at I's physical layer
-// (PhysicalLayer::SetEavesdropperFraction): her errors show in the QBER.
-// A relay session from A to B over the path A - R1 - ... - Rk - B (the
-// network layer's route): A sends RELAY_START to every other node of the
-// path; each node but B starts a BBM92 hop session with its right
-// neighbour, tagged with the relay session. Each Ri, holding its left and
-// right hop keys, sends K_left XOR K_right (truncated to the shorter) to B;
-// B recovers K_A = K_last XOR (all announcements), truncated to the
-// shortest, and tells A the length and key id (RELAY_DONE). The relays
-// learn the key: they are trusted. Any failure on the path is sent to A and
-// B (RELAY_ABORT), A tells the rest.
+// Every two-party session runs the same frame (key_distribution.cc): the
+// initiator I sends an OFFER (protocol, pairs, timeout, post-processing
+// options: both ends must use the same), the responder R answers ACCEPT (or
+// END with why not), both ends measure, then run post-processing on their
+// Z/X detections with its messages as datagrams; the result reaches I's done
+// handler and R's responder handler. How the measuring works is the
+// protocol's: BBM92 and E91 in entangled_sessions.cc, BB84 in bb84.cc, the
+// trusted-node relay (which runs BBM92 hop sessions) in relay.h.
+//
 // Failures (network errors, timeouts, a peer that never answers, QBER or
 // CHSH aborts, cancels) end the session at both ends with a status that says
 // why; the network request is cancelled and the pair receiver released
@@ -77,6 +38,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "core/lifetime.h"
 #include "core/node_context.h"
 #include "core/rng.h"
 #include "core/time.h"
@@ -89,6 +51,8 @@
 #include "qnet/v1/qkd_messages.pb.h"
 
 namespace qnet::keydist {
+
+class TrustedRelays;
 
 // Purpose ids (the transport layer has 0x3F000001): datagrams on
 // kKeyDistributionPurposeId; pairs on one id per responder session, from
@@ -215,9 +179,11 @@ class KeyDistribution {
   // Hop and end-to-end sessions in progress here (either role).
   size_t active_sessions() const { return sessions_.size(); }
   // Relay sessions this node takes part in now (any position).
-  size_t active_relays() const { return relays_.size(); }
+  size_t active_relays() const;
 
  private:
+  friend class TrustedRelays;  // runs its hops as sessions here
+
   struct SessionKey {
     std::string initiator;
     uint64_t id = 0;
@@ -278,61 +244,16 @@ class KeyDistribution {
     std::optional<uint64_t> last_pulse;
   };
 
-  struct HopKey {
-    qkd::BitString bits;
-    std::string key_id;
-    qkd::PostProcessingReport report;
-  };
-
-  struct Announcement {
-    std::string left_key_id, right_key_id;
-    qkd::BitString bits;
-  };
-
-  struct Relay {
-    SessionKey key;  // origin and its relay session id
-    std::vector<std::string> path;
-    size_t index = 0;  // this node's position on the path
-    bool instructed = false;  // RELAY_START came (always at the origin)
-    QkdSessionOptions hop_options;
-    TimePoint started;
-    TimePoint deadline_at;
-    TimerId deadline = kNoTimer;
-    std::optional<SessionKey> right_session;  // the hop this node started
-    std::optional<HopKey> left, right;
-    std::map<size_t, Announcement> announcements;  // destination, by relay index
-    std::optional<std::pair<uint64_t, std::string>> done;  // origin: RELAY_DONE's length and key id
-    ProgressHandler progress;  // origin
-    DoneHandler done_handler;  // origin
-    bool origin() const { return index == 0; }
-    bool destination() const { return index + 1 == path.size(); }
-  };
-
   KeyDistribution(NodeContext& context, network::NetworkLayer& network, KeyDistributionOptions options);
 
-  // Sessions.
+  // The session core (key_distribution.cc).
   absl::StatusOr<SessionId> StartHopOrSession(const std::string& peer, const QkdSessionOptions& options,
                                               ProgressHandler progress, DoneHandler done, std::optional<HopOf> hop);
   void OnDatagram(const std::string& source, const std::string& payload);
   void OnOffer(const std::string& source, const SessionKey& key, const v1::KeyDistributionOffer& offer);
   void OnAccept(const std::string& source, const SessionKey& key, const v1::KeyDistributionAccept& accept);
   void OnEnd(const std::string& source, const SessionKey& key, const v1::KeyDistributionEnd& end);
-  void OnTestOutcomes(const std::string& source, const SessionKey& key, const v1::KeyDistributionTestOutcomes& m);
   void OnPostProcessingMessage(const std::string& source, const SessionKey& key, const v1::QkdMessage& m);
-  void OnHeadEvent(const SessionKey& key, const network::NetworkEvent& event);
-  void OnTailEvent(const SessionKey& key, const network::NetworkEvent& event);
-  void RecordPair(Session& s, const network::PairDelivered& pair);
-  void OnPairsDone(const SessionKey& key);
-  // BB84: Alice's pulses into the fibre, Bob's detections out of it.
-  void SendPulses(const SessionKey& key);
-  void OnPhotons(const std::string& from, uint64_t session, const std::vector<physical::MeasuredPulse>& detections,
-                 uint64_t gates);
-  // Why this node cannot run BB84 with `peer` (OK if it can).
-  absl::Status Bb84Possible(const std::string& peer) const;
-  void HandleTest(const SessionKey& key);
-  // CHSH test outcomes to the peer; false (the session failed) if it cannot be sent.
-  bool SendTestOutcomes(const SessionKey& key, const std::vector<uint64_t>& ids, const qkd::BitString& second,
-                        const qkd::BitString& outcomes);
   void StartPostProcessing(const SessionKey& key, const std::vector<uint64_t>& excluded);
   void Feed(const SessionKey& key, const qkd::QkdMessage& message);
   void CheckFinished(const SessionKey& key);
@@ -343,23 +264,30 @@ class KeyDistribution {
   void Fail(const SessionKey& key, absl::Status status, bool tell_peer);
   void EmitProgress(Session& s, int stage);
   Session* FindSession(const SessionKey& key, const std::string& source);
+  // Relay hops are sessions here; relay.h runs the relay sessions.
+  // One hop session of `relay` here times out (it says best what is missing).
+  void TimeOutHopOf(const SessionKey& relay);
+  // Ends every hop session of `relay` here.
+  void CancelHopsOf(const SessionKey& relay, const absl::Status& why);
 
-  // Relays.
-  absl::StatusOr<SessionId> StartRelay(const std::string& peer, const QkdSessionOptions& options,
-                                       ProgressHandler progress, DoneHandler done);
-  Relay& EnsureRelay(const SessionKey& key, std::vector<std::string> path, size_t index, Duration timeout);
-  void OnRelayStart(const std::string& source, const SessionKey& key, const v1::KeyDistributionRelayStart& m);
-  void OnRelayAnnouncement(const std::string& source, const SessionKey& key,
-                           const v1::KeyDistributionRelayAnnouncement& m);
-  void OnRelayDone(const std::string& source, const SessionKey& key, const v1::KeyDistributionRelayDone& m);
-  void OnRelayAbort(const std::string& source, const SessionKey& key, const v1::KeyDistributionRelayAbort& m);
-  absl::Status StartRightHop(const SessionKey& key);
-  void OnHopKey(const HopOf& hop, HopKey key);
-  void AdvanceRelay(const SessionKey& key);
-  // Ends the relay session here; tells the origin and destination (all
-  // other nodes, at the origin) unless `tell` is false.
-  void FailRelay(const SessionKey& key, absl::Status status, bool tell);
-  void EraseRelay(const SessionKey& key);
+  // BBM92 and E91: pairs from the network layer (entangled_sessions.cc).
+  void OnHeadEvent(const SessionKey& key, const network::NetworkEvent& event);
+  void OnTailEvent(const SessionKey& key, const network::NetworkEvent& event);
+  void RecordPair(Session& s, const network::PairDelivered& pair);
+  // Every pair (BB84: every pulse) is in: the CHSH test (E91) or post-processing.
+  void OnPairsDone(const SessionKey& key);
+  void OnTestOutcomes(const std::string& source, const SessionKey& key, const v1::KeyDistributionTestOutcomes& m);
+  void HandleTest(const SessionKey& key);
+  // CHSH test outcomes to the peer; false (the session failed) if it cannot be sent.
+  bool SendTestOutcomes(const SessionKey& key, const std::vector<uint64_t>& ids, const qkd::BitString& second,
+                        const qkd::BitString& outcomes);
+
+  // BB84: Alice's pulses into the fibre, Bob's detections out of it (bb84.cc).
+  void SendPulses(const SessionKey& key);
+  void OnPhotons(const std::string& from, uint64_t session, const std::vector<physical::MeasuredPulse>& detections,
+                 uint64_t gates);
+  // Why this node cannot run BB84 with `peer` (OK if it can).
+  absl::Status Bb84Possible(const std::string& peer) const;
 
   // Plumbing.
   absl::Status Send(const std::string& to, const SessionKey& key, v1::KeyDistributionMessage message);
@@ -377,10 +305,10 @@ class KeyDistribution {
   SessionId next_id_ = 1;
   uint32_t next_pair_purpose_ = 0;  // offset into the pair purpose range
   absl::flat_hash_map<SessionKey, Session> sessions_;
-  absl::flat_hash_map<SessionKey, Relay> relays_;
+  std::unique_ptr<TrustedRelays> relays_;
   ResponderHandler responder_handler_;
   KeyDistributionStats stats_;
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  Lifetime lifetime_;  // last: ends before the rest goes
 };
 
 }  // namespace qnet::keydist
