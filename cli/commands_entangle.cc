@@ -196,9 +196,7 @@ int Measure(const Args& args, bool json) {
   if (basis.empty()) return Fail("measure needs --basis z|x|y|ANGLE");
   auto request = qnet::cli::MeasureRequest(id, basis);
   if (!request.ok()) return Fail(std::string(request.status().message()));
-  auto dir = StateDir(args);
-  if (!dir.ok()) return Fail(std::string(dir.status().message()));
-  auto address = NodeAddress(*dir, node);
+  auto address = StateNodeAddress(args, node);
   if (!address.ok()) return Fail(std::string(address.status().message()));
   auto result = qnet::cli::MeasureQubit(*address, *request);
   if (!result.ok()) return Fail(absl::StrCat(absl::StatusCodeToString(result.status().code()), ": ", result.status().message()));

@@ -171,9 +171,7 @@ int Links(const Args& args, bool json) {
 int Routes(const Args& args, bool json) {
   const std::string node = Flag(args, "--node");
   if (node.empty()) return Fail("routes needs --node NODE (whose routing table)");
-  auto dir = StateDir(args);
-  if (!dir.ok()) return Fail(std::string(dir.status().message()));
-  auto address = NodeAddress(*dir, node);
+  auto address = StateNodeAddress(args, node);
   if (!address.ok()) return Fail(std::string(address.status().message()));
   auto stub = qnet::v1::Node::NewStub(grpc::CreateChannel(*address, grpc::InsecureChannelCredentials()));
   grpc::ClientContext context;

@@ -121,9 +121,7 @@ int Qkd(const Args& args, bool json) {
   const std::string show = Flag(args, "--show-key", "no");
   if (show != "yes" && show != "no") return Fail(absl::StrCat("--show-key must be yes or no, got '", show, "'"));
   request.set_show_key(show == "yes");
-  auto dir = StateDir(args);
-  if (!dir.ok()) return Fail(std::string(dir.status().message()));
-  auto address = NodeAddress(*dir, node);
+  auto address = StateNodeAddress(args, node);
   if (!address.ok()) return Fail(std::string(address.status().message()));
 
   std::string last_stage;
@@ -175,9 +173,7 @@ int Key(const Args& args, bool json) {
   const std::string id = Flag(args, "--id");
   if (node.empty()) return Fail("key needs --node NODE");
   if (id.empty()) return Fail("key needs --id KEY_ID (from qnetctl qkd)");
-  auto dir = StateDir(args);
-  if (!dir.ok()) return Fail(std::string(dir.status().message()));
-  auto address = NodeAddress(*dir, node);
+  auto address = StateNodeAddress(args, node);
   if (!address.ok()) return Fail(std::string(address.status().message()));
   auto fetched = qnet::cli::FetchKey(*address, id);
   if (!fetched.ok()) {

@@ -35,9 +35,7 @@ int Teleport(const Args& args, bool json) {
   if (absl::Status s = SetFidelityAndTimeout(args, limits); !s.ok()) return Fail(std::string(s.message()));
   request.set_min_fidelity(limits.min_fidelity());
   request.set_timeout_s(limits.timeout_s());
-  auto dir = StateDir(args);
-  if (!dir.ok()) return Fail(std::string(dir.status().message()));
-  auto address = NodeAddress(*dir, node);
+  auto address = StateNodeAddress(args, node);
   if (!address.ok()) return Fail(std::string(address.status().message()));
   size_t seen = 0;
   auto on_shot = [&](const qnet::v1::TeleportShot&) {

@@ -96,6 +96,12 @@ absl::StatusOr<std::string> NodeAddress(const fs::path& dir, const std::string& 
   return Trim(ReadFile(path));
 }
 
+absl::StatusOr<std::string> StateNodeAddress(const Args& args, const std::string& node) {
+  auto dir = StateDir(args);
+  if (!dir.ok()) return dir.status();
+  return NodeAddress(*dir, node);
+}
+
 absl::StatusOr<qnet::v1::GetStatusResponse> GetStatus(const std::string& address) {
   auto stub = qnet::v1::Node::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
   grpc::ClientContext context;
