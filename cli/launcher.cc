@@ -27,8 +27,8 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "config/network_config.h"
+#include "config/peers_file.h"
 #include "core/status.h"
-#include "daemon/peer_directory.h"
 
 namespace qnet::cli {
 namespace fs = std::filesystem;
@@ -144,7 +144,7 @@ absl::StatusOr<std::unique_ptr<LocalNetwork>> LocalNetwork::Start(LaunchOptions 
     net->daemons_[node.name].node = node.name;
   }
   fs::remove(fs::path(net->state_dir_) / "peers", ec);
-  if (absl::Status s = daemon::WriteFileAtomically(
+  if (absl::Status s = config::WriteFileAtomically(
           (fs::path(net->state_dir_) / "network").string(),
           absl::StrCat("name ", net->network_name_, "\nfile ", net->network_file_, "\nepoch_unix_ns ",
                        net->epoch_unix_ns_, "\n"));
@@ -249,7 +249,7 @@ absl::Status LocalNetwork::Spawn(Daemon& d, int port) {
   close(log_fd);
   if (null_fd >= 0) close(null_fd);
   d.pid = pid;
-  return daemon::WriteFileAtomically(Path(d.node, ".pid"), absl::StrCat(pid, "\n"));
+  return config::WriteFileAtomically(Path(d.node, ".pid"), absl::StrCat(pid, "\n"));
 }
 
 std::optional<ProcessExit> LocalNetwork::Reap(Daemon& d) {
@@ -265,11 +265,11 @@ std::optional<ProcessExit> LocalNetwork::Reap(Daemon& d) {
 }
 
 absl::Status LocalNetwork::WritePeers() {
-  daemon::PeerAddresses peers;
+  config::PeerAddresses peers;
   for (const auto& [name, d] : daemons_) {
     if (!d.address.empty()) peers[name] = d.address;
   }
-  return daemon::WritePeersFile((fs::path(state_dir_) / "peers").string(), peers);
+  return config::WritePeersFile((fs::path(state_dir_) / "peers").string(), peers);
 }
 
 absl::Status LocalNetwork::WaitReady(const std::vector<Daemon*>& which, absl::Time deadline) {

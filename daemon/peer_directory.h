@@ -1,8 +1,8 @@
 // Where the other daemons of the network listen. Addresses come from the
-// peers file (written by the launcher: one "<node> <host:port>" per line, '#'
-// comments) and from fixed entries (--peer flags, tests). The file is re-read
-// whenever it changes, so a launcher can write it after the daemons have
-// bound their ports, and a restarted neighbour's new address is picked up.
+// peers file (written by the launcher; format in config/peers_file.h) and
+// from fixed entries (--peer flags, tests). The file is re-read whenever it
+// changes, so a launcher can write it after the daemons have bound their
+// ports, and a restarted neighbour's new address is picked up.
 // Thread-safe.
 #pragma once
 
@@ -14,16 +14,11 @@
 #include <grpcpp/channel.h>
 
 #include "absl/status/statusor.h"
+#include "config/peers_file.h"
 
 namespace qnet::daemon {
 
-using PeerAddresses = std::map<std::string, std::string>;  // node name -> host:port
-
-absl::StatusOr<PeerAddresses> ReadPeersFile(const std::string& path);
-// Writes atomically (temporary file + rename), so readers never see half a file.
-absl::Status WritePeersFile(const std::string& path, const PeerAddresses& peers);
-// Writes `content` to `path` atomically.
-absl::Status WriteFileAtomically(const std::string& path, const std::string& content);
+using PeerAddresses = config::PeerAddresses;
 
 class PeerDirectory {
  public:

@@ -10,6 +10,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "config/network_config.h"
+#include "config/peers_file.h"
 #include "daemon/daemon.h"
 #include "daemon/qnetd_flags.h"
 
@@ -69,7 +70,8 @@ int Run(int argc, char** argv) {
   std::printf("qnetd %s listening on %s\n", (*daemon)->node().c_str(), (*daemon)->listen_address().c_str());
   std::fflush(stdout);
   if (!flags->ready_file.empty()) {
-    absl::Status written = WriteFileAtomically(flags->ready_file, absl::StrCat((*daemon)->listen_address(), "\n"));
+    absl::Status written =
+        qnet::config::WriteFileAtomically(flags->ready_file, absl::StrCat((*daemon)->listen_address(), "\n"));
     if (!written.ok()) {
       std::fprintf(stderr, "qnetd: %s\n", std::string(written.message()).c_str());
       return 1;

@@ -1,0 +1,249 @@
+// qnetctl's commands for the network as a whole: up, down, status, links,
+// routes.
+#include <cmath>
+#include <filesystem>
+#include <iostream>
+#include <string>
+#include <system_error>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "cli/launcher.h"
+#include "cli/qnetctl_command.h"
+#include "qnet/v1/node_service.grpc.pb.h"
+
+namespace qnet::qnetctl {
+namespace {
+
+namespace fs = std::filesystem;
+
+std::string FindQnetd(const Args& args) {
+  if (std::string p = Flag(args, "--qnetd"); !p.empty()) return p;
+  std::error_code ec;
+  fs::path self = fs::read_symlink("/proc/self/exe", ec).parent_path();
+  for (fs::path candidate : {self / "qnetd", self / ".." / "daemon" / "qnetd"}) {
+    if (fs::exists(candidate)) return fs::weakly_canonical(candidate).string();
+  }
+  return "qnetd";
+}
+
+int Up(const Args& args, bool json) {
+  if (args.positional.size() != 1) return Fail("up needs exactly one NETWORK_FILE (see qnetctl up --help)");
+  qnet::cli::LaunchOptions o;
+  o.qnetd_path = FindQnetd(args);
+  o.network_file = args.positional[0];
+  o.state_dir = Flag(args, "--state-dir");
+  o.detached = true;
+  if (std::string ts = Flag(args, "--time-scale"); !ts.empty()) {
+    if (!absl::SimpleAtod(ts, &o.time_scale) || !(o.time_scale > 0)) {
+      return Fail(absl::StrCat("--time-scale must be a positive number, got '", ts, "'"));
+    }
+  }
+  if (std::string hold = Flag(args, "--keep-hold"); !hold.empty()) {
+    double seconds = 0;
+    if (!absl::SimpleAtod(hold, &seconds) || !(seconds >= 0) || !std::isfinite(seconds)) {
+      return Fail(absl::StrCat("--keep-hold must be a non-negative number of simulated seconds, got '", hold, "'"));
+    }
+    o.extra_args = {"--keep-hold", hold};
+  }
+  auto net = qnet::cli::LocalNetwork::Start(o);
+  if (!net.ok()) return Fail(std::string(net.status().message()));
+  (*net)->Detach();
+  if (json) {
+    std::cout << "{\"network\":\"" << (*net)->network_name() << "\",\"state_dir\":\"" << (*net)->state_dir()
+              << "\",\"nodes\":[";
+    bool first = true;
+    for (const std::string& node : (*net)->nodes()) {
+      std::cout << (first ? "" : ",") << "{\"node\":\"" << node << "\",\"address\":\""
+                << (*net)->Address(node).value_or("") << "\"}";
+      first = false;
+    }
+    std::cout << "]}\n";
+  } else {
+    std::cout << "network " << (*net)->network_name() << " up (state dir " << (*net)->state_dir() << ")\n";
+    for (const std::string& node : (*net)->nodes()) {
+      std::cout << absl::StrFormat("  %-12s %s\n", node, (*net)->Address(node).value_or("?"));
+    }
+  }
+  return 0;
+}
+
+int Down(const Args& args, bool json) {
+  auto dir = StateDir(args);
+  if (!dir.ok()) return Fail(std::string(dir.status().message()));
+  std::string name = StateValue(*dir, "name");
+  if (absl::Status s = qnet::cli::StopStateDir(dir->string()); !s.ok()) return Fail(std::string(s.message()));
+  // The state dir goes too, so the next `up` (and node resolution) starts clean.
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(*dir, ec)) {
+    if (entry.path().extension() == ".address" || entry.path().extension() == ".pid") fs::remove(entry.path(), ec);
+  }
+  fs::remove(*dir / "network", ec);
+  fs::remove(*dir / "peers", ec);
+  if (json) {
+    std::cout << "{\"network\":\"" << name << "\",\"stopped\":true}\n";
+  } else {
+    std::cout << "network " << name << " down\n";
+  }
+  return 0;
+}
+
+int Status(const Args& args, bool json) {
+  auto dir = StateDir(args);
+  if (!dir.ok()) return Fail(std::string(dir.status().message()));
+  auto network = StateNetwork(*dir);
+  if (!network.ok()) return Fail(std::string(network.status().message()));
+  std::vector<std::string> nodes;
+  if (std::string one = Flag(args, "--node"); !one.empty()) {
+    if (network->FindNode(one) == nullptr) return Fail(absl::StrCat("unknown node '", one, "'"));
+    nodes.push_back(one);
+  } else {
+    for (const auto& n : network->nodes) nodes.push_back(n.name);
+  }
+  int rc = 0;
+  if (json) std::cout << "[";
+  bool first = true;
+  for (const std::string& node : nodes) {
+    absl::StatusOr<qnet::v1::GetStatusResponse> status = absl::UnavailableError("not running");
+    if (auto address = NodeAddress(*dir, node); address.ok()) status = GetStatus(*address);
+    if (json) {
+      std::cout << (first ? "" : ",");
+      if (status.ok()) {
+        std::cout << Json(*status);
+      } else {
+        std::cout << "{\"node\":\"" << node << "\",\"error\":\"" << status.status().message() << "\"}";
+      }
+    } else if (status.ok()) {
+      std::cout << absl::StrFormat("%-10s pid %-7d %-21s up %.1fs  t_sim %.6fs  memory %d/%d in use  qubits held %d\n",
+                                   node, status->pid(), status->listen_address(), status->uptime_s(),
+                                   status->simulated_time_s(), status->memory_qubits_in_use(),
+                                   status->memory_qubits(), status->qubits_held());
+      for (const auto& n : status->neighbours()) {
+        std::cout << absl::StrFormat("           -> %-10s link %-14s %s\n", n.name(), n.link(),
+                                     n.connected() ? "connected" : "DISCONNECTED");
+      }
+    } else {
+      std::cout << absl::StrFormat("%-10s DOWN (%s)\n", node, status.status().message());
+      rc = 1;
+    }
+    first = false;
+  }
+  if (json) std::cout << "]\n";
+  return rc;
+}
+
+int Links(const Args& args, bool json) {
+  auto dir = StateDir(args);
+  if (!dir.ok()) return Fail(std::string(dir.status().message()));
+  auto network = StateNetwork(*dir);
+  if (!network.ok()) return Fail(std::string(network.status().message()));
+  if (json) std::cout << "[";
+  bool first = true;
+  for (const auto& link : network->links) {
+    bool connected = false;
+    if (auto address = NodeAddress(*dir, link.node_a); address.ok()) {
+      if (auto status = GetStatus(*address); status.ok()) {
+        for (const auto& n : status->neighbours()) connected = connected || (n.name() == link.node_b && n.connected());
+      }
+    }
+    const std::string scheme(qnet::physical::SchemeName(link.scheme));
+    if (json) {
+      std::cout << (first ? "" : ",")
+                << absl::StrFormat("{\"link\":\"%s\",\"node_a\":\"%s\",\"node_b\":\"%s\",\"length_km\":%g,"
+                                   "\"scheme\":\"%s\",\"connected\":%s}",
+                                   link.name, link.node_a, link.node_b, link.length_km, scheme,
+                                   connected ? "true" : "false");
+    } else {
+      std::cout << absl::StrFormat("%-16s %-8s - %-8s %8.2f km  %-13s %s\n", link.name, link.node_a, link.node_b,
+                                   link.length_km, scheme, connected ? "connected" : "DISCONNECTED");
+    }
+    first = false;
+  }
+  if (json) std::cout << "]\n";
+  return 0;
+}
+
+int Routes(const Args& args, bool json) {
+  const std::string node = Flag(args, "--node");
+  if (node.empty()) return Fail("routes needs --node NODE (whose routing table)");
+  auto address = StateNodeAddress(args, node);
+  if (!address.ok()) return Fail(std::string(address.status().message()));
+  auto stub = qnet::v1::Node::NewStub(grpc::CreateChannel(*address, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
+  qnet::v1::GetRoutesResponse routes;
+  grpc::Status s = stub->GetRoutes(&context, qnet::v1::GetRoutesRequest(), &routes);
+  if (!s.ok()) return Fail(absl::StrCat(node, ": ", s.error_message()));
+  if (json) {
+    std::cout << Json(routes) << "\n";
+    return 0;
+  }
+  std::cout << absl::StrFormat("routes at %s (%d destinations)\n", routes.node(), routes.routes_size());
+  for (const auto& r : routes.routes()) {
+    std::cout << absl::StrFormat("  %-12s via %-12s %d hop%s  cost %.4f  best F %.4f  path %s\n", r.destination(),
+                                 r.next_hop(), r.path_size() - 1, r.path_size() == 2 ? " " : "s", r.cost(),
+                                 r.best_fidelity(), absl::StrJoin(r.path(), "-"));
+  }
+  std::cout << "link-state adverts:\n";
+  for (const auto& a : routes.adverts()) {
+    std::cout << absl::StrFormat("  %-12s seq %-20d links up: %s\n", a.origin(), a.sequence(),
+                                 a.up_links().empty() ? "(none)" : absl::StrJoin(a.up_links(), ", "));
+  }
+  return 0;
+}
+
+}  // namespace
+
+std::vector<Command> NetworkCommands() {
+  return {
+      {"up",
+       {"--time-scale", "--keep-hold", "--qnetd"},
+       R"(Usage: qnetctl up NETWORK_FILE [--time-scale S] [--keep-hold SECONDS] [--qnetd PATH]
+
+Starts one qnetd per node of NETWORK_FILE on 127.0.0.1 (free ports), detached,
+waits until every daemon serves, and records where they are in the state
+directory (default .qnet/<network>) so that later commands can name nodes.
+
+  --time-scale S        simulated seconds per wall-clock second (default 1)
+  --keep-hold SECONDS   simulated seconds each KEEP pair stays held for `measure`
+                        (default: qnetd's, 10)
+  --qnetd PATH          the qnetd binary (default: the one next to qnetctl)
+)",
+       Up},
+      {"down", {}, R"(Usage: qnetctl down
+
+Stops every daemon of the network (SIGTERM, then SIGKILL after 5 s) and
+removes its state directory's records.
+)",
+       Down},
+      {"status", {}, R"(Usage: qnetctl status [--node NODE]
+
+Each node's status (or one node's): process, address, uptime, simulated time,
+memory qubits in use, simulated qubits held, and its neighbours. Exits 1 if a
+node is down.
+)",
+       Status},
+      {"links", {}, R"(Usage: qnetctl links
+
+The network's links: name, ends, length, heralding scheme, and whether the
+two daemons are connected.
+)",
+       Links},
+      {"routes", {}, R"(Usage: qnetctl --node NODE routes
+
+NODE's routing table, computed from the link-state adverts every daemon
+floods: for each destination the next hop, the path, its cost (per link
+1e-3 - ln((4F-1)/3), F the link's best fidelity) and the best end-to-end
+fidelity the path gives by swapping alone. Then the adverts it knows: each
+node's working links.
+)",
+       Routes},
+  };
+}
+
+}  // namespace qnet::qnetctl

@@ -1,0 +1,140 @@
+#include "cli/qnetctl_command.h"
+
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+#include <sstream>
+#include <system_error>
+
+#include <google/protobuf/util/json_util.h>
+#include <grpcpp/grpcpp.h>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "qnet/v1/node_service.grpc.pb.h"
+
+namespace qnet::qnetctl {
+
+namespace fs = std::filesystem;
+using v1::EntangleRequest;
+
+namespace {
+
+std::string ReadFile(const fs::path& path) {
+  std::ifstream in(path);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::string Trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\r')) s.pop_back();
+  return s;
+}
+
+}  // namespace
+
+void ShowProgress(size_t done, size_t total, const char* what) {
+  static const bool terminal = isatty(STDERR_FILENO) != 0;
+  std::cerr << (terminal ? "\r" : "") << done << "/" << total << " " << what;
+  if (!terminal || done == total) std::cerr << "\n";
+}
+
+int Fail(const std::string& message) {
+  std::fprintf(stderr, "qnetctl: %s\n", message.c_str());
+  return 1;
+}
+
+std::string Flag(const Args& args, const std::string& name, const std::string& fallback) {
+  auto it = args.flags.find(name);
+  return it == args.flags.end() ? fallback : it->second;
+}
+
+absl::StatusOr<fs::path> StateDir(const Args& args) {
+  if (std::string dir = Flag(args, "--state-dir"); !dir.empty()) {
+    if (!fs::exists(fs::path(dir) / "network")) {
+      return absl::NotFoundError(absl::StrCat("no network state in ", dir, " (is the network up? qnetctl up FILE)"));
+    }
+    return fs::path(dir);
+  }
+  std::vector<fs::path> found;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(".qnet", ec)) {
+    if (fs::exists(entry.path() / "network")) found.push_back(entry.path());
+  }
+  if (found.empty()) return absl::NotFoundError("no network is up under .qnet/ (start one: qnetctl up NETWORK_FILE)");
+  if (found.size() > 1) {
+    return absl::FailedPreconditionError("several networks under .qnet/: choose one with --state-dir DIR");
+  }
+  return found.front();
+}
+
+std::string StateValue(const fs::path& dir, const std::string& key) {
+  std::istringstream in(ReadFile(dir / "network"));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(key + " ", 0) == 0) return Trim(line.substr(key.size() + 1));
+  }
+  return "";
+}
+
+absl::StatusOr<qnet::config::NetworkConfig> StateNetwork(const fs::path& dir) {
+  std::string file = StateValue(dir, "file");
+  if (file.empty()) return absl::DataLossError(absl::StrCat(dir.string(), "/network names no network file"));
+  return qnet::config::LoadNetworkFile(file);
+}
+
+absl::StatusOr<std::string> NodeAddress(const fs::path& dir, const std::string& node) {
+  fs::path path = dir / (node + ".address");
+  if (!fs::exists(path)) {
+    return absl::NotFoundError(absl::StrCat("node '", node, "' is not running in ", dir.string()));
+  }
+  return Trim(ReadFile(path));
+}
+
+absl::StatusOr<std::string> StateNodeAddress(const Args& args, const std::string& node) {
+  auto dir = StateDir(args);
+  if (!dir.ok()) return dir.status();
+  return NodeAddress(*dir, node);
+}
+
+absl::StatusOr<qnet::v1::GetStatusResponse> GetStatus(const std::string& address) {
+  auto stub = qnet::v1::Node::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
+  qnet::v1::GetStatusResponse status;
+  grpc::Status s = stub->GetStatus(&context, qnet::v1::GetStatusRequest(), &status);
+  if (!s.ok()) return absl::UnavailableError(absl::StrCat(address, ": ", s.error_message()));
+  return status;
+}
+
+std::string Json(const google::protobuf::Message& m) {
+  std::string out;
+  google::protobuf::util::JsonPrintOptions options;
+  options.always_print_primitive_fields = true;
+  options.preserve_proto_field_names = true;
+  (void)google::protobuf::util::MessageToJsonString(m, &out, options);
+  return out;
+}
+
+absl::Status SetFidelityAndTimeout(const Args& args, EntangleRequest& request) {
+  if (std::string f = Flag(args, "--min-fidelity"); !f.empty()) {
+    double v = 0;
+    if (!absl::SimpleAtod(f, &v)) return absl::InvalidArgumentError(absl::StrCat("--min-fidelity must be a number, got '", f, "'"));
+    request.set_min_fidelity(v);
+  }
+  if (std::string t = Flag(args, "--timeout"); !t.empty()) {
+    absl::Duration d;
+    if (!absl::ParseDuration(t, &d)) {
+      return absl::InvalidArgumentError(absl::StrCat("--timeout must be a duration like 2s or 500ms, got '", t, "'"));
+    }
+    request.set_timeout_s(absl::ToDoubleSeconds(d));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace qnet::qnetctl

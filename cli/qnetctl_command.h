@@ -1,0 +1,67 @@
+// What every qnetctl command shares: the parsed command line, the entry each
+// command file adds to qnetctl's dispatch table (name, flags, --help text,
+// handler), and how a command finds the network's state directory and a
+// node's daemon. The commands themselves live in cli/commands_*.cc.
+#pragma once
+
+#include <cstddef>
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <google/protobuf/message.h>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "config/network_config.h"
+#include "qnet/v1/node_service.pb.h"
+
+namespace qnet::qnetctl {
+
+struct Args {
+  std::string command;
+  std::vector<std::string> positional;
+  std::map<std::string, std::string> flags;  // "--name" -> value
+  bool help = false;
+};
+
+// One command: its flags (beyond the global ones), its --help text, and what
+// runs it (after the flags were checked against the command's); returns the
+// exit code.
+struct Command {
+  std::string name;
+  std::vector<std::string> flags;
+  std::string help;
+  int (*run)(const Args& args, bool json) = nullptr;
+};
+
+// Each command file's commands.
+std::vector<Command> NetworkCommands();   // up, down, status, links, routes
+std::vector<Command> EntangleCommands();  // entangle, bell-test, measure
+std::vector<Command> TeleportCommands();  // teleport
+std::vector<Command> QkdCommands();       // eavesdrop, qkd, key
+
+std::string Flag(const Args& args, const std::string& name, const std::string& fallback = "");
+// Prints "qnetctl: message" on stderr; returns the exit code 1.
+int Fail(const std::string& message);
+// A progress count on stderr: rewritten in place on a terminal, one line per
+// update when stderr goes to a file or a pipe (logs stay readable).
+void ShowProgress(size_t done, size_t total, const char* what);
+
+// The state directory: --state-dir, else the only network under .qnet/.
+absl::StatusOr<std::filesystem::path> StateDir(const Args& args);
+// A value recorded in the state directory's "network" file (name, file, ...).
+std::string StateValue(const std::filesystem::path& dir, const std::string& key);
+absl::StatusOr<config::NetworkConfig> StateNetwork(const std::filesystem::path& dir);
+absl::StatusOr<std::string> NodeAddress(const std::filesystem::path& dir, const std::string& node);
+// NodeAddress in StateDir(args).
+absl::StatusOr<std::string> StateNodeAddress(const Args& args, const std::string& node);
+absl::StatusOr<v1::GetStatusResponse> GetStatus(const std::string& address);
+
+// A message as JSON with every field and the proto field names.
+std::string Json(const google::protobuf::Message& m);
+// --min-fidelity and --timeout, shared by entangle and bell-test.
+absl::Status SetFidelityAndTimeout(const Args& args, v1::EntangleRequest& request);
+
+}  // namespace qnet::qnetctl
