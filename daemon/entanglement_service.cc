@@ -23,46 +23,59 @@ link::BasisChoice ToBasisChoice(v1::EntangleRequest::Basis basis) {
   }
 }
 
+// What a delivered pair is called, whichever layer delivered it.
+struct PairName {
+  std::string id;  // "alice-bob#17"
+  const std::string& node_a;  // the Bell state's first qubit
+  const std::string& node_b;
+  uint64_t sequence = 0;
+};
+PairName NameOf(const link::PairDelivered& pair) {
+  const link::EntanglementId& id = pair.entanglement_id;
+  return {id.ToString(), id.node_a, id.node_b, id.sequence};
+}
+PairName NameOf(const network::PairDelivered& pair) {
+  return {pair.id.ToString(), pair.id.head, pair.id.tail, pair.id.sequence};
+}
+
+// The nodes a pair spans, in order (empty for a link's pair: just its two ends).
+std::vector<std::string> PathOf(const link::PairDelivered&) { return {}; }
+const std::vector<std::string>& PathOf(const network::PairDelivered& pair) { return pair.path; }
+
+std::string_view ErrorName(link::LinkError error) { return link::LinkErrorName(error); }
+std::string_view ErrorName(network::NetworkError error) { return network::NetworkErrorName(error); }
+
+// A failed request's status for the client (link::ToStatus or network::ToStatus).
+template <typename Failed>
+absl::Status FailureStatus(const Failed& failed) {
+  return ToStatus(failed.error, absl::StrCat(failed.message, " (after ", failed.pairs_delivered, " pairs)"));
+}
+
+// The PairEvent for a pair the link or the network layer delivered (latency
+// measured from `started`).
+template <typename Delivered>
+v1::PairEvent ToPairEvent(const Delivered& pair, TimePoint started) {
+  const PairName name = NameOf(pair);
+  v1::PairEvent out;
+  out.set_entanglement_id(name.id);
+  out.set_node_a(name.node_a);
+  out.set_node_b(name.node_b);
+  out.set_sequence(name.sequence);
+  out.set_bell_state(std::string(quantum::BellName(pair.bell_state)));
+  out.set_fidelity_estimate(pair.fidelity_estimate);
+  out.set_latency_s(ToSeconds(pair.estimate_time - started));
+  out.set_pair_index(pair.pair_index);
+  if (pair.type == link::RequestType::kMeasure) {
+    out.set_outcome(pair.outcome);
+    out.set_basis(std::string(link::MeasurementBasisName(pair.basis)));
+  } else {
+    out.set_outcome(-1);
+  }
+  for (const std::string& n : PathOf(pair)) out.add_path(n);
+  return out;
+}
+
 }  // namespace
-
-v1::PairEvent ToPairEvent(const link::PairDelivered& pair, TimePoint started) {
-  v1::PairEvent out;
-  out.set_entanglement_id(pair.entanglement_id.ToString());
-  out.set_node_a(pair.entanglement_id.node_a);
-  out.set_node_b(pair.entanglement_id.node_b);
-  out.set_sequence(pair.entanglement_id.sequence);
-  out.set_bell_state(std::string(quantum::BellName(pair.bell_state)));
-  out.set_fidelity_estimate(pair.fidelity_estimate);
-  out.set_latency_s(ToSeconds(pair.estimate_time - started));
-  out.set_pair_index(pair.pair_index);
-  if (pair.type == link::RequestType::kMeasure) {
-    out.set_outcome(pair.outcome);
-    out.set_basis(std::string(link::MeasurementBasisName(pair.basis)));
-  } else {
-    out.set_outcome(-1);
-  }
-  return out;
-}
-
-v1::PairEvent ToPairEvent(const network::PairDelivered& pair, TimePoint started) {
-  v1::PairEvent out;
-  out.set_entanglement_id(pair.id.ToString());
-  out.set_node_a(pair.id.head);
-  out.set_node_b(pair.id.tail);
-  out.set_sequence(pair.id.sequence);
-  out.set_bell_state(std::string(quantum::BellName(pair.bell_state)));
-  out.set_fidelity_estimate(pair.fidelity_estimate);
-  out.set_latency_s(ToSeconds(pair.estimate_time - started));
-  out.set_pair_index(pair.pair_index);
-  if (pair.type == link::RequestType::kMeasure) {
-    out.set_outcome(pair.outcome);
-    out.set_basis(std::string(link::MeasurementBasisName(pair.basis)));
-  } else {
-    out.set_outcome(-1);
-  }
-  for (const std::string& n : pair.path) out.add_path(n);
-  return out;
-}
 
 EntanglementService::EntanglementService(NodeContext& context, link::LinkLayer& link, network::NetworkLayer* network,
                                          physical::QuantumDevice& device, const DaemonTopology& topology,
@@ -116,8 +129,8 @@ absl::StatusOr<EntanglementService::RequestHandle> EntanglementService::Entangle
       request.type() == v1::EntangleRequest::MEASURE ? link::RequestType::kMeasure : link::RequestType::kKeep;
   // The id is known only after Create returns; events never run inside it.
   auto id_cell = std::make_shared<RequestHandle>(0);
-  if (!neighbour) {
-    network::EndToEndRequest req;
+  // The same request for either layer.
+  const auto fill = [&](auto& req) {
     req.remote_node = remote;
     req.number = request.pairs();
     req.type = type;
@@ -125,6 +138,10 @@ absl::StatusOr<EntanglementService::RequestHandle> EntanglementService::Entangle
     req.min_fidelity = request.min_fidelity();
     req.max_time = FromSeconds(request.timeout_s());
     req.purpose_id = kDefaultPurposeId;
+  };
+  if (!neighbour) {
+    network::EndToEndRequest req;
+    fill(req);
     absl::StatusOr<network::RequestId> id = network_->Create(
         req, [this, id_cell](const network::NetworkEvent& e) { OnNetworkOriginEvent(*id_cell, e); });
     if (!id.ok()) return id.status();
@@ -134,13 +151,7 @@ absl::StatusOr<EntanglementService::RequestHandle> EntanglementService::Entangle
     return *id_cell;
   }
   link::EntanglementRequest req;
-  req.remote_node = remote;
-  req.number = request.pairs();
-  req.type = type;
-  req.basis = ToBasisChoice(request.basis());
-  req.min_fidelity = request.min_fidelity();
-  req.max_time = FromSeconds(request.timeout_s());
-  req.purpose_id = kDefaultPurposeId;
+  fill(req);
   absl::StatusOr<link::RequestId> id =
       link_.Create(req, [this, id_cell](const link::LinkEvent& e) { OnOriginEvent(*id_cell, e); });
   if (!id.ok()) return id.status();
@@ -178,29 +189,41 @@ void EntanglementService::EndOrigin(RequestHandle handle, absl::Status status, u
   if (stream.end) stream.end(std::move(status));
 }
 
+template <typename Delivered>
+void EntanglementService::OnOriginPair(Origin& origin, const Delivered& pair) {
+  const PairName name = NameOf(pair);
+  if (pair.type == link::RequestType::kKeep && pair.slot >= 0) {
+    Hold(name.id, pair.slot, name.node_a, name.node_b, pair.bell_state);
+  }
+  origin.path = PathOf(pair);
+  if (origin.stream.event) {
+    v1::EntangleEvent out;
+    *out.mutable_pair() = ToPairEvent(pair, origin.started);
+    origin.stream.event(std::move(out));
+  }
+}
+
+template <typename Delivered>
+void EntanglementService::OnReceivedPair(const Delivered& pair) {
+  if (pair.type == link::RequestType::kKeep) {
+    const PairName name = NameOf(pair);
+    if (pair.slot >= 0) Hold(name.id, pair.slot, name.node_a, name.node_b, pair.bell_state);
+  } else {
+    Record(pair.remote_node, ToPairEvent(pair, pair.estimate_time));
+  }
+}
+
 void EntanglementService::OnNetworkOriginEvent(RequestHandle handle, const network::NetworkEvent& event) {
   auto it = origins_.find(handle);
   if (it == origins_.end()) return;
-  Origin& origin = it->second;
   if (const auto* pair = std::get_if<network::PairDelivered>(&event)) {
-    if (pair->type == link::RequestType::kKeep && pair->slot >= 0) {
-      Hold(pair->id.ToString(), pair->slot, pair->id.head, pair->id.tail, pair->bell_state);
-    }
-    origin.path = pair->path;
-    if (origin.stream.event) {
-      v1::EntangleEvent out;
-      *out.mutable_pair() = ToPairEvent(*pair, origin.started);
-      origin.stream.event(std::move(out));
-    }
+    OnOriginPair(it->second, *pair);
   } else if (const auto* done = std::get_if<network::RequestCompleted>(&event)) {
     EndOrigin(handle, absl::OkStatus(), done->pairs);
   } else if (const auto* failed = std::get_if<network::RequestFailed>(&event)) {
-    QNET_LOG(log_, kInfo, "end-to-end request %d failed: %s %s", handle & ~kNetworkHandle,
-             network::NetworkErrorName(failed->error), failed->message);
-    EndOrigin(handle,
-              network::ToStatus(failed->error,
-                                absl::StrCat(failed->message, " (after ", failed->pairs_delivered, " pairs)")),
-              failed->pairs_delivered);
+    QNET_LOG(log_, kInfo, "end-to-end request %d failed: %s %s", handle & ~kNetworkHandle, ErrorName(failed->error),
+             failed->message);
+    EndOrigin(handle, FailureStatus(*failed), failed->pairs_delivered);
   }
 }
 
@@ -209,31 +232,18 @@ void EntanglementService::OnNetworkReceiverEvent(const network::NetworkEvent& ev
     QNET_LOG(log_, kInfo, "accepted end-to-end request from %s (%d pairs, path %s)", incoming->origin,
              incoming->request.number, absl::StrJoin(incoming->path, "-"));
   } else if (const auto* pair = std::get_if<network::PairDelivered>(&event)) {
-    if (pair->type == link::RequestType::kKeep) {
-      if (pair->slot >= 0) Hold(pair->id.ToString(), pair->slot, pair->id.head, pair->id.tail, pair->bell_state);
-    } else {
-      Record(pair->remote_node, ToPairEvent(*pair, pair->estimate_time));
-    }
+    OnReceivedPair(*pair);
   } else if (const auto* failed = std::get_if<network::RequestFailed>(&event)) {
-    QNET_LOG(log_, kInfo, "end-to-end request from a far node failed: %s %s",
-             network::NetworkErrorName(failed->error), failed->message);
+    QNET_LOG(log_, kInfo, "end-to-end request from a far node failed: %s %s", ErrorName(failed->error),
+             failed->message);
   }
 }
 
 void EntanglementService::OnOriginEvent(link::RequestId id, const link::LinkEvent& event) {
   auto it = origins_.find(id);
   if (it == origins_.end()) return;
-  Origin& origin = it->second;
   if (const auto* pair = std::get_if<link::PairDelivered>(&event)) {
-    if (pair->type == link::RequestType::kKeep && pair->slot >= 0) {
-      Hold(pair->entanglement_id.ToString(), pair->slot, pair->entanglement_id.node_a, pair->entanglement_id.node_b,
-           pair->bell_state);
-    }
-    if (origin.stream.event) {
-      v1::EntangleEvent out;
-      *out.mutable_pair() = ToPairEvent(*pair, origin.started);
-      origin.stream.event(std::move(out));
-    }
+    OnOriginPair(it->second, *pair);
   } else if (const auto* expired = std::get_if<link::PairExpired>(&event)) {
     Release(expired->entanglement_id.ToString(), absl::StrCat("expired: ", expired->message));
   } else if (const auto* done = std::get_if<link::RequestCompleted>(&event)) {
@@ -241,12 +251,8 @@ void EntanglementService::OnOriginEvent(link::RequestId id, const link::LinkEven
     EndOrigin(id, absl::OkStatus(), done->pairs);
   } else if (const auto* failed = std::get_if<link::RequestFailed>(&event)) {
     // Pairs delivered before the failure stay valid (and held) unless expired.
-    QNET_LOG(log_, kInfo, "entangle request %d failed: %s %s", id, link::LinkErrorName(failed->error),
-             failed->message);
-    EndOrigin(id,
-              link::ToStatus(failed->error,
-                             absl::StrCat(failed->message, " (after ", failed->pairs_delivered, " pairs)")),
-              failed->pairs_delivered);
+    QNET_LOG(log_, kInfo, "entangle request %d failed: %s %s", id, ErrorName(failed->error), failed->message);
+    EndOrigin(id, FailureStatus(*failed), failed->pairs_delivered);
   }
 }
 
@@ -255,19 +261,12 @@ void EntanglementService::OnReceiverEvent(const link::LinkEvent& event) {
     QNET_LOG(log_, kInfo, "accepted request %d from %s (%d pairs)", incoming->request_id, incoming->origin,
              incoming->request.number);
   } else if (const auto* pair = std::get_if<link::PairDelivered>(&event)) {
-    if (pair->type == link::RequestType::kKeep) {
-      if (pair->slot >= 0) {
-        Hold(pair->entanglement_id.ToString(), pair->slot, pair->entanglement_id.node_a,
-             pair->entanglement_id.node_b, pair->bell_state);
-      }
-    } else {
-      Record(pair->remote_node, ToPairEvent(*pair, pair->estimate_time));
-    }
+    OnReceivedPair(*pair);
   } else if (const auto* expired = std::get_if<link::PairExpired>(&event)) {
     Release(expired->entanglement_id.ToString(), absl::StrCat("expired: ", expired->message));
   } else if (const auto* failed = std::get_if<link::RequestFailed>(&event)) {
-    QNET_LOG(log_, kInfo, "request %d from a neighbour failed: %s %s", failed->request_id,
-             link::LinkErrorName(failed->error), failed->message);
+    QNET_LOG(log_, kInfo, "request %d from a neighbour failed: %s %s", failed->request_id, ErrorName(failed->error),
+             failed->message);
   }
 }
 
@@ -281,14 +280,12 @@ void EntanglementService::Hold(const std::string& key, int slot, const std::stri
   held.node_b = node_b;
   held.bell_state = bell_state;
   held.delivered_at = context_.Now();
-  std::weak_ptr<bool> alive = alive_;
-  held.hold_timer = context_.StartTimer(keep_hold_, [this, alive, key] {
-    if (alive.expired()) return;
+  held.hold_timer = context_.StartTimer(keep_hold_, lifetime_.Guard([this, key] {
     auto it = held_.find(key);
     if (it == held_.end()) return;
     it->second.hold_timer = kNoTimer;
     Release(key, absl::StrCat("freed after its ", FormatDuration(keep_hold_), " hold (qnetd --keep-hold)"));
-  });
+  }));
 }
 
 void EntanglementService::Release(const std::string& id, const std::string& why) {
@@ -317,10 +314,7 @@ void EntanglementService::NoteGone(const std::string& id, std::string why) {
 void EntanglementService::MeasureQubit(const v1::MeasureQubitRequest& request, MeasureDone done) {
   // `done` never runs inside this call.
   const auto answer = [this, done](absl::StatusOr<v1::MeasureQubitResponse> result) {
-    std::weak_ptr<bool> alive = alive_;
-    context_.StartTimer(Duration{0}, [alive, done, result = std::move(result)] {
-      if (!alive.expired()) done(result);
-    });
+    context_.StartTimer(Duration{0}, lifetime_.Guard([done, result = std::move(result)] { done(result); }));
   };
   const std::string& id = request.entanglement_id();
   const std::string& self = topology_.self;
@@ -371,11 +365,9 @@ void EntanglementService::MeasureQubit(const v1::MeasureQubitRequest& request, M
     context_.CancelTimer(held.hold_timer);
     held.hold_timer = kNoTimer;
   }
-  std::weak_ptr<bool> alive = alive_;
-  device_.Measure(held.slot, basis, [this, alive, id, basis, basis_name, done](absl::StatusOr<int> outcome) {
-    if (alive.expired()) return;
+  device_.Measure(held.slot, basis, lifetime_.Guard([this, id, basis, basis_name, done](absl::StatusOr<int> outcome) {
     OnMeasured(id, basis, basis_name, std::move(outcome), done);
-  });
+  }));
 }
 
 void EntanglementService::OnMeasured(const std::string& id, const quantum::Basis& basis,

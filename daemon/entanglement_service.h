@@ -22,6 +22,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "core/lifetime.h"
 #include "core/node_context.h"
 #include "daemon/log.h"
 #include "daemon/topology.h"
@@ -107,6 +108,11 @@ class EntanglementService {
   void OnReceiverEvent(const link::LinkEvent& event);
   void OnNetworkOriginEvent(RequestHandle handle, const network::NetworkEvent& event);
   void OnNetworkReceiverEvent(const network::NetworkEvent& event);
+  // A pair delivered (by either layer) for a request made here / by a far node.
+  template <typename Delivered>
+  void OnOriginPair(Origin& origin, const Delivered& pair);
+  template <typename Delivered>
+  void OnReceivedPair(const Delivered& pair);
   void Hold(const std::string& key, int slot, const std::string& node_a, const std::string& node_b,
             quantum::BellState bell_state);
   void EndOrigin(RequestHandle handle, absl::Status status, uint32_t pairs);
@@ -136,12 +142,9 @@ class EntanglementService {
   };
   absl::flat_hash_map<std::string, Recorded> outcomes_;
   std::deque<std::string> outcome_order_;  // oldest first
-  // Timers and device callbacks may outlive the service (shutdown).
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  // Timers and device callbacks may outlive the service (shutdown). Last:
+  // it ends before the members its callbacks use.
+  Lifetime lifetime_;
 };
-
-// The PairEvent for a delivered pair (latency measured from `started`).
-v1::PairEvent ToPairEvent(const link::PairDelivered& pair, TimePoint started);
-v1::PairEvent ToPairEvent(const network::PairDelivered& pair, TimePoint started);
 
 }  // namespace qnet::daemon

@@ -32,7 +32,7 @@ TeleportService::TeleportService(NodeContext& context, transport::TransportLayer
     : context_(context), transport_(transport), network_(network), device_(device), truth_(truth), log_(log) {}
 
 TeleportService::~TeleportService() {
-  *alive_ = false;
+  lifetime_.End();
   for (auto& [id, shot] : shots_) {
     if (shot.report_deadline != kNoTimer) context_.CancelTimer(shot.report_deadline);
   }
@@ -41,17 +41,14 @@ TeleportService::~TeleportService() {
 }
 
 absl::Status TeleportService::Start() {
-  std::weak_ptr<bool> alive = alive_;
-  if (absl::Status s = transport_.RegisterReceiver([this, alive](const transport::ReceiveEvent& event) {
-        if (!alive.expired()) OnQubit(event);
-      });
+  if (absl::Status s = transport_.RegisterReceiver(
+          lifetime_.Guard([this](const transport::ReceiveEvent& event) { OnQubit(event); }));
       !s.ok()) {
     return s;
   }
-  return network_.RegisterDatagramReceiver(kTeleportReportPurposeId,
-                                           [this, alive](const std::string& source, const std::string& payload) {
-                                             if (!alive.expired()) OnReport(source, payload);
-                                           });
+  return network_.RegisterDatagramReceiver(
+      kTeleportReportPurposeId,
+      lifetime_.Guard([this](const std::string& source, const std::string& payload) { OnReport(source, payload); }));
 }
 
 absl::StatusOr<TeleportService::CallHandle> TeleportService::Teleport(const v1::TeleportRequest& request,
@@ -129,12 +126,11 @@ void TeleportService::Submit(CallHandle handle) {
     // The transport's deadline counts from submission, so a queued shot
     // waits for the one ahead of it inside its own budget: give it both.
     options.timeout *= kTeleportShotsInFlight;
-    std::weak_ptr<bool> alive = alive_;
     absl::StatusOr<transport::TransferId> id = transport_.Teleport(
         call.request.destination(), call.state, options,
-        [this, alive](transport::TransferId transfer, absl::StatusOr<transport::TeleportReport> result) {
-          if (!alive.expired()) OnTransferDone(transfer, std::move(result));
-        });
+        lifetime_.Guard([this](transport::TransferId transfer, absl::StatusOr<transport::TeleportReport> result) {
+          OnTransferDone(transfer, std::move(result));
+        }));
     if (!id.ok()) {
       EndCall(handle, id.status());
       return;
@@ -171,9 +167,7 @@ void TeleportService::OnTransferDone(transport::TransferId id, absl::StatusOr<tr
     const Duration wait = call != calls_.end() && call->second.request.timeout_s() > 0
                               ? FromSeconds(call->second.request.timeout_s())
                               : kDefaultShotTimeout;
-    std::weak_ptr<bool> alive = alive_;
-    shot.report_deadline = context_.StartTimer(wait, [this, alive, id] {
-      if (alive.expired()) return;
+    shot.report_deadline = context_.StartTimer(wait, lifetime_.Guard([this, id] {
       auto s = shots_.find(id);
       if (s == shots_.end()) return;
       s->second.report_deadline = kNoTimer;
@@ -186,7 +180,7 @@ void TeleportService::OnTransferDone(transport::TransferId id, absl::StatusOr<tr
       EndCall(handle, absl::DeadlineExceededError(absl::StrCat(
                           "TIMEOUT: the qubit of transfer ", id, " reached ", destination,
                           " but its measurement outcome never came back (is ", destination, " still running?)")));
-    });
+    }));
   }
   MaybeFinishShot(id);
 }
@@ -305,11 +299,9 @@ void TeleportService::OnQubit(const transport::ReceiveEvent& event) {
     MeasureAndReport(*qubit, 0, 0, -2);
     return;
   }
-  std::weak_ptr<bool> alive = alive_;
   transport::QubitReceived copy = *qubit;
   physical::SimulatedDevice::SimulationOnlyTrueState(
-      {{truth_, qubit->slot}}, [this, alive, copy](absl::StatusOr<quantum::Matrix> rho) {
-        if (alive.expired()) return;
+      {{truth_, qubit->slot}}, lifetime_.Guard([this, copy](absl::StatusOr<quantum::Matrix> rho) {
         if (!rho.ok() || rho->rows() != 2) {
           MeasureAndReport(copy, 0, 0, -2);
           return;
@@ -317,20 +309,18 @@ void TeleportService::OnQubit(const transport::ReceiveEvent& event) {
         // rho = (I + x X + y Y + z Z)/2.
         const std::complex<double> off = (*rho)(0, 1);
         MeasureAndReport(copy, 2 * off.real(), -2 * off.imag(), ((*rho)(0, 0) - (*rho)(1, 1)).real());
-      });
+      }));
 }
 
 void TeleportService::MeasureAndReport(const transport::QubitReceived& qubit, double bloch_x, double bloch_y,
                                        double bloch_z) {
   const int axis = static_cast<int>(qubit.id % 3);
   const bool has_truth = bloch_z >= -1.5;
-  std::weak_ptr<bool> alive = alive_;
   const int slot = qubit.slot;
   const std::string source = qubit.source;
   const transport::TransferId id = qubit.id;
-  device_.Measure(slot, AxisBasis(axis), [this, alive, slot, source, id, axis, has_truth, bloch_x, bloch_y,
+  device_.Measure(slot, AxisBasis(axis), lifetime_.Guard([this, slot, source, id, axis, has_truth, bloch_x, bloch_y,
                                           bloch_z](absl::StatusOr<int> outcome) {
-    if (alive.expired()) return;
     (void)device_.Free(slot);
     if (!outcome.ok()) {
       QNET_LOG(log_, kWarn, "measuring teleported qubit %d from %s: %s", id, source, outcome.status().message());
@@ -342,7 +332,7 @@ void TeleportService::MeasureAndReport(const transport::QubitReceived& qubit, do
     if (absl::Status s = network_.SendDatagram(source, kTeleportReportPurposeId, std::move(payload)); !s.ok()) {
       QNET_LOG(log_, kWarn, "cannot report teleported qubit %d to %s: %s", id, source, s.message());
     }
-  });
+  }));
 }
 
 }  // namespace qnet::daemon

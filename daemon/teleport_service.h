@@ -18,6 +18,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "core/lifetime.h"
 #include "core/node_context.h"
 #include "daemon/log.h"
 #include "network/network_layer.h"
@@ -105,7 +106,7 @@ class TeleportService {
   CallHandle next_call_ = 1;
   absl::flat_hash_map<CallHandle, Call> calls_;
   absl::flat_hash_map<transport::TransferId, Shot> shots_;
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  Lifetime lifetime_;  // last: ends before the members its callbacks use
 };
 
 }  // namespace qnet::daemon

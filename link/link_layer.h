@@ -40,17 +40,20 @@
 #pragma once
 
 #include <cstdint>
-#include <deque>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "core/lifetime.h"
 #include "core/node_context.h"
 #include "core/rng.h"
+#include "link/bounded_map.h"
 #include "link/fidelity_table.h"
+#include "link/link_event_queue.h"
 #include "link/link_service.h"
 #include "link/reliable_channel.h"
 #include "physical/physical_layer.h"
@@ -202,6 +205,9 @@ class LinkLayer {
     int slot = -1;
   };
 
+  // How many ended requests, early reports and delivered pairs a link remembers.
+  static constexpr size_t kMemory = 4096;
+
   struct LinkState {
     physical::PhysicalLink link;
     std::string name;
@@ -214,15 +220,12 @@ class LinkLayer {
     absl::Status table_error;
     absl::flat_hash_map<RequestKey, RequestId> by_key;
     absl::flat_hash_map<uint64_t, Generation> generations;
-    // Requests that ended here, for late messages. Bounded.
-    absl::flat_hash_map<RequestKey, v1::LinkErrorCode> ended;
-    std::deque<RequestKey> ended_order;
+    // Requests that ended here, for late messages.
+    BoundedMap<RequestKey, v1::LinkErrorCode> ended{kMemory};
     // Non-master: the master's reports that came before its assignment.
-    absl::flat_hash_map<uint64_t, v1::LinkGenerationReport> early_reports;
-    std::deque<uint64_t> early_order;
-    // Pairs delivered on this link, by generation id. Bounded.
-    absl::flat_hash_map<uint64_t, DeliveredPair> delivered;
-    std::deque<uint64_t> delivered_order;
+    BoundedMap<uint64_t, v1::LinkGenerationReport> early_reports{kMemory};
+    // Pairs delivered on this link, by generation id.
+    BoundedMap<uint64_t, DeliveredPair> delivered{kMemory};
     // Master only.
     uint64_t generation_prefix = 0;
     uint64_t next_generation = 1;
@@ -236,32 +239,44 @@ class LinkLayer {
     std::string memory_wait;
   };
 
-  static constexpr size_t kMemory = 4096;
+  // Flushes the queued events when a protocol step (message, timer,
+  // callback) is over, so handlers always see consistent state.
+  struct StepScope {
+    explicit StepScope(LinkLayer& layer) : events(layer.events_) {}
+    ~StepScope() { events.Flush(); }
+    LinkEventQueue& events;
+  };
 
   LinkLayer(NodeContext& context, physical::QuantumDevice& device, physical::PhysicalLayer& physical,
             physical::NodeHardware hardware, LinkLayerOptions options);
 
+  // link_layer.cc: lookups and shared helpers.
   LinkState* FindLinkByPeer(const std::string& peer);
   absl::StatusOr<const FidelityTable*> Table(LinkState& link);
   Request* FindRequest(RequestId id);
   Request* FindRequest(LinkState& link, const RequestKey& key);
-  static RequestKey KeyFromWire(const v1::LinkRequestKey& key);
-  static void KeyToWire(const RequestKey& key, v1::LinkRequestKey* out);
+  // The generation `id` on the link named `link_name` (nullptr if either is gone).
+  Generation* FindGeneration(const std::string& link_name, uint64_t id, LinkState** link);
+  // The ids of `link`'s generations (only those serving `request`, if set), in order.
+  static std::vector<uint64_t> SortedGenerations(const LinkState& link, std::optional<RequestId> request = {});
   absl::Status ValidateParams(const EntanglementRequest& request) const;
-  void Send(LinkState& link, v1::LinkMessage message);
-  void NoteEnded(LinkState& link, const RequestKey& key, v1::LinkErrorCode why);
-  void NoteDelivered(LinkState& link, uint64_t generation_id, DeliveredPair pair);
-  void ForgetKeptSlot(int slot);
+  // "all N memory slots at <node> are in use".
+  std::string AllSlotsInUse() const;
 
-  // Inbound messages.
+  // link_requests.cc: the life of a request at both ends.
   void OnSubmit(LinkState& link, const v1::LinkRequestSubmit& submit);
   void OnAccepted(LinkState& link, const v1::LinkRequestAccepted& accepted);
-  void OnAssign(LinkState& link, const v1::LinkGenerationAssign& assign);
-  void OnReport(LinkState& link, const v1::LinkGenerationReport& report);
   void OnEnded(LinkState& link, const v1::LinkRequestEnded& ended);
+  void OnDeadline(RequestId id);
   void Refuse(LinkState& link, const RequestKey& key, LinkError error, const std::string& message);
+  void SendEnded(LinkState& link, const RequestKey& key, LinkError error, const std::string& message,
+                 const std::vector<uint64_t>& undelivered);
+  void EndRequest(RequestId id, LinkError error, const std::string& message, bool notify_peer);
+  void CompleteRequest(RequestId id);
+  void RemoveRequest(Request& request);
+  void NoteEnded(LinkState& link, const RequestKey& key, v1::LinkErrorCode why);
 
-  // Master scheduling.
+  // link_queue.cc: the master's distributed queue.
   void Schedule(LinkState& link);
   void ScheduleAll();
   Request* PickNext(LinkState& link);
@@ -270,16 +285,23 @@ class LinkLayer {
   // else this end's memory if it is all in use, else "".
   std::string MemoryWait(const LinkState& link) const;
 
-  // Generation lifecycle.
-  absl::Status StartPhysical(LinkState& link, Generation& generation);
+  // link_generation.cc: generations, from assignment to herald or failure.
+  // Master: starts a generation for `request` in `slot` and assigns it to the far end.
+  void StartGeneration(LinkState& link, Request& request, int slot);
+  void OnAssign(LinkState& link, const v1::LinkGenerationAssign& assign);
+  void OnReport(LinkState& link, const v1::LinkGenerationReport& report);
+  // Records generation `id` in `slot` and starts it on the physical layer; on
+  // a refusal frees the slot and says why.
+  absl::StatusOr<Generation*> StartPhysical(LinkState& link, uint64_t id, RequestId request, int slot, double alpha);
   void OnPhysicalResult(const std::string& link_name, uint64_t generation_id,
                         const physical::GenerationResult& result);
-  void OnMeasured(const std::string& link_name, uint64_t generation_id, absl::StatusOr<int> outcome);
   void OnWatchdog(const std::string& link_name, uint64_t generation_id);
   void OnGrace(const std::string& link_name, uint64_t generation_id);
+  Duration WatchdogTimeout(const LinkState& link, double alpha) const;
   void SendReport(LinkState& link, const Generation& generation);  // success
-  void SendFailure(LinkState& link, uint64_t generation_id, const std::string& message);
-  void TryDeliver(LinkState& link, uint64_t generation_id);
+  // Failure; `error` (with `transient`) when it concerns the request.
+  void SendFailure(LinkState& link, uint64_t generation_id, const std::string& message,
+                   v1::LinkErrorCode error = v1::LINK_ERROR_NONE, bool transient = false);
   // Aborts the physical generation, frees its slot and forgets it.
   void DropGeneration(LinkState& link, uint64_t generation_id);
   // A generation that did not produce a pair: accounting at the master
@@ -287,21 +309,24 @@ class LinkLayer {
   void GenerationFailed(LinkState& link, uint64_t generation_id, const absl::Status& why, bool report,
                         const v1::LinkGenerationReport* peer_report);
 
-  // Request lifecycle.
-  void EndRequest(RequestId id, LinkError error, const std::string& message, bool notify_peer);
-  void CompleteRequest(RequestId id);
-  void RemoveRequest(Request& request);
+  // link_delivery.cc: measurement, delivery and expiry of pairs.
+  void OnMeasured(const std::string& link_name, uint64_t generation_id, absl::StatusOr<int> outcome);
+  MeasurementBasis ChooseBasis(const Request& request);
+  void TryDeliver(LinkState& link, uint64_t generation_id);
+  void NoteDelivered(LinkState& link, uint64_t generation_id, DeliveredPair pair);
+  void ForgetKeptSlot(int slot);
+  // The far end dropped these generations' pairs when it ended a request.
+  void ExpireUndelivered(LinkState& link, const v1::LinkRequestEnded& ended);
+  // The far end restarted: its halves of the KEEP pairs still held are gone.
+  void ExpireKeptPairs(LinkState& link, const std::string& message);
+
+  // link_peers.cc: messaging with the neighbours.
+  void Send(LinkState& link, v1::LinkMessage message);
+  static RequestKey KeyFromWire(const v1::LinkRequestKey& key);
+  static void KeyToWire(const RequestKey& key, v1::LinkRequestKey* out);
   // Ends everything on the link with PEER_DOWN; `restarted`: the peer lost
   // its state, so pairs delivered with it expire too.
   void PeerLost(LinkState& link, const std::string& message, bool restarted);
-  MeasurementBasis ChooseBasis(const Request& request);
-  Duration WatchdogTimeout(const LinkState& link, double alpha) const;
-
-  // Events run after the current protocol step (never inside an API call).
-  struct StepScope;
-  void Emit(const LinkEventHandler& handler, LinkEvent event);
-  void FlushEvents();
-  void FlushLater();
 
   NodeContext& context_;
   physical::QuantumDevice& device_;
@@ -323,14 +348,12 @@ class LinkLayer {
     DeliveredPair pair;
   };
   absl::flat_hash_map<int, KeptPair> kept_by_slot_;
-  std::deque<std::pair<LinkEventHandler, LinkEvent>> pending_events_;
-  bool flushing_ = false;
+  LinkEventQueue events_;
   bool scheduling_ = false;
   bool schedule_again_ = false;
-  TimerId flush_timer_ = kNoTimer;
   uint64_t ignored_messages_ = 0;
   LinkLayerStats stats_;
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  Lifetime lifetime_;  // last: ends before the members its callbacks use
 };
 
 }  // namespace qnet::link

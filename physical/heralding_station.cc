@@ -166,13 +166,11 @@ void HeraldingStation::ReportAt(TimePoint at, Generation& generation, Outcome ou
                                 const Eigen::Matrix4cd* state) {
   std::optional<Eigen::Matrix4cd> prepared;
   if (state != nullptr) prepared = *state;
-  std::weak_ptr<bool> alive = alive_;
   const Duration after = std::max(Duration{0}, at - host_.Now());
   generation.timer = host_.StartTimer(
-      after, [this, alive, serial = generation.serial, outcome = std::move(outcome), prepared]() mutable {
-        if (alive.expired()) return;
+      after, lifetime_.Guard([this, serial = generation.serial, outcome = std::move(outcome), prepared]() mutable {
         Report(serial, std::move(outcome), std::move(prepared));
-      });
+      }));
 }
 
 void HeraldingStation::Report(uint64_t serial, Outcome outcome, std::optional<Eigen::Matrix4cd> state) {
@@ -186,12 +184,10 @@ void HeraldingStation::Report(uint64_t serial, Outcome outcome, std::optional<Ei
   }
   // The pair's state is the one the heralded click pattern implies, not an
   // idealised Bell state.
-  std::weak_ptr<bool> alive = alive_;
   backend_.WithLocalQubits(
       {outcome.qubit_a, outcome.qubit_b},
-      [this, alive, serial, outcome = std::move(outcome),
-       rho = quantum::Matrix(*state)](absl::StatusOr<quantum::QuantumSystem*> system) mutable {
-        if (alive.expired()) return;
+      lifetime_.Guard([this, serial, outcome = std::move(outcome),
+                       rho = quantum::Matrix(*state)](absl::StatusOr<quantum::QuantumSystem*> system) mutable {
         auto live = generations_.find(outcome.generation_id);
         if (live == generations_.end() || live->second.serial != serial) return;  // cancelled meanwhile
         generations_.erase(live);
@@ -211,7 +207,7 @@ void HeraldingStation::Report(uint64_t serial, Outcome outcome, std::optional<Ei
           }
         }
         sink_(outcome);
-      });
+      }));
 }
 
 }  // namespace qnet::physical

@@ -33,6 +33,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "core/lifetime.h"
 #include "core/node_context.h"
 #include "core/rng.h"
 #include "core/time.h"
@@ -141,7 +142,7 @@ class HeraldingStation {
   absl::flat_hash_map<uint64_t, Generation> generations_;
   // Keyed by the bit pattern of alpha: the same parameters give the same model.
   absl::flat_hash_map<uint64_t, AttemptModel> models_;
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  Lifetime lifetime_;  // last: ends before the members its callbacks use
 };
 
 }  // namespace qnet::physical

@@ -180,12 +180,10 @@ absl::Status PhysicalLayer::StartGeneration(const std::string& link_name, uint64
     GenerationResult result;
     result.status = ended->second.status;
     result.slot = slot;
-    std::weak_ptr<bool> alive = alive_;
-    context_.StartTimer(Duration{0}, [this, alive, result, done = std::move(done)]() mutable {
-      if (alive.expired()) return;
+    context_.StartTimer(Duration{0}, lifetime_.Guard([this, result, done = std::move(done)]() mutable {
       result.heralded_at = context_.Now();
       if (done) done(result);
-    });
+    }));
     return absl::OkStatus();
   }
   QNET_ASSIGN_OR_RETURN(const quantum::QubitId qubit, device_.AwaitHerald(slot));
@@ -301,13 +299,12 @@ void PhysicalLayer::ScheduleDelivery(LinkState& link, uint64_t generation_id, ab
                                      quantum::BellState label, uint64_t attempts, TimePoint click_time) {
   const TimePoint at = click_time + link.to_station;
   if (at <= context_.Now()) return Deliver(link, generation_id, failure, label, attempts, click_time);
-  std::weak_ptr<bool> alive = alive_;
   LinkState* raw = &link;
   link.generations[generation_id].delivery_timer = context_.StartTimer(
-      at - context_.Now(), [this, alive, raw, generation_id, failure = std::move(failure), label, attempts, click_time] {
-        if (alive.expired()) return;
+      at - context_.Now(),
+      lifetime_.Guard([this, raw, generation_id, failure = std::move(failure), label, attempts, click_time] {
         Deliver(*raw, generation_id, failure, label, attempts, click_time);
-      });
+      }));
 }
 
 void PhysicalLayer::Deliver(LinkState& link, uint64_t generation_id, const absl::Status& failure,
@@ -511,7 +508,6 @@ absl::StatusOr<std::vector<PreparedPulse>> PhysicalLayer::SendPhotons(const std:
   // Split into messages of at most kMaxPhotonsPerMessage photons whose gate
   // ranges tile the batch, so the receiver gates every pulse exactly once; a
   // batch with no surviving photon still sends its gates (dark counts).
-  std::weak_ptr<bool> alive = alive_;
   LinkState* raw = link;
   size_t next_photon = 0;
   uint64_t gate_begin = 0;  // index in the batch
@@ -533,10 +529,9 @@ absl::StatusOr<std::vector<PreparedPulse>> PhysicalLayer::SendPhotons(const std:
     }
     // Leaves once the last pulse it covers has been emitted.
     const TimePoint leaves = start + link->photon_source->EmissionOffset(gate_end);
-    context_.StartTimer(leaves - context_.Now(), [this, alive, raw, message = std::move(message)]() mutable {
-      if (alive.expired()) return;
+    context_.StartTimer(leaves - context_.Now(), lifetime_.Guard([this, raw, message = std::move(message)]() mutable {
       Send(*raw, std::move(message));
-    });
+    }));
     next_photon = end_photon;
     gate_begin = gate_end;
   } while (gate_begin < count);

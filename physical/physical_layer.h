@@ -55,6 +55,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "core/lifetime.h"
 #include "core/node_context.h"
 #include "core/time.h"
 #include "physical/heralding_station.h"
@@ -291,7 +292,7 @@ class PhysicalLayer {
   PhotonReceiver photon_receiver_;
   absl::flat_hash_map<std::string, std::unique_ptr<LinkState>> links_;
   uint64_t ignored_messages_ = 0;
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  Lifetime lifetime_;  // last: ends before the members its callbacks use
 };
 
 }  // namespace qnet::physical

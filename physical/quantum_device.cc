@@ -109,10 +109,8 @@ absl::Status SimulatedDevice::CheckIdle(int slot) const {
 }
 
 void SimulatedDevice::Post(absl::Status status, std::function<void(absl::Status)> then) {
-  std::weak_ptr<bool> alive = alive_;
-  context_.StartTimer(Duration{0}, [alive, status = std::move(status), then = std::move(then)] {
-    if (!alive.expired()) then(status);
-  });
+  context_.StartTimer(Duration{0},
+                      lifetime_.Guard([status = std::move(status), then = std::move(then)] { then(status); }));
 }
 
 void SimulatedDevice::Run(std::vector<int> slots, Duration duration, Body body,
@@ -135,10 +133,8 @@ void SimulatedDevice::Run(std::vector<int> slots, Duration duration, Body body,
   }
   // The operation acts at its end: decay up to then (including its own
   // duration) is applied first, then the gate and its noise.
-  std::weak_ptr<bool> alive = alive_;
-  context_.StartTimer(duration, [this, alive, slots = std::move(slots), epochs = std::move(epochs),
-                                 body = std::move(body), fail = std::move(fail)]() mutable {
-    if (alive.expired()) return;
+  context_.StartTimer(duration, lifetime_.Guard([this, slots = std::move(slots), epochs = std::move(epochs),
+                                                 body = std::move(body), fail = std::move(fail)]() mutable {
     auto release = [this, slots, epochs]() -> absl::Status {
       absl::Status freed;
       for (size_t i = 0; i < slots.size(); ++i) {
@@ -155,10 +151,9 @@ void SimulatedDevice::Run(std::vector<int> slots, Duration duration, Body body,
     };
     std::vector<QubitId> ids;
     for (int s : slots) ids.push_back(slots_[static_cast<size_t>(s)].qubit);
-    backend_.WithLocalQubits(ids, [this, alive, slots, ids, release = std::move(release),
-                                   body = std::move(body),
-                                   fail = std::move(fail)](absl::StatusOr<quantum::QuantumSystem*> system) {
-      if (alive.expired()) return;
+    backend_.WithLocalQubits(ids, lifetime_.Guard([this, slots, ids, release = std::move(release),
+                                                   body = std::move(body), fail = std::move(fail)](
+                                                      absl::StatusOr<quantum::QuantumSystem*> system) {
       if (absl::Status freed = release(); !freed.ok()) return fail(freed);
       if (!system.ok()) {
         return fail(absl::UnavailableError(absl::StrCat("the state of node ", context_.node_name(),
@@ -171,8 +166,8 @@ void SimulatedDevice::Run(std::vector<int> slots, Duration duration, Body body,
         }
       }
       body(**system, ids);
-    });
-  });
+    }));
+  }));
 }
 
 absl::Status SimulatedDevice::BringUpToDate(quantum::QuantumSystem& system, Slot& slot) {

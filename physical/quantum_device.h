@@ -17,6 +17,7 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "core/lifetime.h"
 #include "core/node_context.h"
 #include "core/rng.h"
 #include "core/time.h"
@@ -171,7 +172,7 @@ class SimulatedDevice final : public QuantumDevice {
   uint64_t next_qubit_counter_ = 0;
   std::vector<Slot> slots_;
   // Lets callbacks that outlive the device (timers, backend completions) notice.
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  Lifetime lifetime_;  // last: ends before the members its callbacks use
 };
 
 }  // namespace qnet::physical

@@ -83,7 +83,7 @@ TransportLayer::TransportLayer(NodeContext& context, physical::QuantumDevice& de
 }
 
 TransportLayer::~TransportLayer() {
-  *alive_ = false;
+  lifetime_.End();
   for (auto& [id, t] : outgoing_) {
     if (t.deadline != kNoTimer) context_.CancelTimer(t.deadline);
     if (t.request != 0) (void)network_.Cancel(t.request);
@@ -153,9 +153,7 @@ absl::StatusOr<TransferId> TransportLayer::Teleport(const std::string& destinati
   t.report.id = id;
   t.report.destination = destination;
   t.deadline_at = context_.Now() + options.timeout;
-  std::weak_ptr<bool> alive = alive_;
-  t.deadline = context_.StartTimer(options.timeout, [this, alive, id] {
-    if (alive.expired()) return;
+  t.deadline = context_.StartTimer(options.timeout, lifetime_.Guard([this, id] {
     Outgoing* o = FindOutgoing(id);
     if (o == nullptr) return;
     o->deadline = kNoTimer;
@@ -164,7 +162,7 @@ absl::StatusOr<TransferId> TransportLayer::Teleport(const std::string& destinati
                  absl::DeadlineExceededError(absl::StrCat("TIMEOUT: transfer ", id, " to ", o->destination,
                                                           " was not done within ", seconds, " s")),
                  true);
-  });
+  }));
   queue_.push_back(id);
   Post([this] { StartQueued(); });
   return id;
@@ -213,9 +211,7 @@ void TransportLayer::Prepare(Outgoing& t) {
     FailOutgoing(id, sent, false);
     return;
   }
-  std::weak_ptr<bool> alive = alive_;
-  auto after_rz = [this, alive, id](absl::Status s) {
-    if (alive.expired()) return;
+  auto after_rz = lifetime_.Guard([this, id](absl::Status s) {
     Outgoing* o = FindOutgoing(id);
     if (o == nullptr) return;
     if (!s.ok()) {
@@ -224,9 +220,8 @@ void TransportLayer::Prepare(Outgoing& t) {
       return;
     }
     RequestPair(*o);
-  };
-  auto after_ry = [this, alive, id, after_rz](absl::Status s) {
-    if (alive.expired()) return;
+  });
+  auto after_ry = lifetime_.Guard([this, id, after_rz](absl::Status s) {
     Outgoing* o = FindOutgoing(id);
     if (o == nullptr) return;
     if (!s.ok()) {
@@ -235,7 +230,7 @@ void TransportLayer::Prepare(Outgoing& t) {
       return;
     }
     device_.ApplyGate(o->data_slot, physical::Gate::Rz(o->state.phi), after_rz);
-  };
+  });
   device_.ApplyGate(t.data_slot, physical::Gate::Ry(t.state.theta), after_ry);
 }
 
@@ -249,11 +244,10 @@ void TransportLayer::RequestPair(Outgoing& t) {
   r.min_fidelity = t.options.min_fidelity;
   r.max_time = std::max(Duration(1), t.deadline_at - context_.Now());
   r.purpose_id = options_.purpose_id;
-  std::weak_ptr<bool> alive = alive_;
   absl::StatusOr<network::RequestId> request =
-      network_.Create(r, [this, alive, id](const network::NetworkEvent& event) {
-        if (!alive.expired()) OnNetworkEventAsSource(id, event);
-      });
+      network_.Create(r, lifetime_.Guard([this, id](const network::NetworkEvent& event) {
+        OnNetworkEventAsSource(id, event);
+      }));
   if (!request.ok()) {
     FailOutgoing(id, request.status(), true);
     return;
@@ -283,10 +277,9 @@ void TransportLayer::OnNetworkEventAsSource(TransferId id, const network::Networ
     t->report.pair_frame = p->bell_state;
     t->report.pair_fidelity_estimate = p->fidelity_estimate;
     t->phase = Phase::kMeasuring;
-    std::weak_ptr<bool> alive = alive_;
-    device_.BellMeasure(t->data_slot, t->pair_slot, [this, alive, id](absl::StatusOr<BellState> outcome) {
-      if (!alive.expired()) OnBellMeasured(id, outcome);
-    });
+    device_.BellMeasure(t->data_slot, t->pair_slot, lifetime_.Guard([this, id](absl::StatusOr<BellState> outcome) {
+      OnBellMeasured(id, outcome);
+    }));
     return;
   }
   if (t == nullptr) return;
@@ -447,18 +440,16 @@ void TransportLayer::OnBegin(const std::string& source, TransferId id, Duration 
     return;
   }
   Incoming& in = incoming_[key];
-  std::weak_ptr<bool> alive = alive_;
   // The source's own deadline fires first (it started earlier); this one
   // ends the transfer here when the source can no longer tell us (it died).
-  in.deadline = context_.StartTimer(timeout, [this, alive, key] {
-    if (alive.expired()) return;
+  in.deadline = context_.StartTimer(timeout, lifetime_.Guard([this, key] {
     auto it = incoming_.find(key);
     if (it == incoming_.end()) return;
     it->second.deadline = kNoTimer;
     FailIncoming(key, absl::DeadlineExceededError(absl::StrCat("TIMEOUT: transfer ", key.id, " from ", key.source,
                                                                " did not complete at ", Where(),
                                                                " within its timeout")));
-  });
+  }));
 }
 
 void TransportLayer::OnBits(const std::string& source, TransferId id, const network::EndToEndId& pair,
@@ -486,10 +477,8 @@ void TransportLayer::Correct(const std::string& pair_key, Bits bits) {
   }
   in->second.correcting = true;
   const BellState correction = TeleportCorrection(bits.measured, pair.frame);
-  std::weak_ptr<bool> alive = alive_;
   device_.ApplyPauli(pair.slot, quantum::XBit(correction), quantum::ZBit(correction),
-                     [this, alive, pair_key, bits](absl::Status s) {
-                       if (alive.expired()) return;
+                     lifetime_.Guard([this, pair_key, bits](absl::Status s) {
                        auto it = held_pairs_.find(pair_key);
                        if (it == held_pairs_.end()) return;  // the transfer failed meanwhile
                        const IncomingKey key{bits.source, bits.transfer};
@@ -521,7 +510,7 @@ void TransportLayer::Correct(const std::string& pair_key, Bits bits) {
                        EndIncoming(key);
                        ReceiveHandler handler = *receiver_;  // may unregister itself
                        handler(received);
-                     });
+                     }));
 }
 
 void TransportLayer::FailIncoming(const IncomingKey& key, absl::Status error) {
@@ -582,10 +571,7 @@ void TransportLayer::SendMessage(const std::string& to, std::string payload) {
 }
 
 void TransportLayer::Post(std::function<void()> fn) {
-  std::weak_ptr<bool> alive = alive_;
-  context_.StartTimer(Duration(0), [alive, fn = std::move(fn)] {
-    if (!alive.expired()) fn();
-  });
+  context_.StartTimer(Duration(0), lifetime_.Guard(std::move(fn)));
 }
 
 void TransportLayer::FreeSlot(int& slot) {

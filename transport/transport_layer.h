@@ -32,6 +32,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "core/lifetime.h"
 #include "core/node_context.h"
 #include "network/network_layer.h"
 #include "physical/quantum_device.h"
@@ -236,7 +237,7 @@ class TransportLayer {
   absl::flat_hash_map<std::string, Bits> early_bits_;      // by EndToEndId::ToString()
   std::optional<ReceiveHandler> receiver_;
   TransportLayerStats stats_;
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  Lifetime lifetime_;  // last: ends before the members its callbacks use
 };
 
 }  // namespace qnet::transport
