@@ -2,11 +2,9 @@
 // loop and gRPC server on 127.0.0.1:0, told each other's addresses.
 #pragma once
 
-#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "daemon/daemon.h"
@@ -27,18 +25,6 @@ inline DaemonTopology ChainTopology(const std::vector<std::string>& nodes, const
     if (nodes[i + 1] == self) t.neighbours.push_back({nodes[i], nodes[i] + "-" + nodes[i + 1], length_km});
   }
   return t;
-}
-
-// Polls `condition` (evaluated on the test thread) until it holds or
-// `timeout` passes. Liveness only: tests assert on the outcome, not on time.
-inline bool WaitUntil(const std::function<bool()>& condition,
-                      std::chrono::milliseconds timeout = std::chrono::milliseconds(15000)) {
-  auto give_up = std::chrono::steady_clock::now() + timeout;
-  while (!condition()) {
-    if (std::chrono::steady_clock::now() > give_up) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return true;
 }
 
 class InProcessNetwork {
