@@ -8,6 +8,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -16,6 +17,7 @@
 #include <memory>
 #include <random>
 #include <string>
+#include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -71,11 +73,14 @@ class MultiProcessTest : public ::testing::Test {
               << "\nseed: " << TestSeed() << " (rerun with QNET_TEST_SEED=" << TestSeed() << ")" << std::endl;
     if (!failed) return;
     // The daemons' last words, for runs whose directories are gone (CI).
+    std::vector<std::filesystem::path> logs;
     std::error_code ec;
     for (const auto& entry : std::filesystem::recursive_directory_iterator(state_dir_, ec)) {
-      if (entry.path().extension() != ".log") continue;
-      std::cout << "--- the end of " << entry.path().string() << "\n"
-                << cli::FileTail(entry.path().string(), 15) << std::endl;
+      if (entry.path().extension() == ".log") logs.push_back(entry.path());
+    }
+    std::sort(logs.begin(), logs.end());
+    for (const auto& log : logs) {
+      std::cout << "--- the end of " << log.string() << "\n" << cli::FileTail(log.string(), 15) << std::endl;
     }
   }
 
