@@ -102,8 +102,8 @@ std::string LocalNetwork::Path(const std::string& node, const std::string& suffi
   return (fs::path(state_dir_) / (node + suffix)).string();
 }
 
-std::string LocalNetwork::LogTail(const std::string& node, int lines) const {
-  std::ifstream in(Path(node, ".log"));
+std::string FileTail(const std::string& path, int lines) {
+  std::ifstream in(path);
   std::deque<std::string> tail;
   std::string line;
   while (std::getline(in, line)) {
@@ -111,6 +111,10 @@ std::string LocalNetwork::LogTail(const std::string& node, int lines) const {
     if (static_cast<int>(tail.size()) > lines) tail.pop_front();
   }
   return absl::StrJoin(tail, "\n");
+}
+
+std::string LocalNetwork::LogTail(const std::string& node, int lines) const {
+  return FileTail(Path(node, ".log"), lines);
 }
 
 absl::StatusOr<std::unique_ptr<LocalNetwork>> LocalNetwork::Start(LaunchOptions options) {
@@ -147,7 +151,7 @@ absl::StatusOr<std::unique_ptr<LocalNetwork>> LocalNetwork::Start(LaunchOptions 
   if (absl::Status s = config::WriteFileAtomically(
           (fs::path(net->state_dir_) / "network").string(),
           absl::StrCat("name ", net->network_name_, "\nfile ", net->network_file_, "\nepoch_unix_ns ",
-                       net->epoch_unix_ns_, "\n"));
+                       net->epoch_unix_ns_, "\nseed ", net->seed_, "\n"));
       !s.ok()) {
     return s;
   }

@@ -5,7 +5,7 @@
 //
 // State directory (default .qnet/<network name>/):
 //   network          "name <network>", "file <absolute path of the network file>",
-//                    "epoch_unix_ns <simulated time zero>"
+//                    "epoch_unix_ns <simulated time zero>", "seed <the daemons' --seed>"
 //   peers            the peers file every daemon reads (--peers): "<node> <host:port>"
 //   <node>.address   the daemon's bound HOST:PORT (its --ready-file)
 //   <node>.pid       its process id
@@ -71,6 +71,8 @@ class LocalNetwork {
 
   const std::string& network_name() const { return network_name_; }
   const std::string& state_dir() const { return state_dir_; }
+  // The run seed every daemon got (--seed): the options' or the file's.
+  uint64_t seed() const { return seed_; }
   std::vector<std::string> nodes() const;
   // NotFound for an unknown node; FailedPrecondition if it is not running.
   absl::StatusOr<std::string> Address(const std::string& node) const;
@@ -118,6 +120,9 @@ class LocalNetwork {
   std::vector<std::string> order_;  // file order
   bool detached_ = false;
 };
+
+// The last `lines` lines of a text file ("" if it cannot be read).
+std::string FileTail(const std::string& path, int lines = 30);
 
 // For `qnetctl down`: stops the daemons recorded in a state directory (not
 // children of this process): SIGTERM, then SIGKILL after `grace`.

@@ -10,6 +10,7 @@
 #include "physical/state_backend.h"
 #include "quantum/bell.h"
 #include "quantum/gates.h"
+#include "tests/common/wait_until.h"
 
 namespace qnet::daemon {
 namespace {
@@ -19,7 +20,7 @@ using quantum::Matrix;
 using quantum::QuantumSystem;
 using quantum::Vector;
 using testing::InProcessNetwork;
-using testing::WaitUntil;
+using qnet::testing::WaitUntil;
 
 constexpr double kExact = 1e-9;
 
@@ -176,7 +177,7 @@ TEST(DistributedStateBackendTest, DiscardIsForwardedToWhereTheGroupWent) {
   ASSERT_TRUE(RunOp(net[1], {qb}, [](QuantumSystem&) {}).ok());  // the pair is at b now
   // c thinks qa is at a (its id's prefix); a forwards to b.
   net[2].loop().Call([&] { net[2].backend().Discard(qa); });
-  ASSERT_TRUE(WaitUntil([&] { return QubitsHeld(net[1]) == 1u; }));
+  ASSERT_TRUE(WaitUntil("c's discard of qa to reach b through a", [&] { return QubitsHeld(net[1]) == 1u; }));
   ASSERT_TRUE(RunOp(net[1], {qb}, [&](QuantumSystem& s) {
                 EXPECT_FALSE(s.Exists(qa));
                 auto rho = s.ReducedState(std::vector<QubitId>{qb});

@@ -3,7 +3,8 @@
 // dies mid-request.
 #include <signal.h>
 
-#include <filesystem>
+#include <atomic>
+#include <thread>
 
 #include <grpcpp/grpcpp.h>
 
@@ -13,64 +14,28 @@
 #include "cli/launcher.h"
 #include "gtest/gtest.h"
 #include "qnet/v1/node_service.grpc.pb.h"
+#include "tests/common/multiprocess_test.h"
+#include "tests/daemon/node_queries.h"
 
 namespace qnet::daemon {
 namespace {
 
-using cli::LaunchOptions;
 using cli::LocalNetwork;
-namespace fs = std::filesystem;
+using qnet::testing::Scaled;
+using qnet::testing::WaitUntil;
+using testing::GetStatus;
+using testing::MemoryFree;
+using testing::WaitConnected;
 
-class EntangleMpTest : public ::testing::Test {
+class EntangleMpTest : public qnet::testing::MultiProcessTest {
  protected:
-  EntangleMpTest() {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    state_dir_ = fs::path(::testing::TempDir()) / absl::StrCat("qnet-", getpid(), "-", info->name());
-  }
-  void TearDown() override {
-    std::error_code ec;
-    if (!HasFailure()) fs::remove_all(state_dir_, ec);
-  }
   std::unique_ptr<LocalNetwork> Launch(const std::string& example, double time_scale,
                                        std::vector<std::string> extra_args = {}) {
-    LaunchOptions o;
+    cli::LaunchOptions o = LaunchOptionsFor(Example(example), time_scale);
     o.extra_args = std::move(extra_args);
-    o.qnetd_path = QNETD_PATH;
-    o.network_file = absl::StrCat(QNET_SOURCE_DIR, "/examples/", example);
-    o.state_dir = state_dir_.string();
-    o.time_scale = time_scale;
-    o.ready_timeout = absl::Seconds(20);
-    o.stop_grace = absl::Seconds(5);
-    auto net = LocalNetwork::Start(o);
-    EXPECT_TRUE(net.ok()) << net.status();
-    return net.ok() ? *std::move(net) : nullptr;
+    return StartNetwork(o);
   }
-  fs::path state_dir_;
 };
-
-absl::StatusOr<v1::GetStatusResponse> GetStatus(const std::string& address) {
-  auto stub = v1::Node::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
-  v1::GetStatusResponse status;
-  grpc::Status s = stub->GetStatus(&context, v1::GetStatusRequest(), &status);
-  if (!s.ok()) return absl::UnavailableError(s.error_message());
-  return status;
-}
-
-// Waits until every neighbour of `address` is connected.
-bool WaitConnected(const std::string& address) {
-  for (int i = 0; i < 100; ++i) {
-    auto status = GetStatus(address);
-    bool all = status.ok() && status->neighbours_size() > 0;
-    if (status.ok()) {
-      for (const auto& n : status->neighbours()) all = all && n.connected();
-    }
-    if (all) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return false;
-}
 
 TEST_F(EntangleMpTest, IdealPairMeasureInRandomZXBasesHasNoErrors) {
   auto net = Launch("ideal-pair.yaml", 10.0);
@@ -84,7 +49,7 @@ TEST_F(EntangleMpTest, IdealPairMeasureInRandomZXBasesHasNoErrors) {
   request.set_pairs(2000);
   request.set_type(v1::EntangleRequest::MEASURE);
   request.set_basis(v1::EntangleRequest::BB84);
-  auto result = cli::RunEntangle(alice, request, absl::Seconds(60));
+  auto result = cli::RunEntangle(alice, request, Scaled(absl::Seconds(60)));
   ASSERT_TRUE(result.ok()) << result.status() << "\n" << net->LogTail("alice");
   ASSERT_EQ(result->pairs.size(), 2000u);
   EXPECT_EQ(result->summary.pairs(), 2000u);
@@ -122,7 +87,7 @@ TEST_F(EntangleMpTest, MalformedRequestsAreInvalidArgumentAndTheDaemonKeepsServi
   ASSERT_TRUE(WaitConnected(alice));
 
   auto expect_invalid = [&](v1::EntangleRequest request, const std::string& says) {
-    auto result = cli::RunEntangle(alice, request, absl::Seconds(10));
+    auto result = cli::RunEntangle(alice, request, Scaled(absl::Seconds(10)));
     ASSERT_FALSE(result.ok());
     EXPECT_EQ(result.status().code(), absl::StatusCode::kInvalidArgument) << result.status();
     EXPECT_NE(result.status().message().find(says), std::string::npos) << result.status();
@@ -153,7 +118,7 @@ TEST_F(EntangleMpTest, MalformedRequestsAreInvalidArgumentAndTheDaemonKeepsServi
   expect_invalid(r, "timeout must be a non-negative");
 
   // Still serving: a good request completes.
-  auto result = cli::RunEntangle(alice, good, absl::Seconds(30));
+  auto result = cli::RunEntangle(alice, good, Scaled(absl::Seconds(30)));
   ASSERT_TRUE(result.ok()) << result.status() << "\n" << net->LogTail("alice");
   EXPECT_EQ(result->pairs.size(), 5u);
   EXPECT_TRUE(net->StopAll().ok());
@@ -174,10 +139,10 @@ TEST_F(EntangleMpTest, FarDaemonKilledMidRequestFailsThenRestartServes) {
   request.set_timeout_s(30);
   std::atomic<int> seen{0};
   std::thread killer([&] {
-    for (int i = 0; i < 100 && seen.load() == 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    EXPECT_TRUE(WaitUntil("a first pair before killing bob", [&] { return seen.load() > 0; }, std::chrono::seconds(5)));
     EXPECT_TRUE(net->StopNode("bob", SIGKILL).ok());
   });
-  auto result = cli::RunEntangle(alice, request, absl::Seconds(60), [&](const v1::PairEvent&) { ++seen; });
+  auto result = cli::RunEntangle(alice, request, Scaled(absl::Seconds(60)), [&](const v1::PairEvent&) { ++seen; });
   killer.join();
   ASSERT_FALSE(result.ok());
   EXPECT_TRUE(result.status().code() == absl::StatusCode::kUnavailable ||
@@ -185,14 +150,8 @@ TEST_F(EntangleMpTest, FarDaemonKilledMidRequestFailsThenRestartServes) {
       << result.status();
   EXPECT_GT(seen.load(), 0);
   // The request's memory was freed when it failed.
-  bool freed = false;
-  for (int i = 0; i < 50 && !freed; ++i) {
-    auto status = GetStatus(alice);
-    ASSERT_TRUE(status.ok());
-    freed = status->memory_qubits_in_use() == 0;
-    if (!freed) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  EXPECT_TRUE(freed);
+  EXPECT_TRUE(WaitUntil("alice's memory freed after the failure", [&] { return MemoryFree(alice); },
+                        std::chrono::seconds(5), std::chrono::milliseconds(100)));
 
   ASSERT_TRUE(net->StartNode("bob").ok());
   ASSERT_TRUE(WaitConnected(alice));
@@ -201,14 +160,14 @@ TEST_F(EntangleMpTest, FarDaemonKilledMidRequestFailsThenRestartServes) {
   // left alone and freed when its hold passes.
   request.set_type(v1::EntangleRequest::KEEP);
   request.set_pairs(2);
-  auto again = cli::RunEntangle(alice, request, absl::Seconds(30));
+  auto again = cli::RunEntangle(alice, request, Scaled(absl::Seconds(30)));
   ASSERT_TRUE(again.ok()) << again.status() << "\n" << net->LogTail("alice");
   ASSERT_EQ(again->pairs.size(), 2u);
   for (const v1::PairEvent& p : again->pairs) EXPECT_EQ(p.outcome(), -1);
   const std::string bob = *net->Address("bob");
   const std::string& measured = again->pairs[0].entanglement_id();
   for (const std::string& address : {alice, bob}) {
-    auto outcome = cli::MeasureQubit(address, *cli::MeasureRequest(measured, "z"), absl::Seconds(1));
+    auto outcome = cli::MeasureQubit(address, *cli::MeasureRequest(measured, "z"), Scaled(absl::Seconds(1)));
     ASSERT_TRUE(outcome.ok()) << outcome.status();
     EXPECT_EQ(outcome->entanglement_id(), measured);
     EXPECT_EQ(outcome->bell_state(), again->pairs[0].bell_state());
@@ -218,14 +177,8 @@ TEST_F(EntangleMpTest, FarDaemonKilledMidRequestFailsThenRestartServes) {
     ASSERT_TRUE(status.ok());
     EXPECT_EQ(status->memory_qubits_in_use(), 1u) << status->node() << ": the measured pair's slot is free at once";
   }
-  freed = false;
-  for (int i = 0; i < 50 && !freed; ++i) {
-    auto status = GetStatus(alice);
-    ASSERT_TRUE(status.ok());
-    freed = status->memory_qubits_in_use() == 0;
-    if (!freed) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  EXPECT_TRUE(freed) << "KEEP pairs not freed after their hold time";
+  EXPECT_TRUE(WaitUntil("alice to free the unmeasured KEEP pair after its hold time", [&] { return MemoryFree(alice); },
+                        std::chrono::seconds(5), std::chrono::milliseconds(100)));
   auto late = cli::MeasureQubit(bob, *cli::MeasureRequest(again->pairs[1].entanglement_id(), "x"));
   EXPECT_EQ(late.status().code(), absl::StatusCode::kNotFound) << late.status();
   EXPECT_NE(late.status().message().find("hold"), std::string::npos) << late.status();

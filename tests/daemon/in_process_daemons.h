@@ -2,11 +2,9 @@
 // loop and gRPC server on 127.0.0.1:0, told each other's addresses.
 #pragma once
 
-#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -44,18 +42,6 @@ inline std::shared_ptr<const config::NetworkConfig> ChainNetwork(const std::vect
   auto parsed = config::ParseNetworkConfig(yaml, "in-process.yaml");
   EXPECT_TRUE(parsed.ok()) << parsed.status();
   return parsed.ok() ? std::make_shared<const config::NetworkConfig>(*std::move(parsed)) : nullptr;
-}
-
-// Polls `condition` (evaluated on the test thread) until it holds or
-// `timeout` passes. Liveness only: tests assert on the outcome, not on time.
-inline bool WaitUntil(const std::function<bool()>& condition,
-                      std::chrono::milliseconds timeout = std::chrono::milliseconds(15000)) {
-  auto give_up = std::chrono::steady_clock::now() + timeout;
-  while (!condition()) {
-    if (std::chrono::steady_clock::now() > give_up) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  return true;
 }
 
 class InProcessNetwork {

@@ -9,54 +9,30 @@
 #include "absl/strings/str_cat.h"
 #include "cli/launcher.h"
 #include "gtest/gtest.h"
-#include "in_process_daemons.h"
+#include "physical/state_backend.h"
 #include "qnet/v1/hardware_service.grpc.pb.h"
 #include "qnet/v1/node_service.grpc.pb.h"
+#include "tests/common/multiprocess_test.h"
+#include "tests/daemon/node_queries.h"
 
 namespace qnet::daemon {
 namespace {
 
 using cli::LaunchOptions;
 using cli::LocalNetwork;
-using testing::WaitUntil;
+using qnet::testing::Scaled;
+using qnet::testing::WaitUntil;
 namespace fs = std::filesystem;
 
-// Each test gets its own state directory, removed when the test passed
-// (kept for the logs when it failed).
-class NetworkMpTest : public ::testing::Test {
+class NetworkMpTest : public qnet::testing::MultiProcessTest {
  protected:
-  NetworkMpTest() {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    state_dir_ = fs::path(::testing::TempDir()) / absl::StrCat("qnet-", getpid(), "-", info->name());
-  }
-  void TearDown() override {
-    std::error_code ec;
-    if (!HasFailure()) fs::remove_all(state_dir_, ec);
-  }
-
-  LaunchOptions Options(const std::string& example) const {
-    LaunchOptions o;
-    o.qnetd_path = QNETD_PATH;
-    o.network_file = absl::StrCat(QNET_SOURCE_DIR, "/examples/", example);
-    o.state_dir = state_dir_.string();
-    o.ready_timeout = absl::Seconds(20);
-    o.stop_grace = absl::Seconds(5);
-    return o;
-  }
-
-  fs::path state_dir_;
+  LaunchOptions Options(const std::string& example) const { return LaunchOptionsFor(Example(example)); }
 };
 
 absl::StatusOr<v1::GetStatusResponse> GetStatus(LocalNetwork& net, const std::string& node) {
   auto address = net.Address(node);
   if (!address.ok()) return address.status();
-  auto stub = v1::Node::NewStub(grpc::CreateChannel(*address, grpc::InsecureChannelCredentials()));
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
-  v1::GetStatusResponse status;
-  grpc::Status s = stub->GetStatus(&context, v1::GetStatusRequest(), &status);
-  if (!s.ok()) return absl::UnavailableError(s.error_message());
-  return status;
+  return testing::GetStatus(*address);
 }
 
 // Whether `node` reports `neighbour` connected (nullopt: no answer).
@@ -71,11 +47,8 @@ std::optional<bool> SeesConnected(LocalNetwork& net, const std::string& node, co
 
 bool AllLinksUp(LocalNetwork& net) {
   for (const std::string& node : net.nodes()) {
-    auto status = GetStatus(net, node);
-    if (!status.ok()) return false;
-    for (const auto& n : status->neighbours()) {
-      if (!n.connected()) return false;
-    }
+    auto address = net.Address(node);
+    if (!address.ok() || !testing::AllNeighboursConnected(*address)) return false;
   }
   return true;
 }
@@ -86,6 +59,9 @@ TEST_F(NetworkMpTest, Chain3ComesUpRecoversFromACrashAndStopsCleanly) {
   LocalNetwork& net = **started;
   EXPECT_EQ(net.network_name(), "chain3");
   EXPECT_EQ(net.nodes(), (std::vector<std::string>{"alice", "bob", "charlie"}));
+  EXPECT_EQ(net.seed(), qnet::testing::TestSeed());  // the run's, not the file's
+  EXPECT_NE(cli::FileTail((fs::path(net.state_dir()) / "network").string()).find(absl::StrCat("\nseed ", net.seed())),
+            std::string::npos);
   for (const char* file : {"peers", "network", "alice.pid", "alice.address", "alice.log", "charlie.log"}) {
     EXPECT_TRUE(fs::exists(fs::path(net.state_dir()) / file)) << file;
   }
@@ -93,7 +69,7 @@ TEST_F(NetworkMpTest, Chain3ComesUpRecoversFromACrashAndStopsCleanly) {
     auto serving = cli::CheckServing(*net.Address(node));
     ASSERT_TRUE(serving.ok() && *serving) << node;
   }
-  ASSERT_TRUE(WaitUntil([&] { return AllLinksUp(net); })) << net.LogTail("alice");
+  ASSERT_TRUE(WaitUntil("every link of chain3 up", [&] { return AllLinksUp(net); })) << net.LogTail("alice");
 
   auto bob = GetStatus(net, "bob");
   ASSERT_TRUE(bob.ok());
@@ -122,13 +98,13 @@ TEST_F(NetworkMpTest, Chain3ComesUpRecoversFromACrashAndStopsCleanly) {
   auto crashed = net.StopNode("bob", SIGKILL);
   ASSERT_TRUE(crashed.ok());
   EXPECT_EQ(crashed->signal, SIGKILL);
-  ASSERT_TRUE(WaitUntil([&] {
+  ASSERT_TRUE(WaitUntil("alice and charlie to see bob down", [&] {
     return SeesConnected(net, "alice", "bob") == false && SeesConnected(net, "charlie", "bob") == false;
   }));
 
   // Restart it: the links come back.
   ASSERT_TRUE(net.StartNode("bob").ok());
-  ASSERT_TRUE(WaitUntil([&] { return AllLinksUp(net); })) << net.LogTail("bob");
+  ASSERT_TRUE(WaitUntil("every link up after bob's restart", [&] { return AllLinksUp(net); })) << net.LogTail("bob");
   // The restarted daemon's clock continues the network's time line.
   auto restarted = GetStatus(net, "bob");
   ASSERT_TRUE(restarted.ok());
@@ -146,14 +122,15 @@ TEST_F(NetworkMpTest, SilentNeighbourIsDeclaredDownAndComesBack) {
   auto started = LocalNetwork::Start(Options("chain3.yaml"));
   ASSERT_TRUE(started.ok()) << started.status();
   LocalNetwork& net = **started;
-  ASSERT_TRUE(WaitUntil([&] { return AllLinksUp(net); }));
+  ASSERT_TRUE(WaitUntil("every link of chain3 up", [&] { return AllLinksUp(net); }));
   // A stopped process keeps its sockets open: only heartbeats reveal it.
   pid_t charlie = *net.Pid("charlie");
   ASSERT_EQ(kill(charlie, SIGSTOP), 0);
-  bool noticed = WaitUntil([&] { return SeesConnected(net, "bob", "charlie") == false; });
+  const ::testing::AssertionResult noticed =
+      WaitUntil("bob to see the stopped charlie down", [&] { return SeesConnected(net, "bob", "charlie") == false; });
   kill(charlie, SIGCONT);
   EXPECT_TRUE(noticed);
-  EXPECT_TRUE(WaitUntil([&] { return AllLinksUp(net); }));
+  EXPECT_TRUE(WaitUntil("every link up after SIGCONT", [&] { return AllLinksUp(net); }));
 }
 
 TEST_F(NetworkMpTest, Ring6ComesUpAndACleanStopIsSeenByBothNeighbours) {
@@ -161,7 +138,7 @@ TEST_F(NetworkMpTest, Ring6ComesUpAndACleanStopIsSeenByBothNeighbours) {
   ASSERT_TRUE(started.ok()) << started.status();
   LocalNetwork& net = **started;
   ASSERT_EQ(net.nodes().size(), 6u);
-  ASSERT_TRUE(WaitUntil([&] { return AllLinksUp(net); }));
+  ASSERT_TRUE(WaitUntil("every link of ring6 up", [&] { return AllLinksUp(net); }));
   auto hague = GetStatus(net, "hague");
   ASSERT_TRUE(hague.ok());
   std::vector<std::string> neighbours;
@@ -171,7 +148,7 @@ TEST_F(NetworkMpTest, Ring6ComesUpAndACleanStopIsSeenByBothNeighbours) {
   auto stopped = net.StopNode("hague");  // SIGTERM
   ASSERT_TRUE(stopped.ok());
   EXPECT_TRUE(stopped->clean()) << stopped->Describe();
-  EXPECT_TRUE(WaitUntil([&] {
+  EXPECT_TRUE(WaitUntil("leiden and delft to see hague down", [&] {
     return SeesConnected(net, "leiden", "hague") == false && SeesConnected(net, "delft", "hague") == false;
   }));
   EXPECT_EQ(SeesConnected(net, "leiden", "amsterdam"), true);
@@ -191,7 +168,7 @@ TEST_F(NetworkMpTest, DetachedNetworkOutlivesItsLauncherAndStopsFromTheStateDir)
   auto again = LocalNetwork::Start(o);
   EXPECT_EQ(again.status().code(), absl::StatusCode::kAlreadyExists) << again.status();
 
-  absl::Status stopped = cli::StopStateDir(state_dir_.string(), absl::Seconds(5));  // as `qnetctl down`
+  absl::Status stopped = cli::StopStateDir(state_dir_.string(), Scaled(absl::Seconds(5)));  // as `qnetctl down`
   EXPECT_TRUE(stopped.ok()) << stopped;
   for (pid_t pid : pids) {
     int status = 0;

@@ -20,36 +20,23 @@
 #include "cli/launcher.h"
 #include "gtest/gtest.h"
 #include "qnet/v1/node_service.grpc.pb.h"
+#include "tests/common/multiprocess_test.h"
+#include "tests/daemon/node_queries.h"
 
 namespace qnet::daemon {
 namespace {
 
-using cli::LaunchOptions;
 using cli::LocalNetwork;
+using qnet::testing::Scaled;
+using qnet::testing::WaitUntil;
+using testing::MemoryFree;
+using testing::WaitRoute;
 namespace fs = std::filesystem;
 
-class NetworkPathsMpTest : public ::testing::Test {
+class NetworkPathsMpTest : public qnet::testing::MultiProcessTest {
  protected:
-  NetworkPathsMpTest() {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    state_dir_ = fs::path(::testing::TempDir()) / absl::StrCat("qnet-", getpid(), "-", info->name());
-    fs::create_directories(state_dir_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    if (!HasFailure()) fs::remove_all(state_dir_, ec);
-  }
   std::unique_ptr<LocalNetwork> Launch(const std::string& file, double time_scale) {
-    LaunchOptions o;
-    o.qnetd_path = QNETD_PATH;
-    o.network_file = file;
-    o.state_dir = (state_dir_ / "net").string();
-    o.time_scale = time_scale;
-    o.ready_timeout = absl::Seconds(20);
-    o.stop_grace = absl::Seconds(5);
-    auto net = LocalNetwork::Start(o);
-    EXPECT_TRUE(net.ok()) << net.status();
-    return net.ok() ? *std::move(net) : nullptr;
+    return StartNetwork(LaunchOptionsFor(file, time_scale));
   }
   // A chain n0 - ... - n<hops> of ideal nodes on 1 km double-click links of visibility `v`.
   std::string ChainFile(int hops, double v) {
@@ -63,35 +50,7 @@ class NetworkPathsMpTest : public ::testing::Test {
     std::ofstream(path) << yaml;
     return path.string();
   }
-  fs::path state_dir_;
 };
-
-absl::StatusOr<v1::GetRoutesResponse> GetRoutes(const std::string& address) {
-  auto stub = v1::Node::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
-  v1::GetRoutesResponse routes;
-  grpc::Status s = stub->GetRoutes(&context, v1::GetRoutesRequest(), &routes);
-  if (!s.ok()) return absl::UnavailableError(s.error_message());
-  return routes;
-}
-
-// Waits until `address` has a route to `destination` (the adverts spread).
-absl::StatusOr<v1::RouteEntry> WaitRoute(const std::string& address, const std::string& destination,
-                                         size_t hops = 0) {
-  for (int i = 0; i < 150; ++i) {
-    auto routes = GetRoutes(address);
-    if (routes.ok()) {
-      for (const auto& r : routes->routes()) {
-        if (r.destination() == destination && (hops == 0 || static_cast<size_t>(r.path_size()) == hops + 1)) {
-          return r;
-        }
-      }
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return absl::DeadlineExceededError(absl::StrCat("no route to ", destination));
-}
 
 // Visibility V per link: Z-type frame errors with (1-V)/2 per link, so the
 // end-to-end X-basis error rate is (1 - V^k)/2 and the Z-basis one 0.
@@ -112,7 +71,7 @@ TEST_F(NetworkPathsMpTest, ChainsOfThreeAndFiveDaemonsMatchTheClosedForm) {
     request.set_pairs(800);
     request.set_type(v1::EntangleRequest::MEASURE);
     request.set_basis(v1::EntangleRequest::BB84);
-    auto result = cli::RunEntangle(head, request, absl::Seconds(120));
+    auto result = cli::RunEntangle(head, request, Scaled(absl::Seconds(120)));
     ASSERT_TRUE(result.ok()) << result.status() << "\n" << net->LogTail("n0");
     ASSERT_EQ(result->pairs.size(), 800u);
     EXPECT_EQ(result->summary.path_size(), hops + 1);
@@ -133,7 +92,7 @@ TEST_F(NetworkPathsMpTest, ChainsOfThreeAndFiveDaemonsMatchTheClosedForm) {
       // <XX> = V^k here: sqrt(2) (1 + 0.81) = 2.560.
       request.set_pairs(1200);
       request.set_basis(v1::EntangleRequest::CHSH);
-      auto chsh = cli::RunEntangle(head, request, absl::Seconds(120));
+      auto chsh = cli::RunEntangle(head, request, Scaled(absl::Seconds(120)));
       ASSERT_TRUE(chsh.ok()) << chsh.status();
       auto chsh_far = cli::FetchOutcomes(*net->Address(tail_name), "n0", chsh->pairs);
       ASSERT_TRUE(chsh_far.ok()) << chsh_far.status();
@@ -161,10 +120,10 @@ TEST_F(NetworkPathsMpTest, AKilledRepeaterFailsTheRequestAndTheNextGoesTheOtherW
   request.set_type(v1::EntangleRequest::MEASURE);
   std::atomic<int> seen{0};
   std::thread killer([&] {
-    for (int i = 0; i < 200 && seen.load() < 5; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    EXPECT_TRUE(WaitUntil("5 pairs before killing hague", [&] { return seen.load() >= 5; }, std::chrono::seconds(10)));
     EXPECT_TRUE(net->StopNode("hague", SIGKILL).ok());
   });
-  auto result = cli::RunEntangle(leiden, request, absl::Seconds(60), [&](const v1::PairEvent& p) {
+  auto result = cli::RunEntangle(leiden, request, Scaled(absl::Seconds(60)), [&](const v1::PairEvent& p) {
     EXPECT_EQ(p.path_size(), 3);
     ++seen;
   });
@@ -179,23 +138,16 @@ TEST_F(NetworkPathsMpTest, AKilledRepeaterFailsTheRequestAndTheNextGoesTheOtherW
   ASSERT_TRUE(route.ok()) << route.status();
   EXPECT_EQ(route->next_hop(), "amsterdam");
   request.set_pairs(20);
-  auto again = cli::RunEntangle(leiden, request, absl::Seconds(60));
+  auto again = cli::RunEntangle(leiden, request, Scaled(absl::Seconds(60)));
   ASSERT_TRUE(again.ok()) << again.status() << "\n" << net->LogTail("leiden");
   ASSERT_EQ(again->pairs.size(), 20u);
   const std::vector<std::string> other_way = {"leiden", "amsterdam", "utrecht", "rotterdam", "delft"};
   EXPECT_EQ(std::vector<std::string>(again->summary.path().begin(), again->summary.path().end()), other_way);
   // Nothing is left in memory at the ends once the requests are over.
   for (const char* node : {"leiden", "delft"}) {
-    auto stub = v1::Node::NewStub(grpc::CreateChannel(*net->Address(node), grpc::InsecureChannelCredentials()));
-    bool freed = false;
-    for (int i = 0; i < 50 && !freed; ++i) {
-      grpc::ClientContext context;
-      v1::GetStatusResponse status;
-      ASSERT_TRUE(stub->GetStatus(&context, v1::GetStatusRequest(), &status).ok());
-      freed = status.memory_qubits_in_use() == 0;
-      if (!freed) std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    EXPECT_TRUE(freed) << node;
+    const std::string address = *net->Address(node);
+    EXPECT_TRUE(WaitUntil(absl::StrCat(node, "'s memory freed"), [&] { return MemoryFree(address); },
+                          std::chrono::seconds(5), std::chrono::milliseconds(100)));
   }
   EXPECT_TRUE(net->StopAll().ok());
 }
@@ -219,7 +171,7 @@ TEST_F(NetworkPathsMpTest, TeleportAcrossAThreeDaemonChain) {
   request.set_shots(900);
   uint32_t shots_seen = 0;
   std::set<std::string> bases;
-  auto summary = cli::RunTeleport(head, request, absl::Seconds(300), [&](const v1::TeleportShot& shot) {
+  auto summary = cli::RunTeleport(head, request, Scaled(absl::Seconds(300)), [&](const v1::TeleportShot& shot) {
     ++shots_seen;
     bases.insert(shot.basis());
     EXPECT_EQ(shot.pair_id().rfind("n0-n2#", 0), 0u) << shot.pair_id();
@@ -241,19 +193,19 @@ TEST_F(NetworkPathsMpTest, TeleportAcrossAThreeDaemonChain) {
 
   request.set_named_state("0");
   request.set_shots(30);
-  auto zero = cli::RunTeleport(head, request, absl::Seconds(120));
+  auto zero = cli::RunTeleport(head, request, Scaled(absl::Seconds(120)));
   ASSERT_TRUE(zero.ok()) << zero.status();
   EXPECT_NEAR(zero->simulated_min_fidelity(), 1.0, 1e-6);
   EXPECT_EQ(zero->axes(2).plus(), zero->axes(2).shots());  // every Z outcome +1
 
   // Errors a user can act on.
   request.set_destination("nowhere");
-  auto unknown = cli::RunTeleport(head, request, absl::Seconds(10));
+  auto unknown = cli::RunTeleport(head, request, Scaled(absl::Seconds(10)));
   EXPECT_EQ(unknown.status().code(), absl::StatusCode::kNotFound) << unknown.status();
   EXPECT_NE(unknown.status().message().find("NO_ROUTE"), std::string::npos) << unknown.status();
   request.set_destination("n2");
   request.set_shots(0);
-  auto no_shots = cli::RunTeleport(head, request, absl::Seconds(10));
+  auto no_shots = cli::RunTeleport(head, request, Scaled(absl::Seconds(10)));
   EXPECT_EQ(no_shots.status().code(), absl::StatusCode::kInvalidArgument) << no_shots.status();
 }
 

@@ -8,10 +8,8 @@
 #include <algorithm>
 #include <array>
 #include <cmath>
-#include <filesystem>
 #include <map>
 #include <memory>
-#include <thread>
 
 #include <grpcpp/grpcpp.h>
 
@@ -28,64 +26,27 @@
 #include "quantum/channels.h"
 #include "quantum/quantum_system.h"
 #include "qnet/v1/node_service.grpc.pb.h"
+#include "tests/common/multiprocess_test.h"
+#include "tests/daemon/node_queries.h"
 
 namespace qnet::daemon {
 namespace {
 
-using cli::LaunchOptions;
 using cli::LocalNetwork;
-namespace fs = std::filesystem;
+using qnet::testing::Scaled;
+using testing::GetStatus;
+using testing::WaitConnected;
 
 constexpr char kExample[] = "noisy-pair.yaml";
 
-class NoisyPairMpTest : public ::testing::Test {
+class NoisyPairMpTest : public qnet::testing::MultiProcessTest {
  protected:
-  NoisyPairMpTest() {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    state_dir_ = fs::path(::testing::TempDir()) / absl::StrCat("qnet-", getpid(), "-", info->name());
-  }
-  void TearDown() override {
-    std::error_code ec;
-    if (!HasFailure()) fs::remove_all(state_dir_, ec);
-  }
   std::unique_ptr<LocalNetwork> Launch(double time_scale, std::vector<std::string> extra_args = {}) {
-    LaunchOptions o;
-    o.qnetd_path = QNETD_PATH;
-    o.network_file = absl::StrCat(QNET_SOURCE_DIR, "/examples/", kExample);
-    o.state_dir = state_dir_.string();
-    o.time_scale = time_scale;
+    cli::LaunchOptions o = LaunchOptionsFor(Example(kExample), time_scale);
     o.extra_args = std::move(extra_args);
-    o.ready_timeout = absl::Seconds(20);
-    o.stop_grace = absl::Seconds(5);
-    auto net = LocalNetwork::Start(o);
-    EXPECT_TRUE(net.ok()) << net.status();
-    return net.ok() ? *std::move(net) : nullptr;
+    return StartNetwork(o);
   }
-  fs::path state_dir_;
 };
-
-absl::StatusOr<v1::GetStatusResponse> GetStatus(const std::string& address) {
-  auto stub = v1::Node::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
-  v1::GetStatusResponse status;
-  grpc::Status s = stub->GetStatus(&context, v1::GetStatusRequest(), &status);
-  if (!s.ok()) return absl::UnavailableError(s.error_message());
-  return status;
-}
-
-bool WaitConnected(const std::string& address) {
-  for (int i = 0; i < 100; ++i) {
-    auto status = GetStatus(address);
-    bool all = status.ok() && status->neighbours_size() > 0;
-    if (status.ok()) {
-      for (const auto& n : status->neighbours()) all = all && n.connected();
-    }
-    if (all) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
-  return false;
-}
 
 // ---------------------------------------------------------------- the model
 
@@ -239,7 +200,7 @@ TEST_F(NoisyPairMpTest, MeasurePairsInRandomZXBasesHaveTheModelsErrorRates) {
   request.set_type(v1::EntangleRequest::MEASURE);
   request.set_basis(v1::EntangleRequest::BB84);
   request.set_min_fidelity(kMinFidelity);
-  auto result = cli::RunEntangle(alice, request, absl::Seconds(60));
+  auto result = cli::RunEntangle(alice, request, Scaled(absl::Seconds(60)));
   ASSERT_TRUE(result.ok()) << result.status() << "\n" << net->LogTail("alice");
   ASSERT_EQ(result->pairs.size(), kPairs);
   auto far = cli::FetchOutcomes(bob, "alice", result->pairs);
@@ -310,8 +271,8 @@ TEST_F(NoisyPairMpTest, KeepPairsMeasuredAtBothDaemonsViolateChshAsTheModelPredi
     const double angle_b = rng.UniformInt(2) == 0 ? M_PI / 4 : -M_PI / 4;
     // node_b (not the master) first, so that its slot is free again when
     // the master's freed slot makes it schedule the next generation.
-    auto b = clients.at(pair.node_b())->Measure(cli::MeasureRequest(pair.entanglement_id(), angle_b), absl::Seconds(5));
-    auto a = clients.at(pair.node_a())->Measure(cli::MeasureRequest(pair.entanglement_id(), angle_a), absl::Seconds(5));
+    auto b = clients.at(pair.node_b())->Measure(cli::MeasureRequest(pair.entanglement_id(), angle_b), Scaled(absl::Seconds(5)));
+    auto a = clients.at(pair.node_a())->Measure(cli::MeasureRequest(pair.entanglement_id(), angle_a), Scaled(absl::Seconds(5)));
     for (const auto* r : {&a, &b}) {
       if (!r->ok()) {
         failures.push_back(absl::StrCat(pair.entanglement_id(), ": ", r->status().ToString()));
@@ -321,7 +282,7 @@ TEST_F(NoisyPairMpTest, KeepPairsMeasuredAtBothDaemonsViolateChshAsTheModelPredi
       ((*r)->node() == pair.node_a() ? at_a : at_b).push_back(**r);
     }
   };
-  auto result = cli::RunEntangle(address.at("alice"), request, absl::Seconds(120), measure_both);
+  auto result = cli::RunEntangle(address.at("alice"), request, Scaled(absl::Seconds(120)), measure_both);
   ASSERT_TRUE(result.ok()) << result.status() << "\n" << net->LogTail("alice");
   ASSERT_EQ(result->pairs.size(), kPairs);
   ASSERT_TRUE(failures.empty()) << failures.size() << " failed, e.g. " << failures.front();

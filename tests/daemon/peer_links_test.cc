@@ -11,12 +11,13 @@
 #include "gtest/gtest.h"
 #include "in_process_daemons.h"
 #include "qnet/v1/node_service.grpc.pb.h"
+#include "tests/common/wait_until.h"
 
 namespace qnet::daemon {
 namespace {
 
 using testing::InProcessNetwork;
-using testing::WaitUntil;
+using qnet::testing::WaitUntil;
 
 class RecordingStack final : public PeerMessageSink {
  public:
@@ -63,8 +64,9 @@ v1::PeerMessage Numbered(uint64_t i) {
 TEST(PeerLinksTest, NeighboursConnectAndGetMessagesInOrderInOneBatch) {
   InProcessNetwork net({"a", "b", "c"}, 1.0, UseRecordingStack);
   ASSERT_TRUE(net.ok());
-  ASSERT_TRUE(WaitUntil([&] { return Connected(net[0], "b") && Connected(net[1], "a") && Connected(net[1], "c") &&
-                                     Connected(net[2], "b"); }));
+  ASSERT_TRUE(WaitUntil("all links of a - b - c up", [&] {
+    return Connected(net[0], "b") && Connected(net[1], "a") && Connected(net[1], "c") && Connected(net[2], "b");
+  }));
   EXPECT_FALSE(StateOf(net[0], "b").we_dial == StateOf(net[1], "a").we_dial);
   EXPECT_TRUE(StateOf(net[0], "b").we_dial);  // "a" < "b": a dials
 
@@ -73,8 +75,9 @@ TEST(PeerLinksTest, NeighboursConnectAndGetMessagesInOrderInOneBatch) {
   net[0].loop().Call([&] {
     for (int i = 0; i < kMessages; ++i) net[0].context().SendToNeighbour("b", Numbered(i));
   });
-  ASSERT_TRUE(WaitUntil([&] { return net[1].loop().Call([&] { return Recorder(net[1]).messages.size(); }) ==
-                                     static_cast<size_t>(kMessages); }));
+  ASSERT_TRUE(WaitUntil("every message at b", [&] {
+    return net[1].loop().Call([&] { return Recorder(net[1]).messages.size(); }) == static_cast<size_t>(kMessages);
+  }));
   net[1].loop().Call([&] {
     const auto& got = Recorder(net[1]).messages;
     for (int i = 0; i < kMessages; ++i) {
@@ -90,9 +93,9 @@ TEST(PeerLinksTest, NeighboursConnectAndGetMessagesInOrderInOneBatch) {
 TEST(PeerLinksTest, MessagesToNonNeighboursOrDownLinksAreDropped) {
   InProcessNetwork net({"a", "b", "c"}, 1.0, UseRecordingStack);
   ASSERT_TRUE(net.ok());
-  ASSERT_TRUE(WaitUntil([&] { return Connected(net[1], "c"); }));
+  ASSERT_TRUE(WaitUntil("b - c up", [&] { return Connected(net[1], "c"); }));
   net.Stop(2);
-  ASSERT_TRUE(WaitUntil([&] { return !Connected(net[1], "c"); }));
+  ASSERT_TRUE(WaitUntil("b to see c down", [&] { return !Connected(net[1], "c"); }));
   net[1].loop().Call([&] { net[1].context().SendToNeighbour("c", Numbered(1)); });
   EXPECT_EQ(StateOf(net[1], "c").messages_dropped, 1u);
   net[0].loop().Call([&] { net[0].context().SendToNeighbour("c", Numbered(2)); });  // not a neighbour of a
@@ -106,7 +109,7 @@ TEST(PeerLinksTest, DeliveryWaitsForTheClassicalDelay) {
     o.time_scale = 0.1;
   });
   ASSERT_TRUE(net.ok());
-  ASSERT_TRUE(WaitUntil([&] { return Connected(net[0], "b") && Connected(net[1], "a"); }));
+  ASSERT_TRUE(WaitUntil("a - b up at both ends", [&] { return Connected(net[0], "b") && Connected(net[1], "a"); }));
   const int64_t hold_ns = 100'000'000;
   std::vector<int64_t> sent;
   for (int i = 0; i < 3; ++i) {
@@ -118,7 +121,9 @@ TEST(PeerLinksTest, DeliveryWaitsForTheClassicalDelay) {
       return now;
     }));
   }
-  ASSERT_TRUE(WaitUntil([&] { return net[1].loop().Call([&] { return Recorder(net[1]).messages.size(); }) == 3u; }));
+  ASSERT_TRUE(WaitUntil("3 messages at b", [&] {
+    return net[1].loop().Call([&] { return Recorder(net[1]).messages.size(); }) == 3u;
+  }));
   auto received = net[1].loop().Call([&] { return Recorder(net[1]).received_unix_ns; });
   for (int i = 0; i < 3; ++i) {
     // Lower bound only (the emulation promises "no earlier than"); 1 ms
@@ -130,12 +135,12 @@ TEST(PeerLinksTest, DeliveryWaitsForTheClassicalDelay) {
 TEST(PeerLinksTest, NeighbourDownAndUpReachTheStack) {
   InProcessNetwork net({"a", "b"}, 1.0, UseRecordingStack);
   ASSERT_TRUE(net.ok());
-  ASSERT_TRUE(WaitUntil([&] { return Connected(net[0], "b"); }));
+  ASSERT_TRUE(WaitUntil("a - b up", [&] { return Connected(net[0], "b"); }));
   const std::string b_address = net[1].listen_address();
   net.Stop(1);
-  ASSERT_TRUE(WaitUntil([&] { return !Connected(net[0], "b"); }));
+  ASSERT_TRUE(WaitUntil("a to see b down", [&] { return !Connected(net[0], "b"); }));
   net.Restart(1, b_address);
-  ASSERT_TRUE(WaitUntil([&] { return Connected(net[0], "b") && Connected(net[1], "a"); }));
+  ASSERT_TRUE(WaitUntil("a - b up at both ends", [&] { return Connected(net[0], "b") && Connected(net[1], "a"); }));
   auto events = net[0].loop().Call([&] { return Recorder(net[0]).events; });
   EXPECT_EQ(events, (std::vector<std::string>{"up:b", "down:b", "up:b"}));
   EXPECT_EQ(StateOf(net[0], "b").times_connected, 2u);
@@ -189,7 +194,7 @@ TEST(PeerLinksTest, MismatchedHellosAreRejectedWithAClearStatus) {
 TEST(PeerLinksTest, GetStatusReportsNeighbours) {
   InProcessNetwork net({"a", "b", "c"}, 5.0, UseRecordingStack);
   ASSERT_TRUE(net.ok());
-  ASSERT_TRUE(WaitUntil([&] { return Connected(net[1], "a") && Connected(net[1], "c"); }));
+  ASSERT_TRUE(WaitUntil("both links of b up", [&] { return Connected(net[1], "a") && Connected(net[1], "c"); }));
   // One memory slot taken on b's device: status counts it.
   ASSERT_TRUE(net[1].loop().Call([&] { return net[1].stack().device().Allocate().ok(); }));
   auto stub = v1::Node::NewStub(grpc::CreateChannel(net[1].listen_address(), grpc::InsecureChannelCredentials()));

@@ -10,7 +10,6 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
-#include <thread>
 
 #include <grpcpp/grpcpp.h>
 
@@ -19,6 +18,8 @@
 #include "cli/launcher.h"
 #include "gtest/gtest.h"
 #include "qnet/v1/node_service.grpc.pb.h"
+#include "tests/common/multiprocess_test.h"
+#include "tests/daemon/node_queries.h"
 
 namespace qnet::daemon {
 
@@ -34,14 +35,13 @@ constexpr double kTimeScale = 10.0;
 constexpr double kBlockTimeoutS = 2500.0;
 // Two blocks' worth: a block whose verification fails (rare since Cascade's
 // extra passes for short keys) is rerun. ctest allows 600 s (CMakeLists.txt).
+// Not stretched by the timeout factor: it follows the sessions' own
+// (simulated) deadline, which ends a stuck call first.
 inline absl::Duration ClientDeadline() { return absl::Seconds(2 * kBlockTimeoutS / kTimeScale + 20); }
 
-class QkdMpTest : public ::testing::Test {
+class QkdMpTest : public qnet::testing::MultiProcessTest {
  protected:
   void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    state_dir_ = fs::path(::testing::TempDir()) / absl::StrCat("qnet-", getpid(), "-", info->name());
-    fs::create_directories(state_dir_);
     // Ideal nodes, 1 km double-click links of visibility V: each link's
     // pairs carry a Z error with probability (1-V)/2, so end-to-end pairs
     // over k links show X-basis errors (1 - V^k)/2 and no Z-basis errors.
@@ -51,39 +51,17 @@ class QkdMpTest : public ::testing::Test {
                            "  - {name: n2, hardware: ideal}\nlinks:\n"
                         << "  - {between: [n0, n1], length_km: 1, visibility: " << kVisibility << "}\n"
                         << "  - {between: [n1, n2], length_km: 1, visibility: " << kVisibility << "}\n";
-    cli::LaunchOptions o;
-    o.qnetd_path = QNETD_PATH;
-    o.network_file = file.string();
-    o.state_dir = (state_dir_ / "net").string();
-    o.time_scale = kTimeScale;
-    o.ready_timeout = absl::Seconds(20);
-    o.stop_grace = absl::Seconds(5);
-    auto net = cli::LocalNetwork::Start(o);
+    auto net = cli::LocalNetwork::Start(LaunchOptionsFor(file.string(), kTimeScale));
     ASSERT_TRUE(net.ok()) << net.status();
     net_ = *std::move(net);
     n0_ = *net_->Address("n0");
     n2_ = *net_->Address("n2");
-    ASSERT_TRUE(WaitTwoHopRoute()) << "n0 never learned a route to n2";
+    auto route = testing::WaitRoute(n0_, "n2", 2);
+    ASSERT_TRUE(route.ok()) << route.status();
   }
   void TearDown() override {
-    net_.reset();
-    std::error_code ec;
-    if (!HasFailure()) fs::remove_all(state_dir_, ec);
-  }
-  bool WaitTwoHopRoute() {
-    auto stub = v1::Node::NewStub(grpc::CreateChannel(n0_, grpc::InsecureChannelCredentials()));
-    for (int i = 0; i < 150; ++i) {
-      grpc::ClientContext context;
-      context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
-      v1::GetRoutesResponse routes;
-      if (stub->GetRoutes(&context, v1::GetRoutesRequest(), &routes).ok()) {
-        for (const auto& r : routes.routes()) {
-          if (r.destination() == "n2" && r.path_size() == 3) return true;
-        }
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    return false;
+    net_.reset();  // the daemons stop before the state directory is judged
+    MultiProcessTest::TearDown();
   }
   // Short blocks need a large sample for the finite-size bounds to leave a key.
   static v1::QkdRequest Request(v1::QkdRequest::Protocol protocol, uint32_t pairs) {
@@ -122,7 +100,6 @@ class QkdMpTest : public ::testing::Test {
               << " pairs, QBER Z " << summary.qber_z() << " X " << summary.qber_x() << "\n";
   }
 
-  fs::path state_dir_;
   std::unique_ptr<cli::LocalNetwork> net_;
   std::string n0_, n2_;
 };
