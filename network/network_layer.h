@@ -2,7 +2,10 @@
 // nodes over a path of repeaters (see network_service.h for the service),
 // modelled on the QIA network protocol (Kozlowski et al., CoNEXT 2020).
 //
-// Routing: link-state adverts flooded over the peer links (routing.h).
+// Routing: link-state adverts flooded over the peer links (AdvertFlooding,
+// routing_adverts.h; the database and paths in routing.h).
+// Datagrams: classical messages to any node, forwarded hop by hop
+// (DatagramService, datagrams.h).
 // Circuits: the head (the requesting node) picks the cheapest path, plans
 // per-link fidelity targets and a cutoff (path_plan.h) and installs a
 // virtual circuit hop by hop (CircuitSetup); every node reserves the memory
@@ -28,6 +31,10 @@
 // its link requests and releases its reservation.
 // Messages are assumed delivered in order on an up link (the daemon's peer
 // streams); a link that goes down tears its circuits down.
+//
+// NetworkLayer's own definitions are split by concern: network_layer.cc (the
+// service, dispatch, neighbour events), circuit_setup.cc, circuit_pairs.cc,
+// circuit_purification.cc, circuit_swapping.cc, circuit_tracking.cc.
 #pragma once
 
 #include <cstdint>
@@ -41,12 +48,15 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "core/lifetime.h"
 #include "core/node_context.h"
 #include "link/link_layer.h"
 #include "network/bell_diagonal.h"
+#include "network/datagrams.h"
 #include "network/network_service.h"
 #include "network/path_plan.h"
 #include "network/routing.h"
+#include "network/routing_adverts.h"
 #include "physical/physical_layer.h"
 #include "physical/quantum_device.h"
 #include "qnet/v1/network_messages.pb.h"
@@ -99,14 +109,14 @@ class NetworkLayer {
 
   // --- Classical datagrams to any node (forwarded hop by hop along the
   // routing table; best effort, in order while routes stay put).
-  using DatagramHandler = std::function<void(const std::string& source, const std::string& payload)>;
+  using DatagramHandler = DatagramService::Handler;
   // AlreadyExists if the purpose id has a receiver; InvalidArgument for an empty handler.
   absl::Status RegisterDatagramReceiver(uint32_t purpose_id, DatagramHandler handler);
   absl::Status UnregisterDatagramReceiver(uint32_t purpose_id);
   // NotFound "NO_ROUTE: ..." if the destination cannot be reached now.
   // The handler at the destination runs on its event loop (never inside this call).
   absl::Status SendDatagram(const std::string& destination, uint32_t purpose_id, std::string payload);
-  uint64_t dropped_datagrams() const { return dropped_datagrams_; }
+  uint64_t dropped_datagrams() const { return datagrams_.dropped(); }
 
   // --- Entry points for the node's stack.
   void OnNetworkMessage(const std::string& from, const v1::NetworkMessage& message);
@@ -114,8 +124,8 @@ class NetworkLayer {
   void OnNeighbourDown(const std::string& neighbour);
 
   // --- Introspection.
-  const LinkStateDatabase& routes() const { return database_; }
-  std::vector<RouteEntry> RoutingTable() const { return database_.Table(context_.node_name()); }
+  const LinkStateDatabase& routes() const { return routing_.database(); }
+  std::vector<RouteEntry> RoutingTable() const { return routing_.database().Table(context_.node_name()); }
   size_t active_circuits() const { return circuits_.size(); }
   int reserved_slots() const { return reserved_; }
   // Qubits the network layer holds now (circuit pairs; not those handed up).
@@ -212,56 +222,41 @@ class NetworkLayer {
                physical::NodeHardware hardware, std::vector<physical::PhysicalLink> links,
                NetworkLayerOptions options);
 
-  // Routing.
-  void OriginateAdvert();
-  void Flood(const v1::LinkStateAdverts& adverts, const std::string& except);
-  void OnAdverts(const std::string& from, const v1::LinkStateAdverts& adverts);
-  void ScheduleRefresh();
+  // network_layer.cc: event delivery to the layer above, helpers.
+  void Emit(const NetworkEventHandler& handler, NetworkEvent event);
+  void FlushEvents();
+  void Send(const std::string& neighbour, v1::NetworkMessage message);
+  Duration LinkDelay(const std::string& neighbour) const;
+  std::string Where() const { return context_.node_name(); }
 
-  // Signalling.
+  // circuit_setup.cc: set-up, reservation and teardown.
+  Circuit* FindCircuit(const CircuitKey& key);
+  static CircuitKey KeyFromWire(const v1::CircuitKey& key);
+  static void KeyToWire(const CircuitKey& key, v1::CircuitKey* out);
+  absl::Status Reserve(Circuit& c, int slots);
   void SendSetup(Circuit& c);
+  // The head (or a node waiting for its own memory) sends the set-up again later.
+  void ScheduleSetupRetry(Circuit& c);
   void OnSetup(const std::string& from, const v1::CircuitSetup& setup);
   void OnSetupReply(const std::string& from, const v1::CircuitSetupReply& reply);
-  void OnCredit(const std::string& from, const v1::CircuitCredit& credit);
-  void OnTrack(const std::string& from, const v1::CircuitTrack& track);
-  void OnVerdict(const std::string& from, const v1::CircuitVerdict& verdict);
   void OnTeardown(const std::string& from, const v1::CircuitTeardown& teardown);
-  void OnDatagram(v1::Datagram datagram);
-  void Send(const std::string& neighbour, v1::NetworkMessage message);
-  void SendCredit(Circuit& c);
-  void SendTrack(Circuit& c, v1::CircuitTrack track);
+  // Ends the circuit here: tells the neighbours on it except `from`, frees
+  // everything, and ends the request at an end (error nullopt = completed).
+  void EndCircuit(const CircuitKey& key, std::optional<NetworkError> error, const std::string& message,
+                  const std::string& from);
 
-  // Generation, swapping, tracking.
+  // circuit_pairs.cc: link-pair generation under credits, the pairs held,
+  // cutoffs and discards.
   void RequestLinkPair(Circuit& c);
+  void OnCredit(const std::string& from, const v1::CircuitCredit& credit);
+  void SendCredit(Circuit& c);
   void OnDownstreamLinkEvent(const CircuitKey& key, const link::LinkEvent& event);
   void OnUpstreamLinkEvent(const CircuitKey& key, const link::LinkEvent& event);
   void AddPair(Circuit& c, bool upstream, const link::PairDelivered& pair);
   // A pair that has been through the circuit's purification rounds: tracked,
   // measured, swapped or delivered as the node's role says.
   void PairReady(Circuit& c, bool upstream, HeldPair& pair);
-  // Purification (DEJMPS per link): the upstream end starts a round on two
-  // pairs of the same level; the downstream end completes it and decides.
-  void TryPurify(Circuit& c);
-  void OnPurify(const std::string& from, const v1::CircuitPurify& purify);
-  void ServePendingPurify(Circuit& c);
-  bool StartPurifyHere(Circuit& c, const v1::CircuitPurify& purify);
-  void OnPurifyResult(const std::string& from, const v1::CircuitPurifyResult& result);
-  // Runs device operations one after another; `done` gets the first error or
-  // the last measurement outcome.
-  using DeviceStep = std::function<void(std::function<void(absl::StatusOr<int>)>)>;
-  void RunSteps(std::vector<DeviceStep> steps, std::function<void(absl::StatusOr<int>)> done);
-  // Whether this node is the first qubit (node_a) of its link to `neighbour`.
-  bool IsNodeA(const std::string& neighbour) const;
-  void TrySwap(Circuit& c);
-  void OnSwapped(const CircuitKey& key, uint64_t up_sequence, uint64_t down_sequence,
-                 absl::StatusOr<quantum::BellState> outcome);
   void OnCutoff(const CircuitKey& key, bool upstream, uint64_t sequence);
-  void Measure(Circuit& c, bool upstream, uint64_t sequence);
-  void OnMeasured(const CircuitKey& key, bool upstream, uint64_t sequence, absl::StatusOr<int> outcome);
-  void HeadTrack(Circuit& c, HeldPair& pair);
-  // Tracks for upstream pair `sequence` at a repeater or the tail.
-  void HandleTrack(Circuit& c, const v1::CircuitTrack& track);
-  void Decide(Circuit& c, HeldPair& pair, const v1::CircuitTrack& track);
   void Discard(Circuit& c, bool upstream, uint64_t sequence, const std::string& why);
   HeldPair* FindPair(Circuit& c, bool upstream, uint64_t sequence);
   void ErasePair(Circuit& c, bool upstream, uint64_t sequence);
@@ -269,19 +264,39 @@ class NetworkLayer {
   MemoryDecayRates NeighbourRates(const Circuit& c, const std::string& neighbour) const;
   MemoryDecayRates OwnRates(const Circuit& c) const;
 
-  // Lifecycle.
-  Circuit* FindCircuit(const CircuitKey& key);
-  static CircuitKey KeyFromWire(const v1::CircuitKey& key);
-  static void KeyToWire(const CircuitKey& key, v1::CircuitKey* out);
-  absl::Status Reserve(Circuit& c, int slots);
-  // Ends the circuit here: tells the neighbours on it except `from`, frees
-  // everything, and ends the request at an end (error nullopt = completed).
-  void EndCircuit(const CircuitKey& key, std::optional<NetworkError> error, const std::string& message,
-                  const std::string& from);
-  void Emit(const NetworkEventHandler& handler, NetworkEvent event);
-  void FlushEvents();
-  Duration LinkDelay(const std::string& neighbour) const;
-  std::string Where() const { return context_.node_name(); }
+  // circuit_purification.cc: DEJMPS per link. The upstream end starts a
+  // round on two pairs of the same level; the downstream end completes it
+  // and decides.
+  void TryPurify(Circuit& c);
+  void OnPurify(const std::string& from, const v1::CircuitPurify& purify);
+  void ServePendingPurify(Circuit& c);
+  bool StartPurifyHere(Circuit& c, const v1::CircuitPurify& purify);
+  // The circuit a round's device steps ran for; nullptr if it is gone, or
+  // if the steps failed (the circuit then ends with DEVICE_ERROR).
+  Circuit* CircuitAfterPurifySteps(const CircuitKey& key, const absl::Status& status);
+  void SendPurifyResult(const Circuit& c, uint64_t keep_sequence, bool success, double fidelity,
+                        const std::string& message);
+  void OnPurifyResult(const std::string& from, const v1::CircuitPurifyResult& result);
+  // Whether this node is the first qubit (node_a) of its link to `neighbour`.
+  bool IsNodeA(const std::string& neighbour) const;
+
+  // circuit_swapping.cc: swap-ASAP at repeaters, measurement at MEASURE ends.
+  void TrySwap(Circuit& c);
+  void OnSwapped(const CircuitKey& key, uint64_t up_sequence, uint64_t down_sequence,
+                 absl::StatusOr<quantum::BellState> outcome);
+  void Measure(Circuit& c, bool upstream, uint64_t sequence);
+  void OnMeasured(const CircuitKey& key, bool upstream, uint64_t sequence, absl::StatusOr<int> outcome);
+
+  // circuit_tracking.cc: tracks (Pauli frame and estimate) and verdicts.
+  void HeadTrack(Circuit& c, HeldPair& pair);
+  void SendTrack(Circuit& c, v1::CircuitTrack track);
+  void OnTrack(const std::string& from, const v1::CircuitTrack& track);
+  // Tracks for upstream pair `sequence` at a repeater or the tail.
+  void HandleTrack(Circuit& c, const v1::CircuitTrack& track);
+  void Decide(Circuit& c, HeldPair& pair, const v1::CircuitTrack& track);
+  // Tells the head its pair `head_pair` will not be delivered.
+  void SendFailedVerdict(Circuit& c, uint64_t head_pair, const std::string& message);
+  void OnVerdict(const std::string& from, const v1::CircuitVerdict& verdict);
 
   NodeContext& context_;
   physical::QuantumDevice& device_;
@@ -290,10 +305,8 @@ class NetworkLayer {
   std::vector<physical::PhysicalLink> links_;
   NetworkLayerOptions options_;
   Rng rng_;
-  LinkStateDatabase database_;
-  uint64_t advert_sequence_ = 0;
-  absl::flat_hash_set<std::string> neighbours_up_;
-  TimerId refresh_timer_ = kNoTimer;
+  AdvertFlooding routing_;
+  DatagramService datagrams_;
   uint64_t incarnation_ = 0;
   uint64_t next_circuit_ = 1;
   uint32_t next_label_ = 0;
@@ -302,12 +315,10 @@ class NetworkLayer {
   absl::flat_hash_map<CircuitKey, Circuit> circuits_;
   absl::flat_hash_map<RequestId, CircuitKey> by_request_;
   absl::flat_hash_map<uint32_t, NetworkEventHandler> receivers_;
-  absl::flat_hash_map<uint32_t, DatagramHandler> datagram_receivers_;
-  uint64_t dropped_datagrams_ = 0;
   std::deque<std::pair<NetworkEventHandler, NetworkEvent>> pending_events_;
   TimerId flush_timer_ = kNoTimer;
   NetworkLayerStats stats_;
-  std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
+  Lifetime lifetime_;
 };
 
 }  // namespace qnet::network
