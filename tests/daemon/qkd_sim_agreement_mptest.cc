@@ -12,7 +12,6 @@
 #include <fstream>
 #include <regex>
 #include <string>
-#include <thread>
 
 #include <grpcpp/grpcpp.h>
 
@@ -21,6 +20,8 @@
 #include "cli/launcher.h"
 #include "gtest/gtest.h"
 #include "qnet/v1/node_service.grpc.pb.h"
+#include "tests/common/multiprocess_test.h"
+#include "tests/daemon/node_queries.h"
 
 namespace qnet::daemon {
 namespace {
@@ -62,22 +63,15 @@ std::string RunCommand(const std::string& command, int* exit_code) {
   return out;
 }
 
-class QkdSimAgreementMpTest : public ::testing::Test {
+class QkdSimAgreementMpTest : public qnet::testing::MultiProcessTest {
  protected:
   void SetUp() override {
-    const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
-    state_dir_ = fs::path(::testing::TempDir()) / absl::StrCat("qnet-", getpid(), "-", info->name());
-    fs::create_directories(state_dir_);
     file_ = state_dir_ / "pair.yaml";
-    std::ofstream(file_) << "network: qkdpair\nseed: 5\nnodes:\n"
+    std::ofstream(file_) << "network: qkdpair\nnodes:\n"
                             "  - {name: alice, hardware: ideal}\n  - {name: bob, hardware: ideal}\nlinks:\n"
                          << "  - {between: [alice, bob], length_km: 1, visibility: " << kVisibility << "}\n";
   }
-  void TearDown() override {
-    std::error_code ec;
-    if (!HasFailure()) fs::remove_all(state_dir_, ec);
-  }
-  fs::path state_dir_, file_;
+  fs::path file_;
 };
 
 TEST_F(QkdSimAgreementMpTest, DaemonsAndSimulatorGiveTheSameKeyStatistics) {
@@ -85,7 +79,8 @@ TEST_F(QkdSimAgreementMpTest, DaemonsAndSimulatorGiveTheSameKeyStatistics) {
   int exit_code = -1;
   const std::string json = RunCommand(
       absl::StrCat(QNETSIM_PATH, " --network ", file_.string(), " --qkd bbm92 --from alice --to bob --bits 1",
-                   " --pairs_per_block ", kPairs, " --sample_fraction ", kSample, " --max_blocks 3 --output json"),
+                   " --pairs_per_block ", kPairs, " --sample_fraction ", kSample, " --max_blocks 3 --output json",
+                   " --seed ", qnet::testing::TestSeed()),
       &exit_code);
   ASSERT_EQ(exit_code, 0) << json;
   EXPECT_NE(json.find("\"keys_match\":true"), std::string::npos) << json;
@@ -97,16 +92,10 @@ TEST_F(QkdSimAgreementMpTest, DaemonsAndSimulatorGiveTheSameKeyStatistics) {
   sim.final_key_bits = static_cast<uint64_t>(JsonNumber(json, "final_key_bits"));
 
   // The daemons: the same file, Node.Qkd with the same block options.
-  cli::LaunchOptions o;
-  o.qnetd_path = QNETD_PATH;
-  o.network_file = file_.string();
-  o.state_dir = (state_dir_ / "net").string();
-  o.time_scale = kTimeScale;
-  o.ready_timeout = absl::Seconds(20);
-  o.stop_grace = absl::Seconds(5);
-  auto net = cli::LocalNetwork::Start(o);
-  ASSERT_TRUE(net.ok()) << net.status();
-  const std::string alice = *(*net)->Address("alice"), bob = *(*net)->Address("bob");
+  auto net = StartNetwork(LaunchOptionsFor(file_.string(), kTimeScale));
+  ASSERT_NE(net, nullptr);
+  const std::string alice = *net->Address("alice"), bob = *net->Address("bob");
+  ASSERT_TRUE(testing::WaitRoute(alice, "bob", 1).ok()) << "alice never learned a route to bob";
   v1::QkdRequest request;
   request.set_peer("bob");
   request.set_protocol(v1::QkdRequest::BBM92);
@@ -115,14 +104,8 @@ TEST_F(QkdSimAgreementMpTest, DaemonsAndSimulatorGiveTheSameKeyStatistics) {
   request.set_sample_fraction(kSample);
   request.set_max_blocks(3);
   request.set_timeout_s(kBlockTimeoutS);
-  absl::StatusOr<v1::QkdSummary> summary;
-  // The first request waits for the neighbours' peer streams and routes.
-  for (int attempt = 0; attempt < 50; ++attempt) {
-    summary = cli::RunQkd(alice, request, absl::Seconds(3 * kBlockTimeoutS / kTimeScale + 20));
-    if (summary.ok() || summary.status().code() != absl::StatusCode::kNotFound) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(200));  // NO_ROUTE: adverts not in yet
-  }
-  ASSERT_TRUE(summary.ok()) << summary.status() << "\n" << (*net)->LogTail("alice");
+  auto summary = cli::RunQkd(alice, request, absl::Seconds(3 * kBlockTimeoutS / kTimeScale + 20));
+  ASSERT_TRUE(summary.ok()) << summary.status() << "\n" << net->LogTail("alice");
   Figures daemons{summary->qber_z(), summary->qber_x(), summary->raw_pairs(), summary->sifted_bits(),
                   summary->final_key_bits()};
   for (const v1::QkdBlock& block : summary->blocks()) {
