@@ -309,7 +309,7 @@ absl::Status Daemon::Init() {
   teleport_ = std::make_unique<TeleportService>(*context_, stack_->transport(), stack_->network(), stack_->device(),
                                                 &stack_->device(), log_);
   if (absl::Status s = teleport_->Start(); !s.ok()) return s;
-  qkd_ = std::make_unique<QkdService>(*stack_->key_agreement(), log_);
+  qkd_ = std::make_unique<QkdService>(*stack_, log_);
 
   hardware_service_ = std::make_unique<HardwarePlaneService>(*backend_, loop_->poster());
   node_service_ = std::make_unique<NodeService>(*this, loop_->poster());
@@ -366,7 +366,8 @@ void Daemon::Shutdown() {
     QNET_LOG(log_, kInfo, "stopped");
   }
   loop_->Stop();
-  // Loop-owned objects go now, the stack first (it refers to the others).
+  // Loop-owned objects go now: the services first (they refer to the stack).
+  // Cancels still queued for them were dropped with the loop's work above.
   qkd_.reset();
   teleport_.reset();
   entanglement_.reset();

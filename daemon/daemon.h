@@ -52,7 +52,7 @@ struct DaemonOptions {
 class Daemon {
  public:
   // Builds everything, binds the server and starts the loop. Errors name
-  // what to fix (bad topology, address in use, stack factory failure).
+  // what to fix (bad topology, no or a bad network file, address in use).
   static absl::StatusOr<std::unique_ptr<Daemon>> Start(DaemonOptions options);
   ~Daemon();
   Daemon(const Daemon&) = delete;

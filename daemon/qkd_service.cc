@@ -104,26 +104,40 @@ absl::StatusOr<keydist::KeyRequest> ToKeyRequest(const v1::QkdRequest& request) 
   return out;
 }
 
-QkdService::QkdService(keydist::KeyAgreement& agreement, const Logger& log) : agreement_(agreement), log_(log) {
-  agreement_.SetResponderObserver(
-      [this](const std::string& initiator, keydist::SessionId, absl::StatusOr<keydist::QkdResult> result) {
-        if (!result.ok()) {
-          QNET_LOG(log_, kInfo, "QKD session from %s failed: %s", initiator, result.status().message());
-          return;
-        }
-        QNET_LOG(log_, kInfo, "QKD key with %s: %d bits", initiator, result->key.size());
-      });
+QkdService::QkdService(stack::NodeStack& node, const Logger& log) : node_(node), log_(log) { (void)Agreement(); }
+
+QkdService::~QkdService() {
+  if (observed_ != nullptr && observed_ == node_.key_agreement()) observed_->SetResponderObserver(nullptr);
 }
 
-QkdService::~QkdService() { agreement_.SetResponderObserver(nullptr); }
+absl::StatusOr<keydist::KeyAgreement*> QkdService::Agreement() {
+  keydist::KeyAgreement* agreement = node_.key_agreement();
+  if (agreement == nullptr) {
+    return absl::UnavailableError(absl::StrCat("key distribution is stopped at ", node_.node_name()));
+  }
+  if (agreement != observed_) {
+    observed_ = agreement;
+    agreement->SetResponderObserver(
+        [log = &log_](const std::string& initiator, keydist::SessionId, absl::StatusOr<keydist::QkdResult> result) {
+          if (!result.ok()) {
+            QNET_LOG(*log, kInfo, "QKD session from %s failed: %s", initiator, result.status().message());
+            return;
+          }
+          QNET_LOG(*log, kInfo, "QKD key %s with %s: %d bits", result->key_id, initiator, result->key.size());
+        });
+  }
+  return agreement;
+}
 
 absl::StatusOr<QkdService::CallHandle> QkdService::Qkd(const v1::QkdRequest& request, Stream stream) {
   absl::StatusOr<keydist::KeyRequest> key_request = ToKeyRequest(request);
   if (!key_request.ok()) return key_request.status();
+  absl::StatusOr<keydist::KeyAgreement*> agreement = Agreement();
+  if (!agreement.ok()) return agreement.status();
   auto shared = std::make_shared<Stream>(std::move(stream));
   const absl::Time wall_started = absl::Now();
   const bool show_key = request.show_key();
-  return agreement_.Start(
+  return (*agreement)->Start(
       *std::move(key_request),
       [shared](const keydist::KeyAgreementProgress& p) {
         v1::QkdEvent event;
@@ -155,10 +169,12 @@ absl::StatusOr<QkdService::CallHandle> QkdService::Qkd(const v1::QkdRequest& req
       });
 }
 
-void QkdService::Cancel(CallHandle call) { agreement_.Cancel(call); }
+void QkdService::Cancel(CallHandle call) {
+  if (keydist::KeyAgreement* agreement = node_.key_agreement()) agreement->Cancel(call);
+}
 
 absl::StatusOr<v1::GetKeyResponse> QkdService::GetKey(const v1::GetKeyRequest& request) const {
-  absl::StatusOr<keydist::StoredKey> key = agreement_.store().Find(request.key_id());
+  absl::StatusOr<keydist::StoredKey> key = node_.key_store().Find(request.key_id());
   if (!key.ok()) return key.status();
   v1::GetKeyResponse out;
   out.set_key_id(key->key_id);

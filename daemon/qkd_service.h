@@ -15,6 +15,7 @@
 #include "daemon/log.h"
 #include "keydist/key_agreement.h"
 #include "keydist/key_store.h"
+#include "stack/node_stack.h"
 #include "qnet/v1/node_service.pb.h"
 
 namespace qnet::daemon {
@@ -35,7 +36,9 @@ class QkdService {
   using CallHandle = keydist::AgreementId;
 
   // Logs the keys other nodes' sessions leave here. Both must outlive this.
-  QkdService(keydist::KeyAgreement& agreement, const Logger& log);
+  // The node's key agreement is looked up per call: key distribution may be
+  // stopped (Unavailable) and started again.
+  QkdService(stack::NodeStack& node, const Logger& log);
   ~QkdService();
   QkdService(const QkdService&) = delete;
   QkdService& operator=(const QkdService&) = delete;
@@ -47,8 +50,12 @@ class QkdService {
   absl::StatusOr<v1::GetKeyResponse> GetKey(const v1::GetKeyRequest& request) const;
 
  private:
-  keydist::KeyAgreement& agreement_;
+  // The running key agreement, with this service's responder log attached.
+  absl::StatusOr<keydist::KeyAgreement*> Agreement();
+
+  stack::NodeStack& node_;
   const Logger& log_;
+  keydist::KeyAgreement* observed_ = nullptr;  // the agreement our responder log is attached to
 };
 
 }  // namespace qnet::daemon

@@ -69,7 +69,9 @@ absl::Status KeyAgreement::StartBlock(AgreementId id) {
       lifetime_.Guard([this, id, block](SessionId, const QkdProgress& p) {
         auto found = requests_.find(id);
         if (found == requests_.end() || !found->second.progress) return;
-        found->second.progress({.block = block, .session = p, .total_key_bits = found->second.result.key.size()});
+        // A copy: the handler may cancel the request (and so erase it).
+        AgreementProgressHandler progress = found->second.progress;
+        progress({.block = block, .session = p, .total_key_bits = found->second.result.key.size()});
       }),
       lifetime_.Guard([this, id](SessionId, absl::StatusOr<QkdResult> result) { OnBlockDone(id, std::move(result)); }));
   if (!session.ok()) return session.status();
@@ -84,6 +86,17 @@ bool KeyAgreement::Cancel(AgreementId id) {
   if (it->second.session_running) (void)sessions_.Cancel(it->second.session);
   Finish(id, absl::CancelledError("the key request was cancelled"));
   return true;
+}
+
+void KeyAgreement::AbortAll(const absl::Status& status) {
+  std::vector<AgreementId> ids;
+  for (const auto& [id, running] : requests_) ids.push_back(id);
+  for (AgreementId id : ids) {
+    auto it = requests_.find(id);
+    if (it == requests_.end()) continue;
+    if (it->second.session_running) (void)sessions_.Cancel(it->second.session);
+    Finish(id, status);
+  }
 }
 
 void KeyAgreement::OnBlockDone(AgreementId id, absl::StatusOr<QkdResult> result) {

@@ -73,7 +73,8 @@ struct KeyAgreementResult {
 };
 
 using AgreementId = uint64_t;
-// Run on the node's event loop, never inside a call to KeyAgreement.
+// Run on the node's event loop; the done handler also runs inside Cancel
+// and AbortAll.
 using AgreementProgressHandler = std::function<void(const KeyAgreementProgress&)>;
 // Errors: those of KeyDistribution's sessions, prefixed with the block and
 // the key bits (and key ids) shared before it; ResourceExhausted when
@@ -95,8 +96,12 @@ class KeyAgreement {
   // (e.g. NotFound "NO_ROUTE: ..."). `progress` may be empty.
   absl::StatusOr<AgreementId> Start(KeyRequest request, AgreementProgressHandler progress,
                                     AgreementDoneHandler done);
-  // The done handler gets Cancelled. False if the id is not running.
+  // The done handler gets Cancelled before Cancel returns. False if the id
+  // is not running.
   bool Cancel(AgreementId id);
+  // Ends every running request with `status` (its done handler runs before
+  // this returns): key distribution is being stopped under them.
+  void AbortAll(const absl::Status& status);
 
   // Sees every responder-side result after the store did (logs, tests).
   void SetResponderObserver(ResponderHandler observer) { responder_observer_ = std::move(observer); }

@@ -47,7 +47,13 @@ absl::StatusOr<KeyExperimentResult> RunKeyExperiment(SimulatedNetwork& network, 
     absl::StatusOr<keydist::StoredKey> copy = to->key_store().Find(b.key_id);
     const qkd::BitString mine = result.agreement.key.Slice(offset, b.final_key_bits);
     offset += b.final_key_bits;
-    if (!copy.ok() || !(copy->bits == mine)) result.keys_match = false;
+    if (!copy.ok()) {
+      result.keys_match = false;
+      if (result.keys_problem.empty()) result.keys_problem = absl::StrCat("key ", b.key_id, " missing at ", to->node_name());
+    } else if (!(copy->bits == mine)) {
+      result.keys_match = false;
+      if (result.keys_problem.empty()) result.keys_problem = absl::StrCat("key ", b.key_id, " differs at ", to->node_name());
+    }
   }
   result.events = network.simulator().events_run() - events_before;
   return result;

@@ -18,13 +18,16 @@ namespace qnet::netsim {
 struct KeyExperimentResult {
   keydist::KeyAgreementResult agreement;  // the initiator's view
   // Every block's key, fetched by id from the peer's key store, equals the
-  // initiator's copy.
+  // initiator's copy; otherwise `keys_problem` says which key is missing at
+  // the peer or differs.
   bool keys_match = false;
+  std::string keys_problem;
   uint64_t events = 0;
 };
 
 // Lets the routing adverts spread first; fails with the key agreement's
-// error, or DeadlineExceeded after `simulated_limit`.
+// error, or DeadlineExceeded after `simulated_limit` for the whole request
+// (each block has its own timeout in `request.block`).
 absl::StatusOr<KeyExperimentResult> RunKeyExperiment(SimulatedNetwork& network, const std::string& origin,
                                                      keydist::KeyRequest request, Duration simulated_limit);
 

@@ -31,12 +31,14 @@ ABSL_FLAG(std::string, link, "all", "which link: a link name such as alice-bob, 
 ABSL_FLAG(std::string, from, "", "with --to: end-to-end pairs from this node (network layer: routing and swapping)");
 ABSL_FLAG(std::string, to, "", "with --from: the far end, any node of the network");
 ABSL_FLAG(double, min_fidelity, 0.0, "minimum fidelity asked of the link (or network) layer, in [0, 1]");
-ABSL_FLAG(double, time_limit_s, 3600.0, "give up on a link after this much simulated time (seconds)");
+ABSL_FLAG(double, time_limit_s, 3600.0,
+          "give up on a link (with --qkd: on the whole key request) after this much simulated time (seconds)");
 ABSL_FLAG(std::string, output, "text", "text or json");
 ABSL_FLAG(std::string, qkd, "", "with --from/--to: run QKD instead of measuring pairs: bbm92, e91, bb84 (neighbours) or relay");
 ABSL_FLAG(int64_t, bits, 1000, "with --qkd: final key bits wanted (blocks run until they are shared)");
 ABSL_FLAG(int32_t, pairs_per_block, 20000, "with --qkd: raw pairs (bb84: pulses) per block");
 ABSL_FLAG(int32_t, max_blocks, 100, "with --qkd: give up after this many blocks");
+ABSL_FLAG(double, block_timeout_s, 600.0, "with --qkd: simulated seconds one block (QKD session) may take");
 ABSL_FLAG(double, abort_qber, 0.11, "with --qkd: abort a block whose QBER bound exceeds this");
 ABSL_FLAG(double, sample_fraction, 0.1, "with --qkd: share of sifted bits disclosed to estimate the QBER, in (0, 1)");
 ABSL_FLAG(bool, show_key, false, "with --qkd: print the key (hex)");
@@ -106,7 +108,9 @@ int RunQkd(const qnet::config::NetworkConfig& config, const std::string& path, u
   request.block.protocol = protocol;
   request.block.pairs = static_cast<uint32_t>(pairs);
   request.block.min_fidelity = absl::GetFlag(FLAGS_min_fidelity);
-  request.block.timeout = qnet::FromSeconds(absl::GetFlag(FLAGS_time_limit_s));
+  const double block_timeout = absl::GetFlag(FLAGS_block_timeout_s);
+  if (!(block_timeout > 0)) return Fail("--block_timeout_s must be positive");
+  request.block.timeout = qnet::FromSeconds(block_timeout);
   request.block.post_processing.estimation.abort_threshold = abort_qber;
   request.block.post_processing.estimation.sample_fraction = sample;
   const auto wall_start = std::chrono::steady_clock::now();
@@ -132,6 +136,7 @@ int RunQkd(const qnet::config::NetworkConfig& config, const std::string& path, u
     std::string extra;
     if (r.chsh_s) extra += absl::StrFormat(",\"chsh_s\":%.6f", *r.chsh_s);
     if (absl::GetFlag(FLAGS_show_key)) extra += absl::StrFormat(",\"key_hex\":%s", JsonString(qnet::keydist::KeyHex(r.key)));
+    if (!result->keys_match) extra += absl::StrFormat(",\"keys_problem\":%s", JsonString(result->keys_problem));
     std::printf("%s\n", absl::StrFormat(
         "{\"network\":%s,\"seed\":%llu,\"protocol\":%s,\"from\":%s,\"to\":%s,\"path\":[%s],\"relay_nodes\":[%s],"
         "\"raw_pairs\":%d,\"sifted_bits\":%d,\"qber_z\":%.6f,\"qber_x\":%.6f,\"final_key_bits\":%d,"
@@ -159,7 +164,7 @@ int RunQkd(const qnet::config::NetworkConfig& config, const std::string& path, u
   std::printf("  final key            %zu bits in %s simulated  ->  %.4g key bits/s\n", r.key.size(),
               qnet::FormatDuration(r.simulated_duration).c_str(), rate);
   std::printf("  both ends' keys      %s\n", result->keys_match ? "identical (fetched by key id at each end)"
-                                                                : "DIFFER");
+                                                                : absl::StrCat("NOT identical: ", result->keys_problem).c_str());
   for (const auto& b : r.blocks) std::printf("  key id               %s (%llu bits)\n", b.key_id.c_str(),
                                              static_cast<unsigned long long>(b.final_key_bits));
   if (absl::GetFlag(FLAGS_show_key)) std::printf("  key                  %s\n", qnet::keydist::KeyHex(r.key).c_str());

@@ -45,6 +45,12 @@ absl::StatusOr<std::unique_ptr<NodeStack>> NodeStack::Build(NodeContext& context
 }
 
 void NodeStack::StopKeyDistribution() {
+  // Requests in flight end now with a reason (a front end's caller would
+  // otherwise wait for its deadline); then nothing of key distribution runs.
+  if (key_agreement_ != nullptr) {
+    key_agreement_->AbortAll(
+        absl::UnavailableError(absl::StrCat("key distribution stopped at ", context_.node_name())));
+  }
   key_agreement_.reset();
   key_distribution_.reset();
 }
@@ -65,7 +71,9 @@ uint32_t NodeStack::memory_qubits_in_use() const {
 }
 
 NodeStack::~NodeStack() {
-  StopKeyDistribution();
+  // No handler runs from a destructor: key distribution goes without aborting.
+  key_agreement_.reset();
+  key_distribution_.reset();
   transport_.reset();
   network_.reset();
   link_.reset();

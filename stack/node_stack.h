@@ -61,8 +61,8 @@ class NodeStack final : public PeerMessageSink {
   // The node's keys: kept across a stop and start of key distribution.
   keydist::KeyStore& key_store() { return *key_store_; }
 
-  // Fault injection and partial nodes: key distribution stops here (its
-  // sessions end without handlers; the layers below run on), and starts
+  // Fault injection, partial nodes: key distribution stops here (key requests
+  // end with Unavailable, sessions without handlers; layers below run on), starts
   // again, with or without the physical layer's photons (without them this
   // node neither starts nor answers BB84).
   void StopKeyDistribution();
