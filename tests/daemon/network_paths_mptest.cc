@@ -129,8 +129,15 @@ TEST_F(NetworkPathsMpTest, AKilledRepeaterFailsTheRequestAndTheNextGoesTheOtherW
   });
   killer.join();
   ASSERT_FALSE(result.ok());
-  EXPECT_EQ(result.status().code(), absl::StatusCode::kUnavailable) << result.status();
-  EXPECT_NE(result.status().message().find("PEER_DOWN"), std::string::npos) << result.status();
+  // Either the circuit's teardown reaches leiden first (PEER_DOWN), or a
+  // pair in flight needs its state from hague's memory and the move finds
+  // hague gone (DEVICE_ERROR naming hague): both say what died.
+  const bool peer_down = result.status().code() == absl::StatusCode::kUnavailable &&
+                         result.status().message().find("PEER_DOWN") != std::string::npos;
+  const bool state_lost = result.status().code() == absl::StatusCode::kInternal &&
+                          result.status().message().find("DEVICE_ERROR") != std::string::npos &&
+                          result.status().message().find("'hague'") != std::string::npos;
+  EXPECT_TRUE(peer_down || state_lost) << result.status();
   EXPECT_GE(seen.load(), 5);
 
   // The adverts route around the dead repeater within seconds.
