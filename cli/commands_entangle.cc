@@ -99,7 +99,7 @@ int Entangle(const Args& args, bool json) {
       if (stats->fidelity) std::cout << absl::StrFormat(",\"fidelity\":%g", stats->fidelity->value);
       if (stats->chsh) std::cout << absl::StrFormat(",\"chsh\":%g", stats->chsh->value);
     }
-    std::cout << "}}\n";
+    std::cout << ",\"lag\":" << Json(result->summary.lag()) << "}}\n";
   } else {
     std::cout << absl::StrFormat("%d pairs in %.6f s simulated (%.1f pairs/s), mean fidelity estimate %.4f\n",
                                  result->pairs.size(), duration, rate, mean_f);
@@ -124,6 +124,7 @@ int Entangle(const Args& args, bool json) {
         std::cout << absl::StrFormat("  CHSH S: %.4f +- %.4f\n", stats->chsh->value, stats->chsh->standard_error);
       }
     }
+    std::cout << LagWarning(result->summary.lag());
   }
   return 0;
 }
@@ -170,9 +171,9 @@ int BellTest(const Args& args, bool json) {
   if (json) {
     std::cout << absl::StrFormat(
         "{\"pairs\":%d,\"matched\":%d,\"s\":%.6f,\"standard_error\":%.6f,\"sigmas_above_2\":%.3f,"
-        "\"violates_classical_bound\":%s,\"path\":[%s],\"duration_s\":%g}\n",
+        "\"violates_classical_bound\":%s,\"path\":[%s],\"duration_s\":%g,\"lag\":%s}\n",
         result->pairs.size(), stats.pairs, s_value, error, sigmas, violates ? "true" : "false",
-        absl::StrJoin(quoted, ","), result->summary.duration_s());
+        absl::StrJoin(quoted, ","), result->summary.duration_s(), Json(result->summary.lag()));
     return 0;
   }
   std::cout << absl::StrFormat("CHSH test %s - %s over %d pairs (%d matched at both ends)%s\n", node, with,
@@ -184,6 +185,7 @@ int BellTest(const Args& args, bool json) {
   std::cout << (violates ? absl::StrFormat("  violates the classical bound by %.1f standard errors\n", sigmas)
                          : absl::StrFormat("  no significant violation (%.1f standard errors above 2; need > 3)\n",
                                            sigmas));
+  std::cout << LagWarning(result->summary.lag());
   return 0;
 }
 

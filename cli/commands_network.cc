@@ -127,6 +127,7 @@ int Status(const Args& args, bool json) {
         std::cout << absl::StrFormat("           -> %-10s link %-14s %s\n", n.name(), n.link(),
                                      n.connected() ? "connected" : "DISCONNECTED");
       }
+      std::cout << "           " << LagStatusLine(status->lag()) << "\n";
     } else {
       std::cout << absl::StrFormat("%-10s DOWN (%s)\n", node, status.status().message());
       rc = 1;

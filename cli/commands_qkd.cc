@@ -165,6 +165,7 @@ int Qkd(const Args& args, bool json) {
                                                         : std::string());
   }
   if (!sm.key_hex().empty()) std::cout << "  key (hex): " << sm.key_hex() << "\n";
+  std::cout << LagWarning(sm.lag());
   return 0;
 }
 

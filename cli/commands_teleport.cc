@@ -77,6 +77,7 @@ int Teleport(const Args& args, bool json) {
   }
   std::cout << absl::StrFormat("  %.6f s simulated (%.1f shots/s)\n", summary->duration_s(),
                                summary->duration_s() > 0 ? summary->shots() / summary->duration_s() : 0.0);
+  std::cout << LagWarning(summary->lag());
   return 0;
 }
 

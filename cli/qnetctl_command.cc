@@ -14,6 +14,8 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "absl/time/time.h"
 #include "qnet/v1/node_service.grpc.pb.h"
 
@@ -135,6 +137,32 @@ absl::Status SetFidelityAndTimeout(const Args& args, EntangleRequest& request) {
     request.set_timeout_s(absl::ToDoubleSeconds(d));
   }
   return absl::OkStatus();
+}
+
+namespace {
+std::string Seconds(double s) {
+  if (s >= 1.0) return absl::StrFormat("%.3g s", s);
+  if (s >= 1e-3) return absl::StrFormat("%.3g ms", s * 1e3);
+  if (s >= 1e-6) return absl::StrFormat("%.3g us", s * 1e6);
+  return absl::StrFormat("%.3g ns", s * 1e9);
+}
+}  // namespace
+
+std::string LagWarning(const v1::SoftwareLag& lag) {
+  if (!lag.behind()) return "";
+  return absl::StrFormat(
+      "  warning: the software fell behind the physics by up to %s (simulated) for %.0f%% of this request (at %s):\n"
+      "           rates are a lower bound of what the network file gives; qnetsim on the same file gives the\n"
+      "           network's own figures, and a smaller --time-scale (qnetctl up --time-scale auto) may keep up\n",
+      Seconds(lag.max_lag_s()), 100.0 * lag.behind_fraction(), absl::StrJoin(lag.nodes_behind(), ", "));
+}
+
+std::string LagStatusLine(const v1::LagStatus& lag) {
+  if (lag.events() == 0) return "lag: no physics events in the last minute";
+  return absl::StrFormat("lag p50 %s  p99 %s  max %s (simulated; bound %s), behind %.1f%% of the last %.0f s%s",
+                         Seconds(lag.p50_s()), Seconds(lag.p99_s()), Seconds(lag.max_s()), Seconds(lag.bound_s()),
+                         100.0 * lag.behind_fraction(), lag.window_s(),
+                         lag.behind() ? ": FELL BEHIND the physics" : "");
 }
 
 }  // namespace qnet::qnetctl

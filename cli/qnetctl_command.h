@@ -61,6 +61,12 @@ absl::StatusOr<v1::GetStatusResponse> GetStatus(const std::string& address);
 
 // A message as JSON with every field and the proto field names.
 std::string Json(const google::protobuf::Message& m);
+// "  warning: the software fell behind the physics ...\n" when the daemons'
+// software did not keep up during a request, else "": the request's rates
+// are then the runtime's, a lower bound of the network file's.
+std::string LagWarning(const v1::SoftwareLag& lag);
+// "lag p50 .. p99 .. max .. (simulated), behind ..% of the last .. s" for status.
+std::string LagStatusLine(const v1::LagStatus& lag);
 // --min-fidelity and --timeout, shared by entangle and bell-test.
 absl::Status SetFidelityAndTimeout(const Args& args, v1::EntangleRequest& request);
 

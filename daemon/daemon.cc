@@ -18,6 +18,17 @@ namespace {
 // Wall-clock seconds a message between two local daemons may take.
 constexpr double kWallMessageLatencyBudgetS = 0.02;
 
+// Lag beyond a tenth of the node's shortest one-way classical delay counts
+// as behind: it stretches the round trips the protocols pace themselves by
+// (heralds, confirmations, swap outcomes) by more than a tenth. A node
+// without links has no round trips to stretch: 1 us.
+Duration LagBound(const DaemonTopology& topology) {
+  Duration shortest = Duration::max();
+  for (const NeighbourLink& n : topology.neighbours) shortest = std::min(shortest, n.classical_delay());
+  if (shortest == Duration::max() || shortest <= Duration(0)) return std::chrono::microseconds(1);
+  return std::max(shortest / 10, Duration(1));
+}
+
 grpc::Status ToGrpc(const absl::Status& status) {
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
 }
@@ -273,6 +284,7 @@ absl::Status Daemon::Init() {
   loop_ = std::make_unique<EventLoop>(options_.time_scale, options_.epoch_unix_ns);
   EventLoop* loop = loop_.get();
   log_.set_clock([loop] { return loop->Now(); });
+  loop_->lag().Configure(topology.self, LagBound(topology));
   calls_ = std::make_shared<CallCounter>();
   directory_ = std::make_unique<PeerDirectory>(options_.peers_file, options_.peer_addresses);
   hardware_client_ = std::make_unique<HardwarePlaneClient>(topology.self, *directory_, loop_->poster(), calls_,
@@ -304,12 +316,13 @@ absl::Status Daemon::Init() {
   if (options_.peer_sink_override) sink_override_ = options_.peer_sink_override();
   links_->SetSink(&peer_sink());
   entanglement_ = std::make_unique<EntanglementService>(*context_, stack_->link(), &stack_->network(),
-                                                        stack_->device(), topology, log_, options_.keep_hold);
+                                                        stack_->device(), topology, loop_->lag(), log_,
+                                                        options_.keep_hold);
   if (absl::Status s = entanglement_->Start(); !s.ok()) return s;
   teleport_ = std::make_unique<TeleportService>(*context_, stack_->transport(), stack_->network(), stack_->device(),
-                                                &stack_->device(), log_);
+                                                &stack_->device(), loop_->lag(), log_);
   if (absl::Status s = teleport_->Start(); !s.ok()) return s;
-  qkd_ = std::make_unique<QkdService>(*stack_, log_);
+  qkd_ = std::make_unique<QkdService>(*stack_, loop_->lag(), log_);
 
   hardware_service_ = std::make_unique<HardwarePlaneService>(*backend_, loop_->poster());
   node_service_ = std::make_unique<NodeService>(*this, loop_->poster());
@@ -442,6 +455,7 @@ v1::GetStatusResponse Daemon::Status() {
   status.set_groups_held(static_cast<uint32_t>(backend_->system().group_count()));
   status.set_pid(getpid());
   status.set_listen_address(listen_address_);
+  *status.mutable_lag() = loop_->lag().Recent(LagMonitor::Clock::now());
   return status;
 }
 

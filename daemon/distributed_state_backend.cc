@@ -20,6 +20,7 @@ struct DistributedStateBackend::PendingOp {
   Operation op;
   absl::flat_hash_set<QubitId> absent;
   int fetches = 0;
+  WallClock::time_point asked;  // the physics does the operation now; moves delay it
 };
 
 DistributedStateBackend::DistributedStateBackend(EventLoop& loop, const Logger& log, std::string self,
@@ -62,6 +63,7 @@ void DistributedStateBackend::WithLocalQubits(std::vector<QubitId> qubits, Opera
   auto pending = std::make_shared<PendingOp>();
   pending->qubits = std::move(qubits);
   pending->op = std::move(op);
+  pending->asked = WallClock::now();
   Resolve(std::move(pending));
 }
 
@@ -85,6 +87,9 @@ void DistributedStateBackend::Resolve(std::shared_ptr<PendingOp> op) {
     });
     return;
   }
+  // The device would have operated when asked: waiting for state to move
+  // between daemons is the software's lag.
+  if (op->fetches > 0) loop_.lag().OnEvent(op->asked, WallClock::now());
   op->op(&system_);
 }
 

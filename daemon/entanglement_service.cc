@@ -79,12 +79,13 @@ v1::PairEvent ToPairEvent(const Delivered& pair, TimePoint started) {
 
 EntanglementService::EntanglementService(NodeContext& context, link::LinkLayer& link, network::NetworkLayer* network,
                                          physical::QuantumDevice& device, const DaemonTopology& topology,
-                                         const Logger& log, Duration keep_hold)
+                                         const LagMonitor& lag, const Logger& log, Duration keep_hold)
     : context_(context),
       link_(link),
       network_(network),
       device_(device),
       topology_(topology),
+      lag_(lag),
       log_(log),
       keep_hold_(std::max(keep_hold, Duration{0})) {}
 
@@ -146,7 +147,7 @@ absl::StatusOr<EntanglementService::RequestHandle> EntanglementService::Entangle
         req, [this, id_cell](const network::NetworkEvent& e) { OnNetworkOriginEvent(*id_cell, e); });
     if (!id.ok()) return id.status();
     *id_cell = *id | kNetworkHandle;
-    origins_.emplace(*id_cell, Origin{std::move(stream), context_.Now(), {}});
+    origins_.emplace(*id_cell, Origin{std::move(stream), context_.Now(), {}, lag_.Begin(LagMonitor::Clock::now())});
     QNET_LOG(log_, kInfo, "end-to-end request %d: %d pairs with %s", *id, req.number, remote);
     return *id_cell;
   }
@@ -156,7 +157,7 @@ absl::StatusOr<EntanglementService::RequestHandle> EntanglementService::Entangle
       link_.Create(req, [this, id_cell](const link::LinkEvent& e) { OnOriginEvent(*id_cell, e); });
   if (!id.ok()) return id.status();
   *id_cell = *id;
-  origins_.emplace(*id, Origin{std::move(stream), context_.Now(), {}});
+  origins_.emplace(*id, Origin{std::move(stream), context_.Now(), {}, lag_.Begin(LagMonitor::Clock::now())});
   QNET_LOG(log_, kInfo, "entangle request %d: %d pairs with %s", *id, req.number, remote);
   return *id;
 }
@@ -178,15 +179,18 @@ void EntanglementService::EndOrigin(RequestHandle handle, absl::Status status, u
   Stream stream = std::move(it->second.stream);
   const double duration = ToSeconds(context_.Now() - it->second.started);
   std::vector<std::string> path = std::move(it->second.path);
+  const v1::SoftwareLag lag = lag_.Since(it->second.lag_mark, LagMonitor::Clock::now());
   origins_.erase(it);
+  if (lag.behind()) QNET_LOG(log_, kInfo, "request %d: %s", handle, DescribeLag(lag));
   if (status.ok() && stream.event) {
     v1::EntangleEvent out;
     out.mutable_summary()->set_pairs(pairs);
     out.mutable_summary()->set_duration_s(duration);
     for (const std::string& n : path) out.mutable_summary()->add_path(n);
+    *out.mutable_summary()->mutable_lag() = lag;
     stream.event(std::move(out));
   }
-  if (stream.end) stream.end(std::move(status));
+  if (stream.end) stream.end(WithLagNote(std::move(status), lag));
 }
 
 template <typename Delivered>

@@ -24,6 +24,7 @@
 #include "absl/status/statusor.h"
 #include "core/lifetime.h"
 #include "core/node_context.h"
+#include "daemon/lag_monitor.h"
 #include "daemon/log.h"
 #include "daemon/topology.h"
 #include "link/link_layer.h"
@@ -58,8 +59,8 @@ class EntanglementService {
   // `keep_hold` (>= 0): how long each KEEP pair is held after delivery.
   // `network` may be null (then only neighbours can be asked).
   EntanglementService(NodeContext& context, link::LinkLayer& link, network::NetworkLayer* network,
-                      physical::QuantumDevice& device, const DaemonTopology& topology, const Logger& log,
-                      Duration keep_hold = kDefaultKeepHold);
+                      physical::QuantumDevice& device, const DaemonTopology& topology, const LagMonitor& lag,
+                      const Logger& log, Duration keep_hold = kDefaultKeepHold);
   EntanglementService(const EntanglementService&) = delete;
   EntanglementService& operator=(const EntanglementService&) = delete;
 
@@ -94,6 +95,7 @@ class EntanglementService {
     Stream stream;
     TimePoint started;
     std::vector<std::string> path;  // end-to-end requests: the route of the last pair
+    LagMonitor::Mark lag_mark;
   };
   // A KEEP pair's qubit at this end, held for a client.
   struct HeldPair {
@@ -128,6 +130,7 @@ class EntanglementService {
   network::NetworkLayer* network_;
   physical::QuantumDevice& device_;
   const DaemonTopology& topology_;
+  const LagMonitor& lag_;
   const Logger& log_;
   Duration keep_hold_;
   // By handle: a link request's id, or a network request's id | kNetworkHandle.

@@ -33,7 +33,8 @@ EventLoop::EventLoop(double time_scale, std::optional<int64_t> epoch_unix_ns)
       start_(EpochOnSteadyClock(created_, epoch_unix_ns)),
       poster_(std::make_shared<LoopPoster>(&io_)),
       work_(std::make_unique<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>>(
-          io_.get_executor())) {}
+          io_.get_executor())),
+      lag_(time_scale) {}
 
 EventLoop::~EventLoop() {
   Stop();
@@ -73,18 +74,19 @@ TimePoint EventLoop::ToSimulated(WallClock::duration since_start) const {
   return TimePoint(Duration(std::llround(ns * time_scale_)));
 }
 
-TimerId EventLoop::StartWallTimer(WallClock::duration after, std::function<void()> fire) {
+TimerId EventLoop::AddTimer(WallClock::duration after, std::function<void()> fire, bool physics) {
   TimerId id = next_timer_++;
   auto timer = std::make_unique<boost::asio::steady_timer>(io_, after);
   timer->async_wait([this, id](const boost::system::error_code& ec) {
     if (ec) return;  // cancelled
     auto it = timers_.find(id);
     if (it == timers_.end()) return;  // cancelled after expiry, before this ran
+    if (it->second.physics) lag_.OnEvent(it->second.timer->expiry(), WallClock::now());
     std::function<void()> fire_now = std::move(it->second.fire);
     timers_.erase(it);
     fire_now();
   });
-  timers_.emplace(id, Timer{std::move(timer), std::move(fire)});
+  timers_.emplace(id, Timer{std::move(timer), std::move(fire), physics});
   return id;
 }
 

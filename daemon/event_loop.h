@@ -26,6 +26,7 @@
 #include "core/node_context.h"
 #include "core/time.h"
 #include "daemon/asio.h"
+#include "daemon/lag_monitor.h"
 
 namespace qnet::daemon {
 
@@ -87,22 +88,32 @@ class EventLoop {
   TimePoint ToSimulated(WallClock::duration since_start) const;
 
   // Loop thread only. Timers in simulated time (scaled) or wall time
-  // (unscaled: transport keepalives, reconnect backoff).
+  // (unscaled: transport keepalives, reconnect backoff). A scaled timer is
+  // physics: how late it fires goes to the lag monitor.
   TimerId StartTimer(Duration after, std::function<void()> fire) {
-    return StartWallTimer(ToWall(after), std::move(fire));
+    return AddTimer(ToWall(after), std::move(fire), /*physics=*/true);
   }
-  TimerId StartWallTimer(WallClock::duration after, std::function<void()> fire);
+  TimerId StartWallTimer(WallClock::duration after, std::function<void()> fire) {
+    return AddTimer(after, std::move(fire), /*physics=*/false);
+  }
   // Returns false if the timer already fired or was cancelled.
   bool CancelTimer(TimerId id);
   size_t pending_timers() const { return timers_.size(); }
 
   boost::asio::io_context& io_context() { return io_; }
 
+  // Loop thread only: how far this node's software runs behind the physics.
+  LagMonitor& lag() { return lag_; }
+  const LagMonitor& lag() const { return lag_; }
+
  private:
   struct Timer {
     std::unique_ptr<boost::asio::steady_timer> timer;
     std::function<void()> fire;
+    bool physics = false;
   };
+
+  TimerId AddTimer(WallClock::duration after, std::function<void()> fire, bool physics);
 
   const double time_scale_;
   const WallClock::time_point created_;
@@ -113,6 +124,7 @@ class EventLoop {
   std::thread thread_;
   std::thread::id thread_id_;
   absl::flat_hash_map<TimerId, Timer> timers_;
+  LagMonitor lag_;
   TimerId next_timer_ = 1;
 };
 

@@ -213,6 +213,7 @@ void PeerLinks::OnFrame(PeerStreamPtr stream, v1::PeerFrame frame) {
     return;
   }
 
+  if (frame.has_lag()) loop_.lag().OnNeighbourReport(n->state.name, frame.lag(), WallClock::now());
   switch (frame.kind_case()) {
     case v1::PeerFrame::kBatch:
       ++n->state.batches_received;
@@ -313,6 +314,7 @@ void PeerLinks::Keepalive(Neighbour& n) {
   if (now - n.last_sent >= timing_.heartbeat_interval) {
     v1::PeerFrame frame;
     frame.mutable_heartbeat()->set_sent_unix_ns(UnixNowNs());
+    *frame.mutable_lag() = loop_.lag().OwnReport(now);
     n.stream->Send(std::move(frame));
     n.last_sent = now;
   }
@@ -349,8 +351,9 @@ void PeerLinks::Flush(Neighbour& n) {
   for (auto& e : n.outbound) envelopes->Add(std::move(e));
   n.state.messages_sent += n.outbound.size();
   n.outbound.clear();
-  n.stream->Send(std::move(frame));
   n.last_sent = WallClock::now();
+  *frame.mutable_lag() = loop_.lag().OwnReport(n.last_sent);
+  n.stream->Send(std::move(frame));
 }
 
 void PeerLinks::Receive(Neighbour& n, v1::PeerBatch& batch) {
@@ -361,11 +364,11 @@ void PeerLinks::Receive(Neighbour& n, v1::PeerBatch& batch) {
   const int64_t unix_now = UnixNowNs();
   const int64_t hold_ns = std::chrono::duration_cast<std::chrono::nanoseconds>(n.hold).count();
   for (auto& envelope : *batch.mutable_envelopes()) {
-    int64_t in_transit = std::clamp<int64_t>(unix_now - envelope.sent_unix_ns(), 0, hold_ns);
-    auto deliver_at = now + std::chrono::duration_cast<WallClock::duration>(
-                                std::chrono::nanoseconds(hold_ns - in_transit));
+    const int64_t in_transit = std::max<int64_t>(unix_now - envelope.sent_unix_ns(), 0);
+    auto due = now + std::chrono::duration_cast<WallClock::duration>(std::chrono::nanoseconds(hold_ns - in_transit));
+    auto deliver_at = std::max(due, now);
     if (!n.inbound.empty()) deliver_at = std::max(deliver_at, n.inbound.back().deliver_at);  // keep order
-    n.inbound.push_back(Held{deliver_at, std::move(*envelope.mutable_message())});
+    n.inbound.push_back(Held{deliver_at, due, std::move(*envelope.mutable_message())});
     ++n.state.messages_received;
   }
   DeliverDue(n);
@@ -382,6 +385,9 @@ void PeerLinks::DeliverDue(Neighbour& n) {
       });
       return;
     }
+    // A message later than its send time plus the fibre delay is the
+    // software's lag (transport, either loop), not the link's.
+    loop_.lag().OnEvent(n.inbound.front().due, now);
     v1::PeerMessage message = std::move(n.inbound.front().message);
     n.inbound.pop_front();
     if (sink_ != nullptr) sink_->OnPeerMessage(n.state.name, message);

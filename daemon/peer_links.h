@@ -82,6 +82,7 @@ class PeerLinks {
  private:
   struct Held {
     WallClock::time_point deliver_at;
+    WallClock::time_point due;  // send time + the link's delay: later than this is lag
     v1::PeerMessage message;
   };
   struct Neighbour {

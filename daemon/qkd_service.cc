@@ -104,7 +104,10 @@ absl::StatusOr<keydist::KeyRequest> ToKeyRequest(const v1::QkdRequest& request) 
   return out;
 }
 
-QkdService::QkdService(stack::NodeStack& node, const Logger& log) : node_(node), log_(log) { (void)Agreement(); }
+QkdService::QkdService(stack::NodeStack& node, const LagMonitor& lag, const Logger& log)
+    : node_(node), lag_(lag), log_(log) {
+  (void)Agreement();
+}
 
 QkdService::~QkdService() {
   if (observed_ != nullptr && observed_ == node_.key_agreement()) observed_->SetResponderObserver(nullptr);
@@ -136,6 +139,7 @@ absl::StatusOr<QkdService::CallHandle> QkdService::Qkd(const v1::QkdRequest& req
   if (!agreement.ok()) return agreement.status();
   auto shared = std::make_shared<Stream>(std::move(stream));
   const absl::Time wall_started = absl::Now();
+  const LagMonitor::Mark lag_mark = lag_.Begin(LagMonitor::Clock::now());
   const bool show_key = request.show_key();
   return (*agreement)->Start(
       *std::move(key_request),
@@ -152,10 +156,12 @@ absl::StatusOr<QkdService::CallHandle> QkdService::Qkd(const v1::QkdRequest& req
         out->set_total_key_bits(p.total_key_bits);
         shared->event(std::move(event));
       },
-      [log = &log_, shared, wall_started, show_key](absl::StatusOr<keydist::KeyAgreementResult> result) {
+      [log = &log_, lag = &lag_, lag_mark, shared, wall_started,
+       show_key](absl::StatusOr<keydist::KeyAgreementResult> result) {
+        const v1::SoftwareLag lag_report = lag->Since(lag_mark, LagMonitor::Clock::now());
         if (!result.ok()) {
           QNET_LOG(*log, kInfo, "QKD request failed: %s", result.status().message());
-          return shared->end(result.status());
+          return shared->end(WithLagNote(result.status(), lag_report));
         }
         v1::QkdEvent event;
         v1::QkdSummary& sum = *event.mutable_summary();
@@ -164,6 +170,7 @@ absl::StatusOr<QkdService::CallHandle> QkdService::Qkd(const v1::QkdRequest& req
         sum.set_wall_duration_s(wall);
         sum.set_key_rate_per_wall_s(wall > 0 ? sum.final_key_bits() / wall : 0.0);
         if (show_key) sum.set_key_hex(keydist::KeyHex(result->key));
+        *sum.mutable_lag() = lag_report;
         shared->event(std::move(event));
         shared->end(absl::OkStatus());
       });

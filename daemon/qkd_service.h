@@ -12,6 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "daemon/lag_monitor.h"
 #include "daemon/log.h"
 #include "keydist/key_agreement.h"
 #include "keydist/key_store.h"
@@ -38,7 +39,7 @@ class QkdService {
   // Logs the keys other nodes' sessions leave here. Both must outlive this.
   // The node's key agreement is looked up per call: key distribution may be
   // stopped (Unavailable) and started again.
-  QkdService(stack::NodeStack& node, const Logger& log);
+  QkdService(stack::NodeStack& node, const LagMonitor& lag, const Logger& log);
   ~QkdService();
   QkdService(const QkdService&) = delete;
   QkdService& operator=(const QkdService&) = delete;
@@ -54,6 +55,7 @@ class QkdService {
   absl::StatusOr<keydist::KeyAgreement*> Agreement();
 
   stack::NodeStack& node_;
+  const LagMonitor& lag_;
   const Logger& log_;
   keydist::KeyAgreement* observed_ = nullptr;  // the agreement our responder log is attached to
 };

@@ -28,8 +28,14 @@ quantum::Basis AxisBasis(int axis) {
 
 TeleportService::TeleportService(NodeContext& context, transport::TransportLayer& transport,
                                  network::NetworkLayer& network, physical::QuantumDevice& device,
-                                 physical::SimulatedDevice* truth, const Logger& log)
-    : context_(context), transport_(transport), network_(network), device_(device), truth_(truth), log_(log) {}
+                                 physical::SimulatedDevice* truth, const LagMonitor& lag, const Logger& log)
+    : context_(context),
+      transport_(transport),
+      network_(network),
+      device_(device),
+      truth_(truth),
+      lag_(lag),
+      log_(log) {}
 
 TeleportService::~TeleportService() {
   lifetime_.End();
@@ -100,6 +106,7 @@ absl::StatusOr<TeleportService::CallHandle> TeleportService::Teleport(const v1::
   call.state = state;
   call.stream = std::move(stream);
   call.started = context_.Now();
+  call.lag_mark = lag_.Begin(LagMonitor::Clock::now());
   Submit(handle);
   return handle;
 }
@@ -280,6 +287,7 @@ void TeleportService::MaybeFinishShot(transport::TransferId id) {
   sum->set_simulated_mean_fidelity(call.truth_shots > 0 ? call.truth_sum / call.truth_shots : -1.0);
   sum->set_simulated_min_fidelity(call.truth_shots > 0 ? call.truth_min : -1.0);
   sum->set_duration_s(ToSeconds(context_.Now() - call.started));
+  *sum->mutable_lag() = lag_.Since(call.lag_mark, LagMonitor::Clock::now());
   call.stream.event(std::move(last));
   EndCall(handle, absl::OkStatus());
 }
@@ -288,8 +296,9 @@ void TeleportService::EndCall(CallHandle handle, absl::Status status) {
   auto it = calls_.find(handle);
   if (it == calls_.end()) return;
   Stream stream = std::move(it->second.stream);
+  const v1::SoftwareLag lag = lag_.Since(it->second.lag_mark, LagMonitor::Clock::now());
   calls_.erase(it);
-  stream.end(std::move(status));
+  stream.end(WithLagNote(std::move(status), lag));
 }
 
 void TeleportService::OnQubit(const transport::ReceiveEvent& event) {

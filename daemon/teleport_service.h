@@ -20,6 +20,7 @@
 #include "absl/status/statusor.h"
 #include "core/lifetime.h"
 #include "core/node_context.h"
+#include "daemon/lag_monitor.h"
 #include "daemon/log.h"
 #include "network/network_layer.h"
 #include "physical/quantum_device.h"
@@ -45,7 +46,8 @@ class TeleportService {
 
   // `truth` (may be null) answers the simulation-only fidelity.
   TeleportService(NodeContext& context, transport::TransportLayer& transport, network::NetworkLayer& network,
-                  physical::QuantumDevice& device, physical::SimulatedDevice* truth, const Logger& log);
+                  physical::QuantumDevice& device, physical::SimulatedDevice* truth, const LagMonitor& lag,
+                  const Logger& log);
   ~TeleportService();
   TeleportService(const TeleportService&) = delete;
   TeleportService& operator=(const TeleportService&) = delete;
@@ -66,6 +68,7 @@ class TeleportService {
     transport::BlochAngles state;
     Stream stream;
     TimePoint started;
+    LagMonitor::Mark lag_mark;
     uint32_t submitted = 0;
     uint32_t done = 0;
     int in_flight = 0;
@@ -102,6 +105,7 @@ class TeleportService {
   network::NetworkLayer& network_;
   physical::QuantumDevice& device_;
   physical::SimulatedDevice* truth_;
+  const LagMonitor& lag_;
   const Logger& log_;
   CallHandle next_call_ = 1;
   absl::flat_hash_map<CallHandle, Call> calls_;
