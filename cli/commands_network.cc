@@ -15,6 +15,7 @@
 #include "absl/strings/str_join.h"
 #include "cli/launcher.h"
 #include "cli/qnetctl_command.h"
+#include "cli/time_scale_probe.h"
 #include "qnet/v1/node_service.grpc.pb.h"
 
 namespace qnet::qnetctl {
@@ -39,9 +40,10 @@ int Up(const Args& args, bool json) {
   o.network_file = args.positional[0];
   o.state_dir = Flag(args, "--state-dir");
   o.detached = true;
-  if (std::string ts = Flag(args, "--time-scale"); !ts.empty()) {
-    if (!absl::SimpleAtod(ts, &o.time_scale) || !(o.time_scale > 0)) {
-      return Fail(absl::StrCat("--time-scale must be a positive number, got '", ts, "'"));
+  const bool auto_scale = Flag(args, "--time-scale") == "auto";
+  if (std::string ts = Flag(args, "--time-scale"); !ts.empty() && !auto_scale) {
+    if (!absl::SimpleAtod(ts, &o.time_scale) || !(o.time_scale > 0) || !std::isfinite(o.time_scale)) {
+      return Fail(absl::StrCat("--time-scale must be a positive number or 'auto', got '", ts, "'"));
     }
   }
   if (std::string hold = Flag(args, "--keep-hold"); !hold.empty()) {
@@ -51,12 +53,33 @@ int Up(const Args& args, bool json) {
     }
     o.extra_args = {"--keep-hold", hold};
   }
-  auto net = qnet::cli::LocalNetwork::Start(o);
+  absl::StatusOr<std::unique_ptr<qnet::cli::LocalNetwork>> net;
+  std::string scale_note;
+  if (auto_scale) {
+    absl::StatusOr<config::NetworkConfig> file = config::LoadNetworkFile(o.network_file);
+    if (!file.ok()) return Fail(std::string(file.status().message()));
+    std::cerr << "finding the largest time scale this machine keeps up with (a short probe of every link per try)\n";
+    auto chosen = qnet::cli::StartAtAutoTimeScale(o, *file, absl::Seconds(1.5), [](const qnet::cli::TimeScaleTrial& t) {
+      std::cerr << absl::StrFormat("  time scale %-6g %s (behind the physics %.1f%% of the probe, most at %s; %d events)\n",
+                                   t.time_scale, t.kept_up ? "keeps up" : "falls behind", 100 * t.behind_fraction,
+                                   t.worst_node, t.events);
+    });
+    if (!chosen.ok()) return Fail(std::string(chosen.status().message()));
+    o.time_scale = chosen->time_scale;
+    scale_note = chosen->kept_up
+                     ? absl::StrFormat("time scale %g (auto: the largest that kept up with the physics)", o.time_scale)
+                     : absl::StrFormat("time scale %g (auto: even this falls behind the physics on this machine; "
+                                       "reports will say so)", o.time_scale);
+    net = std::move(chosen->network);
+  } else {
+    net = qnet::cli::LocalNetwork::Start(o);
+    scale_note = absl::StrFormat("time scale %g", o.time_scale);
+  }
   if (!net.ok()) return Fail(std::string(net.status().message()));
   (*net)->Detach();
   if (json) {
     std::cout << "{\"network\":\"" << (*net)->network_name() << "\",\"state_dir\":\"" << (*net)->state_dir()
-              << "\",\"nodes\":[";
+              << "\",\"time_scale\":" << o.time_scale << ",\"nodes\":[";
     bool first = true;
     for (const std::string& node : (*net)->nodes()) {
       std::cout << (first ? "" : ",") << "{\"node\":\"" << node << "\",\"address\":\""
@@ -65,7 +88,8 @@ int Up(const Args& args, bool json) {
     }
     std::cout << "]}\n";
   } else {
-    std::cout << "network " << (*net)->network_name() << " up (state dir " << (*net)->state_dir() << ")\n";
+    std::cout << "network " << (*net)->network_name() << " up (state dir " << (*net)->state_dir() << ", "
+              << scale_note << ")\n";
     for (const std::string& node : (*net)->nodes()) {
       std::cout << absl::StrFormat("  %-12s %s\n", node, (*net)->Address(node).value_or("?"));
     }
@@ -204,13 +228,19 @@ std::vector<Command> NetworkCommands() {
   return {
       {"up",
        {"--time-scale", "--keep-hold", "--qnetd"},
-       R"(Usage: qnetctl up NETWORK_FILE [--time-scale S] [--keep-hold SECONDS] [--qnetd PATH]
+       R"(Usage: qnetctl up NETWORK_FILE [--time-scale S|auto] [--keep-hold SECONDS] [--qnetd PATH]
 
 Starts one qnetd per node of NETWORK_FILE on 127.0.0.1 (free ports), detached,
 waits until every daemon serves, and records where they are in the state
 directory (default .qnet/<network>) so that later commands can name nodes.
 
-  --time-scale S        simulated seconds per wall-clock second (default 1)
+  --time-scale S        simulated seconds per wall-clock second (default 1). The
+                        daemons emulate the physics on this scaled clock; when
+                        their software cannot keep up, every report says so.
+  --time-scale auto     try decades from 1 (up to 1000, down to 0.0001): start
+                        the network, drive pairs on every link for 1.5 s, and
+                        keep the largest scale at which no daemon fell behind
+                        the physics (each try is printed on stderr)
   --keep-hold SECONDS   simulated seconds each KEEP pair stays held for `measure`
                         (default: qnetd's, 10)
   --qnetd PATH          the qnetd binary (default: the one next to qnetctl)

@@ -40,10 +40,11 @@ qnet_allow(qnet_daemon      qnet_stack qnet_keydist qnet_grpc qnet_peers_file)
 # Clients of the daemons: never the daemon library itself.
 qnet_allow(qnet_launcher    qnet_config qnet_peers_file)
 qnet_allow(qnet_node_client qnet_apps qnet_grpc)
+qnet_allow(qnet_time_scale_probe qnet_launcher qnet_node_client qnet_config)
 # Executables.
 qnet_allow(qnetd            qnet_daemon)
 qnet_allow(qnetsim          qnet_netsim)
-qnet_allow(qnetctl          qnet_node_client qnet_launcher qnet_config)
+qnet_allow(qnetctl          qnet_time_scale_probe qnet_node_client qnet_launcher qnet_config)
 
 # Outside libraries only some targets may link directly (first matching
 # prefix wins): Boost.Asio and gRPC server reflection are the daemon's; gRPC
@@ -52,7 +53,7 @@ qnet_allow(qnetctl          qnet_node_client qnet_launcher qnet_config)
 set(QNET_RULE_EXTERNAL
   "Boost::|qnet_daemon"
   "gRPC::grpc++_reflection|qnet_daemon"
-  "gRPC::|qnet_grpc,qnet_daemon,qnet_launcher,qnet_node_client")
+  "gRPC::|qnet_grpc,qnet_daemon,qnet_launcher,qnet_node_client,qnet_time_scale_probe")
 
 # Everything `target` may link: its allowed libraries and theirs.
 function(qnet_rule_closure target out)

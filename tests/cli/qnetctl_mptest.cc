@@ -210,5 +210,30 @@ TEST_F(QnetctlMpTest, HelpPerCommandAndOneLineUsageErrors) {
   expect_one_line_error("entangle --with", "--with needs a value");
 }
 
+TEST_F(QnetctlMpTest, UpWithAutoTimeScalePicksOneTheMachineKeepsUpWith) {
+  // An ideal 1 km link's pair is 15 us of physics, a few round trips of 5 us:
+  // no daemon pair follows that in real time (a message between processes
+  // alone takes ~100 us), so the probe at 1 falls behind and auto goes down.
+  const std::string sd = absl::StrCat(" --state-dir ", state_dir_.string());
+  CommandRun up = Qnetctl(absl::StrCat("--output json up ", SeededExample("ideal-pair.yaml"), " --time-scale auto", sd));
+  ASSERT_EQ(up.exit_code, 0) << up.out;
+  EXPECT_NE(up.out.find("time scale 1      falls behind"), std::string::npos) << up.out;
+  const size_t at = up.out.find("\"time_scale\":");
+  ASSERT_NE(at, std::string::npos) << up.out;
+  const double chosen = std::stod(up.out.substr(at + 13));
+  EXPECT_LT(chosen, 1.0) << up.out;
+  EXPECT_GE(chosen, 1e-4) << up.out;
+  // The network runs at the chosen scale.
+  CommandRun status = Qnetctl(absl::StrCat("--output json status --node alice", sd));
+  EXPECT_EQ(status.exit_code, 0) << status.out;
+  EXPECT_NE(status.out.find(absl::StrCat("\"time_scale\":", chosen)), std::string::npos) << status.out;
+  CommandRun down = Qnetctl(absl::StrCat("down", sd));
+  EXPECT_EQ(down.exit_code, 0) << down.out;
+
+  CommandRun bad = Qnetctl(absl::StrCat("up ", Example("ideal-pair.yaml"), " --time-scale fast", sd));
+  EXPECT_EQ(bad.exit_code, 1);
+  EXPECT_NE(bad.out.find("--time-scale must be a positive number or 'auto', got 'fast'"), std::string::npos) << bad.out;
+}
+
 }  // namespace
 }  // namespace qnet::cli
