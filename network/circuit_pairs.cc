@@ -26,17 +26,27 @@ void NetworkLayer::SendCredit(Circuit& c) {
 }
 
 void NetworkLayer::RequestLinkPair(Circuit& c) {
-  if (!c.established || c.down.empty() || c.link_request != 0 || c.credits == 0) return;
+  if (!c.established || c.down.empty() || c.credits == 0) return;
+  // With purification, one link pair at a time (the rounds pair them up in order).
+  if (c.rounds > 0 && c.link_pairs_pending > 0) return;
   int in_use = 0, ready = 0;
   for (const HeldPair& p : c.down_pairs) {
     in_use += p.slot >= 0 ? 1 : 0;
     ready += p.level == c.rounds ? 1 : 0;
   }
-  if (in_use >= c.per_side()) return;  // the circuit's downstream qubits are in use
-  if (c.head() && c.delivered + static_cast<uint32_t>(ready) >= c.number) return;  // enough under way
+  // The circuit's downstream qubits: those in use and those being generated.
+  const int room = c.per_side() - in_use - static_cast<int>(c.link_pairs_pending);
+  if (room <= 0) return;
+  uint32_t want = std::min<uint32_t>(c.credits, static_cast<uint32_t>(room));
+  if (c.rounds > 0) want = 1;
+  if (c.head()) {
+    const uint32_t under_way = c.delivered + static_cast<uint32_t>(ready) + c.link_pairs_pending;
+    if (under_way >= c.number) return;  // enough under way
+    want = std::min(want, c.number - under_way);
+  }
   link::EntanglementRequest r;
   r.remote_node = c.down;
-  r.number = 1;
+  r.number = want;
   r.type = link::RequestType::kKeep;
   r.min_fidelity = c.link_min_fidelity;
   r.priority = c.priority;
@@ -49,8 +59,16 @@ void NetworkLayer::RequestLinkPair(Circuit& c) {
                absl::StrCat("the link ", Where(), "-", c.down, " refused: ", id.status().message()), "");
     return;
   }
-  --c.credits;
-  c.link_request = *id;
+  c.credits -= want;
+  c.link_requests[*id] = want;
+  c.link_pairs_pending += want;
+}
+
+void NetworkLayer::ForgetLinkRequest(Circuit& c, link::RequestId id) {
+  auto it = c.link_requests.find(id);
+  if (it == c.link_requests.end()) return;
+  c.link_pairs_pending -= std::min(c.link_pairs_pending, it->second);
+  c.link_requests.erase(it);
 }
 
 void NetworkLayer::OnDownstreamLinkEvent(const CircuitKey& key, const link::LinkEvent& event) {
@@ -62,14 +80,20 @@ void NetworkLayer::OnDownstreamLinkEvent(const CircuitKey& key, const link::Link
     }
     return;
   }
-  if (const auto* p = std::get_if<link::PairDelivered>(&event)) return AddPair(*c, false, *p);
+  if (const auto* p = std::get_if<link::PairDelivered>(&event)) {
+    if (auto it = c->link_requests.find(p->request_id); it != c->link_requests.end() && it->second > 0) {
+      --it->second;
+      --c->link_pairs_pending;
+    }
+    return AddPair(*c, false, *p);
+  }
   if (const auto* done = std::get_if<link::RequestCompleted>(&event)) {
-    if (c->link_request == done->request_id) c->link_request = 0;
+    ForgetLinkRequest(*c, done->request_id);
     return RequestLinkPair(*c);
   }
   if (const auto* failed = std::get_if<link::RequestFailed>(&event)) {
-    if (c->link_request != failed->request_id) return;
-    c->link_request = 0;
+    if (!c->link_requests.contains(failed->request_id)) return;
+    ForgetLinkRequest(*c, failed->request_id);
     EndCircuit(key, FromLinkError(failed->error),
                absl::StrCat("the link ", Where(), "-", c->down, " failed: ", std::string(link::LinkErrorName(failed->error)),
                             ": ", failed->message),

@@ -2,6 +2,7 @@
 // reservation, retries) and teardown.
 #include "network/network_layer.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -21,9 +22,17 @@ absl::Status NetworkLayer::Reserve(Circuit& c, int slots) {
   return absl::OkStatus();
 }
 
+uint32_t NetworkLayer::AffordableDepth(const Circuit& c, int sides, uint32_t wanted) const {
+  if (c.rounds > 0) return 1;
+  const int free = device_.num_slots() - reserved_;
+  const uint32_t fits = free > 0 ? static_cast<uint32_t>(free / sides) : 0;
+  return std::clamp<uint32_t>(std::min(wanted, fits), 1, std::max<uint32_t>(1, options_.max_pairs_in_flight));
+}
+
 void NetworkLayer::SendSetup(Circuit& c) {
   if (c.reserved == 0) {
     // Waiting for this node's memory: try again shortly (the deadline ends it).
+    c.depth = AffordableDepth(c, 1, c.planned_depth);
     if (absl::Status s = Reserve(c, c.per_side()); !s.ok()) return ScheduleSetupRetry(c);
   }
   ++c.setup_attempts;
@@ -41,6 +50,7 @@ void NetworkLayer::SendSetup(Circuit& c) {
   s->set_priority(c.priority);
   s->set_delay_s(ToSeconds(c.delay_from_head + LinkDelay(c.down)));
   s->set_purification_rounds(c.rounds);
+  s->set_pairs_in_flight(c.depth);
   Send(c.down, std::move(m));
 }
 
@@ -104,7 +114,9 @@ void NetworkLayer::OnSetup(const std::string& from, const v1::CircuitSetup& setu
     }
     c.handler = receiver->second;
   }
-  if (absl::Status s = Reserve(c, c.tail() ? c.per_side() : 2 * c.per_side()); !s.ok()) {
+  const int sides = c.tail() ? 1 : 2;
+  c.depth = AffordableDepth(c, sides, std::max<uint32_t>(1, setup.pairs_in_flight()));
+  if (absl::Status s = Reserve(c, sides * c.per_side()); !s.ok()) {
     return refuse(NetworkError::kNoResources, std::string(s.message().substr(s.message().find(':') + 2)));
   }
   c.up_label = options_.first_label + next_label_++;
@@ -143,6 +155,7 @@ void NetworkLayer::OnSetup(const std::string& from, const v1::CircuitSetup& setu
   r->set_ok(true);
   r->set_link_label(stored.up_label);
   r->set_delay_s(ToSeconds(stored.path_delay));
+  r->set_pairs_in_flight(stored.depth);
   Send(stored.up, std::move(m));
 }
 
@@ -177,6 +190,14 @@ void NetworkLayer::OnSetupReply(const std::string& from, const v1::CircuitSetupR
   }
   c->established = true;
   c->down_label = reply.link_label();
+  // The path runs at the depth its shortest node could hold: give back the rest.
+  if (const uint32_t agreed = std::max<uint32_t>(1, reply.pairs_in_flight()); c->rounds == 0 && agreed < c->depth) {
+    const int sides = c->head() ? 1 : 2;
+    const int excess = sides * static_cast<int>(c->depth - agreed);
+    reserved_ -= excess;
+    c->reserved -= excess;
+    c->depth = agreed;
+  }
   c->credits = static_cast<uint32_t>(c->per_side());
   c->path_delay = FromSeconds(reply.delay_s());
   if (!c->head()) {
@@ -184,6 +205,7 @@ void NetworkLayer::OnSetupReply(const std::string& from, const v1::CircuitSetupR
     v1::CircuitSetupReply* r = m.mutable_setup_reply();
     *r = reply;
     r->set_link_label(c->up_label);
+    r->set_pairs_in_flight(c->depth);
     Send(c->up, std::move(m));
   }
   RequestLinkPair(*c);
@@ -223,7 +245,7 @@ void NetworkLayer::EndCircuit(const CircuitKey& key, std::optional<NetworkError>
     t->set_message(message);
     Send(*n, std::move(m));
   }
-  if (c.link_request != 0) (void)link_.Cancel(c.link_request);
+  for (const auto& [id, pending] : c.link_requests) (void)link_.Cancel(id);
   if (c.up_label != 0) (void)link_.UnregisterReceiver(c.up_label);
   for (HeldPair& p : c.up_pairs) FreePair(p);
   for (HeldPair& p : c.down_pairs) FreePair(p);

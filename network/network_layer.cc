@@ -52,7 +52,7 @@ NetworkLayer::~NetworkLayer() {
   for (auto& [key, c] : circuits_) {
     for (HeldPair& p : c.up_pairs) FreePair(p);
     for (HeldPair& p : c.down_pairs) FreePair(p);
-    if (c.link_request != 0) (void)link_.Cancel(c.link_request);
+    for (const auto& [id, pending] : c.link_requests) (void)link_.Cancel(id);
     if (c.up_label != 0) (void)link_.UnregisterReceiver(c.up_label);
     if (c.deadline != kNoTimer) context_.CancelTimer(c.deadline);
     if (c.retry != kNoTimer) context_.CancelTimer(c.retry);
@@ -130,6 +130,8 @@ absl::StatusOr<RequestId> NetworkLayer::Create(const EndToEndRequest& request, N
   c.request_id = next_request_id_++;
   c.handler = std::move(handler);
   c.started = context_.Now();
+  c.planned_depth = plan->pairs_in_flight;
+  c.depth = AffordableDepth(c, 1, c.planned_depth);
   if (absl::Status reserved = Reserve(c, c.per_side()); !reserved.ok()) {
     if (request.max_time == Duration(0)) return reserved;
   }

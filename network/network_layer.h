@@ -72,6 +72,13 @@ struct NetworkLayerOptions {
   double hop_cost = 1e-3;
   // Link-layer purpose ids from here up are the network layer's circuit labels.
   uint32_t first_label = 0x40000000;
+  // End-to-end pairs a circuit without purification keeps in flight at most:
+  // the head plans what the path's memories allow leaving one qubit per side
+  // for another circuit (PathPlan), each node reserves that many qubits per
+  // circuit side or what it has free (at least one; the path agrees on the
+  // smallest), so every link generates that many pairs in parallel and the
+  // repeaters swap them as they come.
+  uint32_t max_pairs_in_flight = 8;
 };
 
 struct NetworkLayerStats {
@@ -202,7 +209,9 @@ class NetworkLayer {
     // Downstream link (this node originates its link requests).
     uint32_t down_label = 0;
     uint32_t credits = 0;
-    link::RequestId link_request = 0;
+    // Outstanding link requests for downstream pairs -> pairs not delivered yet.
+    absl::flat_hash_map<link::RequestId, uint32_t> link_requests;
+    uint32_t link_pairs_pending = 0;
     std::deque<HeldPair> down_pairs;
     // Upstream link (this node receives on up_label).
     uint32_t up_label = 0;
@@ -212,8 +221,12 @@ class NetworkLayer {
     absl::flat_hash_map<uint64_t, v1::CircuitTrack> early_tracks;  // for pairs not delivered here yet
     std::vector<v1::CircuitPurify> pending_purify;  // for pairs not delivered here yet
     bool swapping = false;
-    // Qubits reserved per side of a link: the kept pair plus one per round.
-    int per_side() const { return static_cast<int>(rounds) + 1; }
+    // Pairs in flight per side (no purification; else 1), agreed along the path.
+    uint32_t depth = 1;
+    uint32_t planned_depth = 1;  // head: what the path's memories allow (PathPlan)
+    // Qubits reserved per side of a link: the kept pair plus one per round,
+    // or without purification one per pair in flight.
+    int per_side() const { return rounds > 0 ? static_cast<int>(rounds) + 1 : static_cast<int>(depth); }
     bool head() const { return position == 0; }
     bool tail() const { return position + 1 == path.size(); }
   };
@@ -234,6 +247,9 @@ class NetworkLayer {
   static CircuitKey KeyFromWire(const v1::CircuitKey& key);
   static void KeyToWire(const CircuitKey& key, v1::CircuitKey* out);
   absl::Status Reserve(Circuit& c, int slots);
+  // Pairs in flight this node can hold for a circuit with `sides` link sides
+  // here, at most `wanted` (at least 1; Reserve says whether 1 fits).
+  uint32_t AffordableDepth(const Circuit& c, int sides, uint32_t wanted) const;
   void SendSetup(Circuit& c);
   // The head (or a node waiting for its own memory) sends the set-up again later.
   void ScheduleSetupRetry(Circuit& c);
@@ -249,6 +265,8 @@ class NetworkLayer {
   // cutoffs and discards.
   void RequestLinkPair(Circuit& c);
   void OnCredit(const std::string& from, const v1::CircuitCredit& credit);
+  // A downstream link request ended: its undelivered pairs are no longer pending.
+  void ForgetLinkRequest(Circuit& c, link::RequestId id);
   void SendCredit(Circuit& c);
   void OnDownstreamLinkEvent(const CircuitKey& key, const link::LinkEvent& event);
   void OnUpstreamLinkEvent(const CircuitKey& key, const link::LinkEvent& event);

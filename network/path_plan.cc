@@ -1,6 +1,7 @@
 #include "network/path_plan.h"
 
 #include <algorithm>
+#include <limits>
 #include <cmath>
 
 #include "absl/strings/str_format.h"
@@ -47,6 +48,14 @@ double ChainFidelity(const Route& route, const LinkStateDatabase& database, doub
 absl::StatusOr<PathPlan> PlanPath(const Route& route, const LinkStateDatabase& database, double min_fidelity) {
   PathPlan plan;
   if (route.hops() == 0) return absl::InvalidArgumentError("a path needs at least one link");
+  plan.pairs_in_flight = std::numeric_limits<uint32_t>::max();
+  for (size_t i = 0; i < route.path.size(); ++i) {
+    const v1::LinkStateAdvert* advert = database.Find(route.path[i]);
+    const uint32_t qubits = advert == nullptr ? 0 : advert->memory_qubits();
+    const uint32_t sides = (i == 0 || i + 1 == route.path.size()) ? 1 : 2;
+    plan.pairs_in_flight = std::min(plan.pairs_in_flight, std::max<uint32_t>(1, qubits / sides) - 1);
+  }
+  plan.pairs_in_flight = std::max<uint32_t>(1, plan.pairs_in_flight);
   plan.best_fidelity = ChainFidelity(route, database, -1.0, Duration(0));
   const double weakest = *std::min_element(route.link_fidelity.begin(), route.link_fidelity.end());
   if (min_fidelity <= 0.25) {

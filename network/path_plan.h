@@ -20,6 +20,10 @@ struct PathPlan {
   Duration cutoff{0};                // 0 = none
   double best_fidelity = 0.0;        // end to end, best links, no waiting
   double planned_fidelity = 0.0;     // end to end at link_min_fidelity, no waiting
+  // Without purification: end-to-end pairs in flight the path's memories
+  // allow while leaving one qubit per circuit side free for another circuit
+  // (min over the nodes of qubits / sides - 1, at least 1).
+  uint32_t pairs_in_flight = 1;
 };
 
 // Tries swapping alone, then up to kMaxPurificationRounds rounds of DEJMPS

@@ -150,10 +150,10 @@ TEST(NetworkFaultsSimTest, RepeaterCrashFailsBothEndsWithPeerDownAndFreesTheirMe
   ExpectNetworkClean(net);
 }
 
-// Two heads' circuits through one repeater with 4 qubits (2 each); a third
-// with a deadline waits for memory and completes once one is done; a third
-// without a deadline is refused at once. No node's reservations ever exceed
-// its memory.
+// Two heads' circuits through one repeater with 4 qubits (2 each: a circuit
+// leaves a qubit per side for another); a third with a deadline waits for
+// memory and completes once one is done; a third without a deadline is
+// refused at once. No node's reservations ever exceed its memory.
 TEST(NetworkFaultsSimTest, ConcurrentCircuitsShareARepeatersMemory) {
   std::string yaml = R"(
 network: star
