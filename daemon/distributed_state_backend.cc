@@ -12,6 +12,9 @@ namespace {
 // keep being taken away by other daemons meanwhile).
 constexpr int kMaxFetchesPerOp = 32;
 
+// How many qubits discarded while away are remembered for a late hand-over.
+constexpr size_t kDiscardedAwayMemory = 65536;
+
 
 }  // namespace
 
@@ -52,7 +55,7 @@ std::string DistributedStateBackend::Locate(QubitId qubit) const {
 }
 
 void DistributedStateBackend::NoteHeldBy(QubitId qubit, const std::string& holder) {
-  if (holder == self_) {
+  if (holder == self_ || system_.Exists(qubit)) {  // (handed over before the news came)
     held_by_.erase(qubit);
   } else {
     held_by_[qubit] = holder;
@@ -64,6 +67,18 @@ void DistributedStateBackend::WithLocalQubits(std::vector<QubitId> qubits, Opera
   pending->qubits = std::move(qubits);
   pending->op = std::move(op);
   pending->asked = WallClock::now();
+  Resolve(std::move(pending));
+}
+
+void DistributedStateBackend::WithFreshQubits(std::vector<QubitId> qubits, Operation op) {
+  // Fresh ids exist nowhere yet: asking their nodes would only cost a round
+  // trip to hear "not found".
+  auto pending = std::make_shared<PendingOp>();
+  pending->qubits = std::move(qubits);
+  pending->op = std::move(op);
+  for (QubitId q : pending->qubits) {
+    if (!system_.Exists(q)) pending->absent.insert(q);
+  }
   Resolve(std::move(pending));
 }
 
@@ -90,7 +105,76 @@ void DistributedStateBackend::Resolve(std::shared_ptr<PendingOp> op) {
   // The device would have operated when asked: waiting for state to move
   // between daemons is the software's lag.
   if (op->fetches > 0) loop_.lag().OnEvent(op->asked, WallClock::now());
+  // Groups the operation may split: their members are checked afterwards.
+  std::vector<QubitId> touched = op->qubits;
+  for (QubitId q : op->qubits) {
+    if (!system_.Exists(q)) continue;
+    for (QubitId m : system_.GroupOf(q)) {
+      if (m != q) touched.push_back(m);
+    }
+  }
   op->op(&system_);
+  for (QubitId m : touched) MaybeHandOver(m);
+}
+
+void DistributedStateBackend::MaybeHandOver(QubitId member) {
+  if (shut_down_ || !system_.Exists(member)) return;
+  const std::vector<QubitId> members = system_.GroupOf(member);
+  const std::string home = NodeOfQubit(members.front());
+  if (home.empty() || home == self_) return;
+  for (QubitId m : members) {
+    if (NodeOfQubit(m) != home) return;
+  }
+  absl::StatusOr<quantum::GroupState> group = system_.ExtractGroup(member);
+  if (!group.ok()) return;
+  for (QubitId m : group->members) {
+    moved_to_[m] = home;
+    held_by_.erase(m);
+  }
+  ++groups_handed_over_;
+  QNET_LOG(log_, kDebug, "handing group %s over to %s", Members(group->members), home);
+  transport_.HandOver(home, *std::move(group), [this, home](quantum::GroupState back) {
+    RestoreGroup(std::move(back), home);
+  });
+}
+
+void DistributedStateBackend::HandleHandOver(quantum::GroupState group, const std::string& sender) {
+  std::vector<QubitId> members = group.members;
+  for (QubitId m : members) {
+    if (system_.Exists(m)) {
+      QNET_LOG(log_, kError, "%s handed over group %s, but qubit %s is here already; dropping it", sender,
+               Members(members), Label(m));
+      return;
+    }
+  }
+  absl::Status inserted = system_.InsertGroup(std::move(group));
+  if (!inserted.ok()) {
+    QNET_LOG(log_, kError, "cannot install group %s handed over by %s: %s", Members(members), sender,
+             inserted.ToString());
+    return;
+  }
+  for (QubitId m : members) {
+    moved_to_.erase(m);
+    held_by_.erase(m);
+  }
+  QNET_LOG(log_, kDebug, "group %s handed over by %s", Members(members), sender);
+  // Members discarded while the group was on its way are traced out now.
+  for (QubitId m : members) {
+    if (discarded_away_.erase(m) > 0 && system_.Exists(m)) (void)system_.Remove(m);
+  }
+  // Fetches of members end here; their late replies find no fetch.
+  for (QubitId m : members) {
+    if (fetches_.contains(m)) Complete(m, system_.Exists(m) ? Found::kHere : Found::kAbsent);
+  }
+}
+
+void DistributedStateBackend::NoteDiscardedAway(QubitId qubit) {
+  if (!discarded_away_.insert(qubit).second) return;
+  discarded_away_order_.push_back(qubit);
+  if (discarded_away_order_.size() > kDiscardedAwayMemory) {
+    discarded_away_.erase(discarded_away_order_.front());
+    discarded_away_order_.pop_front();
+  }
 }
 
 void DistributedStateBackend::FetchQubit(QubitId qubit, FetchDone done) {
@@ -117,6 +201,7 @@ void DistributedStateBackend::Ask(QubitId qubit, const std::string& holder) {
     return;
   }
   QNET_LOG(log_, kDebug, "asking %s for the group of qubit %s", holder, Label(qubit));
+  ++moves_requested_;
   transport_.RequestMove(holder, qubit, [this, qubit, holder](absl::StatusOr<MoveReply> reply) {
     OnMoveReply(qubit, holder, std::move(reply));
   });
@@ -176,18 +261,16 @@ void DistributedStateBackend::OnMoveReply(QubitId qubit, const std::string& hold
   const std::string& next = reply->moved_to;
   if (next == self_) {
     // The holder sent it here. Either it is here by now, or we passed it on
-    // since (follow our own record), or another of our fetches carries it.
+    // since (follow our own record), or it is still on its way (a hand-over,
+    // or another of our fetches carries it): ask again until it arrives or
+    // the holder, its move cancelled, has it back.
     auto onward = moved_to_.find(qubit);
     if (system_.Exists(qubit)) {
       Complete(qubit, Found::kHere);
     } else if (onward != moved_to_.end() && onward->second != self_) {
       AskLater(qubit, onward->second);
-    } else if (fetches_.size() > 1) {
-      AskLater(qubit, holder);
     } else {
-      QNET_LOG(log_, kWarn, "%s says qubit %s moved here, but it never arrived (a cancelled move?)", holder,
-               Label(qubit));
-      Complete(qubit, Found::kAbsent);
+      AskLater(qubit, holder);
     }
     return;
   }
@@ -201,7 +284,7 @@ void DistributedStateBackend::Complete(QubitId qubit, absl::StatusOr<Found> outc
   Fetch fetch = std::move(node.mapped());
   // Our own waiting operations first, then the daemons that asked us.
   for (FetchDone& waiter : fetch.waiters) waiter(outcome);
-  if (fetch.discard_when_done && system_.Exists(qubit)) (void)system_.Remove(qubit);
+  if (fetch.discard_when_done && system_.Exists(qubit)) RemoveAndHandOverRest(qubit);
   for (auto& [requester, reply] : fetch.queued_requests) HandleMove(qubit, requester, std::move(reply));
   std::vector<std::function<void()>> deferred;
   deferred.swap(after_any_fetch_);
@@ -247,22 +330,35 @@ void DistributedStateBackend::HandleMove(QubitId qubit, const std::string& reque
 }
 
 void DistributedStateBackend::Discard(QubitId qubit) {
+  // Located before the hint is dropped: one of our own qubits held
+  // elsewhere must be traced out there.
+  const std::string holder = Locate(qubit);
   held_by_.erase(qubit);
   if (system_.Exists(qubit)) {
-    (void)system_.Remove(qubit);
+    RemoveAndHandOverRest(qubit);
     return;
   }
   if (auto it = fetches_.find(qubit); it != fetches_.end()) {
     it->second.discard_when_done = true;
     return;
   }
-  std::string holder = Locate(qubit);
-  if (!holder.empty() && holder != self_) transport_.SendDiscard(holder, qubit, 0);
+  if (!holder.empty() && holder != self_) {
+    NoteDiscardedAway(qubit);  // its group may be on its way here already
+    transport_.SendDiscard(holder, qubit, 0);
+  }
+}
+
+void DistributedStateBackend::RemoveAndHandOverRest(QubitId qubit) {
+  std::vector<QubitId> rest = system_.GroupOf(qubit);
+  (void)system_.Remove(qubit);
+  for (QubitId m : rest) {
+    if (m != qubit) MaybeHandOver(m);
+  }
 }
 
 void DistributedStateBackend::HandleDiscard(QubitId qubit, const std::string& requester, uint32_t hops) {
   if (system_.Exists(qubit)) {
-    (void)system_.Remove(qubit);
+    RemoveAndHandOverRest(qubit);
     QNET_LOG(log_, kDebug, "discarded qubit %s for %s", Label(qubit), requester);
     return;
   }
@@ -278,7 +374,10 @@ void DistributedStateBackend::HandleDiscard(QubitId qubit, const std::string& re
   }
   if (!fetches_.empty()) {
     after_any_fetch_.push_back([this, qubit, requester, hops] { HandleDiscard(qubit, requester, hops); });
+    return;
   }
+  // Nowhere we know of: it may be handed over to us later.
+  NoteDiscardedAway(qubit);
 }
 
 void DistributedStateBackend::RestoreGroup(quantum::GroupState group, const std::string& requester) {

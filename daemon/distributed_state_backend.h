@@ -17,11 +17,20 @@
 // Unavailable and nothing moves. If a move's RPC is cancelled before the
 // requester received the group, the holder keeps it.
 //
+// Hand-over: when an operation or a discard here leaves a group whose
+// members all belong to one other node (by the id prefix: typically the far
+// half of a pair whose near half was just measured), the group is sent to
+// that node unasked, so its next operation there runs without a round trip.
+// The group counts as moved there at once (requests are redirected); a fetch
+// told that its qubit moved here waits for it to arrive (asking again); a
+// group arriving for members discarded meanwhile loses those members.
+//
 // Loop thread only, including the Handle* entry points the hardware plane
 // service posts into.
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <memory>
 #include <optional>
@@ -55,6 +64,10 @@ class HardwarePlaneTransport {
   virtual void RequestMove(const std::string& holder, QubitId qubit,
                            std::function<void(absl::StatusOr<MoveReply>)> done) = 0;
   virtual void SendDiscard(const std::string& holder, QubitId qubit, uint32_t hops) = 0;
+  // Gives `group` to node `to`; `failed` runs (on the loop) only if it
+  // surely did not get there.
+  virtual void HandOver(const std::string& to, quantum::GroupState group,
+                        std::function<void(quantum::GroupState)> failed) = 0;
 };
 
 class DistributedStateBackend final : public physical::StateBackend {
@@ -65,6 +78,7 @@ class DistributedStateBackend final : public physical::StateBackend {
 
   // physical::StateBackend
   void WithLocalQubits(std::vector<QubitId> qubits, Operation op) override;
+  void WithFreshQubits(std::vector<QubitId> qubits, Operation op) override;
   void Discard(QubitId qubit) override;
   void NoteHeldBy(QubitId qubit, const std::string& holder) override;
 
@@ -72,6 +86,7 @@ class DistributedStateBackend final : public physical::StateBackend {
   using MoveReplyFn = std::function<void(absl::StatusOr<MoveReply>)>;
   void HandleMove(QubitId qubit, const std::string& requester, MoveReplyFn reply);
   void HandleDiscard(QubitId qubit, const std::string& requester, uint32_t hops);
+  void HandleHandOver(quantum::GroupState group, const std::string& sender);
   // The move of `group` to `requester` was cancelled before it got there.
   void RestoreGroup(quantum::GroupState group, const std::string& requester);
 
@@ -82,6 +97,8 @@ class DistributedStateBackend final : public physical::StateBackend {
   const quantum::QuantumSystem& system() const { return system_; }
   quantum::QuantumSystem& mutable_system() { return system_; }
   size_t fetches_in_flight() const { return fetches_.size(); }
+  uint64_t moves_requested() const { return moves_requested_; }
+  uint64_t groups_handed_over() const { return groups_handed_over_; }
 
   // Upper bound on the hops of one fetch (redirects followed).
   static constexpr int kMaxHops = 24;
@@ -108,6 +125,14 @@ class DistributedStateBackend final : public physical::StateBackend {
   void AskLater(QubitId qubit, const std::string& holder);
   void OnMoveReply(QubitId qubit, const std::string& holder, absl::StatusOr<MoveReply> reply);
   void Complete(QubitId qubit, absl::StatusOr<Found> outcome);
+  // Hands the group of `member` to the node all its members belong to, if
+  // that is one node other than this one.
+  void MaybeHandOver(QubitId member);
+  // Remembers a qubit discarded while its group was elsewhere, so that the
+  // group arriving later drops it.
+  void NoteDiscardedAway(QubitId qubit);
+  // Removes a qubit held here and hands over what is left of its group.
+  void RemoveAndHandOverRest(QubitId qubit);
 
   EventLoop& loop_;
   const Logger& log_;
@@ -121,6 +146,11 @@ class DistributedStateBackend final : public physical::StateBackend {
   // Requests about qubits unknown here, held until the next fetch completes
   // (that fetch may bring them).
   std::vector<std::function<void()>> after_any_fetch_;
+  // Qubits discarded while not here (bounded, oldest forgotten first).
+  absl::flat_hash_set<QubitId> discarded_away_;
+  std::deque<QubitId> discarded_away_order_;
+  uint64_t moves_requested_ = 0;
+  uint64_t groups_handed_over_ = 0;
   bool shut_down_ = false;
 };
 

@@ -76,6 +76,15 @@ TimePoint EventLoop::ToSimulated(WallClock::duration since_start) const {
 
 TimerId EventLoop::AddTimer(WallClock::duration after, std::function<void()> fire, bool physics) {
   TimerId id = next_timer_++;
+  if (after <= kSoon) {
+    timers_.emplace(id, Timer{nullptr, std::move(fire), physics});
+    soon_.emplace(WallClock::now() + std::max(after, WallClock::duration::zero()), id);
+    if (!drain_posted_) {
+      drain_posted_ = true;
+      boost::asio::post(io_, [this] { DrainSoon(); });
+    }
+    return id;
+  }
   auto timer = std::make_unique<boost::asio::steady_timer>(io_, after);
   timer->async_wait([this, id](const boost::system::error_code& ec) {
     if (ec) return;  // cancelled
@@ -93,9 +102,30 @@ TimerId EventLoop::AddTimer(WallClock::duration after, std::function<void()> fir
 bool EventLoop::CancelTimer(TimerId id) {
   auto it = timers_.find(id);
   if (it == timers_.end()) return false;
-  it->second.timer->cancel();
+  if (it->second.timer != nullptr) it->second.timer->cancel();  // else DrainSoon skips it
   timers_.erase(it);
   return true;
+}
+
+void EventLoop::DrainSoon() {
+  drain_posted_ = false;
+  // Fires what is due, earliest first, then comes back for the rest (all
+  // due within kSoon) after whatever else the loop has queued.
+  while (!soon_.empty()) {
+    auto [due, id] = *soon_.begin();
+    if (due > WallClock::now()) break;
+    soon_.erase(soon_.begin());
+    auto it = timers_.find(id);
+    if (it == timers_.end()) continue;  // cancelled
+    if (it->second.physics) lag_.OnEvent(due, WallClock::now());
+    std::function<void()> fire_now = std::move(it->second.fire);
+    timers_.erase(it);
+    fire_now();
+  }
+  if (!soon_.empty() && !drain_posted_) {
+    drain_posted_ = true;
+    boost::asio::post(io_, [this] { DrainSoon(); });
+  }
 }
 
 }  // namespace qnet::daemon

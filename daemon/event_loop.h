@@ -19,6 +19,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <thread>
 #include <type_traits>
 
@@ -108,10 +109,15 @@ class EventLoop {
 
  private:
   struct Timer {
-    std::unique_ptr<boost::asio::steady_timer> timer;
+    std::unique_ptr<boost::asio::steady_timer> timer;  // null while in soon_
     std::function<void()> fire;
     bool physics = false;
   };
+  // Timers due within kSoon of their start skip the asio timer queue (each
+  // of those reprograms a timerfd, a syscall, and wakes the reactor): they
+  // wait in soon_, in deadline order, for one posted drain.
+  static constexpr WallClock::duration kSoon = std::chrono::microseconds(10);
+  void DrainSoon();
 
   TimerId AddTimer(WallClock::duration after, std::function<void()> fire, bool physics);
 
@@ -126,6 +132,8 @@ class EventLoop {
   absl::flat_hash_map<TimerId, Timer> timers_;
   LagMonitor lag_;
   TimerId next_timer_ = 1;
+  std::set<std::pair<WallClock::time_point, TimerId>> soon_;
+  bool drain_posted_ = false;
 };
 
 }  // namespace qnet::daemon

@@ -49,6 +49,8 @@ struct HardwarePlaneClient::Call {
   v1::MoveGroupResponse move_response;
   v1::DiscardQubitRequest discard_request;
   v1::DiscardQubitResponse discard_response;
+  v1::HandOverRequest hand_over_request;
+  v1::HandOverResponse hand_over_response;
   std::unique_ptr<v1::HardwarePlane::Stub> stub;
 };
 
@@ -147,6 +149,36 @@ void HardwarePlaneClient::SendDiscard(const std::string& holder, QubitId qubit, 
                                     });
 }
 
+void HardwarePlaneClient::HandOver(const std::string& to, quantum::GroupState group,
+                                   std::function<void(quantum::GroupState)> failed) {
+  auto channel = directory_.Channel(to);
+  if (!channel.ok()) {
+    poster_->Post([failed = std::move(failed), group = std::move(group)]() mutable { failed(std::move(group)); });
+    return;
+  }
+  auto call = std::make_shared<Call>();
+  call->stub = v1::HardwarePlane::NewStub(*channel);
+  call->context.set_deadline(std::chrono::system_clock::now() + deadline_);
+  *call->hand_over_request.mutable_group() = GroupToProto(group);
+  call->hand_over_request.set_sender(self_);
+  calls_->Add();
+  Track(&call->context);
+  call->stub->async()->HandOver(
+      &call->context, &call->hand_over_request, &call->hand_over_response,
+      [this, call, failed = std::move(failed), group = std::move(group)](grpc::Status status) mutable {
+        Untrack(&call->context);
+        // UNAVAILABLE: no connection, or the receiver is shutting down (it
+        // answers OK once the group is posted to its loop), so it never took
+        // the group: keep it. Any other failure: assume the receiver has it.
+        if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
+          poster_->Post([failed = std::move(failed), group = std::move(group)]() mutable {
+            failed(std::move(group));
+          });
+        }
+        calls_->Done();
+      });
+}
+
 // ---- service ----
 
 namespace {
@@ -226,6 +258,24 @@ grpc::ServerUnaryReactor* HardwarePlaneService::DiscardQubit(grpc::CallbackServe
   });
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(grpc::Status::OK);
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* HardwarePlaneService::HandOver(grpc::CallbackServerContext* context,
+                                                         const v1::HandOverRequest* request,
+                                                         v1::HandOverResponse* /*response*/) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  absl::StatusOr<quantum::GroupState> group = GroupFromProto(request->group());
+  if (!group.ok()) {
+    reactor->Finish(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::string(group.status().message())));
+    return reactor;
+  }
+  DistributedStateBackend* backend = &backend_;
+  bool posted = poster_->Post([backend, group = *std::move(group), sender = request->sender()]() mutable {
+    backend->HandleHandOver(std::move(group), sender);
+  });
+  reactor->Finish(posted ? grpc::Status::OK
+                         : grpc::Status(grpc::StatusCode::UNAVAILABLE, "the daemon is shutting down"));
   return reactor;
 }
 

@@ -33,6 +33,8 @@ class HardwarePlaneClient final : public HardwarePlaneTransport {
   void RequestMove(const std::string& holder, QubitId qubit,
                    std::function<void(absl::StatusOr<MoveReply>)> done) override;
   void SendDiscard(const std::string& holder, QubitId qubit, uint32_t hops) override;
+  void HandOver(const std::string& to, quantum::GroupState group,
+                std::function<void(quantum::GroupState)> failed) override;
   // Cancels every call in flight (shutdown); thread-safe.
   void CancelAll();
 
@@ -61,6 +63,8 @@ class HardwarePlaneService final : public v1::HardwarePlane::CallbackService {
   grpc::ServerUnaryReactor* DiscardQubit(grpc::CallbackServerContext* context,
                                          const v1::DiscardQubitRequest* request,
                                          v1::DiscardQubitResponse* response) override;
+  grpc::ServerUnaryReactor* HandOver(grpc::CallbackServerContext* context, const v1::HandOverRequest* request,
+                                     v1::HandOverResponse* response) override;
 
  private:
   DistributedStateBackend& backend_;

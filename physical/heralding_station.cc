@@ -183,8 +183,8 @@ void HeraldingStation::Report(uint64_t serial, Outcome outcome, std::optional<Ei
     return;
   }
   // The pair's state is the one the heralded click pattern implies, not an
-  // idealised Bell state.
-  backend_.WithLocalQubits(
+  // idealised Bell state. Both memory qubits are fresh (AwaitHerald).
+  backend_.WithFreshQubits(
       {outcome.qubit_a, outcome.qubit_b},
       lifetime_.Guard([this, serial, outcome = std::move(outcome),
                        rho = quantum::Matrix(*state)](absl::StatusOr<quantum::QuantumSystem*> system) mutable {

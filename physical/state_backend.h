@@ -34,6 +34,12 @@ class StateBackend {
   // event loop, possibly before this call returns.
   using Operation = std::function<void(absl::StatusOr<quantum::QuantumSystem*>)>;
   virtual void WithLocalQubits(std::vector<quantum::QubitId> qubits, Operation op) = 0;
+  // As WithLocalQubits, for qubits the caller knows exist nowhere yet unless
+  // here (fresh ids from QuantumDevice::AwaitHerald, about to be prepared):
+  // they are not looked for elsewhere.
+  virtual void WithFreshQubits(std::vector<quantum::QubitId> qubits, Operation op) {
+    WithLocalQubits(std::move(qubits), std::move(op));
+  }
 
   // Forgets the qubit wherever its group lives (traces it out).
   virtual void Discard(quantum::QubitId qubit) = 0;

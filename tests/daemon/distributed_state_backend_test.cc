@@ -7,6 +7,7 @@
 
 #include "gtest/gtest.h"
 #include "in_process_daemons.h"
+#include "core/rng.h"
 #include "physical/state_backend.h"
 #include "quantum/bell.h"
 #include "quantum/gates.h"
@@ -186,6 +187,35 @@ TEST(DistributedStateBackendTest, DiscardIsForwardedToWhereTheGroupWent) {
               }).ok());
 }
 
+TEST(DistributedStateBackendTest, MeasuringOneHalfHandsTheOtherHalfHome) {
+  InProcessNetwork net({"a", "b"});
+  ASSERT_TRUE(net.ok());
+  const QubitId qa = MakeQubitId(0, 1);
+  const QubitId qb = MakeQubitId(1, 1);
+  ASSERT_TRUE(RunOp(net[0], {}, [&](QuantumSystem& s) {
+                ASSERT_TRUE(s.Prepare(std::vector<QubitId>{qa, qb}, quantum::BellDensity(quantum::BellState::kPhiPlus)).ok());
+              }).ok());
+  net[1].loop().Call([&] { net[1].backend().NoteHeldBy(qb, "a"); });
+  int outcome = -1;
+  Rng rng(5);
+  ASSERT_TRUE(RunOp(net[0], {qa}, [&](QuantumSystem& s) {
+                auto measured = s.Measure(qa, quantum::Basis::Z(), rng);
+                ASSERT_TRUE(measured.ok());
+                outcome = *measured;
+              }).ok());
+  // b's qubit, no longer entangled with a's, goes to b unasked.
+  ASSERT_TRUE(WaitUntil("qb to be handed over to b", [&] { return QubitsHeld(net[1]) == 1u; }));
+  EXPECT_EQ(QubitsHeld(net[0]), 1u);
+  ASSERT_TRUE(RunOp(net[1], {qb}, [&](QuantumSystem& s) {
+                auto rho = s.ReducedState(std::vector<QubitId>{qb});
+                ASSERT_TRUE(rho.ok());
+                // PHI+: b's half collapsed to a's outcome.
+                EXPECT_NEAR((*rho)(outcome, outcome).real(), 1.0, kExact);
+              }).ok());
+  EXPECT_EQ(net[1].loop().Call([&] { return net[1].backend().moves_requested(); }), 0u);
+  EXPECT_EQ(net[0].loop().Call([&] { return net[0].backend().groups_handed_over(); }), 1u);
+}
+
 // ---- the move protocol against a scripted transport ----
 
 class ScriptedTransport final : public HardwarePlaneTransport {
@@ -202,7 +232,12 @@ class ScriptedTransport final : public HardwarePlaneTransport {
   void SendDiscard(const std::string& holder, QubitId qubit, uint32_t) override {
     discards.emplace_back(holder, qubit);
   }
+  void HandOver(const std::string& to, quantum::GroupState group,
+                std::function<void(quantum::GroupState)>) override {
+    hand_overs.emplace_back(to, std::move(group));
+  }
   std::vector<Request> requests;
+  std::vector<std::pair<std::string, quantum::GroupState>> hand_overs;
   std::vector<std::pair<std::string, QubitId>> discards;
 };
 
@@ -298,6 +333,92 @@ TEST_F(ScriptedBackendTest, CancelledMoveIsRestored) {
   backend_.HandleMove(qy, "y", [&](absl::StatusOr<MoveReply> r) { again = std::move(r); });
   ASSERT_TRUE(again.has_value() && again->ok());
   EXPECT_TRUE((*again)->group.has_value());
+}
+
+TEST_F(ScriptedBackendTest, FreshQubitsAreNotLookedFor) {
+  const QubitId qx = MakeQubitId(0, 1);
+  const QubitId qy = MakeQubitId(1, 1);
+  bool prepared = false;
+  backend_.WithFreshQubits({qx, qy}, [&](absl::StatusOr<QuantumSystem*> s) {
+    ASSERT_TRUE(s.ok());
+    prepared = (*s)->Prepare(std::vector<QubitId>{qx, qy}, quantum::BellDensity(quantum::BellState::kPhiPlus)).ok();
+  });
+  EXPECT_TRUE(prepared);
+  EXPECT_TRUE(transport_.requests.empty());
+  EXPECT_EQ(backend_.system().qubit_count(), 2u);
+  EXPECT_TRUE(transport_.hand_overs.empty());  // x's qubit is in the group: it stays
+}
+
+TEST_F(ScriptedBackendTest, MeasuringHereHandsTheForeignHalfToItsNode) {
+  const QubitId qx = MakeQubitId(0, 1);
+  const QubitId qy = MakeQubitId(1, 1);
+  ASSERT_TRUE(backend_.mutable_system().InsertGroup(Pair(qx, qy)).ok());
+  Rng rng(3);
+  backend_.WithLocalQubits({qx}, [&](absl::StatusOr<QuantumSystem*> s) {
+    ASSERT_TRUE(s.ok());
+    ASSERT_TRUE((*s)->Measure(qx, quantum::Basis::X(), rng).ok());
+  });
+  ASSERT_EQ(transport_.hand_overs.size(), 1u);
+  EXPECT_EQ(transport_.hand_overs[0].first, "y");
+  EXPECT_EQ(transport_.hand_overs[0].second.members, (std::vector<QubitId>{qy}));
+  EXPECT_EQ(backend_.system().qubit_count(), 1u);
+  // Requests for it are redirected to y.
+  std::optional<absl::StatusOr<MoveReply>> reply;
+  backend_.HandleMove(qy, "z", [&](absl::StatusOr<MoveReply> r) { reply = std::move(r); });
+  ASSERT_TRUE(reply.has_value() && reply->ok());
+  EXPECT_EQ((*reply)->moved_to, "y");
+}
+
+TEST_F(ScriptedBackendTest, HandOverCompletesTheFetchInFlight) {
+  const QubitId qx = MakeQubitId(0, 1);
+  backend_.NoteHeldBy(qx, "y");
+  int ran = 0;
+  backend_.WithLocalQubits({qx}, [&](absl::StatusOr<QuantumSystem*> s) {
+    ASSERT_TRUE(s.ok());
+    EXPECT_TRUE((*s)->Exists(qx));
+    ++ran;
+  });
+  ASSERT_EQ(transport_.requests.size(), 1u);
+  backend_.HandleHandOver({{qx}, Matrix::Identity(2, 2) / 2.0}, "y");
+  EXPECT_EQ(ran, 1);
+  // y's answer to the fetch comes later and changes nothing.
+  transport_.requests[0].done(MoveReply{.moved_to = "x"});
+  EXPECT_EQ(ran, 1);
+  EXPECT_EQ(transport_.requests.size(), 1u);
+  EXPECT_EQ(backend_.system().qubit_count(), 1u);
+}
+
+TEST_F(ScriptedBackendTest, FetchToldItsQubitMovedHereWaitsForIt) {
+  const QubitId qx = MakeQubitId(0, 1);
+  backend_.NoteHeldBy(qx, "y");
+  bool existed = false;
+  backend_.WithLocalQubits({qx}, [&](absl::StatusOr<QuantumSystem*> s) {
+    ASSERT_TRUE(s.ok());
+    existed = (*s)->Exists(qx);
+  });
+  // The hand-over is still on its way: y's redirect to us must not make
+  // the qubit count as absent (a fresh |0> would take its place).
+  transport_.requests[0].done(MoveReply{.moved_to = "x"});
+  ASSERT_EQ(transport_.requests.size(), 2u);
+  EXPECT_EQ(transport_.requests[1].holder, "y");
+  EXPECT_FALSE(existed);
+  backend_.HandleHandOver({{qx}, Matrix::Identity(2, 2) / 2.0}, "y");
+  EXPECT_TRUE(existed);
+}
+
+TEST_F(ScriptedBackendTest, GroupHandedOverAfterItsQubitWasDiscardedLosesIt) {
+  const QubitId qx = MakeQubitId(0, 1);
+  const QubitId qx2 = MakeQubitId(0, 2);
+  backend_.NoteHeldBy(qx, "y");
+  backend_.Discard(qx);
+  ASSERT_EQ(transport_.discards.size(), 1u);
+  EXPECT_EQ(transport_.discards[0].first, "y");
+  Matrix rho = Matrix::Zero(4, 4);
+  rho(0, 0) = 1.0;  // |00>
+  backend_.HandleHandOver({{qx, qx2}, rho}, "y");
+  EXPECT_FALSE(backend_.system().Exists(qx));
+  EXPECT_TRUE(backend_.system().Exists(qx2));
+  EXPECT_EQ(backend_.system().qubit_count(), 1u);
 }
 
 }  // namespace

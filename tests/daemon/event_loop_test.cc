@@ -96,6 +96,27 @@ TEST(EventLoopTest, CancelledTimerNeverFires) {
   EXPECT_EQ(loop.Call([&] { return loop.pending_timers(); }), 0u);
 }
 
+TEST(EventLoopTest, TimersDueAlmostAtOnceFireInDeadlineOrderUnlessCancelled) {
+  EventLoop loop(1.0);
+  loop.Start();
+  std::vector<int> order;
+  std::promise<void> done;
+  loop.Post([&] {
+    using std::chrono::microseconds;
+    // Started in this order, later calls have later deadlines whatever
+    // the time between the calls.
+    loop.StartWallTimer(microseconds(0), [&] { order.push_back(0); });
+    TimerId doomed = loop.StartWallTimer(microseconds(1), [&] { order.push_back(1); });
+    loop.StartWallTimer(microseconds(3), [&] { order.push_back(3); });
+    loop.StartWallTimer(microseconds(8), [&] { order.push_back(8); });
+    EXPECT_TRUE(loop.CancelTimer(doomed));
+    loop.StartWallTimer(std::chrono::milliseconds(2), [&] { done.set_value(); });
+  });
+  ASSERT_EQ(done.get_future().wait_for(std::chrono::seconds(20)), std::future_status::ready);
+  EXPECT_EQ(order, (std::vector<int>{0, 3, 8}));
+  EXPECT_EQ(loop.Call([&] { return loop.pending_timers(); }), 0u);
+}
+
 TEST(EventLoopTest, CancelAfterFiringReturnsFalse) {
   EventLoop loop(1.0);
   loop.Start();
