@@ -46,6 +46,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "bench/process_stats.h"
 #include "cli/entangle_client.h"
 #include "cli/launcher.h"
 #include "qnet/v1/node_service.grpc.pb.h"
@@ -62,23 +63,8 @@ namespace {
 
 namespace fs = std::filesystem;
 using SteadyClock = std::chrono::steady_clock;
-
-// CPU seconds (user + system) process `pid` has used so far (/proc/PID/stat
-// fields 14 and 15), or nothing if it cannot be read.
-std::optional<double> ProcessCpuSeconds(pid_t pid) {
-  std::ifstream in(absl::StrCat("/proc/", pid, "/stat"));
-  std::string line;
-  if (!std::getline(in, line)) return std::nullopt;
-  // The command name (field 2) may hold spaces: count fields after its ')'.
-  const size_t close = line.rfind(')');
-  if (close == std::string::npos) return std::nullopt;
-  std::istringstream rest(line.substr(close + 1));
-  std::string field;
-  for (int i = 3; i <= 13; ++i) rest >> field;
-  double utime = 0, stime = 0;
-  if (!(rest >> utime >> stime)) return std::nullopt;
-  return (utime + stime) / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
+using bench::Percentile;
+using bench::ProcessCpuSeconds;
 
 // Context switches (voluntary + involuntary) over all threads of process
 // `pid` so far (/proc/PID/task/*/status; threads that already exited are
@@ -98,12 +84,6 @@ double ProcessContextSwitches(pid_t pid) {
   return total;
 }
 
-// The value below which a fraction q of `sorted` lies (nearest rank).
-double Percentile(const std::vector<double>& sorted, double q) {
-  if (sorted.empty()) return 0.0;
-  const size_t rank = static_cast<size_t>(std::ceil(q * static_cast<double>(sorted.size())));
-  return sorted[std::clamp<size_t>(rank, 1, sorted.size()) - 1];
-}
 
 // Two running daemons (alice, bob) of examples/ideal-pair.yaml and a client
 // channel to alice. Destroying it stops both daemons (LocalNetwork is RAII).

@@ -17,6 +17,8 @@ namespace {
 
 // Wall-clock seconds a message between two local daemons may take.
 constexpr double kWallMessageLatencyBudgetS = 0.02;
+// Wall-clock seconds between re-floods of a node's link-state advert.
+constexpr double kAdvertRefreshWallS = 30;
 
 // Lag beyond a tenth of the node's shortest one-way classical delay counts
 // as behind: it stretches the round trips the protocols pace themselves by
@@ -291,7 +293,11 @@ absl::Status Daemon::Init() {
                                                            options_.move_deadline);
   backend_ = std::make_unique<DistributedStateBackend>(*loop_, log_, topology.self, topology.nodes,
                                                        *hardware_client_);
-  links_ = std::make_unique<PeerLinks>(*loop_, *directory_, log_, topology, calls_, options_.peer_timing);
+  // At least five heartbeats per silence limit, so that a few late ones do
+  // not take a healthy link down.
+  PeerLinkTiming peer_timing = options_.peer_timing;
+  peer_timing.heartbeat_interval = std::min(peer_timing.heartbeat_interval, peer_timing.silence_limit / 5);
+  links_ = std::make_unique<PeerLinks>(*loop_, *directory_, log_, topology, calls_, peer_timing);
   context_ = std::make_unique<DaemonNodeContext>(topology.self, options_.seed, *loop_, *links_);
 
   // The loop is not running yet, so building the node here is still
@@ -306,6 +312,13 @@ absl::Status Daemon::Init() {
   stack::NodeStackOptions stack_options;
   stack_options.link.min_retransmit_timeout = std::max(
       stack_options.link.min_retransmit_timeout, FromSeconds(kWallMessageLatencyBudgetS * options_.time_scale));
+  // Re-flooding adverts is only a safety net here (peer streams are reliable
+  // and in order, and a neighbour that comes up gets the whole database), so
+  // its period is wall time: a simulated one floods every advert through the
+  // whole network S times as often (64 idle daemons of a grid at S = 100:
+  // ~10% of a core each).
+  stack_options.network.advert_refresh =
+      std::max(stack_options.network.advert_refresh, FromSeconds(kAdvertRefreshWallS * options_.time_scale));
   absl::StatusOr<std::unique_ptr<stack::NodeStack>> built =
       stack::NodeStack::Build(*context_, *backend_, *options_.network, std::move(stack_options));
   if (!built.ok()) {

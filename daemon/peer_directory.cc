@@ -13,8 +13,14 @@ namespace qnet::daemon {
 std::shared_ptr<grpc::Channel> MakePeerChannel(const std::string& address) {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
-  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
+  // Not a backoff: gRPC gives each connection attempt (TCP connect and the
+  // server's HTTP/2 SETTINGS) at least this long. At 100 ms, daemons on a
+  // loaded machine (64 starting at once) failed to connect and their
+  // MoveGroup calls failed with "connection attempt timed out before
+  // receiving SETTINGS frame". A dead peer still fails at once (connection
+  // refused); a hung one is caught by the callers' own deadlines.
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, kPeerConnectTimeoutMs);
   // Channels to different daemons must not share a TCP connection, nor
   // channels created for one daemon across its restarts.
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);

@@ -51,6 +51,12 @@ class PeerDirectory {
   std::map<std::string, CachedChannel> channels_;
 };
 
+// How long a channel to another daemon waits for one connection attempt
+// (TCP and HTTP/2 handshake) before it fails.
+inline constexpr int kPeerConnectTimeoutMs = 5000;
+
+// A channel of its own to another daemon: reconnects after 100 ms, backing
+// off to 1 s; each attempt waits kPeerConnectTimeoutMs.
 std::shared_ptr<grpc::Channel> MakePeerChannel(const std::string& address);
 
 }  // namespace qnet::daemon

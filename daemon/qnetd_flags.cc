@@ -34,7 +34,8 @@ Usage: qnetd --network FILE --node NAME [options]
                       pairs than memory slots waits for that memory.
   --peer-timeout SECONDS
                       wall-clock seconds without a frame from a neighbour (heartbeats
-                      go every 200 ms) before its link is declared down (default 3).
+                      go every 600 ms, or a fifth of this if shorter) before its link
+                      is declared down (default 3).
                       A neighbour that exits is noticed at once; this catches a hung
                       or unreachable one.
   --epoch-unix-ns T   the simulated clock's zero as a Unix time in nanoseconds, not in

@@ -1,7 +1,6 @@
 // qnetd: runs one node's daemon until SIGTERM/SIGINT. See --help.
 #include <signal.h>
 
-#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <memory>
@@ -60,9 +59,6 @@ int Run(int argc, char** argv) {
   options.keep_hold = qnet::FromSeconds(flags->keep_hold_s);
   options.peer_timing.silence_limit = std::chrono::duration_cast<qnet::daemon::WallClock::duration>(
       std::chrono::duration<double>(flags->peer_timeout_s));
-  // At least a few heartbeats fit in the timeout.
-  options.peer_timing.heartbeat_interval =
-      std::min(options.peer_timing.heartbeat_interval, options.peer_timing.silence_limit / 5);
   options.epoch_unix_ns = flags->epoch_unix_ns;
   options.log_level = flags->log_level;
 
