@@ -26,7 +26,7 @@ state=$(mktemp -d "${TMPDIR:-/tmp}/qnet-demo.XXXXXX")
 trap '"$qnetctl" down --state-dir "$state" >/dev/null 2>&1 || true; rm -rf "$state"' EXIT
 "$qnetctl" up "$root/examples/ideal-pair.yaml" --state-dir "$state" --time-scale 10
 "$qnetctl" --state-dir "$state" --node alice entangle --with bob --pairs 200 --type measure --basis six-state |
-  tail -n 7
+  tail -n 10
 echo
 echo "== Teleporting |+i> from alice to bob 60 times; bob measures X/Y/Z and the state is rebuilt from his outcomes"
 "$qnetctl" --state-dir "$state" --node alice teleport --to bob --state +i --shots 60 2>/dev/null
