@@ -13,6 +13,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "cli/entangle_client.h"
 #include "cli/launcher.h"
 #include "cli/qnetctl_command.h"
 #include "cli/time_scale_probe.h"
@@ -134,7 +135,7 @@ int Status(const Args& args, bool json) {
   bool first = true;
   for (const std::string& node : nodes) {
     absl::StatusOr<qnet::v1::GetStatusResponse> status = absl::UnavailableError("not running");
-    if (auto address = NodeAddress(*dir, node); address.ok()) status = GetStatus(*address);
+    if (auto address = NodeAddress(*dir, node); address.ok()) status = qnet::cli::GetStatus(*address);
     if (json) {
       std::cout << (first ? "" : ",");
       if (status.ok()) {
@@ -172,7 +173,7 @@ int Links(const Args& args, bool json) {
   for (const auto& link : network->links) {
     bool connected = false;
     if (auto address = NodeAddress(*dir, link.node_a); address.ok()) {
-      if (auto status = GetStatus(*address); status.ok()) {
+      if (auto status = qnet::cli::GetStatus(*address); status.ok()) {
         for (const auto& n : status->neighbours()) connected = connected || (n.name() == link.node_b && n.connected());
       }
     }

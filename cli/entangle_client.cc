@@ -313,4 +313,14 @@ absl::StatusOr<v1::GetKeyResponse> FetchKey(const std::string& address, const st
   return key;
 }
 
+absl::StatusOr<v1::GetStatusResponse> GetStatus(const std::string& address) {
+  auto stub = v1::Node::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
+  v1::GetStatusResponse status;
+  grpc::Status s = stub->GetStatus(&context, v1::GetStatusRequest(), &status);
+  if (!s.ok()) return absl::UnavailableError(absl::StrCat(address, ": ", s.error_message()));
+  return status;
+}
+
 }  // namespace qnet::cli

@@ -22,6 +22,9 @@ struct EntangleResult {
   v1::EntangleSummary summary;
 };
 
+// The daemon's Node.GetStatus (3 s deadline); Unavailable naming the address.
+absl::StatusOr<v1::GetStatusResponse> GetStatus(const std::string& address);
+
 // Streams one Entangle request to the daemon at `address`; `on_pair` sees
 // each pair as it arrives. The status is the call's (INVALID_ARGUMENT,
 // UNAVAILABLE for PEER_DOWN, DEADLINE_EXCEEDED, ...), with `partial` holding

@@ -104,16 +104,6 @@ absl::StatusOr<std::string> StateNodeAddress(const Args& args, const std::string
   return NodeAddress(*dir, node);
 }
 
-absl::StatusOr<qnet::v1::GetStatusResponse> GetStatus(const std::string& address) {
-  auto stub = qnet::v1::Node::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
-  qnet::v1::GetStatusResponse status;
-  grpc::Status s = stub->GetStatus(&context, qnet::v1::GetStatusRequest(), &status);
-  if (!s.ok()) return absl::UnavailableError(absl::StrCat(address, ": ", s.error_message()));
-  return status;
-}
-
 std::string Json(const google::protobuf::Message& m) {
   std::string out;
   google::protobuf::util::JsonPrintOptions options;

@@ -57,7 +57,6 @@ absl::StatusOr<config::NetworkConfig> StateNetwork(const std::filesystem::path& 
 absl::StatusOr<std::string> NodeAddress(const std::filesystem::path& dir, const std::string& node);
 // NodeAddress in StateDir(args).
 absl::StatusOr<std::string> StateNodeAddress(const Args& args, const std::string& node);
-absl::StatusOr<v1::GetStatusResponse> GetStatus(const std::string& address);
 
 // A message as JSON with every field and the proto field names.
 std::string Json(const google::protobuf::Message& m);

@@ -4,27 +4,14 @@
 #include <cmath>
 #include <thread>
 
-#include <grpcpp/grpcpp.h>
-
 #include "absl/strings/str_cat.h"
 #include "cli/entangle_client.h"
-#include "qnet/v1/node_service.grpc.pb.h"
 
 namespace qnet::cli {
 namespace {
 
 // As the daemons' reports (daemon/lag_monitor.h, kBehindReportFraction).
 constexpr double kBehindFraction = 0.01;
-
-absl::StatusOr<v1::GetStatusResponse> Status(const std::string& address) {
-  auto stub = v1::Node::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
-  v1::GetStatusResponse status;
-  grpc::Status s = stub->GetStatus(&context, v1::GetStatusRequest(), &status);
-  if (!s.ok()) return absl::UnavailableError(absl::StrCat(address, ": ", s.error_message()));
-  return status;
-}
 
 // Every daemon's neighbours connected (the probe's pairs need the links).
 absl::Status WaitLinksUp(LocalNetwork& net, absl::Duration timeout) {
@@ -34,7 +21,7 @@ absl::Status WaitLinksUp(LocalNetwork& net, absl::Duration timeout) {
     for (const std::string& node : net.nodes()) {
       absl::StatusOr<std::string> address = net.Address(node);
       if (!address.ok()) return address.status();
-      absl::StatusOr<v1::GetStatusResponse> status = Status(*address);
+      absl::StatusOr<v1::GetStatusResponse> status = GetStatus(*address);
       if (!status.ok()) return status.status();
       for (const v1::NeighbourStatus& n : status->neighbours()) all = all && n.connected();
     }
@@ -75,7 +62,7 @@ absl::StatusOr<TimeScaleTrial> Trial(const LaunchOptions& base, double time_scal
   for (const std::string& node : net.nodes()) {
     absl::StatusOr<std::string> address = net.Address(node);
     if (!address.ok()) return address.status();
-    absl::StatusOr<v1::GetStatusResponse> status = Status(*address);
+    absl::StatusOr<v1::GetStatusResponse> status = GetStatus(*address);
     if (!status.ok()) return status.status();
     trial.events += status->lag().events();
     if (trial.worst_node.empty() || status->lag().behind_fraction() > trial.behind_fraction) {

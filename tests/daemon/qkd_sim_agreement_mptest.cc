@@ -21,6 +21,7 @@
 #include "gtest/gtest.h"
 #include "qnet/v1/node_service.grpc.pb.h"
 #include "tests/common/multiprocess_test.h"
+#include "tests/common/run_command.h"
 #include "tests/daemon/node_queries.h"
 
 namespace qnet::daemon {
@@ -52,16 +53,7 @@ double JsonNumber(const std::string& json, const std::string& name) {
   return std::stod(m[1]);
 }
 
-std::string RunCommand(const std::string& command, int* exit_code) {
-  std::string out;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return out;
-  char buffer[4096];
-  while (size_t n = fread(buffer, 1, sizeof buffer, pipe)) out.append(buffer, n);
-  const int status = pclose(pipe);
-  *exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return out;
-}
+using qnet::testing::RunCommand;
 
 class QkdSimAgreementMpTest : public qnet::testing::MultiProcessTest {
  protected:

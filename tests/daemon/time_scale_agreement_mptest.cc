@@ -34,6 +34,7 @@
 #include "gtest/gtest.h"
 #include "qnet/v1/node_service.grpc.pb.h"
 #include "tests/common/multiprocess_test.h"
+#include "tests/common/run_command.h"
 #include "tests/common/wait_until.h"
 #include "tests/daemon/node_queries.h"
 
@@ -53,16 +54,7 @@ struct Case {
   int pairs;
 };
 
-std::string RunCommand(const std::string& command, int* exit_code) {
-  std::string out;
-  FILE* pipe = popen(command.c_str(), "r");
-  if (pipe == nullptr) return out;
-  char buffer[4096];
-  while (size_t n = fread(buffer, 1, sizeof buffer, pipe)) out.append(buffer, n);
-  const int status = pclose(pipe);
-  *exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return out;
-}
+using qnet::testing::RunCommand;
 
 double JsonNumber(const std::string& json, const std::string& pattern) {
   std::smatch m;
