@@ -301,16 +301,21 @@ absl::StatusOr<v1::QkdSummary> RunQkd(const std::string& address, const v1::QkdR
   return *std::move(summary);
 }
 
-absl::StatusOr<v1::GetKeyResponse> FetchKey(const std::string& address, const std::string& key_id) {
+absl::StatusOr<v1::GetKeyResponse> FetchKey(const std::string& address, const std::string& key_id,
+                                            absl::Duration not_found_wait) {
   auto stub = v1::Node::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
-  grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
-  v1::GetKeyRequest request;
-  request.set_key_id(key_id);
-  v1::GetKeyResponse key;
-  grpc::Status status = stub->GetKey(&context, request, &key);
-  if (!status.ok()) return FromGrpc(status);
-  return key;
+  const absl::Time give_up = absl::Now() + not_found_wait;
+  for (;;) {
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + absl::Seconds(10)));
+    v1::GetKeyRequest request;
+    request.set_key_id(key_id);
+    v1::GetKeyResponse key;
+    grpc::Status status = stub->GetKey(&context, request, &key);
+    if (status.ok()) return key;
+    if (status.error_code() != grpc::StatusCode::NOT_FOUND || absl::Now() >= give_up) return FromGrpc(status);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
 }
 
 absl::StatusOr<v1::GetStatusResponse> GetStatus(const std::string& address) {

@@ -104,6 +104,10 @@ absl::StatusOr<v1::QkdSummary> RunQkd(const std::string& address, const v1::QkdR
                                       const std::function<void(const v1::QkdProgress&)>& on_progress = nullptr);
 
 // The key the daemon at `address` holds under `key_id` (Node.GetKey).
-absl::StatusOr<v1::GetKeyResponse> FetchKey(const std::string& address, const std::string& key_id);
+// NOT_FOUND is retried for up to `not_found_wait`: the initiator's run ends
+// when it sends the last post-processing message, so the far end stores the
+// key a classical delay (and its loop's backlog) later.
+absl::StatusOr<v1::GetKeyResponse> FetchKey(const std::string& address, const std::string& key_id,
+                                            absl::Duration not_found_wait = absl::ZeroDuration());
 
 }  // namespace qnet::cli

@@ -83,8 +83,8 @@ class QkdMpTest : public qnet::testing::MultiProcessTest {
   void ExpectSameKeyAtBothEnds(const v1::QkdSummary& summary) {
     std::string concatenated_bits;
     for (const v1::QkdBlock& block : summary.blocks()) {
-      auto at_n0 = cli::FetchKey(n0_, block.key_id());
-      auto at_n2 = cli::FetchKey(n2_, block.key_id());
+      auto at_n0 = cli::FetchKey(n0_, block.key_id(), absl::Seconds(10));
+      auto at_n2 = cli::FetchKey(n2_, block.key_id(), absl::Seconds(10));
       ASSERT_TRUE(at_n0.ok()) << at_n0.status();
       ASSERT_TRUE(at_n2.ok()) << at_n2.status();
       EXPECT_EQ(at_n0->key_hex(), at_n2->key_hex());
@@ -94,7 +94,7 @@ class QkdMpTest : public qnet::testing::MultiProcessTest {
       EXPECT_EQ(at_n2->peer(), "n0");
     }
     if (summary.blocks_size() == 1) {
-      EXPECT_EQ(summary.key_hex(), cli::FetchKey(n2_, summary.key_id())->key_hex());
+      EXPECT_EQ(summary.key_hex(), cli::FetchKey(n2_, summary.key_id(), absl::Seconds(10))->key_hex());
     }
     std::cout << summary.protocol() << ": " << summary.final_key_bits() << " key bits from " << summary.raw_pairs()
               << " pairs, QBER Z " << summary.qber_z() << " X " << summary.qber_x() << "\n";

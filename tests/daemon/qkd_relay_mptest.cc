@@ -34,8 +34,8 @@ TEST_F(QkdMpTest, Bb84BetweenNeighbours) {
   EXPECT_EQ(summary->path(1), "n1");
   EXPECT_GT(summary->final_key_bits(), 0u);
   ASSERT_EQ(summary->blocks_size(), 1);
-  const auto at_n0 = cli::FetchKey(n0_, summary->key_id());
-  const auto at_n1 = cli::FetchKey(*net_->Address("n1"), summary->key_id());
+  const auto at_n0 = cli::FetchKey(n0_, summary->key_id(), absl::Seconds(10));
+  const auto at_n1 = cli::FetchKey(*net_->Address("n1"), summary->key_id(), absl::Seconds(10));
   ASSERT_TRUE(at_n0.ok()) << at_n0.status();
   ASSERT_TRUE(at_n1.ok()) << at_n1.status();
   EXPECT_EQ(at_n0->key_hex(), at_n1->key_hex());

@@ -101,8 +101,8 @@ TEST_F(QkdSimAgreementMpTest, DaemonsAndSimulatorGiveTheSameKeyStatistics) {
   Figures daemons{summary->qber_z(), summary->qber_x(), summary->raw_pairs(), summary->sifted_bits(),
                   summary->final_key_bits()};
   for (const v1::QkdBlock& block : summary->blocks()) {
-    auto at_alice = cli::FetchKey(alice, block.key_id());
-    auto at_bob = cli::FetchKey(bob, block.key_id());
+    auto at_alice = cli::FetchKey(alice, block.key_id(), absl::Seconds(10));
+    auto at_bob = cli::FetchKey(bob, block.key_id(), absl::Seconds(10));
     ASSERT_TRUE(at_alice.ok()) << at_alice.status();
     ASSERT_TRUE(at_bob.ok()) << at_bob.status();
     EXPECT_EQ(at_alice->key_hex(), at_bob->key_hex());
