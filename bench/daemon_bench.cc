@@ -50,6 +50,7 @@
 #include "cli/entangle_client.h"
 #include "cli/launcher.h"
 #include "qnet/v1/node_service.grpc.pb.h"
+#include "security/client_endpoints.h"
 
 #ifndef QNETD_PATH
 #define QNETD_PATH ""
@@ -130,7 +131,7 @@ class DaemonPair {
       pair->pids_.push_back(*pid);
     }
     pair->stub_ =
-        v1::Node::NewStub(grpc::CreateChannel(pair->addresses_[0], grpc::InsecureChannelCredentials()));
+        v1::Node::NewStub(security::ClientChannel(pair->addresses_[0]));
     if (absl::Status s = pair->WaitConnected(absl::Seconds(10)); !s.ok()) return s;
     return pair;
   }

@@ -59,6 +59,7 @@
 #include "cli/entangle_client.h"
 #include "cli/launcher.h"
 #include "qnet/v1/node_service.grpc.pb.h"
+#include "security/client_endpoints.h"
 
 #ifndef QNETD_PATH
 #define QNETD_PATH ""
@@ -193,7 +194,7 @@ class ScaleNetwork {
       if (!pid.ok()) return pid.status();
       net->addresses_.push_back(*address);
       net->pids_.push_back(*pid);
-      net->stubs_.push_back(v1::Node::NewStub(grpc::CreateChannel(*address, grpc::InsecureChannelCredentials())));
+      net->stubs_.push_back(v1::Node::NewStub(security::ClientChannel(*address)));
     }
     return net;
   }

@@ -41,6 +41,11 @@ int Up(const Args& args, bool json) {
   o.network_file = args.positional[0];
   o.state_dir = Flag(args, "--state-dir");
   o.detached = true;
+  if (std::string security = Flag(args, "--security", "tls"); security == "insecure-local-only") {
+    o.insecure = true;
+  } else if (security != "tls") {
+    return Fail(absl::StrCat("--security must be tls or insecure-local-only, got '", security, "'"));
+  }
   const bool auto_scale = Flag(args, "--time-scale") == "auto";
   if (std::string ts = Flag(args, "--time-scale"); !ts.empty() && !auto_scale) {
     if (!absl::SimpleAtod(ts, &o.time_scale) || !(o.time_scale > 0) || !std::isfinite(o.time_scale)) {
@@ -153,6 +158,7 @@ int Status(const Args& args, bool json) {
                                      n.connected() ? "connected" : "DISCONNECTED");
       }
       std::cout << "           " << LagStatusLine(status->lag()) << "\n";
+      std::cout << "           security: " << status->transport_security() << "\n";
     } else {
       std::cout << absl::StrFormat("%-10s DOWN (%s)\n", node, status.status().message());
       rc = 1;
@@ -199,7 +205,7 @@ int Routes(const Args& args, bool json) {
   if (node.empty()) return Fail("routes needs --node NODE (whose routing table)");
   auto address = StateNodeAddress(args, node);
   if (!address.ok()) return Fail(std::string(address.status().message()));
-  auto stub = qnet::v1::Node::NewStub(grpc::CreateChannel(*address, grpc::InsecureChannelCredentials()));
+  auto stub = qnet::v1::Node::NewStub(security::ClientChannel(*address));
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
   qnet::v1::GetRoutesResponse routes;
@@ -228,8 +234,9 @@ int Routes(const Args& args, bool json) {
 std::vector<Command> NetworkCommands() {
   return {
       {"up",
-       {"--time-scale", "--keep-hold", "--qnetd"},
+       {"--time-scale", "--keep-hold", "--qnetd", "--security"},
        R"(Usage: qnetctl up NETWORK_FILE [--time-scale S|auto] [--keep-hold SECONDS] [--qnetd PATH]
+                  [--security tls|insecure-local-only]
 
 Starts one qnetd per node of NETWORK_FILE on 127.0.0.1 (free ports), detached,
 waits until every daemon serves, and records where they are in the state
@@ -245,6 +252,13 @@ directory (default .qnet/<network>) so that later commands can name nodes.
   --keep-hold SECONDS   simulated seconds each KEEP pair stays held for `measure`
                         (default: qnetd's, 10)
   --qnetd PATH          the qnetd binary (default: the one next to qnetctl)
+  --security tls        (default) mutual TLS on every daemon port with the
+                        network's own CA, made once in <state-dir>/pki (kept
+                        across restarts): a certificate per node and one for
+                        the operator, which qnetctl uses by itself
+  --security insecure-local-only
+                        plaintext, no authentication, loopback only: any local
+                        process can use the daemons (status says so)
 )",
        Up},
       {"down", {}, R"(Usage: qnetctl down

@@ -48,7 +48,7 @@ int Eavesdrop(const Args& args, bool json) {
   for (const auto& [node, neighbour] : {std::pair{link->node_a, link->node_b}, std::pair{link->node_b, link->node_a}}) {
     auto address = NodeAddress(*dir, node);
     if (!address.ok()) return Fail(std::string(address.status().message()));
-    auto stub = qnet::v1::Node::NewStub(grpc::CreateChannel(*address, grpc::InsecureChannelCredentials()));
+    auto stub = qnet::v1::Node::NewStub(security::ClientChannel(*address));
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
     request.set_neighbour(neighbour);

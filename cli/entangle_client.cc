@@ -68,7 +68,7 @@ absl::StatusOr<EntangleResult> RunEntangle(const std::string& address, const v1:
                                            absl::Duration deadline,
                                            const std::function<void(const v1::PairEvent&)>& on_pair,
                                            EntangleResult* partial) {
-  auto stub = v1::Node::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  auto stub = v1::Node::NewStub(security::ClientChannel(address));
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
   auto reader = stub->Entangle(&context, request);
@@ -93,7 +93,7 @@ absl::StatusOr<EntangleResult> RunEntangle(const std::string& address, const v1:
 absl::StatusOr<std::vector<v1::PairEvent>> FetchOutcomes(const std::string& far_address, const std::string& origin,
                                                          const std::vector<v1::PairEvent>& pairs,
                                                          absl::Duration wait) {
-  auto stub = v1::Node::NewStub(grpc::CreateChannel(far_address, grpc::InsecureChannelCredentials()));
+  auto stub = v1::Node::NewStub(security::ClientChannel(far_address));
   const absl::Time give_up = absl::Now() + wait;
   v1::GetOutcomesResponse response;
   for (;;) {
@@ -166,7 +166,7 @@ v1::MeasureQubitRequest MeasureRequest(const std::string& entanglement_id, doubl
 }
 
 HeldPairClient::HeldPairClient(const std::string& address)
-    : stub_(v1::Node::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()))) {}
+    : stub_(v1::Node::NewStub(security::ClientChannel(address))) {}
 
 HeldPairClient::~HeldPairClient() = default;
 
@@ -240,7 +240,7 @@ std::vector<apps::MeasuredPair> MatchMeasuredQubits(const std::vector<v1::Measur
 absl::StatusOr<v1::TeleportSummary> RunTeleport(const std::string& address, const v1::TeleportRequest& request,
                                                 absl::Duration deadline,
                                                 const std::function<void(const v1::TeleportShot&)>& on_shot) {
-  auto stub = v1::Node::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  auto stub = v1::Node::NewStub(security::ClientChannel(address));
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
   auto reader = stub->Teleport(&context, request);
@@ -282,7 +282,7 @@ absl::Status SetTeleportState(std::string_view text, v1::TeleportRequest& reques
 absl::StatusOr<v1::QkdSummary> RunQkd(const std::string& address, const v1::QkdRequest& request,
                                       absl::Duration deadline,
                                       const std::function<void(const v1::QkdProgress&)>& on_progress) {
-  auto stub = v1::Node::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  auto stub = v1::Node::NewStub(security::ClientChannel(address));
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
   auto reader = stub->Qkd(&context, request);
@@ -303,7 +303,7 @@ absl::StatusOr<v1::QkdSummary> RunQkd(const std::string& address, const v1::QkdR
 
 absl::StatusOr<v1::GetKeyResponse> FetchKey(const std::string& address, const std::string& key_id,
                                             absl::Duration not_found_wait) {
-  auto stub = v1::Node::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  auto stub = v1::Node::NewStub(security::ClientChannel(address));
   const absl::Time give_up = absl::Now() + not_found_wait;
   for (;;) {
     grpc::ClientContext context;
@@ -319,7 +319,7 @@ absl::StatusOr<v1::GetKeyResponse> FetchKey(const std::string& address, const st
 }
 
 absl::StatusOr<v1::GetStatusResponse> GetStatus(const std::string& address) {
-  auto stub = v1::Node::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  auto stub = v1::Node::NewStub(security::ClientChannel(address));
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
   v1::GetStatusResponse status;

@@ -13,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "apps/pair_statistics.h"
+#include "security/client_endpoints.h"
 #include "qnet/v1/node_service.grpc.pb.h"
 
 namespace qnet::cli {

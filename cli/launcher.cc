@@ -25,6 +25,7 @@
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "security/client_endpoints.h"
 #include "absl/strings/str_join.h"
 #include "absl/strings/strip.h"
 #include "config/network_config.h"
@@ -87,8 +88,7 @@ namespace {
 // `value = 1`, 1 = SERVING).
 struct HealthCall {
   using Stub = grpc::TemplatedGenericStub<google::protobuf::Empty, google::protobuf::Int32Value>;
-  explicit HealthCall(const std::string& address)
-      : address(address), stub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials())) {}
+  explicit HealthCall(const std::string& address) : address(address), stub(security::ClientChannel(address)) {}
   std::string address;
   Stub stub;
   grpc::ClientContext context;
@@ -190,6 +190,15 @@ absl::StatusOr<std::unique_ptr<LocalNetwork>> LocalNetwork::Start(LaunchOptions 
     net->daemons_[node.name].node = node.name;
   }
   fs::remove(fs::path(net->state_dir_) / "peers", ec);
+  if (!options.insecure) {
+    std::vector<std::string> names;
+    for (const config::NodeConfig& node : network->nodes) names.push_back(node.name);
+    QNET_RETURN_IF_ERROR(security::InitNetworkPki(net->pki_dir(), network->name, names));
+    absl::StatusOr<security::TlsMaterial> tls =
+        security::LoadTls(net->pki_dir(), security::DefaultOperator(network->name));
+    if (!tls.ok()) return tls.status();
+    net->operator_tls_ = std::make_shared<const security::TlsMaterial>(*std::move(tls));
+  }
   if (absl::Status s = config::WriteFileAtomically(
           (fs::path(net->state_dir_) / "network").string(),
           absl::StrCat("name ", net->network_name_, "\nfile ", net->network_file_, "\nepoch_unix_ns ",
@@ -217,6 +226,11 @@ LocalNetwork::~LocalNetwork() {
 }
 
 std::vector<std::string> LocalNetwork::nodes() const { return order_; }
+
+std::string LocalNetwork::pki_dir() const {
+  if (options_.insecure) return "";
+  return (fs::path(state_dir_) / "pki").string();
+}
 
 absl::StatusOr<std::string> LocalNetwork::Address(const std::string& node) const {
   auto it = daemons_.find(node);
@@ -256,6 +270,11 @@ absl::Status LocalNetwork::Spawn(Daemon& d, int port) {
       "--log-level", options_.log_level,
       "--ready-file", Path(d.node, ".address"),
   };
+  if (options_.insecure) {
+    args.push_back("--insecure-local-only");
+  } else {
+    args.insert(args.end(), {"--pki", pki_dir()});
+  }
   args.insert(args.end(), options_.extra_args.begin(), options_.extra_args.end());
   std::vector<char*> argv;
   for (std::string& a : args) argv.push_back(a.data());
@@ -356,6 +375,7 @@ absl::Status LocalNetwork::WaitReady(const std::vector<Daemon*>& which, absl::Ti
           auto colon = address.rfind(':');
           if (colon != std::string::npos && absl::SimpleAtoi(address.substr(colon + 1), &d.port)) {
             d.address = address;
+            security::RegisterEndpoint(address, {.node = d.node, .tls = operator_tls_});
             ready[i] = true;
           }
         }

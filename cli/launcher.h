@@ -28,6 +28,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "security/pki.h"
 
 namespace qnet::cli {
 
@@ -43,6 +44,10 @@ struct LaunchOptions {
   absl::Duration stop_grace = absl::Seconds(5);  // SIGTERM -> SIGKILL
   // Daemons keep running after this process exits (qnetctl up).
   bool detached = false;
+  // No TLS: every daemon gets --insecure-local-only. By default the network
+  // gets a PKI in <state_dir>/pki (made once, kept across restarts) and
+  // every daemon its node certificate (--pki).
+  bool insecure = false;
 };
 
 // How a daemon process ended.
@@ -56,6 +61,7 @@ struct ProcessExit {
 
 // Whether the gRPC server at `address` reports SERVING on the standard
 // health service. Unavailable if it cannot be reached within `timeout`.
+// Channels come from security::ClientChannel (TLS for registered addresses).
 absl::StatusOr<bool> CheckServing(const std::string& address, absl::Duration timeout = absl::Seconds(1));
 
 class LocalNetwork {
@@ -73,6 +79,12 @@ class LocalNetwork {
   const std::string& state_dir() const { return state_dir_; }
   // The run seed every daemon got (--seed): the options' or the file's.
   uint64_t seed() const { return seed_; }
+  // <state_dir>/pki ("" for an insecure network).
+  std::string pki_dir() const;
+  // The operator's credentials for this network (null when insecure). Every
+  // daemon's address is registered with them (security/client_endpoints.h),
+  // so this process's clients reach the daemons over mutual TLS.
+  std::shared_ptr<const security::TlsMaterial> operator_tls() const { return operator_tls_; }
   std::vector<std::string> nodes() const;
   // NotFound for an unknown node; FailedPrecondition if it is not running.
   absl::StatusOr<std::string> Address(const std::string& node) const;
@@ -119,6 +131,7 @@ class LocalNetwork {
   std::map<std::string, Daemon> daemons_;
   std::vector<std::string> order_;  // file order
   bool detached_ = false;
+  std::shared_ptr<const security::TlsMaterial> operator_tls_;
 };
 
 // The last `lines` lines of a text file ("" if it cannot be read).

@@ -8,6 +8,9 @@
 #include <iostream>
 #include <sstream>
 #include <system_error>
+#include <map>
+#include <mutex>
+#include <cstdlib>
 
 #include <google/protobuf/util/json_util.h>
 #include <grpcpp/grpcpp.h>
@@ -17,6 +20,8 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
+#include "security/client_endpoints.h"
+#include "security/pki.h"
 #include "qnet/v1/node_service.grpc.pb.h"
 
 namespace qnet::qnetctl {
@@ -90,12 +95,44 @@ absl::StatusOr<qnet::config::NetworkConfig> StateNetwork(const fs::path& dir) {
   return qnet::config::LoadNetworkFile(file);
 }
 
+absl::StatusOr<std::shared_ptr<const security::TlsMaterial>> ClientTls(const fs::path& dir) {
+  static std::mutex mu;
+  static std::map<std::string, std::shared_ptr<const security::TlsMaterial>> loaded;
+  std::lock_guard lock(mu);
+  if (auto it = loaded.find(dir.string()); it != loaded.end()) return it->second;
+  const fs::path pki = dir / "pki";
+  std::shared_ptr<const security::TlsMaterial> tls;
+  if (fs::exists(pki / "ca.crt")) {  // an insecure network (qnetctl up --insecure) has none
+    absl::StatusOr<std::string> network = security::PkiNetwork(pki);
+    if (!network.ok()) return network.status();
+    security::Identity who = security::DefaultOperator(*network);
+    absl::StatusOr<security::TlsMaterial> material;
+    if (const char* cert = std::getenv("QNET_CLIENT_CERT"); cert != nullptr && *cert != '\0') {
+      const char* key = std::getenv("QNET_CLIENT_KEY");
+      if (key == nullptr || *key == '\0') {
+        return absl::InvalidArgumentError("QNET_CLIENT_CERT is set but QNET_CLIENT_KEY is not");
+      }
+      material = security::LoadTlsFiles(pki / "ca.crt", cert, key);
+    } else {
+      material = security::LoadTls(pki, who);
+    }
+    if (!material.ok()) return material.status();
+    tls = std::make_shared<const security::TlsMaterial>(*std::move(material));
+  }
+  loaded[dir.string()] = tls;
+  return tls;
+}
+
 absl::StatusOr<std::string> NodeAddress(const fs::path& dir, const std::string& node) {
   fs::path path = dir / (node + ".address");
   if (!fs::exists(path)) {
     return absl::NotFoundError(absl::StrCat("node '", node, "' is not running in ", dir.string()));
   }
-  return Trim(ReadFile(path));
+  std::string address = Trim(ReadFile(path));
+  absl::StatusOr<std::shared_ptr<const security::TlsMaterial>> tls = ClientTls(dir);
+  if (!tls.ok()) return tls.status();
+  security::RegisterEndpoint(address, {.node = node, .tls = *tls});
+  return address;
 }
 
 absl::StatusOr<std::string> StateNodeAddress(const Args& args, const std::string& node) {

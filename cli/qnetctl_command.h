@@ -41,6 +41,7 @@ std::vector<Command> NetworkCommands();   // up, down, status, links, routes
 std::vector<Command> EntangleCommands();  // entangle, bell-test, measure
 std::vector<Command> TeleportCommands();  // teleport
 std::vector<Command> QkdCommands();       // eavesdrop, qkd, key
+std::vector<Command> PkiCommands();       // pki
 
 std::string Flag(const Args& args, const std::string& name, const std::string& fallback = "");
 // Prints "qnetctl: message" on stderr; returns the exit code 1.

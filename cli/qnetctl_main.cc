@@ -30,6 +30,8 @@ Commands:
   eavesdrop           switch an intercept-resend eavesdropper on a link on or off
   qkd                 quantum key distribution between --node and any other node
   key                 fetch a shared key from --node by its key id
+  pki                 the network's certificates (init, issue), for daemons
+                      started by hand or on several hosts
 
 Global options (before or after the command):
   --state-dir DIR   the network's state directory (default .qnet/<network>; if
@@ -47,7 +49,7 @@ Global options: --state-dir DIR, --node NODE, --output text|json, --help (see qn
 const std::vector<Command>& Commands() {
   static const std::vector<Command> commands = [] {
     std::vector<Command> all;
-    for (auto group : {NetworkCommands, EntangleCommands, TeleportCommands, QkdCommands}) {
+    for (auto group : {NetworkCommands, EntangleCommands, TeleportCommands, QkdCommands, PkiCommands}) {
       for (Command& c : group()) all.push_back(std::move(c));
     }
     return all;
@@ -127,7 +129,7 @@ int Main(int argc, char** argv) {
   const Command* command = FindCommand(args->command);
   if (!args->command.empty() && command == nullptr) {
     return Fail(absl::StrCat("unknown command '", args->command,
-                             "' (commands: up, down, status, links, routes, entangle, measure, bell-test, teleport, eavesdrop, qkd, key; see qnetctl --help)"));
+                             "' (commands: up, down, status, links, routes, entangle, measure, bell-test, teleport, eavesdrop, qkd, key, pki; see qnetctl --help)"));
   }
   if (args->help || command == nullptr) {
     std::cout << (command != nullptr ? command->help + kGlobalHelp : std::string(kUsage));

@@ -20,6 +20,8 @@ qnet_allow(qnet_proto)
 qnet_allow(qnet_grpc        qnet_proto)
 qnet_allow(qnet_core        qnet_proto)
 qnet_allow(qnet_peers_file)
+# Certificates, identities and mutual-TLS credentials.
+qnet_allow(qnet_security)
 # The simulated hardware and the network file.
 qnet_allow(qnet_quantum     qnet_core)
 qnet_allow(qnet_physical    qnet_quantum)
@@ -36,15 +38,15 @@ qnet_allow(qnet_keydist     qnet_network qnet_qkd)
 qnet_allow(qnet_stack       qnet_transport qnet_keydist qnet_config)
 qnet_allow(qnet_sim         qnet_core)
 qnet_allow(qnet_netsim      qnet_stack qnet_keydist qnet_apps qnet_sim qnet_config)
-qnet_allow(qnet_daemon      qnet_stack qnet_keydist qnet_grpc qnet_peers_file)
+qnet_allow(qnet_daemon      qnet_stack qnet_keydist qnet_grpc qnet_peers_file qnet_security)
 # Clients of the daemons: never the daemon library itself.
-qnet_allow(qnet_launcher    qnet_config qnet_peers_file)
-qnet_allow(qnet_node_client qnet_apps qnet_grpc)
+qnet_allow(qnet_launcher    qnet_config qnet_peers_file qnet_security)
+qnet_allow(qnet_node_client qnet_apps qnet_grpc qnet_security)
 qnet_allow(qnet_time_scale_probe qnet_launcher qnet_node_client qnet_config)
 # Executables.
 qnet_allow(qnetd            qnet_daemon)
 qnet_allow(qnetsim          qnet_netsim)
-qnet_allow(qnetctl          qnet_time_scale_probe qnet_node_client qnet_launcher qnet_config)
+qnet_allow(qnetctl          qnet_time_scale_probe qnet_node_client qnet_launcher qnet_security qnet_config)
 
 # Outside libraries only some targets may link directly (first matching
 # prefix wins): Boost.Asio and gRPC server reflection are the daemon's; gRPC
@@ -52,8 +54,9 @@ qnet_allow(qnetctl          qnet_time_scale_probe qnet_node_client qnet_launcher
 # libraries link neither.
 set(QNET_RULE_EXTERNAL
   "Boost::|qnet_daemon"
+  "OpenSSL::|qnet_security"
   "gRPC::grpc++_reflection|qnet_daemon"
-  "gRPC::|qnet_grpc,qnet_daemon,qnet_launcher,qnet_node_client,qnet_time_scale_probe")
+  "gRPC::|qnet_grpc,qnet_security,qnet_daemon,qnet_launcher,qnet_node_client,qnet_time_scale_probe")
 
 # Everything `target` may link: its allowed libraries and theirs.
 function(qnet_rule_closure target out)

@@ -11,9 +11,16 @@
 #include <grpcpp/health_check_service_interface.h>
 
 #include "absl/strings/str_cat.h"
+#include "security/grpc_tls.h"
 
 namespace qnet::daemon {
 namespace {
+
+// A listen address on the loopback interface only (what an insecure daemon may bind).
+bool IsLoopback(const std::string& address) {
+  const std::string host = address.substr(0, address.rfind(':'));
+  return host == "localhost" || host == "[::1]" || host.rfind("127.", 0) == 0;
+}
 
 // Wall-clock seconds a message between two local daemons may take.
 constexpr double kWallMessageLatencyBudgetS = 0.02;
@@ -158,32 +165,34 @@ class NodeService final : public v1::Node::CallbackService {
 
   grpc::ServerUnaryReactor* GetStatus(grpc::CallbackServerContext* context, const v1::GetStatusRequest*,
                                       v1::GetStatusResponse* response) override {
-    return Unary(context, response, [](Daemon& d) -> absl::StatusOr<v1::GetStatusResponse> { return d.Status(); });
+    return Unary(context, "GetStatus", response,
+                 [](Daemon& d) -> absl::StatusOr<v1::GetStatusResponse> { return d.Status(); });
   }
 
-  grpc::ServerWriteReactor<v1::EntangleEvent>* Entangle(grpc::CallbackServerContext*,
+  grpc::ServerWriteReactor<v1::EntangleEvent>* Entangle(grpc::CallbackServerContext* context,
                                                          const v1::EntangleRequest* request) override {
-    return Streaming<v1::EntangleEvent>(*request, [](Daemon& d, const v1::EntangleRequest& r, auto push, auto end) {
+    return Streaming<v1::EntangleEvent>(context, "Entangle", *request, [](Daemon& d, const v1::EntangleRequest& r, auto push, auto end) {
       return CancelFor(d.entanglement(), d.entanglement().Entangle(r, {.event = std::move(push), .end = std::move(end)}));
     });
   }
 
-  grpc::ServerWriteReactor<v1::TeleportEvent>* Teleport(grpc::CallbackServerContext*,
+  grpc::ServerWriteReactor<v1::TeleportEvent>* Teleport(grpc::CallbackServerContext* context,
                                                          const v1::TeleportRequest* request) override {
-    return Streaming<v1::TeleportEvent>(*request, [](Daemon& d, const v1::TeleportRequest& r, auto push, auto end) {
+    return Streaming<v1::TeleportEvent>(context, "Teleport", *request, [](Daemon& d, const v1::TeleportRequest& r, auto push, auto end) {
       return CancelFor(d.teleport(), d.teleport().Teleport(r, {.event = std::move(push), .end = std::move(end)}));
     });
   }
 
-  grpc::ServerWriteReactor<v1::QkdEvent>* Qkd(grpc::CallbackServerContext*, const v1::QkdRequest* request) override {
-    return Streaming<v1::QkdEvent>(*request, [](Daemon& d, const v1::QkdRequest& r, auto push, auto end) {
+  grpc::ServerWriteReactor<v1::QkdEvent>* Qkd(grpc::CallbackServerContext* context,
+                                              const v1::QkdRequest* request) override {
+    return Streaming<v1::QkdEvent>(context, "Qkd", *request, [](Daemon& d, const v1::QkdRequest& r, auto push, auto end) {
       return CancelFor(d.qkd(), d.qkd().Qkd(r, {.event = std::move(push), .end = std::move(end)}));
     });
   }
 
   grpc::ServerUnaryReactor* GetOutcomes(grpc::CallbackServerContext* context, const v1::GetOutcomesRequest* request,
                                         v1::GetOutcomesResponse* response) override {
-    return Unary(context, response, [request](Daemon& d) -> absl::StatusOr<v1::GetOutcomesResponse> {
+    return Unary(context, "GetOutcomes", response, [request](Daemon& d) -> absl::StatusOr<v1::GetOutcomesResponse> {
       return d.entanglement().Outcomes(*request);
     });
   }
@@ -192,32 +201,37 @@ class NodeService final : public v1::Node::CallbackService {
                                          v1::MeasureQubitResponse* response) override {
     // Completes on the loop once the device has measured (after its
     // measurement time, and a move of the pair's state if it is elsewhere).
-    return UnaryAsync(context, response, [request](Daemon& d, auto finish) {
+    return UnaryAsync(context, "MeasureQubit", response, [request](Daemon& d, auto finish) {
       d.entanglement().MeasureQubit(*request, std::move(finish));
     });
   }
 
   grpc::ServerUnaryReactor* GetRoutes(grpc::CallbackServerContext* context, const v1::GetRoutesRequest*,
                                       v1::GetRoutesResponse* response) override {
-    return Unary(context, response, [](Daemon& d) { return d.Routes(); });
+    return Unary(context, "GetRoutes", response, [](Daemon& d) { return d.Routes(); });
   }
 
   grpc::ServerUnaryReactor* GetKey(grpc::CallbackServerContext* context, const v1::GetKeyRequest* request,
                                    v1::GetKeyResponse* response) override {
-    return Unary(context, response, [request](Daemon& d) { return d.qkd().GetKey(*request); });
+    return Unary(context, "GetKey", response, [request](Daemon& d) { return d.qkd().GetKey(*request); });
   }
 
   grpc::ServerUnaryReactor* Eavesdrop(grpc::CallbackServerContext* context, const v1::EavesdropRequest* request,
                                       v1::EavesdropResponse* response) override {
-    return Unary(context, response, [request](Daemon& d) { return d.Eavesdrop(*request); });
+    return Unary(context, "Eavesdrop", response, [request](Daemon& d) { return d.Eavesdrop(*request); });
   }
 
  private:
   // A unary call answered on the loop: `run(daemon, finish)` calls
   // finish(StatusOr<Response>) once, now or later (still on the loop).
   template <typename Response, typename Run>
-  grpc::ServerUnaryReactor* UnaryAsync(grpc::CallbackServerContext* context, Response* response, Run run) {
+  grpc::ServerUnaryReactor* UnaryAsync(grpc::CallbackServerContext* context, absl::string_view method,
+                                       Response* response, Run run) {
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    if (absl::Status allowed = daemon_.policy().AuthorizeClient(*context, method); !allowed.ok()) {
+      reactor->Finish(ToGrpc(allowed));
+      return reactor;
+    }
     Daemon* daemon = &daemon_;
     bool posted = poster_->Post([daemon, reactor, response, run = std::move(run)]() mutable {
       run(*daemon, [reactor, response](absl::StatusOr<Response> result) {
@@ -231,8 +245,9 @@ class NodeService final : public v1::Node::CallbackService {
   }
   // A unary call whose answer `compute(daemon)` returns at once on the loop.
   template <typename Response, typename Compute>
-  grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* context, Response* response, Compute compute) {
-    return UnaryAsync(context, response, [compute = std::move(compute)](Daemon& d, auto finish) {
+  grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* context, absl::string_view method, Response* response,
+                                  Compute compute) {
+    return UnaryAsync(context, method, response, [compute = std::move(compute)](Daemon& d, auto finish) {
       finish(compute(d));
     });
   }
@@ -240,8 +255,13 @@ class NodeService final : public v1::Node::CallbackService {
   // A server-streaming call whose work `start(daemon, request, push, end)`
   // starts on the loop; it returns the Cancel for the client going away.
   template <typename Event, typename Request, typename Start>
-  grpc::ServerWriteReactor<Event>* Streaming(const Request& request, Start start) {
+  grpc::ServerWriteReactor<Event>* Streaming(grpc::CallbackServerContext* context, absl::string_view method,
+                                             const Request& request, Start start) {
     using Call = StreamingCall<Event>;
+    if (absl::Status allowed = daemon_.policy().AuthorizeClient(*context, method); !allowed.ok()) {
+      return new Call(poster_, [allowed](std::function<void(Event)>, std::function<void(absl::Status)>)
+                                   -> absl::StatusOr<typename Call::Cancel> { return allowed; });
+    }
     Daemon* d = &daemon_;
     return new Call(poster_, [d, request, start = std::move(start)](std::function<void(Event)> push,
                                                                     std::function<void(absl::Status)> end)
@@ -287,8 +307,24 @@ absl::Status Daemon::Init() {
   EventLoop* loop = loop_.get();
   log_.set_clock([loop] { return loop->Now(); });
   loop_->lag().Configure(topology.self, LagBound(topology));
+  if (options_.tls.has_value()) {
+    absl::StatusOr<security::Identity> own = security::IdentityOfCertificate(options_.tls->cert_pem);
+    if (!own.ok()) return absl::InvalidArgumentError(absl::StrCat("the daemon's certificate: ", own.status().message()));
+    const security::Identity want{.network = topology.network, .role = security::Role::kNode, .node = topology.self,
+                                  .name = topology.self};
+    if (*own != want) {
+      return absl::InvalidArgumentError(absl::StrCat("the daemon's certificate names ", security::Describe(*own),
+                                                     " of network '", own->network, "', not node '", topology.self,
+                                                     "' of network '", topology.network, "'"));
+    }
+  } else if (!IsLoopback(options_.listen_address)) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "without TLS a daemon listens on the loopback interface only, not ", options_.listen_address,
+        " (give it a certificate: --pki DIR, or --tls-cert/--tls-key/--tls-ca)"));
+  }
+  policy_ = std::make_unique<AccessPolicy>(topology, options_.tls.has_value(), log_);
   calls_ = std::make_shared<CallCounter>();
-  directory_ = std::make_unique<PeerDirectory>(options_.peers_file, options_.peer_addresses);
+  directory_ = std::make_unique<PeerDirectory>(options_.peers_file, options_.peer_addresses, options_.tls);
   hardware_client_ = std::make_unique<HardwarePlaneClient>(topology.self, *directory_, loop_->poster(), calls_,
                                                            options_.move_deadline);
   backend_ = std::make_unique<DistributedStateBackend>(*loop_, log_, topology.self, topology.nodes,
@@ -337,7 +373,8 @@ absl::Status Daemon::Init() {
   if (absl::Status s = teleport_->Start(); !s.ok()) return s;
   qkd_ = std::make_unique<QkdService>(*stack_, loop_->lag(), log_);
 
-  hardware_service_ = std::make_unique<HardwarePlaneService>(*backend_, loop_->poster());
+  hardware_service_ = std::make_unique<HardwarePlaneService>(*backend_, loop_->poster(), *policy_);
+  links_->SetAccessPolicy(policy_.get());
   node_service_ = std::make_unique<NodeService>(*this, loop_->poster());
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -345,7 +382,9 @@ absl::Status Daemon::Init() {
   // gRPC sets SO_REUSEPORT by default, which would let a second daemon bind
   // the same port and share its connections: a taken port must fail.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  builder.AddListeningPort(options_.listen_address, grpc::InsecureServerCredentials(), &port_);
+  builder.AddListeningPort(options_.listen_address,
+                           options_.tls ? security::ServerCredentials(*options_.tls) : grpc::InsecureServerCredentials(),
+                           &port_);
   builder.RegisterService(links_->service());
   builder.RegisterService(hardware_service_.get());
   builder.RegisterService(node_service_.get());
@@ -361,8 +400,11 @@ absl::Status Daemon::Init() {
   loop_->Start();
   PeerLinks* links = links_.get();
   loop_->Post([links] { links->Start(); });
-  QNET_LOG(log_, kInfo, "qnetd for node %s of network %s listening on %s (time scale %g, seed %d)", topology.self,
-           topology.network, listen_address_, options_.time_scale, options_.seed);
+  QNET_LOG(log_, kInfo, "qnetd for node %s of network %s listening on %s (time scale %g, seed %d; %s)", topology.self,
+           topology.network, listen_address_, options_.time_scale, options_.seed, TransportSecurity());
+  if (!options_.tls) {
+    QNET_LOG(log_, kWarn, "insecure-local-only: plaintext, no authentication; any local process can use this daemon");
+  }
   return absl::OkStatus();
 }
 
@@ -445,11 +487,17 @@ absl::StatusOr<v1::GetRoutesResponse> Daemon::Routes() {
   return out;
 }
 
+std::string Daemon::TransportSecurity() const {
+  if (options_.tls) return absl::StrCat("mutual TLS (CA of network ", options_.topology.network, ")");
+  return "insecure-local-only: plaintext on the loopback interface, no authentication";
+}
+
 v1::GetStatusResponse Daemon::Status() {
   v1::GetStatusResponse status;
   const DaemonTopology& topology = options_.topology;
   status.set_node(topology.self);
   status.set_network(topology.network);
+  status.set_transport_security(TransportSecurity());
   status.set_uptime_s(std::chrono::duration<double>(WallClock::now() - loop_->created_at()).count());
   status.set_time_scale(loop_->time_scale());
   status.set_simulated_time_s(SecondsSinceEpoch(loop_->Now()));

@@ -14,6 +14,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/status/statusor.h"
+#include "daemon/access_policy.h"
 #include "daemon/daemon_node_context.h"
 #include "daemon/distributed_state_backend.h"
 #include "daemon/entanglement_service.h"
@@ -25,6 +26,7 @@
 #include "daemon/qkd_service.h"
 #include "daemon/teleport_service.h"
 #include "daemon/topology.h"
+#include "security/pki.h"
 #include "stack/node_stack.h"
 #include "qnet/v1/node_service.grpc.pb.h"
 
@@ -42,6 +44,11 @@ struct DaemonOptions {
   std::optional<int64_t> epoch_unix_ns;        // simulated time zero (default: start)
   uint64_t seed = 1;
   LogLevel log_level = LogLevel::kInfo;
+  // Mutual TLS on the port and on channels to other daemons, with callers
+  // authorised by their certificates (daemon/access_policy.h). Without it
+  // the daemon is insecure-local-only: it listens on the loopback interface
+  // only, and says so in its log and status.
+  std::optional<security::TlsMaterial> tls;
   // Transport tests only: peer messages and neighbour events go to this
   // sink instead of the node stack (which is still built, and hears nothing).
   std::function<std::unique_ptr<PeerMessageSink>()> peer_sink_override;
@@ -65,6 +72,7 @@ class Daemon {
   const std::string& node() const { return options_.topology.self; }
   // The address the server is bound to, e.g. "127.0.0.1:41237".
   const std::string& listen_address() const { return listen_address_; }
+  const AccessPolicy& policy() const { return *policy_; }
   int port() const { return port_; }
 
   EventLoop& loop() { return *loop_; }
@@ -80,6 +88,8 @@ class Daemon {
   QkdService& qkd() { return *qkd_; }
   NodeContext& context() { return *context_; }
   v1::GetStatusResponse Status();
+  // GetStatusResponse.transport_security.
+  std::string TransportSecurity() const;
   // The network layer's routing table and link-state database (loop thread).
   absl::StatusOr<v1::GetRoutesResponse> Routes();
   // Node.Eavesdrop (loop thread).
@@ -103,6 +113,7 @@ class Daemon {
   std::unique_ptr<EntanglementService> entanglement_;  // goes before stack_
   std::unique_ptr<TeleportService> teleport_;          // goes before stack_
   std::unique_ptr<QkdService> qkd_;                    // goes before stack_
+  std::unique_ptr<AccessPolicy> policy_;
   std::unique_ptr<HardwarePlaneService> hardware_service_;
   std::unique_ptr<grpc::Service> node_service_;
   std::unique_ptr<grpc::Server> server_;

@@ -297,6 +297,16 @@ void DistributedStateBackend::HandleMove(QubitId qubit, const std::string& reque
     return;
   }
   if (system_.Exists(qubit)) {
+    // A node may only take a group it holds a qubit of: the state of other
+    // nodes' memories is not its to move (or to read).
+    const std::vector<QubitId> members = system_.GroupOf(qubit);
+    if (std::none_of(members.begin(), members.end(), [&](QubitId m) { return NodeOfQubit(m) == requester; })) {
+      QNET_LOG(log_, kWarn, "refused to move group %s to %s: it holds none of its qubits", Members(members), requester);
+      reply(absl::PermissionDeniedError(absl::StrCat("node '", self_, "' refuses to move the group of qubit ",
+                                                     Label(qubit), " to node '", requester,
+                                                     "': none of its qubits is in that node's memory")));
+      return;
+    }
     absl::StatusOr<quantum::GroupState> group = system_.ExtractGroup(qubit);
     if (!group.ok()) {
       reply(group.status());

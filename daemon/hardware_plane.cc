@@ -1,5 +1,7 @@
 #include "daemon/hardware_plane.h"
 
+#include "security/grpc_tls.h"
+
 #include "absl/strings/str_cat.h"
 
 namespace qnet::daemon {
@@ -183,6 +185,18 @@ void HardwarePlaneClient::HandOver(const std::string& to, quantum::GroupState gr
 
 namespace {
 
+grpc::ServerUnaryReactor* Refused(grpc::CallbackServerContext* context, const absl::Status& why) {
+  grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+  reactor->Finish(grpc::Status(static_cast<grpc::StatusCode>(why.code()), std::string(why.message())));
+  return reactor;
+}
+
+// The node a caller's certificate names ("" without one): a forwarder acts as itself.
+std::string CertifiedOrEmpty(const grpc::ServerContextBase& context) {
+  absl::StatusOr<security::Identity> caller = security::CallerIdentity(context);
+  return caller.ok() ? caller->node : "";
+}
+
 // One MoveGroup call. Shared so that work posted to the loop can outlive
 // neither more nor less than the call: gRPC drops its reference in OnDone.
 class MoveReactor final : public grpc::ServerUnaryReactor, public std::enable_shared_from_this<MoveReactor> {
@@ -244,6 +258,9 @@ class MoveReactor final : public grpc::ServerUnaryReactor, public std::enable_sh
 grpc::ServerUnaryReactor* HardwarePlaneService::MoveGroup(grpc::CallbackServerContext* context,
                                                           const v1::MoveGroupRequest* request,
                                                           v1::MoveGroupResponse* response) {
+  if (absl::Status allowed = policy_.AuthorizeHardware(*context, "MoveGroup", request->requester()); !allowed.ok()) {
+    return Refused(context, allowed);
+  }
   auto reactor = std::make_shared<MoveReactor>(context, response, backend_, poster_);
   reactor->Start(request->qubit_id(), request->requester());
   return reactor.get();
@@ -252,6 +269,13 @@ grpc::ServerUnaryReactor* HardwarePlaneService::MoveGroup(grpc::CallbackServerCo
 grpc::ServerUnaryReactor* HardwarePlaneService::DiscardQubit(grpc::CallbackServerContext* context,
                                                              const v1::DiscardQubitRequest* request,
                                                              v1::DiscardQubitResponse* /*response*/) {
+  // Forwarded discards come from the daemon that forwards them, on the
+  // requester's behalf.
+  const std::string acting = request->hops() == 0 ? request->requester() : "";
+  if (absl::Status allowed = policy_.AuthorizeHardware(*context, "DiscardQubit", acting.empty() ? CertifiedOrEmpty(*context) : acting);
+      !allowed.ok()) {
+    return Refused(context, allowed);
+  }
   DistributedStateBackend* backend = &backend_;
   poster_->Post([backend, qubit = request->qubit_id(), requester = request->requester(), hops = request->hops()] {
     backend->HandleDiscard(qubit, requester, hops);
@@ -264,6 +288,9 @@ grpc::ServerUnaryReactor* HardwarePlaneService::DiscardQubit(grpc::CallbackServe
 grpc::ServerUnaryReactor* HardwarePlaneService::HandOver(grpc::CallbackServerContext* context,
                                                          const v1::HandOverRequest* request,
                                                          v1::HandOverResponse* /*response*/) {
+  if (absl::Status allowed = policy_.AuthorizeHardware(*context, "HandOver", request->sender()); !allowed.ok()) {
+    return Refused(context, allowed);
+  }
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   absl::StatusOr<quantum::GroupState> group = GroupFromProto(request->group());
   if (!group.ok()) {

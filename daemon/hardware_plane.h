@@ -12,6 +12,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/status/statusor.h"
+#include "daemon/access_policy.h"
 #include "daemon/distributed_state_backend.h"
 #include "daemon/event_loop.h"
 #include "daemon/peer_directory.h"
@@ -55,8 +56,10 @@ class HardwarePlaneClient final : public HardwarePlaneTransport {
 
 class HardwarePlaneService final : public v1::HardwarePlane::CallbackService {
  public:
-  HardwarePlaneService(DistributedStateBackend& backend, std::shared_ptr<LoopPoster> poster)
-      : backend_(backend), poster_(std::move(poster)) {}
+  // Every call is checked against `policy` (a node acting as itself).
+  HardwarePlaneService(DistributedStateBackend& backend, std::shared_ptr<LoopPoster> poster,
+                       const AccessPolicy& policy)
+      : backend_(backend), poster_(std::move(poster)), policy_(policy) {}
 
   grpc::ServerUnaryReactor* MoveGroup(grpc::CallbackServerContext* context, const v1::MoveGroupRequest* request,
                                       v1::MoveGroupResponse* response) override;
@@ -69,6 +72,7 @@ class HardwarePlaneService final : public v1::HardwarePlane::CallbackService {
  private:
   DistributedStateBackend& backend_;
   std::shared_ptr<LoopPoster> poster_;
+  const AccessPolicy& policy_;
 };
 
 }  // namespace qnet::daemon

@@ -7,10 +7,12 @@
 #include <grpcpp/support/channel_arguments.h>
 
 #include "absl/strings/str_cat.h"
+#include "security/grpc_tls.h"
 
 namespace qnet::daemon {
 
-std::shared_ptr<grpc::Channel> MakePeerChannel(const std::string& address) {
+std::shared_ptr<grpc::Channel> MakePeerChannel(const std::string& address, const std::string& node,
+                                               const security::TlsMaterial* tls) {
   grpc::ChannelArguments args;
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 100);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 1000);
@@ -24,11 +26,11 @@ std::shared_ptr<grpc::Channel> MakePeerChannel(const std::string& address) {
   // Channels to different daemons must not share a TCP connection, nor
   // channels created for one daemon across its restarts.
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  return security::OpenChannel(address, node, tls, args);
 }
 
-PeerDirectory::PeerDirectory(std::string peers_file, PeerAddresses fixed)
-    : peers_file_(std::move(peers_file)), fixed_(std::move(fixed)) {}
+PeerDirectory::PeerDirectory(std::string peers_file, PeerAddresses fixed, std::optional<security::TlsMaterial> tls)
+    : peers_file_(std::move(peers_file)), fixed_(std::move(fixed)), tls_(std::move(tls)) {}
 
 void PeerDirectory::RefreshLocked() {
   if (peers_file_.empty()) return;
@@ -79,7 +81,7 @@ absl::StatusOr<std::shared_ptr<grpc::Channel>> PeerDirectory::Channel(const std:
   if (cached.channel == nullptr || cached.address != *address ||
       cached.channel->GetState(/*try_to_connect=*/false) == GRPC_CHANNEL_TRANSIENT_FAILURE) {
     cached.address = *address;
-    cached.channel = MakePeerChannel(*address);
+    cached.channel = MakePeerChannel(*address, node, tls_ ? &*tls_ : nullptr);
   }
   return cached.channel;
 }

@@ -9,12 +9,14 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 
 #include <grpcpp/channel.h>
 
 #include "absl/status/statusor.h"
 #include "config/peers_file.h"
+#include "security/pki.h"
 
 namespace qnet::daemon {
 
@@ -22,8 +24,11 @@ using PeerAddresses = config::PeerAddresses;
 
 class PeerDirectory {
  public:
-  // peers_file may be empty (fixed entries only). Fixed entries win.
-  PeerDirectory(std::string peers_file, PeerAddresses fixed);
+  // peers_file may be empty (fixed entries only). Fixed entries win. With
+  // `tls`, channels are mutual TLS as this node, and each must reach a
+  // daemon whose certificate names the node asked for; without, plaintext
+  // (--insecure-local-only).
+  PeerDirectory(std::string peers_file, PeerAddresses fixed, std::optional<security::TlsMaterial> tls = std::nullopt);
 
   // The node's address, or NotFound naming the sources consulted.
   absl::StatusOr<std::string> Lookup(const std::string& node);
@@ -49,6 +54,7 @@ class PeerDirectory {
     std::shared_ptr<grpc::Channel> channel;
   };
   std::map<std::string, CachedChannel> channels_;
+  const std::optional<security::TlsMaterial> tls_;
 };
 
 // How long a channel to another daemon waits for one connection attempt
@@ -57,6 +63,8 @@ inline constexpr int kPeerConnectTimeoutMs = 5000;
 
 // A channel of its own to another daemon: reconnects after 100 ms, backing
 // off to 1 s; each attempt waits kPeerConnectTimeoutMs.
-std::shared_ptr<grpc::Channel> MakePeerChannel(const std::string& address);
+// `node` is the daemon's node name (the TLS target when `tls` is given).
+std::shared_ptr<grpc::Channel> MakePeerChannel(const std::string& address, const std::string& node = "",
+                                               const security::TlsMaterial* tls = nullptr);
 
 }  // namespace qnet::daemon

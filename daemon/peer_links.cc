@@ -16,13 +16,29 @@ double Seconds(WallClock::duration d) { return std::chrono::duration<double>(d).
 
 }  // namespace
 
+// A peer stream refused before it starts (the caller's certificate does not
+// allow it): finishes at once with the refusal.
+class RefusedStream final : public grpc::ServerBidiReactor<v1::PeerFrame, v1::PeerFrame> {
+ public:
+  explicit RefusedStream(const grpc::Status& status) { Finish(status); }
+  void OnDone() override { delete this; }
+};
+
 class PeerLinks::Service final : public v1::Peer::CallbackService {
  public:
   explicit Service(PeerLinks& links) : links_(links) {}
   grpc::ServerBidiReactor<v1::PeerFrame, v1::PeerFrame>* Exchange(grpc::CallbackServerContext* context) override {
     PeerLinks* links = &links_;
-    return PeerStream::Accept(context, links_.Events(),
-                              [links](PeerStreamPtr stream) { links->OnAccepted(std::move(stream)); });
+    std::string certified;
+    if (links_.policy_ != nullptr) {
+      absl::StatusOr<std::string> peer = links_.policy_->AuthorizePeer(*context);
+      if (!peer.ok()) return new RefusedStream(grpc::Status(static_cast<grpc::StatusCode>(peer.status().code()),
+                                                            std::string(peer.status().message())));
+      certified = *std::move(peer);
+    }
+    return PeerStream::Accept(context, links_.Events(), [links, certified](PeerStreamPtr stream) {
+      links->OnAccepted(std::move(stream), certified);
+    });
   }
 
  private:
@@ -144,7 +160,7 @@ void PeerLinks::ScheduleRedial(Neighbour& n) {
   n.backoff = std::min(n.backoff * 2, timing_.max_redial);
 }
 
-void PeerLinks::OnAccepted(PeerStreamPtr stream) {
+void PeerLinks::OnAccepted(PeerStreamPtr stream, std::string certified_node) {
   if (closed_) {
     stream->Abort(grpc::Status(grpc::StatusCode::UNAVAILABLE, absl::StrCat("node '", topology_.self,
                                                                           "' is shutting down")));
@@ -156,16 +172,25 @@ void PeerLinks::OnAccepted(PeerStreamPtr stream) {
     pending_.erase(it);
     stream->Abort(grpc::Status(grpc::StatusCode::DEADLINE_EXCEEDED, "no Hello received"));
   });
-  pending_.emplace(std::move(stream), timer);
+  pending_.emplace(std::move(stream), PendingStream{.handshake_timer = timer, .certified_node = std::move(certified_node)});
 }
 
 void PeerLinks::OnFrame(PeerStreamPtr stream, v1::PeerFrame frame) {
   if (auto it = pending_.find(stream); it != pending_.end()) {
     // An accepted stream: its first frame must be the dialer's Hello.
-    loop_.CancelTimer(it->second);
+    loop_.CancelTimer(it->second.handshake_timer);
+    const std::string certified = std::move(it->second.certified_node);
     pending_.erase(it);
     if (!frame.has_hello()) {
       stream->Abort(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "the first frame must be a Hello"));
+      return;
+    }
+    if (!certified.empty() && frame.hello().node() != certified) {
+      QNET_LOG(log_, kWarn, "refused a peer stream: node '%s' sent a Hello naming '%s'", certified,
+               frame.hello().node());
+      stream->Abort(grpc::Status(grpc::StatusCode::PERMISSION_DENIED,
+                                 absl::StrCat("node '", topology_.self, "' refuses the Hello of '", frame.hello().node(),
+                                              "': the caller's certificate names node '", certified, "'")));
       return;
     }
     absl::Status ok = CheckHello(frame.hello(), /*from_dialer=*/true);
@@ -234,7 +259,7 @@ void PeerLinks::OnFrame(PeerStreamPtr stream, v1::PeerFrame frame) {
 
 void PeerLinks::OnClosed(PeerStreamPtr stream, grpc::Status status) {
   if (auto it = pending_.find(stream); it != pending_.end()) {
-    loop_.CancelTimer(it->second);
+    loop_.CancelTimer(it->second.handshake_timer);
     pending_.erase(it);
     return;
   }
@@ -403,8 +428,8 @@ void PeerLinks::CloseAll(const std::string& reason) {
     if (n.stream != nullptr) n.stream->Close(reason);
     if (n.dialing != nullptr) n.dialing->Abort(grpc::Status(grpc::StatusCode::CANCELLED, reason));
   }
-  for (auto& [stream, timer] : pending_) {
-    loop_.CancelTimer(timer);
+  for (auto& [stream, pending] : pending_) {
+    loop_.CancelTimer(pending.handshake_timer);
     stream->Abort(grpc::Status(grpc::StatusCode::UNAVAILABLE, reason));
   }
   pending_.clear();

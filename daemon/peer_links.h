@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "core/node_context.h"
+#include "daemon/access_policy.h"
 #include "daemon/event_loop.h"
 #include "daemon/log.h"
 #include "daemon/peer_directory.h"
@@ -69,6 +70,8 @@ class PeerLinks {
 
   // Loop thread only from here on.
   void SetSink(PeerMessageSink* sink) { sink_ = sink; }
+  // Checks every accepted stream's certificate (before Start; may be null).
+  void SetAccessPolicy(const AccessPolicy* policy) { policy_ = policy; }
   // Starts dialing the neighbours this node dials.
   void Start();
   // Queues `message` for the neighbour; sent in one batch with the others
@@ -117,7 +120,8 @@ class PeerLinks {
 
   void Dial(Neighbour& n);
   void ScheduleRedial(Neighbour& n);
-  void OnAccepted(PeerStreamPtr stream);
+  // `certified_node`: the node the caller's certificate names ("" without TLS).
+  void OnAccepted(PeerStreamPtr stream, std::string certified_node);
   void OnFrame(PeerStreamPtr stream, v1::PeerFrame frame);
   void OnClosed(PeerStreamPtr stream, grpc::Status status);
   void Establish(Neighbour& n, PeerStreamPtr stream);
@@ -136,7 +140,12 @@ class PeerLinks {
   std::unique_ptr<Service> service_;
   PeerMessageSink* sink_ = nullptr;
   std::map<std::string, Neighbour> neighbours_;
-  std::map<PeerStreamPtr, TimerId> pending_;  // accepted, no Hello yet -> handshake timer
+  struct PendingStream {
+    TimerId handshake_timer = kNoTimer;
+    std::string certified_node;  // its Hello must name this node (with TLS)
+  };
+  std::map<PeerStreamPtr, PendingStream> pending_;  // accepted, no Hello yet
+  const AccessPolicy* policy_ = nullptr;
   bool closed_ = false;
 };
 

@@ -43,12 +43,25 @@ Usage: qnetd --network FILE --node NAME [options]
                       same epoch share one simulated time line; the launcher does this.
   --seed N            run seed (default: the network file's seed, else 1); the
                       node's randomness is this seed forked by the node name
+  --pki DIR           the network's PKI directory (qnetctl up makes one in its state
+                      directory; qnetctl pki init makes one by hand): DIR/ca.crt and
+                      this node's DIR/node-NAME.crt and DIR/node-NAME.key
+  --tls-cert FILE --tls-key FILE --tls-ca FILE
+                      the same three files named one by one (instead of --pki)
+  --insecure-local-only
+                      no TLS: plaintext, no authentication, listening on the loopback
+                      interface only (any local process can then use the daemon).
+                      Without a certificate the daemon refuses to start unless given this.
   --log-level L       error, warn, info (default) or debug; logs go to stderr
   --ready-file PATH   once serving, write the bound HOST:PORT (one line) to PATH
   --help              print this help and exit
 
 The daemon serves the qnet.v1 Peer, HardwarePlane and Node services, gRPC health
-checking (grpc.health.v1) and server reflection. Neighbours are linked by one
+checking (grpc.health.v1) and server reflection, all on one port, all mutual TLS
+with the network's CA: peer streams only from neighbours whose certificate names
+them, the hardware plane only from nodes of the network acting as themselves, the
+Node service by role (operator: everything; app: its own node's entanglement,
+teleportation, keys and status). Refused calls get PERMISSION_DENIED and are logged. Neighbours are linked by one
 Peer stream each; the node whose name sorts lower dials. SIGTERM or SIGINT shuts
 down cleanly (neighbours are told, streams closed) and exits 0.
 )";
@@ -60,6 +73,10 @@ absl::StatusOr<QnetdFlags> ParseQnetdFlags(const std::vector<std::string>& args)
     std::string arg = args[i];
     if (arg == "--help" || arg == "-h") {
       flags.help = true;
+      continue;
+    }
+    if (arg == "--insecure-local-only") {
+      flags.insecure_local_only = true;
       continue;
     }
     if (arg.rfind("--", 0) != 0) {
@@ -128,6 +145,14 @@ absl::StatusOr<QnetdFlags> ParseQnetdFlags(const std::vector<std::string>& args)
       auto level = ParseLogLevel(value);
       if (!level.ok()) return level.status();
       flags.log_level = *level;
+    } else if (name == "--pki") {
+      flags.pki_dir = value;
+    } else if (name == "--tls-cert") {
+      flags.tls_cert = value;
+    } else if (name == "--tls-key") {
+      flags.tls_key = value;
+    } else if (name == "--tls-ca") {
+      flags.tls_ca = value;
     } else if (name == "--ready-file") {
       flags.ready_file = value;
     } else {
@@ -137,6 +162,22 @@ absl::StatusOr<QnetdFlags> ParseQnetdFlags(const std::vector<std::string>& args)
   if (!flags.help) {
     if (flags.network_file.empty()) return absl::InvalidArgumentError("--network FILE is required (see --help)");
     if (flags.node.empty()) return absl::InvalidArgumentError("--node NAME is required (see --help)");
+    const int files = !flags.tls_cert.empty() + !flags.tls_key.empty() + !flags.tls_ca.empty();
+    if (files != 0 && files != 3) {
+      return absl::InvalidArgumentError("--tls-cert, --tls-key and --tls-ca go together (or use --pki DIR)");
+    }
+    const bool tls = files == 3 || !flags.pki_dir.empty();
+    if (tls && !flags.pki_dir.empty() && files == 3) {
+      return absl::InvalidArgumentError("give either --pki DIR or --tls-cert/--tls-key/--tls-ca, not both");
+    }
+    if (tls && flags.insecure_local_only) {
+      return absl::InvalidArgumentError("--insecure-local-only contradicts the TLS flags: give one or the other");
+    }
+    if (!tls && !flags.insecure_local_only) {
+      return absl::InvalidArgumentError(
+          "no certificate: give --pki DIR (qnetctl up makes one; qnetctl pki init makes one by hand) or "
+          "--tls-cert/--tls-key/--tls-ca; --insecure-local-only runs without TLS on the loopback interface only");
+    }
   }
   return flags;
 }

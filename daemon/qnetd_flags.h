@@ -26,11 +26,16 @@ struct QnetdFlags {
   std::optional<uint64_t> seed;  // default: the network file's seed, else 1
   LogLevel log_level = LogLevel::kInfo;
   std::string ready_file;
+  std::string pki_dir;  // --pki
+  std::string tls_cert, tls_key, tls_ca;
+  bool insecure_local_only = false;
   bool help = false;
 };
 
 // Accepts "--flag value" and "--flag=value". InvalidArgument names the
-// offending flag; --network and --node are required unless --help.
+// offending flag; --network and --node are required unless --help, and so
+// is a certificate (--pki or the three --tls-* files) unless
+// --insecure-local-only.
 absl::StatusOr<QnetdFlags> ParseQnetdFlags(const std::vector<std::string>& args);
 std::string QnetdUsage();
 

@@ -61,6 +61,18 @@ int Run(int argc, char** argv) {
       std::chrono::duration<double>(flags->peer_timeout_s));
   options.epoch_unix_ns = flags->epoch_unix_ns;
   options.log_level = flags->log_level;
+  if (!flags->insecure_local_only) {
+    const qnet::security::Identity self{.network = options.topology.network, .role = qnet::security::Role::kNode,
+                                        .node = options.topology.self, .name = options.topology.self};
+    auto tls = flags->pki_dir.empty()
+                   ? qnet::security::LoadTlsFiles(flags->tls_ca, flags->tls_cert, flags->tls_key)
+                   : qnet::security::LoadTls(flags->pki_dir, self);
+    if (!tls.ok()) {
+      std::fprintf(stderr, "qnetd: %s\n", std::string(tls.status().message()).c_str());
+      return 1;
+    }
+    options.tls = *std::move(tls);
+  }
 
   auto daemon = Daemon::Start(std::move(options));
   if (!daemon.ok()) {

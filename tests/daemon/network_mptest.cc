@@ -12,6 +12,8 @@
 #include "physical/state_backend.h"
 #include "qnet/v1/hardware_service.grpc.pb.h"
 #include "qnet/v1/node_service.grpc.pb.h"
+#include "security/client_endpoints.h"
+#include "security/grpc_tls.h"
 #include "tests/common/multiprocess_test.h"
 #include "tests/daemon/node_queries.h"
 
@@ -81,17 +83,27 @@ TEST_F(NetworkMpTest, Chain3ComesUpRecoversFromACrashAndStopsCleanly) {
   EXPECT_EQ(bob->neighbours(1).name(), "charlie");
   EXPECT_EQ(bob->pid(), *net.Pid("bob"));
 
-  // The hardware plane answers too: a qubit nobody made is not found.
+  // The hardware plane answers a node of the network (bob's certificate): a
+  // qubit nobody made is not found. The operator is no node: refused.
   {
-    auto stub = v1::HardwarePlane::NewStub(grpc::CreateChannel(*net.Address("alice"),
-                                                                grpc::InsecureChannelCredentials()));
+    auto bob_tls = security::LoadTls(net.pki_dir(), {.network = "chain3", .role = security::Role::kNode,
+                                                     .node = "bob", .name = "bob"});
+    ASSERT_TRUE(bob_tls.ok()) << bob_tls.status();
+    auto stub = v1::HardwarePlane::NewStub(security::OpenChannel(*net.Address("alice"), "alice", &*bob_tls));
     grpc::ClientContext context;
     v1::MoveGroupRequest request;
     request.set_qubit_id(physical::MakeQubitId(0, 12345));
     request.set_requester("bob");
     v1::MoveGroupResponse response;
-    ASSERT_TRUE(stub->MoveGroup(&context, request, &response).ok());
+    grpc::Status s = stub->MoveGroup(&context, request, &response);
+    ASSERT_TRUE(s.ok()) << s.error_message();
     EXPECT_TRUE(response.not_found());
+
+    auto as_operator = v1::HardwarePlane::NewStub(security::ClientChannel(*net.Address("alice")));
+    grpc::ClientContext context2;
+    s = as_operator->MoveGroup(&context2, request, &response);
+    EXPECT_EQ(s.error_code(), grpc::StatusCode::PERMISSION_DENIED) << s.error_message();
+    EXPECT_NE(s.error_message().find("only nodes use the hardware plane"), std::string::npos) << s.error_message();
   }
 
   // Crash bob: both neighbours notice.

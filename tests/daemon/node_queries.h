@@ -13,6 +13,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "qnet/v1/node_service.grpc.pb.h"
+#include "security/client_endpoints.h"
 #include "tests/common/wait_until.h"
 
 namespace qnet::daemon::testing {
@@ -22,7 +23,7 @@ inline std::chrono::system_clock::time_point CallDeadline() {
 }
 
 inline absl::StatusOr<v1::GetStatusResponse> GetStatus(const std::string& address) {
-  auto stub = v1::Node::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  auto stub = v1::Node::NewStub(security::ClientChannel(address));
   grpc::ClientContext context;
   context.set_deadline(CallDeadline());
   v1::GetStatusResponse status;
@@ -32,7 +33,7 @@ inline absl::StatusOr<v1::GetStatusResponse> GetStatus(const std::string& addres
 }
 
 inline absl::StatusOr<v1::GetRoutesResponse> GetRoutes(const std::string& address) {
-  auto stub = v1::Node::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
+  auto stub = v1::Node::NewStub(security::ClientChannel(address));
   grpc::ClientContext context;
   context.set_deadline(CallDeadline());
   v1::GetRoutesResponse routes;

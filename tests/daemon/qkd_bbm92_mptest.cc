@@ -3,6 +3,7 @@
 // id), the measured QBER matches the links' physics, and an intercept-resend
 // eavesdropper on one link makes the session abort with an error naming the
 // QBER.
+#include "security/client_endpoints.h"
 #include "tests/daemon/qkd_chain.h"
 
 namespace qnet::daemon {
@@ -28,7 +29,7 @@ TEST_F(QkdMpTest, Bbm92KeyAcrossTheChainAndAnEavesdropperMakesItAbort) {
   // Eve on n1-n2 measuring every pair: QBER about 1/4 per basis, far above
   // the 11% threshold, so the session aborts and says why.
   {
-    auto stub = v1::Node::NewStub(grpc::CreateChannel(*net_->Address("n1"), grpc::InsecureChannelCredentials()));
+    auto stub = v1::Node::NewStub(security::ClientChannel(*net_->Address("n1")));
     grpc::ClientContext context;
     v1::EavesdropRequest eve;
     eve.set_neighbour("n2");

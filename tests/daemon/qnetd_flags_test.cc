@@ -10,7 +10,7 @@ TEST(QnetdFlagsTest, ParsesEveryFlagInBothForms) {
   auto flags = ParseQnetdFlags({"--network", "net.yaml", "--node=alice", "--listen", "0.0.0.0:7000", "--peers",
                                 "peers.txt", "--peer", "bob=127.0.0.1:7001", "--time-scale=0.001", "--seed", "9",
                                 "--log-level", "debug", "--ready-file", "ready", "--epoch-unix-ns", "1700000000000000000",
-                                "--keep-hold", "2.5", "--peer-timeout=0.5"});
+                                "--keep-hold", "2.5", "--peer-timeout=0.5", "--pki", "certs"});
   ASSERT_TRUE(flags.ok()) << flags.status();
   EXPECT_EQ(flags->network_file, "net.yaml");
   EXPECT_EQ(flags->node, "alice");
@@ -24,11 +24,34 @@ TEST(QnetdFlagsTest, ParsesEveryFlagInBothForms) {
   EXPECT_EQ(flags->epoch_unix_ns, int64_t{1700000000000000000});
   EXPECT_DOUBLE_EQ(flags->keep_hold_s, 2.5);
   EXPECT_DOUBLE_EQ(flags->peer_timeout_s, 0.5);
+  EXPECT_EQ(flags->pki_dir, "certs");
+  EXPECT_FALSE(flags->insecure_local_only);
+}
+
+TEST(QnetdFlagsTest, ACertificateOrInsecureLocalOnlyIsRequired) {
+  const std::vector<std::string> base = {"--network", "n", "--node", "a"};
+  auto with = [&](std::vector<std::string> extra) {
+    std::vector<std::string> args = base;
+    args.insert(args.end(), extra.begin(), extra.end());
+    return ParseQnetdFlags(args);
+  };
+  EXPECT_NE(with({}).status().message().find("--insecure-local-only"), std::string::npos);
+  EXPECT_NE(with({}).status().message().find("--pki"), std::string::npos);
+  EXPECT_TRUE(with({"--insecure-local-only"}).ok());
+  auto files = with({"--tls-cert", "c", "--tls-key", "k", "--tls-ca", "a"});
+  ASSERT_TRUE(files.ok()) << files.status();
+  EXPECT_EQ(files->tls_cert, "c");
+  EXPECT_EQ(files->tls_key, "k");
+  EXPECT_EQ(files->tls_ca, "a");
+  EXPECT_NE(with({"--tls-cert", "c"}).status().message().find("go together"), std::string::npos);
+  EXPECT_NE(with({"--pki", "d", "--insecure-local-only"}).status().message().find("contradicts"), std::string::npos);
+  EXPECT_NE(with({"--pki", "d", "--tls-cert", "c", "--tls-key", "k", "--tls-ca", "a"}).status().message().find("not both"),
+            std::string::npos);
 }
 
 TEST(QnetdFlagsTest, DefaultsAndRequiredFlags) {
-  auto flags = ParseQnetdFlags({"--network", "n.yaml", "--node", "a"});
-  ASSERT_TRUE(flags.ok());
+  auto flags = ParseQnetdFlags({"--network", "n.yaml", "--node", "a", "--insecure-local-only"});
+  ASSERT_TRUE(flags.ok()) << flags.status();
   EXPECT_EQ(flags->listen, "127.0.0.1:0");
   EXPECT_EQ(flags->time_scale, 1.0);
   EXPECT_FALSE(flags->seed.has_value());
@@ -41,7 +64,7 @@ TEST(QnetdFlagsTest, DefaultsAndRequiredFlags) {
 }
 
 TEST(QnetdFlagsTest, BadValuesNameTheFlag) {
-  const std::vector<std::string> base = {"--network", "n", "--node", "a"};
+  const std::vector<std::string> base = {"--network", "n", "--node", "a", "--insecure-local-only"};
   auto with = [&](std::vector<std::string> extra) {
     std::vector<std::string> args = base;
     args.insert(args.end(), extra.begin(), extra.end());
@@ -64,7 +87,8 @@ TEST(QnetdFlagsTest, BadValuesNameTheFlag) {
 TEST(QnetdFlagsTest, HelpMentionsEveryFlag) {
   std::string usage = QnetdUsage();
   for (const char* flag : {"--network", "--node", "--listen", "--peers", "--peer NAME", "--time-scale", "--seed",
-                           "--log-level", "--ready-file", "--epoch-unix-ns", "--keep-hold", "--peer-timeout", "--help"}) {
+                           "--log-level", "--ready-file", "--epoch-unix-ns", "--keep-hold", "--peer-timeout", "--pki", "--tls-cert", "--tls-key",
+                           "--tls-ca", "--insecure-local-only", "--help"}) {
     EXPECT_NE(usage.find(flag), std::string::npos) << flag;
   }
 }

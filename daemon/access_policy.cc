@@ -1,0 +1,120 @@
+#include "daemon/access_policy.h"
+
+#include <array>
+
+#include "absl/strings/str_cat.h"
+#include "security/grpc_tls.h"
+
+namespace qnet::daemon {
+namespace {
+
+// What an `app` certificate may call on its own node: its entanglement,
+// teleportation and keys, and the node's status. Routing tables, the
+// eavesdropper and other nodes are the operator's.
+constexpr std::array<absl::string_view, 7> kAppMethods = {"GetStatus", "Entangle",  "GetOutcomes", "MeasureQubit",
+                                                          "Teleport",  "Qkd",       "GetKey"};
+
+}  // namespace
+
+AccessPolicy::AccessPolicy(const DaemonTopology& topology, bool tls, const Logger& log)
+    : topology_(topology), nodes_(topology.nodes.begin(), topology.nodes.end()), tls_(tls), log_(log) {}
+
+absl::Status AccessPolicy::Refuse(const grpc::ServerContextBase& context, absl::Status why) const {
+  QNET_LOG(log_, kWarn, "refused a call from %s: %s", security::CallerAddress(context), why.message());
+  return why;
+}
+
+absl::StatusOr<security::Identity> AccessPolicy::Caller(const grpc::ServerContextBase& context,
+                                                        absl::string_view what) const {
+  absl::StatusOr<security::Identity> caller = security::CallerIdentity(context);
+  if (!caller.ok()) {
+    return Refuse(context, absl::Status(caller.status().code(), absl::StrCat("node '", topology_.self, "' refuses ",
+                                                                             what, ": ", caller.status().message())));
+  }
+  if (caller->network != topology_.network) {
+    return Refuse(context, absl::PermissionDeniedError(
+                               absl::StrCat("node '", topology_.self, "' refuses ", what, " from ",
+                                            security::Describe(*caller), " of network '", caller->network,
+                                            "': this is network '", topology_.network, "'")));
+  }
+  if (caller->role != security::Role::kOperator && !nodes_.contains(caller->node)) {
+    return Refuse(context, absl::PermissionDeniedError(absl::StrCat(
+                               "node '", topology_.self, "' refuses ", what, " from ", security::Describe(*caller),
+                               ": '", caller->node, "' is not a node of the network file")));
+  }
+  return caller;
+}
+
+absl::StatusOr<std::string> AccessPolicy::AuthorizePeer(const grpc::ServerContextBase& context) const {
+  if (!tls_) return std::string();
+  absl::StatusOr<security::Identity> caller = Caller(context, "a peer stream");
+  if (!caller.ok()) return caller.status();
+  if (caller->role != security::Role::kNode) {
+    return Refuse(context, absl::PermissionDeniedError(absl::StrCat("node '", topology_.self,
+                                                                    "' refuses a peer stream from ",
+                                                                    security::Describe(*caller),
+                                                                    ": only nodes open peer streams")));
+  }
+  if (topology_.FindNeighbour(caller->node) == nullptr) {
+    return Refuse(context, absl::PermissionDeniedError(
+                               absl::StrCat("node '", topology_.self, "' refuses a peer stream from node '",
+                                            caller->node, "': the network file has no link between them")));
+  }
+  return caller->node;
+}
+
+absl::Status AccessPolicy::AuthorizeHardware(const grpc::ServerContextBase& context, absl::string_view method,
+                                             const std::string& claimed) const {
+  if (!tls_) return absl::OkStatus();
+  const std::string what = absl::StrCat("HardwarePlane.", method);
+  absl::StatusOr<security::Identity> caller = Caller(context, what);
+  if (!caller.ok()) return caller.status();
+  if (caller->role != security::Role::kNode) {
+    return Refuse(context, absl::PermissionDeniedError(absl::StrCat("node '", topology_.self, "' refuses ", what,
+                                                                    " from ", security::Describe(*caller),
+                                                                    ": only nodes use the hardware plane")));
+  }
+  if (caller->node != claimed) {
+    return Refuse(context, absl::PermissionDeniedError(absl::StrCat("node '", topology_.self, "' refuses ", what,
+                                                                    " from node '", caller->node,
+                                                                    "' acting as node '", claimed, "'")));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status AccessPolicy::AuthorizeClientIdentity(const security::Identity& caller, absl::string_view method) const {
+  const std::string what = absl::StrCat("Node.", method);
+  switch (caller.role) {
+    case security::Role::kOperator:
+      return absl::OkStatus();
+    case security::Role::kApp:
+      if (caller.node != topology_.self) {
+        return absl::PermissionDeniedError(absl::StrCat("node '", topology_.self, "' refuses ", what, " from ",
+                                                        security::Describe(caller), ": an app may only use its own node ('",
+                                                        caller.node, "')"));
+      }
+      for (absl::string_view allowed : kAppMethods) {
+        if (allowed == method) return absl::OkStatus();
+      }
+      return absl::PermissionDeniedError(absl::StrCat("node '", topology_.self, "' refuses ", what, " from ",
+                                                      security::Describe(caller),
+                                                      ": apps may not call it (operator certificates may)"));
+    case security::Role::kNode:
+      break;
+  }
+  return absl::PermissionDeniedError(absl::StrCat("node '", topology_.self, "' refuses ", what, " from ",
+                                                  security::Describe(caller),
+                                                  ": node certificates are for peering; clients need an operator "
+                                                  "or app certificate"));
+}
+
+absl::Status AccessPolicy::AuthorizeClient(const grpc::ServerContextBase& context, absl::string_view method) const {
+  if (!tls_) return absl::OkStatus();
+  absl::StatusOr<security::Identity> caller = Caller(context, absl::StrCat("Node.", method));
+  if (!caller.ok()) return caller.status();
+  absl::Status allowed = AuthorizeClientIdentity(*caller, method);
+  if (!allowed.ok()) return Refuse(context, allowed);
+  return absl::OkStatus();
+}
+
+}  // namespace qnet::daemon
