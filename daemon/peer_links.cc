@@ -16,10 +16,11 @@ double Seconds(WallClock::duration d) { return std::chrono::duration<double>(d).
 
 }  // namespace
 
-class PeerLinks::Service final : public v1::Peer::CallbackService {
+// Raw (bytes) so that the stream parses frames itself (PeerStream::Accept).
+class PeerLinks::Service final : public v1::Peer::WithRawCallbackMethod_Exchange<v1::Peer::Service> {
  public:
   explicit Service(PeerLinks& links) : links_(links) {}
-  grpc::ServerBidiReactor<v1::PeerFrame, v1::PeerFrame>* Exchange(grpc::CallbackServerContext* context) override {
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Exchange(grpc::CallbackServerContext* context) override {
     PeerLinks* links = &links_;
     return PeerStream::Accept(context, links_.Events(),
                               [links](PeerStreamPtr stream) { links->OnAccepted(std::move(stream)); });
@@ -165,7 +166,10 @@ void PeerLinks::OnFrame(PeerStreamPtr stream, v1::PeerFrame frame) {
     loop_.CancelTimer(it->second);
     pending_.erase(it);
     if (!frame.has_hello()) {
-      stream->Abort(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "the first frame must be a Hello"));
+      QNET_LOG(log_, kWarn, "rejected peer stream: its first frame is not a Hello");
+      stream->Abort(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                 absl::StrCat("the first frame of a peer stream to '", topology_.self,
+                                              "' must be a Hello (got frame kind ", frame.kind_case(), ")")));
       return;
     }
     absl::Status ok = CheckHello(frame.hello(), /*from_dialer=*/true);
