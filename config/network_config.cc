@@ -43,6 +43,24 @@ constexpr std::string_view kLinkKeys[] = {"between",           "length_km",     
                                           "eavesdropper_fraction"};
 constexpr int kMaxQubits = 1000;  // a typo guard: the state engine could not hold more anyway
 
+// The physical range of each number of the file. The bounds are generous
+// (no real device or fibre comes near them) but finite, so that a typo or a
+// hostile file (length_km: 1e300) is refused instead of making a link that
+// never heralds or a timer that overflows.
+struct Range {
+  double lo;
+  double hi;
+  const char* unit;
+};
+constexpr Range kLength{0, kMaxLengthKm, "km"};
+constexpr Range kAttenuation{0, 100, "dB/km"};         // telecom fibre ~0.2, visible light ~5
+constexpr Range kDarkCountRate{0, 1e9, "Hz"};          // a detector clicking at 1 GHz is blind
+constexpr Range kDetectionWindow{0, 1e9, "ns"};        // 1 s
+constexpr Range kDecayTime{1e-9, 1e9, "s"};            // 1 ns .. 30 years; .inf for none
+constexpr Range kOperationTime{0, 1e6, "us"};          // gates, readout, emission cycle: <= 1 s
+// Names shown when a link names an unknown node (the file may hold 10^5).
+constexpr size_t kNamesInMessages = 20;
+
 std::string JoinKeys(absl::Span<const std::string_view> keys) {
   std::vector<std::string> v(keys.begin(), keys.end());
   return absl::StrJoin(v, ", ");
@@ -139,9 +157,12 @@ class FileReader {
   absl::StatusOr<int64_t> Integer(const Entry& e, std::string_view what) const;
   // Range-checked readers; the message quotes the value as written.
   absl::StatusOr<double> UnitInterval(const Entry& e, std::string_view what) const;
-  absl::StatusOr<double> NonNegativeFinite(const Entry& e, std::string_view what) const;
-  absl::StatusOr<double> PositiveOrInfinite(const Entry& e, std::string_view what) const;
-  absl::StatusOr<Duration> NonNegativeDuration(const Entry& e, std::string_view what, double ns_per_unit) const;
+  // A finite number in [lo, hi]; `unit` follows the range in the message.
+  absl::StatusOr<double> InRange(const Entry& e, std::string_view what, const Range& range) const;
+  // A decay time: in kDecayTime, or .inf for a qubit that never decays.
+  absl::StatusOr<double> DecayTime(const Entry& e, std::string_view what) const;
+  absl::StatusOr<Duration> DurationIn(const Entry& e, std::string_view what, const Range& range,
+                                      double ns_per_unit) const;
 
   absl::Status ReadNode(const YAML::Node& item, const YAML::Mark& list_mark, size_t position, NetworkConfig& out);
   absl::Status ReadLink(const YAML::Node& item, const YAML::Mark& list_mark, size_t position, NetworkConfig& out);
@@ -245,32 +266,30 @@ absl::StatusOr<double> FileReader::UnitInterval(const Entry& e, std::string_view
   return v;
 }
 
-absl::StatusOr<double> FileReader::NonNegativeFinite(const Entry& e, std::string_view what) const {
+absl::StatusOr<double> FileReader::InRange(const Entry& e, std::string_view what, const Range& range) const {
   QNET_ASSIGN_OR_RETURN(double v, Number(e, what));
-  if (!(v >= 0.0) || std::isinf(v)) {
-    return Error(e.value,
-                 absl::StrCat(Av(what), ": ", e.key, " = ", e.value.Scalar(), " must be a finite number >= 0"));
+  if (!(v >= range.lo && v <= range.hi)) {  // also refuses +-inf (NaN is refused by Number)
+    return Error(e.value, absl::StrCat(Av(what), ": ", e.key, " = ", e.value.Scalar(), " is outside [", range.lo,
+                                       ", ", range.hi, "] ", range.unit));
   }
   return v;
 }
 
-absl::StatusOr<double> FileReader::PositiveOrInfinite(const Entry& e, std::string_view what) const {
+absl::StatusOr<double> FileReader::DecayTime(const Entry& e, std::string_view what) const {
   QNET_ASSIGN_OR_RETURN(double v, Number(e, what));
-  if (!(v > 0.0)) {
-    return Error(e.value, absl::StrCat(Av(what), ": ", e.key, " = ", e.value.Scalar(),
-                                       " must be > 0 (.inf for a qubit that never decays)"));
+  if (v == std::numeric_limits<double>::infinity()) return v;
+  if (!(v >= kDecayTime.lo && v <= kDecayTime.hi)) {
+    return Error(e.value, absl::StrCat(Av(what), ": ", e.key, " = ", e.value.Scalar(), " is outside [",
+                                       kDecayTime.lo, ", ", kDecayTime.hi, "] ", kDecayTime.unit,
+                                       " (.inf for a qubit that never decays)"));
   }
   return v;
 }
 
-absl::StatusOr<Duration> FileReader::NonNegativeDuration(const Entry& e, std::string_view what,
-                                                         double ns_per_unit) const {
-  QNET_ASSIGN_OR_RETURN(double v, NonNegativeFinite(e, what));
-  const double ns = v * ns_per_unit;
-  if (ns > 1e18) {  // int64 nanoseconds hold ~292 years
-    return Error(e.value, absl::StrCat(Av(what), ": ", e.key, " = ", e.value.Scalar(), " is too long"));
-  }
-  return Duration(std::llround(ns));
+absl::StatusOr<Duration> FileReader::DurationIn(const Entry& e, std::string_view what, const Range& range,
+                                                double ns_per_unit) const {
+  QNET_ASSIGN_OR_RETURN(double v, InRange(e, what, range));
+  return Duration(std::llround(v * ns_per_unit));
 }
 
 absl::Status FileReader::ReadNode(const YAML::Node& item, const YAML::Mark& list_mark, size_t position,
@@ -311,10 +330,10 @@ absl::Status FileReader::ReadNode(const YAML::Node& item, const YAML::Mark& list
       }
       hw.num_qubits = static_cast<int>(q);
     } else if (k == "t1_s") {
-      QNET_ASSIGN_OR_RETURN(hw.t1_s, PositiveOrInfinite(e, what));
+      QNET_ASSIGN_OR_RETURN(hw.t1_s, DecayTime(e, what));
       t1_entry = &e;
     } else if (k == "t2_s") {
-      QNET_ASSIGN_OR_RETURN(hw.t2_s, PositiveOrInfinite(e, what));
+      QNET_ASSIGN_OR_RETURN(hw.t2_s, DecayTime(e, what));
       t2_entry = &e;
     } else if (k == "emission_efficiency") {
       QNET_ASSIGN_OR_RETURN(hw.emission_efficiency, UnitInterval(e, what));
@@ -327,13 +346,13 @@ absl::Status FileReader::ReadNode(const YAML::Node& item, const YAML::Mark& list
     } else if (k == "readout_error_1") {
       QNET_ASSIGN_OR_RETURN(hw.readout_error_1, UnitInterval(e, what));
     } else if (k == "single_qubit_gate_time_us") {
-      QNET_ASSIGN_OR_RETURN(hw.single_qubit_gate_time, NonNegativeDuration(e, what, 1e3));
+      QNET_ASSIGN_OR_RETURN(hw.single_qubit_gate_time, DurationIn(e, what, kOperationTime, 1e3));
     } else if (k == "two_qubit_gate_time_us") {
-      QNET_ASSIGN_OR_RETURN(hw.two_qubit_gate_time, NonNegativeDuration(e, what, 1e3));
+      QNET_ASSIGN_OR_RETURN(hw.two_qubit_gate_time, DurationIn(e, what, kOperationTime, 1e3));
     } else if (k == "measurement_time_us") {
-      QNET_ASSIGN_OR_RETURN(hw.measurement_time, NonNegativeDuration(e, what, 1e3));
+      QNET_ASSIGN_OR_RETURN(hw.measurement_time, DurationIn(e, what, kOperationTime, 1e3));
     } else if (k == "emission_cycle_time_us") {
-      QNET_ASSIGN_OR_RETURN(hw.emission_cycle_time, NonNegativeDuration(e, what, 1e3));
+      QNET_ASSIGN_OR_RETURN(hw.emission_cycle_time, DurationIn(e, what, kOperationTime, 1e3));
     }
   }
   // Relaxation alone dephases at 1/(2 T1), so T2 <= 2 T1 for any real qubit.
@@ -346,6 +365,7 @@ absl::Status FileReader::ReadNode(const YAML::Node& item, const YAML::Mark& list
   }
   // Backstop: whatever the physical layer would reject must fail here, at the node.
   if (absl::Status s = physical::ValidateNodeHardware(hw, what); !s.ok()) return Error(item, s.message());
+  out.node_index.emplace(node.name, out.nodes.size());
   out.nodes.push_back(std::move(node));
   return absl::OkStatus();
 }
@@ -371,9 +391,11 @@ absl::Status FileReader::ReadLink(const YAML::Node& item, const YAML::Mark& list
     end_nodes[i] = out.FindNode(ends[i]);
     if (end_nodes[i] == nullptr) {
       std::vector<std::string> known;
-      for (const NodeConfig& nc : out.nodes) known.push_back(nc.name);
+      for (size_t k = 0; k < out.nodes.size() && k < kNamesInMessages; ++k) known.push_back(out.nodes[k].name);
+      const std::string more =
+          out.nodes.size() > kNamesInMessages ? absl::StrCat(", ... (", out.nodes.size(), " in all)") : "";
       return Error(n, absl::StrCat(what, ": unknown node '", ends[i], "'; nodes in this file: ",
-                                   absl::StrJoin(known, ", ")));
+                                   absl::StrJoin(known, ", "), more));
     }
   }
   if (ends[0] == ends[1]) {
@@ -402,7 +424,7 @@ absl::Status FileReader::ReadLink(const YAML::Node& item, const YAML::Mark& list
   link.station_fraction = 0.5;
 
   QNET_ASSIGN_OR_RETURN(const Entry* length, Require(entries, item, what, "length_km", " (fibre length in km)"));
-  QNET_ASSIGN_OR_RETURN(link.length_km, NonNegativeFinite(*length, what));
+  QNET_ASSIGN_OR_RETURN(link.length_km, InRange(*length, what, kLength));
   for (const Entry& e : entries) {
     const std::string& k = e.key;
     if (k == "scheme") {
@@ -417,13 +439,13 @@ absl::Status FileReader::ReadLink(const YAML::Node& item, const YAML::Mark& list
     } else if (k == "station_fraction") {
       QNET_ASSIGN_OR_RETURN(link.station_fraction, UnitInterval(e, what));
     } else if (k == "attenuation_db_per_km") {
-      QNET_ASSIGN_OR_RETURN(link.attenuation_db_per_km, NonNegativeFinite(e, what));
+      QNET_ASSIGN_OR_RETURN(link.attenuation_db_per_km, InRange(e, what, kAttenuation));
     } else if (k == "detector_efficiency") {
       QNET_ASSIGN_OR_RETURN(link.detector_efficiency, UnitInterval(e, what));
     } else if (k == "dark_count_rate_hz") {
-      QNET_ASSIGN_OR_RETURN(link.dark_count_rate_hz, NonNegativeFinite(e, what));
+      QNET_ASSIGN_OR_RETURN(link.dark_count_rate_hz, InRange(e, what, kDarkCountRate));
     } else if (k == "detection_window_ns") {
-      QNET_ASSIGN_OR_RETURN(link.detection_window, NonNegativeDuration(e, what, 1.0));
+      QNET_ASSIGN_OR_RETURN(link.detection_window, DurationIn(e, what, kDetectionWindow, 1.0));
     } else if (k == "visibility") {
       QNET_ASSIGN_OR_RETURN(link.visibility, UnitInterval(e, what));
     } else if (k == "eavesdropper_fraction") {
@@ -431,11 +453,20 @@ absl::Status FileReader::ReadLink(const YAML::Node& item, const YAML::Mark& list
     }
   }
   if (absl::Status s = physical::ValidateLinkPhysics(link); !s.ok()) return Error(item, s.message());
+  const size_t index = out.links.size();
+  out.link_index.emplace(link.name, index);
+  out.node_pair_index.emplace(pair, index);
+  out.links_of_node[link.node_a].push_back(index);
+  out.links_of_node[link.node_b].push_back(index);
   out.links.push_back(std::move(link));
   return absl::OkStatus();
 }
 
 absl::StatusOr<NetworkConfig> FileReader::Read(std::string_view text) {
+  if (text.size() > kMaxFileBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(source_, ": the file has ", text.size(), " bytes; at most ",
+                                                   kMaxFileBytes, " are allowed"));
+  }
   std::vector<YAML::Node> documents;
   try {
     documents = YAML::LoadAll(std::string(text));
@@ -473,6 +504,11 @@ absl::StatusOr<NetworkConfig> FileReader::Read(std::string_view text) {
                  absl::StrCat("nodes must be a non-empty list of mappings with keys ", JoinKeys(kNodeKeys),
                               "; got ", nodes->value.IsSequence() ? "an empty list" : Kind(nodes->value)));
   }
+  if (nodes->value.size() > kMaxNodes) {
+    return Error(nodes->value, absl::StrCat("the file lists ", nodes->value.size(), " nodes; at most ", kMaxNodes,
+                                            " are allowed"));
+  }
+  out.nodes.reserve(nodes->value.size());
   for (size_t i = 0; i < nodes->value.size(); ++i) {
     QNET_RETURN_IF_ERROR(ReadNode(nodes->value[i], nodes->value.Mark(), i, out));
   }
@@ -482,6 +518,11 @@ absl::StatusOr<NetworkConfig> FileReader::Read(std::string_view text) {
       return Error(links->value, absl::StrCat("links must be a list of mappings with keys ", JoinKeys(kLinkKeys),
                                               "; got ", Kind(links->value)));
     }
+    if (links->value.size() > kMaxLinks) {
+      return Error(links->value, absl::StrCat("the file lists ", links->value.size(), " links; at most ", kMaxLinks,
+                                              " are allowed"));
+    }
+    out.links.reserve(links->value.size());
     for (size_t i = 0; i < links->value.size(); ++i) {
       QNET_RETURN_IF_ERROR(ReadLink(links->value[i], links->value.Mark(), i, out));
     }
@@ -491,34 +532,47 @@ absl::StatusOr<NetworkConfig> FileReader::Read(std::string_view text) {
 
 }  // namespace
 
+namespace {
+std::string PairKey(std::string_view a, std::string_view b) {
+  return a < b ? absl::StrCat(Av(a), "\n", Av(b)) : absl::StrCat(Av(b), "\n", Av(a));
+}
+}  // namespace
+
 const NodeConfig* NetworkConfig::FindNode(std::string_view node_name) const {
-  for (const NodeConfig& n : nodes) {
-    if (n.name == node_name) return &n;
-  }
-  return nullptr;
+  auto it = node_index.find(Av(node_name));
+  return it == node_index.end() ? nullptr : &nodes[it->second];
 }
 
 const physical::LinkPhysics* NetworkConfig::FindLink(std::string_view a, std::string_view b) const {
-  for (const LinkPhysics& l : links) {
-    if ((l.node_a == a && l.node_b == b) || (l.node_a == b && l.node_b == a)) return &l;
-  }
-  return nullptr;
+  auto it = node_pair_index.find(PairKey(a, b));
+  return it == node_pair_index.end() ? nullptr : &links[it->second];
 }
 
 const physical::LinkPhysics* NetworkConfig::FindLinkByName(std::string_view link_name) const {
-  for (const LinkPhysics& l : links) {
-    if (l.name == link_name) return &l;
-  }
-  return nullptr;
+  auto it = link_index.find(Av(link_name));
+  return it == link_index.end() ? nullptr : &links[it->second];
 }
 
 std::vector<std::string> NetworkConfig::Neighbours(std::string_view node) const {
   std::vector<std::string> out;
-  for (const LinkPhysics& l : links) {
-    if (l.node_a == node) out.push_back(l.node_b);
-    if (l.node_b == node) out.push_back(l.node_a);
-  }
+  auto it = links_of_node.find(Av(node));
+  if (it == links_of_node.end()) return out;
+  for (size_t i : it->second) out.push_back(links[i].node_a == node ? links[i].node_b : links[i].node_a);
   return out;
+}
+
+void NetworkConfig::Reindex() {
+  node_index.clear();
+  link_index.clear();
+  node_pair_index.clear();
+  links_of_node.clear();
+  for (size_t i = 0; i < nodes.size(); ++i) node_index.emplace(nodes[i].name, i);
+  for (size_t i = 0; i < links.size(); ++i) {
+    link_index.emplace(links[i].name, i);
+    node_pair_index.emplace(PairKey(links[i].node_a, links[i].node_b), i);
+    links_of_node[links[i].node_a].push_back(i);
+    links_of_node[links[i].node_b].push_back(i);
+  }
 }
 
 absl::StatusOr<NetworkConfig> ParseNetworkConfig(std::string_view text, std::string_view source_name) {

@@ -3,7 +3,11 @@
 // with a length, a heralding scheme and optional optics overrides). Every
 // runtime (simulator, daemons, CLI) starts from the NetworkConfig parsed here.
 // A mistake in the file is reported as "file:line:column: what is wrong"
-// together with what would be accepted.
+// together with what would be accepted. Every number has a physical range
+// (non-finite values are refused, except .inf for T1/T2), and a file holds at
+// most kMaxNodes nodes and kMaxLinks links in kMaxFileBytes: a typo or a
+// hostile file is refused before it can stall a runtime. Loading is linear in
+// the file's size (names are looked up through hash indexes).
 //
 //   network: chain3
 //   seed: 42                 # optional
@@ -25,10 +29,19 @@
 #include <string_view>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "physical/params.h"
 
 namespace qnet::config {
+
+// Limits on what a network file may ask of a runtime (README, "The network
+// file"). 10^5 nodes load in well under a second; the state engine, the
+// routing table and the daemons' ports run out long before that anyway.
+inline constexpr size_t kMaxNodes = 100'000;
+inline constexpr size_t kMaxLinks = 400'000;         // a square grid of kMaxNodes has ~2 per node
+inline constexpr size_t kMaxFileBytes = 64u << 20;   // a 10^5-node chain file is ~8 MB
+inline constexpr double kMaxLengthKm = 1e5;          // 2.5 times round the Earth
 
 struct NodeConfig {
   std::string name;
@@ -45,19 +58,30 @@ struct NetworkConfig {
   // default to node_a's preset, then the file's overrides.
   std::vector<physical::LinkPhysics> links;
 
-  // nullptr if absent. Linear scans: the config is read once at start-up.
+  // nullptr if absent. Constant time: the parser builds the indexes below.
   const NodeConfig* FindNode(std::string_view name) const;
   // The link between two nodes, in either order.
   const physical::LinkPhysics* FindLink(std::string_view a, std::string_view b) const;
   const physical::LinkPhysics* FindLinkByName(std::string_view name) const;
   // Neighbours of `node` in link order (empty for an unknown node).
   std::vector<std::string> Neighbours(std::string_view node) const;
+
+  // Rebuilds the indexes from `nodes` and `links`; only code that edits
+  // those vectors after parsing needs it.
+  void Reindex();
+
+  // Indexes into `nodes` and `links`, kept by the parser.
+  absl::flat_hash_map<std::string, size_t> node_index;
+  absl::flat_hash_map<std::string, size_t> link_index;       // by link name
+  absl::flat_hash_map<std::string, size_t> node_pair_index;  // "a\nb", names sorted
+  absl::flat_hash_map<std::string, std::vector<size_t>> links_of_node;  // in link order
 };
 
 // InvalidArgument with "source_name:line:column: problem" for any mistake:
-// malformed YAML, unknown or duplicate key, wrong type, value out of range,
-// unknown preset, duplicate node, link to an unknown node, self-link,
-// duplicate link, missing required key.
+// malformed YAML, unknown or duplicate key, wrong type, value out of its
+// range (the message gives the range), unknown preset, duplicate node, link
+// to an unknown node, self-link, duplicate link, missing required key, more
+// than kMaxNodes nodes, kMaxLinks links or kMaxFileBytes bytes.
 absl::StatusOr<NetworkConfig> ParseNetworkConfig(std::string_view text, std::string_view source_name);
 // As ParseNetworkConfig; NotFound if the file cannot be read.
 absl::StatusOr<NetworkConfig> LoadNetworkFile(const std::string& path);

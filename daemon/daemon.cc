@@ -355,6 +355,17 @@ absl::Status Daemon::Init() {
   // ~10% of a core each).
   stack_options.network.advert_refresh =
       std::max(stack_options.network.advert_refresh, FromSeconds(kAdvertRefreshWallS * options_.time_scale));
+  // Advert sequence numbers start from wall-clock microseconds, which run
+  // on across restarts of this node even when its simulated clock (epoch)
+  // starts over. Refused adverts are worth a line in the log each.
+  stack_options.network.adverts.sequence_clock = [] {
+    return static_cast<uint64_t>(std::max<int64_t>(
+        0, std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+               .count()));
+  };
+  stack_options.network.adverts.on_refused = [this](const std::string&, const std::string& why) {
+    QNET_LOG(log_, kWarn, "%s", why);
+  };
   absl::StatusOr<std::unique_ptr<stack::NodeStack>> built =
       stack::NodeStack::Build(*context_, *backend_, *options_.network, std::move(stack_options));
   if (!built.ok()) {
@@ -476,6 +487,9 @@ absl::StatusOr<v1::GetRoutesResponse> Daemon::Routes() {
     for (double f : e.route.link_fidelity) r->add_link_fidelity(f);
     r->set_best_fidelity(network::ChainFidelity(e.route, net.routes(), -1.0, Duration(0)));
   }
+  out.set_adverts_refused(net.stats().adverts_refused);
+  out.set_adverts_unauthenticated(net.stats().adverts_unauthenticated);
+  out.set_last_advert_refusal(net.advert_stats().last_refusal);
   for (const v1::LinkStateAdvert* a : net.routes().All()) {
     v1::LinkStateEntry* entry = out.add_adverts();
     entry->set_origin(a->origin());

@@ -18,16 +18,17 @@ double Seconds(WallClock::duration d) { return std::chrono::duration<double>(d).
 
 // A peer stream refused before it starts (the caller's certificate does not
 // allow it): finishes at once with the refusal.
-class RefusedStream final : public grpc::ServerBidiReactor<v1::PeerFrame, v1::PeerFrame> {
+class RefusedStream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   explicit RefusedStream(const grpc::Status& status) { Finish(status); }
   void OnDone() override { delete this; }
 };
 
-class PeerLinks::Service final : public v1::Peer::CallbackService {
+// Raw (bytes) so that the stream parses frames itself (PeerStream::Accept).
+class PeerLinks::Service final : public v1::Peer::WithRawCallbackMethod_Exchange<v1::Peer::Service> {
  public:
   explicit Service(PeerLinks& links) : links_(links) {}
-  grpc::ServerBidiReactor<v1::PeerFrame, v1::PeerFrame>* Exchange(grpc::CallbackServerContext* context) override {
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Exchange(grpc::CallbackServerContext* context) override {
     PeerLinks* links = &links_;
     std::string certified;
     if (links_.policy_ != nullptr) {
@@ -182,7 +183,10 @@ void PeerLinks::OnFrame(PeerStreamPtr stream, v1::PeerFrame frame) {
     const std::string certified = std::move(it->second.certified_node);
     pending_.erase(it);
     if (!frame.has_hello()) {
-      stream->Abort(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, "the first frame must be a Hello"));
+      QNET_LOG(log_, kWarn, "rejected peer stream: its first frame is not a Hello");
+      stream->Abort(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                                 absl::StrCat("the first frame of a peer stream to '", topology_.self,
+                                              "' must be a Hello (got frame kind ", frame.kind_case(), ")")));
       return;
     }
     if (!certified.empty() && frame.hello().node() != certified) {

@@ -1,5 +1,7 @@
 #include "daemon/peer_stream.h"
 
+#include "absl/strings/str_cat.h"
+
 namespace qnet::daemon {
 
 void CallCounter::Add() {
@@ -160,8 +162,11 @@ class ClientPeerStream final : public PeerStream,
   v1::PeerFrame read_frame_;
 };
 
+// The accepting end reads and writes raw bytes and parses frames itself:
+// gRPC's typed reader reports a frame that does not parse exactly as the
+// client half-closing, so garbage would end the stream with OK.
 class ServerPeerStream final : public PeerStream,
-                               public grpc::ServerBidiReactor<v1::PeerFrame, v1::PeerFrame> {
+                               public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   ServerPeerStream(PeerStreamEvents events) : PeerStream(/*dialed=*/false, std::move(events)) {}
 
@@ -170,7 +175,7 @@ class ServerPeerStream final : public PeerStream,
     // Announced before the first read, so the loop hears of the stream
     // before any of its frames.
     poster->Post([on_accept = std::move(on_accept), self = self_] { on_accept(self); });
-    StartRead(&read_frame_);
+    StartRead(&read_buffer_);
   }
 
   void Abort(grpc::Status status) override {
@@ -184,18 +189,44 @@ class ServerPeerStream final : public PeerStream,
   }
 
   void OnReadDone(bool ok) override {
+    if (ok) {
+      ++frames_read_;
+      read_frame_.Clear();
+      grpc::Status parsed = grpc::SerializationTraits<v1::PeerFrame>::Deserialize(&read_buffer_, &read_frame_);
+      if (!parsed.ok()) {
+        // Nothing more is read from a peer that sent garbage.
+        Abort(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
+                           absl::StrCat("frame ", frames_read_, " of this stream is not a qnet.v1.PeerFrame (",
+                                        parsed.error_message(), "); closing the stream")));
+        HandleReadDone(false, nullptr);
+        return;
+      }
+    }
     HandleReadDone(ok, &read_frame_);
-    if (ok) StartRead(&read_frame_);
+    if (ok) StartRead(&read_buffer_);
   }
   void OnWriteDone(bool ok) override { HandleWriteDone(ok); }
   void OnDone() override { HandleDone(finish_status_); }
 
  protected:
-  void StartWriteFrame(const v1::PeerFrame* frame) override { StartWrite(frame); }
+  void StartWriteFrame(const v1::PeerFrame* frame) override {
+    // One write in flight at a time (the queue's), so one buffer serves.
+    bool own_buffer = false;
+    grpc::Status s = grpc::SerializationTraits<v1::PeerFrame>::Serialize(*frame, &write_buffer_, &own_buffer);
+    if (!s.ok()) {
+      Abort(grpc::Status(grpc::StatusCode::INTERNAL, absl::StrCat("cannot serialise a frame: ", s.error_message())));
+      HandleWriteDone(false);
+      return;
+    }
+    StartWrite(&write_buffer_);
+  }
   void EndStream(bool) override { Finish(finish_status_); }
 
  private:
+  grpc::ByteBuffer read_buffer_;
+  grpc::ByteBuffer write_buffer_;
   v1::PeerFrame read_frame_;
+  uint64_t frames_read_ = 0;
   grpc::Status finish_status_;  // OK unless aborted
 };
 
@@ -207,7 +238,7 @@ PeerStreamPtr PeerStream::Dial(std::shared_ptr<grpc::Channel> channel, PeerStrea
   return stream;
 }
 
-grpc::ServerBidiReactor<v1::PeerFrame, v1::PeerFrame>* PeerStream::Accept(
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* PeerStream::Accept(
     grpc::CallbackServerContext* /*context*/, PeerStreamEvents events,
     std::function<void(PeerStreamPtr)> on_accept) {
   auto poster = events.poster;

@@ -55,8 +55,10 @@ class PeerStream : public std::enable_shared_from_this<PeerStream> {
 
   // Dials `channel`'s Peer service. The caller sends the Hello.
   static PeerStreamPtr Dial(std::shared_ptr<grpc::Channel> channel, PeerStreamEvents events);
-  // The reactor for an incoming Exchange call (the service returns it).
-  static grpc::ServerBidiReactor<v1::PeerFrame, v1::PeerFrame>* Accept(grpc::CallbackServerContext* context,
+  // The reactor for an incoming Exchange call (the service returns it). It
+  // takes raw bytes: a frame that does not parse ends the stream with
+  // INVALID_ARGUMENT (the typed API would end it with OK).
+  static grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Accept(grpc::CallbackServerContext* context,
                                                                      PeerStreamEvents events,
                                                                      std::function<void(PeerStreamPtr)> on_accept);
 

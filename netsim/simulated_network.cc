@@ -7,7 +7,12 @@
 namespace qnet::netsim {
 
 SimulatedNetwork::SimulatedNetwork(config::NetworkConfig config, stack::NodeStackOptions options)
-    : config_(std::move(config)), options_(std::move(options)) {}
+    : config_(std::move(config)), options_(std::move(options)) {
+  // One copy of the file's names for every node's advert checks.
+  if (options_.network.adverts.topology == nullptr) {
+    options_.network.adverts.topology = stack::KnownTopologyOf(config_);
+  }
+}
 
 SimulatedNetwork::~SimulatedNetwork() {
   // Stacks first (they free memory through the backend), then the channels.

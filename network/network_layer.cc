@@ -39,7 +39,7 @@ NetworkLayer::NetworkLayer(NodeContext& context, physical::QuantumDevice& device
       links_(std::move(links)),
       options_(std::move(options)),
       rng_(context.rng().Fork("network")),
-      routing_(context, link, hardware_, links_, options_.advert_refresh, options_.hop_cost),
+      routing_(context, link, hardware_, links_, options_.advert_refresh, options_.hop_cost, options_.adverts),
       datagrams_(context, routing_) {
   // Newer incarnations start with larger numbers (the runtime's clock), so
   // their circuit numbers are fresh (their adverts' too: AdvertFlooding).
@@ -58,6 +58,13 @@ NetworkLayer::~NetworkLayer() {
     if (c.retry != kNoTimer) context_.CancelTimer(c.retry);
   }
   if (flush_timer_ != kNoTimer) context_.CancelTimer(flush_timer_);
+}
+
+NetworkLayerStats NetworkLayer::stats() const {
+  NetworkLayerStats out = stats_;
+  out.adverts_refused = routing_.stats().refused_impossible;
+  out.adverts_unauthenticated = routing_.stats().refused_unauthenticated;
+  return out;
 }
 
 void NetworkLayer::OnNeighbourUp(const std::string& neighbour) { routing_.OnNeighbourUp(neighbour); }

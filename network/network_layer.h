@@ -79,6 +79,9 @@ struct NetworkLayerOptions {
   // smallest), so every link generates that many pairs in parallel and the
   // repeaters swap them as they come.
   uint32_t max_pairs_in_flight = 8;
+  // Checking and numbering of link-state adverts: the network file's
+  // topology, the authenticator, the sequence clock (routing_adverts.h).
+  AdvertOptions adverts;
 };
 
 struct NetworkLayerStats {
@@ -90,6 +93,8 @@ struct NetworkLayerStats {
   uint64_t purification_failures = 0;
   uint64_t pairs_delivered = 0;     // end-to-end, at this end
   uint64_t adverts_received = 0;
+  uint64_t adverts_refused = 0;          // impossible (unknown names or links, NaN, ...)
+  uint64_t adverts_unauthenticated = 0;  // not signed by their origin
 };
 
 class NetworkLayer {
@@ -137,7 +142,9 @@ class NetworkLayer {
   int reserved_slots() const { return reserved_; }
   // Qubits the network layer holds now (circuit pairs; not those handed up).
   int held_slots() const;
-  const NetworkLayerStats& stats() const { return stats_; }
+  NetworkLayerStats stats() const;
+  const AdvertStats& advert_stats() const { return routing_.stats(); }
+  uint64_t advert_sequence() const { return routing_.sequence(); }  // of this node's latest advert
 
  private:
   struct CircuitKey {

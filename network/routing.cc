@@ -8,6 +8,71 @@
 #include "absl/strings/str_cat.h"
 
 namespace qnet::network {
+namespace {
+
+bool InUnitInterval(double v) { return v >= 0.0 && v <= 1.0; }  // false for NaN
+bool FiniteNonNegative(double v) { return std::isfinite(v) && v >= 0.0; }
+
+}  // namespace
+
+std::string KnownTopology::LinkKey(std::string_view a, std::string_view b) {
+  return a < b ? absl::StrCat(std::string(a), "\n", std::string(b)) : absl::StrCat(std::string(b), "\n", std::string(a));
+}
+
+absl::Status ValidateAdvert(const v1::LinkStateAdvert& a, const KnownTopology* topology, uint64_t max_sequence) {
+  const std::string& origin = a.origin();
+  if (origin.empty()) return absl::InvalidArgumentError("advert with an empty origin");
+  if (topology != nullptr && !topology->HasNode(origin)) {
+    return absl::InvalidArgumentError(absl::StrCat("advert from '", origin, "', which is not a node of the network file"));
+  }
+  const std::string who = absl::StrCat("advert of '", origin, "'");
+  if (a.sequence() == 0 || a.sequence() > max_sequence) {
+    return absl::InvalidArgumentError(absl::StrCat(who, ": sequence ", a.sequence(), " is outside [1, ", max_sequence,
+                                                   "] (no node can have reached it yet)"));
+  }
+  if (a.memory_qubits() > kMaxAdvertQubits) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(who, ": memory_qubits = ", a.memory_qubits(), " is outside [0, ", kMaxAdvertQubits, "]"));
+  }
+  const std::pair<const char*, double> times[] = {{"t1_s", a.t1_s()}, {"t2_s", a.t2_s()}};
+  for (const auto& [name, v] : times) {
+    if (!FiniteNonNegative(v)) {
+      return absl::InvalidArgumentError(absl::StrCat(who, ": ", name, " = ", v, " must be finite and >= 0 (0 = infinite)"));
+    }
+  }
+  const std::pair<const char*, double> probabilities[] = {{"single_qubit_gate_error", a.single_qubit_gate_error()},
+                                                          {"two_qubit_gate_error", a.two_qubit_gate_error()},
+                                                          {"readout_error_0", a.readout_error_0()},
+                                                          {"readout_error_1", a.readout_error_1()}};
+  for (const auto& [name, v] : probabilities) {
+    if (!InUnitInterval(v)) return absl::InvalidArgumentError(absl::StrCat(who, ": ", name, " = ", v, " is outside [0, 1]"));
+  }
+  absl::flat_hash_set<std::string> seen;
+  for (const v1::LinkAdvert& l : a.links()) {
+    const std::string& n = l.neighbour();
+    if (n.empty()) return absl::InvalidArgumentError(absl::StrCat(who, ": a link with an empty neighbour name"));
+    if (n == origin) return absl::InvalidArgumentError(absl::StrCat(who, ": a link to itself"));
+    if (!seen.insert(n).second) {
+      return absl::InvalidArgumentError(absl::StrCat(who, ": link to '", n, "' advertised twice"));
+    }
+    if (topology != nullptr && !topology->HasLink(origin, n)) {
+      return absl::InvalidArgumentError(absl::StrCat(who, ": the network file has no link ", origin, "-", n));
+    }
+    if (!InUnitInterval(l.best_fidelity())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(who, ": link to '", n, "': best_fidelity = ", l.best_fidelity(), " is outside [0, 1]"));
+    }
+    if (!FiniteNonNegative(l.pair_rate_hz())) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(who, ": link to '", n, "': pair_rate_hz = ", l.pair_rate_hz(), " must be finite and >= 0"));
+    }
+    if (!(l.delay_s() >= 0.0 && l.delay_s() <= kMaxAdvertDelayS)) {
+      return absl::InvalidArgumentError(absl::StrCat(who, ": link to '", n, "': delay_s = ", l.delay_s(),
+                                                     " is outside [0, ", kMaxAdvertDelayS, "]"));
+    }
+  }
+  return absl::OkStatus();
+}
 
 bool LinkStateDatabase::Update(const v1::LinkStateAdvert& advert) {
   auto it = adverts_.find(advert.origin());

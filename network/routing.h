@@ -6,6 +6,12 @@
 // parameter at the link's best fidelity F: Werner parameters multiply under
 // ideal swapping, so the cheapest path is the one that can deliver the
 // highest end-to-end fidelity (fewer hops breaking ties).
+//
+// Adverts from the wire are checked first (ValidateAdvert): one naming a
+// node or link the network file does not have, carrying a value no real link
+// or device can have (NaN, infinities, negative or out-of-range figures), or
+// a sequence number no node can have reached yet is refused, so that the
+// database only ever describes the network of the file.
 #pragma once
 
 #include <string>
@@ -13,10 +19,39 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/status/statusor.h"
 #include "qnet/v1/network_messages.pb.h"
 
 namespace qnet::network {
+
+// The network's nodes and links as the network file names them. Built once
+// per network and shared by its nodes' stacks.
+struct KnownTopology {
+  absl::flat_hash_set<std::string> nodes;
+  absl::flat_hash_set<std::string> links;  // LinkKey(a, b)
+
+  static std::string LinkKey(std::string_view a, std::string_view b);
+  void AddLink(std::string_view a, std::string_view b) { links.insert(LinkKey(a, b)); }
+  bool HasNode(std::string_view n) const { return nodes.contains(std::string(n)); }
+  bool HasLink(std::string_view a, std::string_view b) const { return links.contains(LinkKey(a, b)); }
+};
+
+// Sequence numbers are microseconds of a clock that grows across restarts
+// (NetworkLayerOptions::sequence_clock), plus one per advert. An advert more
+// than this far ahead of the receiver's own clock cannot come from a live
+// node (~12.7 days of clock skew): it is refused, so no advert can take a
+// sequence number its origin could never overtake, and 64 bits never wrap.
+inline constexpr uint64_t kMaxSequenceLead = uint64_t{1} << 40;
+// Upper bounds of an advert's figures (beyond them nothing real exists).
+inline constexpr uint32_t kMaxAdvertQubits = 1000;  // as the network file
+inline constexpr double kMaxAdvertDelayS = 1.0;     // 10^5 km of fibre is 0.5 s
+
+// OK, or InvalidArgument saying what makes `advert` impossible: no origin, a
+// sequence of 0 or above `max_sequence`, a non-finite or out-of-range figure,
+// an empty, repeated or self neighbour, and (with `topology`) an origin,
+// neighbour or link the network file does not have.
+absl::Status ValidateAdvert(const v1::LinkStateAdvert& advert, const KnownTopology* topology, uint64_t max_sequence);
 
 struct Route {
   std::vector<std::string> path;  // from ... to

@@ -4,21 +4,60 @@
 #include <cmath>
 #include <utility>
 
+#include "absl/strings/str_cat.h"
 #include "network/network_wire.h"
 
 namespace qnet::network {
 
 AdvertFlooding::AdvertFlooding(NodeContext& context, link::LinkLayer& link, physical::NodeHardware hardware,
-                               std::vector<physical::PhysicalLink> links, Duration refresh, double hop_cost)
+                               std::vector<physical::PhysicalLink> links, Duration refresh, double hop_cost,
+                               AdvertOptions options)
     : context_(context),
       link_(link),
       hardware_(std::move(hardware)),
       links_(std::move(links)),
       refresh_(refresh),
+      options_(std::move(options)),
       database_(hop_cost) {
-  // Newer incarnations start with larger numbers (the runtime's clock), so
-  // their adverts replace the old ones.
-  advert_sequence_ = static_cast<uint64_t>(std::max<int64_t>(0, ToNs(context.Now())));
+  // Newer incarnations start with larger numbers (a clock that runs on
+  // across restarts), so their adverts replace the old ones.
+  advert_sequence_ = SequenceClock();
+}
+
+uint64_t AdvertFlooding::SequenceClock() const {
+  if (options_.sequence_clock) return options_.sequence_clock();
+  return static_cast<uint64_t>(std::max<int64_t>(0, ToNs(context_.Now()) / 1000));
+}
+
+std::string AdvertSigningBytes(const v1::LinkStateAdvert& advert) {
+  if (advert.signature().empty()) return advert.SerializeAsString();
+  v1::LinkStateAdvert unsigned_advert = advert;
+  unsigned_advert.clear_signature();
+  return unsigned_advert.SerializeAsString();
+}
+
+void AdvertFlooding::Refuse(const std::string& from, std::string why) {
+  if (options_.on_refused) options_.on_refused(from, why);
+  stats_.last_refusal = std::move(why);
+}
+
+bool AdvertFlooding::Accept(const std::string& from, const v1::LinkStateAdvert& advert) {
+  // The bound moves with the clock: an advert pushed to it is overtaken by
+  // its origin's next one.
+  const uint64_t max_sequence = SequenceClock() + kMaxSequenceLead;
+  if (absl::Status valid = ValidateAdvert(advert, options_.topology.get(), max_sequence); !valid.ok()) {
+    ++stats_.refused_impossible;
+    Refuse(from, absl::StrCat("refused an impossible advert from neighbour ", from, ": ", valid.message()));
+    return false;
+  }
+  if (options_.authenticator != nullptr &&
+      !options_.authenticator->Verify(advert.origin(), AdvertSigningBytes(advert), advert.signature())) {
+    ++stats_.refused_unauthenticated;
+    Refuse(from, absl::StrCat("refused an advert for '", advert.origin(), "' (sequence ", advert.sequence(),
+                              ") from neighbour ", from, ": its signature is not ", advert.origin(), "'s"));
+    return false;
+  }
+  return true;
 }
 
 AdvertFlooding::~AdvertFlooding() {
@@ -34,7 +73,10 @@ void AdvertFlooding::Start() {
 void AdvertFlooding::OriginateAdvert() {
   v1::LinkStateAdvert advert;
   advert.set_origin(Where());
-  advert.set_sequence(++advert_sequence_);
+  // Never behind the clock, so that a restart (which starts from the clock)
+  // stays above every advert this incarnation sent.
+  advert_sequence_ = std::max(advert_sequence_ + 1, SequenceClock());
+  advert.set_sequence(advert_sequence_);
   advert.set_memory_qubits(static_cast<uint32_t>(std::max(0, hardware_.num_qubits)));
   advert.set_t1_s(RateToWire(hardware_.t1_s));
   advert.set_t2_s(RateToWire(hardware_.t2_s));
@@ -58,6 +100,15 @@ void AdvertFlooding::OriginateAdvert() {
       a->set_pair_rate_hz(mean_s > 0 && std::isfinite(mean_s) ? 1.0 / mean_s : 0.0);
     }
   }
+  if (options_.authenticator != nullptr) {
+    absl::StatusOr<std::string> signature = options_.authenticator->Sign(AdvertSigningBytes(advert));
+    if (!signature.ok()) {
+      Refuse(Where(), absl::StrCat("cannot sign this node's advert (not sent; retried at the next refresh): ",
+                                   signature.status().message()));
+      return;
+    }
+    advert.set_signature(*std::move(signature));
+  }
   database_.Update(advert);
   v1::LinkStateAdverts adverts;
   *adverts.add_adverts() = std::move(advert);
@@ -78,11 +129,14 @@ void AdvertFlooding::OnAdverts(const std::string& from, const v1::LinkStateAdver
   v1::LinkStateAdverts forward;
   bool reoriginate = false;
   for (const v1::LinkStateAdvert& a : adverts.adverts()) {
+    ++stats_.received;
+    if (!Accept(from, a)) continue;
     if (a.origin() == Where()) {
       // An advert of an earlier incarnation of this node that is newer than
-      // ours would shadow it: jump past it.
+      // ours would shadow it: jump past it (bounded by Accept).
       if (a.sequence() >= advert_sequence_) {
         advert_sequence_ = a.sequence();
+        ++stats_.own_sequence_jumps;
         reoriginate = true;
       }
       continue;

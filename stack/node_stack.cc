@@ -8,6 +8,15 @@
 
 namespace qnet::stack {
 
+std::shared_ptr<const network::KnownTopology> KnownTopologyOf(const config::NetworkConfig& config) {
+  auto topology = std::make_shared<network::KnownTopology>();
+  topology->nodes.reserve(config.nodes.size());
+  for (const config::NodeConfig& n : config.nodes) topology->nodes.insert(n.name);
+  topology->links.reserve(config.links.size());
+  for (const physical::LinkPhysics& l : config.links) topology->AddLink(l.node_a, l.node_b);
+  return topology;
+}
+
 absl::StatusOr<std::unique_ptr<NodeStack>> NodeStack::Build(NodeContext& context, physical::StateBackend& backend,
                                                             const config::NetworkConfig& config,
                                                             NodeStackOptions options) {
@@ -29,6 +38,7 @@ absl::StatusOr<std::unique_ptr<NodeStack>> NodeStack::Build(NodeContext& context
     links.push_back({physics, far_node->hardware});
   }
 
+  if (options.network.adverts.topology == nullptr) options.network.adverts.topology = KnownTopologyOf(config);
   std::unique_ptr<NodeStack> stack(new NodeStack(context, options.key_distribution));
   stack->device_ = std::make_unique<physical::SimulatedDevice>(context, backend, node->hardware, node->index);
   QNET_ASSIGN_OR_RETURN(stack->physical_, physical::PhysicalLayer::Create(context, *stack->device_, backend,

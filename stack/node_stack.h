@@ -34,6 +34,11 @@ struct NodeStackOptions {
   keydist::KeyDistributionOptions key_distribution;
 };
 
+// The network file's nodes and links as the network layer checks adverts
+// against them. NodeStack::Build makes one when its options carry none; a
+// runtime building many stacks of one file makes it once and shares it.
+std::shared_ptr<const network::KnownTopology> KnownTopologyOf(const config::NetworkConfig& config);
+
 class NodeStack final : public PeerMessageSink {
  public:
   // The node is context.node_name(). InvalidArgument if the config does not

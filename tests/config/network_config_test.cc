@@ -211,7 +211,7 @@ TEST(NetworkConfigErrorTest, ValuesOutOfRange) {
   ExpectError(std::string(kNodes) + "links:\n  - between: [a, b]\n    length_km: 1\n    visibility: 1.5\n", "10:17",
               {"link a-b", "visibility = 1.5 is outside [0, 1]"});
   ExpectError(std::string(kNodes) + "links:\n  - between: [a, b]\n    length_km: -2\n", "9:16",
-              {"link a-b", "length_km = -2", ">= 0"});
+              {"link a-b", "length_km = -2 is outside [0, 100000] km"});
   ExpectError(std::string(kNodes) + "links:\n  - between: [a, b]\n    length_km: 1\n    eavesdropper_fraction: 1.5\n",
               "10:28", {"link a-b", "eavesdropper_fraction = 1.5 is outside [0, 1]"});
   ExpectError(std::string(kNodes) + "links:\n  - between: [a, b]\n    length_km: 1\n    eavesdropper_fraction: -0.1\n",
@@ -222,7 +222,8 @@ TEST(NetworkConfigErrorTest, ValuesOutOfRange) {
               {"node 'a'", "qubits = 0 is outside [1, 1000]"});
   ExpectError("network: n\nnodes:\n  - name: a\n    hardware: ideal\n    emission_efficiency: 2\n", "5:26",
               {"emission_efficiency = 2 is outside [0, 1]"});
-  ExpectError("network: n\nnodes:\n  - name: a\n    hardware: ideal\n    t1_s: -1\n", "5:11", {"t1_s = -1 must be > 0"});
+  ExpectError("network: n\nnodes:\n  - name: a\n    hardware: ideal\n    t1_s: -1\n", "5:11",
+              {"t1_s = -1 is outside [1e-09, 1e+09] s", ".inf for a qubit that never decays"});
   ExpectError("network: n\nnodes:\n  - name: a\n    hardware: ideal\n    measurement_time_us: -1\n", "5:26",
               {"measurement_time_us = -1"});
   ExpectError("network: n\nnodes:\n  - name: a\n    hardware: ideal\n    t2_s: .nan\n", "5:11", {"t2_s", "NaN"});
@@ -232,6 +233,99 @@ TEST(NetworkConfigErrorTest, ValuesOutOfRange) {
   ExpectError("network: n\nnodes:\n  - name: a\n    hardware: nv\n    t2_s: 8000\n", "5:11", {"t2_s = 8000", "preset 'nv'"});
   ExpectError(std::string(kNodes) + "links:\n  - between: [a, b]\n    length_km: 1\n    scheme: triple-click\n", "10:13",
               {"unknown scheme 'triple-click'", "single-click or double-click"});
+}
+
+// Every number with a physical range: beyond it, and non-finite, is refused
+// at the value with the range in the message.
+TEST(NetworkConfigErrorTest, PhysicsOutOfRange) {
+  const std::string link = std::string(kNodes) + "links:\n  - between: [a, b]\n    length_km: 1\n";
+  ExpectError(std::string(kNodes) + "links:\n  - between: [a, b]\n    length_km: 1e300\n", "9:16",
+              {"link a-b", "length_km = 1e300 is outside [0, 100000] km"});
+  ExpectError(std::string(kNodes) + "links:\n  - between: [a, b]\n    length_km: 100001\n", "9:16",
+              {"length_km = 100001 is outside [0, 100000] km"});
+  ExpectError(std::string(kNodes) + "links:\n  - between: [a, b]\n    length_km: .inf\n", "9:16",
+              {"length_km = .inf is outside [0, 100000] km"});
+  ExpectError(std::string(kNodes) + "links:\n  - between: [a, b]\n    length_km: .nan\n", "9:16", {"length_km", "NaN"});
+  ExpectError(link + "    attenuation_db_per_km: 1000\n", "10:28", {"attenuation_db_per_km = 1000 is outside [0, 100] dB/km"});
+  ExpectError(link + "    attenuation_db_per_km: -.inf\n", "10:28", {"attenuation_db_per_km = -.inf is outside"});
+  ExpectError(link + "    dark_count_rate_hz: 1e12\n", "10:25", {"dark_count_rate_hz = 1e12 is outside [0, 1e+09] Hz"});
+  ExpectError(link + "    detection_window_ns: .inf\n", "10:26", {"detection_window_ns = .inf is outside [0, 1e+09] ns"});
+  ExpectError(link + "    detection_window_ns: -1\n", "10:26", {"detection_window_ns = -1 is outside"});
+  ExpectError(link + "    station_fraction: .inf\n", "10:23", {"station_fraction = .inf is outside [0, 1]"});
+  ExpectError(link + "    detector_efficiency: -0.5\n", "10:26", {"detector_efficiency = -0.5 is outside [0, 1]"});
+  const std::string node = "network: n\nnodes:\n  - name: a\n    hardware: ideal\n";
+  ExpectError(node + "    t1_s: 1e-300\n", "5:11", {"t1_s = 1e-300 is outside [1e-09, 1e+09] s"});
+  ExpectError(node + "    t2_s: 1e300\n", "5:11", {"t2_s = 1e300 is outside [1e-09, 1e+09] s"});
+  ExpectError(node + "    t1_s: -.inf\n", "5:11", {"t1_s = -.inf is outside"});
+  for (const char* key : {"single_qubit_gate_time_us", "two_qubit_gate_time_us", "measurement_time_us",
+                          "emission_cycle_time_us"}) {
+    const std::string column = std::to_string(std::string(key).size() + 7);
+    ExpectError(node + "    " + key + ": 1e7\n", "5:" + column, {std::string(key) + " = 1e7 is outside [0, 1e+06] us"});
+    ExpectError(node + "    " + key + ": .inf\n", "5:" + column, {std::string(key) + " = .inf is outside"});
+    ExpectError(node + "    " + key + ": .nan\n", "5:" + column, {key, "NaN"});
+  }
+  for (const char* key : {"emission_efficiency", "single_qubit_gate_error", "two_qubit_gate_error", "readout_error_0",
+                          "readout_error_1"}) {
+    const std::string column = std::to_string(std::string(key).size() + 7);
+    ExpectError(node + "    " + key + ": .inf\n", "5:" + column, {std::string(key) + " = .inf is outside [0, 1]"});
+    ExpectError(node + "    " + key + ": -1e-9\n", "5:" + column, {std::string(key) + " = -1e-9 is outside [0, 1]"});
+  }
+}
+
+TEST(NetworkConfigTest, RangesIncludeTheirBoundsAndInfiniteDecayTimes) {
+  auto c = ParseNetworkConfig(
+      "network: n\nnodes:\n  - {name: a, hardware: ideal, t1_s: .inf, t2_s: .inf, measurement_time_us: 1e6}\n"
+      "  - {name: b, hardware: ideal, t1_s: 1e9, t2_s: 1e-9}\n"
+      "links:\n  - {between: [a, b], length_km: 1e5, attenuation_db_per_km: 100, dark_count_rate_hz: 1e9}\n",
+      "net.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->links[0].length_km, 1e5);
+  EXPECT_TRUE(std::isinf(c->nodes[0].hardware.t1_s));
+}
+
+// The limits on size: refused with the limit named, before anything is built.
+TEST(NetworkConfigErrorTest, TooManyNodesLinksOrBytes) {
+  std::string nodes = "network: n\nnodes:\n";
+  for (size_t i = 0; i <= kMaxNodes; ++i) nodes += "  - 0\n";  // the count is checked before each entry
+  ExpectError(nodes, "3:3", {"lists 100001 nodes; at most 100000 are allowed"});
+
+  std::string links = std::string(kNodes) + "links:\n";
+  for (size_t i = 0; i <= kMaxLinks; ++i) links += "  - 0\n";
+  ExpectError(links, "8:3", {"lists 400001 links; at most 400000 are allowed"});
+
+  std::string big = std::string(kNodes) + "# " + std::string(kMaxFileBytes, 'x') + "\n";
+  auto c = ParseNetworkConfig(big, "net.yaml");
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(c.status().message()), HasSubstr("at most 67108864 are allowed"));
+}
+
+// The lookups are index based: they must agree with the vectors, in both
+// orders and after Reindex.
+TEST(NetworkConfigTest, LookupsUseTheIndexes) {
+  auto c = ParseNetworkConfig(kChain, "chain.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_NE(c->FindNode("bob"), nullptr);
+  EXPECT_EQ(c->FindNode("bob")->index, 1u);
+  EXPECT_EQ(c->FindNode("zed"), nullptr);
+  ASSERT_NE(c->FindLink("charlie", "bob"), nullptr);
+  EXPECT_EQ(c->FindLink("charlie", "bob")->name, "bob-charlie");
+  EXPECT_EQ(c->FindLink("alice", "charlie"), nullptr);
+  EXPECT_EQ(c->FindLinkByName("alice-bob"), &c->links[0]);
+  EXPECT_THAT(c->Neighbours("bob"), ElementsAre("alice", "charlie"));
+  EXPECT_TRUE(c->Neighbours("zed").empty());
+  NetworkConfig copy = *c;
+  copy.links.pop_back();
+  copy.Reindex();
+  EXPECT_EQ(copy.FindLink("bob", "charlie"), nullptr);
+  EXPECT_THAT(copy.Neighbours("bob"), ElementsAre("alice"));
+}
+
+TEST(NetworkConfigErrorTest, UnknownNodeMessageListsAFewNames) {
+  std::string text = "network: n\nnodes:\n";
+  for (int i = 0; i < 100; ++i) text += "  - {name: n" + std::to_string(i) + ", hardware: ideal}\n";
+  text += "links:\n  - {between: [n0, zed], length_km: 1}\n";
+  ExpectError(text, "104:20", {"unknown node 'zed'", "n19, ... (100 in all)"});
 }
 
 TEST(NetworkConfigErrorTest, UnknownPreset) {

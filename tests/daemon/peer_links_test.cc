@@ -191,6 +191,56 @@ TEST(PeerLinksTest, MismatchedHellosAreRejectedWithAClearStatus) {
   EXPECT_NE(wrong_direction.error_message().find("sorts lower dials"), std::string::npos);
 }
 
+// A dialer that writes `bytes` as its one frame, raw, and returns the status
+// the acceptor ends the stream with.
+class RawFrameDialer final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
+ public:
+  RawFrameDialer(const std::string& address, const std::string& bytes)
+      : stub_(grpc::CreateChannel(address, grpc::InsecureChannelCredentials())) {
+    grpc::Slice slice(bytes.data(), bytes.size());
+    request_ = grpc::ByteBuffer(&slice, 1);
+    context_.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    stub_.PrepareBidiStreamingCall(&context_, "/qnet.v1.Peer/Exchange", grpc::StubOptions(), this);
+    StartWrite(&request_);
+    StartRead(&response_);
+    StartCall();
+  }
+  void OnWriteDone(bool) override {}  // no half-close: only the acceptor ends the stream
+  void OnReadDone(bool ok) override {
+    if (ok) StartRead(&response_);
+  }
+  void OnDone(const grpc::Status& status) override { done_.set_value(status); }
+  grpc::Status Result() { return done_.get_future().get(); }
+
+ private:
+  grpc::GenericStub stub_;
+  grpc::ClientContext context_;
+  grpc::ByteBuffer request_;
+  grpc::ByteBuffer response_;
+  std::promise<grpc::Status> done_;
+};
+
+TEST(PeerLinksTest, GarbageOrAFirstFrameThatIsNotAHelloEndsTheStreamWithInvalidArgument) {
+  InProcessNetwork net({"a", "b"}, 1.0);
+  ASSERT_TRUE(net.ok());
+  const std::string b = net[1].listen_address();
+
+  // Not a protobuf at all (field 31 with the invalid wire type 7).
+  grpc::Status garbage = RawFrameDialer(b, std::string("\xff\xff\xff\xff", 4)).Result();
+  EXPECT_EQ(garbage.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << garbage.error_message();
+  EXPECT_NE(garbage.error_message().find("frame 1 of this stream is not a qnet.v1.PeerFrame"), std::string::npos)
+      << garbage.error_message();
+
+  v1::PeerFrame heartbeat;
+  heartbeat.mutable_heartbeat();
+  grpc::Status no_hello = RawFrameDialer(b, heartbeat.SerializeAsString()).Result();
+  EXPECT_EQ(no_hello.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << no_hello.error_message();
+  EXPECT_NE(no_hello.error_message().find("must be a Hello"), std::string::npos) << no_hello.error_message();
+
+  // The daemon serves on: its real neighbour connects.
+  ASSERT_TRUE(WaitUntil("a - b up", [&] { return Connected(net[0], "b") && Connected(net[1], "a"); }));
+}
+
 TEST(PeerLinksTest, GetStatusReportsNeighbours) {
   InProcessNetwork net({"a", "b", "c"}, 5.0, UseRecordingStack);
   ASSERT_TRUE(net.ok());

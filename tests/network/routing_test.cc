@@ -1,8 +1,19 @@
 // Link-state routing: newest advert wins, only links both ends advertise up
 // are used, and the cheapest path maximises the end-to-end Werner parameter.
+// Adverts from the wire: impossible ones are refused and counted, an
+// authenticator's verdict is final, and sequence numbers cannot pin a stale
+// advert (a node jumps past its own, numbers are bounded by the clock).
 #include "network/routing.h"
 
+#include <cmath>
+#include <limits>
+
+#include "absl/strings/str_cat.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "config/network_config.h"
+#include "netsim/simulated_network.h"
+#include "network/network_layer.h"
 #include "network/path_plan.h"
 
 namespace qnet::network {
@@ -98,6 +109,252 @@ TEST(PathPlanTest, LinkTargetsAndCutoffsMeetTheEndToEndMinimum) {
   ASSERT_TRUE(plan.ok());
   ASSERT_GT(plan->cutoff, Duration(0));
   EXPECT_NEAR(ChainFidelity(*route, db, plan->link_min_fidelity, plan->cutoff), 0.95, 1e-4);
+}
+
+
+// --- Validation of adverts from the wire.
+
+KnownTopology Triangle() {
+  KnownTopology t;
+  t.nodes = {"a", "b", "c"};
+  t.AddLink("a", "b");
+  t.AddLink("b", "c");
+  return t;
+}
+
+void ExpectRefused(const v1::LinkStateAdvert& advert, const std::string& part) {
+  const KnownTopology topology = Triangle();
+  absl::Status s = ValidateAdvert(advert, &topology, 1000);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << advert.DebugString();
+  EXPECT_THAT(std::string(s.message()), ::testing::HasSubstr(part));
+}
+
+TEST(AdvertValidationTest, PossibleAdvertsPass) {
+  const KnownTopology topology = Triangle();
+  EXPECT_TRUE(ValidateAdvert(Advert("b", 7, {{"a", true, 0.9}, {"c", false, 0.0}}), &topology, 1000).ok());
+  EXPECT_TRUE(ValidateAdvert(Advert("a", 1000, {}), &topology, 1000).ok());
+  // Without a topology only the figures are checked.
+  EXPECT_TRUE(ValidateAdvert(Advert("mallory", 1, {{"x", true, 1.0}}), nullptr, 1000).ok());
+}
+
+TEST(AdvertValidationTest, ImpossibleAdvertsAreRefusedWithAReason) {
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const double inf = std::numeric_limits<double>::infinity();
+  ExpectRefused(Advert("", 1, {}), "empty origin");
+  ExpectRefused(Advert("mallory", 1, {}), "'mallory', which is not a node of the network file");
+  ExpectRefused(Advert("a", 1, {{"c", true, 0.9}}), "no link a-c");
+  ExpectRefused(Advert("a", 1, {{"zed", true, 0.9}}), "no link a-zed");
+  ExpectRefused(Advert("a", 1, {{"", true, 0.9}}), "empty neighbour");
+  ExpectRefused(Advert("a", 1, {{"a", true, 0.9}}), "to itself");
+  ExpectRefused(Advert("a", 1, {{"b", true, 0.9}, {"b", false, 0.9}}), "advertised twice");
+  ExpectRefused(Advert("a", 1, {{"b", true, nan}}), "best_fidelity = nan is outside [0, 1]");
+  ExpectRefused(Advert("a", 1, {{"b", true, 1.5}}), "best_fidelity = 1.5");
+  ExpectRefused(Advert("a", 1, {{"b", true, -0.1}}), "best_fidelity = -0.1");
+  ExpectRefused(Advert("a", 0, {}), "sequence 0 is outside [1, 1000]");
+  ExpectRefused(Advert("a", 1001, {}), "sequence 1001");
+  ExpectRefused(Advert("a", std::numeric_limits<uint64_t>::max(), {}), "no node can have reached it");
+  auto with_link = [](std::function<void(v1::LinkAdvert&)> f) {
+    v1::LinkStateAdvert a = Advert("a", 1, {{"b", true, 0.9}});
+    f(*a.mutable_links(0));
+    return a;
+  };
+  ExpectRefused(with_link([&](v1::LinkAdvert& l) { l.set_pair_rate_hz(inf); }), "pair_rate_hz = inf");
+  ExpectRefused(with_link([&](v1::LinkAdvert& l) { l.set_pair_rate_hz(-1); }), "pair_rate_hz = -1");
+  ExpectRefused(with_link([&](v1::LinkAdvert& l) { l.set_delay_s(nan); }), "delay_s = nan");
+  ExpectRefused(with_link([&](v1::LinkAdvert& l) { l.set_delay_s(-1e-3); }), "delay_s = -0.001");
+  ExpectRefused(with_link([&](v1::LinkAdvert& l) { l.set_delay_s(2); }), "delay_s = 2 is outside [0, 1]");
+  auto with_device = [](std::function<void(v1::LinkStateAdvert&)> f) {
+    v1::LinkStateAdvert a = Advert("a", 1, {});
+    f(a);
+    return a;
+  };
+  ExpectRefused(with_device([&](v1::LinkStateAdvert& a) { a.set_t1_s(nan); }), "t1_s = nan");
+  ExpectRefused(with_device([&](v1::LinkStateAdvert& a) { a.set_t2_s(-inf); }), "t2_s = -inf");
+  ExpectRefused(with_device([&](v1::LinkStateAdvert& a) { a.set_readout_error_1(2); }), "readout_error_1 = 2");
+  ExpectRefused(with_device([&](v1::LinkStateAdvert& a) { a.set_two_qubit_gate_error(nan); }),
+                "two_qubit_gate_error = nan");
+  ExpectRefused(with_device([&](v1::LinkStateAdvert& a) { a.set_memory_qubits(1u << 30); }), "memory_qubits");
+}
+
+// --- Adverts through the network layer of simulated nodes a - b - c.
+
+std::unique_ptr<netsim::SimulatedNetwork> Chain3(stack::NodeStackOptions options = {}) {
+  auto config = config::ParseNetworkConfig(
+      "network: abc\nnodes:\n  - {name: a, hardware: ideal}\n  - {name: b, hardware: ideal}\n"
+      "  - {name: c, hardware: ideal}\nlinks:\n  - {between: [a, b], length_km: 1}\n"
+      "  - {between: [b, c], length_km: 1}\n",
+      "abc.yaml");
+  EXPECT_TRUE(config.ok()) << config.status();
+  auto net = netsim::SimulatedNetwork::Create(*config, 1, {}, std::move(options));
+  EXPECT_TRUE(net.ok()) << net.status();
+  if (!net.ok()) return nullptr;
+  (*net)->RunFor(std::chrono::milliseconds(1));  // adverts spread
+  return *std::move(net);
+}
+
+NetworkLayer& Net(netsim::SimulatedNetwork& net, const std::string& node) { return net.node(node)->network(); }
+
+// `from` hands `to` one advert, as a neighbour's flood would.
+void Inject(netsim::SimulatedNetwork& net, const std::string& from, const std::string& to,
+            const v1::LinkStateAdvert& advert) {
+  v1::NetworkMessage m;
+  *m.mutable_adverts()->add_adverts() = advert;
+  Net(net, to).OnNetworkMessage(from, m);
+}
+
+TEST(AdvertFloodingTest, ImpossibleAdvertsAreRefusedCountedAndNotForwarded) {
+  auto net = Chain3();
+  ASSERT_NE(net, nullptr);
+  ASSERT_EQ(Net(*net, "a").routes().size(), 3u);
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const uint64_t a_sequence = Net(*net, "b").routes().Find("a")->sequence();
+  Inject(*net, "a", "b", Advert("mallory", a_sequence + 1, {{"a", true, 0.9}}));
+  Inject(*net, "a", "b", Advert("", a_sequence + 1, {}));
+  Inject(*net, "a", "b", Advert("a", a_sequence + 1, {{"c", true, 0.99}}));  // no such link
+  Inject(*net, "a", "b", Advert("a", a_sequence + 1, {{"b", true, nan}}));
+  Inject(*net, "a", "b", Advert("c", std::numeric_limits<uint64_t>::max(), {}));
+  net->RunFor(std::chrono::milliseconds(1));
+
+  EXPECT_EQ(Net(*net, "b").stats().adverts_refused, 5u);
+  EXPECT_EQ(Net(*net, "b").stats().adverts_unauthenticated, 0u);
+  EXPECT_THAT(Net(*net, "b").advert_stats().last_refusal, ::testing::HasSubstr("sequence 18446744073709551615"));
+  for (const char* node : {"a", "b", "c"}) {
+    const LinkStateDatabase& db = Net(*net, node).routes();
+    EXPECT_EQ(db.size(), 3u) << node;  // nothing added: no "mallory", no ""
+    EXPECT_EQ(db.Find("mallory"), nullptr) << node;
+    EXPECT_EQ(db.Find(""), nullptr) << node;
+    EXPECT_EQ(Net(*net, node).stats().adverts_refused, std::string(node) == "b" ? 5u : 0u) << node;
+  }
+  EXPECT_EQ(Net(*net, "b").routes().Find("a")->sequence(), a_sequence);
+  // Routes are intact: c still reaches a over b, with real fidelities.
+  auto route = Net(*net, "c").routes().PathTo("c", "a");
+  ASSERT_TRUE(route.ok()) << route.status();
+  EXPECT_EQ(route->hops(), 2u);
+  for (double f : route->link_fidelity) EXPECT_FALSE(std::isnan(f));
+}
+
+TEST(AdvertFloodingTest, ANodeJumpsPastAnAdvertOfItsOwnWithAHigherSequence) {
+  auto net = Chain3();
+  ASSERT_NE(net, nullptr);
+  const uint64_t before = Net(*net, "b").routes().Find("b")->sequence();
+  // An earlier incarnation's (or anyone's) advert for b, far ahead and with
+  // no links: it would cut b off if it stood.
+  const uint64_t stale = before + 1'000'000;
+  Inject(*net, "a", "b", Advert("b", stale, {}));
+  net->RunFor(std::chrono::milliseconds(1));
+  EXPECT_EQ(Net(*net, "b").advert_stats().own_sequence_jumps, 1u);
+  for (const char* node : {"a", "b", "c"}) {
+    const v1::LinkStateAdvert* b = Net(*net, node).routes().Find("b");
+    ASSERT_NE(b, nullptr) << node;
+    EXPECT_GT(b->sequence(), stale) << node;
+    EXPECT_EQ(b->links_size(), 2) << node;
+  }
+  EXPECT_TRUE(Net(*net, "a").routes().PathTo("a", "c").ok());
+
+  // The largest sequence number is impossible: no jump, nothing pinned.
+  Inject(*net, "a", "b", Advert("b", std::numeric_limits<uint64_t>::max(), {}));
+  net->RunFor(std::chrono::milliseconds(1));
+  EXPECT_EQ(Net(*net, "b").advert_stats().own_sequence_jumps, 1u);
+  EXPECT_LT(Net(*net, "b").advert_sequence(), stale + 100);
+  EXPECT_TRUE(Net(*net, "a").routes().PathTo("a", "c").ok());
+}
+
+TEST(AdvertFloodingTest, SequencesAreBoundedByTheClockAndGrowAcrossRestarts) {
+  // A clock the test moves: sequence numbers start from it, and an advert
+  // more than kMaxSequenceLead ahead of it is impossible.
+  auto clock = std::make_shared<uint64_t>(5'000'000);
+  stack::NodeStackOptions options;
+  options.network.adverts.sequence_clock = [clock] { return *clock; };
+  auto net = Chain3(options);
+  ASSERT_NE(net, nullptr);
+  const uint64_t first = Net(*net, "a").routes().Find("c")->sequence();
+  EXPECT_GE(first, 5'000'000u);
+  EXPECT_LT(first, 5'000'100u);
+
+  Inject(*net, "a", "b", Advert("a", *clock + kMaxSequenceLead + 1, {}));
+  EXPECT_EQ(Net(*net, "b").stats().adverts_refused, 1u);
+  Inject(*net, "a", "b", Advert("b", *clock + kMaxSequenceLead, {}));  // at the bound: b jumps there
+  net->RunFor(std::chrono::milliseconds(1));
+  EXPECT_EQ(Net(*net, "b").advert_sequence(), *clock + kMaxSequenceLead + 1);
+  // b's next advert is one past the others' bound for now: refused, not stored...
+  EXPECT_LT(Net(*net, "a").routes().Find("b")->sequence(), *clock + 100);
+  EXPECT_EQ(Net(*net, "a").stats().adverts_refused, 1u);
+  // ... until the clock moves on; then it is accepted (nothing is pinned).
+  *clock += 10;
+  Net(*net, "b").OnNeighbourDown("c");
+  Net(*net, "b").OnNeighbourUp("c");
+  net->RunFor(std::chrono::milliseconds(1));
+  EXPECT_GT(Net(*net, "a").routes().Find("b")->sequence(), *clock + kMaxSequenceLead - 10);
+
+  // A restart starts from the clock, above the old incarnation's adverts.
+  const uint64_t c_before = Net(*net, "a").routes().Find("c")->sequence();
+  ASSERT_TRUE(net->Crash("c").ok());
+  net->RunFor(std::chrono::milliseconds(1));
+  *clock += 1'000'000;
+  ASSERT_TRUE(net->Restart("c").ok());
+  net->RunFor(std::chrono::milliseconds(5));
+  EXPECT_GT(Net(*net, "a").routes().Find("c")->sequence(), c_before);
+  EXPECT_GE(Net(*net, "a").routes().Find("c")->sequence(), *clock);
+  EXPECT_EQ(Net(*net, "c").advert_stats().own_sequence_jumps, 0u);
+}
+
+// A stand-in for the daemon's signatures: a node's "signature" is its name
+// and a hash of the bytes; Verify recomputes it for the claimed origin.
+class FakeAuthenticator final : public AdvertAuthenticator {
+ public:
+  absl::StatusOr<std::string> Sign(std::string_view bytes) override {
+    v1::LinkStateAdvert advert;
+    if (!advert.ParseFromString(std::string(bytes))) return absl::InvalidArgumentError("not an advert");
+    ++signed_;
+    return Signature(advert.origin(), bytes);
+  }
+  bool Verify(std::string_view origin, std::string_view bytes, std::string_view signature) override {
+    ++verified_;
+    return signature == Signature(origin, bytes);
+  }
+  static std::string Signature(std::string_view origin, std::string_view bytes) {
+    return absl::StrCat(std::string(origin), ":", std::hash<std::string_view>()(bytes));
+  }
+  int signed_ = 0;
+  int verified_ = 0;
+};
+
+TEST(AdvertFloodingTest, AnAuthenticatorSignsEveryAdvertAndRefusesForgeries) {
+  auto authenticator = std::make_shared<FakeAuthenticator>();
+  stack::NodeStackOptions options;
+  options.network.adverts.authenticator = authenticator;
+  auto net = Chain3(options);
+  ASSERT_NE(net, nullptr);
+  // Signed adverts flood as before; relayed ones (a's at c) verify too.
+  const v1::LinkStateAdvert* a_at_c = Net(*net, "c").routes().Find("a");
+  ASSERT_NE(a_at_c, nullptr);
+  EXPECT_EQ(a_at_c->signature(), FakeAuthenticator::Signature("a", AdvertSigningBytes(*a_at_c)));
+  EXPECT_GT(authenticator->signed_, 0);
+  EXPECT_GT(authenticator->verified_, 0);
+  ASSERT_TRUE(Net(*net, "c").routes().PathTo("c", "a").ok());
+
+  // b relays a forged advert for a (no links: would cut a off from c).
+  const uint64_t a_sequence = a_at_c->sequence();
+  v1::LinkStateAdvert forged = Advert("a", a_sequence + 1, {});
+  Inject(*net, "b", "c", forged);
+  // Signed, but by b, or altered after a signed it.
+  forged.set_signature(FakeAuthenticator::Signature("b", AdvertSigningBytes(forged)));
+  Inject(*net, "b", "c", forged);
+  v1::LinkStateAdvert altered = *a_at_c;
+  altered.set_sequence(a_sequence + 1);
+  altered.mutable_links(0)->set_best_fidelity(0.25);
+  Inject(*net, "b", "c", altered);
+  // And an advert of c's own with a higher number: no jump for a forgery.
+  Inject(*net, "b", "c", Advert("c", a_sequence + 1'000'000, {}));
+  net->RunFor(std::chrono::milliseconds(1));
+
+  EXPECT_EQ(Net(*net, "c").stats().adverts_unauthenticated, 4u);
+  EXPECT_EQ(Net(*net, "c").advert_stats().own_sequence_jumps, 0u);
+  EXPECT_THAT(Net(*net, "c").advert_stats().last_refusal, ::testing::HasSubstr("its signature is not c's"));
+  EXPECT_EQ(Net(*net, "c").routes().Find("a")->sequence(), a_sequence);
+  auto route = Net(*net, "c").routes().PathTo("c", "a");
+  ASSERT_TRUE(route.ok()) << route.status();
+  EXPECT_EQ(route->hops(), 2u);
 }
 
 }  // namespace
