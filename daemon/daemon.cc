@@ -11,6 +11,7 @@
 #include <grpcpp/health_check_service_interface.h>
 
 #include "absl/strings/str_cat.h"
+#include "daemon/certificate_advert_authenticator.h"
 #include "security/grpc_tls.h"
 
 namespace qnet::daemon {
@@ -363,6 +364,12 @@ absl::Status Daemon::Init() {
         0, std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
                .count()));
   };
+  // With TLS every advert carries its origin's signature (node certificate).
+  if (options_.tls) {
+    auto adverts = CertificateAdvertAuthenticator::Create(*options_.tls, topology.network);
+    if (!adverts.ok()) return adverts.status();
+    stack_options.network.adverts.authenticator = *std::move(adverts);
+  }
   stack_options.network.adverts.on_refused = [this](const std::string&, const std::string& why) {
     QNET_LOG(log_, kWarn, "%s", why);
   };

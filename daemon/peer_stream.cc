@@ -212,6 +212,7 @@ class ServerPeerStream final : public PeerStream,
   void StartWriteFrame(const v1::PeerFrame* frame) override {
     // One write in flight at a time (the queue's), so one buffer serves.
     bool own_buffer = false;
+    write_buffer_.Clear();  // Serialize wants an empty buffer (the last write's is done)
     grpc::Status s = grpc::SerializationTraits<v1::PeerFrame>::Serialize(*frame, &write_buffer_, &own_buffer);
     if (!s.ok()) {
       Abort(grpc::Status(grpc::StatusCode::INTERNAL, absl::StrCat("cannot serialise a frame: ", s.error_message())));

@@ -4,9 +4,10 @@
 // use). In-process daemons on a chain a - b - c: pairs with a neighbour (link
 // layer) and across b (network layer, swapped at b).
 //
-// Disabled: written as the leak's reproducer but not yet run (the branch's
-// daemon build did not finish in the session that wrote it); the leak is
-// not fixed yet. Run it, fix DistributedStateBackend, then enable.
+// The leak of the issue (26 -> 36 qubits over 10 expired pairs) no longer
+// shows here nor through qnetctl on ideal-pair and chain3 (checked by hand
+// with --keep-hold 0.05): groups left holding only another daemon's qubits
+// are handed over to it (HandOver), which closed it. This test guards it.
 #include <memory>
 #include <string>
 
@@ -52,7 +53,7 @@ bool RunKeepRequest(Daemon& from, const std::string& remote, uint32_t pairs) {
   return from.loop().Call([&] { return ended->value().ok(); });
 }
 
-TEST(KeepExpiryTest, DISABLED_ExpiredKeepPairsLeaveNoQubitsInTheBackends) {
+TEST(KeepExpiryTest, ExpiredKeepPairsLeaveNoQubitsInTheBackends) {
   // Held for 1 ms of simulated time (time scale 1): they expire unmeasured.
   InProcessNetwork net({"a", "b", "c"}, 1.0, [](DaemonOptions& o) { o.keep_hold = std::chrono::milliseconds(1); });
   ASSERT_TRUE(net.ok());
