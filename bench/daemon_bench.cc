@@ -92,7 +92,9 @@ class DaemonPair {
  public:
   // `qubits` > 0: the same network with that many memory qubits per node
   // (more generations in flight at once) instead of the example's 2.
-  static absl::StatusOr<std::unique_ptr<DaemonPair>> Start(double time_scale, int qubits, const std::string& tag) {
+  // `insecure`: plaintext daemons (--insecure-local-only) instead of mutual TLS.
+  static absl::StatusOr<std::unique_ptr<DaemonPair>> Start(double time_scale, int qubits, const std::string& tag,
+                                                           bool insecure = false) {
     if (!fs::exists(QNETD_PATH)) {
       return absl::NotFoundError(absl::StrCat("qnetd not found at '", QNETD_PATH,
                                               "': build it first (ninja -C BUILD_DIR qnetd)"));
@@ -115,6 +117,7 @@ class DaemonPair {
       if (!out.flush()) return absl::InternalError(absl::StrCat("cannot write ", options.network_file));
     }
     options.state_dir = pair->state_dir_.string();
+    options.insecure = insecure;
     options.time_scale = time_scale;
     options.log_level = "warn";  // the daemons log per request at info; keep that out of the timing
     options.ready_timeout = absl::Seconds(20);
@@ -224,8 +227,9 @@ void BM_DaemonMeasurePairs(benchmark::State& state) {
   const auto pairs = static_cast<uint32_t>(state.range(0));
   const auto time_scale = static_cast<double>(state.range(1));
   const auto qubits = static_cast<int>(state.range(2));
+  const bool insecure = state.range(3) == 0;
   absl::StatusOr<std::unique_ptr<DaemonPair>> daemons =
-      DaemonPair::Start(time_scale, qubits, absl::StrCat(pairs, "-", state.range(1), "-", qubits));
+      DaemonPair::Start(time_scale, qubits, absl::StrCat(pairs, "-", state.range(1), "-", qubits), insecure);
   if (!daemons.ok()) return state.SkipWithError(daemons.status().ToString().c_str());
   DaemonPair& net = **daemons;
   // Warm up: peer stream, hardware plane channel, client channel.
@@ -353,18 +357,21 @@ BENCHMARK(BM_DaemonChainMeasurePairs)
 // iteration counts: each run (one daemon start) delivers a few thousand
 // pairs and stays within seconds.
 void DaemonArgs(benchmark::internal::Benchmark* b) {
-  b->ArgNames({"pairs", "scale", "qubits"});
+  b->ArgNames({"pairs", "scale", "qubits", "tls"});
   b->UseManualTime()->Unit(benchmark::kMillisecond);
 }
-BENCHMARK(BM_DaemonMeasurePairs)->Apply(DaemonArgs)->Args({1, 100, 0})->Iterations(200);
-BENCHMARK(BM_DaemonMeasurePairs)->Apply(DaemonArgs)->Args({100, 100, 0})->Iterations(20);
-BENCHMARK(BM_DaemonMeasurePairs)->Apply(DaemonArgs)->Args({1000, 100, 0})->Iterations(3);
-BENCHMARK(BM_DaemonMeasurePairs)->Apply(DaemonArgs)->Args({10000, 100, 0})->Iterations(1);
+BENCHMARK(BM_DaemonMeasurePairs)->Apply(DaemonArgs)->Args({1, 100, 0, 1})->Iterations(200);
+BENCHMARK(BM_DaemonMeasurePairs)->Apply(DaemonArgs)->Args({100, 100, 0, 1})->Iterations(20);
+BENCHMARK(BM_DaemonMeasurePairs)->Apply(DaemonArgs)->Args({1000, 100, 0, 1})->Iterations(3);
+BENCHMARK(BM_DaemonMeasurePairs)->Apply(DaemonArgs)->Args({10000, 100, 0, 1})->Iterations(1);
 // The issue-13 target's request: one 20,000-pair request, physics far from the limit.
-BENCHMARK(BM_DaemonMeasurePairs)->Apply(DaemonArgs)->Args({20000, 100, 0})->Iterations(1);
-BENCHMARK(BM_DaemonMeasurePairs)->Apply(DaemonArgs)->Args({1000, 1, 0})->Iterations(3);
-BENCHMARK(BM_DaemonMeasurePairs)->Apply(DaemonArgs)->Args({10000, 100, 8})->Iterations(1);
-BENCHMARK(BM_DaemonMeasurePairs)->Apply(DaemonArgs)->Args({10000, 100, 32})->Iterations(1);
+BENCHMARK(BM_DaemonMeasurePairs)->Apply(DaemonArgs)->Args({20000, 100, 0, 1})->Iterations(1);
+BENCHMARK(BM_DaemonMeasurePairs)->Apply(DaemonArgs)->Args({1000, 1, 0, 1})->Iterations(3);
+BENCHMARK(BM_DaemonMeasurePairs)->Apply(DaemonArgs)->Args({10000, 100, 8, 1})->Iterations(1);
+BENCHMARK(BM_DaemonMeasurePairs)->Apply(DaemonArgs)->Args({10000, 100, 32, 1})->Iterations(1);
+// What mutual TLS costs: the same requests between plaintext daemons.
+BENCHMARK(BM_DaemonMeasurePairs)->Apply(DaemonArgs)->Args({10000, 100, 0, 0})->Iterations(1);
+BENCHMARK(BM_DaemonMeasurePairs)->Apply(DaemonArgs)->Args({10000, 100, 8, 0})->Iterations(1);
 
 }  // namespace
 }  // namespace qnet::cli

@@ -10,7 +10,8 @@
 namespace qnet::network {
 namespace {
 
-bool InUnitInterval(double v) { return v >= 0.0 && v <= 1.0; }  // false for NaN
+// Computed figures (fidelities) may pass 1 by a rounding error. False for NaN.
+bool InUnitInterval(double v) { return v >= -1e-9 && v <= 1.0 + 1e-9; }
 bool FiniteNonNegative(double v) { return std::isfinite(v) && v >= 0.0; }
 
 }  // namespace

@@ -78,13 +78,13 @@ TEST(DistributedStateBackendTest, GroupMovesBackAndForthIntactAndExistsOnce) {
   EXPECT_EQ(QubitsHeld(net[0]), 2u);
   EXPECT_EQ(QubitsHeld(net[1]), 0u);
 
-  // c knows nothing: it asks b (the prefix of qb), which redirects to a.
-  ASSERT_TRUE(RunOp(net[2], {qb}, [&](QuantumSystem& s) {
-                EXPECT_NEAR(FidelityWith(s, {qa, qb}, quantum::BellVector(quantum::BellState::kPsiPlus)), 1.0, kExact);
-              }).ok());
-  EXPECT_EQ(QubitsHeld(net[0]), 0u);
-  EXPECT_EQ(QubitsHeld(net[1]), 0u);
-  EXPECT_EQ(QubitsHeld(net[2]), 2u);
+  // c holds no qubit of the pair: asking b (the prefix of qb), which
+  // redirects to a, it is refused there, and the pair stays at a.
+  absl::Status refused = RunOp(net[2], {qb}, [&](QuantumSystem&) { ADD_FAILURE() << "c got the pair"; });
+  EXPECT_EQ(refused.code(), absl::StatusCode::kPermissionDenied) << refused;
+  EXPECT_NE(refused.message().find("none of its qubits"), std::string::npos) << refused;
+  EXPECT_EQ(QubitsHeld(net[0]), 2u);
+  EXPECT_EQ(QubitsHeld(net[2]), 0u);
 }
 
 TEST(DistributedStateBackendTest, ConcurrentOperationsFromThreeDaemonsAllApplyExactlyOnce) {
@@ -263,24 +263,24 @@ TEST_F(ScriptedBackendTest, RequestForTheQubitBeingFetchedIsServedAfterArrival) 
     ASSERT_TRUE(s.ok());
     order.push_back("our op");
   });
-  std::optional<absl::StatusOr<MoveReply>> to_z;
-  backend_.HandleMove(qy, "z", [&](absl::StatusOr<MoveReply> r) {
-    order.push_back("reply to z");
-    to_z = std::move(r);
+  std::optional<absl::StatusOr<MoveReply>> to_y;
+  backend_.HandleMove(qy, "y", [&](absl::StatusOr<MoveReply> r) {
+    order.push_back("reply to y");
+    to_y = std::move(r);
   });
-  EXPECT_FALSE(to_z.has_value());  // queued behind our fetch
+  EXPECT_FALSE(to_y.has_value());  // queued behind our fetch
   transport_.requests[0].done(MoveReply{.group = Pair(qx, qy)});
-  EXPECT_EQ(order, (std::vector<std::string>{"our op", "reply to z"}));
-  ASSERT_TRUE(to_z.has_value() && to_z->ok());
-  ASSERT_TRUE((*to_z)->group.has_value());
-  EXPECT_EQ((*to_z)->group->members, (std::vector<QubitId>{qx, qy}));
+  EXPECT_EQ(order, (std::vector<std::string>{"our op", "reply to y"}));
+  ASSERT_TRUE(to_y.has_value() && to_y->ok());
+  ASSERT_TRUE((*to_y)->group.has_value());
+  EXPECT_EQ((*to_y)->group->members, (std::vector<QubitId>{qx, qy}));
   EXPECT_EQ(backend_.system().qubit_count(), 0u);
 
-  // Later requests for any member are redirected to z.
+  // Later requests for any member are redirected to y.
   std::optional<absl::StatusOr<MoveReply>> late;
   backend_.HandleMove(qx, "y", [&](absl::StatusOr<MoveReply> r) { late = std::move(r); });
   ASSERT_TRUE(late.has_value() && late->ok());
-  EXPECT_EQ((*late)->moved_to, "z");
+  EXPECT_EQ((*late)->moved_to, "y");
 }
 
 TEST_F(ScriptedBackendTest, RedirectsAreFollowed) {
@@ -323,12 +323,12 @@ TEST_F(ScriptedBackendTest, CancelledMoveIsRestored) {
   const QubitId qy = MakeQubitId(1, 1);
   ASSERT_TRUE(backend_.mutable_system().InsertGroup(Pair(qx, qy)).ok());
   std::optional<absl::StatusOr<MoveReply>> reply;
-  backend_.HandleMove(qx, "z", [&](absl::StatusOr<MoveReply> r) { reply = std::move(r); });
+  backend_.HandleMove(qx, "y", [&](absl::StatusOr<MoveReply> r) { reply = std::move(r); });
   ASSERT_TRUE(reply.has_value() && reply->ok() && (*reply)->group.has_value());
   EXPECT_EQ(backend_.system().qubit_count(), 0u);
-  backend_.RestoreGroup(*std::move((*reply)->group), "z");
+  backend_.RestoreGroup(*std::move((*reply)->group), "y");
   EXPECT_EQ(backend_.system().qubit_count(), 2u);
-  // No longer thought to be at z: a request is served from here.
+  // No longer thought to be at y: a request is served from here.
   std::optional<absl::StatusOr<MoveReply>> again;
   backend_.HandleMove(qy, "y", [&](absl::StatusOr<MoveReply> r) { again = std::move(r); });
   ASSERT_TRUE(again.has_value() && again->ok());

@@ -36,7 +36,10 @@ namespace fs = std::filesystem;
 class NetworkPathsMpTest : public qnet::testing::MultiProcessTest {
  protected:
   std::unique_ptr<LocalNetwork> Launch(const std::string& file, double time_scale) {
-    return StartNetwork(LaunchOptionsFor(file, time_scale));
+    // A state directory per network: each gets its own PKI.
+    cli::LaunchOptions options = LaunchOptionsFor(file, time_scale);
+    options.state_dir = (state_dir_ / std::filesystem::path(file).stem()).string();
+    return StartNetwork(options);
   }
   // A chain n0 - ... - n<hops> of ideal nodes on 1 km double-click links of visibility `v`.
   std::string ChainFile(int hops, double v) {
