@@ -345,6 +345,7 @@ absl::Status Daemon::Init() {
   // gRPC sets SO_REUSEPORT by default, which would let a second daemon bind
   // the same port and share its connections: a taken port must fail.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  builder.SetMaxReceiveMessageSize(kMaxGrpcMessageBytes);  // peer_directory.h: what a caller can make us parse
   builder.AddListeningPort(options_.listen_address, grpc::InsecureServerCredentials(), &port_);
   builder.RegisterService(links_->service());
   builder.RegisterService(hardware_service_.get());

@@ -423,7 +423,13 @@ void EntanglementService::Record(const std::string& origin, const v1::PairEvent&
   }
 }
 
-v1::GetOutcomesResponse EntanglementService::Outcomes(const v1::GetOutcomesRequest& request) const {
+absl::StatusOr<v1::GetOutcomesResponse> EntanglementService::Outcomes(const v1::GetOutcomesRequest& request) const {
+  // Each id found copies a recorded pair into the answer: bound the copies.
+  if (request.entanglement_ids_size() > static_cast<int>(kMaxOutcomeIdsPerRequest)) {
+    return absl::InvalidArgumentError(absl::StrCat("at most ", kMaxOutcomeIdsPerRequest,
+                                                   " entanglement_ids per GetOutcomes request, got ",
+                                                   request.entanglement_ids_size()));
+  }
   v1::GetOutcomesResponse response;
   for (const std::string& id : request.entanglement_ids()) {
     auto it = outcomes_.find(id);

@@ -24,6 +24,7 @@ std::shared_ptr<grpc::Channel> MakePeerChannel(const std::string& address) {
   // Channels to different daemons must not share a TCP connection, nor
   // channels created for one daemon across its restarts.
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  args.SetMaxReceiveMessageSize(kMaxGrpcMessageBytes);
   return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
 }
 
