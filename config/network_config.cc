@@ -20,6 +20,7 @@
 #include "core/status.h"
 #include "physical/heralding_model.h"
 #include "physical/presets.h"
+#include "yaml-cpp/eventhandler.h"
 #include "yaml-cpp/yaml.h"
 
 namespace qnet::config {
@@ -121,6 +122,42 @@ struct Entry {
   std::string key;
   YAML::Node key_node;
   YAML::Node value;
+};
+
+// Sees a YAML stream's parse events only to note where a second document
+// starts: its first node (as Node::Mark() gives it), else its "---".
+class DocumentCounter final : public YAML::EventHandler {
+ public:
+  const YAML::Mark& second() const { return second_; }
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    if (++documents_ == 2) second_ = mark;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark& mark, YAML::anchor_t) override { Node(mark); }
+  void OnAlias(const YAML::Mark& mark, YAML::anchor_t) override { Node(mark); }
+  void OnScalar(const YAML::Mark& mark, const std::string&, YAML::anchor_t, const std::string&) override {
+    Node(mark);
+  }
+  void OnSequenceStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {
+    Node(mark);
+  }
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark& mark, const std::string&, YAML::anchor_t, YAML::EmitterStyle::value) override {
+    Node(mark);
+  }
+  void OnMapEnd() override {}
+
+ private:
+  void Node(const YAML::Mark& mark) {
+    if (documents_ == 2 && !second_has_node_) {
+      second_ = mark;
+      second_has_node_ = true;
+    }
+  }
+  int documents_ = 0;
+  bool second_has_node_ = false;
+  YAML::Mark second_;
 };
 
 class FileReader {
@@ -467,20 +504,26 @@ absl::StatusOr<NetworkConfig> FileReader::Read(std::string_view text) {
     return absl::InvalidArgumentError(absl::StrCat(source_, ": the file has ", text.size(), " bytes; at most ",
                                                    kMaxFileBytes, " are allowed"));
   }
-  std::vector<YAML::Node> documents;
+  // Not YAML::LoadAll: yaml-cpp 0.7's never returns on some input (a lone
+  // ",": its parser reports empty documents forever without consuming any,
+  // found by fuzz/network_file_fuzz.cc). The parser is asked for at most two
+  // documents, then the first is loaded.
+  YAML::Node root;
   try {
-    documents = YAML::LoadAll(std::string(text));
+    DocumentCounter counter;
+    std::istringstream stream{std::string(text)};
+    YAML::Parser parser(stream);
+    if (parser.HandleNextDocument(counter) && parser.HandleNextDocument(counter)) {
+      return Error(counter.second(), "expected one YAML document, found a second one ('---')");
+    }
+    root = YAML::Load(std::string(text));
   } catch (const YAML::Exception& e) {
     return Error(e.mark, absl::StrCat("not valid YAML: ", e.msg));
   }
-  if (documents.size() > 1) {
-    return Error(documents[1].Mark(), "expected one YAML document, found a second one ('---')");
-  }
   const YAML::Mark start;  // line 1, column 1
-  if (documents.empty() || documents[0].IsNull()) {
+  if (root.IsNull()) {
     return Error(start, absl::StrCat("the file is empty; expected a mapping with keys ", JoinKeys(kTopKeys)));
   }
-  const YAML::Node& root = documents[0];
   QNET_ASSIGN_OR_RETURN(std::vector<Entry> top, Entries(root, start, "the network file", kTopKeys));
   QNET_RETURN_IF_ERROR(CheckKeys(top, "the network file", kTopKeys));
 

@@ -23,6 +23,10 @@ using Duration = std::chrono::nanoseconds;
 using TimePoint = RuntimeClock::time_point;
 
 inline constexpr double ToSeconds(Duration d) { return static_cast<double>(d.count()) * 1e-9; }
+// The longest timeout a request from outside may name (simulated seconds,
+// ~11.6 days): far inside Duration's range (~292 years), so FromSeconds and
+// arithmetic on the result cannot overflow.
+inline constexpr double kMaxRequestTimeoutS = 1e6;
 inline Duration FromSeconds(double s) { return Duration(static_cast<int64_t>(std::llround(s * 1e9))); }
 inline constexpr double SecondsSinceEpoch(TimePoint t) { return ToSeconds(t.time_since_epoch()); }
 

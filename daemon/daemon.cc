@@ -400,6 +400,7 @@ absl::Status Daemon::Init() {
   // gRPC sets SO_REUSEPORT by default, which would let a second daemon bind
   // the same port and share its connections: a taken port must fail.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  builder.SetMaxReceiveMessageSize(kMaxGrpcMessageBytes);  // peer_directory.h: what a caller can make us parse
   builder.AddListeningPort(options_.listen_address,
                            options_.tls ? security::ServerCredentials(*options_.tls) : grpc::InsecureServerCredentials(),
                            &port_);
@@ -462,17 +463,22 @@ void Daemon::Shutdown() {
 }
 
 absl::StatusOr<v1::EavesdropResponse> Daemon::Eavesdrop(const v1::EavesdropRequest& request) {
-  physical::PhysicalLayer& physical = stack_->physical();
+  return HandleEavesdrop(*stack_, log_, request);
+}
+
+absl::StatusOr<v1::EavesdropResponse> HandleEavesdrop(stack::NodeStack& stack, const Logger& log,
+                                                      const v1::EavesdropRequest& request) {
+  physical::PhysicalLayer& physical = stack.physical();
   if (request.set()) {
     absl::StatusOr<bool> here = physical.SetEavesdropperFraction(request.neighbour(), request.fraction());
     if (!here.ok()) return here.status();
-    QNET_LOG(log_, kWarn, "eavesdropper on the link to %s set to %g (%s)", request.neighbour(), request.fraction(),
+    QNET_LOG(log, kWarn, "eavesdropper on the link to %s set to %g (%s)", request.neighbour(), request.fraction(),
              *here ? "in force: this node hosts the station" : "recorded: the far end hosts the station");
   }
   absl::StatusOr<physical::LinkEavesdropper> eve = physical.Eavesdropper(request.neighbour());
   if (!eve.ok()) return eve.status();
   v1::EavesdropResponse out;
-  out.set_node(node());
+  out.set_node(stack.node_name());
   out.set_link(eve->link);
   out.set_station_here(eve->station_here);
   out.set_fraction(eve->fraction);

@@ -122,4 +122,10 @@ class Daemon {
   bool shut_down_ = false;
 };
 
+// Node.Eavesdrop on a node's stack (loop thread): sets the eavesdropper on
+// the link to request.neighbour (with `set`) and reports it. Outside Daemon
+// so that the request path can be fuzzed without a server (fuzz/).
+absl::StatusOr<v1::EavesdropResponse> HandleEavesdrop(stack::NodeStack& stack, const Logger& log,
+                                                      const v1::EavesdropRequest& request);
+
 }  // namespace qnet::daemon

@@ -122,9 +122,9 @@ absl::StatusOr<EntanglementService::RequestHandle> EntanglementService::Entangle
   if (!(request.min_fidelity() >= 0.0 && request.min_fidelity() <= 1.0)) {
     return absl::InvalidArgumentError(absl::StrCat("min_fidelity must be in [0, 1], got ", request.min_fidelity()));
   }
-  if (!(request.timeout_s() >= 0.0) || !std::isfinite(request.timeout_s())) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("timeout must be a non-negative number of seconds (0 = none), got ", request.timeout_s()));
+  if (!(request.timeout_s() >= 0.0 && request.timeout_s() <= kMaxRequestTimeoutS)) {
+    return absl::InvalidArgumentError(absl::StrCat("timeout must be a number of seconds in [0, ", kMaxRequestTimeoutS,
+                                                   "] (0 = none), got ", request.timeout_s()));
   }
   const link::RequestType type =
       request.type() == v1::EntangleRequest::MEASURE ? link::RequestType::kMeasure : link::RequestType::kKeep;
@@ -423,7 +423,13 @@ void EntanglementService::Record(const std::string& origin, const v1::PairEvent&
   }
 }
 
-v1::GetOutcomesResponse EntanglementService::Outcomes(const v1::GetOutcomesRequest& request) const {
+absl::StatusOr<v1::GetOutcomesResponse> EntanglementService::Outcomes(const v1::GetOutcomesRequest& request) const {
+  // Each id found copies a recorded pair into the answer: bound the copies.
+  if (request.entanglement_ids_size() > static_cast<int>(kMaxOutcomeIdsPerRequest)) {
+    return absl::InvalidArgumentError(absl::StrCat("at most ", kMaxOutcomeIdsPerRequest,
+                                                   " entanglement_ids per GetOutcomes request, got ",
+                                                   request.entanglement_ids_size()));
+  }
   v1::GetOutcomesResponse response;
   for (const std::string& id : request.entanglement_ids()) {
     auto it = outcomes_.find(id);

@@ -39,6 +39,8 @@ inline constexpr uint32_t kDefaultPurposeId = 0;
 // Limits enforced at the edge.
 inline constexpr uint32_t kMaxPairsPerRequest = 100000;
 inline constexpr size_t kOutcomeRingCapacity = 200000;
+// One request's pairs: what qnetctl asks for after an Entangle call.
+inline constexpr uint32_t kMaxOutcomeIdsPerRequest = kMaxPairsPerRequest;
 // How long a KEEP pair stays in memory for a client at most (simulated),
 // unless qnetd --keep-hold says otherwise.
 inline constexpr Duration kDefaultKeepHold = std::chrono::seconds(10);
@@ -78,7 +80,8 @@ class EntanglementService {
   // The client went away: cancels the request if it is still running.
   void Cancel(RequestHandle request);
 
-  v1::GetOutcomesResponse Outcomes(const v1::GetOutcomesRequest& request) const;
+  // InvalidArgument for more than kMaxOutcomeIdsPerRequest ids.
+  absl::StatusOr<v1::GetOutcomesResponse> Outcomes(const v1::GetOutcomesRequest& request) const;
 
   // Measures the held KEEP qubit named by the request's entanglement id and
   // frees its slot; `done` runs once, on the loop, never inside this call.

@@ -26,6 +26,7 @@ std::shared_ptr<grpc::Channel> MakePeerChannel(const std::string& address, const
   // Channels to different daemons must not share a TCP connection, nor
   // channels created for one daemon across its restarts.
   args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);
+  args.SetMaxReceiveMessageSize(kMaxGrpcMessageBytes);
   return security::OpenChannel(address, node, tls, args);
 }
 

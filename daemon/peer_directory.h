@@ -61,8 +61,19 @@ class PeerDirectory {
 // (TCP and HTTP/2 handshake) before it fails.
 inline constexpr int kPeerConnectTimeoutMs = 5000;
 
+// The largest gRPC message a daemon accepts, on its server (Node requests,
+// peer frames from dialing neighbours, HardwarePlane calls) and on its
+// channels to other daemons (frames from accepting neighbours, MoveGroup
+// answers); larger ones fail with RESOURCE_EXHAUSTED before they are parsed.
+// gRPC's default, made explicit: Node requests are under a KB, a peer frame
+// holds at most FrameQueue::kMaxMessagesPerFrame messages, the largest being
+// a QKD basis announcement (~1-2 bytes per pair: ~2 MB at the largest
+// block, 10^6 pairs), and moved group states are a few KB.
+inline constexpr int kMaxGrpcMessageBytes = 4 * 1024 * 1024;
+
 // A channel of its own to another daemon: reconnects after 100 ms, backing
-// off to 1 s; each attempt waits kPeerConnectTimeoutMs.
+// off to 1 s; each attempt waits kPeerConnectTimeoutMs. Receives at most
+// kMaxGrpcMessageBytes per message.
 // `node` is the daemon's node name (the TLS target when `tls` is given).
 std::shared_ptr<grpc::Channel> MakePeerChannel(const std::string& address, const std::string& node = "",
                                                const security::TlsMaterial* tls = nullptr);

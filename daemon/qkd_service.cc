@@ -74,8 +74,9 @@ absl::StatusOr<keydist::KeyRequest> ToKeyRequest(const v1::QkdRequest& request) 
     return absl::InvalidArgumentError(absl::StrCat("pairs_per_block must be at most ", kMaxPairsPerBlock, ", got ",
                                                    request.pairs_per_block()));
   }
-  if (!(request.timeout_s() >= 0) || !std::isfinite(request.timeout_s())) {
-    return absl::InvalidArgumentError(absl::StrCat("timeout_s must be >= 0, got ", request.timeout_s()));
+  if (!(request.timeout_s() >= 0 && request.timeout_s() <= kMaxRequestTimeoutS)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("timeout_s must be in [0, ", kMaxRequestTimeoutS, "], got ", request.timeout_s()));
   }
   if (!(request.abort_qber() >= 0 && request.abort_qber() < 0.5)) {
     return absl::InvalidArgumentError(

@@ -88,9 +88,9 @@ absl::StatusOr<TeleportService::CallHandle> TeleportService::Teleport(const v1::
   if (!(request.min_fidelity() >= 0.0 && request.min_fidelity() <= 1.0)) {
     return absl::InvalidArgumentError(absl::StrCat("min_fidelity must be in [0, 1], got ", request.min_fidelity()));
   }
-  if (!(request.timeout_s() >= 0.0) || !std::isfinite(request.timeout_s())) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("timeout_s must be >= 0 (0 = 10 s per shot), got ", request.timeout_s()));
+  if (!(request.timeout_s() >= 0.0 && request.timeout_s() <= kMaxRequestTimeoutS)) {
+    return absl::InvalidArgumentError(absl::StrCat("timeout_s must be in [0, ", kMaxRequestTimeoutS,
+                                                   "] (0 = 10 s per shot), got ", request.timeout_s()));
   }
   // The transport refuses an unknown or unreachable destination at once;
   // ask it up front so the call fails before streaming anything.
