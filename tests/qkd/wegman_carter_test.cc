@@ -43,7 +43,8 @@ TEST(WegmanCarterMac, TagsVerifyAndEveryBitFlipOfMessageOrTagFails) {
     }
     // Another pad or key gives another tag.
     EXPECT_FALSE(WegmanCarterMac::Verify(key, pad ^ 1, message, tag));
-    EXPECT_FALSE(WegmanCarterMac::Verify(key ^ 2, pad, message, tag));
+    // (The empty message hashes to 0 under every key: only its pad protects it.)
+    if (bytes > 0) EXPECT_FALSE(WegmanCarterMac::Verify(key ^ 2, pad, message, tag));
   }
 }
 
