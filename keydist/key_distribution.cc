@@ -315,38 +315,61 @@ void KeyDistribution::Dispatch(const std::string& source, const SessionKey& key,
 void KeyDistribution::OnAuthenticated(const std::string& source, const SessionKey& key,
                                       const v1::KeyDistributionAuthenticated& a) {
   // An offer starts a session: it brings the session's hash key (its first
-  // pool word) and its pad; every later message one pad, under that key.
+  // pool word) and its tag's pad. Every later message goes into the running
+  // transcript of what the peer sent; a tagged one closes it with the tag's
+  // pad and is verified before it is acted on.
   auto it = sessions_.find(key);
   const bool offer = it == sessions_.end();
   if ((offer && key.initiator != source) || (!offer && it->second.peer != source)) {
     ++stats_.stray_messages;  // late (the session ended here) or misdirected
     return;
   }
-  const size_t words = offer ? 2 : 1;
-  const uint64_t number = offer ? 1 : it->second.auth_received + 1;
-  // Taken (and never handed out again) whether or not the tag verifies: a
-  // word a forger aimed at is never used for another message.
-  absl::StatusOr<std::vector<uint64_t>> pads =
-      authentication_->With(source).TakeForReceiving({a.pad_segment(), a.pad_index()}, words);
+  Session* s = offer ? nullptr : &it->second;
+  const uint64_t number = offer ? 1 : s->auth_received + 1;
+  const uint64_t first = offer ? 1 : (s->received_transcript.messages() == 0 ? number : s->received_since_tag);
+  const bool bare_close = a.message().empty();
+  v1::KeyDistributionMessage inner;
+  const bool parsed = !bare_close && inner.ParseFromString(a.message());
   std::string failure;
-  uint64_t hash_key = 0;
-  if (!pads.ok()) {
-    failure = std::string(pads.status().message());
-  } else {
-    if (!offer) it->second.auth_words += words;
-    hash_key = offer ? pads->front() : it->second.auth_key.value_or(0);
-    if (!offer && !it->second.auth_key.has_value()) {
-      failure = "the session has no hash key";
-    } else if (!qkd::WegmanCarterMac::Verify(hash_key, pads->back(), AuthenticatedBytes(source, Where(), a.message()),
-                                             a.tag())) {
-      failure = "its tag does not match: the message was modified or forged on the way";
+  if (offer && !a.tagged()) {
+    failure = "an offer must carry its tag";
+  } else if (!offer && s->peer_closed) {
+    failure = "it came after the sender's closing tag";
+  } else if (!offer && !s->auth_key.has_value()) {
+    failure = "the session has no hash key";
+  }
+  uint64_t hash_key = offer ? 0 : s->auth_key.value_or(0);
+  std::optional<uint64_t> pad;
+  if (failure.empty() && a.tagged()) {
+    const size_t words = offer ? 2 : 1;
+    // Taken (and never handed out again) whether or not the tag verifies: a
+    // word a forger aimed at is never used for another message.
+    absl::StatusOr<std::vector<uint64_t>> pads =
+        authentication_->With(source).TakeForReceiving({a.pad_segment(), a.pad_index()}, words);
+    if (!pads.ok()) {
+      failure = std::string(pads.status().message());
+    } else {
+      if (!offer) s->auth_words += words;
+      if (offer) hash_key = pads->front();
+      pad = pads->back();
     }
   }
-  v1::KeyDistributionMessage inner;
-  const bool parsed = inner.ParseFromString(a.message());
-  if (failure.empty() && (!parsed || inner.session().initiator() != key.initiator || inner.session().id() != key.id ||
-                          !NeedsAuthentication(inner.body_case()) ||
-                          (offer != (inner.body_case() == v1::KeyDistributionMessage::kOffer)))) {
+  if (failure.empty()) {
+    qkd::WegmanCarterTranscript single;
+    qkd::WegmanCarterTranscript& transcript = offer ? single : s->received_transcript;
+    if (!offer && transcript.messages() == 0) s->received_since_tag = number;
+    transcript.Append(hash_key, AuthenticatedBytes(source, Where(), a.message()));
+    if (pad.has_value() && transcript.Close(hash_key, *pad) != a.tag()) {
+      failure = absl::StrCat("its tag does not match: a message it covers (", source, "'s messages ", first, " to ",
+                             number, ") or the tag was modified, injected, dropped or reordered on the way");
+    }
+  }
+  if (failure.empty() && bare_close && (offer || !a.final())) {
+    failure = "an empty message that is not a closing tag";
+  } else if (failure.empty() && !bare_close &&
+             (!parsed || inner.session().initiator() != key.initiator || inner.session().id() != key.id ||
+              !NeedsAuthentication(inner.body_case()) ||
+              (offer != (inner.body_case() == v1::KeyDistributionMessage::kOffer)))) {
     // Authentic but not a session message this end can use: the peer's bug.
     failure = "it is not a well-formed session message for this session";
   }
@@ -354,8 +377,8 @@ void KeyDistribution::OnAuthenticated(const std::string& source, const SessionKe
     ++stats_.unauthenticated_messages;
     const absl::Status why = absl::UnauthenticatedError(absl::StrCat(
         "QKD session ", key.id, " of ", key.initiator, ": message ", number, " (",
-        parsed ? BodyName(inner) : std::string("unparseable"), ") from ", source, " failed authentication: ", failure,
-        "; the session is aborted"));
+        bare_close ? std::string("closing tag") : parsed ? BodyName(inner) : std::string("unparseable"), ") from ",
+        source, " failed authentication: ", failure, "; the session is aborted"));
     if (offer) {
       SendEnd(source, key, why);
     } else {
@@ -363,8 +386,28 @@ void KeyDistribution::OnAuthenticated(const std::string& source, const SessionKe
     }
     return;
   }
-  if (!offer) ++it->second.auth_received;
-  Dispatch(source, key, inner, hash_key);
+  if (offer) return Dispatch(source, key, inner, hash_key);
+  ++s->auth_received;
+  if (a.final()) s->peer_closed = true;
+  if (!bare_close) Dispatch(source, key, inner, hash_key);
+  if (a.final()) OnPeerClosed(key);
+}
+
+void KeyDistribution::OnPeerClosed(const SessionKey& key) {
+  auto it = sessions_.find(key);
+  if (it == sessions_.end()) return;  // done (delivered or failed) while handling the closing message
+  Session& s = it->second;
+  if (s.post.has_value() && s.post->state() == qkd::PostProcessing::State::kDone) {
+    if (s.closed) Succeed(key);
+    return;
+  }
+  if (!s.post.has_value() || !s.post->finished()) {
+    // The peer says it is done but this end is not: nothing more will come.
+    Fail(key,
+         absl::InvalidArgumentError(absl::StrCat("QKD session ", key.id, ": ", s.peer,
+                                                 " sent its closing tag before post-processing finished here")),
+         true);
+  }
 }
 
 void KeyDistribution::OnOffer(const std::string& source, const SessionKey& key,
@@ -438,7 +481,7 @@ void KeyDistribution::OnOffer(const std::string& source, const SessionKey& key,
   s.hop = hop;
   s.auth_key = hash_key;
   s.auth_words = 2;  // the offer's hash key and pad
-  s.auth_received = 1;
+  s.auth_received = 1;  // the offer, verified
   s.deadline = StartDeadline(o.timeout, [this, key] { OnDeadline(key); });
   sessions_.emplace(key, std::move(s));
   ++stats_.sessions_accepted;
@@ -507,15 +550,7 @@ void KeyDistribution::StartPostProcessing(const SessionKey& key, const std::vect
   }
   s.post.emplace(*std::move(post));
   s.stage = Stage::kPostProcessing;
-  std::vector<qkd::QkdMessage> out = s.post->Start();
-  for (const qkd::QkdMessage& m : out) {
-    v1::KeyDistributionMessage msg;
-    QkdMessageToProto(key.id, m, msg.mutable_post_processing());
-    if (absl::Status sent = Send(s.peer, key, std::move(msg)); !sent.ok()) {
-      Fail(key, WithContext(sent, absl::StrCat("QKD session ", key.id, " with ", s.peer)), false);
-      return;
-    }
-  }
+  if (!SendPostMessages(key, s.post->Start())) return;
   std::vector<qkd::QkdMessage> early = std::move(s.early);
   s.early.clear();
   for (const qkd::QkdMessage& m : early) {
@@ -556,15 +591,23 @@ void KeyDistribution::OnPostProcessingMessage(const std::string& source, const S
 
 void KeyDistribution::Feed(const SessionKey& key, const qkd::QkdMessage& message) {
   Session& s = sessions_.at(key);
-  std::vector<qkd::QkdMessage> out = s.post->Receive(message);
-  for (const qkd::QkdMessage& m : out) {
+  (void)SendPostMessages(key, s.post->Receive(message));
+}
+
+bool KeyDistribution::SendPostMessages(const SessionKey& key, const std::vector<qkd::QkdMessage>& out) {
+  Session& s = sessions_.at(key);
+  // Finished (done or aborted) with this output: its last message is this
+  // end's last in the session and carries the closing tag.
+  const bool closing = s.post->finished();
+  for (size_t i = 0; i < out.size(); ++i) {
     v1::KeyDistributionMessage msg;
-    QkdMessageToProto(key.id, m, msg.mutable_post_processing());
-    if (absl::Status sent = Send(s.peer, key, std::move(msg)); !sent.ok()) {
+    QkdMessageToProto(key.id, out[i], msg.mutable_post_processing());
+    if (absl::Status sent = Send(s.peer, key, std::move(msg), closing && i + 1 == out.size()); !sent.ok()) {
       Fail(key, WithContext(sent, absl::StrCat("QKD session ", key.id, " with ", s.peer)), false);
-      return;
+      return false;
     }
   }
+  return true;
 }
 
 void KeyDistribution::CheckFinished(const SessionKey& key) {
@@ -574,7 +617,16 @@ void KeyDistribution::CheckFinished(const SessionKey& key) {
   EmitProgress(s, PostStage(*s.post));
   if (!s.post->finished()) return;
   if (s.post->state() == qkd::PostProcessing::State::kDone) {
-    Succeed(key);
+    // Done without a last message to carry the closing tag: it goes alone.
+    if (!s.closed) {
+      if (absl::Status sent = SendAuthenticated(s, std::string(), true); !sent.ok()) {
+        Fail(key, WithContext(sent, absl::StrCat("QKD session ", key.id, " with ", s.peer)), false);
+        return;
+      }
+    }
+    // The key is released only once everything the peer sent is covered by
+    // a verified tag: until its closing tag comes, wait (the deadline runs).
+    if (s.peer_closed) Succeed(key);
   } else {
     // The pipeline has told the peer (or the peer told us).
     Fail(key, s.post->status(), false);
@@ -634,8 +686,8 @@ void KeyDistribution::Succeed(const SessionKey& key) {
     Fail(key,
          absl::FailedPreconditionError(absl::StrCat(
              "QKD session ", key.id, ": its ", amplified.size(), "-bit key does not pay for the ", auth_bits,
-             " bits of authentication key its ", it->second.auth_words - 1,
-             " messages used; all of it went back to the authentication pool shared with ", it->second.peer,
+             " bits of authentication key (the hash key and ", it->second.auth_words - 1,
+             " tags) it used; all of it went back to the authentication pool shared with ", it->second.peer,
              ". Use more pairs per session")),
          false);
     return;
@@ -750,7 +802,7 @@ size_t KeyDistribution::active_relays() const { return relays_->size(); }
 // ---------------------------------------------------------------- plumbing
 
 absl::Status KeyDistribution::Send(const std::string& to, const SessionKey& key,
-                                   v1::KeyDistributionMessage message) {
+                                   v1::KeyDistributionMessage message, bool close) {
   message.mutable_session()->set_initiator(key.initiator);
   message.mutable_session()->set_id(key.id);
   if (NeedsAuthentication(message.body_case())) {
@@ -759,27 +811,44 @@ absl::Status KeyDistribution::Send(const std::string& to, const SessionKey& key,
       return absl::InternalError(absl::StrCat("a ", BodyName(message), " for QKD session ", key.id, " to ", to,
                                               " with no such session here to authenticate it"));
     }
-    return SendAuthenticated(it->second, message.SerializeAsString());
+    return SendAuthenticated(it->second, message.SerializeAsString(), close);
   }
   return network_.SendDatagram(to, options_.purpose_id, message.SerializeAsString());
 }
 
-absl::Status KeyDistribution::SendAuthenticated(Session& s, const std::string& bytes) {
-  const size_t words = s.auth_key.has_value() ? 1 : 2;  // the first message (the offer) also takes the hash key
-  absl::StatusOr<qkd::AuthenticationKeyPool::Taken> taken = authentication_->With(s.peer).TakeForSending(words);
-  if (!taken.ok()) {
-    return WithContext(taken.status(), absl::StrCat("QKD session ", s.key.id, " cannot authenticate its messages"));
+absl::Status KeyDistribution::SendAuthenticated(Session& s, const std::string& bytes, bool close) {
+  if (s.closed) {
+    return absl::InternalError(absl::StrCat("QKD session ", s.key.id, " sends a message after its closing tag"));
   }
-  if (!s.auth_key.has_value()) s.auth_key = taken->words.front();
-  s.auth_words += words;
+  // Tagged: the offer (it brings the hash key, so a forged offer starts
+  // nothing) and the closing message; the rest only go into the transcript.
+  const bool offer = !s.auth_key.has_value();
+  const bool tagged = offer || close;
+  std::optional<qkd::AuthenticationKeyPool::Taken> taken;
+  if (tagged) {
+    const size_t words = offer ? 2 : 1;  // the offer also takes the hash key
+    absl::StatusOr<qkd::AuthenticationKeyPool::Taken> t = authentication_->With(s.peer).TakeForSending(words);
+    if (!t.ok()) {
+      return WithContext(t.status(), absl::StrCat("QKD session ", s.key.id, " cannot authenticate its messages"));
+    }
+    taken = *std::move(t);
+    if (offer) s.auth_key = taken->words.front();
+    s.auth_words += words;
+  }
+  s.sent_transcript.Append(*s.auth_key, AuthenticatedBytes(Where(), s.peer, bytes));
   v1::KeyDistributionMessage outer;
   outer.mutable_session()->set_initiator(s.key.initiator);
   outer.mutable_session()->set_id(s.key.id);
   v1::KeyDistributionAuthenticated* a = outer.mutable_authenticated();
   a->set_message(bytes);
-  a->set_pad_segment(taken->position.segment);
-  a->set_pad_index(taken->position.index);
-  a->set_tag(qkd::WegmanCarterMac::Tag(*s.auth_key, taken->words.back(), AuthenticatedBytes(Where(), s.peer, bytes)));
+  if (tagged) {
+    a->set_tagged(true);
+    a->set_final(close);
+    a->set_pad_segment(taken->position.segment);
+    a->set_pad_index(taken->position.index);
+    a->set_tag(s.sent_transcript.Close(*s.auth_key, taken->words.back()));
+  }
+  if (close) s.closed = true;
   return network_.SendDatagram(s.peer, options_.purpose_id, outer.SerializeAsString());
 }
 

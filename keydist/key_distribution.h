@@ -61,6 +61,7 @@
 #include "core/rng.h"
 #include "core/time.h"
 #include "keydist/authentication.h"
+#include "qkd/wegman_carter.h"
 #include "link/link_service.h"
 #include "network/network_layer.h"
 #include "network/network_service.h"
@@ -276,12 +277,20 @@ class KeyDistribution {
     // BB84 responder: gates seen so far (pairs in all), the last detected pulse id.
     uint64_t gates = 0;
     std::optional<uint64_t> last_pulse;
-    // End-to-end authentication: the session's hash key (from the offer's
-    // first pool word), the pool words it used here, the authenticated
-    // messages it received (to name one that fails).
+    // End-to-end authentication (delayed): the session's hash key (from the
+    // offer's first pool word), the pool words it used here, the
+    // authenticated messages it received (to name one that fails), the
+    // running transcripts of what it sent and received since the last tag
+    // either way, whether it sent its closing tag and whether the peer's
+    // closing tag verified (the key is delivered only after both).
     std::optional<uint64_t> auth_key;
     uint64_t auth_words = 0;
     uint64_t auth_received = 0;
+    qkd::WegmanCarterTranscript sent_transcript;
+    qkd::WegmanCarterTranscript received_transcript;
+    uint64_t received_since_tag = 0;  // the number of the first message received_transcript holds
+    bool closed = false;
+    bool peer_closed = false;
   };
 
   KeyDistribution(NodeContext& context, network::NetworkLayer& network, KeyDistributionOptions options);
@@ -338,8 +347,15 @@ class KeyDistribution {
   // Session messages (offer, accept, test outcomes, post-processing) go
   // authenticated with the session's key (the session must exist); the
   // others go as they are.
-  absl::Status Send(const std::string& to, const SessionKey& key, v1::KeyDistributionMessage message);
-  absl::Status SendAuthenticated(Session& s, const std::string& bytes);
+  // `close`: the message carries this end's closing tag (see the header comment).
+  absl::Status Send(const std::string& to, const SessionKey& key, v1::KeyDistributionMessage message,
+                    bool close = false);
+  absl::Status SendAuthenticated(Session& s, const std::string& bytes, bool close);
+  // Sends post-processing's output; the last message carries this end's
+  // closing tag when post-processing has finished. False if the session failed.
+  bool SendPostMessages(const SessionKey& key, const std::vector<qkd::QkdMessage>& out);
+  // After the peer's closing tag verified: delivers the key if this end is done too.
+  void OnPeerClosed(const SessionKey& key);
   void SendEnd(const std::string& to, const SessionKey& key, const absl::Status& status);
   void Post(std::function<void()> fn);
   TimerId StartDeadline(Duration after, std::function<void()> fire);

@@ -36,6 +36,29 @@ double WegmanCarterMac::ForgeryProbability(size_t bytes) {
   return std::ldexp(static_cast<double>(Blocks(bytes)), -64);
 }
 
+void WegmanCarterTranscript::Absorb(uint64_t hash_key, uint64_t word) {
+  h_ = Gf64Multiply(h_ ^ word, hash_key);
+  ++words_;
+}
+
+void WegmanCarterTranscript::Append(uint64_t hash_key, std::string_view message) {
+  Absorb(hash_key, static_cast<uint64_t>(message.size()));
+  for (size_t at = 0; at < message.size(); at += 8) {
+    uint64_t word = 0;
+    const size_t n = std::min<size_t>(8, message.size() - at);
+    for (size_t i = 0; i < n; ++i) word |= uint64_t{static_cast<uint8_t>(message[at + i])} << (8 * i);
+    Absorb(hash_key, word);
+  }
+  ++messages_;
+}
+
+uint64_t WegmanCarterTranscript::Close(uint64_t hash_key, uint64_t pad) {
+  Absorb(hash_key, words_);
+  const uint64_t tag = h_ ^ pad;
+  *this = WegmanCarterTranscript();
+  return tag;
+}
+
 AuthenticationKeyPool::AuthenticationKeyPool(std::string peer, bool sends_first_half)
     : peer_(std::move(peer)), sends_first_half_(sends_first_half) {}
 

@@ -64,6 +64,29 @@ class WegmanCarterMac {
   static double ForgeryProbability(size_t bytes);
 };
 
+// The same polynomial hash over a sequence of messages, fed one at a time
+// (delayed authentication: one tag covers every message a side sent since
+// its previous tag). Each message is framed as a word holding its length in
+// bytes followed by its words (the last zero-padded); Close() appends a word
+// holding the number of words fed, so the framing is injective and the
+// whole is the MAC's hash of one long message: two different sequences of
+// at most L words collide for at most L of the 2^64 keys. Close() returns
+// h XOR pad and starts a new transcript.
+class WegmanCarterTranscript {
+ public:
+  void Append(uint64_t hash_key, std::string_view message);
+  uint64_t Close(uint64_t hash_key, uint64_t pad);
+  // Messages and words fed since the last Close().
+  uint64_t messages() const { return messages_; }
+  uint64_t words() const { return words_; }
+
+ private:
+  void Absorb(uint64_t hash_key, uint64_t word);
+  uint64_t h_ = 0;
+  uint64_t messages_ = 0;
+  uint64_t words_ = 0;
+};
+
 // Where a word of a pool lies: the segment and the word's index in the
 // sending end's half of it.
 struct PoolPosition {

@@ -10,6 +10,7 @@
 
 #include <cmath>
 #include <string>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -46,6 +47,59 @@ TEST(WegmanCarterMac, TagsVerifyAndEveryBitFlipOfMessageOrTagFails) {
     // (The empty message hashes to 0 under every key: only its pad protects it.)
     if (bytes > 0) EXPECT_FALSE(WegmanCarterMac::Verify(key ^ 2, pad, message, tag));
   }
+}
+
+// Delayed authentication: one tag over a sequence of messages. The same
+// sequence gives the same tag; a flipped bit, a dropped, injected, empty,
+// reordered, split or merged message each gives another; after Close() a
+// new transcript starts; and the tag is the MAC's hash of the framed
+// concatenation (each message's byte length, its zero-padded words, then the
+// word count), XOR the pad.
+TEST(WegmanCarterTranscript, CoversTheWholeSequenceInOrder) {
+  Rng rng(13);
+  const uint64_t key = rng.NextU64(), pad = rng.NextU64();
+  const std::vector<std::string> msgs = {RandomBytes(13, rng), RandomBytes(8, rng), RandomBytes(0, rng),
+                                         RandomBytes(21, rng)};
+  auto tag_of = [&](const std::vector<std::string>& seq) {
+    WegmanCarterTranscript t;
+    for (const std::string& m : seq) t.Append(key, m);
+    return t.Close(key, pad);
+  };
+  const uint64_t tag = tag_of(msgs);
+  EXPECT_EQ(tag_of(msgs), tag);
+  std::vector<std::string> v = msgs;
+  v[3][5] = static_cast<char>(v[3][5] ^ 0x10);
+  EXPECT_NE(tag_of(v), tag) << "flipped bit";
+  EXPECT_NE(tag_of({msgs[0], msgs[1], msgs[3]}), tag) << "dropped empty message";
+  EXPECT_NE(tag_of({msgs[0], msgs[1], msgs[2]}), tag) << "dropped last message";
+  EXPECT_NE(tag_of({msgs[0], msgs[1], msgs[2], msgs[3], msgs[1]}), tag) << "replayed message";
+  EXPECT_NE(tag_of({msgs[1], msgs[0], msgs[2], msgs[3]}), tag) << "reordered";
+  EXPECT_NE(tag_of({msgs[0] + msgs[1], msgs[2], msgs[3]}), tag) << "merged";
+  EXPECT_NE(tag_of({msgs[0].substr(0, 5), msgs[0].substr(5), msgs[1], msgs[2], msgs[3]}), tag) << "split";
+
+  WegmanCarterTranscript t;
+  t.Append(key, msgs[0]);
+  (void)t.Close(key, pad);
+  EXPECT_EQ(t.messages(), 0u);
+  for (const std::string& m : msgs) t.Append(key, m);
+  EXPECT_EQ(t.messages(), msgs.size());
+  // Horner over the framing, written out: (length, words...) per message, then the word count.
+  uint64_t h = 0, words = 0;
+  auto absorb = [&](uint64_t w) {
+    h = Gf64Multiply(h ^ w, key);
+    ++words;
+  };
+  for (const std::string& m : msgs) {
+    absorb(m.size());
+    for (size_t at = 0; at < m.size(); at += 8) {
+      uint64_t w = 0;
+      for (size_t i = 0; i < 8 && at + i < m.size(); ++i) w |= uint64_t{static_cast<uint8_t>(m[at + i])} << (8 * i);
+      absorb(w);
+    }
+  }
+  EXPECT_EQ(t.words(), words);
+  const uint64_t expected = Gf64Multiply(h ^ words, key);
+  EXPECT_EQ(t.Close(key, pad), expected ^ pad);
 }
 
 TEST(WegmanCarterMac, TrailingZeroBytesAndTruncationAreCaught) {
