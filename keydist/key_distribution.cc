@@ -715,7 +715,8 @@ void KeyDistribution::Succeed(const SessionKey& key) {
   }
   if (s.hop.has_value()) {
     ++stats_.hop_sessions;
-    relays_->OnHopKey(*s.hop, TrustedRelays::HopKey{std::move(r.key), std::move(r.key_id), std::move(r.report)});
+    relays_->OnHopKey(*s.hop, TrustedRelays::HopKey{std::move(r.key), std::move(r.key_id), std::move(r.report),
+                                                     r.auth_bits_consumed});
     return;
   }
   ++stats_.sessions_succeeded;
