@@ -24,17 +24,25 @@
 // Datagrams that do not parse are ignored and counted; a malformed message
 // inside a live session aborts that session.
 //
-// End-to-end authentication: every message of a two-party session that the
-// protocol acts on (offer, accept, E91 test outcomes, every post-processing
-// message) carries a Wegman-Carter tag (qkd/wegman_carter.h) keyed from the
-// authentication pool the two ends share (keydist/authentication.h), and is
-// verified before use; repeaters forward the datagrams but cannot forge or
-// alter them. A message that fails (or lacks) authentication ends its
-// session at both ends with Unauthenticated "... message N from X failed
-// authentication ...". A session's offer takes the session's hash key and a
-// pad from the initiator's half of the pool, every later message one pad
-// from its sender's half: auth_bits_consumed = 64 (messages + 1). The
-// session refills the pool with that many bits off the front of its key,
+// End-to-end authentication (delayed): every message of a two-party session
+// that the protocol acts on (offer, accept, E91 test outcomes, every
+// post-processing message) travels in an authenticated envelope and goes
+// into its sender's running Wegman-Carter transcript hash
+// (qkd/wegman_carter.h), keyed from the authentication pool the two ends
+// share (keydist/authentication.h); the receiver hashes what it receives.
+// Three messages carry a tag covering everything their sender sent since
+// its previous tag: the offer (with the session's hash key), and each end's
+// closing message - the one it sends as its post-processing finishes, or,
+// if it has nothing left to send (Bob once he has the privacy
+// amplification seed), its closing tag alone. A tag is verified before its
+// message is acted on; one that fails (or a message without an envelope)
+// ends the session at both ends with Unauthenticated "... message N from X
+// failed authentication ...". An end delivers its key only when its
+// post-processing is done AND the peer's closing tag has verified (Alice,
+// who sends the last message, waits one one-way delay for Bob's tag), so no
+// key rests on an unverified message. Cost: the hash key and three pads,
+// auth_bits_consumed = 256 per block at both ends. The session refills the
+// pool with that many bits off the front of its key,
 // and delivers the rest (QkdResult::key); a key too short to pay for its
 // authentication goes to the pool whole and the session fails
 // (FailedPrecondition). END and relay control messages are not
