@@ -154,6 +154,8 @@ int Qkd(const Args& args, bool json) {
                     ? absl::StrFormat("  Cascade efficiency f = %.3f (leaked bits / (n h(QBER)))\n",
                                       sm.error_correction_efficiency())
                     : std::string("  Cascade efficiency f: - (no errors to correct)\n"));
+  std::cout << absl::StrFormat("  authentication: %d more bits went back to the pre-shared pool (Wegman-Carter MACs)\n",
+                               sm.auth_bits_consumed());
   std::cout << absl::StrFormat("  secret key rate %.1f bits per simulated s (%.3f s), %.1f bits per wall s (%.3f s)\n",
                                sm.key_rate_per_simulated_s(), sm.simulated_duration_s(), sm.key_rate_per_wall_s(),
                                sm.wall_duration_s());

@@ -39,6 +39,7 @@ v1::QkdSummary ToSummary(const keydist::KeyAgreementResult& r) {
     b->set_qber_x(block.qber_x);
     b->set_error_correction_efficiency(block.error_correction_efficiency);
     b->set_final_key_bits(block.final_key_bits);
+    b->set_auth_bits_consumed(block.auth_bits_consumed);
     if (block.chsh_s) {
       b->set_chsh_s(*block.chsh_s);
       b->set_chsh_s_standard_error(block.chsh_s_stderr.value_or(0.0));
@@ -52,6 +53,7 @@ v1::QkdSummary ToSummary(const keydist::KeyAgreementResult& r) {
   if (r.chsh_s) sum.set_chsh_s(*r.chsh_s);
   sum.set_error_correction_efficiency(r.error_correction_efficiency);
   sum.set_final_key_bits(r.key.size());
+  sum.set_auth_bits_consumed(r.auth_bits_consumed);
   sum.set_discarded_blocks(r.discarded_blocks);
   const double simulated = ToSeconds(r.simulated_duration);
   sum.set_simulated_duration_s(simulated);

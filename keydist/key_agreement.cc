@@ -137,6 +137,8 @@ void KeyAgreement::OnBlockDone(AgreementId id, absl::StatusOr<QkdResult> result)
   b.qber_x = report.qber.x.rate();
   b.error_correction_efficiency = report.error_correction_efficiency;
   b.final_key_bits = result->key.size();
+  b.auth_bits_consumed = result->auth_bits_consumed;
+  sum.auth_bits_consumed += result->auth_bits_consumed;
   b.chsh_s = result->chsh_s;
   b.chsh_s_stderr = result->chsh_s_stderr;
   b.simulated_duration = result->simulated_duration;

@@ -45,7 +45,8 @@ struct KeyBlock {
   uint64_t sifted_bits = 0;
   double qber = 0.0, qber_z = 0.0, qber_x = 0.0;  // measured on the sample
   double error_correction_efficiency = 0.0;
-  uint64_t final_key_bits = 0;
+  uint64_t final_key_bits = 0;      // delivered (privacy amplification's output less auth_bits_consumed)
+  uint64_t auth_bits_consumed = 0;  // went back to the authentication pool (QkdResult::auth_bits_consumed)
   std::optional<double> chsh_s, chsh_s_stderr;  // E91
   Duration simulated_duration{0};
 };
@@ -66,6 +67,7 @@ struct KeyAgreementResult {
   uint64_t raw_pairs = 0;
   uint64_t sifted_bits = 0;
   qkd::BitString key;  // all blocks' keys, in order
+  uint64_t auth_bits_consumed = 0;  // all blocks': authentication key used, not in `key`
   double qber_z = 0.0, qber_x = 0.0;  // pooled over the blocks' samples
   std::optional<double> chsh_s;       // E91: mean over blocks
   double error_correction_efficiency = 0.0;  // mean over blocks that reconciled

@@ -16,6 +16,7 @@
 #include "keydist/qkd_wire.h"
 #include "keydist/relay.h"
 #include "keydist/session_internals.h"
+#include "qkd/wegman_carter.h"
 
 namespace qnet::keydist {
 namespace {
@@ -39,6 +40,31 @@ v1::KeyDistributionProtocol ProtocolToWire(QkdProtocol p) {
     case QkdProtocol::kRelay: break;  // relays offer BBM92 hops
   }
   return v1::KEYDIST_BBM92;
+}
+
+// What a tag covers besides the message: who sent it to whom, so a message
+// cannot be turned around or redirected.
+std::string AuthenticatedBytes(const std::string& from, const std::string& to, const std::string& message) {
+  return absl::StrCat("qnet-keydist-auth-v1", std::string(1, '\0'), from, std::string(1, '\0'), to,
+                      std::string(1, '\0'), message);
+}
+
+// The session messages that must come authenticated.
+bool NeedsAuthentication(v1::KeyDistributionMessage::BodyCase body) {
+  return body == v1::KeyDistributionMessage::kOffer || body == v1::KeyDistributionMessage::kAccept ||
+         body == v1::KeyDistributionMessage::kTestOutcomes || body == v1::KeyDistributionMessage::kPostProcessing;
+}
+
+// "offer", "post-processing (parity_request)", ...: names a message in errors.
+std::string BodyName(const v1::KeyDistributionMessage& m) {
+  const google::protobuf::FieldDescriptor* f = m.GetDescriptor()->FindFieldByNumber(m.body_case());
+  if (f == nullptr) return "message";
+  if (m.body_case() == v1::KeyDistributionMessage::kPostProcessing) {
+    const google::protobuf::FieldDescriptor* inner =
+        m.post_processing().GetDescriptor()->FindFieldByNumber(m.post_processing().body_case());
+    return absl::StrCat("post-processing ", inner != nullptr ? inner->name() : "message");
+  }
+  return std::string(f->name());
 }
 
 std::optional<QkdProtocol> ProtocolFromWire(v1::KeyDistributionProtocol p) {
@@ -146,7 +172,10 @@ KeyDistribution::KeyDistribution(NodeContext& context, network::NetworkLayer& ne
       network_(network),
       options_(options),
       rng_(context.rng().Fork("key-distribution")),
-      relays_(std::make_unique<TrustedRelays>(*this)) {
+      relays_(std::make_unique<TrustedRelays>(*this)),
+      authentication_(options.authentication != nullptr
+                          ? options.authentication
+                          : std::make_shared<AuthenticationPools>(context.node_name(), options.authentication_secret)) {
   // A restarted node numbers its sessions from its clock, so a peer never
   // mistakes a new session for one of the previous incarnation's.
   const int64_t now_us = std::max<int64_t>(0, context.Now().time_since_epoch().count() / 1000);
@@ -208,7 +237,6 @@ absl::StatusOr<SessionId> KeyDistribution::StartHopOrSession(const std::string& 
     tag->mutable_relay()->set_id(hop->relay.id);
     for (const std::string& n : *path) tag->add_path(n);
   }
-  QNET_RETURN_IF_ERROR(Send(peer, key, std::move(m)));
   Session s;
   s.key = key;
   s.initiator = true;
@@ -219,8 +247,14 @@ absl::StatusOr<SessionId> KeyDistribution::StartHopOrSession(const std::string& 
   s.progress = std::move(progress);
   s.done = std::move(done);
   s.hop = std::move(hop);
-  s.deadline = StartDeadline(options.timeout, [this, key] { OnDeadline(key); });
-  Session& stored = sessions_.emplace(key, std::move(s)).first->second;
+  sessions_.emplace(key, std::move(s));
+  // The offer goes authenticated, with the session's hash key: it needs the session.
+  if (absl::Status sent = Send(peer, key, std::move(m)); !sent.ok()) {
+    sessions_.erase(key);
+    return sent;
+  }
+  Session& stored = sessions_.at(key);
+  stored.deadline = StartDeadline(options.timeout, [this, key] { OnDeadline(key); });
   EmitProgress(stored, kOffered);
   return key.id;
 }
@@ -244,8 +278,27 @@ void KeyDistribution::OnDatagram(const std::string& source, const std::string& p
     return;
   }
   const SessionKey key{m.session().initiator(), m.session().id()};
+  if (m.body_case() == v1::KeyDistributionMessage::kAuthenticated) return OnAuthenticated(source, key, m.authenticated());
+  if (NeedsAuthentication(m.body_case())) {
+    // Sent in the clear by someone who has no pad, or stripped of its tag on the way.
+    ++stats_.unauthenticated_messages;
+    const absl::Status why = absl::UnauthenticatedError(
+        absl::StrCat("QKD session ", key.id, ": a ", BodyName(m), " message from ", source,
+                     " without end-to-end authentication (forged or stripped on the way); the session is aborted"));
+    if (m.body_case() == v1::KeyDistributionMessage::kOffer) {
+      if (key.initiator == source && !sessions_.contains(key)) SendEnd(source, key, why);
+      return;
+    }
+    if (FindSession(key, source) != nullptr) Fail(key, why, true);
+    return;
+  }
+  Dispatch(source, key, m, 0);
+}
+
+void KeyDistribution::Dispatch(const std::string& source, const SessionKey& key,
+                               const v1::KeyDistributionMessage& m, uint64_t hash_key) {
   switch (m.body_case()) {
-    case v1::KeyDistributionMessage::kOffer: return OnOffer(source, key, m.offer());
+    case v1::KeyDistributionMessage::kOffer: return OnOffer(source, key, m.offer(), hash_key);
     case v1::KeyDistributionMessage::kAccept: return OnAccept(source, key, m.accept());
     case v1::KeyDistributionMessage::kEnd: return OnEnd(source, key, m.end());
     case v1::KeyDistributionMessage::kTestOutcomes: return OnTestOutcomes(source, key, m.test_outcomes());
@@ -254,12 +307,111 @@ void KeyDistribution::OnDatagram(const std::string& source, const std::string& p
     case v1::KeyDistributionMessage::kRelayAnnouncement:
     case v1::KeyDistributionMessage::kRelayDone:
     case v1::KeyDistributionMessage::kRelayAbort: return relays_->OnMessage(source, key, m);
-    case v1::KeyDistributionMessage::BODY_NOT_SET: return;
+    case v1::KeyDistributionMessage::kAuthenticated:  // not nested
+    case v1::KeyDistributionMessage::BODY_NOT_SET: ++stats_.malformed_messages; return;
+  }
+}
+
+void KeyDistribution::OnAuthenticated(const std::string& source, const SessionKey& key,
+                                      const v1::KeyDistributionAuthenticated& a) {
+  // An offer starts a session: it brings the session's hash key (its first
+  // pool word) and its tag's pad. Every later message goes into the running
+  // transcript of what the peer sent; a tagged one closes it with the tag's
+  // pad and is verified before it is acted on.
+  auto it = sessions_.find(key);
+  const bool offer = it == sessions_.end();
+  if ((offer && key.initiator != source) || (!offer && it->second.peer != source)) {
+    ++stats_.stray_messages;  // late (the session ended here) or misdirected
+    return;
+  }
+  Session* s = offer ? nullptr : &it->second;
+  const uint64_t number = offer ? 1 : s->auth_received + 1;
+  const uint64_t first = offer ? 1 : (s->received_transcript.messages() == 0 ? number : s->received_since_tag);
+  const bool bare_close = a.message().empty();
+  v1::KeyDistributionMessage inner;
+  const bool parsed = !bare_close && inner.ParseFromString(a.message());
+  std::string failure;
+  if (offer && !a.tagged()) {
+    failure = "an offer must carry its tag";
+  } else if (!offer && s->peer_closed) {
+    failure = "it came after the sender's closing tag";
+  } else if (!offer && !s->auth_key.has_value()) {
+    failure = "the session has no hash key";
+  }
+  uint64_t hash_key = offer ? 0 : s->auth_key.value_or(0);
+  std::optional<uint64_t> pad;
+  if (failure.empty() && a.tagged()) {
+    const size_t words = offer ? 2 : 1;
+    // Taken (and never handed out again) whether or not the tag verifies: a
+    // word a forger aimed at is never used for another message.
+    absl::StatusOr<std::vector<uint64_t>> pads =
+        authentication_->With(source).TakeForReceiving({a.pad_segment(), a.pad_index()}, words);
+    if (!pads.ok()) {
+      failure = std::string(pads.status().message());
+    } else {
+      if (!offer) s->auth_words += words;
+      if (offer) hash_key = pads->front();
+      pad = pads->back();
+    }
+  }
+  if (failure.empty()) {
+    qkd::WegmanCarterTranscript single;
+    qkd::WegmanCarterTranscript& transcript = offer ? single : s->received_transcript;
+    if (!offer && transcript.messages() == 0) s->received_since_tag = number;
+    transcript.Append(hash_key, AuthenticatedBytes(source, Where(), a.message()));
+    if (pad.has_value() && transcript.Close(hash_key, *pad) != a.tag()) {
+      failure = absl::StrCat("its tag does not match: a message it covers (", source, "'s messages ", first, " to ",
+                             number, ") or the tag was modified, injected, dropped or reordered on the way");
+    }
+  }
+  if (failure.empty() && bare_close && (offer || !a.final())) {
+    failure = "an empty message that is not a closing tag";
+  } else if (failure.empty() && !bare_close &&
+             (!parsed || inner.session().initiator() != key.initiator || inner.session().id() != key.id ||
+              !NeedsAuthentication(inner.body_case()) ||
+              (offer != (inner.body_case() == v1::KeyDistributionMessage::kOffer)))) {
+    // Authentic but not a session message this end can use: the peer's bug.
+    failure = "it is not a well-formed session message for this session";
+  }
+  if (!failure.empty()) {
+    ++stats_.unauthenticated_messages;
+    const absl::Status why = absl::UnauthenticatedError(absl::StrCat(
+        "QKD session ", key.id, " of ", key.initiator, ": message ", number, " (",
+        bare_close ? std::string("closing tag") : parsed ? BodyName(inner) : std::string("unparseable"), ") from ",
+        source, " failed authentication: ", failure, "; the session is aborted"));
+    if (offer) {
+      SendEnd(source, key, why);
+    } else {
+      Fail(key, why, true);
+    }
+    return;
+  }
+  if (offer) return Dispatch(source, key, inner, hash_key);
+  ++s->auth_received;
+  if (a.final()) s->peer_closed = true;
+  if (!bare_close) Dispatch(source, key, inner, hash_key);
+  if (a.final()) OnPeerClosed(key);
+}
+
+void KeyDistribution::OnPeerClosed(const SessionKey& key) {
+  auto it = sessions_.find(key);
+  if (it == sessions_.end()) return;  // done (delivered or failed) while handling the closing message
+  Session& s = it->second;
+  if (s.post.has_value() && s.post->state() == qkd::PostProcessing::State::kDone) {
+    if (s.closed) Succeed(key);
+    return;
+  }
+  if (!s.post.has_value() || !s.post->finished()) {
+    // The peer says it is done but this end is not: nothing more will come.
+    Fail(key,
+         absl::InvalidArgumentError(absl::StrCat("QKD session ", key.id, ": ", s.peer,
+                                                 " sent its closing tag before post-processing finished here")),
+         true);
   }
 }
 
 void KeyDistribution::OnOffer(const std::string& source, const SessionKey& key,
-                              const v1::KeyDistributionOffer& offer) {
+                              const v1::KeyDistributionOffer& offer, uint64_t hash_key) {
   if (key.initiator != source) {
     ++stats_.stray_messages;
     return;
@@ -327,6 +479,9 @@ void KeyDistribution::OnOffer(const std::string& source, const SessionKey& key,
   s.deadline_at = s.started + o.timeout;
   s.pair_purpose = purpose;
   s.hop = hop;
+  s.auth_key = hash_key;
+  s.auth_words = 2;  // the offer's hash key and pad
+  s.auth_received = 1;  // the offer, verified
   s.deadline = StartDeadline(o.timeout, [this, key] { OnDeadline(key); });
   sessions_.emplace(key, std::move(s));
   ++stats_.sessions_accepted;
@@ -395,15 +550,7 @@ void KeyDistribution::StartPostProcessing(const SessionKey& key, const std::vect
   }
   s.post.emplace(*std::move(post));
   s.stage = Stage::kPostProcessing;
-  std::vector<qkd::QkdMessage> out = s.post->Start();
-  for (const qkd::QkdMessage& m : out) {
-    v1::KeyDistributionMessage msg;
-    QkdMessageToProto(key.id, m, msg.mutable_post_processing());
-    if (absl::Status sent = Send(s.peer, key, std::move(msg)); !sent.ok()) {
-      Fail(key, WithContext(sent, absl::StrCat("QKD session ", key.id, " with ", s.peer)), false);
-      return;
-    }
-  }
+  if (!SendPostMessages(key, s.post->Start())) return;
   std::vector<qkd::QkdMessage> early = std::move(s.early);
   s.early.clear();
   for (const qkd::QkdMessage& m : early) {
@@ -444,15 +591,23 @@ void KeyDistribution::OnPostProcessingMessage(const std::string& source, const S
 
 void KeyDistribution::Feed(const SessionKey& key, const qkd::QkdMessage& message) {
   Session& s = sessions_.at(key);
-  std::vector<qkd::QkdMessage> out = s.post->Receive(message);
-  for (const qkd::QkdMessage& m : out) {
+  (void)SendPostMessages(key, s.post->Receive(message));
+}
+
+bool KeyDistribution::SendPostMessages(const SessionKey& key, const std::vector<qkd::QkdMessage>& out) {
+  Session& s = sessions_.at(key);
+  // Finished (done or aborted) with this output: its last message is this
+  // end's last in the session and carries the closing tag.
+  const bool closing = s.post->finished();
+  for (size_t i = 0; i < out.size(); ++i) {
     v1::KeyDistributionMessage msg;
-    QkdMessageToProto(key.id, m, msg.mutable_post_processing());
-    if (absl::Status sent = Send(s.peer, key, std::move(msg)); !sent.ok()) {
+    QkdMessageToProto(key.id, out[i], msg.mutable_post_processing());
+    if (absl::Status sent = Send(s.peer, key, std::move(msg), closing && i + 1 == out.size()); !sent.ok()) {
       Fail(key, WithContext(sent, absl::StrCat("QKD session ", key.id, " with ", s.peer)), false);
-      return;
+      return false;
     }
   }
+  return true;
 }
 
 void KeyDistribution::CheckFinished(const SessionKey& key) {
@@ -462,7 +617,16 @@ void KeyDistribution::CheckFinished(const SessionKey& key) {
   EmitProgress(s, PostStage(*s.post));
   if (!s.post->finished()) return;
   if (s.post->state() == qkd::PostProcessing::State::kDone) {
-    Succeed(key);
+    // Done without a last message to carry the closing tag: it goes alone.
+    if (!s.closed) {
+      if (absl::Status sent = SendAuthenticated(s, std::string(), true); !sent.ok()) {
+        Fail(key, WithContext(sent, absl::StrCat("QKD session ", key.id, " with ", s.peer)), false);
+        return;
+      }
+    }
+    // The key is released only once everything the peer sent is covered by
+    // a verified tag: until its closing tag comes, wait (the deadline runs).
+    if (s.peer_closed) Succeed(key);
   } else {
     // The pipeline has told the peer (or the peer told us).
     Fail(key, s.post->status(), false);
@@ -509,6 +673,25 @@ void KeyDistribution::Release(Session& s) {
 void KeyDistribution::Succeed(const SessionKey& key) {
   auto it = sessions_.find(key);
   if (it == sessions_.end()) return;
+  // The pool gets back what the session's messages used, off the front of
+  // the key (both ends take the same bits: they counted the same messages).
+  const uint64_t auth_bits = it->second.auth_words * qkd::kAuthenticationWordBits;
+  const qkd::BitString& amplified = it->second.post->key();
+  const uint64_t refill = std::min<uint64_t>(auth_bits, amplified.size());
+  if (refill >= 2 * qkd::kAuthenticationWordBits) {
+    // A key id names one key of this pair: a name collision would be a bug, and only costs the refill.
+    (void)authentication_->With(it->second.peer).Refill(it->second.post->report().key_id, amplified.Slice(0, refill));
+  }
+  if (amplified.size() <= auth_bits) {
+    Fail(key,
+         absl::FailedPreconditionError(absl::StrCat(
+             "QKD session ", key.id, ": its ", amplified.size(), "-bit key does not pay for the ", auth_bits,
+             " bits of authentication key (the hash key and ", it->second.auth_words - 1,
+             " tags) it used; all of it went back to the authentication pool shared with ", it->second.peer,
+             ". Use more pairs per session")),
+         false);
+    return;
+  }
   Session s = std::move(it->second);
   sessions_.erase(it);
   Release(s);
@@ -516,7 +699,9 @@ void KeyDistribution::Succeed(const SessionKey& key) {
   r.protocol = s.options.protocol;
   r.peer = s.peer;
   r.report = s.post->report();
-  r.key = s.post->key();
+  r.key = s.post->key().Slice(refill, s.post->key().size() - refill);
+  r.auth_bits_consumed = auth_bits;
+  stats_.auth_bits_consumed += auth_bits;
   r.key_id = r.report.key_id;
   if (s.chsh.has_value()) {
     r.chsh_s = s.chsh->first;
@@ -530,7 +715,8 @@ void KeyDistribution::Succeed(const SessionKey& key) {
   }
   if (s.hop.has_value()) {
     ++stats_.hop_sessions;
-    relays_->OnHopKey(*s.hop, TrustedRelays::HopKey{std::move(r.key), std::move(r.key_id), std::move(r.report)});
+    relays_->OnHopKey(*s.hop, TrustedRelays::HopKey{std::move(r.key), std::move(r.key_id), std::move(r.report),
+                                                     r.auth_bits_consumed});
     return;
   }
   ++stats_.sessions_succeeded;
@@ -548,6 +734,7 @@ void KeyDistribution::Fail(const SessionKey& key, absl::Status status, bool tell
   Session s = std::move(it->second);
   sessions_.erase(it);
   Release(s);
+  stats_.auth_bits_consumed += s.auth_words * qkd::kAuthenticationWordBits;
   if (tell_peer) SendEnd(s.peer, key, status);
   if (s.hop.has_value()) {
     ++stats_.hop_sessions;
@@ -616,10 +803,54 @@ size_t KeyDistribution::active_relays() const { return relays_->size(); }
 // ---------------------------------------------------------------- plumbing
 
 absl::Status KeyDistribution::Send(const std::string& to, const SessionKey& key,
-                                   v1::KeyDistributionMessage message) {
+                                   v1::KeyDistributionMessage message, bool close) {
   message.mutable_session()->set_initiator(key.initiator);
   message.mutable_session()->set_id(key.id);
+  if (NeedsAuthentication(message.body_case())) {
+    auto it = sessions_.find(key);
+    if (it == sessions_.end() || it->second.peer != to) {
+      return absl::InternalError(absl::StrCat("a ", BodyName(message), " for QKD session ", key.id, " to ", to,
+                                              " with no such session here to authenticate it"));
+    }
+    return SendAuthenticated(it->second, message.SerializeAsString(), close);
+  }
   return network_.SendDatagram(to, options_.purpose_id, message.SerializeAsString());
+}
+
+absl::Status KeyDistribution::SendAuthenticated(Session& s, const std::string& bytes, bool close) {
+  if (s.closed) {
+    return absl::InternalError(absl::StrCat("QKD session ", s.key.id, " sends a message after its closing tag"));
+  }
+  // Tagged: the offer (it brings the hash key, so a forged offer starts
+  // nothing) and the closing message; the rest only go into the transcript.
+  const bool offer = !s.auth_key.has_value();
+  const bool tagged = offer || close;
+  std::optional<qkd::AuthenticationKeyPool::Taken> taken;
+  if (tagged) {
+    const size_t words = offer ? 2 : 1;  // the offer also takes the hash key
+    absl::StatusOr<qkd::AuthenticationKeyPool::Taken> t = authentication_->With(s.peer).TakeForSending(words);
+    if (!t.ok()) {
+      return WithContext(t.status(), absl::StrCat("QKD session ", s.key.id, " cannot authenticate its messages"));
+    }
+    taken = *std::move(t);
+    if (offer) s.auth_key = taken->words.front();
+    s.auth_words += words;
+  }
+  s.sent_transcript.Append(*s.auth_key, AuthenticatedBytes(Where(), s.peer, bytes));
+  v1::KeyDistributionMessage outer;
+  outer.mutable_session()->set_initiator(s.key.initiator);
+  outer.mutable_session()->set_id(s.key.id);
+  v1::KeyDistributionAuthenticated* a = outer.mutable_authenticated();
+  a->set_message(bytes);
+  if (tagged) {
+    a->set_tagged(true);
+    a->set_final(close);
+    a->set_pad_segment(taken->position.segment);
+    a->set_pad_index(taken->position.index);
+    a->set_tag(s.sent_transcript.Close(*s.auth_key, taken->words.back()));
+  }
+  if (close) s.closed = true;
+  return network_.SendDatagram(s.peer, options_.purpose_id, outer.SerializeAsString());
 }
 
 void KeyDistribution::SendEnd(const std::string& to, const SessionKey& key, const absl::Status& status) {

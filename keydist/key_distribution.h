@@ -23,6 +23,32 @@
 // (BB84 photons already in the fibre still arrive and are ignored).
 // Datagrams that do not parse are ignored and counted; a malformed message
 // inside a live session aborts that session.
+//
+// End-to-end authentication (delayed): every message of a two-party session
+// that the protocol acts on (offer, accept, E91 test outcomes, every
+// post-processing message) travels in an authenticated envelope and goes
+// into its sender's running Wegman-Carter transcript hash
+// (qkd/wegman_carter.h), keyed from the authentication pool the two ends
+// share (keydist/authentication.h); the receiver hashes what it receives.
+// Three messages carry a tag covering everything their sender sent since
+// its previous tag: the offer (with the session's hash key), and each end's
+// closing message - the one it sends as its post-processing finishes, or,
+// if it has nothing left to send (Bob once he has the privacy
+// amplification seed), its closing tag alone. A tag is verified before its
+// message is acted on; one that fails (or a message without an envelope)
+// ends the session at both ends with Unauthenticated "... message N from X
+// failed authentication ...". An end delivers its key only when its
+// post-processing is done AND the peer's closing tag has verified (Alice,
+// who sends the last message, waits one one-way delay for Bob's tag), so no
+// key rests on an unverified message. Cost: the hash key and three pads,
+// auth_bits_consumed = 256 per block at both ends. The session refills the
+// pool with that many bits off the front of its key,
+// and delivers the rest (QkdResult::key); a key too short to pay for its
+// authentication goes to the pool whole and the session fails
+// (FailedPrecondition). END and relay control messages are not
+// authenticated: forging one only denies service, which anyone on the path
+// can do by dropping messages; relay announcements travel along the relay
+// path, whose nodes are trusted with the key anyway.
 #pragma once
 
 #include <cstdint>
@@ -42,6 +68,8 @@
 #include "core/node_context.h"
 #include "core/rng.h"
 #include "core/time.h"
+#include "keydist/authentication.h"
+#include "qkd/wegman_carter.h"
 #include "link/link_service.h"
 #include "network/network_layer.h"
 #include "network/network_service.h"
@@ -111,6 +139,11 @@ struct QkdResult {
   Duration simulated_duration{0};  // from the start (or the offer) to the key, on the runtime's clock
   std::vector<std::string> path;   // initiator ... responder
   std::vector<std::string> relay_nodes;  // kRelay: the trusted nodes that learned the key
+  // Bits of the session's authentication key (its messages' pads and hash
+  // key): taken off the front of privacy amplification's output
+  // (report.final_key_bits) back into the pair's pool; `key` is the rest.
+  // kRelay: the origin's or destination's own hop.
+  uint64_t auth_bits_consumed = 0;
 };
 
 using SessionId = uint64_t;  // unique per initiating node
@@ -130,6 +163,12 @@ struct KeyDistributionOptions {
   uint32_t purpose_id = kKeyDistributionPurposeId;
   uint32_t first_pair_purpose_id = kFirstPairPurposeId;
   uint32_t pair_purpose_ids = kPairPurposeIds;
+  // The node's authentication key pools (keydist/authentication.h); the node
+  // stack keeps one across restarts of key distribution, so no pad is
+  // reused. Null: key distribution makes its own, bootstrapped from
+  // `authentication_secret`.
+  std::shared_ptr<AuthenticationPools> authentication;
+  uint64_t authentication_secret = 0;
 };
 
 struct KeyDistributionStats {
@@ -143,6 +182,8 @@ struct KeyDistributionStats {
   uint64_t malformed_messages = 0;  // datagrams that did not parse (ignored)
   uint64_t stray_messages = 0;      // for no session here, or from the wrong node (ignored)
   uint64_t stray_photon_batches = 0;  // photons for no BB84 session measuring here (e.g. after a cancel)
+  uint64_t unauthenticated_messages = 0;  // failed or lacked end-to-end authentication (sessions aborted)
+  uint64_t auth_bits_consumed = 0;        // pool bits this node's sessions used (either role, hops included)
 };
 
 class KeyDistribution {
@@ -180,6 +221,8 @@ class KeyDistribution {
   size_t active_sessions() const { return sessions_.size(); }
   // Relay sessions this node takes part in now (any position).
   size_t active_relays() const;
+  // The pools this node authenticates its sessions with.
+  AuthenticationPools& authentication() { return *authentication_; }
 
  private:
   friend class TrustedRelays;  // runs its hops as sessions here
@@ -242,6 +285,20 @@ class KeyDistribution {
     // BB84 responder: gates seen so far (pairs in all), the last detected pulse id.
     uint64_t gates = 0;
     std::optional<uint64_t> last_pulse;
+    // End-to-end authentication (delayed): the session's hash key (from the
+    // offer's first pool word), the pool words it used here, the
+    // authenticated messages it received (to name one that fails), the
+    // running transcripts of what it sent and received since the last tag
+    // either way, whether it sent its closing tag and whether the peer's
+    // closing tag verified (the key is delivered only after both).
+    std::optional<uint64_t> auth_key;
+    uint64_t auth_words = 0;
+    uint64_t auth_received = 0;
+    qkd::WegmanCarterTranscript sent_transcript;
+    qkd::WegmanCarterTranscript received_transcript;
+    uint64_t received_since_tag = 0;  // the number of the first message received_transcript holds
+    bool closed = false;
+    bool peer_closed = false;
   };
 
   KeyDistribution(NodeContext& context, network::NetworkLayer& network, KeyDistributionOptions options);
@@ -250,7 +307,12 @@ class KeyDistribution {
   absl::StatusOr<SessionId> StartHopOrSession(const std::string& peer, const QkdSessionOptions& options,
                                               ProgressHandler progress, DoneHandler done, std::optional<HopOf> hop);
   void OnDatagram(const std::string& source, const std::string& payload);
-  void OnOffer(const std::string& source, const SessionKey& key, const v1::KeyDistributionOffer& offer);
+  // `message` is a verified session message; `hash_key` is the key an offer brought.
+  void Dispatch(const std::string& source, const SessionKey& key, const v1::KeyDistributionMessage& message,
+                uint64_t hash_key);
+  void OnAuthenticated(const std::string& source, const SessionKey& key, const v1::KeyDistributionAuthenticated& a);
+  void OnOffer(const std::string& source, const SessionKey& key, const v1::KeyDistributionOffer& offer,
+               uint64_t hash_key);
   void OnAccept(const std::string& source, const SessionKey& key, const v1::KeyDistributionAccept& accept);
   void OnEnd(const std::string& source, const SessionKey& key, const v1::KeyDistributionEnd& end);
   void OnPostProcessingMessage(const std::string& source, const SessionKey& key, const v1::QkdMessage& m);
@@ -290,7 +352,18 @@ class KeyDistribution {
   absl::Status Bb84Possible(const std::string& peer) const;
 
   // Plumbing.
-  absl::Status Send(const std::string& to, const SessionKey& key, v1::KeyDistributionMessage message);
+  // Session messages (offer, accept, test outcomes, post-processing) go
+  // authenticated with the session's key (the session must exist); the
+  // others go as they are.
+  // `close`: the message carries this end's closing tag (see the header comment).
+  absl::Status Send(const std::string& to, const SessionKey& key, v1::KeyDistributionMessage message,
+                    bool close = false);
+  absl::Status SendAuthenticated(Session& s, const std::string& bytes, bool close);
+  // Sends post-processing's output; the last message carries this end's
+  // closing tag when post-processing has finished. False if the session failed.
+  bool SendPostMessages(const SessionKey& key, const std::vector<qkd::QkdMessage>& out);
+  // After the peer's closing tag verified: delivers the key if this end is done too.
+  void OnPeerClosed(const SessionKey& key);
   void SendEnd(const std::string& to, const SessionKey& key, const absl::Status& status);
   void Post(std::function<void()> fn);
   TimerId StartDeadline(Duration after, std::function<void()> fire);
@@ -306,6 +379,7 @@ class KeyDistribution {
   uint32_t next_pair_purpose_ = 0;  // offset into the pair purpose range
   absl::flat_hash_map<SessionKey, Session> sessions_;
   std::unique_ptr<TrustedRelays> relays_;
+  std::shared_ptr<AuthenticationPools> authentication_;
   ResponderHandler responder_handler_;
   KeyDistributionStats stats_;
   Lifetime lifetime_;  // last: ends before the rest goes

@@ -294,6 +294,7 @@ void TrustedRelays::Advance(const SessionKey& key) {
     result.protocol = QkdProtocol::kRelay;
     result.peer = r.path.back();
     result.report = r.right->report;
+    result.auth_bits_consumed = r.right->auth_bits_consumed;
     result.key = r.right->bits.Slice(0, bits);
     result.key_id = key_id;
     result.simulated_duration = context_.Now() - r.started;
@@ -350,6 +351,7 @@ void TrustedRelays::Advance(const SessionKey& key) {
     result.protocol = QkdProtocol::kRelay;
     result.peer = key.initiator;
     result.report = r.left->report;
+    result.auth_bits_consumed = r.left->auth_bits_consumed;
     result.key = std::move(k);
     result.key_id = key_id;
     result.simulated_duration = context_.Now() - r.started;

@@ -45,6 +45,7 @@ class TrustedRelays {
     qkd::BitString bits;
     std::string key_id;
     qkd::PostProcessingReport report;
+    uint64_t auth_bits_consumed = 0;  // this hop's, off its key into the pair's pool
   };
 
   explicit TrustedRelays(KeyDistribution& kd);

@@ -129,8 +129,9 @@ int RunQkd(const qnet::config::NetworkConfig& config, const std::string& path, u
     for (const auto& b : r.blocks) {
       blocks.push_back(absl::StrFormat(
           "{\"key_id\":%s,\"raw_pairs\":%d,\"sifted_bits\":%d,\"qber\":%.6f,\"qber_z\":%.6f,\"qber_x\":%.6f,"
-          "\"final_key_bits\":%d,\"simulated_seconds\":%.9g}",
+          "\"final_key_bits\":%d,\"auth_bits_consumed\":%d,\"simulated_seconds\":%.9g}",
           JsonString(b.key_id), b.raw_pairs, b.sifted_bits, b.qber, b.qber_z, b.qber_x, b.final_key_bits,
+          b.auth_bits_consumed,
           qnet::ToSeconds(b.simulated_duration)));
     }
     std::string extra;
@@ -140,11 +141,11 @@ int RunQkd(const qnet::config::NetworkConfig& config, const std::string& path, u
     std::printf("%s\n", absl::StrFormat(
         "{\"network\":%s,\"seed\":%llu,\"protocol\":%s,\"from\":%s,\"to\":%s,\"path\":[%s],\"relay_nodes\":[%s],"
         "\"raw_pairs\":%d,\"sifted_bits\":%d,\"qber_z\":%.6f,\"qber_x\":%.6f,\"final_key_bits\":%d,"
-        "\"discarded_blocks\":%d,\"error_correction_efficiency\":%.4f,\"simulated_seconds\":%.9g,"
+        "\"auth_bits_consumed\":%d,\"discarded_blocks\":%d,\"error_correction_efficiency\":%.4f,\"simulated_seconds\":%.9g,"
         "\"key_bits_per_second\":%.6g,\"keys_match\":%s,\"blocks\":[%s]%s,\"events\":%d,\"wall_seconds\":%.4f}",
         JsonString(config.name), static_cast<unsigned long long>(seed), JsonString(protocol_name), JsonString(from),
         JsonString(to), absl::StrJoin(hops, ","), absl::StrJoin(relays, ","), r.raw_pairs, r.sifted_bits, r.qber_z,
-        r.qber_x, r.key.size(), r.discarded_blocks, r.error_correction_efficiency, sim_s, rate,
+        r.qber_x, r.key.size(), r.auth_bits_consumed, r.discarded_blocks, r.error_correction_efficiency, sim_s, rate,
         result->keys_match ? "true" : "false", absl::StrJoin(blocks, ","), extra, result->events, wall).c_str());
     return result->keys_match ? 0 : 1;
   }
@@ -163,6 +164,8 @@ int RunQkd(const qnet::config::NetworkConfig& config, const std::string& path, u
   std::printf("  error correction     f = %.3f (Cascade leak / n h(Q))\n", r.error_correction_efficiency);
   std::printf("  final key            %zu bits in %s simulated  ->  %.4g key bits/s\n", r.key.size(),
               qnet::FormatDuration(r.simulated_duration).c_str(), rate);
+  std::printf("  authentication       %llu bits of the keys went back to the pre-shared pool (Wegman-Carter MACs)\n",
+              static_cast<unsigned long long>(r.auth_bits_consumed));
   std::printf("  both ends' keys      %s\n", result->keys_match ? "identical (fetched by key id at each end)"
                                                                 : absl::StrCat("NOT identical: ", result->keys_problem).c_str());
   for (const auto& b : r.blocks) std::printf("  key id               %s (%llu bits)\n", b.key_id.c_str(),

@@ -173,6 +173,11 @@ absl::StatusOr<std::optional<CascadeParityRequest>> CascadeBob::OnReply(const Ca
     waiting_.clear();
   }
   auto next = Advance();
+  if (inconsistent_) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "cascade: Alice's parities are inconsistent (more corrections than the %d key bits): a reply was altered",
+        key_.size()));
+  }
   if (!next.has_value()) done_ = true;
   return next;
 }
@@ -195,6 +200,13 @@ void CascadeBob::FlipKeyBit(uint32_t position) {
 
 std::optional<CascadeParityRequest> CascadeBob::Advance() {
   while (true) {
+    // Each true correction fixes one error, so more corrections than key
+    // bits means contradictory parities (a tampered reply): without this
+    // bound the cascade effect would flip bits back and forth forever.
+    if (stats_.corrected_bits > key_.size()) {
+      inconsistent_ = true;
+      return std::nullopt;
+    }
     // Bisect every running search as far as known parities allow.
     if (!searches_.empty()) {
       const Pass& pass = passes_[search_pass_];

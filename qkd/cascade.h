@@ -131,6 +131,9 @@ class CascadeBob {
   const CascadeStats& stats() const { return stats_; }
 
  private:
+  // Set when Alice's parities contradict each other (only a tampered or
+  // buggy reply does that): the cascade effect would flip bits forever.
+  bool inconsistent_ = false;
   struct Pass {
     uint32_t block_size = 0;
     uint32_t blocks = 0;

@@ -150,6 +150,13 @@ void SimNetwork::Deliver(uint32_t to, uint32_t from, const v1::PeerMessage& mess
   }
   ++stats.delivered;
   const std::string& from_name = nodes_[from]->name_;
+  if (tamper_) {
+    v1::PeerMessage changed = message;
+    tamper_(from_name, target.name_, changed);
+    if (observer_) observer_(simulator_.Now(), from_name, target.name_, changed);
+    target.sink_->OnPeerMessage(from_name, changed);
+    return;
+  }
   if (observer_) observer_(simulator_.Now(), from_name, target.name_, message);
   target.sink_->OnPeerMessage(from_name, message);
 }

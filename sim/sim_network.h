@@ -76,6 +76,11 @@ class SimNetwork {
   using DeliveryObserver =
       std::function<void(TimePoint at, const std::string& from, const std::string& to, const v1::PeerMessage&)>;
   void SetDeliveryObserver(DeliveryObserver observer) { observer_ = std::move(observer); }
+  // Fault injection (tests): may change any message on its way from `from`
+  // to `to` before the receiver sees it, as a dishonest sender or forwarder
+  // would (the observer sees the changed message).
+  using DeliveryTamper = std::function<void(const std::string& from, const std::string& to, v1::PeerMessage&)>;
+  void SetDeliveryTamper(DeliveryTamper tamper) { tamper_ = std::move(tamper); }
 
   // SendToNeighbour calls naming a node that is not a neighbour.
   uint64_t misaddressed_messages() const { return misaddressed_messages_; }
@@ -98,6 +103,7 @@ class SimNetwork {
   absl::flat_hash_map<std::string, uint32_t> node_index_;
   absl::flat_hash_map<std::string, SimChannel*> channel_by_name_;
   DeliveryObserver observer_;
+  DeliveryTamper tamper_;
   uint64_t misaddressed_messages_ = 0;
 };
 

@@ -4,7 +4,9 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "core/rng.h"
 #include "core/status.h"
+#include "keydist/authentication.h"
 
 namespace qnet::stack {
 
@@ -39,6 +41,15 @@ absl::StatusOr<std::unique_ptr<NodeStack>> NodeStack::Build(NodeContext& context
   }
 
   if (options.network.adverts.topology == nullptr) options.network.adverts.topology = KnownTopologyOf(config);
+  // The bootstrap of every pair's authentication pool (keydist/authentication.h):
+  // the network file stands in for a secret installed out of band, which a
+  // real deployment would use instead. One pool set per stack, kept across
+  // restarts of key distribution so that no pad is used twice.
+  if (options.key_distribution.authentication == nullptr) {
+    const uint64_t secret =
+        Rng(config.seed.value_or(0)).Fork(absl::StrCat("authentication-bootstrap|", config.name)).NextU64();
+    options.key_distribution.authentication = std::make_shared<keydist::AuthenticationPools>(self, secret);
+  }
   std::unique_ptr<NodeStack> stack(new NodeStack(context, options.key_distribution));
   stack->device_ = std::make_unique<physical::SimulatedDevice>(context, backend, node->hardware, node->index);
   QNET_ASSIGN_OR_RETURN(stack->physical_, physical::PhysicalLayer::Create(context, *stack->device_, backend,

@@ -117,7 +117,7 @@ QkdResult RunAndCheckKey(KeyNetwork& kn, uint32_t pulses, double photon_error) {
   // The final length is the bound recomputed from the report.
   const double bound = qnet::testing::ReferenceKeyBound(r);
   EXPECT_NEAR(r.key_length.bound, bound, 1e-6 * std::abs(bound));
-  EXPECT_EQ(static_cast<double>(alice.key.size()), std::floor(bound));
+  EXPECT_EQ(static_cast<double>(alice.key.size() + alice.auth_bits_consumed), std::floor(bound));  // the rest refilled the authentication pool
   EXPECT_EQ(bob.report.key_length.bits, r.key_length.bits);
 
   // The run takes at least the emission of every pulse (simulated time).
@@ -128,7 +128,7 @@ QkdResult RunAndCheckKey(KeyNetwork& kn, uint32_t pulses, double photon_error) {
   EXPECT_THAT(stages, ::testing::ElementsAre("offered", "measuring", "measured", "sifted", "estimated", "reconciled",
                                              "done"));
   EXPECT_EQ(run.progress.back().raw_pairs, pulses);
-  EXPECT_EQ(run.progress.back().final_key_bits, alice.key.size());
+  EXPECT_EQ(run.progress.back().final_key_bits, alice.key.size() + alice.auth_bits_consumed);
 
   // The physical layers saw the same pulses.
   auto sent = kn.net().node("n0").physical().PhotonStats("n1");
@@ -264,7 +264,9 @@ TEST(Bb84SimTest, WithoutAPhysicalLayerBb84IsRefusedAtEitherEnd) {
   EXPECT_THAT(id.status().message(), HasSubstr("physical layer"));
   // BBM92 still runs there (the network layer is all it needs).
   SessionRecord bbm92;
-  kn.Run("n0", "n1", qnet::testing::TestOptions(4000), bbm92);
+  QkdSessionOptions bbm92_options = qnet::testing::TestOptions(6000);  // enough for a key past its 256 authentication bits
+  bbm92_options.timeout = std::chrono::seconds(120);
+  kn.Run("n0", "n1", bbm92_options, bbm92);
   EXPECT_TRUE(bbm92.result->ok()) << bbm92.result->status();
 
   // The responder: it answers the offer with why not.

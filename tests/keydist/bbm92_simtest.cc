@@ -80,7 +80,7 @@ void CheckBbm92(int hops, double v, uint32_t pairs, uint64_t seed) {
   // The final length is the bound recomputed from the report, exactly.
   const double bound = qnet::testing::ReferenceKeyBound(r);
   EXPECT_NEAR(r.key_length.bound, bound, 1e-6 * std::abs(bound));
-  EXPECT_EQ(static_cast<double>(alice.key.size()), std::floor(bound));
+  EXPECT_EQ(static_cast<double>(alice.key.size() + alice.auth_bits_consumed), std::floor(bound));  // the rest refilled the authentication pool
   EXPECT_LE(static_cast<double>(alice.key.size()), bound);
   EXPECT_EQ(bob.report.key_length.bits, r.key_length.bits);
 
@@ -96,7 +96,7 @@ void CheckBbm92(int hops, double v, uint32_t pairs, uint64_t seed) {
   const double e_bit = n_x_key * e_x / n;
   const double f = r.error_correction_efficiency > 0 ? r.error_correction_efficiency : 1.0;
   const double r_inf = (n_z_key * (1 - qkd::BinaryEntropy(e_x)) + n_x_key) / n - f * qkd::BinaryEntropy(e_bit);
-  const double fraction = static_cast<double>(alice.key.size()) / n;
+  const double fraction = static_cast<double>(alice.key.size() + alice.auth_bits_consumed) / n;  // privacy amplification output, as the closed form
   EXPECT_LT(fraction, r_inf) << "finite-key fraction " << fraction << " vs asymptotic " << r_inf;
   EXPECT_GT(fraction, 0.0);
   // The gap is the finite-size terms: with the true rates in place of the
@@ -126,7 +126,7 @@ void CheckBbm92(int hops, double v, uint32_t pairs, uint64_t seed) {
   for (const QkdProgress& p : run.progress) stages.push_back(p.stage);
   EXPECT_THAT(stages, ::testing::ElementsAre("offered", "measuring", "measured", "sifted", "estimated", "reconciled",
                                              "done"));
-  EXPECT_EQ(run.progress.back().final_key_bits, alice.key.size());
+  EXPECT_EQ(run.progress.back().final_key_bits, alice.key.size() + alice.auth_bits_consumed);
   EXPECT_EQ(run.progress.back().raw_pairs, pairs);
 
   EXPECT_EQ(kn.kd("n0").stats().sessions_succeeded, 1u);
