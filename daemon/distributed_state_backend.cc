@@ -232,6 +232,10 @@ void DistributedStateBackend::OnMoveReply(QubitId qubit, const std::string& hold
   if (!fetches_.contains(qubit)) return;
   if (!reply.ok()) {
     QNET_LOG(log_, kWarn, "fetching qubit %s from %s failed: %s", Label(qubit), holder, reply.status().ToString());
+    if (reply.status().code() == absl::StatusCode::kPermissionDenied) {  // refused, not unreachable
+      Complete(qubit, reply.status());
+      return;
+    }
     Complete(qubit, absl::UnavailableError(absl::StrCat("the holder of qubit ", Label(qubit), ", node '", holder,
                                                         "', is unreachable: ", reply.status().message())));
     return;

@@ -10,13 +10,13 @@ namespace qnet::daemon {
 namespace {
 
 TEST_F(QkdMpTest, Bbm92KeyAcrossTheChainAndAnEavesdropperMakesItAbort) {
-  auto summary = cli::RunQkd(n0_, Request(v1::QkdRequest::BBM92, 4500), ClientDeadline());
+  auto summary = cli::RunQkd(n0_, Request(v1::QkdRequest::BBM92, 6500), ClientDeadline());
   ASSERT_TRUE(summary.ok()) << summary.status() << "\n" << net_->LogTail("n0");
   EXPECT_EQ(summary->protocol(), "BBM92");
   EXPECT_EQ(summary->path_size(), 3);
   ASSERT_EQ(summary->blocks_size(), 1);
   EXPECT_GT(summary->final_key_bits(), 0u);
-  EXPECT_EQ(summary->raw_pairs(), 4500u);
+  EXPECT_EQ(summary->raw_pairs(), 6500u);
   // The sample's error rates against the links' physics (5 sigma of the
   // binomial on the sampled bits: about a quarter of the raw pairs per basis).
   const double expected_x = (1 - kVisibility * kVisibility) / 2;

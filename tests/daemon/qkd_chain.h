@@ -28,7 +28,7 @@ namespace fs = std::filesystem;
 constexpr double kVisibility = 0.99;
 // Daemons run on the wall clock at time scale 10. The sessions' own deadline
 // (simulated seconds per block) is set far above the normal build's needs
-// (~20 s wall for 4500 end-to-end pairs) so that the sanitizer build, several
+// (~30 s wall for 6500 end-to-end pairs) so that the sanitizer build, several
 // times slower and sharing 2 cores with other tests (~150 s seen in CI),
 // finishes too.
 constexpr double kTimeScale = 10.0;

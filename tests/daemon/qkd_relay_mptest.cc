@@ -7,7 +7,7 @@ namespace qnet::daemon {
 namespace {
 
 TEST_F(QkdMpTest, TrustedNodeRelayGivesBothEndsTheSameKey) {
-  auto summary = cli::RunQkd(n0_, Request(v1::QkdRequest::RELAY, 5000), ClientDeadline());
+  auto summary = cli::RunQkd(n0_, Request(v1::QkdRequest::RELAY, 6500), ClientDeadline());
   ASSERT_TRUE(summary.ok()) << summary.status() << "\n" << net_->LogTail("n0") << net_->LogTail("n1");
   EXPECT_EQ(summary->protocol(), "relay");
   ASSERT_EQ(summary->relay_nodes_size(), 1);

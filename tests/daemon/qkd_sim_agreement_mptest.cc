@@ -33,7 +33,7 @@ namespace fs = std::filesystem;
 // nodes: each pair carries a Z error with probability (1-V)/2, so the X
 // basis shows errors at (1-V)/2 and the Z basis none.
 constexpr double kVisibility = 0.98;
-constexpr int kPairs = 6000;
+constexpr int kPairs = 9000;
 constexpr double kSample = 0.5;
 constexpr double kTimeScale = 10.0;
 constexpr double kBlockTimeoutS = 2500.0;  // simulated; sized for the sanitizer build (qkd_chain.h)
@@ -122,8 +122,8 @@ TEST_F(QkdSimAgreementMpTest, DaemonsAndSimulatorGiveTheSameKeyStatistics) {
     const double expected_x = (1 - kVisibility) / 2;
     const double sampled_x = f->sifted_bits * kSample / 2;
     EXPECT_NEAR(f->qber_x, expected_x, 5 * std::sqrt(expected_x * (1 - expected_x) / sampled_x));
-    // ~7.5 X errors expected in the sample: none at all has probability
-    // (1 - 0.01)^750 ~ 5e-4, and is what a model that ignored the
+    // ~11 X errors expected in the sample: none at all has probability
+    // (1 - 0.01)^1125 ~ 1e-5, and is what a model that ignored the
     // visibility would give every time.
     EXPECT_GT(f->qber_x, 0.0);
     EXPECT_EQ(f->qber_z, 0.0);
@@ -134,9 +134,10 @@ TEST_F(QkdSimAgreementMpTest, DaemonsAndSimulatorGiveTheSameKeyStatistics) {
   const double p = (sim.qber_x + daemons.qber_x) / 2;
   const double n_sim = sim.sifted_bits * kSample / 2, n_daemons = daemons.sifted_bits * kSample / 2;
   EXPECT_NEAR(sim.qber_x, daemons.qber_x, 5 * std::sqrt(p * (1 - p) * (1 / n_sim + 1 / n_daemons)));
-  // Key length per raw pair: ~230 final bits of 6000 pairs, of which
-  // Cascade's leak on ~7.5 errors moves about +-20 (~10% per run, ~13% for
-  // the difference of two runs): half the key is ~4 sigma. A runtime that
+  // Key length per raw pair: several hundred final bits of 9000 pairs (after
+  // the 256 bits that refill the authentication pool), of which Cascade's
+  // leak on ~11 errors moves a few tens (~10% per run): half the key is
+  // several sigma. A runtime that
   // lost sifting or privacy amplification would be off by 2x or more.
   const double sim_fraction = static_cast<double>(sim.final_key_bits) / sim.raw_pairs;
   const double daemon_fraction = static_cast<double>(daemons.final_key_bits) / daemons.raw_pairs;
