@@ -71,8 +71,11 @@ TEST_F(QnetctlMpTest, UpEntangleStatusDown) {
   EXPECT_NE(entangle.out.find("100 pairs in"), std::string::npos) << entangle.out;
   EXPECT_NE(entangle.out.find("100 pairs matched"), std::string::npos) << entangle.out;
 
-  // Ideal pairs in CHSH settings: S near 2*sqrt(2), a clear violation.
-  CommandRun bell = Qnetctl(absl::StrCat("--node alice bell-test --with bob --pairs 400", sd));
+  // Ideal pairs in CHSH settings: S near 2*sqrt(2), a clear violation. With
+  // 1000 pairs S's standard error is ~0.1, so the 3-sigma criterion (S > ~2.3)
+  // is 5 sigma below the expected 2.83; 400 pairs (sigma 0.156) missed it in
+  // about one run in a hundred (S = 2.46 seen in CI).
+  CommandRun bell = Qnetctl(absl::StrCat("--node alice bell-test --with bob --pairs 1000", sd));
   EXPECT_EQ(bell.exit_code, 0) << bell.out;
   EXPECT_NE(bell.out.find("violates the classical bound"), std::string::npos) << bell.out;
   // An intercept-resend eavesdropper measuring every pair halves the X-Z
