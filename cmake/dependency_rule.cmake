@@ -22,6 +22,7 @@ qnet_allow(qnet_core        qnet_proto)
 qnet_allow(qnet_peers_file)
 # Certificates, identities and mutual-TLS credentials.
 qnet_allow(qnet_security)
+qnet_allow(qnet_kme         qnet_security)
 # The simulated hardware and the network file.
 qnet_allow(qnet_quantum     qnet_core)
 qnet_allow(qnet_physical    qnet_quantum)
@@ -38,7 +39,7 @@ qnet_allow(qnet_keydist     qnet_network qnet_qkd)
 qnet_allow(qnet_stack       qnet_transport qnet_keydist qnet_config)
 qnet_allow(qnet_sim         qnet_core)
 qnet_allow(qnet_netsim      qnet_stack qnet_keydist qnet_apps qnet_sim qnet_config)
-qnet_allow(qnet_daemon      qnet_stack qnet_keydist qnet_grpc qnet_peers_file qnet_security)
+qnet_allow(qnet_daemon      qnet_stack qnet_keydist qnet_grpc qnet_peers_file qnet_security qnet_kme)
 # Clients of the daemons: never the daemon library itself.
 qnet_allow(qnet_launcher    qnet_config qnet_peers_file qnet_security)
 qnet_allow(qnet_node_client qnet_apps qnet_grpc qnet_security)

@@ -1,0 +1,1 @@
+#include "kme/etsi014_server.h"

@@ -1,0 +1,1 @@
+#include "kme/key_vault.h"
