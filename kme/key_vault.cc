@@ -174,6 +174,22 @@ uint64_t QueryCount(Stmt& stmt) {
   return n > 0 ? static_cast<uint64_t>(n) : 0;
 }
 
+// Overwrites bytes [offset, offset + size) of a block's key with zeros: a
+// range handed out (owner) or copied into a reserved key (other end) is no
+// longer kept in the block. Blocks are a few kB, so read-modify-write.
+absl::Status ZeroRange(sqlite3* db, const std::string& block_id, int64_t offset, int64_t size) {
+  Stmt read(db, "SELECT key FROM blocks WHERE block_id = ?1");
+  VAULT_ASSIGN_OR_RETURN(bool got, read.Text(1, block_id).Step());
+  if (!got) return absl::NotFoundError(absl::StrCat("no block ", block_id));
+  std::string key = read.ColBlob(0);
+  if (offset < 0 || size < 0 || static_cast<uint64_t>(offset + size) > key.size()) {
+    return absl::InternalError(absl::StrCat("block ", block_id, ": range outside the block"));
+  }
+  std::fill(key.begin() + offset, key.begin() + offset + size, '\0');
+  Stmt write(db, "UPDATE blocks SET key = ?1 WHERE block_id = ?2");
+  return write.Blob(1, key).Text(2, block_id).Run();
+}
+
 // Before SQLite creates it: the file holds key material in the clear, so it
 // is never readable by others, not even between creation and a chmod.
 absl::Status CreatePrivateFile(const std::string& path) {
@@ -401,6 +417,7 @@ absl::StatusOr<std::vector<VaultKey>> KeyVault::CarveKeys(const std::string& pee
     }
     Stmt advance(db_, "UPDATE blocks SET carved = ?1 WHERE block_id = ?2");
     VAULT_RETURN_IF_ERROR(advance.Int(1, take.carved + bytes).Text(2, take.block_id).Run());
+    VAULT_RETURN_IF_ERROR(ZeroRange(db_, take.block_id, take.carved, bytes));
     for (uint64_t i = 0; i < take.keys; ++i) {
       keys.push_back({.key_id = RandomUuid(),
                       .master_sae = master_sae,
@@ -461,6 +478,7 @@ absl::Status KeyVault::PutReservations(const std::string& peer, const std::vecto
                 "SELECT ?1, block_id, ?2, ?3, ?4, ?5, ?6, substr(key, ?5 + 1, ?6) FROM blocks WHERE block_id = ?7");
     insert.Text(1, id).Text(2, r.master_sae).Text(3, r.slave_sae).Text(4, peer).Int(5, offset).Int(6, size);
     VAULT_RETURN_IF_ERROR(insert.Text(7, r.block_id).Run());
+    VAULT_RETURN_IF_ERROR(ZeroRange(db_, r.block_id, offset, size));
   }
   return txn.Commit();
 }

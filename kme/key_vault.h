@@ -17,6 +17,10 @@
 // key. The other end keeps the reserved key for the slave SAE until the
 // slave fetches it; it is then marked delivered (its bytes erased, the row
 // kept so the range and the id are never reused) and never served again.
+// A range handed out is zeroed in the block at both ends (carved at the
+// owner, copied into the reserved key at the other), so a delivered key's
+// bytes are gone from the store; secure_delete zeroes freed pages, though
+// old WAL frames may hold them until the WAL is checkpointed over.
 #pragma once
 
 #include <cstdint>
