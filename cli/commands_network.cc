@@ -17,6 +17,8 @@
 #include "cli/launcher.h"
 #include "cli/qnetctl_command.h"
 #include "cli/time_scale_probe.h"
+#include "config/network_config.h"
+#include "security/pki.h"
 #include "qnet/v1/node_service.grpc.pb.h"
 
 namespace qnet::qnetctl {
@@ -89,7 +91,7 @@ int Up(const Args& args, bool json) {
     bool first = true;
     for (const std::string& node : (*net)->nodes()) {
       std::cout << (first ? "" : ",") << "{\"node\":\"" << node << "\",\"address\":\""
-                << (*net)->Address(node).value_or("") << "\"}";
+                << (*net)->Address(node).value_or("") << "\",\"kme_url\":\"" << (*net)->KmeUrl(node) << "\"}";
       first = false;
     }
     std::cout << "]}\n";
@@ -97,7 +99,33 @@ int Up(const Args& args, bool json) {
     std::cout << "network " << (*net)->network_name() << " up (state dir " << (*net)->state_dir() << ", "
               << scale_note << ")\n";
     for (const std::string& node : (*net)->nodes()) {
-      std::cout << absl::StrFormat("  %-12s %s\n", node, (*net)->Address(node).value_or("?"));
+      std::cout << absl::StrFormat("  %-12s %s", node, (*net)->Address(node).value_or("?"));
+      if (std::string kme = (*net)->KmeUrl(node); !kme.empty()) std::cout << "   KME " << kme;
+      std::cout << "\n";
+    }
+    absl::StatusOr<config::NetworkConfig> network = config::LoadNetworkFile(o.network_file);
+    if (network.ok() && !network->key_management.saes.empty() && !o.insecure) {
+      const fs::path pki = (*net)->pki_dir();
+      std::cout << "SAEs (ETSI GS QKD 014 clients; certificates in " << pki.string() << "):\n";
+      for (const config::SaeConfig& sae : network->key_management.saes) {
+        const security::Identity app{.network = network->name, .role = security::Role::kApp, .node = sae.node,
+                                     .name = sae.name};
+        std::cout << absl::StrFormat("  %-12s at %-10s --cert %s.crt --key %s.key\n", sae.name, sae.node,
+                                     security::CertificateStem(app), security::CertificateStem(app));
+      }
+      const config::SaeConfig& master = network->key_management.saes.front();
+      for (const config::SaeConfig& slave : network->key_management.saes) {
+        if (slave.node == master.node || network->key_management.FindPool(master.node, slave.node) == nullptr) continue;
+        const security::Identity app{.network = network->name, .role = security::Role::kApp, .node = master.node,
+                                     .name = master.name};
+        const std::string stem = (pki / security::CertificateStem(app)).string();
+        std::cout << "e.g. " << master.name << " asks " << master.node << "'s KME for two 256-bit keys shared with "
+                  << slave.name << ":\n"
+                  << "  curl --cert " << stem << ".crt --key " << stem << ".key --cacert " << (pki / "ca.crt").string()
+                  << " \\\n    '" << (*net)->KmeUrl(master.node) << "/api/v1/keys/" << slave.name
+                  << "/enc_keys?number=2&size=256'\n";
+        break;
+      }
     }
   }
   return 0;

@@ -1,6 +1,9 @@
 #include "cli/launcher.h"
 
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <signal.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
@@ -140,6 +143,29 @@ absl::StatusOr<bool> CheckServing(const std::string& address, absl::Duration tim
   return CheckServingAll({address}, timeout).front();
 }
 
+absl::StatusOr<int> FreeLoopbackPort() {
+  const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return absl::InternalError(absl::StrCat("socket: ", std::strerror(errno)));
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t length = sizeof(addr);
+  int port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &length) == 0) {
+    port = ntohs(addr.sin_port);
+  }
+  close(fd);
+  if (port == 0) return absl::UnavailableError("no free port on 127.0.0.1 for a KME");
+  return port;
+}
+
+std::string LocalNetwork::KmeUrl(const std::string& node) const {
+  auto it = daemons_.find(node);
+  if (it == daemons_.end() || !it->second.kme || it->second.kme_port == 0) return "";
+  return absl::StrCat("https://127.0.0.1:", it->second.kme_port);
+}
+
 std::string LocalNetwork::Path(const std::string& node, const std::string& suffix) const {
   return (fs::path(state_dir_) / (node + suffix)).string();
 }
@@ -198,6 +224,22 @@ absl::StatusOr<std::unique_ptr<LocalNetwork>> LocalNetwork::Start(LaunchOptions 
         security::LoadTls(net->pki_dir(), security::DefaultOperator(network->name));
     if (!tls.ok()) return tls.status();
     net->operator_tls_ = std::make_shared<const security::TlsMaterial>(*std::move(tls));
+    // Every SAE of the network file gets its app certificate once (kept
+    // across restarts, like the node certificates).
+    for (const config::SaeConfig& sae : network->key_management.saes) {
+      const security::Identity app{.network = network->name, .role = security::Role::kApp, .node = sae.node,
+                                   .name = sae.name};
+      const fs::path cert = fs::path(net->pki_dir()) / (security::CertificateStem(app) + ".crt");
+      if (fs::exists(cert)) continue;
+      absl::StatusOr<fs::path> issued = security::IssueCertificate(net->pki_dir(), app);
+      if (!issued.ok()) return issued.status();
+    }
+    // Nodes with a key pool or an SAE run a key manager and its KME API.
+    for (const config::KeyPoolConfig& pool : network->key_management.pools) {
+      net->daemons_[pool.node_a].kme = true;
+      net->daemons_[pool.node_b].kme = true;
+    }
+    for (const config::SaeConfig& sae : network->key_management.saes) net->daemons_[sae.node].kme = true;
   }
   if (absl::Status s = config::WriteFileAtomically(
           (fs::path(net->state_dir_) / "network").string(),
@@ -274,6 +316,16 @@ absl::Status LocalNetwork::Spawn(Daemon& d, int port) {
     args.push_back("--insecure-local-only");
   } else {
     args.insert(args.end(), {"--pki", pki_dir()});
+  }
+  if (d.kme) {
+    // The KME keeps its port across restarts, so SAEs find it again.
+    if (d.kme_port == 0) {
+      absl::StatusOr<int> kme_port = FreeLoopbackPort();
+      if (!kme_port.ok()) return kme_port.status();
+      d.kme_port = *kme_port;
+    }
+    args.insert(args.end(), {"--key-store", Path(d.node, ".keys.sqlite"), "--kme-listen",
+                             absl::StrCat("127.0.0.1:", d.kme_port)});
   }
   args.insert(args.end(), options_.extra_args.begin(), options_.extra_args.end());
   std::vector<char*> argv;

@@ -86,6 +86,10 @@ class LocalNetwork {
   // so this process's clients reach the daemons over mutual TLS.
   std::shared_ptr<const security::TlsMaterial> operator_tls() const { return operator_tls_; }
   std::vector<std::string> nodes() const;
+  // The node's KME (ETSI GS QKD 014 API), "" if it runs none: nodes named
+  // by the network file's key_management get one (and a key store,
+  // <state_dir>/<node>.keys.sqlite) unless the network is insecure.
+  std::string KmeUrl(const std::string& node) const;
   // NotFound for an unknown node; FailedPrecondition if it is not running.
   absl::StatusOr<std::string> Address(const std::string& node) const;
   absl::StatusOr<pid_t> Pid(const std::string& node) const;
@@ -111,6 +115,8 @@ class LocalNetwork {
     pid_t pid = -1;
     std::string address;
     int port = 0;
+    bool kme = false;  // runs a key manager and its KME API
+    int kme_port = 0;  // kept across restarts
   };
   explicit LocalNetwork(LaunchOptions options) : options_(std::move(options)) {}
   absl::Status Spawn(Daemon& daemon, int port);
@@ -133,6 +139,9 @@ class LocalNetwork {
   bool detached_ = false;
   std::shared_ptr<const security::TlsMaterial> operator_tls_;
 };
+
+// A port on 127.0.0.1 that was free a moment ago (bound and released).
+absl::StatusOr<int> FreeLoopbackPort();
 
 // The last `lines` lines of a text file ("" if it cannot be read).
 std::string FileTail(const std::string& path, int lines = 30);

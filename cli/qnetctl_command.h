@@ -42,6 +42,7 @@ std::vector<Command> EntangleCommands();  // entangle, bell-test, measure
 std::vector<Command> TeleportCommands();  // teleport
 std::vector<Command> QkdCommands();       // eavesdrop, qkd, key
 std::vector<Command> PkiCommands();       // pki
+std::vector<Command> KeyCommands();       // keys
 
 std::string Flag(const Args& args, const std::string& name, const std::string& fallback = "");
 // Prints "qnetctl: message" on stderr; returns the exit code 1.

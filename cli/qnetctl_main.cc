@@ -49,7 +49,7 @@ Global options: --state-dir DIR, --node NODE, --output text|json, --help (see qn
 const std::vector<Command>& Commands() {
   static const std::vector<Command> commands = [] {
     std::vector<Command> all;
-    for (auto group : {NetworkCommands, EntangleCommands, TeleportCommands, QkdCommands, PkiCommands}) {
+    for (auto group : {NetworkCommands, EntangleCommands, TeleportCommands, QkdCommands, PkiCommands, KeyCommands}) {
       for (Command& c : group()) all.push_back(std::move(c));
     }
     return all;

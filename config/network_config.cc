@@ -33,7 +33,12 @@ using physical::NodeHardware;
 // Debian's Abseil has its own string_view type, distinct from std's.
 absl::string_view Av(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
-constexpr std::string_view kTopKeys[] = {"network", "seed", "nodes", "links"};
+constexpr std::string_view kTopKeys[] = {"network", "seed", "nodes", "links", "key_management"};
+constexpr std::string_view kKeyManagementKeys[] = {"saes", "pools"};
+constexpr std::string_view kSaeKeys[] = {"name", "node"};
+constexpr std::string_view kPoolKeys[] = {"between", "low_watermark_bits", "high_watermark_bits", "pairs_per_block",
+                                          "protocol", "sample_fraction"};
+constexpr std::string_view kPoolProtocols[] = {"bbm92", "e91", "bb84", "relay"};
 constexpr std::string_view kNodeKeys[] = {
     "name",          "hardware",          "qubits", "t1_s", "t2_s", "emission_efficiency", "single_qubit_gate_error",
     "two_qubit_gate_error", "readout_error_0", "readout_error_1", "single_qubit_gate_time_us",
@@ -57,6 +62,7 @@ constexpr Range kLength{0, kMaxLengthKm, "km"};
 constexpr Range kAttenuation{0, 100, "dB/km"};         // telecom fibre ~0.2, visible light ~5
 constexpr Range kDarkCountRate{0, 1e9, "Hz"};          // a detector clicking at 1 GHz is blind
 constexpr Range kDetectionWindow{0, 1e9, "ns"};        // 1 s
+constexpr Range kSampleFraction{0, 0.9, "of the sifted bits"};
 constexpr Range kDecayTime{1e-9, 1e9, "s"};            // 1 ns .. 30 years; .inf for none
 constexpr Range kOperationTime{0, 1e6, "us"};          // gates, readout, emission cycle: <= 1 s
 // Names shown when a link names an unknown node (the file may hold 10^5).
@@ -203,6 +209,9 @@ class FileReader {
 
   absl::Status ReadNode(const YAML::Node& item, const YAML::Mark& list_mark, size_t position, NetworkConfig& out);
   absl::Status ReadLink(const YAML::Node& item, const YAML::Mark& list_mark, size_t position, NetworkConfig& out);
+  absl::Status ReadKeyManagement(const Entry& section, NetworkConfig& out);
+  // A node name that must be in the file's node list.
+  absl::StatusOr<std::string> KnownNode(const YAML::Node& value, std::string_view what, const NetworkConfig& out) const;
 
   std::string source_;
   absl::flat_hash_map<std::string, int> node_line_;  // name -> line, for duplicate messages
@@ -570,7 +579,139 @@ absl::StatusOr<NetworkConfig> FileReader::Read(std::string_view text) {
       QNET_RETURN_IF_ERROR(ReadLink(links->value[i], links->value.Mark(), i, out));
     }
   }
+  if (const Entry* km = Find(top, "key_management"); km != nullptr && !km->value.IsNull()) {
+    QNET_RETURN_IF_ERROR(ReadKeyManagement(*km, out));
+  }
   return out;
+}
+
+absl::StatusOr<std::string> FileReader::KnownNode(const YAML::Node& value, std::string_view what,
+                                                  const NetworkConfig& out) const {
+  if (!value.IsScalar()) return Error(value, absl::StrCat(Av(what), ": a node name is required, got ", Kind(value)));
+  const std::string name = value.Scalar();
+  if (out.FindNode(name) == nullptr) {
+    std::vector<std::string> known;
+    for (size_t k = 0; k < out.nodes.size() && k < kNamesInMessages; ++k) known.push_back(out.nodes[k].name);
+    return Error(value, absl::StrCat(Av(what), ": unknown node '", name, "'; nodes in this file: ",
+                                     absl::StrJoin(known, ", "), out.nodes.size() > kNamesInMessages ? ", ..." : ""));
+  }
+  return name;
+}
+
+absl::Status FileReader::ReadKeyManagement(const Entry& section, NetworkConfig& out) {
+  const std::string what = "key_management";
+  QNET_ASSIGN_OR_RETURN(std::vector<Entry> entries, Entries(section.value, section.key_node.Mark(), what,
+                                                            kKeyManagementKeys));
+  QNET_RETURN_IF_ERROR(CheckKeys(entries, what, kKeyManagementKeys));
+  KeyManagementConfig& km = out.key_management;
+  absl::flat_hash_map<std::string, int> sae_line;
+  if (const Entry* saes = Find(entries, "saes"); saes != nullptr && !saes->value.IsNull()) {
+    if (!saes->value.IsSequence()) {
+      return Error(saes->value, absl::StrCat("key_management: saes must be a list of mappings with keys ",
+                                             JoinKeys(kSaeKeys), "; got ", Kind(saes->value)));
+    }
+    if (saes->value.size() > kMaxNodes) {
+      return Error(saes->value, absl::StrCat("key_management: at most ", kMaxNodes, " saes are allowed"));
+    }
+    for (size_t i = 0; i < saes->value.size(); ++i) {
+      const YAML::Node& item = saes->value[i];
+      const std::string item_what = absl::StrCat("key_management: sae ", i + 1);
+      QNET_ASSIGN_OR_RETURN(std::vector<Entry> fields, Entries(item, saes->value.Mark(), item_what, kSaeKeys));
+      QNET_RETURN_IF_ERROR(CheckKeys(fields, item_what, kSaeKeys));
+      SaeConfig sae;
+      QNET_ASSIGN_OR_RETURN(const Entry* name, Require(fields, item, item_what, "name", " (its SAE_ID)"));
+      QNET_ASSIGN_OR_RETURN(sae.name, Name(*name, item_what));
+      QNET_ASSIGN_OR_RETURN(const Entry* node, Require(fields, item, item_what, "node", " (the node it is bound to)"));
+      QNET_ASSIGN_OR_RETURN(sae.node, KnownNode(node->value, absl::StrCat("sae ", sae.name), out));
+      if (auto [it, inserted] = sae_line.emplace(sae.name, name->value.Mark().line + 1); !inserted) {
+        return Error(name->value, absl::StrCat("key_management: duplicate sae '", sae.name,
+                                               "' (first defined on line ", it->second, ")"));
+      }
+      km.saes.push_back(std::move(sae));
+    }
+  }
+  absl::flat_hash_map<std::string, int> pool_line;
+  if (const Entry* pools = Find(entries, "pools"); pools != nullptr && !pools->value.IsNull()) {
+    if (!pools->value.IsSequence()) {
+      return Error(pools->value, absl::StrCat("key_management: pools must be a list of mappings with keys ",
+                                              JoinKeys(kPoolKeys), "; got ", Kind(pools->value)));
+    }
+    if (pools->value.size() > kMaxLinks) {
+      return Error(pools->value, absl::StrCat("key_management: at most ", kMaxLinks, " pools are allowed"));
+    }
+    for (size_t i = 0; i < pools->value.size(); ++i) {
+      const YAML::Node& item = pools->value[i];
+      std::string item_what = absl::StrCat("key_management: pool ", i + 1);
+      QNET_ASSIGN_OR_RETURN(std::vector<Entry> fields, Entries(item, pools->value.Mark(), item_what, kPoolKeys));
+      QNET_RETURN_IF_ERROR(CheckKeys(fields, item_what, kPoolKeys));
+      QNET_ASSIGN_OR_RETURN(const Entry* between,
+                            Require(fields, item, item_what, "between", " (the two nodes, e.g. [alice, bob])"));
+      if (!between->value.IsSequence() || between->value.size() != 2) {
+        return Error(between->value, absl::StrCat(item_what, ": between must list two nodes, e.g. [alice, bob]"));
+      }
+      KeyPoolConfig pool;
+      QNET_ASSIGN_OR_RETURN(pool.node_a, KnownNode(between->value[0], item_what, out));
+      QNET_ASSIGN_OR_RETURN(pool.node_b, KnownNode(between->value[1], item_what, out));
+      if (pool.node_a == pool.node_b) {
+        return Error(between->value, absl::StrCat(item_what, ": a pool joins two different nodes, got '",
+                                                  pool.node_a, "' twice"));
+      }
+      item_what = absl::StrCat("key_management: pool ", pool.node_a, "-", pool.node_b);
+      const std::string pair = absl::StrCat(pool.node_a, "\n", pool.node_b);  // directed
+      if (auto [it, inserted] = pool_line.emplace(pair, between->value.Mark().line + 1); !inserted) {
+        return Error(between->value, absl::StrCat("key_management: duplicate pool between '", pool.node_a,
+                                                  "' and '", pool.node_b, "' (first defined on line ", it->second,
+                                                  ")"));
+      }
+      bool high_given = false;
+      for (const Entry& e : fields) {
+        if (e.key == "low_watermark_bits" || e.key == "high_watermark_bits") {
+          QNET_ASSIGN_OR_RETURN(int64_t v, Integer(e, item_what));
+          if (v < 8 || static_cast<uint64_t>(v) > kMaxWatermarkBits) {
+            return Error(e.value, absl::StrCat(item_what, ": ", e.key, " = ", e.value.Scalar(), " is outside [8, ",
+                                               kMaxWatermarkBits, "] bits"));
+          }
+          if (e.key == "low_watermark_bits") {
+            pool.low_watermark_bits = static_cast<uint64_t>(v);
+          } else {
+            pool.high_watermark_bits = static_cast<uint64_t>(v);
+            high_given = true;
+          }
+        } else if (e.key == "pairs_per_block") {
+          QNET_ASSIGN_OR_RETURN(int64_t v, Integer(e, item_what));
+          if (v < 1 || v > kMaxPoolPairsPerBlock) {
+            return Error(e.value, absl::StrCat(item_what, ": pairs_per_block = ", e.value.Scalar(),
+                                               " is outside [1, ", kMaxPoolPairsPerBlock, "]"));
+          }
+          pool.pairs_per_block = static_cast<uint32_t>(v);
+        } else if (e.key == "sample_fraction") {
+          QNET_ASSIGN_OR_RETURN(pool.sample_fraction, InRange(e, item_what, kSampleFraction));
+          if (pool.sample_fraction == 0) {
+            return Error(e.value, absl::StrCat(item_what, ": sample_fraction must be above 0 (the QBER is estimated "
+                                               "on that share of the sifted bits)"));
+          }
+        } else if (e.key == "protocol") {
+          QNET_ASSIGN_OR_RETURN(pool.protocol, String(e, item_what));
+          if (std::find(std::begin(kPoolProtocols), std::end(kPoolProtocols), pool.protocol) ==
+              std::end(kPoolProtocols)) {
+            return Error(e.value, absl::StrCat(item_what, ": unknown protocol '", pool.protocol,
+                                               "'; use one of ", JoinKeys(kPoolProtocols)));
+          }
+        }
+      }
+      if (!high_given) pool.high_watermark_bits = std::min(8 * pool.low_watermark_bits, kMaxWatermarkBits);
+      if (pool.high_watermark_bits <= pool.low_watermark_bits) {
+        return Error(item, absl::StrCat(item_what, ": high_watermark_bits (", pool.high_watermark_bits,
+                                        ") must be above low_watermark_bits (", pool.low_watermark_bits, ")"));
+      }
+      if (pool.protocol == "bb84" && out.FindLink(pool.node_a, pool.node_b) == nullptr) {
+        return Error(item, absl::StrCat(item_what, ": protocol bb84 runs over one link only, and '", pool.node_a,
+                                        "' and '", pool.node_b, "' are not neighbours"));
+      }
+      km.pools.push_back(std::move(pool));
+    }
+  }
+  return absl::OkStatus();
 }
 
 }  // namespace
@@ -580,6 +721,20 @@ std::string PairKey(std::string_view a, std::string_view b) {
   return a < b ? absl::StrCat(Av(a), "\n", Av(b)) : absl::StrCat(Av(b), "\n", Av(a));
 }
 }  // namespace
+
+const SaeConfig* KeyManagementConfig::FindSae(std::string_view sae_name) const {
+  for (const SaeConfig& sae : saes) {
+    if (sae.name == sae_name) return &sae;
+  }
+  return nullptr;
+}
+
+const KeyPoolConfig* KeyManagementConfig::FindPool(std::string_view from, std::string_view to) const {
+  for (const KeyPoolConfig& pool : pools) {
+    if (pool.node_a == from && pool.node_b == to) return &pool;
+  }
+  return nullptr;
+}
 
 const NodeConfig* NetworkConfig::FindNode(std::string_view node_name) const {
   auto it = node_index.find(Av(node_name));

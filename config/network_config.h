@@ -49,6 +49,49 @@ struct NodeConfig {
   physical::NodeHardware hardware;  // the preset's values with the file's overrides
 };
 
+// Key management (issue 15): the applications (ETSI GS QKD 014 SAEs) and
+// the pools of key the nodes' key managers keep for them.
+//
+//   key_management:
+//     saes:
+//       - name: sae-a            # the SAE_ID; unique in the network
+//         node: alice            # the node whose KME it talks to
+//     pools:
+//       - between: [alice, bob]  # alice fills it: keys for alice's SAEs (masters)
+//                                # and bob's (slaves); [bob, alice] is the other way
+//         low_watermark_bits: 4096     # refill below this (default 4096)
+//         high_watermark_bits: 32768   # up to this (default 8 x low)
+//         pairs_per_block: 20000       # pairs per QKD session (default 20000)
+//         protocol: bbm92              # bbm92 | e91 | bb84 | relay
+//         sample_fraction: 0.1         # of sifted bits spent on the QBER estimate
+struct SaeConfig {
+  std::string name;
+  std::string node;
+};
+inline constexpr uint64_t kDefaultLowWatermarkBits = 4096;
+inline constexpr uint64_t kMaxWatermarkBits = 1ull << 30;  // 128 MiB of key per pool
+inline constexpr uint32_t kDefaultPoolPairsPerBlock = 20000;
+inline constexpr uint32_t kMaxPoolPairsPerBlock = 1000000;
+struct KeyPoolConfig {
+  // As in `between`: node_a's KME runs the QKD sessions and serves its SAEs'
+  // enc_keys; node_b's serves its SAEs' dec_keys for those keys.
+  std::string node_a, node_b;
+  uint64_t low_watermark_bits = kDefaultLowWatermarkBits;
+  uint64_t high_watermark_bits = 8 * kDefaultLowWatermarkBits;
+  uint32_t pairs_per_block = kDefaultPoolPairsPerBlock;
+  std::string protocol = "bbm92";
+  double sample_fraction = 0.1;  // post-processing's parameter estimation, in (0, 0.9]
+};
+struct KeyManagementConfig {
+  std::vector<SaeConfig> saes;
+  std::vector<KeyPoolConfig> pools;
+
+  const SaeConfig* FindSae(std::string_view name) const;
+  // The pool node `from` fills for SAE pairs with masters at `from` and
+  // slaves at `to` (between: [from, to]); nullptr if none.
+  const KeyPoolConfig* FindPool(std::string_view from, std::string_view to) const;
+};
+
 struct NetworkConfig {
   std::string name;
   std::optional<uint64_t> seed;  // the file's default seed, if it gives one
@@ -57,6 +100,7 @@ struct NetworkConfig {
   // In file order. name is "a-b", node_a/node_b as in `between`; optics
   // default to node_a's preset, then the file's overrides.
   std::vector<physical::LinkPhysics> links;
+  KeyManagementConfig key_management;  // empty when the file has none
 
   // nullptr if absent. Constant time: the parser builds the indexes below.
   const NodeConfig* FindNode(std::string_view name) const;

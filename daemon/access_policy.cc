@@ -11,8 +11,8 @@ namespace {
 // What an `app` certificate may call on its own node: its entanglement,
 // teleportation and keys, and the node's status. Routing tables, the
 // eavesdropper and other nodes are the operator's.
-constexpr std::array<absl::string_view, 7> kAppMethods = {"GetStatus", "Entangle",  "GetOutcomes", "MeasureQubit",
-                                                          "Teleport",  "Qkd",       "GetKey"};
+constexpr std::array<absl::string_view, 8> kAppMethods = {"GetStatus", "Entangle",  "GetOutcomes", "MeasureQubit",
+                                                          "Teleport",  "Qkd",       "GetKey", "GetKeyPools"};
 
 }  // namespace
 
@@ -65,14 +65,18 @@ absl::StatusOr<std::string> AccessPolicy::AuthorizePeer(const grpc::ServerContex
 
 absl::Status AccessPolicy::AuthorizeHardware(const grpc::ServerContextBase& context, absl::string_view method,
                                              const std::string& claimed) const {
+  return AuthorizeNode(context, absl::StrCat("HardwarePlane.", method), claimed, "only nodes use the hardware plane");
+}
+
+absl::Status AccessPolicy::AuthorizeNode(const grpc::ServerContextBase& context, const std::string& what,
+                                         const std::string& claimed, absl::string_view why_nodes_only) const {
   if (!tls_) return absl::OkStatus();
-  const std::string what = absl::StrCat("HardwarePlane.", method);
   absl::StatusOr<security::Identity> caller = Caller(context, what);
   if (!caller.ok()) return caller.status();
   if (caller->role != security::Role::kNode) {
     return Refuse(context, absl::PermissionDeniedError(absl::StrCat("node '", topology_.self, "' refuses ", what,
-                                                                    " from ", security::Describe(*caller),
-                                                                    ": only nodes use the hardware plane")));
+                                                                    " from ", security::Describe(*caller), ": ",
+                                                                    why_nodes_only)));
   }
   if (caller->node != claimed) {
     return Refuse(context, absl::PermissionDeniedError(absl::StrCat("node '", topology_.self, "' refuses ", what,

@@ -7,6 +7,8 @@
 //                   (the Hello must then name the same node);
 //   HardwarePlane   a node of the network, acting as itself (the request's
 //                   requester/sender is the certificate's node);
+//   KeyManagement   a node of the network, acting as itself (the request's
+//                   owner), that shares a key pool with this node;
 //   Node            operator: every method; app: only its own node's
 //                   entanglement, teleportation, keys and status.
 // Without TLS (--insecure-local-only) nothing is checked: the daemon then
@@ -40,6 +42,10 @@ class AccessPolicy {
   // HardwarePlane.<method>: the caller must be node `claimed` of the network.
   absl::Status AuthorizeHardware(const grpc::ServerContextBase& context, absl::string_view method,
                                  const std::string& claimed) const;
+  // A node-to-node call (`what`: "Service.Method"): the caller must be node
+  // `claimed` of the network; `why_nodes_only` ends the refusal of others.
+  absl::Status AuthorizeNode(const grpc::ServerContextBase& context, const std::string& what,
+                             const std::string& claimed, absl::string_view why_nodes_only) const;
   // Node.<method> by role.
   absl::Status AuthorizeClient(const grpc::ServerContextBase& context, absl::string_view method) const;
 

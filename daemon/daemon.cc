@@ -217,6 +217,19 @@ class NodeService final : public v1::Node::CallbackService {
     return Unary(context, "GetKey", response, [request](Daemon& d) { return d.qkd().GetKey(*request); });
   }
 
+  grpc::ServerUnaryReactor* GetKeyPools(grpc::CallbackServerContext* context, const v1::GetKeyPoolsRequest*,
+                                        v1::GetKeyPoolsResponse* response) override {
+    // Answered off the loop: the key manager reads its own store.
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    if (absl::Status allowed = daemon_.policy().AuthorizeClient(*context, "GetKeyPools"); !allowed.ok()) {
+      reactor->Finish(ToGrpc(allowed));
+      return reactor;
+    }
+    *response = daemon_.KeyPools();
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+
   grpc::ServerUnaryReactor* Eavesdrop(grpc::CallbackServerContext* context, const v1::EavesdropRequest* request,
                                       v1::EavesdropResponse* response) override {
     return Unary(context, "Eavesdrop", response, [request](Daemon& d) { return d.Eavesdrop(*request); });
@@ -394,6 +407,21 @@ absl::Status Daemon::Init() {
   hardware_service_ = std::make_unique<HardwarePlaneService>(*backend_, loop_->poster(), *policy_);
   links_->SetAccessPolicy(policy_.get());
   node_service_ = std::make_unique<NodeService>(*this, loop_->poster());
+  if (!options_.kme_listen.empty() && options_.key_store.empty()) {
+    return absl::InvalidArgumentError("--kme-listen needs a key store (--key-store FILE)");
+  }
+  if (!options_.key_store.empty()) {
+    if (!options_.tls) {
+      return absl::FailedPreconditionError(
+          "the key manager (--key-store, --kme-listen) needs TLS: SAEs and peer KMEs are authenticated by the "
+          "network's certificates (--pki DIR, or --tls-cert/--tls-key/--tls-ca)");
+    }
+    absl::StatusOr<std::unique_ptr<KeyManager>> manager =
+        KeyManager::Start({.store = options_.key_store, .kme_listen = options_.kme_listen}, *options_.network,
+                          topology.self, *stack_, *loop_, *directory_, *options_.tls, *policy_, log_);
+    if (!manager.ok()) return manager.status();
+    key_manager_ = *std::move(manager);
+  }
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -407,6 +435,7 @@ absl::Status Daemon::Init() {
   builder.RegisterService(links_->service());
   builder.RegisterService(hardware_service_.get());
   builder.RegisterService(node_service_.get());
+  if (key_manager_) builder.RegisterService(key_manager_->service());
   server_ = builder.BuildAndStart();
   if (server_ == nullptr || port_ == 0) {
     server_.reset();
@@ -452,6 +481,7 @@ void Daemon::Shutdown() {
     server_->Wait();
     QNET_LOG(log_, kInfo, "stopped");
   }
+  key_manager_.reset();  // its service is no longer called; it may still post to the loop
   loop_->Stop();
   // Loop-owned objects go now: the services first (they refer to the stack).
   // Cancels still queued for them were dropped with the loop's work above.
@@ -460,6 +490,19 @@ void Daemon::Shutdown() {
   entanglement_.reset();
   sink_override_.reset();
   stack_.reset();
+}
+
+v1::GetKeyPoolsResponse Daemon::KeyPools() const {
+  if (key_manager_) return key_manager_->Pools();
+  v1::GetKeyPoolsResponse out;
+  out.set_disabled_reason(options_.tls ? "no key store (--key-store): this node keeps no key pools"
+                                       : "insecure-local-only: the key manager needs TLS");
+  for (const config::SaeConfig& sae : options_.network->key_management.saes) {
+    v1::SaeEntry* e = out.add_saes();
+    e->set_name(sae.name);
+    e->set_node(sae.node);
+  }
+  return out;
 }
 
 absl::StatusOr<v1::EavesdropResponse> Daemon::Eavesdrop(const v1::EavesdropRequest& request) {

@@ -20,6 +20,7 @@
 #include "daemon/entanglement_service.h"
 #include "daemon/event_loop.h"
 #include "daemon/hardware_plane.h"
+#include "daemon/key_manager.h"
 #include "daemon/log.h"
 #include "daemon/peer_directory.h"
 #include "daemon/peer_links.h"
@@ -52,6 +53,11 @@ struct DaemonOptions {
   // Transport tests only: peer messages and neighbour events go to this
   // sink instead of the node stack (which is still built, and hears nothing).
   std::function<std::unique_ptr<PeerMessageSink>()> peer_sink_override;
+  // The key manager (daemon/key_manager.h): its durable store, and where
+  // the ETSI GS QKD 014 API listens ("" for no API). Without a store the
+  // node keeps no key pools. Both need TLS.
+  std::filesystem::path key_store;
+  std::string kme_listen;
   PeerLinkTiming peer_timing;
   WallClock::duration move_deadline = std::chrono::seconds(10);
 };
@@ -86,6 +92,10 @@ class Daemon {
   EntanglementService& entanglement() { return *entanglement_; }
   TeleportService& teleport() { return *teleport_; }
   QkdService& qkd() { return *qkd_; }
+  // Null when the node keeps no key pools (no key store given).
+  KeyManager* key_manager() { return key_manager_.get(); }
+  // Node.GetKeyPools.
+  v1::GetKeyPoolsResponse KeyPools() const;
   NodeContext& context() { return *context_; }
   v1::GetStatusResponse Status();
   // GetStatusResponse.transport_security.
@@ -114,6 +124,7 @@ class Daemon {
   std::unique_ptr<TeleportService> teleport_;          // goes before stack_
   std::unique_ptr<QkdService> qkd_;                    // goes before stack_
   std::unique_ptr<AccessPolicy> policy_;
+  std::unique_ptr<KeyManager> key_manager_;
   std::unique_ptr<HardwarePlaneService> hardware_service_;
   std::unique_ptr<grpc::Service> node_service_;
   std::unique_ptr<grpc::Server> server_;

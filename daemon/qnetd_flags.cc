@@ -52,6 +52,15 @@ Usage: qnetd --network FILE --node NAME [options]
                       no TLS: plaintext, no authentication, listening on the loopback
                       interface only (any local process can then use the daemon).
                       Without a certificate the daemon refuses to start unless given this.
+  --key-store FILE    the key manager's durable store (SQLite, made 0600; key material
+                      in the clear: disk access is key access). With it the node keeps
+                      the key pools the network file's key_management section names
+                      (QKD sessions in the background, blocks committed at both ends).
+                      Needs TLS.
+  --kme-listen HOST:PORT
+                      serve the ETSI GS QKD 014 key delivery API (HTTPS, mutual TLS:
+                      SAEs present app certificates of the network's CA bound to this
+                      node) on this address; port 0 picks a free one. Needs --key-store.
   --log-level L       error, warn, info (default) or debug; logs go to stderr
   --ready-file PATH   once serving, write the bound HOST:PORT (one line) to PATH
   --help              print this help and exit
@@ -153,6 +162,13 @@ absl::StatusOr<QnetdFlags> ParseQnetdFlags(const std::vector<std::string>& args)
       flags.tls_key = value;
     } else if (name == "--tls-ca") {
       flags.tls_ca = value;
+    } else if (name == "--key-store") {
+      flags.key_store = value;
+    } else if (name == "--kme-listen") {
+      if (value.rfind(':') == std::string::npos) {
+        return absl::InvalidArgumentError(absl::StrCat("--kme-listen wants HOST:PORT, got '", value, "'"));
+      }
+      flags.kme_listen = value;
     } else if (name == "--ready-file") {
       flags.ready_file = value;
     } else {
@@ -172,6 +188,14 @@ absl::StatusOr<QnetdFlags> ParseQnetdFlags(const std::vector<std::string>& args)
     }
     if (tls && flags.insecure_local_only) {
       return absl::InvalidArgumentError("--insecure-local-only contradicts the TLS flags: give one or the other");
+    }
+    if (!flags.kme_listen.empty() && flags.key_store.empty()) {
+      return absl::InvalidArgumentError("--kme-listen needs --key-store FILE (where the keys are kept)");
+    }
+    if (!tls && !flags.key_store.empty()) {
+      return absl::InvalidArgumentError(
+          "--key-store and --kme-listen need TLS (--pki DIR or --tls-cert/--tls-key/--tls-ca): SAEs and peer KMEs "
+          "are authenticated by the network's certificates");
     }
     if (!tls && !flags.insecure_local_only) {
       return absl::InvalidArgumentError(

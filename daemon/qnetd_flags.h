@@ -29,6 +29,8 @@ struct QnetdFlags {
   std::string pki_dir;  // --pki
   std::string tls_cert, tls_key, tls_ca;
   bool insecure_local_only = false;
+  std::string key_store;   // --key-store: the key manager's SQLite file
+  std::string kme_listen;  // --kme-listen: the ETSI GS QKD 014 API's HOST:PORT
   bool help = false;
 };
 

@@ -61,6 +61,8 @@ int Run(int argc, char** argv) {
       std::chrono::duration<double>(flags->peer_timeout_s));
   options.epoch_unix_ns = flags->epoch_unix_ns;
   options.log_level = flags->log_level;
+  options.key_store = flags->key_store;
+  options.kme_listen = flags->kme_listen;
   if (!flags->insecure_local_only) {
     const qnet::security::Identity self{.network = options.topology.network, .role = qnet::security::Role::kNode,
                                         .node = options.topology.self, .name = options.topology.self};
@@ -80,6 +82,9 @@ int Run(int argc, char** argv) {
     return 1;
   }
   std::printf("qnetd %s listening on %s\n", (*daemon)->node().c_str(), (*daemon)->listen_address().c_str());
+  if (auto* kme = (*daemon)->key_manager(); kme != nullptr && !kme->url().empty()) {
+    std::printf("qnetd %s KME (ETSI GS QKD 014) at %s\n", (*daemon)->node().c_str(), kme->url().c_str());
+  }
   std::fflush(stdout);
   if (!flags->ready_file.empty()) {
     absl::Status written =

@@ -1,5 +1,6 @@
 #include "keydist/key_store.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -24,6 +25,14 @@ absl::StatusOr<StoredKey> MemoryKeyStore::Find(const std::string& key_id) const 
         absl::StrCat("no key '", key_id, "' here (keys are kept for the last ", capacity_, " sessions of this node)"));
   }
   return it->second;
+}
+
+absl::StatusOr<StoredKey> MemoryKeyStore::Take(const std::string& key_id) {
+  absl::StatusOr<StoredKey> key = Find(key_id);
+  if (!key.ok()) return key;
+  keys_.erase(key_id);
+  order_.erase(std::find(order_.begin(), order_.end(), key_id));
+  return key;
 }
 
 std::string KeyHex(const qkd::BitString& key) {

@@ -2,8 +2,8 @@
 // fetch them. KeyStore is the interface the node stack fills (every key this
 // node ends up sharing, as initiator or responder); MemoryKeyStore is the
 // bounded in-memory store the stack uses today (oldest key dropped first).
-// A crash-safe store (issue 15: the key manager) implements the same
-// interface.
+// The daemon's key manager (daemon/key_manager.h) takes its pools' blocks
+// out of it into a durable store (kme/key_vault.h).
 #pragma once
 
 #include <cstddef>
@@ -31,6 +31,9 @@ class KeyStore {
   virtual void Put(StoredKey key) = 0;
   // NotFound (saying what is kept) for an id not held.
   virtual absl::StatusOr<StoredKey> Find(const std::string& key_id) const = 0;
+  // Find, and the key is no longer kept here: the daemon's key manager moves
+  // its pools' blocks into its durable store, out of reach of GetKey.
+  virtual absl::StatusOr<StoredKey> Take(const std::string& key_id) = 0;
   virtual size_t size() const = 0;
 };
 
@@ -41,6 +44,7 @@ class MemoryKeyStore final : public KeyStore {
 
   void Put(StoredKey key) override;
   absl::StatusOr<StoredKey> Find(const std::string& key_id) const override;
+  absl::StatusOr<StoredKey> Take(const std::string& key_id) override;
   size_t size() const override { return keys_.size(); }
 
  private:

@@ -265,7 +265,10 @@ absl::StatusOr<fs::path> IssueCertificate(const fs::path& dir, const Identity& i
   std::string san = absl::StrCat("URI:", IdentityUri(identity));
   // A node's name as a DNS name: clients and neighbours connect with the
   // node's name as the TLS target, so the handshake proves they reached it.
-  if (identity.role == Role::kNode) san = absl::StrCat("DNS:", identity.node, ",", san);
+  // 127.0.0.1 too, for HTTPS clients of a local network's KME (curl
+  // https://127.0.0.1:PORT/...): on one host every daemon is one trust
+  // domain, and the port tells the nodes apart.
+  if (identity.role == Role::kNode) san = absl::StrCat("DNS:", identity.node, ",IP:127.0.0.1,", san);
   absl::StatusOr<Owned<X509>> cert =
       MakeCertificate(key->get(), Describe(identity), ca->get(), ca_key->get(),
                       {{NID_basic_constraints, "critical,CA:FALSE"},

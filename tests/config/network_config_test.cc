@@ -378,6 +378,101 @@ TEST(NetworkConfigErrorTest, EmptyAndMultiDocumentFiles) {
   ExpectError(std::string(kNodes) + "---\nnetwork: m\n", "8:1", {"one YAML document"});
 }
 
+constexpr char kKeyManagementBase[] = R"(network: kmnet
+nodes:
+  - {name: alice, hardware: ideal}
+  - {name: bob, hardware: ideal}
+  - {name: charlie, hardware: ideal}
+links:
+  - {between: [alice, bob], length_km: 1}
+  - {between: [bob, charlie], length_km: 1}
+)";
+
+absl::StatusOr<NetworkConfig> WithKeyManagement(const std::string& section) {
+  return ParseNetworkConfig(std::string(kKeyManagementBase) + section, "km.yaml");
+}
+
+TEST(KeyManagementConfigTest, SaesAndPoolsWithDefaults) {
+  auto config = WithKeyManagement(R"(key_management:
+  saes:
+    - {name: sae-a, node: alice}
+    - {name: sae-c, node: charlie}
+  pools:
+    - between: [alice, charlie]
+      low_watermark_bits: 1024
+      pairs_per_block: 6500
+      sample_fraction: 0.5
+    - {between: [alice, bob], protocol: bb84, high_watermark_bits: 9000}
+)");
+  ASSERT_TRUE(config.ok()) << config.status();
+  const KeyManagementConfig& km = config->key_management;
+  ASSERT_EQ(km.saes.size(), 2u);
+  EXPECT_EQ(km.FindSae("sae-c")->node, "charlie");
+  EXPECT_EQ(km.FindSae("nobody"), nullptr);
+  EXPECT_EQ(km.FindPool("charlie", "alice"), nullptr);  // pools are directed: alice fills this one
+  const KeyPoolConfig* ac = km.FindPool("alice", "charlie");
+  ASSERT_NE(ac, nullptr);
+  EXPECT_EQ(ac->low_watermark_bits, 1024u);
+  EXPECT_EQ(ac->high_watermark_bits, 8u * 1024);  // 8 x low unless given
+  EXPECT_EQ(ac->pairs_per_block, 6500u);
+  EXPECT_DOUBLE_EQ(ac->sample_fraction, 0.5);
+  EXPECT_EQ(ac->protocol, "bbm92");
+  const KeyPoolConfig* ab = km.FindPool("alice", "bob");
+  ASSERT_NE(ab, nullptr);
+  EXPECT_EQ(ab->protocol, "bb84");
+  EXPECT_EQ(ab->low_watermark_bits, kDefaultLowWatermarkBits);
+  EXPECT_EQ(ab->high_watermark_bits, 9000u);
+  EXPECT_EQ(km.FindPool("bob", "charlie"), nullptr);
+  // The other direction is a pool of its own.
+  auto both = WithKeyManagement("key_management:\n  pools:\n    - {between: [alice, bob]}\n    - {between: [bob, alice], low_watermark_bits: 64}\n");
+  ASSERT_TRUE(both.ok()) << both.status();
+  EXPECT_EQ(both->key_management.FindPool("bob", "alice")->low_watermark_bits, 64u);
+  EXPECT_EQ(both->key_management.FindPool("alice", "bob")->low_watermark_bits, kDefaultLowWatermarkBits);
+  // A file without the section has none.
+  auto plain = ParseNetworkConfig(kKeyManagementBase, "km.yaml");
+  ASSERT_TRUE(plain.ok());
+  EXPECT_TRUE(plain->key_management.saes.empty());
+  EXPECT_TRUE(plain->key_management.pools.empty());
+}
+
+TEST(KeyManagementConfigTest, MistakesAreNamedWithTheirLine) {
+  struct Case {
+    std::string section;
+    std::string expected;
+  };
+  const std::vector<Case> cases = {
+      {"key_management:\n  saes:\n    - {name: sae-a, node: dave}\n", "km.yaml:11:27: sae sae-a: unknown node 'dave'"},
+      {"key_management:\n  saes:\n    - {name: s, node: alice}\n    - {name: s, node: bob}\n",
+       "duplicate sae 's' (first defined on line 11)"},
+      {"key_management:\n  saes:\n    - {name: 'bad name', node: alice}\n", "is not a valid name"},
+      {"key_management:\n  pools:\n    - {between: [alice, alice]}\n", "a pool joins two different nodes"},
+      {"key_management:\n  pools:\n    - {between: [alice]}\n", "between must list two nodes"},
+      {"key_management:\n  pools:\n    - {between: [alice, bob]}\n    - {between: [alice, bob]}\n",
+       "duplicate pool between 'alice' and 'bob' (first defined on line 11)"},
+      {"key_management:\n  pools:\n    - {between: [alice, bob], low_watermark_bits: 5000, high_watermark_bits: 4000}\n",
+       "high_watermark_bits (4000) must be above low_watermark_bits (5000)"},
+      {"key_management:\n  pools:\n    - {between: [alice, bob], low_watermark_bits: 4}\n", "is outside [8, "},
+      {"key_management:\n  pools:\n    - {between: [alice, bob], pairs_per_block: 0}\n",
+       "pairs_per_block = 0 is outside [1, 1000000]"},
+      {"key_management:\n  pools:\n    - {between: [alice, bob], sample_fraction: 1.5}\n", "is outside [0, 0.9]"},
+      {"key_management:\n  pools:\n    - {between: [alice, bob], sample_fraction: 0}\n", "must be above 0"},
+      {"key_management:\n  pools:\n    - {between: [alice, bob], protocol: bb85}\n",
+       "unknown protocol 'bb85'; use one of bbm92, e91, bb84, relay"},
+      {"key_management:\n  pools:\n    - {between: [alice, charlie], protocol: bb84}\n",
+       "protocol bb84 runs over one link only"},
+      {"key_management:\n  pools:\n    - {between: [alice, bob], low_watermark: 10}\n",
+       "unknown key 'low_watermark'"},
+      {"key_management:\n  sae:\n    - {name: s, node: alice}\n", "unknown key 'sae' (did you mean 'saes'?)"},
+      {"key_management: [1, 2]\n", "key_management must be a mapping"},
+  };
+  for (const Case& c : cases) {
+    auto config = WithKeyManagement(c.section);
+    ASSERT_FALSE(config.ok()) << c.section;
+    EXPECT_EQ(config.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(std::string(config.status().message()), HasSubstr(c.expected)) << c.section;
+  }
+}
+
 TEST(NetworkConfigTest, LoadNetworkFileNamesThePath) {
   auto missing = LoadNetworkFile("/nonexistent/dir/net.yaml");
   ASSERT_FALSE(missing.ok());
