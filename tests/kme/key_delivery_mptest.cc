@@ -178,6 +178,29 @@ TEST_F(KeyDeliveryMpTest, SaesGetTheSameKeysAtBothEndsOfAChainOnceAndEveryErrorH
   HttpReply forged_reply = Curl(forged, alice + "/api/v1/keys/sae-c/enc_keys");
   EXPECT_EQ(forged_reply.code, 401) << forged_reply.body;
 
+  // qnetctl shows the same: the KME URLs, the SAEs' certificate files, the pools.
+  int exit_code = -1;
+  const std::string qnetctl = absl::StrCat(QNETCTL_PATH, " --state-dir ", state_dir_.string(), " ");
+  std::string out = qnet::testing::RunCommand(qnetctl + "keys url --node charlie 2>&1", &exit_code);
+  EXPECT_EQ(exit_code, 0) << out;
+  EXPECT_EQ(out, charlie + "\n");
+  out = qnet::testing::RunCommand(qnetctl + "keys sae --name sae-a --output json 2>&1", &exit_code);
+  ASSERT_EQ(exit_code, 0) << out;
+  nlohmann::json sae_json = nlohmann::json::parse(out);
+  ASSERT_EQ(sae_json.size(), 1u);
+  EXPECT_EQ(sae_json[0]["kme_url"], alice);
+  EXPECT_EQ(sae_json[0]["cert"], sae_a.cert);
+  out = qnet::testing::RunCommand(qnetctl + "keys status --node alice 2>&1", &exit_code);
+  EXPECT_EQ(exit_code, 0) << out;
+  EXPECT_NE(out.find("-> charlie"), std::string::npos) << out;
+  EXPECT_NE(out.find(alice), std::string::npos) << out;
+  out = qnet::testing::RunCommand(qnetctl + "keys pool --node charlie --peer alice --output json 2>&1", &exit_code);
+  ASSERT_EQ(exit_code, 0) << out;
+  EXPECT_EQ(nlohmann::json::parse(out)["state"], "filled by alice");
+  out = qnet::testing::RunCommand(qnetctl + "keys pool --node alice --peer bob 2>&1", &exit_code);
+  EXPECT_EQ(exit_code, 1) << out;
+  EXPECT_NE(out.find("keeps no key pool with 'bob'"), std::string::npos) << out;
+
   // The operator sees the pools and what is reserved.
   auto pools = KeyPools(*net_->Address("charlie"));
   ASSERT_TRUE(pools.ok()) << pools.status();
