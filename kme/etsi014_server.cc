@@ -479,6 +479,13 @@ absl::StatusOr<std::unique_ptr<Etsi014Server>> Etsi014Server::Start(Etsi014Serve
   server->set_read_timeout(kIoTimeoutSeconds, 0);
   server->set_write_timeout(kIoTimeoutSeconds, 0);
   server->set_keep_alive_timeout(kKeepAliveSeconds);
+  // httplib writes a response's headers and body separately: with Nagle on,
+  // the body waited for the client's delayed ACK (~40 ms per keep-alive
+  // request; bench/kme_bench.cc BM_KmeEncKeys).
+  server->set_tcp_nodelay(true);
+  // Debian's default is 5 requests per connection, each 5th paying a new
+  // TLS handshake.
+  server->set_keep_alive_max_count(1000);
   const size_t workers = static_cast<size_t>(options.worker_threads);
   server->new_task_queue = [workers] { return new httplib::ThreadPool(workers); };
 
