@@ -65,6 +65,10 @@ CREATE TABLE IF NOT EXISTS keys(
   delivered INTEGER NOT NULL DEFAULT 0 CHECK(delivered IN (0, 1)));
 CREATE INDEX IF NOT EXISTS keys_by_block ON keys(block_id, offset);
 CREATE INDEX IF NOT EXISTS keys_by_sae ON keys(slave_sae, master_sae, delivered);
+-- The owner's blocks with bytes left, oldest first: carving and the pool's
+-- level read these alone, not every block ever stored (spent blocks stay).
+CREATE INDEX IF NOT EXISTS blocks_servable ON blocks(peer, seq)
+  WHERE owned = 1 AND state = 1 AND carved < length(key);
 PRAGMA user_version = 1;
 )sql";
 
@@ -359,14 +363,16 @@ std::vector<VaultBlock> KeyVault::PendingOwnedBlocks() const {
 
 uint64_t KeyVault::AvailableBytes(const std::string& peer) const {
   std::lock_guard<std::mutex> lock(mu_);
-  Stmt sum(db_, "SELECT SUM(length(key) - carved) FROM blocks WHERE owned = 1 AND state = 1 AND peer = ?1");
+  Stmt sum(db_, "SELECT SUM(length(key) - carved) FROM blocks "
+                 "WHERE owned = 1 AND state = 1 AND carved < length(key) AND peer = ?1");
   return QueryCount(sum.Text(1, peer));
 }
 
 uint64_t KeyVault::AvailableKeys(const std::string& peer, uint64_t size) const {
   if (size == 0 || size > static_cast<uint64_t>(kMaxInt)) return 0;
   std::lock_guard<std::mutex> lock(mu_);
-  Stmt sum(db_, "SELECT SUM((length(key) - carved) / ?1) FROM blocks WHERE owned = 1 AND state = 1 AND peer = ?2");
+  Stmt sum(db_, "SELECT SUM((length(key) - carved) / ?1) FROM blocks "
+                 "WHERE owned = 1 AND state = 1 AND carved < length(key) AND peer = ?2");
   return QueryCount(sum.Int(1, static_cast<int64_t>(size)).Text(2, peer));
 }
 
@@ -392,7 +398,8 @@ absl::StatusOr<std::vector<VaultKey>> KeyVault::CarveKeys(const std::string& pee
   {
     Stmt walk(db_,
               "SELECT block_id, carved, (length(key) - carved) / ?1 FROM blocks "
-              "WHERE owned = 1 AND state = 1 AND peer = ?2 AND length(key) - carved >= ?1 ORDER BY seq");
+              "WHERE owned = 1 AND state = 1 AND carved < length(key) AND peer = ?2 AND length(key) - carved >= ?1 "
+              "ORDER BY seq");
     walk.Int(1, static_cast<int64_t>(size)).Text(2, peer);
     uint64_t found = 0;
     while (found < number) {
