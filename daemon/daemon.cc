@@ -355,11 +355,30 @@ absl::Status Daemon::Init() {
   if (options_.network == nullptr) {
     return absl::FailedPreconditionError("the daemon needs the network file (--network)");
   }
+  stack::NodeStackOptions stack_options;
+  // The key store holds the authentication pools too, so it opens before
+  // the stack is built (keydist/authentication.h, "Restarts").
+  if (!options_.kme_listen.empty() && options_.key_store.empty()) {
+    return absl::InvalidArgumentError("--kme-listen needs a key store (--key-store FILE)");
+  }
+  if (!options_.key_store.empty() && !options_.tls) {
+    return absl::FailedPreconditionError(
+        "the key manager (--key-store, --kme-listen) needs TLS: SAEs and peer KMEs are authenticated by the "
+        "network's certificates (--pki DIR, or --tls-cert/--tls-key/--tls-ca)");
+  }
+  std::shared_ptr<kme::KeyVault> vault;
+  if (!options_.key_store.empty()) {
+    absl::StatusOr<std::unique_ptr<kme::KeyVault>> opened = kme::KeyVault::Open(options_.key_store);
+    if (!opened.ok()) {
+      return absl::Status(opened.status().code(), absl::StrCat("the key store: ", opened.status().message()));
+    }
+    vault = *std::move(opened);
+    stack_options.authentication_store = std::make_shared<VaultAuthenticationPoolStore>(vault);
+  }
   // Messages between daemons take real time (gRPC, scheduling: a few ms of
   // wall time), which is S times as much simulated time: the link layer's
   // retransmission timeout and herald watchdog must not start below that,
   // or live generations are abandoned as lost.
-  stack::NodeStackOptions stack_options;
   stack_options.link.min_retransmit_timeout = std::max(
       stack_options.link.min_retransmit_timeout, FromSeconds(kWallMessageLatencyBudgetS * options_.time_scale));
   // Re-flooding adverts is only a safety net here (peer streams are reliable
@@ -407,17 +426,10 @@ absl::Status Daemon::Init() {
   hardware_service_ = std::make_unique<HardwarePlaneService>(*backend_, loop_->poster(), *policy_);
   links_->SetAccessPolicy(policy_.get());
   node_service_ = std::make_unique<NodeService>(*this, loop_->poster());
-  if (!options_.kme_listen.empty() && options_.key_store.empty()) {
-    return absl::InvalidArgumentError("--kme-listen needs a key store (--key-store FILE)");
-  }
   if (!options_.key_store.empty()) {
-    if (!options_.tls) {
-      return absl::FailedPreconditionError(
-          "the key manager (--key-store, --kme-listen) needs TLS: SAEs and peer KMEs are authenticated by the "
-          "network's certificates (--pki DIR, or --tls-cert/--tls-key/--tls-ca)");
-    }
     absl::StatusOr<std::unique_ptr<KeyManager>> manager =
-        KeyManager::Start({.store = options_.key_store, .kme_listen = options_.kme_listen}, *options_.network,
+        KeyManager::Start({.store = options_.key_store, .vault = vault, .kme_listen = options_.kme_listen},
+                          *options_.network,
                           topology.self, *stack_, *loop_, *directory_, *options_.tls, *policy_, log_);
     if (!manager.ok()) return manager.status();
     key_manager_ = *std::move(manager);
@@ -493,10 +505,14 @@ void Daemon::Shutdown() {
 }
 
 v1::GetKeyPoolsResponse Daemon::KeyPools() const {
-  if (key_manager_) return key_manager_->Pools();
   v1::GetKeyPoolsResponse out;
-  out.set_disabled_reason(options_.tls ? "no key store (--key-store): this node keeps no key pools"
-                                       : "insecure-local-only: the key manager needs TLS");
+  if (key_manager_) {
+    out = key_manager_->Pools();
+  } else {
+    out.set_disabled_reason(options_.tls ? "no key store (--key-store): this node keeps no key pools"
+                                         : "insecure-local-only: the key manager needs TLS");
+  }
+  // Every SAE of the network file, whether or not this node runs a KME.
   for (const config::SaeConfig& sae : options_.network->key_management.saes) {
     v1::SaeEntry* e = out.add_saes();
     e->set_name(sae.name);

@@ -93,14 +93,10 @@ absl::StatusOr<std::unique_ptr<KeyManager>> KeyManager::Start(KeyManagerOptions 
                                                               EventLoop& loop, PeerDirectory& directory,
                                                               const security::TlsMaterial& tls,
                                                               const AccessPolicy& policy, const Logger& log) {
-  if (options.store.empty()) return absl::InvalidArgumentError("the key manager needs a store file");
+  if (options.vault == nullptr) return absl::InvalidArgumentError("the key manager needs an open key store");
   std::unique_ptr<KeyManager> m(
       new KeyManager(std::move(options), network, self, stack, loop, directory, policy, log));
-  absl::StatusOr<std::unique_ptr<kme::KeyVault>> vault = kme::KeyVault::Open(m->options_.store);
-  if (!vault.ok()) {
-    return absl::Status(vault.status().code(), absl::StrCat("the key store: ", vault.status().message()));
-  }
-  m->vault_ = *std::move(vault);
+  m->vault_ = m->options_.vault;
   for (const config::KeyPoolConfig& pool : network.key_management.pools) {
     if (pool.node_a == self) m->pools_.emplace(pool.node_b, Pool{.config = &pool, .peer = pool.node_b});
   }
@@ -522,11 +518,6 @@ v1::GetKeyPoolsResponse KeyManager::Pools() const {
     p->set_high_watermark_bits(pool.high_watermark_bits);
     p->set_protocol(pool.protocol);
     p->set_state(absl::StrCat("filled by ", pool.node_a));
-  }
-  for (const config::SaeConfig& sae : network_.key_management.saes) {
-    v1::SaeEntry* e = out.add_saes();
-    e->set_name(sae.name);
-    e->set_node(sae.node);
   }
   const kme::KeyVault::Counts counts = vault_->counts();
   out.set_reserved_keys(counts.reserved_keys);

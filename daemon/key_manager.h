@@ -43,6 +43,7 @@
 #include "daemon/log.h"
 #include "daemon/peer_directory.h"
 #include "kme/etsi014_server.h"
+#include "keydist/authentication.h"
 #include "kme/key_vault.h"
 #include "security/pki.h"
 #include "stack/node_stack.h"
@@ -51,8 +52,26 @@
 
 namespace qnet::daemon {
 
+// The node's authentication pools (keydist/authentication.h) kept in the
+// KME vault, so a daemon that restarts alone goes on authenticating with
+// its peers. The daemon opens the vault before it builds the stack.
+class VaultAuthenticationPoolStore final : public keydist::AuthenticationPoolStore {
+ public:
+  explicit VaultAuthenticationPoolStore(std::shared_ptr<kme::KeyVault> vault) : vault_(std::move(vault)) {}
+  absl::StatusOr<std::optional<std::string>> Load(const std::string& peer) override {
+    return vault_->LoadAuthenticationPool(peer);
+  }
+  absl::Status Save(const std::string& peer, const std::string& record) override {
+    return vault_->SaveAuthenticationPool(peer, record);
+  }
+
+ private:
+  std::shared_ptr<kme::KeyVault> vault_;
+};
+
 struct KeyManagerOptions {
-  std::filesystem::path store;  // the vault's SQLite file (required)
+  std::filesystem::path store;  // the vault's SQLite file (named in messages)
+  std::shared_ptr<kme::KeyVault> vault;  // opened on `store` (required)
   std::string kme_listen;       // HOST:PORT of the ETSI GS QKD 014 API; "" for none
   double block_timeout_s = 3600;  // simulated seconds per QKD session
   std::chrono::milliseconds tick{100};  // how often pools are looked at (wall)
@@ -62,7 +81,7 @@ struct KeyManagerOptions {
 
 class KeyManager final : public kme::KeyDeliveryBackend {
  public:
-  // Opens the vault, starts the REST API (if asked) and the refill thread.
+  // Starts the REST API (if asked) and the refill thread.
   // FailedPrecondition without TLS material (SAEs and peers could not be
   // authenticated). Everything referenced must outlive the manager.
   static absl::StatusOr<std::unique_ptr<KeyManager>> Start(KeyManagerOptions options,
@@ -81,7 +100,7 @@ class KeyManager final : public kme::KeyDeliveryBackend {
   grpc::Service* service() { return service_.get(); }
   // "" when the REST API is off.
   std::string url() const { return server_ ? server_->url() : ""; }
-  // Node.GetKeyPools. Thread-safe.
+  // Node.GetKeyPools without the SAE list (the daemon adds it). Thread-safe.
   v1::GetKeyPoolsResponse Pools() const;
 
   // kme::KeyDeliveryBackend (HTTP worker threads).
@@ -148,7 +167,7 @@ class KeyManager final : public kme::KeyDeliveryBackend {
   PeerDirectory& directory_;
   const AccessPolicy& policy_;
   const Logger& log_;
-  std::unique_ptr<kme::KeyVault> vault_;
+  std::shared_ptr<kme::KeyVault> vault_;
   std::unique_ptr<grpc::Service> service_;
   std::unique_ptr<kme::Etsi014Server> server_;
   std::shared_ptr<Inbox> inbox_ = std::make_shared<Inbox>();

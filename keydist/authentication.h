@@ -11,22 +11,31 @@
 // secret from the network file (its name and seed) - which every node holds,
 // so in this simulator it stands in for a secret installed out of band; it
 // is not secret from anyone who reads the file. A real deployment installs
-// each pair's initial pool out of band (a courier, a trusted set-up) and
-// keeps the pool on disk across restarts. After that every session refills
-// its pair's pool from the key it makes (KeyDistribution takes exactly the
-// bits its messages used off the front of the key), so the pool never
-// shrinks while sessions succeed.
+// each pair's initial pool out of band (a courier, a trusted set-up). After
+// that every session refills its pair's pool from the key it makes
+// (KeyDistribution takes exactly the bits its messages used off the front
+// of the key), so the pool never shrinks while sessions succeed.
 //
-// The pools live in memory; a node that restarts (a new stack) derives the
-// bootstrap again and its peers refuse the pad words it reuses (the
-// pool never accepts a word twice), so authentication with it fails until
-// the pool is re-installed - by design: a pad is never silently reused.
+// Restarts. With an AuthenticationPoolStore (qnetd with a key store: the
+// KME vault) each pool is saved after every change - before a tagged
+// message leaves and before a received one is believed - and loaded, not
+// bootstrapped, when the node starts again, so a node that restarts alone
+// goes on where it stopped. Without a store the pools live in memory: a
+// restarted node derives the bootstrap again and its peers refuse the pad
+// words it reuses (a pool never accepts a word twice), so authentication
+// with it fails until both ends start afresh - a pad is never silently
+// reused.
 #pragma once
 
 #include <cstdint>
 #include <map>
+#include <memory>
+#include <optional>
 #include <string>
+#include <vector>
 
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "qkd/wegman_carter.h"
 
 namespace qnet::keydist {
@@ -35,13 +44,40 @@ namespace qnet::keydist {
 // messages (~100 words each) in flight before any refill.
 inline constexpr uint64_t kDefaultAuthenticationBootstrapBits = 1 << 16;
 
+// Durable storage of a node's pools, one opaque record per peer.
+class AuthenticationPoolStore {
+ public:
+  virtual ~AuthenticationPoolStore() = default;
+  // The record saved for `peer`, nullopt if none was.
+  virtual absl::StatusOr<std::optional<std::string>> Load(const std::string& peer) = 0;
+  // Replaces the record for `peer`; returns once it is durable.
+  virtual absl::Status Save(const std::string& peer, const std::string& record) = 0;
+};
+
+// A pool's record (the proto qnet.v1.AuthenticationPoolState) and back;
+// InvalidArgument for bytes that are not a pool's.
+std::string EncodeAuthenticationPool(const qkd::AuthenticationKeyPool& pool);
+absl::StatusOr<qkd::AuthenticationKeyPool> DecodeAuthenticationPool(const std::string& record);
+
 class AuthenticationPools {
  public:
+  // `store` may be null (pools in memory only).
   AuthenticationPools(std::string self, uint64_t network_secret,
-                      uint64_t bootstrap_bits = kDefaultAuthenticationBootstrapBits);
+                      uint64_t bootstrap_bits = kDefaultAuthenticationBootstrapBits,
+                      std::shared_ptr<AuthenticationPoolStore> store = nullptr);
 
-  // The pool shared with `peer`, bootstrapped on first use.
-  qkd::AuthenticationKeyPool& With(const std::string& peer);
+  // The pool operations (qkd::AuthenticationKeyPool) on the pool shared with
+  // `peer`: loaded from the store or bootstrapped on first use, saved after
+  // the change. A save that fails fails the call (the change stays made in
+  // memory: words taken are never handed out again either way).
+  absl::StatusOr<qkd::AuthenticationKeyPool::Taken> TakeForSending(const std::string& peer, size_t words);
+  absl::StatusOr<std::vector<uint64_t>> TakeForReceiving(const std::string& peer, const qkd::PoolPosition& position,
+                                                         size_t words);
+  absl::Status Refill(const std::string& peer, const std::string& segment, const qkd::BitString& bits);
+
+  // The pool shared with `peer` (loaded or bootstrapped on first use), for
+  // reading its figures.
+  absl::StatusOr<const qkd::AuthenticationKeyPool*> With(const std::string& peer);
 
   // The bootstrap bits of the pair {a, b} (either order gives the same).
   static qkd::BitString BootstrapBits(uint64_t network_secret, const std::string& a, const std::string& b,
@@ -50,9 +86,13 @@ class AuthenticationPools {
   const std::string& self() const { return self_; }
 
  private:
+  absl::StatusOr<qkd::AuthenticationKeyPool*> Pool(const std::string& peer);
+  absl::Status Save(const qkd::AuthenticationKeyPool& pool);
+
   std::string self_;
   uint64_t network_secret_;
   uint64_t bootstrap_bits_;
+  std::shared_ptr<AuthenticationPoolStore> store_;
   std::map<std::string, qkd::AuthenticationKeyPool> pools_;
 };
 

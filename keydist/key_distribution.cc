@@ -345,7 +345,7 @@ void KeyDistribution::OnAuthenticated(const std::string& source, const SessionKe
     // Taken (and never handed out again) whether or not the tag verifies: a
     // word a forger aimed at is never used for another message.
     absl::StatusOr<std::vector<uint64_t>> pads =
-        authentication_->With(source).TakeForReceiving({a.pad_segment(), a.pad_index()}, words);
+        authentication_->TakeForReceiving(source, {a.pad_segment(), a.pad_index()}, words);
     if (!pads.ok()) {
       failure = std::string(pads.status().message());
     } else {
@@ -679,8 +679,9 @@ void KeyDistribution::Succeed(const SessionKey& key) {
   const qkd::BitString& amplified = it->second.post->key();
   const uint64_t refill = std::min<uint64_t>(auth_bits, amplified.size());
   if (refill >= 2 * qkd::kAuthenticationWordBits) {
-    // A key id names one key of this pair: a name collision would be a bug, and only costs the refill.
-    (void)authentication_->With(it->second.peer).Refill(it->second.post->report().key_id, amplified.Slice(0, refill));
+    // A key id names one key of this pair: a name collision would be a bug, and only costs the refill. A
+    // save that fails loses the segment at the next restart only (words from it are then refused there).
+    (void)authentication_->Refill(it->second.peer, it->second.post->report().key_id, amplified.Slice(0, refill));
   }
   if (amplified.size() <= auth_bits) {
     Fail(key,
@@ -828,7 +829,7 @@ absl::Status KeyDistribution::SendAuthenticated(Session& s, const std::string& b
   std::optional<qkd::AuthenticationKeyPool::Taken> taken;
   if (tagged) {
     const size_t words = offer ? 2 : 1;  // the offer also takes the hash key
-    absl::StatusOr<qkd::AuthenticationKeyPool::Taken> t = authentication_->With(s.peer).TakeForSending(words);
+    absl::StatusOr<qkd::AuthenticationKeyPool::Taken> t = authentication_->TakeForSending(s.peer, words);
     if (!t.ok()) {
       return WithContext(t.status(), absl::StrCat("QKD session ", s.key.id, " cannot authenticate its messages"));
     }

@@ -23,9 +23,13 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "security/identity.h"
+#include "security/openssl_handles.h"
 
 namespace qnet::kme {
 namespace {
+
+using security::OpenSslError;
+using security::OpenSslPtr;
 
 using Json = nlohmann::json;
 
@@ -38,31 +42,15 @@ constexpr time_t kIoTimeoutSeconds = 5;
 constexpr time_t kKeepAliveSeconds = 2;
 constexpr absl::string_view kPathPrefix = "/api/v1/keys/";
 
-struct Free {
-  void operator()(BIO* p) const { BIO_free(p); }
-  void operator()(X509* p) const { X509_free(p); }
-  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
-};
-template <typename T>
-using Owned = std::unique_ptr<T, Free>;
-
-std::string OpenSslError(absl::string_view what) {
-  unsigned long code = ERR_get_error();
-  char text[256] = "unknown error";
-  if (code != 0) ERR_error_string_n(code, text, sizeof text);
-  ERR_clear_error();
-  return absl::StrCat(what, ": ", text);
-}
-
-Owned<BIO> MemoryBio(const std::string& text) {
-  return Owned<BIO>(BIO_new_mem_buf(text.data(), static_cast<int>(text.size())));
+OpenSslPtr<BIO> MemoryBio(const std::string& text) {
+  return OpenSslPtr<BIO>(BIO_new_mem_buf(text.data(), static_cast<int>(text.size())));
 }
 
 // Every certificate in a PEM text, in order.
-std::vector<Owned<X509>> ReadCertificates(const std::string& pem) {
-  std::vector<Owned<X509>> certs;
-  Owned<BIO> bio = MemoryBio(pem);
-  while (Owned<X509> cert{PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)}) certs.push_back(std::move(cert));
+std::vector<OpenSslPtr<X509>> ReadCertificates(const std::string& pem) {
+  std::vector<OpenSslPtr<X509>> certs;
+  OpenSslPtr<BIO> bio = MemoryBio(pem);
+  while (OpenSslPtr<X509> cert{PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)}) certs.push_back(std::move(cert));
   ERR_clear_error();  // the read past the last certificate
   return certs;
 }
@@ -76,7 +64,7 @@ absl::Status ConfigureTls(SSL_CTX* ctx, const security::TlsMaterial& tls) {
   SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
   SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
 
-  std::vector<Owned<X509>> chain = ReadCertificates(tls.cert_pem);
+  std::vector<OpenSslPtr<X509>> chain = ReadCertificates(tls.cert_pem);
   if (chain.empty()) return absl::InvalidArgumentError("the KME's certificate is not a PEM certificate");
   if (SSL_CTX_use_certificate(ctx, chain[0].get()) != 1) {
     return absl::InvalidArgumentError(OpenSslError("the KME's certificate is unusable"));
@@ -86,17 +74,17 @@ absl::Status ConfigureTls(SSL_CTX* ctx, const security::TlsMaterial& tls) {
       return absl::InvalidArgumentError(OpenSslError("the KME's certificate chain is unusable"));
     }
   }
-  Owned<BIO> key_bio = MemoryBio(tls.key_pem);
-  Owned<EVP_PKEY> key(PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr));
+  OpenSslPtr<BIO> key_bio = MemoryBio(tls.key_pem);
+  OpenSslPtr<EVP_PKEY> key(PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr));
   if (key == nullptr) return absl::InvalidArgumentError(OpenSslError("the KME's key is not a PEM private key"));
   if (SSL_CTX_use_PrivateKey(ctx, key.get()) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
     return absl::InvalidArgumentError(OpenSslError("the KME's key does not match its certificate"));
   }
 
-  std::vector<Owned<X509>> cas = ReadCertificates(tls.ca_pem);
+  std::vector<OpenSslPtr<X509>> cas = ReadCertificates(tls.ca_pem);
   if (cas.empty()) return absl::InvalidArgumentError("the network's CA is not a PEM certificate");
   X509_STORE* store = SSL_CTX_get_cert_store(ctx);
-  for (const Owned<X509>& ca : cas) {
+  for (const OpenSslPtr<X509>& ca : cas) {
     if (X509_STORE_add_cert(store, ca.get()) != 1 || SSL_CTX_add_client_CA(ctx, ca.get()) != 1) {
       return absl::InvalidArgumentError(OpenSslError("the network's CA is unusable"));
     }
@@ -208,7 +196,7 @@ absl::StatusOr<std::string> Authenticate(const Context& c, const httplib::Reques
     return refuse("client certificate '", CommonName(cert), "' is not signed by network ", c.network, "'s CA (",
                   X509_verify_cert_error_string(verified), ")");
   }
-  Owned<BIO> bio(BIO_new(BIO_s_mem()));
+  OpenSslPtr<BIO> bio(BIO_new(BIO_s_mem()));
   if (!PEM_write_bio_X509(bio.get(), cert)) return refuse(OpenSslError("client certificate unreadable"));
   char* data = nullptr;
   const long size = BIO_get_mem_data(bio.get(), &data);

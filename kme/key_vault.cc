@@ -35,7 +35,7 @@
 namespace qnet::kme {
 namespace {
 
-constexpr int kSchemaVersion = 1;
+constexpr int kSchemaVersion = 2;  // 2: auth_pools
 constexpr int kBusyTimeoutMs = 5000;
 constexpr int64_t kMaxInt = std::numeric_limits<int64_t>::max();
 
@@ -69,7 +69,12 @@ CREATE INDEX IF NOT EXISTS keys_by_sae ON keys(slave_sae, master_sae, delivered)
 -- level read these alone, not every block ever stored (spent blocks stay).
 CREATE INDEX IF NOT EXISTS blocks_servable ON blocks(peer, seq)
   WHERE owned = 1 AND state = 1 AND carved < length(key);
-PRAGMA user_version = 1;
+-- Each peer's Wegman-Carter authentication pool (keydist/authentication.h),
+-- an opaque record replaced after every change.
+CREATE TABLE IF NOT EXISTS auth_pools(
+  peer TEXT PRIMARY KEY,
+  record BLOB NOT NULL);
+PRAGMA user_version = 2;
 )sql";
 
 std::string DbPath(sqlite3* db) {
@@ -349,6 +354,21 @@ absl::StatusOr<BlockState> KeyVault::StateOf(const std::string& block_id) const 
   VAULT_ASSIGN_OR_RETURN(bool held, find.Text(1, block_id).Step());
   if (!held) return absl::NotFoundError(absl::StrCat("no block ", block_id, " in the key vault"));
   return find.ColInt(0) != 0 ? BlockState::kCommitted : BlockState::kPending;
+}
+
+absl::StatusOr<std::optional<std::string>> KeyVault::LoadAuthenticationPool(const std::string& peer) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt find(db_, "SELECT record FROM auth_pools WHERE peer = ?1");
+  VAULT_ASSIGN_OR_RETURN(bool held, find.Text(1, peer).Step());
+  if (!held) return std::nullopt;
+  return find.ColBlob(0);
+}
+
+absl::Status KeyVault::SaveAuthenticationPool(const std::string& peer, const std::string& record) {
+  std::lock_guard<std::mutex> lock(mu_);
+  Stmt save(db_, "INSERT INTO auth_pools(peer, record) VALUES(?1, ?2) "
+                 "ON CONFLICT(peer) DO UPDATE SET record = excluded.record");
+  return save.Text(1, peer).Blob(2, record).Run();
 }
 
 std::vector<VaultBlock> KeyVault::PendingOwnedBlocks() const {

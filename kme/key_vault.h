@@ -126,6 +126,12 @@ class KeyVault {
   // Keys reserved here for `slave_sae` from `master_sae` and not delivered.
   uint64_t ReservedKeys(const std::string& slave_sae, const std::string& master_sae) const;
 
+  // The Wegman-Carter authentication pool this node shares with `peer`, as
+  // keydist saves it (an opaque record; keydist/authentication.h), nullopt
+  // if none was saved. Saving replaces the record in one durable write.
+  absl::StatusOr<std::optional<std::string>> LoadAuthenticationPool(const std::string& peer) const;
+  absl::Status SaveAuthenticationPool(const std::string& peer, const std::string& record);
+
   struct Counts {
     uint64_t pending_blocks = 0, committed_blocks = 0;
     uint64_t available_bytes = 0;  // owned, committed, not carved (all peers)

@@ -1,5 +1,6 @@
 #include "qkd/wegman_carter.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -100,6 +101,7 @@ absl::StatusOr<AuthenticationKeyPool::Taken> AuthenticationKeyPool::TakeForSendi
               s.words.begin() + static_cast<ptrdiff_t>(begin + s.next_sent + words), 0);
     s.next_sent += words;
     consumed_words_ += words;
+    DropSpentSegments();
     return t;
   }
   return absl::ResourceExhaustedError(absl::StrCat(
@@ -132,7 +134,52 @@ absl::StatusOr<std::vector<uint64_t>> AuthenticationKeyPool::TakeForReceiving(co
             s.words.begin() + static_cast<ptrdiff_t>(begin + position.index + words), 0);
   consumed_words_ += position.index + words - s.next_received;  // burned ones included
   s.next_received = position.index + words;
+  DropSpentSegments();
   return out;
+}
+
+void AuthenticationKeyPool::DropSpentSegments() {
+  const auto spent = [this](const Segment& s) {
+    const auto [mine_begin, mine_end] = Half(s, sends_first_half_);
+    const auto [theirs_begin, theirs_end] = Half(s, !sends_first_half_);
+    return s.next_sent == mine_end - mine_begin && s.next_received == theirs_end - theirs_begin;
+  };
+  if (std::none_of(segments_.begin(), segments_.end(), spent)) return;
+  std::erase_if(segments_, spent);
+  by_name_.clear();
+  for (size_t i = 0; i < segments_.size(); ++i) by_name_[segments_[i].name] = i;
+}
+
+AuthenticationKeyPool::State AuthenticationKeyPool::state() const {
+  return State{.peer = peer_,
+               .sends_first_half = sends_first_half_,
+               .segments = segments_,
+               .consumed_words = consumed_words_,
+               .refilled_bits = refilled_bits_};
+}
+
+absl::StatusOr<AuthenticationKeyPool> AuthenticationKeyPool::FromState(State state) {
+  AuthenticationKeyPool pool(std::move(state.peer), state.sends_first_half);
+  for (Segment& s : state.segments) {
+    const std::string where = absl::StrCat("segment '", s.name, "' of the authentication pool with ", pool.peer_);
+    if (s.words.size() < 2 || s.first_half == 0 || s.first_half >= s.words.size()) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ": ", s.words.size(), " words split at ", s.first_half));
+    }
+    const auto [mine_begin, mine_end] = pool.Half(s, pool.sends_first_half_);
+    const auto [theirs_begin, theirs_end] = pool.Half(s, !pool.sends_first_half_);
+    if (s.next_sent > mine_end - mine_begin || s.next_received > theirs_end - theirs_begin) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ": used up to ", s.next_sent, " / ", s.next_received,
+                                                     " past its halves of ", mine_end - mine_begin, " / ",
+                                                     theirs_end - theirs_begin, " words"));
+    }
+    if (!pool.by_name_.emplace(s.name, pool.segments_.size()).second) {
+      return absl::InvalidArgumentError(absl::StrCat(where, ": the name appears twice"));
+    }
+    pool.segments_.push_back(std::move(s));
+  }
+  pool.consumed_words_ = state.consumed_words;
+  pool.refilled_bits_ = state.refilled_bits;
+  return pool;
 }
 
 uint64_t AuthenticationKeyPool::bits_available_for_sending() const {

@@ -104,7 +104,9 @@ class AuthenticationKeyPool {
 
   // Adds `bits` as segment `segment` (both ends must add the same bits
   // under the same name). Bits past a whole number of words are dropped.
-  // AlreadyExists for a name used before (a segment is never filled twice),
+  // AlreadyExists for a name the pool holds (a segment is never filled
+  // twice; names of segments dropped when spent are not remembered, which
+  // is safe as long as names do not repeat: the caller uses session key ids),
   // InvalidArgument for fewer than 2 words (each half needs one).
   absl::Status Refill(const std::string& segment, const BitString& bits);
 
@@ -131,7 +133,9 @@ class AuthenticationKeyPool {
   uint64_t bits_available_for_receiving() const;
   uint64_t bits_refilled() const { return refilled_bits_; }
 
- private:
+  // What a pool holds, for keeping it on disk across restarts (a pool that
+  // is rebuilt from its bootstrap instead would hand out used pads again).
+  // Used words are zero in `words`, so a saved state holds no spent pad.
   struct Segment {
     std::string name;
     std::vector<uint64_t> words;
@@ -139,6 +143,23 @@ class AuthenticationKeyPool {
     uint64_t next_sent = 0;       // index in this end's half
     uint64_t next_received = 0;   // index in the peer's half
   };
+  struct State {
+    std::string peer;
+    bool sends_first_half = false;
+    std::vector<Segment> segments;  // in the order added; spent ones dropped
+    uint64_t consumed_words = 0, refilled_bits = 0;
+  };
+  State state() const;
+  // A pool from a saved state; InvalidArgument (naming what is wrong) for a
+  // state no pool could have been in (e.g. a corrupted file).
+  static absl::StatusOr<AuthenticationKeyPool> FromState(State state);
+
+ private:
+  // Drops segments whose two halves are both used up: they can hand out
+  // nothing more, and a pool that refills every session would otherwise
+  // grow (and be saved) without bound. A word of a dropped segment is then
+  // refused as NotFound instead of PermissionDenied.
+  void DropSpentSegments();
   // [begin, end) of a half in `words`.
   std::pair<size_t, size_t> Half(const Segment& s, bool first) const;
 

@@ -8,24 +8,14 @@
 #include <openssl/x509_vfy.h>
 
 #include "absl/strings/str_cat.h"
+#include "security/openssl_handles.h"
 
 namespace qnet::security {
 namespace {
 
-struct Free {
-  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
-  void operator()(X509* p) const { X509_free(p); }
-  void operator()(BIO* p) const { BIO_free(p); }
-  void operator()(EVP_MD_CTX* p) const { EVP_MD_CTX_free(p); }
-  void operator()(X509_STORE* p) const { X509_STORE_free(p); }
-  void operator()(X509_STORE_CTX* p) const { X509_STORE_CTX_free(p); }
-};
-template <typename T>
-using Owned = std::unique_ptr<T, Free>;
-
-Owned<X509> PemCert(const std::string& pem) {
-  Owned<BIO> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-  return Owned<X509>(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+OpenSslPtr<X509> PemCert(const std::string& pem) {
+  OpenSslPtr<BIO> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  return OpenSslPtr<X509>(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
 }
 
 // Signature layout: 2-byte big-endian length of the certificate's DER, the
@@ -35,7 +25,7 @@ constexpr size_t kLengthBytes = 2;
 }  // namespace
 
 struct NodeSigner::Impl {
-  Owned<EVP_PKEY> key;
+  OpenSslPtr<EVP_PKEY> key;
   std::string cert_der;
 };
 
@@ -43,9 +33,9 @@ NodeSigner::~NodeSigner() = default;
 
 absl::StatusOr<std::unique_ptr<NodeSigner>> NodeSigner::Create(const TlsMaterial& tls) {
   auto impl = std::make_unique<Impl>();
-  Owned<BIO> bio(BIO_new_mem_buf(tls.key_pem.data(), static_cast<int>(tls.key_pem.size())));
+  OpenSslPtr<BIO> bio(BIO_new_mem_buf(tls.key_pem.data(), static_cast<int>(tls.key_pem.size())));
   impl->key.reset(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
-  Owned<X509> cert = PemCert(tls.cert_pem);
+  OpenSslPtr<X509> cert = PemCert(tls.cert_pem);
   if (impl->key == nullptr || cert == nullptr) {
     ERR_clear_error();
     return absl::InvalidArgumentError("the node's certificate or key cannot be read");
@@ -61,7 +51,7 @@ absl::StatusOr<std::unique_ptr<NodeSigner>> NodeSigner::Create(const TlsMaterial
 }
 
 std::string NodeSigner::Sign(absl::string_view message) const {
-  Owned<EVP_MD_CTX> ctx(EVP_MD_CTX_new());
+  OpenSslPtr<EVP_MD_CTX> ctx(EVP_MD_CTX_new());
   size_t size = 0;
   std::string sig;
   if (EVP_DigestSignInit(ctx.get(), nullptr, EVP_sha256(), nullptr, impl_->key.get()) == 1 &&
@@ -87,7 +77,7 @@ std::string NodeSigner::Sign(absl::string_view message) const {
 }
 
 struct NodeSignatureVerifier::Impl {
-  Owned<X509_STORE> store;
+  OpenSslPtr<X509_STORE> store;
   std::string network;
   mutable std::mutex mu;
   // Certificates (DER) already verified against the CA, with their node.
@@ -99,7 +89,7 @@ NodeSignatureVerifier::~NodeSignatureVerifier() = default;
 absl::StatusOr<std::unique_ptr<NodeSignatureVerifier>> NodeSignatureVerifier::Create(const std::string& ca_pem,
                                                                                      const std::string& network) {
   auto impl = std::make_unique<Impl>();
-  Owned<X509> ca = PemCert(ca_pem);
+  OpenSslPtr<X509> ca = PemCert(ca_pem);
   if (ca == nullptr) {
     ERR_clear_error();
     return absl::InvalidArgumentError("the network's CA certificate cannot be read");
@@ -133,17 +123,17 @@ absl::Status NodeSignatureVerifier::Verify(absl::string_view node, absl::string_
   }
   if (key == nullptr) {
     const unsigned char* p = reinterpret_cast<const unsigned char*>(der.data());
-    Owned<X509> cert(d2i_X509(nullptr, &p, static_cast<long>(der.size())));
+    OpenSslPtr<X509> cert(d2i_X509(nullptr, &p, static_cast<long>(der.size())));
     if (cert == nullptr) {
       ERR_clear_error();
       return refuse("the certificate cannot be read");
     }
-    Owned<X509_STORE_CTX> ctx(X509_STORE_CTX_new());
+    OpenSslPtr<X509_STORE_CTX> ctx(X509_STORE_CTX_new());
     X509_STORE_CTX_init(ctx.get(), impl_->store.get(), cert.get(), nullptr);
     const bool chain_ok = X509_verify_cert(ctx.get()) == 1;
     ERR_clear_error();
     if (!chain_ok) return refuse("the certificate is not the network CA's");
-    Owned<BIO> bio(BIO_new(BIO_s_mem()));
+    OpenSslPtr<BIO> bio(BIO_new(BIO_s_mem()));
     PEM_write_bio_X509(bio.get(), cert.get());
     char* data = nullptr;
     long size = BIO_get_mem_data(bio.get(), &data);
@@ -156,7 +146,7 @@ absl::Status NodeSignatureVerifier::Verify(absl::string_view node, absl::string_
     std::lock_guard lock(impl_->mu);
     impl_->verified[der] = {id->node, key};
   }
-  Owned<EVP_MD_CTX> ctx(EVP_MD_CTX_new());
+  OpenSslPtr<EVP_MD_CTX> ctx(EVP_MD_CTX_new());
   const bool ok =
       EVP_DigestVerifyInit(ctx.get(), nullptr, EVP_sha256(), nullptr, key.get()) == 1 &&
       EVP_DigestVerify(ctx.get(), reinterpret_cast<const unsigned char*>(sig.data()), sig.size(),

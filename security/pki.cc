@@ -20,6 +20,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "security/openssl_handles.h"
 
 namespace qnet::security {
 namespace fs = std::filesystem;
@@ -29,24 +30,6 @@ namespace {
 // in its state directory; re-issuing is `qnetctl pki issue`.
 constexpr long kValiditySeconds = 10L * 365 * 24 * 3600;
 constexpr absl::string_view kCaPrefix = "qnet CA of network ";
-
-struct Free {
-  void operator()(EVP_PKEY* p) const { EVP_PKEY_free(p); }
-  void operator()(X509* p) const { X509_free(p); }
-  void operator()(BIO* p) const { BIO_free(p); }
-  void operator()(X509_EXTENSION* p) const { X509_EXTENSION_free(p); }
-  void operator()(GENERAL_NAMES* p) const { GENERAL_NAMES_free(p); }
-};
-template <typename T>
-using Owned = std::unique_ptr<T, Free>;
-
-std::string OpenSslError(absl::string_view what) {
-  unsigned long code = ERR_get_error();
-  char text[256] = "unknown error";
-  if (code != 0) ERR_error_string_n(code, text, sizeof text);
-  ERR_clear_error();
-  return absl::StrCat(what, ": ", text);
-}
 
 absl::StatusOr<std::string> ReadFile(const fs::path& path) {
   std::ifstream in(path, std::ios::binary);
@@ -79,14 +62,14 @@ absl::Status WriteFile(const fs::path& path, const std::string& text, mode_t mod
   return absl::OkStatus();
 }
 
-absl::StatusOr<Owned<EVP_PKEY>> NewKey() {
-  Owned<EVP_PKEY> key(EVP_EC_gen("P-256"));
+absl::StatusOr<OpenSslPtr<EVP_PKEY>> NewKey() {
+  OpenSslPtr<EVP_PKEY> key(EVP_EC_gen("P-256"));
   if (key == nullptr) return absl::InternalError(OpenSslError("generating a P-256 key"));
   return key;
 }
 
 absl::StatusOr<std::string> KeyPem(EVP_PKEY* key) {
-  Owned<BIO> bio(BIO_new(BIO_s_mem()));
+  OpenSslPtr<BIO> bio(BIO_new(BIO_s_mem()));
   if (!PEM_write_bio_PrivateKey(bio.get(), key, nullptr, nullptr, 0, nullptr, nullptr)) {
     return absl::InternalError(OpenSslError("encoding a private key"));
   }
@@ -96,23 +79,23 @@ absl::StatusOr<std::string> KeyPem(EVP_PKEY* key) {
 }
 
 absl::StatusOr<std::string> CertPem(X509* cert) {
-  Owned<BIO> bio(BIO_new(BIO_s_mem()));
+  OpenSslPtr<BIO> bio(BIO_new(BIO_s_mem()));
   if (!PEM_write_bio_X509(bio.get(), cert)) return absl::InternalError(OpenSslError("encoding a certificate"));
   char* data = nullptr;
   long size = BIO_get_mem_data(bio.get(), &data);
   return std::string(data, static_cast<size_t>(size));
 }
 
-absl::StatusOr<Owned<X509>> ParseCert(absl::string_view pem) {
-  Owned<BIO> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-  Owned<X509> cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
+absl::StatusOr<OpenSslPtr<X509>> ParseCert(absl::string_view pem) {
+  OpenSslPtr<BIO> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  OpenSslPtr<X509> cert(PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr));
   if (cert == nullptr) return absl::InvalidArgumentError(OpenSslError("not a PEM certificate"));
   return cert;
 }
 
-absl::StatusOr<Owned<EVP_PKEY>> ParseKey(absl::string_view pem) {
-  Owned<BIO> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
-  Owned<EVP_PKEY> key(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
+absl::StatusOr<OpenSslPtr<EVP_PKEY>> ParseKey(absl::string_view pem) {
+  OpenSslPtr<BIO> bio(BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size())));
+  OpenSslPtr<EVP_PKEY> key(PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr));
   if (key == nullptr) return absl::InvalidArgumentError(OpenSslError("not a PEM private key"));
   return key;
 }
@@ -121,7 +104,7 @@ absl::Status AddExtension(X509* cert, X509* issuer, int nid, const std::string& 
   X509V3_CTX ctx;
   X509V3_set_ctx_nodb(&ctx);
   X509V3_set_ctx(&ctx, issuer, cert, nullptr, nullptr, 0);
-  Owned<X509_EXTENSION> ext(X509V3_EXT_conf_nid(nullptr, &ctx, nid, value.c_str()));
+  OpenSslPtr<X509_EXTENSION> ext(X509V3_EXT_conf_nid(nullptr, &ctx, nid, value.c_str()));
   if (ext == nullptr || !X509_add_ext(cert, ext.get(), -1)) {
     return absl::InternalError(OpenSslError(absl::StrCat("adding certificate extension ", value)));
   }
@@ -130,9 +113,9 @@ absl::Status AddExtension(X509* cert, X509* issuer, int nid, const std::string& 
 
 // A certificate for `key` named `common_name`, signed by `issuer_key` (and
 // issued by `issuer`, or self-signed when null).
-absl::StatusOr<Owned<X509>> MakeCertificate(EVP_PKEY* key, const std::string& common_name, X509* issuer,
+absl::StatusOr<OpenSslPtr<X509>> MakeCertificate(EVP_PKEY* key, const std::string& common_name, X509* issuer,
                                             EVP_PKEY* issuer_key, const std::vector<std::pair<int, std::string>>& exts) {
-  Owned<X509> cert(X509_new());
+  OpenSslPtr<X509> cert(X509_new());
   X509_set_version(cert.get(), 2);
   unsigned char serial[16];
   if (RAND_bytes(serial, sizeof serial) != 1) return absl::InternalError(OpenSslError("random serial"));
@@ -194,7 +177,7 @@ absl::StatusOr<std::string> PkiNetwork(const fs::path& dir) {
   if (!fs::exists(dir / "ca.crt")) return absl::NotFoundError(absl::StrCat("no CA in ", dir.string()));
   absl::StatusOr<std::string> pem = ReadFile(dir / "ca.crt");
   if (!pem.ok()) return pem.status();
-  absl::StatusOr<Owned<X509>> cert = ParseCert(*pem);
+  absl::StatusOr<OpenSslPtr<X509>> cert = ParseCert(*pem);
   if (!cert.ok()) return absl::InvalidArgumentError(absl::StrCat((dir / "ca.crt").string(), ": ", cert.status().message()));
   std::string cn = CommonName(cert->get());
   if (!absl::StartsWith(cn, kCaPrefix)) {
@@ -207,9 +190,9 @@ absl::Status InitNetworkPki(const fs::path& dir, const std::string& network, con
   if (!IsValidName(network)) return absl::InvalidArgumentError(absl::StrCat("'", network, "' is not a valid network name"));
   if (absl::Status s = EnsureDirectory(dir); !s.ok()) return s;
   if (!fs::exists(dir / "ca.crt")) {
-    absl::StatusOr<Owned<EVP_PKEY>> key = NewKey();
+    absl::StatusOr<OpenSslPtr<EVP_PKEY>> key = NewKey();
     if (!key.ok()) return key.status();
-    absl::StatusOr<Owned<X509>> cert =
+    absl::StatusOr<OpenSslPtr<X509>> cert =
         MakeCertificate(key->get(), absl::StrCat(kCaPrefix, network), nullptr, key->get(),
                         {{NID_basic_constraints, "critical,CA:TRUE,pathlen:0"},
                          {NID_key_usage, "critical,keyCertSign,cRLSign"},
@@ -255,12 +238,12 @@ absl::StatusOr<fs::path> IssueCertificate(const fs::path& dir, const Identity& i
   absl::StatusOr<std::string> ca_key_pem = ReadFile(dir / "ca.key");
   if (!ca_pem.ok()) return ca_pem.status();
   if (!ca_key_pem.ok()) return ca_key_pem.status();
-  absl::StatusOr<Owned<X509>> ca = ParseCert(*ca_pem);
-  absl::StatusOr<Owned<EVP_PKEY>> ca_key = ParseKey(*ca_key_pem);
+  absl::StatusOr<OpenSslPtr<X509>> ca = ParseCert(*ca_pem);
+  absl::StatusOr<OpenSslPtr<EVP_PKEY>> ca_key = ParseKey(*ca_key_pem);
   if (!ca.ok()) return ca.status();
   if (!ca_key.ok()) return ca_key.status();
 
-  absl::StatusOr<Owned<EVP_PKEY>> key = NewKey();
+  absl::StatusOr<OpenSslPtr<EVP_PKEY>> key = NewKey();
   if (!key.ok()) return key.status();
   std::string san = absl::StrCat("URI:", IdentityUri(identity));
   // A node's name as a DNS name: clients and neighbours connect with the
@@ -269,7 +252,7 @@ absl::StatusOr<fs::path> IssueCertificate(const fs::path& dir, const Identity& i
   // https://127.0.0.1:PORT/...): on one host every daemon is one trust
   // domain, and the port tells the nodes apart.
   if (identity.role == Role::kNode) san = absl::StrCat("DNS:", identity.node, ",IP:127.0.0.1,", san);
-  absl::StatusOr<Owned<X509>> cert =
+  absl::StatusOr<OpenSslPtr<X509>> cert =
       MakeCertificate(key->get(), Describe(identity), ca->get(), ca_key->get(),
                       {{NID_basic_constraints, "critical,CA:FALSE"},
                        {NID_key_usage, "critical,digitalSignature,keyAgreement"},
@@ -294,12 +277,12 @@ absl::StatusOr<TlsMaterial> LoadTlsFiles(const fs::path& ca, const fs::path& cer
     if (!text.ok()) return text.status();
     *out = *std::move(text);
   }
-  if (absl::StatusOr<Owned<X509>> c = ParseCert(m.ca_pem); !c.ok()) {
+  if (absl::StatusOr<OpenSslPtr<X509>> c = ParseCert(m.ca_pem); !c.ok()) {
     return absl::InvalidArgumentError(absl::StrCat(ca.string(), ": ", c.status().message()));
   }
-  absl::StatusOr<Owned<X509>> own = ParseCert(m.cert_pem);
+  absl::StatusOr<OpenSslPtr<X509>> own = ParseCert(m.cert_pem);
   if (!own.ok()) return absl::InvalidArgumentError(absl::StrCat(cert.string(), ": ", own.status().message()));
-  absl::StatusOr<Owned<EVP_PKEY>> k = ParseKey(m.key_pem);
+  absl::StatusOr<OpenSslPtr<EVP_PKEY>> k = ParseKey(m.key_pem);
   if (!k.ok()) return absl::InvalidArgumentError(absl::StrCat(key.string(), ": ", k.status().message()));
   if (X509_check_private_key(own->get(), k->get()) != 1) {
     ERR_clear_error();
@@ -314,9 +297,9 @@ absl::StatusOr<TlsMaterial> LoadTls(const fs::path& dir, const Identity& identit
 }
 
 absl::StatusOr<Identity> IdentityOfCertificate(absl::string_view pem) {
-  absl::StatusOr<Owned<X509>> cert = ParseCert(pem);
+  absl::StatusOr<OpenSslPtr<X509>> cert = ParseCert(pem);
   if (!cert.ok()) return cert.status();
-  Owned<GENERAL_NAMES> names(
+  OpenSslPtr<GENERAL_NAMES> names(
       static_cast<GENERAL_NAMES*>(X509_get_ext_d2i(cert->get(), NID_subject_alt_name, nullptr, nullptr)));
   if (names != nullptr) {
     for (int i = 0; i < sk_GENERAL_NAME_num(names.get()); ++i) {

@@ -48,7 +48,8 @@ absl::StatusOr<std::unique_ptr<NodeStack>> NodeStack::Build(NodeContext& context
   if (options.key_distribution.authentication == nullptr) {
     const uint64_t secret =
         Rng(config.seed.value_or(0)).Fork(absl::StrCat("authentication-bootstrap|", config.name)).NextU64();
-    options.key_distribution.authentication = std::make_shared<keydist::AuthenticationPools>(self, secret);
+    options.key_distribution.authentication = std::make_shared<keydist::AuthenticationPools>(
+        self, secret, keydist::kDefaultAuthenticationBootstrapBits, std::move(options.authentication_store));
   }
   std::unique_ptr<NodeStack> stack(new NodeStack(context, options.key_distribution));
   stack->device_ = std::make_unique<physical::SimulatedDevice>(context, backend, node->hardware, node->index);

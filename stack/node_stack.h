@@ -15,6 +15,7 @@
 #include "absl/status/statusor.h"
 #include "config/network_config.h"
 #include "core/node_context.h"
+#include "keydist/authentication.h"
 #include "keydist/key_agreement.h"
 #include "keydist/key_distribution.h"
 #include "keydist/key_store.h"
@@ -32,6 +33,9 @@ struct NodeStackOptions {
   network::NetworkLayerOptions network;
   transport::TransportLayerOptions transport;
   keydist::KeyDistributionOptions key_distribution;
+  // Where the authentication pools are kept across restarts (qnetd: the
+  // KME vault); null keeps them in memory (keydist/authentication.h).
+  std::shared_ptr<keydist::AuthenticationPoolStore> authentication_store;
 };
 
 // The network file's nodes and links as the network layer checks adverts

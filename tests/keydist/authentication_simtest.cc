@@ -99,7 +99,9 @@ TEST(AuthenticationSimTest, CleanRunKeysAgreeAndAuthenticationKeyIsAccountedExac
 
   // Both pools: consumed exactly that, and got it back from the key.
   for (const auto& [node, peer] : {std::pair<std::string, std::string>{"n0", "n2"}, {"n2", "n0"}}) {
-    const qkd::AuthenticationKeyPool& pool = kn.kd(node).authentication().With(peer);
+    absl::StatusOr<const qkd::AuthenticationKeyPool*> found = kn.kd(node).authentication().With(peer);
+    ASSERT_TRUE(found.ok()) << found.status();
+    const qkd::AuthenticationKeyPool& pool = **found;
     EXPECT_EQ(pool.bits_consumed(), expected_bits) << node;
     EXPECT_EQ(pool.bits_refilled(), kDefaultAuthenticationBootstrapBits + expected_bits) << node;
     EXPECT_EQ(pool.bits_available_for_sending() + pool.bits_available_for_receiving(),

@@ -106,7 +106,7 @@ TEST_F(KeyVaultTest, OpenCreatesAPrivateFileAndTightensWiderModes) {
     EXPECT_EQ(Mode(path_.string() + "-wal"), 0600u);
     EXPECT_EQ(Mode(path_.string() + "-shm"), 0600u);
   }
-  EXPECT_EQ(QueryInt(path_, "PRAGMA user_version"), 1);
+  EXPECT_EQ(QueryInt(path_, "PRAGMA user_version"), 2);
   EXPECT_EQ(QueryText(path_, "PRAGMA journal_mode"), "wal");
 
   // A file (and a WAL) left world-readable, e.g. by a copy, is made private.
@@ -134,11 +134,11 @@ TEST_F(KeyVaultTest, OpenErrorsNameTheFile) {
   EXPECT_THAT(bad.status().message(), HasSubstr("not a database"));
 
   { ASSERT_NE(OpenVault(), nullptr); }
-  Exec(path_, "PRAGMA user_version = 2");  // as a later qnet would leave it
+  Exec(path_, "PRAGMA user_version = 3");  // as a later qnet would leave it
   absl::StatusOr<std::unique_ptr<KeyVault>> newer = KeyVault::Open(path_);
   ASSERT_FALSE(newer.ok());
   EXPECT_EQ(newer.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(newer.status().message(), HasSubstr("schema version 2"));
+  EXPECT_THAT(newer.status().message(), HasSubstr("schema version 3"));
 }
 
 TEST_F(KeyVaultTest, EverythingSurvivesAReopen) {
@@ -186,6 +186,36 @@ TEST_F(KeyVaultTest, EverythingSurvivesAReopen) {
   absl::StatusOr<std::vector<VaultKey>> k2 = vault->DeliverKeys("s", "m", {"k2"});
   ASSERT_TRUE(k2.ok()) << k2.status();
   EXPECT_EQ((*k2)[0].key, theirs.key.substr(16, 16));
+}
+
+TEST_F(KeyVaultTest, AuthenticationPoolRecordsAreReplacedAndSurviveAReopen) {
+  const std::string binary("\0\x01pool\xff", 7);
+  {
+    std::unique_ptr<KeyVault> vault = OpenVault();
+    EXPECT_EQ(*vault->LoadAuthenticationPool("bob"), std::nullopt);
+    ASSERT_TRUE(vault->SaveAuthenticationPool("bob", "first").ok());
+    ASSERT_TRUE(vault->SaveAuthenticationPool("bob", binary).ok());
+    ASSERT_TRUE(vault->SaveAuthenticationPool("carol", "c").ok());
+  }
+  std::unique_ptr<KeyVault> vault = OpenVault();
+  EXPECT_EQ(*vault->LoadAuthenticationPool("bob"), binary);
+  EXPECT_EQ(*vault->LoadAuthenticationPool("carol"), "c");
+  EXPECT_EQ(QueryInt(path_, "SELECT COUNT(*) FROM auth_pools"), 2);
+}
+
+TEST_F(KeyVaultTest, AStoreOfSchemaVersion1GainsTheAuthenticationPools) {
+  {
+    std::unique_ptr<KeyVault> vault = OpenVault();
+    ASSERT_TRUE(vault->PutCommittedBlock(Block("kept", "bob", true, 32, 5)).ok());
+  }
+  // What a store written before authentication pools were kept looks like.
+  Exec(path_, "DROP TABLE auth_pools; PRAGMA user_version = 1;");
+  std::unique_ptr<KeyVault> vault = OpenVault();
+  ASSERT_NE(vault, nullptr);
+  EXPECT_EQ(QueryInt(path_, "PRAGMA user_version"), 2);
+  EXPECT_EQ(vault->FindBlock("kept")->key, Bytes(32, 5));
+  ASSERT_TRUE(vault->SaveAuthenticationPool("bob", "p").ok());
+  EXPECT_EQ(*vault->LoadAuthenticationPool("bob"), "p");
 }
 
 TEST_F(KeyVaultTest, BlocksArePendingUntilCommittedAndStoresAreIdempotent) {

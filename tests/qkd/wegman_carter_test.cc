@@ -211,5 +211,71 @@ TEST(AuthenticationKeyPool, ExhaustionIsAClearErrorAndRefillsAreUsedInOrder) {
   EXPECT_EQ(alice.bits_refilled(), 9 * 64u);
 }
 
+TEST(AuthenticationKeyPool, SpentSegmentsAreDroppedAndTheirWordsStayRefused) {
+  AuthenticationKeyPool alice("bob", true);
+  ASSERT_TRUE(alice.Refill("a", Words({1, 2, 3, 4})).ok());
+  ASSERT_TRUE(alice.Refill("b", Words({5, 6, 7, 8})).ok());
+  ASSERT_TRUE(alice.TakeForSending(2).ok());  // all of Alice's half of "a"
+  EXPECT_EQ(alice.state().segments.size(), 2u);  // Bob's half of "a" is still unused
+  ASSERT_TRUE(alice.TakeForReceiving({"a", 1}, 1).ok());  // burns Bob's word 0 too
+  ASSERT_EQ(alice.state().segments.size(), 1u);
+  EXPECT_EQ(alice.state().segments[0].name, "b");
+  // A replay into the dropped segment is still refused; the accounts are kept.
+  EXPECT_EQ(alice.TakeForReceiving({"a", 1}, 1).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(alice.bits_consumed(), 4 * 64u);
+  EXPECT_EQ(alice.bits_available_for_sending(), 128u);
+  EXPECT_EQ(alice.bits_available_for_receiving(), 128u);
+}
+
+TEST(AuthenticationKeyPool, AStateRestoresAPoolThatGoesOnWhereItStopped) {
+  AuthenticationKeyPool alice("bob", true), bob("alice", false);
+  for (AuthenticationKeyPool* p : {&alice, &bob}) ASSERT_TRUE(p->Refill("bootstrap", Words({1, 2, 3, 4, 5, 6})).ok());
+  auto sent = alice.TakeForSending(1);
+  ASSERT_TRUE(sent.ok());
+  ASSERT_TRUE(bob.TakeForReceiving(sent->position, 1).ok());
+
+  const AuthenticationKeyPool::State saved = bob.state();
+  // No spent pad in what is saved: Bob's copy of Alice's word 0 is zero.
+  EXPECT_EQ(saved.segments.at(0).words, (std::vector<uint64_t>{0, 2, 3, 4, 5, 6}));
+  auto restored = AuthenticationKeyPool::FromState(saved);
+  ASSERT_TRUE(restored.ok()) << restored.status();
+  EXPECT_EQ(restored->peer(), "alice");
+  EXPECT_EQ(restored->bits_consumed(), bob.bits_consumed());
+  EXPECT_EQ(restored->bits_refilled(), bob.bits_refilled());
+  // The replay is refused after the restore, and the next words are the right ones.
+  EXPECT_EQ(restored->TakeForReceiving(sent->position, 1).status().code(), absl::StatusCode::kPermissionDenied);
+  auto next = alice.TakeForSending(1);
+  ASSERT_TRUE(next.ok());
+  auto at_bob = restored->TakeForReceiving(next->position, 1);
+  ASSERT_TRUE(at_bob.ok()) << at_bob.status();
+  EXPECT_EQ(*at_bob, next->words);
+  auto bob_sends = restored->TakeForSending(1);
+  ASSERT_TRUE(bob_sends.ok());
+  EXPECT_EQ(bob_sends->words, (std::vector<uint64_t>{4}));
+}
+
+TEST(AuthenticationKeyPool, AStateNoPoolCouldBeInIsRefused) {
+  AuthenticationKeyPool alice("bob", true);
+  ASSERT_TRUE(alice.Refill("s", Words({1, 2, 3, 4})).ok());
+  const AuthenticationKeyPool::State good = alice.state();
+  ASSERT_TRUE(AuthenticationKeyPool::FromState(good).ok());
+
+  AuthenticationKeyPool::State past = good;
+  past.segments[0].next_sent = 3;  // Alice's half has 2 words
+  auto refused = AuthenticationKeyPool::FromState(past);
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(refused.status().message(), HasSubstr("segment 's'"));
+  AuthenticationKeyPool::State split = good;
+  split.segments[0].first_half = 4;
+  EXPECT_EQ(AuthenticationKeyPool::FromState(split).status().code(), absl::StatusCode::kInvalidArgument);
+  AuthenticationKeyPool::State twice = good;
+  twice.segments.push_back(twice.segments[0]);
+  EXPECT_THAT(AuthenticationKeyPool::FromState(twice).status().message(), HasSubstr("appears twice"));
+  AuthenticationKeyPool::State tiny = good;
+  tiny.segments[0].words = {1};
+  tiny.segments[0].first_half = 0;
+  EXPECT_EQ(AuthenticationKeyPool::FromState(tiny).status().code(), absl::StatusCode::kInvalidArgument);
+}
+
 }  // namespace
 }  // namespace qnet::qkd
