@@ -45,6 +45,14 @@ absl::StatusOr<security::Identity> AccessPolicy::Caller(const grpc::ServerContex
   return caller;
 }
 
+std::string AccessPolicy::ClientName(const grpc::ServerContextBase& context) const {
+  if (tls_) {
+    absl::StatusOr<security::Identity> caller = security::CallerIdentity(context);
+    if (caller.ok()) return security::Describe(*caller);
+  }
+  return absl::StrCat("the client at ", context.peer());
+}
+
 absl::StatusOr<std::string> AccessPolicy::AuthorizePeer(const grpc::ServerContextBase& context) const {
   if (!tls_) return std::string();
   absl::StatusOr<security::Identity> caller = Caller(context, "a peer stream");

@@ -49,6 +49,11 @@ class AccessPolicy {
   // Node.<method> by role.
   absl::Status AuthorizeClient(const grpc::ServerContextBase& context, absl::string_view method) const;
 
+  // Who is calling, for per-client accounting (client_request_limit.h):
+  // the certificate's identity with TLS, the connection's address without.
+  // Call after an Authorize* call has let the caller in.
+  std::string ClientName(const grpc::ServerContextBase& context) const;
+
   // The decision for an identity (no gRPC): tests and the fuzz targets.
   absl::Status AuthorizeClientIdentity(const security::Identity& caller, absl::string_view method) const;
 

@@ -84,8 +84,9 @@ class StreamingCall final : public grpc::ServerWriteReactor<Event> {
   using Starter = std::function<absl::StatusOr<Cancel>(std::function<void(Event)> push,
                                                        std::function<void(absl::Status)> end)>;
 
-  StreamingCall(std::shared_ptr<LoopPoster> poster, Starter starter)
-      : outbox_(std::make_shared<Outbox>()), poster_(std::move(poster)) {
+  // `ticket`: the client's slot (client_request_limit.h), held until the call is done.
+  StreamingCall(std::shared_ptr<LoopPoster> poster, Starter starter, std::shared_ptr<void> ticket = nullptr)
+      : outbox_(std::make_shared<Outbox>()), poster_(std::move(poster)), ticket_(std::move(ticket)) {
     outbox_->reactor = this;
     auto outbox = outbox_;
     auto cancel = cancel_;
@@ -154,6 +155,7 @@ class StreamingCall final : public grpc::ServerWriteReactor<Event> {
  private:
   std::shared_ptr<Outbox> outbox_;
   std::shared_ptr<LoopPoster> poster_;
+  std::shared_ptr<void> ticket_;
   // Loop thread only (empty until the work started).
   std::shared_ptr<Cancel> cancel_ = std::make_shared<Cancel>();
 };
@@ -162,7 +164,8 @@ class StreamingCall final : public grpc::ServerWriteReactor<Event> {
 // between gRPC and the node stack's services.
 class NodeService final : public v1::Node::CallbackService {
  public:
-  NodeService(Daemon& daemon, std::shared_ptr<LoopPoster> poster) : daemon_(daemon), poster_(std::move(poster)) {}
+  NodeService(Daemon& daemon, std::shared_ptr<LoopPoster> poster, std::shared_ptr<ClientRequestLimit> limit)
+      : daemon_(daemon), poster_(std::move(poster)), limit_(std::move(limit)) {}
 
   grpc::ServerUnaryReactor* GetStatus(grpc::CallbackServerContext* context, const v1::GetStatusRequest*,
                                       v1::GetStatusResponse* response) override {
@@ -272,16 +275,22 @@ class NodeService final : public v1::Node::CallbackService {
   grpc::ServerWriteReactor<Event>* Streaming(grpc::CallbackServerContext* context, absl::string_view method,
                                              const Request& request, Start start) {
     using Call = StreamingCall<Event>;
-    if (absl::Status allowed = daemon_.policy().AuthorizeClient(*context, method); !allowed.ok()) {
-      return new Call(poster_, [allowed](std::function<void(Event)>, std::function<void(absl::Status)>)
-                                   -> absl::StatusOr<typename Call::Cancel> { return allowed; });
+    absl::Status allowed = daemon_.policy().AuthorizeClient(*context, method);
+    absl::StatusOr<ClientRequestLimit::Ticket> ticket =
+        allowed.ok() ? limit_->Admit(daemon_.policy().ClientName(*context), method) : allowed;
+    if (!ticket.ok()) {
+      if (allowed.ok()) QNET_LOG(daemon_.log(), kWarn, "%s", ticket.status().message());
+      return new Call(poster_, [refused = ticket.status()](std::function<void(Event)>,
+                                                           std::function<void(absl::Status)>)
+                                   -> absl::StatusOr<typename Call::Cancel> { return refused; });
     }
     Daemon* d = &daemon_;
-    return new Call(poster_, [d, request, start = std::move(start)](std::function<void(Event)> push,
-                                                                    std::function<void(absl::Status)> end)
-                                 -> absl::StatusOr<typename Call::Cancel> {
-      return start(*d, request, std::move(push), std::move(end));
-    });
+    return new Call(
+        poster_,
+        [d, request, start = std::move(start)](std::function<void(Event)> push,
+                                               std::function<void(absl::Status)> end)
+            -> absl::StatusOr<typename Call::Cancel> { return start(*d, request, std::move(push), std::move(end)); },
+        *std::move(ticket));
   }
 
   // A started call's handle becomes the Cancel run when the client goes away.
@@ -293,6 +302,7 @@ class NodeService final : public v1::Node::CallbackService {
 
   Daemon& daemon_;
   std::shared_ptr<LoopPoster> poster_;
+  std::shared_ptr<ClientRequestLimit> limit_;
 };
 
 }  // namespace
@@ -425,7 +435,7 @@ absl::Status Daemon::Init() {
 
   hardware_service_ = std::make_unique<HardwarePlaneService>(*backend_, loop_->poster(), *policy_);
   links_->SetAccessPolicy(policy_.get());
-  node_service_ = std::make_unique<NodeService>(*this, loop_->poster());
+  node_service_ = std::make_unique<NodeService>(*this, loop_->poster(), request_limit_);
   if (!options_.key_store.empty()) {
     absl::StatusOr<std::unique_ptr<KeyManager>> manager =
         KeyManager::Start({.store = options_.key_store, .vault = vault, .kme_listen = options_.kme_listen},

@@ -15,6 +15,7 @@
 
 #include "absl/status/statusor.h"
 #include "daemon/access_policy.h"
+#include "daemon/client_request_limit.h"
 #include "daemon/daemon_node_context.h"
 #include "daemon/distributed_state_backend.h"
 #include "daemon/entanglement_service.h"
@@ -60,6 +61,9 @@ struct DaemonOptions {
   std::string kme_listen;
   PeerLinkTiming peer_timing;
   WallClock::duration move_deadline = std::chrono::seconds(10);
+  // Entangle, Teleport and Qkd streams one client may have in flight here
+  // (daemon/client_request_limit.h).
+  uint32_t max_requests_per_client = kDefaultMaxRequestsPerClient;
 };
 
 class Daemon {
@@ -79,6 +83,9 @@ class Daemon {
   // The address the server is bound to, e.g. "127.0.0.1:41237".
   const std::string& listen_address() const { return listen_address_; }
   const AccessPolicy& policy() const { return *policy_; }
+  const Logger& log() const { return log_; }
+  // Node requests in flight per client (daemon/client_request_limit.h).
+  const ClientRequestLimit& request_limit() const { return *request_limit_; }
   int port() const { return port_; }
 
   EventLoop& loop() { return *loop_; }
@@ -125,6 +132,8 @@ class Daemon {
   std::unique_ptr<QkdService> qkd_;                    // goes before stack_
   std::unique_ptr<AccessPolicy> policy_;
   std::unique_ptr<KeyManager> key_manager_;
+  std::shared_ptr<ClientRequestLimit> request_limit_ =
+      std::make_shared<ClientRequestLimit>(options_.max_requests_per_client);
   std::unique_ptr<HardwarePlaneService> hardware_service_;
   std::unique_ptr<grpc::Service> node_service_;
   std::unique_ptr<grpc::Server> server_;

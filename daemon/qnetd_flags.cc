@@ -32,6 +32,10 @@ Usage: qnetd --network FILE --node NAME [options]
                       (qnetctl measure); default 10. Measuring a pair frees it at once;
                       a pair not measured by then is freed, and a request for more
                       pairs than memory slots waits for that memory.
+  --max-requests-per-client N
+                      Entangle, Teleport and Qkd requests one client (one certificate;
+                      without TLS, one connection) may have running at this daemon at
+                      once (default 64); one more ends at once with RESOURCE_EXHAUSTED.
   --peer-timeout SECONDS
                       wall-clock seconds without a frame from a neighbour (heartbeats
                       go every 600 ms, or a fifth of this if shorter) before its link
@@ -130,6 +134,13 @@ absl::StatusOr<QnetdFlags> ParseQnetdFlags(const std::vector<std::string>& args)
             absl::StrCat("--keep-hold wants a non-negative number of simulated seconds, got '", value, "'"));
       }
       flags.keep_hold_s = s;
+    } else if (name == "--max-requests-per-client") {
+      uint32_t n = 0;
+      if (!absl::SimpleAtoi(value, &n) || n < 1 || n > 100000) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--max-requests-per-client wants a whole number from 1 to 100000, got '", value, "'"));
+      }
+      flags.max_requests_per_client = n;
     } else if (name == "--peer-timeout") {
       double s = 0;
       if (!absl::SimpleAtod(value, &s) || !(s >= 0.05) || !(s <= 3600)) {

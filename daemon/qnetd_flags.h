@@ -21,6 +21,7 @@ struct QnetdFlags {
   PeerAddresses peers;  // --peer NAME=HOST:PORT
   double time_scale = 1.0;
   double keep_hold_s = 10.0;  // simulated seconds a KEEP pair is held for MeasureQubit
+  uint32_t max_requests_per_client = 64;  // daemon/client_request_limit.h
   double peer_timeout_s = 3.0;  // wall seconds of silence after which a neighbour is down
   std::optional<int64_t> epoch_unix_ns;
   std::optional<uint64_t> seed;  // default: the network file's seed, else 1

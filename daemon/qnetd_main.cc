@@ -57,6 +57,7 @@ int Run(int argc, char** argv) {
   options.peer_addresses = flags->peers;
   options.time_scale = flags->time_scale;
   options.keep_hold = qnet::FromSeconds(flags->keep_hold_s);
+  options.max_requests_per_client = flags->max_requests_per_client;
   options.peer_timing.silence_limit = std::chrono::duration_cast<qnet::daemon::WallClock::duration>(
       std::chrono::duration<double>(flags->peer_timeout_s));
   options.epoch_unix_ns = flags->epoch_unix_ns;
