@@ -84,6 +84,14 @@ class StreamingCall final : public grpc::ServerWriteReactor<Event> {
   using Starter = std::function<absl::StatusOr<Cancel>(std::function<void(Event)> push,
                                                        std::function<void(absl::Status)> end)>;
 
+  // A call refused before any work (authorisation, the client's limit):
+  // finished here, on the gRPC thread, so a refused client costs the event
+  // loop nothing.
+  explicit StreamingCall(grpc::Status refused) : outbox_(std::make_shared<Outbox>()) {
+    outbox_->reactor = this;
+    outbox_->finished = true;
+    this->Finish(std::move(refused));
+  }
   // `ticket`: the client's slot (client_request_limit.h), held until the call is done.
   StreamingCall(std::shared_ptr<LoopPoster> poster, Starter starter, std::shared_ptr<void> ticket = nullptr)
       : outbox_(std::make_shared<Outbox>()), poster_(std::move(poster)), ticket_(std::move(ticket)) {
@@ -134,9 +142,11 @@ class StreamingCall final : public grpc::ServerWriteReactor<Event> {
   void OnCancel() override {
     // The client went away (or its deadline passed): cancel the work.
     auto cancel = cancel_;
-    poster_->Post([cancel] {
-      if (*cancel) (*cancel)();
-    });
+    if (poster_ != nullptr) {  // null for a call refused before any work
+      poster_->Post([cancel] {
+        if (*cancel) (*cancel)();
+      });
+    }
     std::lock_guard lock(outbox_->mu);
     if (!outbox_->finished && !outbox_->writing) {
       outbox_->finished = true;
@@ -280,9 +290,7 @@ class NodeService final : public v1::Node::CallbackService {
         allowed.ok() ? limit_->Admit(daemon_.policy().ClientName(*context), method) : allowed;
     if (!ticket.ok()) {
       if (allowed.ok()) QNET_LOG(daemon_.log(), kWarn, "%s", ticket.status().message());
-      return new Call(poster_, [refused = ticket.status()](std::function<void(Event)>,
-                                                           std::function<void(absl::Status)>)
-                                   -> absl::StatusOr<typename Call::Cancel> { return refused; });
+      return new Call(ToGrpc(ticket.status()));
     }
     Daemon* d = &daemon_;
     return new Call(

@@ -6,9 +6,10 @@
 
 namespace qnet::keydist {
 
-std::string EncodeAuthenticationPool(const qkd::AuthenticationKeyPool& pool) {
+std::string EncodeAuthenticationPool(const std::string& self, const qkd::AuthenticationKeyPool& pool) {
   const qkd::AuthenticationKeyPool::State state = pool.state();
   v1::AuthenticationPoolState out;
+  out.set_self(self);
   out.set_peer(state.peer);
   out.set_sends_first_half(state.sends_first_half);
   out.set_consumed_words(state.consumed_words);
@@ -24,10 +25,15 @@ std::string EncodeAuthenticationPool(const qkd::AuthenticationKeyPool& pool) {
   return out.SerializeAsString();
 }
 
-absl::StatusOr<qkd::AuthenticationKeyPool> DecodeAuthenticationPool(const std::string& record) {
+absl::StatusOr<qkd::AuthenticationKeyPool> DecodeAuthenticationPool(const std::string& self,
+                                                                    const std::string& record) {
   v1::AuthenticationPoolState in;
   if (!in.ParseFromString(record)) {
     return absl::InvalidArgumentError("a saved authentication pool does not parse (a corrupted store?)");
+  }
+  if (in.self() != self) {
+    return absl::DataLossError(absl::StrCat("the authentication pool saved for ", in.peer(), " is node '", in.self(),
+                                            "''s, not '", self, "''s (a store copied from another node?)"));
   }
   qkd::AuthenticationKeyPool::State state{.peer = in.peer(),
                                           .sends_first_half = in.sends_first_half(),
@@ -68,10 +74,9 @@ absl::StatusOr<qkd::AuthenticationKeyPool*> AuthenticationPools::Pool(const std:
                                                                ": ", record.status().message()));
     }
     if (record->has_value()) {
-      absl::StatusOr<qkd::AuthenticationKeyPool> pool = DecodeAuthenticationPool(**record);
+      absl::StatusOr<qkd::AuthenticationKeyPool> pool = DecodeAuthenticationPool(self_, **record);
       if (!pool.ok()) return pool.status();
-      const bool first = self_ < peer;
-      if (pool->peer() != peer || pool->state().sends_first_half != first) {
+      if (pool->peer() != peer || pool->sends_first_half() != (self_ < peer)) {
         return absl::DataLossError(absl::StrCat("the authentication pool saved for ", peer, " belongs to ",
                                                 pool->peer(), " (a store copied from another node?)"));
       }
@@ -91,7 +96,7 @@ absl::StatusOr<qkd::AuthenticationKeyPool*> AuthenticationPools::Pool(const std:
 
 absl::Status AuthenticationPools::Save(const qkd::AuthenticationKeyPool& pool) {
   if (store_ == nullptr) return absl::OkStatus();
-  absl::Status saved = store_->Save(pool.peer(), EncodeAuthenticationPool(pool));
+  absl::Status saved = store_->Save(pool.peer(), EncodeAuthenticationPool(self_, pool));
   if (saved.ok()) return saved;
   return absl::Status(saved.code(), absl::StrCat("saving the authentication pool shared with ", pool.peer(), ": ",
                                                  saved.message()));

@@ -54,10 +54,12 @@ class AuthenticationPoolStore {
   virtual absl::Status Save(const std::string& peer, const std::string& record) = 0;
 };
 
-// A pool's record (the proto qnet.v1.AuthenticationPoolState) and back;
-// InvalidArgument for bytes that are not a pool's.
-std::string EncodeAuthenticationPool(const qkd::AuthenticationKeyPool& pool);
-absl::StatusOr<qkd::AuthenticationKeyPool> DecodeAuthenticationPool(const std::string& record);
+// The record of `self`'s pool (the proto qnet.v1.AuthenticationPoolState)
+// and back; InvalidArgument for bytes that are not a pool's, DataLoss for
+// another node's pool.
+std::string EncodeAuthenticationPool(const std::string& self, const qkd::AuthenticationKeyPool& pool);
+absl::StatusOr<qkd::AuthenticationKeyPool> DecodeAuthenticationPool(const std::string& self,
+                                                                    const std::string& record);
 
 class AuthenticationPools {
  public:

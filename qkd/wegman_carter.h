@@ -126,6 +126,7 @@ class AuthenticationKeyPool {
   absl::StatusOr<std::vector<uint64_t>> TakeForReceiving(const PoolPosition& position, size_t words);
 
   const std::string& peer() const { return peer_; }
+  bool sends_first_half() const { return sends_first_half_; }
   // Words handed out or burned, both directions, times 64.
   uint64_t bits_consumed() const { return consumed_words_ * kAuthenticationWordBits; }
   // Bits this end can still send with / still receive with.
@@ -135,7 +136,8 @@ class AuthenticationKeyPool {
 
   // What a pool holds, for keeping it on disk across restarts (a pool that
   // is rebuilt from its bootstrap instead would hand out used pads again).
-  // Used words are zero in `words`, so a saved state holds no spent pad.
+  // Used words are zero in `words`, so a state holds no spent pad (older
+  // copies in a store's journal may, until it overwrites them).
   struct Segment {
     std::string name;
     std::vector<uint64_t> words;

@@ -116,15 +116,26 @@ TEST(AuthenticationPoolsTest, AStoreHoldingGarbageOrAnotherPairsPoolIsRefused) {
   EXPECT_EQ(garbage.status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(garbage.status().message(), HasSubstr("does not parse"));
 
-  // Carol's pool with alice, copied into bob's store.
+  // Carol's pool with dave, copied into bob's store: same peer and
+  // direction, another node's pads.
   auto carols = std::make_shared<MapStore>();
   AuthenticationPools carol("carol", kSecret, kBits, carols);
   ASSERT_TRUE(carol.TakeForSending("dave", 1).ok());
-  store->records["dave"] = carols->records.at("dave");  // sends_first_half matches, the peer does too
-  store->records["erin"] = carols->records.at("dave");  // names another peer
+  store->records["dave"] = carols->records.at("dave");
+  // Bob's own pool with dave, saved under another peer's name.
+  auto bobs = std::make_shared<MapStore>();
+  AuthenticationPools bob_elsewhere("bob", kSecret, kBits, bobs);
+  ASSERT_TRUE(bob_elsewhere.TakeForSending("dave", 1).ok());
+  store->records["erin"] = bobs->records.at("dave");
   AuthenticationPools bob2("bob", kSecret, kBits, store);
-  EXPECT_EQ(bob2.TakeForSending("erin", 1).status().code(), absl::StatusCode::kDataLoss);
-  EXPECT_THAT(bob2.TakeForSending("erin", 1).status().message(), HasSubstr("belongs to dave"));
+  auto copied = bob2.TakeForSending("dave", 1);
+  EXPECT_EQ(copied.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(copied.status().message(), HasSubstr("node 'carol''s, not 'bob''s"));
+  auto misfiled = bob2.TakeForSending("erin", 1);
+  EXPECT_EQ(misfiled.status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(misfiled.status().message(), HasSubstr("belongs to dave"));
+  // Refused records are left as they were (nothing bootstrapped over them).
+  EXPECT_EQ(store->records.at("dave"), carols->records.at("dave"));
 }
 
 TEST(AuthenticationPoolsTest, RecordsRoundTrip) {
@@ -132,7 +143,7 @@ TEST(AuthenticationPoolsTest, RecordsRoundTrip) {
   ASSERT_TRUE(alice.TakeForSending("bob", 2).ok());
   auto pool = alice.With("bob");
   ASSERT_TRUE(pool.ok());
-  auto decoded = DecodeAuthenticationPool(EncodeAuthenticationPool(**pool));
+  auto decoded = DecodeAuthenticationPool("alice", EncodeAuthenticationPool("alice", **pool));
   ASSERT_TRUE(decoded.ok()) << decoded.status();
   EXPECT_EQ(decoded->peer(), "bob");
   EXPECT_EQ(decoded->bits_available_for_sending(), (*pool)->bits_available_for_sending());

@@ -223,8 +223,13 @@ TEST(AuthenticationKeyPool, SpentSegmentsAreDroppedAndTheirWordsStayRefused) {
   // A replay into the dropped segment is still refused; the accounts are kept.
   EXPECT_EQ(alice.TakeForReceiving({"a", 1}, 1).status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(alice.bits_consumed(), 4 * 64u);
+  // The remaining segment is still found by name after the drop.
+  auto from_b = alice.TakeForReceiving({"b", 0}, 1);
+  ASSERT_TRUE(from_b.ok()) << from_b.status();
+  EXPECT_EQ(*from_b, (std::vector<uint64_t>{7}));
+  EXPECT_EQ(alice.bits_consumed(), 5 * 64u);
   EXPECT_EQ(alice.bits_available_for_sending(), 128u);
-  EXPECT_EQ(alice.bits_available_for_receiving(), 128u);
+  EXPECT_EQ(alice.bits_available_for_receiving(), 64u);
 }
 
 TEST(AuthenticationKeyPool, AStateRestoresAPoolThatGoesOnWhereItStopped) {
