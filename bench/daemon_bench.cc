@@ -34,6 +34,7 @@
 #include <chrono>
 #include <cmath>
 #include <filesystem>
+#include <cstdlib>
 #include <fstream>
 #include <memory>
 #include <optional>
@@ -46,6 +47,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
 #include "bench/process_stats.h"
 #include "cli/entangle_client.h"
 #include "cli/launcher.h"
@@ -120,6 +122,13 @@ class DaemonPair {
     options.insecure = insecure;
     options.time_scale = time_scale;
     options.log_level = "warn";  // the daemons log per request at info; keep that out of the timing
+    // Extra qnetd flags for before/after comparisons of one binary, e.g.
+    // QNET_BENCH_QNETD_ARGS="--metrics-listen off" (space-separated).
+    if (const char* extra = std::getenv("QNET_BENCH_QNETD_ARGS"); extra != nullptr) {
+      for (absl::string_view arg : absl::StrSplit(extra, ' ', absl::SkipEmpty())) {
+        options.extra_args.emplace_back(arg);
+      }
+    }
     options.ready_timeout = absl::Seconds(20);
     options.stop_grace = absl::Seconds(5);
     absl::StatusOr<std::unique_ptr<LocalNetwork>> network = LocalNetwork::Start(options);

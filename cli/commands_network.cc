@@ -61,6 +61,12 @@ int Up(const Args& args, bool json) {
     }
     o.extra_args = {"--keep-hold", hold};
   }
+  if (std::string format = Flag(args, "--log-format"); !format.empty()) {
+    if (format != "text" && format != "json") {
+      return Fail(absl::StrCat("--log-format must be text or json, got '", format, "'"));
+    }
+    o.extra_args.insert(o.extra_args.end(), {"--log-format", format});
+  }
   absl::StatusOr<std::unique_ptr<qnet::cli::LocalNetwork>> net;
   std::string scale_note;
   if (auto_scale) {
@@ -91,18 +97,21 @@ int Up(const Args& args, bool json) {
     bool first = true;
     for (const std::string& node : (*net)->nodes()) {
       std::cout << (first ? "" : ",") << "{\"node\":\"" << node << "\",\"address\":\""
-                << (*net)->Address(node).value_or("") << "\",\"kme_url\":\"" << (*net)->KmeUrl(node) << "\"}";
+                << (*net)->Address(node).value_or("") << "\",\"kme_url\":\"" << (*net)->KmeUrl(node)
+                << "\",\"metrics_url\":\"" << (*net)->MetricsUrl(node) << "\"}";
       first = false;
     }
-    std::cout << "]}\n";
+    std::cout << "],\"prometheus_config\":\"" << (*net)->PrometheusConfigPath() << "\"}\n";
   } else {
     std::cout << "network " << (*net)->network_name() << " up (state dir " << (*net)->state_dir() << ", "
               << scale_note << ")\n";
     for (const std::string& node : (*net)->nodes()) {
       std::cout << absl::StrFormat("  %-12s %s", node, (*net)->Address(node).value_or("?"));
       if (std::string kme = (*net)->KmeUrl(node); !kme.empty()) std::cout << "   KME " << kme;
-      std::cout << "\n";
+      std::cout << "   metrics " << (*net)->MetricsUrl(node) << "\n";
     }
+    std::cout << "Prometheus: prometheus --config.file=" << (*net)->PrometheusConfigPath()
+              << " (scrapes every daemon" << (o.insecure ? "" : " with the monitor certificate in the PKI") << ")\n";
     absl::StatusOr<config::NetworkConfig> network = config::LoadNetworkFile(o.network_file);
     if (network.ok() && !network->key_management.saes.empty() && !o.insecure) {
       const fs::path pki = (*net)->pki_dir();
@@ -187,6 +196,7 @@ int Status(const Args& args, bool json) {
       }
       std::cout << "           " << LagStatusLine(status->lag()) << "\n";
       std::cout << "           security: " << status->transport_security() << "\n";
+      if (!status->metrics_url().empty()) std::cout << "           metrics:  " << status->metrics_url() << "\n";
     } else {
       std::cout << absl::StrFormat("%-10s DOWN (%s)\n", node, status.status().message());
       rc = 1;
@@ -262,9 +272,9 @@ int Routes(const Args& args, bool json) {
 std::vector<Command> NetworkCommands() {
   return {
       {"up",
-       {"--time-scale", "--keep-hold", "--qnetd", "--security"},
+       {"--time-scale", "--keep-hold", "--qnetd", "--security", "--log-format"},
        R"(Usage: qnetctl up NETWORK_FILE [--time-scale S|auto] [--keep-hold SECONDS] [--qnetd PATH]
-                  [--security tls|insecure-local-only]
+                  [--security tls|insecure-local-only] [--log-format text|json]
 
 Starts one qnetd per node of NETWORK_FILE on 127.0.0.1 (free ports), detached,
 waits until every daemon serves, and records where they are in the state
@@ -287,6 +297,12 @@ directory (default .qnet/<network>) so that later commands can name nodes.
   --security insecure-local-only
                         plaintext, no authentication, loopback only: any local
                         process can use the daemons (status says so)
+  --log-format json     the daemons log one JSON object per line (default text);
+                        `qnetctl logs` merges them either way
+
+Each daemon also serves Prometheus metrics (its URL is printed); the state
+directory gets prometheus.yml, a scrape configuration for all of them (with a
+monitor certificate, pki/monitor-prometheus, under TLS).
 )",
        Up},
       {"down", {}, R"(Usage: qnetctl down

@@ -47,7 +47,9 @@ int Pki(const Args& args, bool json) {
       return Fail(absl::StrCat("a ", security::RoleName(*role), " certificate needs --name NAME"));
     }
     if (*role == security::Role::kApp && who.node.empty()) return Fail("an app certificate needs --node NODE (its node)");
-    if (*role == security::Role::kOperator && !who.node.empty()) return Fail("an operator is not bound to a node: drop --node");
+    if ((*role == security::Role::kOperator || *role == security::Role::kMonitor) && !who.node.empty()) {
+      return Fail(absl::StrCat("a ", security::RoleName(*role), " is not bound to a node: drop --node"));
+    }
     absl::StatusOr<std::filesystem::path> cert = security::IssueCertificate(dir, who);
     if (!cert.ok()) return Fail(std::string(cert.status().message()));
     std::filesystem::path key = *cert;
@@ -71,7 +73,7 @@ std::vector<Command> PkiCommands() {
       {"pki",
        {"--dir", "--role", "--name"},
        R"(Usage: qnetctl pki init NETWORK_FILE --dir DIR
-       qnetctl pki issue --dir DIR --role node|operator|app [--node NODE] [--name NAME]
+       qnetctl pki issue --dir DIR --role node|operator|app|monitor [--node NODE] [--name NAME]
 
 The network's own certificate authority and certificates (mutual TLS on every
 qnetd port). `qnetctl up` makes them itself in <state-dir>/pki; use these
@@ -85,6 +87,8 @@ commands for daemons started by hand or on several hosts.
             --role operator --name NAME          a client that may do everything
             --role app --node NODE --name NAME   a client that may use only NODE's
                                                  entanglement, teleport, keys, status
+            --role monitor --name NAME           a scraper (Prometheus): the daemons'
+                                                 metrics, GetStatus and GetRoutes only
 Keys are P-256, written 0600. A client uses a certificate of its own with
 QNET_CLIENT_CERT=FILE QNET_CLIENT_KEY=FILE (qnetctl) or any gRPC client given
 ca.crt, the certificate and key, and the node's name as TLS target name.

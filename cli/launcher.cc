@@ -166,6 +166,40 @@ std::string LocalNetwork::KmeUrl(const std::string& node) const {
   return absl::StrCat("https://127.0.0.1:", it->second.kme_port);
 }
 
+std::string LocalNetwork::MetricsUrl(const std::string& node) const {
+  auto it = daemons_.find(node);
+  if (it == daemons_.end() || it->second.metrics_port == 0) return "";
+  return absl::StrCat(options_.insecure ? "http" : "https", "://127.0.0.1:", it->second.metrics_port, "/metrics");
+}
+
+std::string LocalNetwork::PrometheusConfigPath() const { return (fs::path(state_dir_) / "prometheus.yml").string(); }
+
+absl::Status LocalNetwork::WritePrometheusConfig() const {
+  // One job; each target carries its node's name. The daemons' certificates
+  // name 127.0.0.1 too, so Prometheus verifies them against the network's CA
+  // as they are reached.
+  std::string yml = absl::StrCat(
+      "# Written by qnetctl up for network ", network_name_,
+      ": scrapes every daemon's metrics endpoint.\n"
+      "# prometheus --config.file=", PrometheusConfigPath(), " --storage.tsdb.path=DIR\n"
+      "global:\n  scrape_interval: 5s\n"
+      "scrape_configs:\n  - job_name: qnet\n");
+  if (!options_.insecure) {
+    const fs::path pki = fs::absolute(pki_dir());
+    const std::string stem = security::CertificateStem(security::DefaultMonitor(network_name_));
+    absl::StrAppend(&yml, "    scheme: https\n    tls_config:\n      ca_file: ", (pki / "ca.crt").string(),
+                    "\n      cert_file: ", (pki / (stem + ".crt")).string(), "\n      key_file: ",
+                    (pki / (stem + ".key")).string(), "\n");
+  }
+  absl::StrAppend(&yml, "    static_configs:\n");
+  for (const std::string& name : order_) {
+    const Daemon& d = daemons_.at(name);
+    absl::StrAppend(&yml, "      - targets: ['127.0.0.1:", d.metrics_port, "']\n        labels: {qnet_node: '", name,
+                    "'}\n");
+  }
+  return config::WriteFileAtomically(PrometheusConfigPath(), yml);
+}
+
 std::string LocalNetwork::Path(const std::string& node, const std::string& suffix) const {
   return (fs::path(state_dir_) / (node + suffix)).string();
 }
@@ -234,6 +268,12 @@ absl::StatusOr<std::unique_ptr<LocalNetwork>> LocalNetwork::Start(LaunchOptions 
       absl::StatusOr<fs::path> issued = security::IssueCertificate(net->pki_dir(), app);
       if (!issued.ok()) return issued.status();
     }
+    // The scraper's certificate for the prometheus.yml written below.
+    const security::Identity monitor = security::DefaultMonitor(network->name);
+    if (!fs::exists(fs::path(net->pki_dir()) / (security::CertificateStem(monitor) + ".crt"))) {
+      absl::StatusOr<fs::path> issued = security::IssueCertificate(net->pki_dir(), monitor);
+      if (!issued.ok()) return issued.status();
+    }
     // Nodes with a key pool or an SAE run a key manager and its KME API.
     for (const config::KeyPoolConfig& pool : network->key_management.pools) {
       net->daemons_[pool.node_a].kme = true;
@@ -257,6 +297,7 @@ absl::StatusOr<std::unique_ptr<LocalNetwork>> LocalNetwork::Start(LaunchOptions 
   }
   const absl::Time deadline = absl::Now() + options.ready_timeout;
   if (absl::Status s = net->WaitReady(all, deadline); !s.ok()) return s;
+  if (absl::Status s = net->WritePrometheusConfig(); !s.ok()) return s;
   // Only a network that came up is left running: a failed launch is always
   // torn down by the destructor.
   net->detached_ = options.detached;
@@ -317,6 +358,13 @@ absl::Status LocalNetwork::Spawn(Daemon& d, int port) {
   } else {
     args.insert(args.end(), {"--pki", pki_dir()});
   }
+  // The metrics endpoint keeps its port across restarts: Prometheus's targets.
+  if (d.metrics_port == 0) {
+    absl::StatusOr<int> metrics_port = FreeLoopbackPort();
+    if (!metrics_port.ok()) return metrics_port.status();
+    d.metrics_port = *metrics_port;
+  }
+  args.insert(args.end(), {"--metrics-listen", absl::StrCat("127.0.0.1:", d.metrics_port)});
   if (d.kme) {
     // The KME keeps its port across restarts, so SAEs find it again.
     if (d.kme_port == 0) {

@@ -10,6 +10,9 @@
 //   <node>.address   the daemon's bound HOST:PORT (its --ready-file)
 //   <node>.pid       its process id
 //   <node>.log       its stdout and stderr (appended across restarts)
+//   prometheus.yml   a Prometheus scrape configuration for every daemon's
+//                    metrics endpoint (with TLS: the monitor certificate
+//                    pki/monitor-prometheus.crt/.key and the network's CA)
 //
 // LocalNetwork is RAII: unless Detach()ed, destroying it stops every daemon
 // it started (SIGTERM, then SIGKILL after a grace period), so a failing test
@@ -90,6 +93,11 @@ class LocalNetwork {
   // by the network file's key_management get one (and a key store,
   // <state_dir>/<node>.keys.sqlite) unless the network is insecure.
   std::string KmeUrl(const std::string& node) const;
+  // The node's Prometheus endpoint (https://127.0.0.1:PORT/metrics, http://
+  // for an insecure network; the port is kept across restarts).
+  std::string MetricsUrl(const std::string& node) const;
+  // <state_dir>/prometheus.yml: scrapes every daemon of the network.
+  std::string PrometheusConfigPath() const;
   // NotFound for an unknown node; FailedPrecondition if it is not running.
   absl::StatusOr<std::string> Address(const std::string& node) const;
   absl::StatusOr<pid_t> Pid(const std::string& node) const;
@@ -117,6 +125,7 @@ class LocalNetwork {
     int port = 0;
     bool kme = false;  // runs a key manager and its KME API
     int kme_port = 0;  // kept across restarts
+    int metrics_port = 0;  // kept across restarts (Prometheus's targets)
   };
   explicit LocalNetwork(LaunchOptions options) : options_(std::move(options)) {}
   absl::Status Spawn(Daemon& daemon, int port);
@@ -124,6 +133,7 @@ class LocalNetwork {
   // `need_address`) and answers SERVING.
   absl::Status WaitReady(const std::vector<Daemon*>& which, absl::Time deadline);
   absl::Status WritePeers();
+  absl::Status WritePrometheusConfig() const;
   // Reaps the daemon if it has exited; returns how.
   std::optional<ProcessExit> Reap(Daemon& daemon);
   std::string Path(const std::string& node, const std::string& suffix) const;

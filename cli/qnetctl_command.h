@@ -43,6 +43,8 @@ std::vector<Command> TeleportCommands();  // teleport
 std::vector<Command> QkdCommands();       // eavesdrop, qkd, key
 std::vector<Command> PkiCommands();       // pki
 std::vector<Command> KeyCommands();       // keys
+std::vector<Command> LogCommands();       // logs
+std::vector<Command> UiCommands();        // ui
 
 std::string Flag(const Args& args, const std::string& name, const std::string& fallback = "");
 // Prints "qnetctl: message" on stderr; returns the exit code 1.

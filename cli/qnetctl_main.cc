@@ -30,6 +30,11 @@ Commands:
   eavesdrop           switch an intercept-resend eavesdropper on a link on or off
   qkd                 quantum key distribution between --node and any other node
   key                 fetch a shared key from --node by its key id
+  keys                the KMEs' key pools and SAEs (status, pool, sae, url)
+  logs                the daemons' logs merged in time order; --request ID
+                      follows one request across them, --follow yes tails
+  ui                  a live web page of the network (topology, rates, memory,
+                      key pools; start requests), on 127.0.0.1
   pki                 the network's certificates (init, issue), for daemons
                       started by hand or on several hosts
 
@@ -49,7 +54,8 @@ Global options: --state-dir DIR, --node NODE, --output text|json, --help (see qn
 const std::vector<Command>& Commands() {
   static const std::vector<Command> commands = [] {
     std::vector<Command> all;
-    for (auto group : {NetworkCommands, EntangleCommands, TeleportCommands, QkdCommands, PkiCommands, KeyCommands}) {
+    for (auto group : {NetworkCommands, EntangleCommands, TeleportCommands, QkdCommands, PkiCommands, KeyCommands,
+                       LogCommands, UiCommands}) {
       for (Command& c : group()) all.push_back(std::move(c));
     }
     return all;

@@ -37,7 +37,8 @@ absl::StatusOr<security::Identity> AccessPolicy::Caller(const grpc::ServerContex
                                             security::Describe(*caller), " of network '", caller->network,
                                             "': this is network '", topology_.network, "'")));
   }
-  if (caller->role != security::Role::kOperator && !nodes_.contains(caller->node)) {
+  if (caller->role != security::Role::kOperator && caller->role != security::Role::kMonitor &&
+      !nodes_.contains(caller->node)) {
     return Refuse(context, absl::PermissionDeniedError(absl::StrCat(
                                "node '", topology_.self, "' refuses ", what, " from ", security::Describe(*caller),
                                ": '", caller->node, "' is not a node of the network file")));
@@ -111,6 +112,12 @@ absl::Status AccessPolicy::AuthorizeClientIdentity(const security::Identity& cal
       return absl::PermissionDeniedError(absl::StrCat("node '", topology_.self, "' refuses ", what, " from ",
                                                       security::Describe(caller),
                                                       ": apps may not call it (operator certificates may)"));
+    case security::Role::kMonitor:
+      // A scraper reads; it starts nothing and sees no key.
+      if (method == "GetStatus" || method == "GetRoutes") return absl::OkStatus();
+      return absl::PermissionDeniedError(absl::StrCat("node '", topology_.self, "' refuses ", what, " from ",
+                                                      security::Describe(caller),
+                                                      ": a monitor may read metrics, GetStatus and GetRoutes only"));
     case security::Role::kNode:
       break;
   }

@@ -11,6 +11,7 @@
 #include <grpcpp/health_check_service_interface.h>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "daemon/certificate_advert_authenticator.h"
 #include "security/grpc_tls.h"
 
@@ -316,7 +317,7 @@ class NodeService final : public v1::Node::CallbackService {
 }  // namespace
 
 Daemon::Daemon(DaemonOptions options)
-    : options_(std::move(options)), log_(options_.topology.self, options_.log_level) {}
+    : options_(std::move(options)), log_(options_.topology.self, options_.log_level, options_.log_format) {}
 
 absl::StatusOr<std::unique_ptr<Daemon>> Daemon::Start(DaemonOptions options) {
   std::unique_ptr<Daemon> daemon(new Daemon(std::move(options)));
@@ -423,6 +424,24 @@ absl::Status Daemon::Init() {
   stack_options.network.adverts.on_refused = [this](const std::string&, const std::string& why) {
     QNET_LOG(log_, kWarn, "%s", why);
   };
+  // Every node of a path logs its circuits under the same id, so that one
+  // request can be followed across the daemons (qnetctl logs --request).
+  stack_options.network.on_circuit = [this](const network::CircuitRecord& c) {
+    const LogFields fields = {{"layer", "network"}, {"circuit", c.id}};
+    const std::string role = c.position == 0 ? "as the requester"
+                             : c.position + 1 == c.path.size()
+                                 ? "as the far end"
+                                 : absl::StrCat("as repeater ", c.position, " of ", c.path.size() - 2);
+    if (!c.ended) {
+      QNET_LOG_WITH(log_, kInfo, fields, "circuit %s installed here %s (path %s, %d pairs)", c.id, role,
+                    absl::StrJoin(c.path, "-"), c.pairs);
+    } else if (c.position == 0 || c.position + 1 == c.path.size()) {
+      QNET_LOG_WITH(log_, kInfo, fields, "circuit %s ended: %s; %d pairs delivered here", c.id, c.outcome,
+                    c.delivered);
+    } else {
+      QNET_LOG_WITH(log_, kInfo, fields, "circuit %s ended: %s", c.id, c.outcome);
+    }
+  };
   absl::StatusOr<std::unique_ptr<stack::NodeStack>> built =
       stack::NodeStack::Build(*context_, *backend_, *options_.network, std::move(stack_options));
   if (!built.ok()) {
@@ -455,6 +474,23 @@ absl::Status Daemon::Init() {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
+  if (!options_.metrics_listen.empty()) {
+    if (!options_.tls && !IsLoopback(options_.metrics_listen)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "without TLS the metrics endpoint listens on the loopback interface only, not ", options_.metrics_listen));
+    }
+    // Scrapes that come before the loop runs wait for it (or get a 503).
+    absl::StatusOr<std::unique_ptr<MetricsEndpoint>> metrics = MetricsEndpoint::Start(
+        {.listen = options_.metrics_listen, .network = topology.network, .tls = options_.tls},
+        [this] { return CollectMetrics(); });
+    if (!metrics.ok()) return metrics.status();
+    metrics_ = *std::move(metrics);
+    metrics_url_ = metrics_->url();
+    grpc_metrics_ = std::make_unique<GrpcServerMetrics>(*metrics_registry_, topology.self);
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+    interceptors.push_back(grpc_metrics_->InterceptorFactory());
+    builder.experimental().SetInterceptorCreators(std::move(interceptors));
+  }
   // gRPC sets SO_REUSEPORT by default, which would let a second daemon bind
   // the same port and share its connections: a taken port must fail.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
@@ -480,6 +516,7 @@ absl::Status Daemon::Init() {
   loop_->Post([links] { links->Start(); });
   QNET_LOG(log_, kInfo, "qnetd for node %s of network %s listening on %s (time scale %g, seed %d; %s)", topology.self,
            topology.network, listen_address_, options_.time_scale, options_.seed, TransportSecurity());
+  if (!metrics_url_.empty()) QNET_LOG(log_, kInfo, "metrics at %s", metrics_url_);
   if (!options_.tls) {
     QNET_LOG(log_, kWarn, "insecure-local-only: plaintext, no authentication; any local process can use this daemon");
   }
@@ -491,7 +528,10 @@ Daemon::~Daemon() { Shutdown(); }
 void Daemon::Shutdown() {
   if (shut_down_) return;
   shut_down_ = true;
-  if (loop_ == nullptr) return;
+  if (loop_ == nullptr) {
+    metrics_.reset();
+    return;
+  }
   const std::string reason = absl::StrCat("node ", options_.topology.self, " is shutting down");
   if (server_ != nullptr) {
     PeerLinks* links = links_.get();
@@ -511,6 +551,7 @@ void Daemon::Shutdown() {
     server_->Wait();
     QNET_LOG(log_, kInfo, "stopped");
   }
+  metrics_.reset();  // its scrapes read the loop: gone before the loop stops
   key_manager_.reset();  // its service is no longer called; it may still post to the loop
   loop_->Stop();
   // Loop-owned objects go now: the services first (they refer to the stack).
@@ -602,6 +643,7 @@ v1::GetStatusResponse Daemon::Status() {
   status.set_node(topology.self);
   status.set_network(topology.network);
   status.set_transport_security(TransportSecurity());
+  status.set_metrics_url(MetricsUrl());
   status.set_uptime_s(std::chrono::duration<double>(WallClock::now() - loop_->created_at()).count());
   status.set_time_scale(loop_->time_scale());
   status.set_simulated_time_s(SecondsSinceEpoch(loop_->Now()));

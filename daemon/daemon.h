@@ -7,11 +7,14 @@
 // this; tests run several in one process.
 #pragma once
 
+#include <atomic>
 #include <memory>
 #include <optional>
 #include <string>
 
 #include <grpcpp/grpcpp.h>
+#include <prometheus/metric_family.h>
+#include <prometheus/registry.h>
 
 #include "absl/status/statusor.h"
 #include "daemon/access_policy.h"
@@ -20,9 +23,11 @@
 #include "daemon/distributed_state_backend.h"
 #include "daemon/entanglement_service.h"
 #include "daemon/event_loop.h"
+#include "daemon/grpc_server_metrics.h"
 #include "daemon/hardware_plane.h"
 #include "daemon/key_manager.h"
 #include "daemon/log.h"
+#include "daemon/metrics_endpoint.h"
 #include "daemon/peer_directory.h"
 #include "daemon/peer_links.h"
 #include "daemon/qkd_service.h"
@@ -46,6 +51,7 @@ struct DaemonOptions {
   std::optional<int64_t> epoch_unix_ns;        // simulated time zero (default: start)
   uint64_t seed = 1;
   LogLevel log_level = LogLevel::kInfo;
+  LogFormat log_format = LogFormat::kText;
   // Mutual TLS on the port and on channels to other daemons, with callers
   // authorised by their certificates (daemon/access_policy.h). Without it
   // the daemon is insecure-local-only: it listens on the loopback interface
@@ -64,6 +70,10 @@ struct DaemonOptions {
   // Entangle, Teleport and Qkd streams one client may have in flight here
   // (daemon/client_request_limit.h).
   uint32_t max_requests_per_client = kDefaultMaxRequestsPerClient;
+  // Where the Prometheus endpoint listens (daemon/metrics_endpoint.h; "" for
+  // none). With TLS it is HTTPS for monitor and operator certificates; an
+  // insecure daemon's is plain HTTP and must be on the loopback interface.
+  std::string metrics_listen;
 };
 
 class Daemon {
@@ -107,6 +117,12 @@ class Daemon {
   v1::GetStatusResponse Status();
   // GetStatusResponse.transport_security.
   std::string TransportSecurity() const;
+  // The Prometheus endpoint's URL ("" when off).
+  const std::string& MetricsUrl() const { return metrics_url_; }
+  // Everything the metrics endpoint serves: the node's counters (read on the
+  // loop; Unavailable if it does not answer within 2 s), the key pools and
+  // the gRPC server's calls. Not from the loop thread.
+  absl::StatusOr<std::vector<prometheus::MetricFamily>> CollectMetrics();
   // The network layer's routing table and link-state database (loop thread).
   absl::StatusOr<v1::GetRoutesResponse> Routes();
   // Node.Eavesdrop (loop thread).
@@ -115,6 +131,8 @@ class Daemon {
  private:
   explicit Daemon(DaemonOptions options);
   absl::Status Init();
+  // The stack's counters as metric families (loop thread; daemon_metrics.cc).
+  std::vector<prometheus::MetricFamily> NodeMetrics();
 
   DaemonOptions options_;
   Logger log_;
@@ -134,6 +152,13 @@ class Daemon {
   std::unique_ptr<KeyManager> key_manager_;
   std::shared_ptr<ClientRequestLimit> request_limit_ =
       std::make_shared<ClientRequestLimit>(options_.max_requests_per_client);
+  std::shared_ptr<prometheus::Registry> metrics_registry_ = std::make_shared<prometheus::Registry>();
+  std::unique_ptr<GrpcServerMetrics> grpc_metrics_;  // outlives server_ (its interceptors)
+  std::unique_ptr<MetricsEndpoint> metrics_;
+  std::string metrics_url_;  // set once, before the gRPC server starts
+  // One scrape's collection on the loop at a time: one that timed out still
+  // runs there, and another would only add to an overloaded loop.
+  std::shared_ptr<std::atomic<bool>> collecting_ = std::make_shared<std::atomic<bool>>(false);
   std::unique_ptr<HardwarePlaneService> hardware_service_;
   std::unique_ptr<grpc::Service> node_service_;
   std::unique_ptr<grpc::Server> server_;

@@ -148,7 +148,8 @@ absl::StatusOr<EntanglementService::RequestHandle> EntanglementService::Entangle
     if (!id.ok()) return id.status();
     *id_cell = *id | kNetworkHandle;
     origins_.emplace(*id_cell, Origin{std::move(stream), context_.Now(), {}, lag_.Begin(LagMonitor::Clock::now())});
-    QNET_LOG(log_, kInfo, "end-to-end request %d: %d pairs with %s", *id, req.number, remote);
+    QNET_LOG_WITH(log_, kInfo, (LogFields{{"layer", "network"}, {"circuit", network_->CircuitId(*id)}}),
+                  "end-to-end request %d: %d pairs with %s", *id, req.number, remote);
     return *id_cell;
   }
   link::EntanglementRequest req;
@@ -181,7 +182,10 @@ void EntanglementService::EndOrigin(RequestHandle handle, absl::Status status, u
   std::vector<std::string> path = std::move(it->second.path);
   const v1::SoftwareLag lag = lag_.Since(it->second.lag_mark, LagMonitor::Clock::now());
   origins_.erase(it);
-  if (lag.behind()) QNET_LOG(log_, kInfo, "request %d: %s", handle, DescribeLag(lag));
+  if (lag.behind()) {
+    QNET_LOG(log_, kInfo, "%s request %d: %s", (handle & kNetworkHandle) != 0 ? "end-to-end" : "entangle",
+             handle & ~kNetworkHandle, DescribeLag(lag));
+  }
   if (status.ok() && stream.event) {
     v1::EntangleEvent out;
     out.mutable_summary()->set_pairs(pairs);
@@ -233,8 +237,10 @@ void EntanglementService::OnNetworkOriginEvent(RequestHandle handle, const netwo
 
 void EntanglementService::OnNetworkReceiverEvent(const network::NetworkEvent& event) {
   if (const auto* incoming = std::get_if<network::IncomingRequest>(&event)) {
-    QNET_LOG(log_, kInfo, "accepted end-to-end request from %s (%d pairs, path %s)", incoming->origin,
-             incoming->request.number, absl::StrJoin(incoming->path, "-"));
+    QNET_LOG_WITH(log_, kInfo,
+                  (LogFields{{"layer", "network"}, {"circuit", network_->CircuitId(incoming->request_id)}}),
+                  "accepted end-to-end request from %s (%d pairs, path %s)", incoming->origin,
+                  incoming->request.number, absl::StrJoin(incoming->path, "-"));
   } else if (const auto* pair = std::get_if<network::PairDelivered>(&event)) {
     OnReceivedPair(*pair);
   } else if (const auto* failed = std::get_if<network::RequestFailed>(&event)) {

@@ -220,6 +220,7 @@ void PeerLinks::OnFrame(PeerStreamPtr stream, v1::PeerFrame frame) {
   if (n == nullptr) return;  // a stream we already gave up on
   n->last_heard = WallClock::now();
   ++n->state.frames_received;
+  n->state.bytes_received += frame.ByteSizeLong();
 
   if (n->dialing == stream) {
     if (!frame.has_hello()) {
@@ -344,6 +345,7 @@ void PeerLinks::Keepalive(Neighbour& n) {
     v1::PeerFrame frame;
     frame.mutable_heartbeat()->set_sent_unix_ns(UnixNowNs());
     *frame.mutable_lag() = loop_.lag().OwnReport(now);
+    n.state.bytes_sent += frame.ByteSizeLong();
     n.stream->Send(std::move(frame));
     n.last_sent = now;
   }
@@ -382,6 +384,7 @@ void PeerLinks::Flush(Neighbour& n) {
   n.outbound.clear();
   n.last_sent = WallClock::now();
   *frame.mutable_lag() = loop_.lag().OwnReport(n.last_sent);
+  n.state.bytes_sent += frame.ByteSizeLong();
   n.stream->Send(std::move(frame));
 }
 

@@ -54,6 +54,8 @@ struct NeighbourState {
   uint64_t messages_dropped = 0;  // sent while the neighbour was down
   uint64_t frames_received = 0;
   uint64_t batches_received = 0;  // frames carrying messages
+  uint64_t bytes_sent = 0;        // serialized frames, heartbeats too (not the Hello)
+  uint64_t bytes_received = 0;    // serialized frames of every kind
   uint64_t times_connected = 0;
 };
 

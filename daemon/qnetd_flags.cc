@@ -65,7 +65,17 @@ Usage: qnetd --network FILE --node NAME [options]
                       serve the ETSI GS QKD 014 key delivery API (HTTPS, mutual TLS:
                       SAEs present app certificates of the network's CA bound to this
                       node) on this address; port 0 picks a free one. Needs --key-store.
+  --metrics-listen HOST:PORT
+                      serve Prometheus metrics (text format, GET /metrics) on this address
+                      (default 127.0.0.1:0: a free port on the loopback interface; the URL
+                      is in the log and in Node.GetStatus). With TLS it is HTTPS, and only
+                      monitor or operator certificates of the network's CA may scrape
+                      (qnetctl pki issue --role monitor); an insecure-local-only daemon
+                      serves plain HTTP on the loopback interface. "off": no endpoint.
   --log-level L       error, warn, info (default) or debug; logs go to stderr
+  --log-format F      text (default: one readable line per event) or json (one JSON object
+                      per line: time (UTC), t_sim_s, level, node, msg, and layer, circuit
+                      where they apply; qnetctl logs merges a network's logs)
   --ready-file PATH   once serving, write the bound HOST:PORT (one line) to PATH
   --help              print this help and exit
 
@@ -165,6 +175,10 @@ absl::StatusOr<QnetdFlags> ParseQnetdFlags(const std::vector<std::string>& args)
       auto level = ParseLogLevel(value);
       if (!level.ok()) return level.status();
       flags.log_level = *level;
+    } else if (name == "--log-format") {
+      auto format = ParseLogFormat(value);
+      if (!format.ok()) return format.status();
+      flags.log_format = *format;
     } else if (name == "--pki") {
       flags.pki_dir = value;
     } else if (name == "--tls-cert") {
@@ -180,6 +194,15 @@ absl::StatusOr<QnetdFlags> ParseQnetdFlags(const std::vector<std::string>& args)
         return absl::InvalidArgumentError(absl::StrCat("--kme-listen wants HOST:PORT, got '", value, "'"));
       }
       flags.kme_listen = value;
+    } else if (name == "--metrics-listen") {
+      if (value == "off") {
+        flags.metrics_listen.clear();
+      } else if (value.rfind(':') == std::string::npos) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("--metrics-listen wants HOST:PORT or off, got '", value, "'"));
+      } else {
+        flags.metrics_listen = value;
+      }
     } else if (name == "--ready-file") {
       flags.ready_file = value;
     } else {

@@ -26,12 +26,14 @@ struct QnetdFlags {
   std::optional<int64_t> epoch_unix_ns;
   std::optional<uint64_t> seed;  // default: the network file's seed, else 1
   LogLevel log_level = LogLevel::kInfo;
+  LogFormat log_format = LogFormat::kText;
   std::string ready_file;
   std::string pki_dir;  // --pki
   std::string tls_cert, tls_key, tls_ca;
   bool insecure_local_only = false;
   std::string key_store;   // --key-store: the key manager's SQLite file
   std::string kme_listen;  // --kme-listen: the ETSI GS QKD 014 API's HOST:PORT
+  std::string metrics_listen = "127.0.0.1:0";  // --metrics-listen ("" after "off")
   bool help = false;
 };
 

@@ -62,8 +62,10 @@ int Run(int argc, char** argv) {
       std::chrono::duration<double>(flags->peer_timeout_s));
   options.epoch_unix_ns = flags->epoch_unix_ns;
   options.log_level = flags->log_level;
+  options.log_format = flags->log_format;
   options.key_store = flags->key_store;
   options.kme_listen = flags->kme_listen;
+  options.metrics_listen = flags->metrics_listen;
   if (!flags->insecure_local_only) {
     const qnet::security::Identity self{.network = options.topology.network, .role = qnet::security::Role::kNode,
                                         .node = options.topology.self, .name = options.topology.self};
@@ -82,11 +84,16 @@ int Run(int argc, char** argv) {
     std::fprintf(stderr, "qnetd: %s\n", std::string(daemon.status().message()).c_str());
     return 1;
   }
-  std::printf("qnetd %s listening on %s\n", (*daemon)->node().c_str(), (*daemon)->listen_address().c_str());
-  if (auto* kme = (*daemon)->key_manager(); kme != nullptr && !kme->url().empty()) {
-    std::printf("qnetd %s KME (ETSI GS QKD 014) at %s\n", (*daemon)->node().c_str(), kme->url().c_str());
+  // For a person at a terminal; JSON logs stay one object per line (the log
+  // already has the address).
+  const bool text = flags->log_format == LogFormat::kText;
+  if (text) {
+    std::printf("qnetd %s listening on %s\n", (*daemon)->node().c_str(), (*daemon)->listen_address().c_str());
+    if (auto* kme = (*daemon)->key_manager(); kme != nullptr && !kme->url().empty()) {
+      std::printf("qnetd %s KME (ETSI GS QKD 014) at %s\n", (*daemon)->node().c_str(), kme->url().c_str());
+    }
+    std::fflush(stdout);
   }
-  std::fflush(stdout);
   if (!flags->ready_file.empty()) {
     absl::Status written =
         qnet::config::WriteFileAtomically(flags->ready_file, absl::StrCat((*daemon)->listen_address(), "\n"));
@@ -98,8 +105,7 @@ int Run(int argc, char** argv) {
 
   int signal_number = 0;
   sigwait(&stop_signals, &signal_number);
-  std::fprintf(stderr, "qnetd %s: got %s, shutting down\n", (*daemon)->node().c_str(),
-               signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
+  QNET_LOG((*daemon)->log(), kInfo, "got %s, shutting down", signal_number == SIGTERM ? "SIGTERM" : "SIGINT");
   (*daemon)->Shutdown();
   daemon->reset();
   return 0;

@@ -662,6 +662,15 @@ void KeyDistribution::OnDeadline(const SessionKey& key) {
 }
 
 void KeyDistribution::Release(Session& s) {
+  // Every session ends here once, succeeded or not: an aborted one's sample
+  // (a QBER above the threshold) is what shows an eavesdropper.
+  if (s.post.has_value()) {
+    const qkd::ErrorEstimate& e = s.post->report().qber;
+    stats_.z_sample_bits += e.z.sampled;
+    stats_.z_sample_errors += e.z.errors;
+    stats_.x_sample_bits += e.x.sampled;
+    stats_.x_sample_errors += e.x.errors;
+  }
   if (s.deadline != kNoTimer) context_.CancelTimer(s.deadline);
   s.deadline = kNoTimer;
   if (s.request != 0) (void)network_.Cancel(s.request);

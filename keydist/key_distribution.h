@@ -184,6 +184,13 @@ struct KeyDistributionStats {
   uint64_t stray_photon_batches = 0;  // photons for no BB84 session measuring here (e.g. after a cancel)
   uint64_t unauthenticated_messages = 0;  // failed or lacked end-to-end authentication (sessions aborted)
   uint64_t auth_bits_consumed = 0;        // pool bits this node's sessions used (either role, hops included)
+  // Parameter estimation's samples of every session that ended here (either
+  // role, hops included, aborted ones too): the measured error rate of a
+  // basis is errors / bits.
+  uint64_t z_sample_bits = 0;
+  uint64_t z_sample_errors = 0;
+  uint64_t x_sample_bits = 0;
+  uint64_t x_sample_errors = 0;
 };
 
 class KeyDistribution {

@@ -1,18 +1,10 @@
 #include "kme/etsi014_server.h"
 
 #include <httplib.h>
-#include <openssl/bio.h>
-#include <openssl/err.h>
 #include <openssl/evp.h>
-#include <openssl/pem.h>
-#include <openssl/ssl.h>
-#include <openssl/x509.h>
-#include <sys/socket.h>
 
 #include <algorithm>
-#include <atomic>
 #include <charconv>
-#include <chrono>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <set>
@@ -23,102 +15,16 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "security/identity.h"
-#include "security/openssl_handles.h"
+#include "security/https_server.h"
 
 namespace qnet::kme {
 namespace {
-
-using security::OpenSslError;
-using security::OpenSslPtr;
 
 using Json = nlohmann::json;
 
 // Requests are small JSON documents: 128 key IDs are about 6 KiB.
 constexpr size_t kMaxBodyBytes = 64 * 1024;
-// Bounds how long a silent or slow client holds one of the few workers.
-constexpr time_t kIoTimeoutSeconds = 5;
-// Also how long an idle keep-alive connection can delay the destructor:
-// httplib's wait for a connection's next request does not notice stop().
-constexpr time_t kKeepAliveSeconds = 2;
 constexpr absl::string_view kPathPrefix = "/api/v1/keys/";
-
-OpenSslPtr<BIO> MemoryBio(const std::string& text) {
-  return OpenSslPtr<BIO>(BIO_new_mem_buf(text.data(), static_cast<int>(text.size())));
-}
-
-// Every certificate in a PEM text, in order.
-std::vector<OpenSslPtr<X509>> ReadCertificates(const std::string& pem) {
-  std::vector<OpenSslPtr<X509>> certs;
-  OpenSslPtr<BIO> bio = MemoryBio(pem);
-  while (OpenSslPtr<X509> cert{PEM_read_bio_X509(bio.get(), nullptr, nullptr, nullptr)}) certs.push_back(std::move(cert));
-  ERR_clear_error();  // the read past the last certificate
-  return certs;
-}
-
-// Accepts every client certificate, and none, so that the handshake always
-// completes and the refusal is a readable 401. OpenSSL still records the
-// chain's verification error, which each request checks.
-int AcceptAnyClientCertificate(int /*preverify_ok*/, X509_STORE_CTX* /*ctx*/) { return 1; }
-
-absl::Status ConfigureTls(SSL_CTX* ctx, const security::TlsMaterial& tls) {
-  SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
-  SSL_CTX_set_options(ctx, SSL_OP_NO_COMPRESSION | SSL_OP_NO_RENEGOTIATION | SSL_OP_CIPHER_SERVER_PREFERENCE);
-
-  std::vector<OpenSslPtr<X509>> chain = ReadCertificates(tls.cert_pem);
-  if (chain.empty()) return absl::InvalidArgumentError("the KME's certificate is not a PEM certificate");
-  if (SSL_CTX_use_certificate(ctx, chain[0].get()) != 1) {
-    return absl::InvalidArgumentError(OpenSslError("the KME's certificate is unusable"));
-  }
-  for (size_t i = 1; i < chain.size(); ++i) {
-    if (SSL_CTX_add1_chain_cert(ctx, chain[i].get()) != 1) {
-      return absl::InvalidArgumentError(OpenSslError("the KME's certificate chain is unusable"));
-    }
-  }
-  OpenSslPtr<BIO> key_bio = MemoryBio(tls.key_pem);
-  OpenSslPtr<EVP_PKEY> key(PEM_read_bio_PrivateKey(key_bio.get(), nullptr, nullptr, nullptr));
-  if (key == nullptr) return absl::InvalidArgumentError(OpenSslError("the KME's key is not a PEM private key"));
-  if (SSL_CTX_use_PrivateKey(ctx, key.get()) != 1 || SSL_CTX_check_private_key(ctx) != 1) {
-    return absl::InvalidArgumentError(OpenSslError("the KME's key does not match its certificate"));
-  }
-
-  std::vector<OpenSslPtr<X509>> cas = ReadCertificates(tls.ca_pem);
-  if (cas.empty()) return absl::InvalidArgumentError("the network's CA is not a PEM certificate");
-  X509_STORE* store = SSL_CTX_get_cert_store(ctx);
-  for (const OpenSslPtr<X509>& ca : cas) {
-    if (X509_STORE_add_cert(store, ca.get()) != 1 || SSL_CTX_add_client_CA(ctx, ca.get()) != 1) {
-      return absl::InvalidArgumentError(OpenSslError("the network's CA is unusable"));
-    }
-  }
-  SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER, AcceptAnyClientCertificate);
-  // Without a session id context OpenSSL fails the handshake of a client
-  // resuming a session when peer verification is on (curl resumes).
-  static constexpr unsigned char kSessionContext[] = "qnet-kme-etsi014";
-  SSL_CTX_set_session_id_context(ctx, kSessionContext, sizeof kSessionContext - 1);
-  return absl::OkStatus();
-}
-
-absl::StatusOr<std::pair<std::string, int>> ParseListen(const std::string& listen) {
-  auto bad = [&](absl::string_view why) {
-    return absl::InvalidArgumentError(absl::StrCat("listen address '", listen, "': ", why));
-  };
-  const size_t colon = listen.rfind(':');
-  if (colon == std::string::npos) return bad("not host:port");
-  std::string host = listen.substr(0, colon);
-  const std::string port_text = listen.substr(colon + 1);
-  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
-    host = host.substr(1, host.size() - 2);
-  } else if (absl::StrContains(host, ':')) {
-    return bad("an IPv6 host goes in brackets ([::1]:port)");
-  }
-  if (host.empty()) return bad("no host");
-  int port = -1;
-  auto [end, ec] = std::from_chars(port_text.data(), port_text.data() + port_text.size(), port);
-  if (port_text.empty() || !absl::ascii_isdigit(static_cast<unsigned char>(port_text[0])) || ec != std::errc() ||
-      end != port_text.data() + port_text.size() || port > 65535) {
-    return bad("the port is not a number in [0, 65535]");
-  }
-  return std::pair{host, port};
-}
 
 // One HTTP answer: a JSON body, and for 405 the methods the path allows.
 struct Reply {
@@ -170,12 +76,6 @@ std::string Base64(const std::string& bytes) {
   return out;
 }
 
-std::string CommonName(X509* cert) {
-  char text[256] = "";
-  X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, text, sizeof text);
-  return text;
-}
-
 struct Context {
   std::string network, node;
   KeyDeliveryBackend* backend;
@@ -184,27 +84,8 @@ struct Context {
 // The SAE ID of the client, or why it is not an SAE of this KME.
 absl::StatusOr<std::string> Authenticate(const Context& c, const httplib::Request& req) {
   auto refuse = [](auto&&... parts) { return absl::UnauthenticatedError(absl::StrCat(parts...)); };
-  if (req.ssl == nullptr) return refuse("no TLS session");
-  X509* cert = SSL_get0_peer_certificate(req.ssl);
-  if (cert == nullptr) {
-    return refuse("no client certificate: an SAE presents its app certificate issued by network ", c.network, "'s CA");
-  }
-  // The handshake let every certificate through; its verification result
-  // (kept with the session, so also right for a resumed one) decides.
-  const long verified = SSL_get_verify_result(req.ssl);
-  if (verified != X509_V_OK) {
-    return refuse("client certificate '", CommonName(cert), "' is not signed by network ", c.network, "'s CA (",
-                  X509_verify_cert_error_string(verified), ")");
-  }
-  OpenSslPtr<BIO> bio(BIO_new(BIO_s_mem()));
-  if (!PEM_write_bio_X509(bio.get(), cert)) return refuse(OpenSslError("client certificate unreadable"));
-  char* data = nullptr;
-  const long size = BIO_get_mem_data(bio.get(), &data);
-  absl::StatusOr<security::Identity> id = security::IdentityOfCertificate(absl::string_view(data, size));
-  if (!id.ok()) return refuse(id.status().message());
-  if (id->network != c.network) {
-    return refuse("client certificate is of network ", id->network, ", not ", c.network);
-  }
+  absl::StatusOr<security::Identity> id = security::ClientIdentity(req, c.network);
+  if (!id.ok()) return id.status();
   if (id->role != security::Role::kApp) {
     return refuse("client certificate names ", security::Describe(*id),
                   ", not an application (SAE): only app certificates may fetch keys");
@@ -448,101 +329,56 @@ std::string LibraryErrorMessage(int status) {
 
 absl::StatusOr<std::unique_ptr<Etsi014Server>> Etsi014Server::Start(Etsi014ServerOptions options,
                                                                     KeyDeliveryBackend& backend) {
-  absl::StatusOr<std::pair<std::string, int>> address = ParseListen(options.listen);
-  if (!address.ok()) return address.status();
-  if (options.worker_threads < 1) return absl::InvalidArgumentError("worker_threads must be at least 1");
   if (options.network.empty() || options.node.empty()) {
     return absl::InvalidArgumentError("the KME needs its network and node names");
   }
 
-  std::string tls_error;
-  auto server = std::make_unique<httplib::SSLServer>([&](SSL_CTX& ctx) {
-    absl::Status s = ConfigureTls(&ctx, options.tls);
-    tls_error = std::string(s.message());
-    return s.ok();
-  });
-  if (!server->is_valid()) return absl::InvalidArgumentError(absl::StrCat("KME TLS material: ", tls_error));
-
-  server->set_payload_max_length(kMaxBodyBytes);
-  server->set_read_timeout(kIoTimeoutSeconds, 0);
-  server->set_write_timeout(kIoTimeoutSeconds, 0);
-  server->set_keep_alive_timeout(kKeepAliveSeconds);
-  // httplib writes a response's headers and body separately: with Nagle on,
-  // the body waited for the client's delayed ACK (~40 ms per keep-alive
-  // request; bench/kme_bench.cc BM_KmeEncKeys).
-  server->set_tcp_nodelay(true);
-  // Debian's default is 5 requests per connection, each 5th paying a new
-  // TLS handshake.
-  server->set_keep_alive_max_count(1000);
-  const size_t workers = static_cast<size_t>(options.worker_threads);
-  server->new_task_queue = [workers] { return new httplib::ThreadPool(workers); };
-
   auto context = std::make_shared<const Context>(Context{options.network, options.node, &backend});
   auto handler = [context](const httplib::Request& req, httplib::Response& res) { Handle(*context, req, res); };
-  // Every path of every method httplib routes reaches Handle, which answers
-  // 401 / 404 / 405 itself.
-  server->Get(".*", handler);
-  server->Post(".*", handler);
-  server->Put(".*", handler);
-  server->Patch(".*", handler);
-  server->Delete(".*", handler);
-  server->Options(".*", handler);
-  // Methods httplib parses but has no handlers for (TRACE, CONNECT, PRI):
-  // it would answer a bare 400. Others it refuses as malformed.
-  // httplib's default sets SO_REUSEPORT, which would let another process
-  // bind this port too and take a share of the SAEs' connections.
-  server->set_socket_options([](socket_t sock) {
-    int yes = 1;
-    ::setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
-  });
-  server->set_pre_routing_handler([handler](const httplib::Request& req, httplib::Response& res) {
-    static const std::set<std::string> kRouted = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"};
-    if (kRouted.count(req.method) != 0) return httplib::Server::HandlerResponse::Unhandled;
-    handler(req, res);
-    return httplib::Server::HandlerResponse::Handled;
-  });
-  server->set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request&, httplib::Response& res) {
-    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
-    res.set_content(Dump(Json{{"message", LibraryErrorMessage(res.status)}}), "application/json");
-    return httplib::Server::HandlerResponse::Handled;
-  }));
-  server->set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
-    res.status = 500;
-    res.set_content(Dump(Json{{"message", "internal error of the KME"}}), "application/json");
-  });
-
-  const auto& [host, port] = *address;
-  int bound = port;
-  if (port == 0) {
-    bound = server->bind_to_any_port(host);
-  } else if (!server->bind_to_port(host, port)) {
-    bound = -1;
-  }
-  if (bound <= 0) return absl::UnavailableError(absl::StrCat("the KME cannot listen on ", options.listen));
-
+  absl::StatusOr<std::unique_ptr<security::HttpsServer>> https = security::HttpsServer::Start(
+      {.listen = options.listen,
+       .tls = options.tls,
+       .what = "the KME",
+       .worker_threads = options.worker_threads,
+       .max_body_bytes = kMaxBodyBytes},
+      [&](httplib::Server& server) {
+        // Every path of every method httplib routes reaches Handle, which
+        // answers 401 / 404 / 405 itself.
+        server.Get(".*", handler);
+        server.Post(".*", handler);
+        server.Put(".*", handler);
+        server.Patch(".*", handler);
+        server.Delete(".*", handler);
+        server.Options(".*", handler);
+        // Methods httplib parses but has no handlers for (TRACE, CONNECT,
+        // PRI): it would answer a bare 400. Others it refuses as malformed.
+        server.set_pre_routing_handler([handler](const httplib::Request& req, httplib::Response& res) {
+          static const std::set<std::string> kRouted = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"};
+          if (kRouted.count(req.method) != 0) return httplib::Server::HandlerResponse::Unhandled;
+          handler(req, res);
+          return httplib::Server::HandlerResponse::Handled;
+        });
+        server.set_error_handler(
+            httplib::Server::HandlerWithResponse([](const httplib::Request&, httplib::Response& res) {
+              if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+              res.set_content(Dump(Json{{"message", LibraryErrorMessage(res.status)}}), "application/json");
+              return httplib::Server::HandlerResponse::Handled;
+            }));
+        server.set_exception_handler([](const httplib::Request&, httplib::Response& res, std::exception_ptr) {
+          res.status = 500;
+          res.set_content(Dump(Json{{"message", "internal error of the KME"}}), "application/json");
+        });
+      });
+  if (!https.ok()) return https.status();
   std::unique_ptr<Etsi014Server> kme(new Etsi014Server());
-  kme->host_ = host;
-  kme->port_ = bound;
-  kme->server_ = std::move(server);
-  auto finished = std::make_shared<std::atomic<bool>>(false);
-  httplib::SSLServer* s = kme->server_.get();
-  kme->thread_ = std::thread([s, finished] {
-    s->listen_after_bind();
-    *finished = true;
-  });
-  // stop() does nothing until the accept loop runs: wait for it.
-  while (!s->is_running() && !*finished) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  if (*finished) return absl::UnavailableError(absl::StrCat("the KME stopped listening on ", options.listen));
+  kme->server_ = *std::move(https);
   return kme;
 }
 
-Etsi014Server::~Etsi014Server() {
-  if (server_ != nullptr) server_->stop();
-  if (thread_.joinable()) thread_.join();
-}
+Etsi014Server::~Etsi014Server() = default;
 
-std::string Etsi014Server::url() const {
-  return absl::StrCat("https://", absl::StrContains(host_, ':') ? absl::StrCat("[", host_, "]") : host_, ":", port_);
-}
+int Etsi014Server::port() const { return server_->port(); }
+
+std::string Etsi014Server::url() const { return server_->url(); }
 
 }  // namespace qnet::kme

@@ -17,16 +17,12 @@
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "security/https_server.h"
 #include "security/pki.h"
-
-namespace httplib {
-class SSLServer;
-}
 
 namespace qnet::kme {
 
@@ -96,15 +92,12 @@ class Etsi014Server {
   Etsi014Server(const Etsi014Server&) = delete;
   Etsi014Server& operator=(const Etsi014Server&) = delete;
 
-  int port() const { return port_; }
+  int port() const;
   std::string url() const;  // https://HOST:PORT
 
  private:
   Etsi014Server() = default;
-  std::unique_ptr<httplib::SSLServer> server_;
-  std::thread thread_;
-  std::string host_;
-  int port_ = 0;
+  std::unique_ptr<security::HttpsServer> server_;
 };
 
 }  // namespace qnet::kme

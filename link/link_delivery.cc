@@ -92,6 +92,11 @@ void LinkLayer::TryDeliver(LinkState& link, uint64_t generation_id) {
   }
   ++r->delivered;
   ++stats_.pairs_delivered;
+  ++(r->params.type == RequestType::kKeep ? link.pair_stats.delivered_keep : link.pair_stats.delivered_measure);
+  if (link.table != nullptr) {
+    link.pair_stats.fidelity_estimate_sum += event.fidelity_estimate;
+    ++link.pair_stats.fidelity_estimates;
+  }
   if (link.is_master) {
     --r->in_flight;
     r->consecutive_failures = 0;

@@ -193,6 +193,16 @@ size_t LinkLayer::active_generations() const {
   return n;
 }
 
+absl::StatusOr<LinkPairStats> LinkLayer::PairStats(const std::string& neighbour) const {
+  for (const auto& link : links_) {
+    if (link->peer != neighbour) continue;
+    LinkPairStats stats = link->pair_stats;
+    stats.link = link->name;
+    return stats;
+  }
+  return absl::NotFoundError(absl::StrCat("node ", context_.node_name(), " has no link to '", neighbour, "'"));
+}
+
 uint64_t LinkLayer::retransmissions() const {
   uint64_t n = 0;
   for (const auto& link : links_) n += link->channel->retransmissions();

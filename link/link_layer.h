@@ -73,6 +73,17 @@ struct LinkLayerOptions {
 };
 
 // Counters over the link layer's life (all links), for tests and status.
+// Pairs delivered on one link at this end.
+struct LinkPairStats {
+  std::string link;  // the link's name
+  uint64_t delivered_keep = 0;
+  uint64_t delivered_measure = 0;
+  // Sum and count of the delivered pairs' fidelity estimates (the mean is
+  // their ratio; pairs delivered without an estimate are not counted).
+  double fidelity_estimate_sum = 0.0;
+  uint64_t fidelity_estimates = 0;
+};
+
 struct LinkLayerStats {
   uint64_t generations_started = 0;  // physical generations started at this end
   uint64_t generations_failed = 0;   // ended without a pair (either end failed, or abandoned)
@@ -147,6 +158,8 @@ class LinkLayer {
   uint64_t ignored_messages() const { return ignored_messages_; }
   uint64_t incarnation() const { return incarnation_; }
   const LinkLayerStats& stats() const { return stats_; }
+  // Pairs delivered on the link to `neighbour`; NotFound if none.
+  absl::StatusOr<LinkPairStats> PairStats(const std::string& neighbour) const;
 
  private:
   struct RequestKey {
@@ -217,6 +230,7 @@ class LinkLayer {
     uint64_t peer_incarnation = 0;
     std::unique_ptr<ReliableChannel> channel;
     std::unique_ptr<FidelityTable> table;  // built on first use
+    LinkPairStats pair_stats;
     absl::Status table_error;
     absl::flat_hash_map<RequestKey, RequestId> by_key;
     absl::flat_hash_map<uint64_t, Generation> generations;

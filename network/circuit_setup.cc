@@ -128,6 +128,7 @@ void NetworkLayer::OnSetup(const std::string& from, const v1::CircuitSetup& setu
   }
   ++stats_.circuits_set_up;
   Circuit& stored = circuits_.emplace(key, std::move(c)).first->second;
+  NoteCircuit(stored, false);
   if (!stored.tail()) {
     SendSetup(stored);
     return;
@@ -171,9 +172,14 @@ void NetworkLayer::OnSetupReply(const std::string& from, const v1::CircuitSetupR
       circuits_.erase(key);
       reserved_ -= retry.reserved;
       retry.reserved = 0;
-      retry.key.number = incarnation_ | next_circuit_++;
+      const uint64_t next = incarnation_ | next_circuit_++;
+      NoteCircuit(retry, true,
+                  absl::StrCat("NO_RESOURCES on the path: the request goes on as circuit ", key.head, "#", next));
+      retry.key.number = next;
       by_request_[retry.request_id] = retry.key;
-      ScheduleSetupRetry(circuits_.emplace(retry.key, std::move(retry)).first->second);
+      Circuit& again = circuits_.emplace(retry.key, std::move(retry)).first->second;
+      NoteCircuit(again, false);
+      ScheduleSetupRetry(again);
       return;
     }
     if (!c->head()) {
@@ -230,12 +236,28 @@ void NetworkLayer::KeyToWire(const CircuitKey& key, v1::CircuitKey* out) {
   out->set_number(key.number);
 }
 
+void NetworkLayer::NoteCircuit(const Circuit& c, bool ended, const std::string& outcome) const {
+  if (!options_.on_circuit) return;
+  CircuitRecord r;
+  r.id = absl::StrCat(c.key.head, "#", c.key.number);
+  r.ended = ended;
+  r.path = c.path;
+  r.position = c.position;
+  r.pairs = c.number;
+  r.delivered = c.delivered;
+  r.outcome = outcome;
+  r.request_id = c.request_id;
+  options_.on_circuit(r);
+}
+
 void NetworkLayer::EndCircuit(const CircuitKey& key, std::optional<NetworkError> error, const std::string& message,
                               const std::string& from) {
   auto it = circuits_.find(key);
   if (it == circuits_.end()) return;
   Circuit c = std::move(it->second);
   circuits_.erase(it);
+  NoteCircuit(c, true,
+              error.has_value() ? absl::StrCat(std::string(NetworkErrorName(*error)), ": ", message) : std::string("completed"));
   for (const std::string* n : {&c.up, &c.down}) {
     if (n->empty() || *n == from || !routing_.IsUp(*n)) continue;
     v1::NetworkMessage m;

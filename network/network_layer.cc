@@ -101,6 +101,12 @@ absl::Status NetworkLayer::UnregisterReceiver(uint32_t purpose_id) {
   return absl::OkStatus();
 }
 
+std::string NetworkLayer::CircuitId(RequestId request) const {
+  auto it = by_request_.find(request);
+  if (it == by_request_.end()) return "";
+  return absl::StrCat(it->second.head, "#", it->second.number);
+}
+
 absl::StatusOr<RequestId> NetworkLayer::Create(const EndToEndRequest& request, NetworkEventHandler handler) {
   if (!handler) return absl::InvalidArgumentError("a request needs an event handler");
   if (request.remote_node == Where()) {
@@ -146,6 +152,7 @@ absl::StatusOr<RequestId> NetworkLayer::Create(const EndToEndRequest& request, N
   const RequestId id = c.request_id;
   Circuit& stored = circuits_.emplace(key, std::move(c)).first->second;
   by_request_[id] = key;
+  NoteCircuit(stored, false);
   if (request.max_time > Duration(0)) {
     stored.deadline = context_.StartTimer(request.max_time, lifetime_.Guard([this, id] {
       auto it = by_request_.find(id);

@@ -38,6 +38,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <deque>
 #include <memory>
 #include <optional>
@@ -63,6 +64,20 @@
 
 namespace qnet::network {
 
+// A circuit installed at this node, or ended here: what the daemon logs so
+// that one end-to-end request can be followed across every node of its path
+// (the id is the same at each).
+struct CircuitRecord {
+  std::string id;  // "<head>#<number>"
+  bool ended = false;
+  std::vector<std::string> path;
+  size_t position = 0;     // 0: the head (requester); path.size() - 1: the far end
+  uint32_t pairs = 0;      // requested
+  uint32_t delivered = 0;  // at this node (ends), when ended
+  std::string outcome;     // when ended: "completed", or the error's name and message
+  RequestId request_id = 0;  // the request at this end (0 at a repeater)
+};
+
 struct NetworkLayerOptions {
   // Link-state adverts are re-flooded this often even without a change.
   Duration advert_refresh = std::chrono::seconds(30);
@@ -82,6 +97,8 @@ struct NetworkLayerOptions {
   // Checking and numbering of link-state adverts: the network file's
   // topology, the authenticator, the sequence clock (routing_adverts.h).
   AdvertOptions adverts;
+  // Told of every circuit installed or ended here (may be empty).
+  std::function<void(const CircuitRecord&)> on_circuit;
 };
 
 struct NetworkLayerStats {
@@ -117,6 +134,8 @@ class NetworkLayer {
   // "NO_RESOURCES: ..." (this node's memory is reserved and the request has
   // no max_time to wait in).
   absl::StatusOr<RequestId> Create(const EndToEndRequest& request, NetworkEventHandler handler);
+  // The id of the circuit serving a request at this end ("" if none now).
+  std::string CircuitId(RequestId request) const;
   absl::Status Cancel(RequestId request_id);
 
   // --- Classical datagrams to any node (forwarded hop by hop along the
@@ -251,6 +270,8 @@ class NetworkLayer {
 
   // circuit_setup.cc: set-up, reservation and teardown.
   Circuit* FindCircuit(const CircuitKey& key);
+  // Tells options_.on_circuit (if any) of `c`, installed or ended here.
+  void NoteCircuit(const Circuit& c, bool ended, const std::string& outcome = "") const;
   static CircuitKey KeyFromWire(const v1::CircuitKey& key);
   static void KeyToWire(const CircuitKey& key, v1::CircuitKey* out);
   absl::Status Reserve(Circuit& c, int slots);

@@ -329,6 +329,8 @@ void PhysicalLayer::Deliver(LinkState& link, uint64_t generation_id, const absl:
           " has no slot to go to: ", bound.message()));
     }
   }
+  link.herald_stats.attempts += attempts;
+  ++(result.status.ok() ? link.herald_stats.heralded : link.herald_stats.failed);
   Finish(link, generation_id, std::move(result));
 }
 
@@ -546,6 +548,14 @@ absl::Status PhysicalLayer::RegisterPhotonReceiver(PhotonReceiver receiver) {
   }
   photon_receiver_ = std::move(receiver);
   return absl::OkStatus();
+}
+
+absl::StatusOr<HeraldedLinkStats> PhysicalLayer::HeraldStats(const std::string& neighbour) const {
+  const LinkState* link = FindLinkTo(neighbour);
+  if (link == nullptr) return NoLinkTo(neighbour);
+  HeraldedLinkStats stats = link->herald_stats;
+  stats.link = link->link.physics.name;
+  return stats;
 }
 
 absl::StatusOr<PhotonLinkStats> PhysicalLayer::PhotonStats(const std::string& neighbour) const {

@@ -91,6 +91,15 @@ struct PhysicalLayerOptions {
 };
 
 // Prepare-and-measure photons on one of the node's links, as counted here.
+// Heralded generation on one link, as this end saw it (counted when a
+// generation's herald reaches this node).
+struct HeraldedLinkStats {
+  std::string link;         // the link's name
+  uint64_t attempts = 0;    // entanglement attempts the heralds reported
+  uint64_t heralded = 0;    // generations that ended in a pair
+  uint64_t failed = 0;      // generations that ended without one (max attempts, no slot)
+};
+
 struct PhotonLinkStats {
   std::string link;  // the link's name
   // Sent by this node's source into the fibre towards the neighbour.
@@ -212,6 +221,8 @@ class PhysicalLayer {
   absl::Status RegisterPhotonReceiver(PhotonReceiver receiver);
   // Prepare-and-measure counts on the link to `neighbour`; NotFound if none.
   absl::StatusOr<PhotonLinkStats> PhotonStats(const std::string& neighbour) const;
+  // Heralded generation counts on the link to `neighbour`; NotFound if none.
+  absl::StatusOr<HeraldedLinkStats> HeraldStats(const std::string& neighbour) const;
 
   // Generations under way at this end (started and not yet finished).
   size_t active_generations() const;
@@ -250,6 +261,7 @@ class PhysicalLayer {
     std::optional<PhotonDetector> photon_detector;  // photons from far_end
     TimePoint source_free_at{};  // when the source has emitted its last batch
     PhotonLinkStats photon_stats;
+    HeraldedLinkStats herald_stats;
   };
   static constexpr size_t kEndedMemory = 4096;
 

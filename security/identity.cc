@@ -16,6 +16,7 @@ absl::string_view RoleName(Role role) {
     case Role::kNode: return "node";
     case Role::kOperator: return "operator";
     case Role::kApp: return "app";
+    case Role::kMonitor: return "monitor";
   }
   return "?";
 }
@@ -24,7 +25,8 @@ absl::StatusOr<Role> ParseRole(absl::string_view text) {
   if (text == "node") return Role::kNode;
   if (text == "operator") return Role::kOperator;
   if (text == "app") return Role::kApp;
-  return absl::InvalidArgumentError(absl::StrCat("unknown role '", text, "' (node, operator or app)"));
+  if (text == "monitor") return Role::kMonitor;
+  return absl::InvalidArgumentError(absl::StrCat("unknown role '", text, "' (node, operator, app or monitor)"));
 }
 
 bool IsValidName(absl::string_view text) {
@@ -40,6 +42,7 @@ std::string Describe(const Identity& identity) {
     case Role::kNode: return absl::StrCat("node ", identity.node);
     case Role::kOperator: return absl::StrCat("operator ", identity.name);
     case Role::kApp: return absl::StrCat("app ", identity.name, " of ", identity.node);
+    case Role::kMonitor: return absl::StrCat("monitor ", identity.name);
   }
   return "?";
 }
@@ -49,6 +52,7 @@ std::string IdentityUri(const Identity& identity) {
     case Role::kNode: return absl::StrCat(kPrefix, identity.network, ":node:", identity.node);
     case Role::kOperator: return absl::StrCat(kPrefix, identity.network, ":operator:", identity.name);
     case Role::kApp: return absl::StrCat(kPrefix, identity.network, ":app:", identity.node, ":", identity.name);
+    case Role::kMonitor: return absl::StrCat(kPrefix, identity.network, ":monitor:", identity.name);
   }
   return "";
 }

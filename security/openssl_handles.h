@@ -1,6 +1,6 @@
-// Owning handles for the OpenSSL objects qnet creates, and OpenSSL's error
-// queue as a message: one copy for the code that calls OpenSSL directly
-// (security/pki.cc, security/node_signature.cc, kme/etsi014_server.cc).
+// Owning handles for the OpenSSL objects qnet creates, OpenSSL's error queue
+// as a message, and a certificate's common name: one copy for the code that
+// calls OpenSSL directly (security/pki.cc, node_signature.cc, https_server.cc).
 #pragma once
 
 #include <openssl/bio.h>
@@ -39,6 +39,13 @@ inline std::string OpenSslError(absl::string_view what) {
   if (code != 0) ERR_error_string_n(code, text, sizeof text);
   ERR_clear_error();
   return absl::StrCat(what, ": ", text);
+}
+
+// The certificate's subject common name ("" if none), for messages.
+inline std::string CommonName(X509* cert) {
+  char text[256] = "";
+  X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, text, sizeof text);
+  return text;
 }
 
 }  // namespace qnet::security

@@ -152,12 +152,6 @@ absl::Status EnsureDirectory(const fs::path& dir) {
   return absl::OkStatus();
 }
 
-std::string CommonName(X509* cert) {
-  char text[256] = "";
-  X509_NAME_get_text_by_NID(X509_get_subject_name(cert), NID_commonName, text, sizeof text);
-  return text;
-}
-
 }  // namespace
 
 std::string CertificateStem(const Identity& identity) {
@@ -165,8 +159,13 @@ std::string CertificateStem(const Identity& identity) {
     case Role::kNode: return absl::StrCat("node-", identity.node);
     case Role::kOperator: return absl::StrCat("operator-", identity.name);
     case Role::kApp: return absl::StrCat("app-", identity.node, "-", identity.name);
+    case Role::kMonitor: return absl::StrCat("monitor-", identity.name);
   }
   return "";
+}
+
+Identity DefaultMonitor(const std::string& network) {
+  return Identity{.network = network, .role = Role::kMonitor, .node = "", .name = "prometheus"};
 }
 
 Identity DefaultOperator(const std::string& network) {
@@ -225,7 +224,7 @@ absl::StatusOr<fs::path> IssueCertificate(const fs::path& dir, const Identity& i
   for (const std::string* field : {&identity.network, &identity.name}) {
     if (!IsValidName(*field)) return absl::InvalidArgumentError(absl::StrCat("'", *field, "' is not a valid name"));
   }
-  if (identity.role != Role::kOperator && !IsValidName(identity.node)) {
+  if (identity.role != Role::kOperator && identity.role != Role::kMonitor && !IsValidName(identity.node)) {
     return absl::InvalidArgumentError(absl::StrCat("a ", RoleName(identity.role), " certificate needs a node name"));
   }
   absl::StatusOr<std::string> network = PkiNetwork(dir);

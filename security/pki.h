@@ -32,6 +32,8 @@ struct TlsMaterial {
 std::string CertificateStem(const Identity& identity);
 // The operator certificate qnetctl uses unless told otherwise.
 Identity DefaultOperator(const std::string& network);
+// The monitor certificate `qnetctl up` issues for the Prometheus it configures.
+Identity DefaultMonitor(const std::string& network);
 
 // Makes DIR's CA for `network` if there is none (if there is, it must be
 // that network's), then a certificate for every node in `nodes` and for the

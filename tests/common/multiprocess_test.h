@@ -13,6 +13,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <random>
@@ -104,6 +105,17 @@ class MultiProcessTest : public ::testing::Test {
     auto net = cli::LocalNetwork::Start(options);
     EXPECT_TRUE(net.ok()) << net.status();
     return net.ok() ? *std::move(net) : nullptr;
+  }
+
+  // Writes a chain of ideal nodes n0 - n1 - n2 on 1 km links (2 memory
+  // qubits at the ends, 4 at the repeater) into the state directory as
+  // network `name`; returns the file's path.
+  std::string WriteIdealChain3(const std::string& name) const {
+    const std::filesystem::path file = state_dir_ / (name + ".yaml");
+    std::ofstream(file) << "network: " << name << "\nnodes:\n  - {name: n0, hardware: ideal}\n"
+                        << "  - {name: n1, hardware: ideal, qubits: 4}\n  - {name: n2, hardware: ideal}\n"
+                        << "links:\n  - {between: [n0, n1], length_km: 1}\n  - {between: [n1, n2], length_km: 1}\n";
+    return file.string();
   }
 
   // An example network file of the source tree (examples/).
