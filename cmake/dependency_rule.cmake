@@ -20,6 +20,8 @@ qnet_allow(qnet_proto)
 qnet_allow(qnet_grpc        qnet_proto)
 qnet_allow(qnet_core        qnet_proto)
 qnet_allow(qnet_peers_file)
+# Figures drawn by gnuplot, for the tools' sweeps.
+qnet_allow(qnet_plot)
 # Certificates, identities and mutual-TLS credentials.
 qnet_allow(qnet_security)
 qnet_allow(qnet_kme         qnet_security)
@@ -46,7 +48,7 @@ qnet_allow(qnet_node_client qnet_apps qnet_grpc qnet_security)
 qnet_allow(qnet_time_scale_probe qnet_launcher qnet_node_client qnet_config)
 # Executables.
 qnet_allow(qnetd            qnet_daemon)
-qnet_allow(qnetsim          qnet_netsim)
+qnet_allow(qnetsim          qnet_netsim qnet_plot)
 qnet_allow(qnetctl          qnet_time_scale_probe qnet_node_client qnet_launcher qnet_security qnet_config)
 
 # Outside libraries only some targets may link directly (first matching

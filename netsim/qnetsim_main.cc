@@ -14,6 +14,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "config/network_config.h"
@@ -21,6 +22,7 @@
 #include "netsim/key_experiment.h"
 #include "netsim/link_experiment.h"
 #include "netsim/path_experiment.h"
+#include "netsim/qnetsim_sweep.h"
 #include "netsim/simulated_network.h"
 
 ABSL_FLAG(std::string, network, "", "network file (YAML), e.g. examples/chain3.yaml (required)");
@@ -42,6 +44,10 @@ ABSL_FLAG(double, block_timeout_s, 600.0, "with --qkd: simulated seconds one blo
 ABSL_FLAG(double, abort_qber, 0.11, "with --qkd: abort a block whose QBER bound exceeds this");
 ABSL_FLAG(double, sample_fraction, 0.1, "with --qkd: share of sifted bits disclosed to estimate the QBER, in (0, 1)");
 ABSL_FLAG(bool, show_key, false, "with --qkd: print the key (hex)");
+ABSL_FLAG(std::string, sweep, "",
+          "rerun the experiment over a range, PARAM=START:STOP[:STEP]: length_km (of --link NAME, or of every link "
+          "with --link all) or hops (with --from and no --to: the far end is the first node that many hops away)");
+ABSL_FLAG(std::string, plot, "", "with --sweep: draw the figure into FILE.svg or FILE.png (needs gnuplot)");
 
 namespace {
 
@@ -82,37 +88,50 @@ bool ParseProtocol(const std::string& s, qnet::keydist::QkdProtocol* out) {
   return true;
 }
 
-// qnetsim --qkd: one key request from `from` to `to`, reported like
-// `qnetctl qkd` reports the daemons' (key rate per simulated second).
-int RunQkd(const qnet::config::NetworkConfig& config, const std::string& path, uint64_t seed, const std::string& from,
-           const std::string& to, const std::string& output) {
+// The key request the --qkd flags describe (its peer is set by the caller),
+// or InvalidArgument naming the flag that is out of range.
+absl::StatusOr<qnet::keydist::KeyRequest> KeyRequestFromFlags() {
   qnet::keydist::QkdProtocol protocol;
-  if (!ParseProtocol(absl::GetFlag(FLAGS_qkd), &protocol)) return Fail("--qkd must be one of bbm92, e91, bb84, relay");
+  if (!ParseProtocol(absl::GetFlag(FLAGS_qkd), &protocol)) {
+    return absl::InvalidArgumentError("--qkd must be one of bbm92, e91, bb84, relay");
+  }
   const int64_t bits = absl::GetFlag(FLAGS_bits);
   if (bits < 1 || bits > static_cast<int64_t>(qnet::keydist::kMaxKeyRequestBits)) {
-    return Fail(absl::StrFormat("--bits must be between 1 and %d", qnet::keydist::kMaxKeyRequestBits));
+    return absl::InvalidArgumentError(
+        absl::StrFormat("--bits must be between 1 and %d", qnet::keydist::kMaxKeyRequestBits));
   }
   const int pairs = absl::GetFlag(FLAGS_pairs_per_block);
-  if (pairs < 1 || pairs > 1'000'000) return Fail("--pairs_per_block must be between 1 and 1000000");
-  if (absl::GetFlag(FLAGS_max_blocks) < 1) return Fail("--max_blocks must be at least 1");
+  if (pairs < 1 || pairs > 1'000'000) return absl::InvalidArgumentError("--pairs_per_block must be between 1 and 1000000");
+  if (absl::GetFlag(FLAGS_max_blocks) < 1) return absl::InvalidArgumentError("--max_blocks must be at least 1");
   const double abort_qber = absl::GetFlag(FLAGS_abort_qber);
-  if (!(abort_qber > 0 && abort_qber < 0.5)) return Fail("--abort_qber must be in (0, 0.5)");
+  if (!(abort_qber > 0 && abort_qber < 0.5)) return absl::InvalidArgumentError("--abort_qber must be in (0, 0.5)");
   const double sample = absl::GetFlag(FLAGS_sample_fraction);
-  if (!(sample > 0 && sample < 1)) return Fail("--sample_fraction must be in (0, 1)");
-  auto network = qnet::netsim::SimulatedNetwork::Create(config, seed);
-  if (!network.ok()) return Fail(std::string(network.status().message()));
+  if (!(sample > 0 && sample < 1)) return absl::InvalidArgumentError("--sample_fraction must be in (0, 1)");
+  const double block_timeout = absl::GetFlag(FLAGS_block_timeout_s);
+  if (!(block_timeout > 0)) return absl::InvalidArgumentError("--block_timeout_s must be positive");
   qnet::keydist::KeyRequest request;
-  request.peer = to;
   request.bits = static_cast<uint64_t>(bits);
   request.max_blocks = static_cast<uint32_t>(absl::GetFlag(FLAGS_max_blocks));
   request.block.protocol = protocol;
   request.block.pairs = static_cast<uint32_t>(pairs);
   request.block.min_fidelity = absl::GetFlag(FLAGS_min_fidelity);
-  const double block_timeout = absl::GetFlag(FLAGS_block_timeout_s);
-  if (!(block_timeout > 0)) return Fail("--block_timeout_s must be positive");
   request.block.timeout = qnet::FromSeconds(block_timeout);
   request.block.post_processing.estimation.abort_threshold = abort_qber;
   request.block.post_processing.estimation.sample_fraction = sample;
+  return request;
+}
+
+// qnetsim --qkd: one key request from `from` to `to`, reported like
+// `qnetctl qkd` reports the daemons' (key rate per simulated second).
+int RunQkd(const qnet::config::NetworkConfig& config, const std::string& path, uint64_t seed, const std::string& from,
+           const std::string& to, const std::string& output) {
+  auto request_or = KeyRequestFromFlags();
+  if (!request_or.ok()) return Fail(std::string(request_or.status().message()));
+  qnet::keydist::KeyRequest request = *request_or;
+  request.peer = to;
+  const int64_t bits = static_cast<int64_t>(request.bits);
+  auto network = qnet::netsim::SimulatedNetwork::Create(config, seed);
+  if (!network.ok()) return Fail(std::string(network.status().message()));
   const auto wall_start = std::chrono::steady_clock::now();
   auto result = qnet::netsim::RunKeyExperiment(**network, from, request,
                                                qnet::FromSeconds(absl::GetFlag(FLAGS_time_limit_s)));
@@ -175,6 +194,68 @@ int RunQkd(const qnet::config::NetworkConfig& config, const std::string& path, u
   return result->keys_match ? 0 : 1;
 }
 
+// qnetsim --sweep: checks the flags that go together and runs the sweep.
+int RunSweepFromFlags(const qnet::config::NetworkConfig& config, const std::string& path, uint64_t seed,
+                      BasisChoice basis) {
+  using qnet::netsim::SweepOptions;
+  auto range = qnet::netsim::ParseSweep(absl::GetFlag(FLAGS_sweep));
+  if (!range.ok()) return Fail(std::string(range.status().message()));
+  SweepOptions options;
+  options.range = *range;
+  options.network_path = path;
+  options.seed = seed;
+  options.link = absl::GetFlag(FLAGS_link);
+  options.from = absl::GetFlag(FLAGS_from);
+  options.to = absl::GetFlag(FLAGS_to);
+  options.pairs = static_cast<uint32_t>(absl::GetFlag(FLAGS_pairs));
+  options.basis = basis;
+  options.basis_name = absl::GetFlag(FLAGS_basis);
+  options.min_fidelity = absl::GetFlag(FLAGS_min_fidelity);
+  options.time_limit = qnet::FromSeconds(absl::GetFlag(FLAGS_time_limit_s));
+  options.output = absl::GetFlag(FLAGS_output);
+  options.plot_path = absl::GetFlag(FLAGS_plot);
+  if (!options.plot_path.empty() && !absl::EndsWithIgnoreCase(options.plot_path, ".svg") &&
+      !absl::EndsWithIgnoreCase(options.plot_path, ".png")) {
+    return Fail(absl::StrFormat("--plot %s must end in .svg or .png (the format follows the extension)",
+                                options.plot_path));
+  }
+  const bool hops = options.range.parameter == qnet::netsim::kSweepHops;
+  for (const std::string& n : {options.from, options.to}) {
+    if (!n.empty() && config.FindNode(n) == nullptr) return Fail(absl::StrFormat("no node '%s' in %s", n, path));
+  }
+  if (options.link != "all" && config.FindLinkByName(options.link) == nullptr) {
+    return Fail(absl::StrFormat("no link '%s' in %s", options.link, path));
+  }
+  if (hops) {
+    if (options.from.empty() || !options.to.empty()) {
+      return Fail("--sweep hops needs --from and no --to: each point's far end is the first node that many hops away");
+    }
+  } else if (options.from.empty() != options.to.empty()) {
+    return Fail("--from and --to go together (see --help)");
+  } else if (!options.from.empty() && options.from == options.to) {
+    return Fail("--from and --to must name different nodes");
+  }
+  if (!absl::GetFlag(FLAGS_qkd).empty()) {
+    if (options.from.empty()) return Fail("--qkd needs --from (and --to unless hops are swept)");
+    auto request = KeyRequestFromFlags();
+    if (!request.ok()) return Fail(std::string(request.status().message()));
+    options.mode = SweepOptions::Mode::kQkd;
+    options.key_request = *request;
+  } else if (!options.from.empty()) {
+    options.mode = SweepOptions::Mode::kPath;
+  } else {
+    options.mode = SweepOptions::Mode::kLink;
+    if (options.link == "all") {
+      if (config.links.size() != 1) {
+        return Fail(absl::StrFormat("--sweep over link pairs needs --link NAME: %s has %d links", path,
+                                    config.links.size()));
+      }
+      options.link = config.links[0].name;
+    }
+  }
+  return qnet::netsim::RunSweep(config, options);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -182,7 +263,8 @@ int main(int argc, char** argv) {
       "Runs a network file in the in-process simulator and measures entangled pairs on its links.\n"
       "Usage: qnetsim --network FILE [--pairs N] [--basis six-state] [--link NAME|all] [--seed N] [--output json]\n"
       "       qnetsim --network FILE --from NODE --to NODE [--pairs N] [--min_fidelity F] ...  (end to end)\n"
-      "       qnetsim --network FILE --qkd bbm92|e91|bb84|relay --from NODE --to NODE [--bits N] ...  (QKD)");
+      "       qnetsim --network FILE --qkd bbm92|e91|bb84|relay --from NODE --to NODE [--bits N] ...  (QKD)\n"
+      "       any of these with --sweep length_km=0:100:10 (or hops=1:8 with --from only) [--plot FILE.svg|png]");
   std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
   if (rest.size() > 1) return Fail(absl::StrFormat("unexpected argument '%s' (see --help)", rest[1]));
   const std::string path = absl::GetFlag(FLAGS_network);
@@ -203,6 +285,8 @@ int main(int argc, char** argv) {
   const uint64_t seed = absl::GetFlag(FLAGS_seed) >= 0 ? static_cast<uint64_t>(absl::GetFlag(FLAGS_seed))
                                                        : config->seed.value_or(1);
   const std::string from = absl::GetFlag(FLAGS_from), to = absl::GetFlag(FLAGS_to);
+  if (!absl::GetFlag(FLAGS_sweep).empty()) return RunSweepFromFlags(*config, path, seed, basis);
+  if (!absl::GetFlag(FLAGS_plot).empty()) return Fail("--plot draws a sweep: give --sweep too (see --help)");
   if (from.empty() != to.empty()) return Fail("--from and --to go together (see --help)");
   if (!absl::GetFlag(FLAGS_qkd).empty() && from.empty()) return Fail("--qkd needs --from and --to (see --help)");
   if (!from.empty()) {

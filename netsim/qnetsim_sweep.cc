@@ -1,0 +1,314 @@
+#include "netsim/qnetsim_sweep.h"
+
+#include <chrono>
+#include <cmath>
+#include <cstdio>
+#include <optional>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "netsim/key_experiment.h"
+#include "netsim/link_experiment.h"
+#include "netsim/path_experiment.h"
+#include "netsim/simulated_network.h"
+#include "plot/figure.h"
+
+namespace qnet::netsim {
+namespace {
+
+using JsonValue = nlohmann::ordered_json;
+
+// What one point of the sweep measured.
+struct SweepPoint {
+  double x = 0.0;
+  std::string to;
+  std::string error;  // empty if the point ran
+  double simulated_seconds = 0.0;
+  double rate = 0.0;  // pairs (or, for QKD, final key bits) per simulated second
+  uint64_t pairs = 0;
+  std::optional<apps::Estimate> fidelity;
+  double fidelity_estimate = 0.0;
+  std::vector<std::string> path;
+  // QKD only.
+  uint64_t key_bits = 0;
+  double qber_z = 0.0, qber_x = 0.0;
+  std::optional<double> plob_bits_per_second;
+};
+
+// The PLOB bound in bits per second for a key between two neighbours: the
+// bound per channel use times the channel uses the run actually made per
+// simulated second (heralding attempts, two per double-click attempt as it
+// sends two rounds of photons; BB84's pulses), at the fibre transmittance of
+// the whole link. Counting every use keeps it a bound with attempts in
+// flight on several memories at once. Nothing for a path of several links:
+// trusted relays and repeaters are not repeaterless, so the bound does not
+// apply to them.
+std::optional<double> PlobBitsPerSecond(SimulatedNetwork& network, const std::string& from, const std::string& to,
+                                        keydist::QkdProtocol protocol, double simulated_seconds) {
+  const physical::LinkPhysics* link = network.config().FindLink(from, to);
+  stack::NodeStack* node = network.node(from);
+  if (link == nullptr || node == nullptr || !(simulated_seconds > 0)) return std::nullopt;
+  double uses = 0;
+  if (protocol == keydist::QkdProtocol::kBb84) {
+    auto stats = node->physical().PhotonStats(to);
+    if (!stats.ok()) return std::nullopt;
+    uses = static_cast<double>(stats->pulses_sent);
+  } else {
+    auto stats = node->physical().HeraldStats(to);
+    if (!stats.ok()) return std::nullopt;
+    uses = static_cast<double>(stats->attempts) * (link->scheme == physical::HeraldingScheme::kDoubleClick ? 2 : 1);
+  }
+  const double bound = PlobBoundBitsPerUse(FibreTransmittance(*link)) * uses / simulated_seconds;
+  if (!std::isfinite(bound) || uses == 0) return std::nullopt;  // a lossless channel has no finite bound
+  return bound;
+}
+
+SweepPoint RunPoint(const config::NetworkConfig& base, const SweepOptions& options, double x) {
+  SweepPoint point;
+  point.x = x;
+  absl::StatusOr<config::NetworkConfig> config = base;
+  point.to = options.to;
+  if (options.range.parameter == kSweepLengthKm) {
+    config = WithLinkLength(base, options.link, x);
+  } else if (auto to = NodeAtHops(base, options.from, static_cast<int>(x)); to.ok()) {
+    point.to = *to;
+  } else {
+    config = to.status();
+  }
+  if (!config.ok()) {
+    point.error = std::string(config.status().message());
+    return point;
+  }
+  auto network = SimulatedNetwork::Create(*config, options.seed);
+  if (!network.ok()) {
+    point.error = std::string(network.status().message());
+    return point;
+  }
+  auto record_pairs = [&](const auto& result) {
+    point.simulated_seconds = ToSeconds(result.simulated_time);
+    point.pairs = result.statistics.pairs;
+    point.rate = point.simulated_seconds > 0 ? static_cast<double>(point.pairs) / point.simulated_seconds : 0.0;
+    point.fidelity = result.statistics.fidelity;
+    point.fidelity_estimate = result.mean_fidelity_estimate;
+  };
+  switch (options.mode) {
+    case SweepOptions::Mode::kLink: {
+      const physical::LinkPhysics* link = config->FindLinkByName(options.link);
+      LinkExperiment experiment;
+      experiment.origin = link->node_a;
+      experiment.remote = link->node_b;
+      experiment.pairs = options.pairs;
+      experiment.basis = options.basis;
+      experiment.min_fidelity = options.min_fidelity;
+      auto result = RunLinkExperiment(**network, experiment, options.time_limit);
+      if (!result.ok()) {
+        point.error = std::string(result.status().message());
+        return point;
+      }
+      record_pairs(*result);
+      point.path = {link->node_a, link->node_b};
+      return point;
+    }
+    case SweepOptions::Mode::kPath: {
+      PathExperiment experiment;
+      experiment.origin = options.from;
+      experiment.remote = point.to;
+      experiment.pairs = options.pairs;
+      experiment.basis = options.basis;
+      experiment.min_fidelity = options.min_fidelity;
+      auto result = RunPathExperiment(**network, experiment, options.time_limit);
+      if (!result.ok()) {
+        point.error = std::string(result.status().message());
+        return point;
+      }
+      record_pairs(*result);
+      point.path = result->path;
+      return point;
+    }
+    case SweepOptions::Mode::kQkd: {
+      keydist::KeyRequest request = options.key_request;
+      request.peer = point.to;
+      auto result = RunKeyExperiment(**network, options.from, request, options.time_limit);
+      if (!result.ok()) {
+        point.error = std::string(result.status().message());
+        return point;
+      }
+      if (!result->keys_match) {
+        point.error = absl::StrCat("the two ends' keys differ: ", result->keys_problem);
+        return point;
+      }
+      const keydist::KeyAgreementResult& r = result->agreement;
+      point.simulated_seconds = ToSeconds(r.simulated_duration);
+      point.key_bits = r.key.size();
+      point.rate = point.simulated_seconds > 0 ? static_cast<double>(point.key_bits) / point.simulated_seconds : 0.0;
+      point.plob_bits_per_second =
+          PlobBitsPerSecond(**network, options.from, point.to, request.block.protocol, point.simulated_seconds);
+      point.qber_z = r.qber_z;
+      point.qber_x = r.qber_x;
+      point.pairs = r.raw_pairs;
+      point.path = r.path;
+      return point;
+    }
+  }
+  return point;
+}
+
+std::string XLabel(const config::NetworkConfig& config, const SweepOptions& options) {
+  if (options.range.parameter == kSweepHops) return absl::StrFormat("hops from %s", options.from);
+  if (options.link != "all") return absl::StrFormat("length of %s (km)", options.link);
+  return config.links.size() == 1 ? absl::StrFormat("length of %s (km)", config.links[0].name)
+                                  : std::string("length of every link (km)");
+}
+
+plot::Figure MakeFigure(const config::NetworkConfig& config, const SweepOptions& options,
+                        const std::vector<SweepPoint>& points) {
+  plot::Figure figure;
+  figure.x_label = XLabel(config, options);
+  figure.log_y = true;
+  if (options.mode == SweepOptions::Mode::kQkd) {
+    figure.title = absl::StrFormat("%s: %s key %s -> %s (seed %d)", config.name,
+                                   keydist::QkdProtocolName(options.key_request.block.protocol), options.from,
+                                   options.range.parameter == kSweepHops ? "each hop" : options.to, options.seed);
+    figure.y_label = "final key bits per simulated second";
+    figure.y2_label = "QBER";
+    figure.y2_min = 0.0;
+    figure.y2_max = 0.25;  // above the 11% at which BB84-type post-processing gives no key
+    plot::Series key{"key rate (measured)"}, plob{"PLOB bound (repeaterless, for the channel uses made)"};
+    plot::Series qz{"QBER Z"}, qx{"QBER X"};
+    plob.style = plot::SeriesStyle::kCurve;
+    qz.axis = qx.axis = plot::Axis::kRight;
+    for (const SweepPoint& p : points) {
+      if (p.plob_bits_per_second) plob.points.push_back({p.x, *p.plob_bits_per_second, std::nullopt});
+      if (!p.error.empty()) continue;
+      key.points.push_back({p.x, p.rate, std::nullopt});
+      qz.points.push_back({p.x, p.qber_z, std::nullopt});
+      qx.points.push_back({p.x, p.qber_x, std::nullopt});
+    }
+    figure.series = {key, plob, qz, qx};
+    return figure;
+  }
+  figure.title = absl::StrFormat("%s: %s pairs %s (seed %d)", config.name, options.basis_name,
+                                 options.mode == SweepOptions::Mode::kLink
+                                     ? absl::StrCat("on ", options.link)
+                                     : absl::StrCat(options.from, " -> ",
+                                                    options.to.empty() ? std::string("each hop") : options.to),
+                                 options.seed);
+  figure.y_label = "pairs per simulated second";
+  figure.y2_label = "fidelity";
+  plot::Series rate{"pair rate"}, measured{"fidelity (measured, +-1 s.e.)"}, estimate{"fidelity (the layer's estimate)"};
+  measured.axis = estimate.axis = plot::Axis::kRight;
+  estimate.style = plot::SeriesStyle::kCurve;
+  for (const SweepPoint& p : points) {
+    if (!p.error.empty()) continue;
+    rate.points.push_back({p.x, p.rate, std::nullopt});
+    if (p.fidelity) measured.points.push_back({p.x, p.fidelity->value, p.fidelity->standard_error});
+    estimate.points.push_back({p.x, p.fidelity_estimate, std::nullopt});
+  }
+  figure.series = {rate, measured, estimate};
+  return figure;
+}
+
+JsonValue PointJson(const SweepOptions& options, const SweepPoint& p) {
+  JsonValue j;
+  j[options.range.parameter] = p.x;
+  if (options.mode != SweepOptions::Mode::kLink) j["to"] = p.to;
+  if (!p.error.empty()) {
+    j["error"] = p.error;
+    if (p.plob_bits_per_second) j["plob_bound_bits_per_second"] = *p.plob_bits_per_second;
+    return j;
+  }
+  j["path"] = p.path;
+  j["simulated_seconds"] = p.simulated_seconds;
+  if (options.mode == SweepOptions::Mode::kQkd) {
+    j["raw_pairs"] = p.pairs;
+    j["final_key_bits"] = p.key_bits;
+    j["key_bits_per_second"] = p.rate;
+    j["qber_z"] = p.qber_z;
+    j["qber_x"] = p.qber_x;
+    if (p.plob_bits_per_second) j["plob_bound_bits_per_second"] = *p.plob_bits_per_second;
+    return j;
+  }
+  j["pairs"] = p.pairs;
+  j["pairs_per_second"] = p.rate;
+  if (p.fidelity) j["fidelity"] = {{"value", p.fidelity->value}, {"stderr", p.fidelity->standard_error}};
+  j["fidelity_estimate"] = p.fidelity_estimate;
+  return j;
+}
+
+void PrintTableRow(const SweepOptions& options, const SweepPoint& p) {
+  const std::string x = absl::StrFormat("%10g", p.x);
+  if (!p.error.empty()) {
+    std::printf("%s  FAILED: %s\n", x.c_str(), p.error.c_str());
+  } else if (options.mode == SweepOptions::Mode::kQkd) {
+    const std::string plob = p.plob_bits_per_second ? absl::StrFormat("%.4g", *p.plob_bits_per_second) : "-";
+    std::printf("%s  %12.4g  %8.4f  %8.4f  %9llu  %12s\n", x.c_str(), p.rate, p.qber_z, p.qber_x,
+                static_cast<unsigned long long>(p.key_bits), plob.c_str());
+  } else {
+    const std::string fidelity =
+        p.fidelity ? absl::StrFormat("%.4f +- %.4f", p.fidelity->value, p.fidelity->standard_error) : "-";
+    std::printf("%s  %12.4g  %-18s  %8.4f%s\n", x.c_str(), p.rate, fidelity.c_str(), p.fidelity_estimate,
+                options.range.parameter == kSweepHops ? absl::StrCat("  ", p.to).c_str() : "");
+  }
+  std::fflush(stdout);
+}
+
+}  // namespace
+
+int RunSweep(const config::NetworkConfig& config, const SweepOptions& options) {
+  const std::vector<double> values = options.range.Values();
+  const bool text = options.output == "text";
+  if (text) {
+    std::printf("network %s (%s), seed %llu, sweep %s from %g to %g step %g (%zu points)\n", config.name.c_str(),
+                options.network_path.c_str(), static_cast<unsigned long long>(options.seed),
+                options.range.parameter.c_str(), options.range.start, options.range.stop, options.range.step,
+                values.size());
+    if (options.mode == SweepOptions::Mode::kQkd) {
+      std::printf("%10s  %12s  %8s  %8s  %9s  %12s\n", options.range.parameter.c_str(), "key bits/s", "QBER Z",
+                  "QBER X", "key bits", "PLOB bits/s");
+    } else {
+      std::printf("%10s  %12s  %-18s  %8s%s\n", options.range.parameter.c_str(), "pairs/s", "fidelity (measured)",
+                  "estimate", options.range.parameter == kSweepHops ? "  to" : "");
+    }
+  }
+  std::vector<SweepPoint> points;
+  int failures = 0;
+  const auto wall_start = std::chrono::steady_clock::now();
+  for (double x : values) {
+    points.push_back(RunPoint(config, options, x));
+    if (!points.back().error.empty()) ++failures;
+    if (text) PrintTableRow(options, points.back());
+  }
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+  std::string plot_problem;
+  if (!options.plot_path.empty()) {
+    absl::Status plotted = plot::RenderFigure(MakeFigure(config, options, points), options.plot_path);
+    if (!plotted.ok()) plot_problem = std::string(plotted.message());
+  }
+  if (text) {
+    std::printf("%d of %zu points ran, %.3f s wall\n", static_cast<int>(points.size()) - failures, points.size(), wall);
+    if (!options.plot_path.empty() && plot_problem.empty()) std::printf("plot written to %s\n", options.plot_path.c_str());
+  } else {
+    JsonValue j;
+    j["network"] = config.name;
+    j["seed"] = options.seed;
+    j["mode"] = options.mode == SweepOptions::Mode::kLink ? "link" : options.mode == SweepOptions::Mode::kPath ? "path" : "qkd";
+    j["sweep"] = {{"parameter", options.range.parameter},
+                  {"start", options.range.start},
+                  {"stop", options.range.stop},
+                  {"step", options.range.step}};
+    if (options.range.parameter == kSweepLengthKm) j["link"] = options.link;
+    if (options.mode != SweepOptions::Mode::kLink) j["from"] = options.from;
+    j["points"] = JsonValue::array();
+    for (const SweepPoint& p : points) j["points"].push_back(PointJson(options, p));
+    if (!options.plot_path.empty() && plot_problem.empty()) j["plot"] = options.plot_path;
+    j["wall_seconds"] = wall;
+    std::printf("%s\n", j.dump().c_str());
+  }
+  if (!plot_problem.empty()) std::fprintf(stderr, "qnetsim: %s\n", plot_problem.c_str());
+  return failures == 0 && plot_problem.empty() ? 0 : 1;
+}
+
+}  // namespace qnet::netsim

@@ -1,0 +1,40 @@
+// qnetsim --sweep: reruns one experiment (link pairs, end-to-end pairs or a
+// key) over a range of link lengths or hop counts, prints a table or JSON,
+// and with --plot draws the figure (plot/figure.h).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "config/network_config.h"
+#include "keydist/key_agreement.h"
+#include "link/link_service.h"
+#include "netsim/sweep.h"
+
+namespace qnet::netsim {
+
+struct SweepOptions {
+  enum class Mode { kLink, kPath, kQkd };
+  Mode mode = Mode::kLink;
+  SweepRange range;
+  std::string network_path;
+  uint64_t seed = 1;
+  std::string link = "all";  // the link whose length is swept ("all": every link)
+  std::string from;
+  std::string to;            // empty when hops are swept
+  uint32_t pairs = 1000;
+  link::BasisChoice basis = link::BasisChoice::kSixState;
+  std::string basis_name;
+  double min_fidelity = 0.0;
+  Duration time_limit{0};
+  keydist::KeyRequest key_request;  // kQkd; its peer is set per point
+  std::string output;               // "text" or "json"
+  std::string plot_path;            // empty: no plot
+};
+
+// Runs every point (a failed point is reported and the sweep goes on) and
+// returns the process exit code: 0 if every point ran and the plot, if
+// asked for, was written.
+int RunSweep(const config::NetworkConfig& config, const SweepOptions& options);
+
+}  // namespace qnet::netsim

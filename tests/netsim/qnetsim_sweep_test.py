@@ -1,0 +1,115 @@
+#!/usr/bin/python3
+"""qnetsim --sweep and --plot as a user runs them.
+
+Checks the JSON figures of a length sweep (link pairs), a hop sweep (end to
+end) and a BBM92 key-rate sweep against the PLOB bound, that the SVG and PNG
+files are drawn (the SVG parses as XML and names the series), and that
+flags which do not go together are refused with a message.
+
+Usage: qnetsim_sweep_test.py QNETSIM EXAMPLES_DIR ARTIFACTS_DIR
+"""
+import json
+import math
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import xml.etree.ElementTree as ET
+
+QNETSIM, EXAMPLES, ARTIFACTS = sys.argv[1:4]
+failures = []
+
+
+def check(condition, what):
+    if not condition:
+        failures.append(what)
+        print("FAIL:", what)
+
+
+def run(*args, expect=0):
+    proc = subprocess.run([QNETSIM, *args], capture_output=True, text=True, timeout=240)
+    check(proc.returncode == expect,
+          f"qnetsim {' '.join(args)} exited {proc.returncode}, expected {expect}: {proc.stderr.strip()}")
+    return proc
+
+
+def svg_text(path):
+    root = ET.parse(path).getroot()  # raises if the file is not XML
+    return " ".join(t for t in root.itertext())
+
+
+work = tempfile.mkdtemp(prefix="qnetsim-sweep-")
+os.makedirs(ARTIFACTS, exist_ok=True)
+try:
+    # Link pairs against the link's length.
+    svg = os.path.join(work, "link.svg")
+    out = run("--network", f"{EXAMPLES}/noisy-pair.yaml", "--sweep", "length_km=0:30:10", "--pairs", "400",
+              "--output", "json", "--plot", svg)
+    sweep = json.loads(out.stdout)
+    check(sweep["mode"] == "link" and sweep["sweep"]["parameter"] == "length_km", f"link sweep header: {sweep}")
+    lengths = [p["length_km"] for p in sweep["points"]]
+    check(lengths == [0, 10, 20, 30], f"link sweep lengths {lengths}")
+    rates = [p["pairs_per_second"] for p in sweep["points"]]
+    check(all(a > b for a, b in zip(rates, rates[1:])), f"pair rate falls with length: {rates}")
+    for p in sweep["points"]:
+        check(p["pairs"] == 400 and 0.25 <= p["fidelity"]["value"] <= 1.0, f"link point {p}")
+    check(sweep.get("plot") == svg, "the JSON names the plot")
+    text = svg_text(svg)
+    for label in ("pair rate", "fidelity (measured, +-1 s.e.)", "length of alice-bob (km)", "noisy-pair"):
+        check(label in text, f"'{label}' in the link sweep's SVG")
+    shutil.copy(svg, os.path.join(ARTIFACTS, "qnetsim-sweep-link.svg"))
+
+    # End-to-end pairs against hops on the ring: the far end is the first
+    # node (file order) that many hops from amsterdam.
+    png = os.path.join(work, "hops.png")
+    out = run("--network", f"{EXAMPLES}/ring6.yaml", "--from", "amsterdam", "--sweep", "hops=1:3", "--pairs", "200",
+              "--output", "json", "--plot", png)
+    sweep = json.loads(out.stdout)
+    check([p["to"] for p in sweep["points"]] == ["leiden", "hague", "delft"], f"hop sweep ends: {sweep['points']}")
+    check([len(p["path"]) - 1 for p in sweep["points"]] == [1, 2, 3], "hop sweep path lengths")
+    with open(png, "rb") as f:
+        check(f.read(8) == b"\x89PNG\r\n\x1a\n", "the hop sweep's PNG is a PNG")
+    shutil.copy(png, os.path.join(ARTIFACTS, "qnetsim-sweep-hops.png"))
+
+    # BBM92 key rate against length, with the PLOB bound beside it.
+    svg = os.path.join(work, "key.svg")
+    out = run("--network", f"{EXAMPLES}/ideal-pair.yaml", "--qkd", "bbm92", "--from", "alice", "--to", "bob",
+              "--bits", "500", "--sweep", "length_km=10:30:10", "--output", "json", "--plot", svg)
+    sweep = json.loads(out.stdout)
+    check(sweep["mode"] == "qkd", "qkd sweep mode")
+    plob = []
+    for p in sweep["points"]:
+        check("error" not in p, f"key at {p['length_km']} km: {p.get('error')}")
+        if "error" in p:
+            continue
+        check(p["final_key_bits"] >= 500, f"key bits at {p['length_km']} km: {p['final_key_bits']}")
+        check(0 < p["key_bits_per_second"] < p["plob_bound_bits_per_second"],
+              f"key rate under the PLOB bound at {p['length_km']} km: {p}")
+        plob.append(p["plob_bound_bits_per_second"])
+    # -log2(1 - eta) for 0.2 dB/km, per attempt: the ratio between points
+    # depends only on eta and on the attempt's length-bound duration.
+    check(all(a > b for a, b in zip(plob, plob[1:])), f"PLOB bound falls with length: {plob}")
+    text = svg_text(svg)
+    check("PLOB bound" in text and "key rate (measured)" in text, "key sweep SVG names the key rate and the bound")
+    shutil.copy(svg, os.path.join(ARTIFACTS, "qnetsim-sweep-key.svg"))
+
+    # Flags that do not go together.
+    bad = [
+        (["--network", f"{EXAMPLES}/ideal-pair.yaml", "--plot", "x.svg"], "--plot draws a sweep"),
+        (["--network", f"{EXAMPLES}/ring6.yaml", "--sweep", "hops=1:2"], "--sweep hops needs --from"),
+        (["--network", f"{EXAMPLES}/ring6.yaml", "--sweep", "length_km=1:2"], "needs --link NAME"),
+        (["--network", f"{EXAMPLES}/ideal-pair.yaml", "--sweep", "length_km=1:2", "--plot", os.path.join(work, "x.pdf")],
+         "must end in .svg or .png"),
+        (["--network", f"{EXAMPLES}/ideal-pair.yaml", "--sweep", "speed=1:2"], "parameter 'speed' is unknown"),
+    ]
+    for args, message in bad:
+        proc = run(*args, expect=1)
+        check(message in proc.stderr, f"qnetsim {' '.join(args)}: '{message}' in {proc.stderr!r}")
+finally:
+    shutil.rmtree(work, ignore_errors=True)
+
+if failures:
+    print(f"{len(failures)} check(s) failed")
+    sys.exit(1)
+print("all checks passed")
