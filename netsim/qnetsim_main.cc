@@ -198,7 +198,7 @@ int RunQkd(const qnet::config::NetworkConfig& config, const std::string& path, u
 int RunSweepFromFlags(const qnet::config::NetworkConfig& config, const std::string& path, uint64_t seed,
                       BasisChoice basis) {
   using qnet::netsim::SweepOptions;
-  auto range = qnet::netsim::ParseSweep(absl::GetFlag(FLAGS_sweep));
+  auto range = qnet::plot::ParseSweep(absl::GetFlag(FLAGS_sweep));
   if (!range.ok()) return Fail(std::string(range.status().message()));
   SweepOptions options;
   options.range = *range;
@@ -219,7 +219,7 @@ int RunSweepFromFlags(const qnet::config::NetworkConfig& config, const std::stri
     return Fail(absl::StrFormat("--plot %s must end in .svg or .png (the format follows the extension)",
                                 options.plot_path));
   }
-  const bool hops = options.range.parameter == qnet::netsim::kSweepHops;
+  const bool hops = options.range.parameter == qnet::plot::kSweepHops;
   for (const std::string& n : {options.from, options.to}) {
     if (!n.empty() && config.FindNode(n) == nullptr) return Fail(absl::StrFormat("no node '%s' in %s", n, path));
   }

@@ -13,6 +13,7 @@
 #include "netsim/key_experiment.h"
 #include "netsim/link_experiment.h"
 #include "netsim/path_experiment.h"
+#include "config/hop_distance.h"
 #include "netsim/simulated_network.h"
 #include "plot/figure.h"
 
@@ -71,9 +72,9 @@ SweepPoint RunPoint(const config::NetworkConfig& base, const SweepOptions& optio
   point.x = x;
   absl::StatusOr<config::NetworkConfig> config = base;
   point.to = options.to;
-  if (options.range.parameter == kSweepLengthKm) {
+  if (options.range.parameter == plot::kSweepLengthKm) {
     config = WithLinkLength(base, options.link, x);
-  } else if (auto to = NodeAtHops(base, options.from, static_cast<int>(x)); to.ok()) {
+  } else if (auto to = config::NodeAtHops(base, options.from, static_cast<int>(x)); to.ok()) {
     point.to = *to;
   } else {
     config = to.status();
@@ -157,7 +158,7 @@ SweepPoint RunPoint(const config::NetworkConfig& base, const SweepOptions& optio
 }
 
 std::string XLabel(const config::NetworkConfig& config, const SweepOptions& options) {
-  if (options.range.parameter == kSweepHops) return absl::StrFormat("hops from %s", options.from);
+  if (options.range.parameter == plot::kSweepHops) return absl::StrFormat("hops from %s", options.from);
   if (options.link != "all") return absl::StrFormat("length of %s (km)", options.link);
   return config.links.size() == 1 ? absl::StrFormat("length of %s (km)", config.links[0].name)
                                   : std::string("length of every link (km)");
@@ -165,13 +166,13 @@ std::string XLabel(const config::NetworkConfig& config, const SweepOptions& opti
 
 plot::Figure MakeFigure(const config::NetworkConfig& config, const SweepOptions& options,
                         const std::vector<SweepPoint>& points) {
-  plot::Figure figure;
-  figure.x_label = XLabel(config, options);
-  figure.log_y = true;
   if (options.mode == SweepOptions::Mode::kQkd) {
+    plot::Figure figure;
+    figure.x_label = XLabel(config, options);
+    figure.log_y = true;
     figure.title = absl::StrFormat("%s: %s key %s -> %s (seed %d)", config.name,
                                    keydist::QkdProtocolName(options.key_request.block.protocol), options.from,
-                                   options.range.parameter == kSweepHops ? "each hop" : options.to, options.seed);
+                                   options.range.parameter == plot::kSweepHops ? "each hop" : options.to, options.seed);
     figure.y_label = "final key bits per simulated second";
     figure.y2_label = "QBER";
     figure.y2_min = 0.0;
@@ -190,25 +191,22 @@ plot::Figure MakeFigure(const config::NetworkConfig& config, const SweepOptions&
     figure.series = {key, plob, qz, qx};
     return figure;
   }
-  figure.title = absl::StrFormat("%s: %s pairs %s (seed %d)", config.name, options.basis_name,
-                                 options.mode == SweepOptions::Mode::kLink
-                                     ? absl::StrCat("on ", options.link)
-                                     : absl::StrCat(options.from, " -> ",
-                                                    options.to.empty() ? std::string("each hop") : options.to),
-                                 options.seed);
-  figure.y_label = "pairs per simulated second";
-  figure.y2_label = "fidelity";
-  plot::Series rate{"pair rate"}, measured{"fidelity (measured, +-1 s.e.)"}, estimate{"fidelity (the layer's estimate)"};
-  measured.axis = estimate.axis = plot::Axis::kRight;
-  estimate.style = plot::SeriesStyle::kCurve;
+  std::vector<plot::PairSweepPoint> pair_points;
   for (const SweepPoint& p : points) {
     if (!p.error.empty()) continue;
-    rate.points.push_back({p.x, p.rate, std::nullopt});
-    if (p.fidelity) measured.points.push_back({p.x, p.fidelity->value, p.fidelity->standard_error});
-    estimate.points.push_back({p.x, p.fidelity_estimate, std::nullopt});
+    pair_points.push_back({p.x, p.rate, std::nullopt, 0.0, p.fidelity_estimate});
+    if (p.fidelity) {
+      pair_points.back().fidelity = p.fidelity->value;
+      pair_points.back().fidelity_standard_error = p.fidelity->standard_error;
+    }
   }
-  figure.series = {rate, measured, estimate};
-  return figure;
+  return plot::PairSweepFigure(
+      absl::StrFormat("%s: %s pairs %s (seed %d)", config.name, options.basis_name,
+                      options.mode == SweepOptions::Mode::kLink
+                          ? absl::StrCat("on ", options.link)
+                          : absl::StrCat(options.from, " -> ", options.to.empty() ? std::string("each hop") : options.to),
+                      options.seed),
+      XLabel(config, options), pair_points);
 }
 
 JsonValue PointJson(const SweepOptions& options, const SweepPoint& p) {
@@ -250,7 +248,7 @@ void PrintTableRow(const SweepOptions& options, const SweepPoint& p) {
     const std::string fidelity =
         p.fidelity ? absl::StrFormat("%.4f +- %.4f", p.fidelity->value, p.fidelity->standard_error) : "-";
     std::printf("%s  %12.4g  %-18s  %8.4f%s\n", x.c_str(), p.rate, fidelity.c_str(), p.fidelity_estimate,
-                options.range.parameter == kSweepHops ? absl::StrCat("  ", p.to).c_str() : "");
+                options.range.parameter == plot::kSweepHops ? absl::StrCat("  ", p.to).c_str() : "");
   }
   std::fflush(stdout);
 }
@@ -270,7 +268,7 @@ int RunSweep(const config::NetworkConfig& config, const SweepOptions& options) {
                   "QBER X", "key bits", "PLOB bits/s");
     } else {
       std::printf("%10s  %12s  %-18s  %8s%s\n", options.range.parameter.c_str(), "pairs/s", "fidelity (measured)",
-                  "estimate", options.range.parameter == kSweepHops ? "  to" : "");
+                  "estimate", options.range.parameter == plot::kSweepHops ? "  to" : "");
     }
   }
   std::vector<SweepPoint> points;
@@ -299,7 +297,7 @@ int RunSweep(const config::NetworkConfig& config, const SweepOptions& options) {
                   {"start", options.range.start},
                   {"stop", options.range.stop},
                   {"step", options.range.step}};
-    if (options.range.parameter == kSweepLengthKm) j["link"] = options.link;
+    if (options.range.parameter == plot::kSweepLengthKm) j["link"] = options.link;
     if (options.mode != SweepOptions::Mode::kLink) j["from"] = options.from;
     j["points"] = JsonValue::array();
     for (const SweepPoint& p : points) j["points"].push_back(PointJson(options, p));

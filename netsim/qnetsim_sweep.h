@@ -10,13 +10,14 @@
 #include "keydist/key_agreement.h"
 #include "link/link_service.h"
 #include "netsim/sweep.h"
+#include "plot/sweep_range.h"
 
 namespace qnet::netsim {
 
 struct SweepOptions {
   enum class Mode { kLink, kPath, kQkd };
   Mode mode = Mode::kLink;
-  SweepRange range;
+  plot::SweepRange range;
   std::string network_path;
   uint64_t seed = 1;
   std::string link = "all";  // the link whose length is swept ("all": every link)

@@ -12,6 +12,7 @@
 #include <cstring>
 #include <fstream>
 #include <sstream>
+#include <utility>
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
@@ -43,6 +44,25 @@ std::string ReadFile(const std::string& path) {
 }
 
 }  // namespace
+
+Figure PairSweepFigure(std::string title, std::string x_label, const std::vector<PairSweepPoint>& points) {
+  Figure figure;
+  figure.title = std::move(title);
+  figure.x_label = std::move(x_label);
+  figure.y_label = "pairs per simulated second";
+  figure.y2_label = "fidelity";
+  figure.log_y = true;
+  Series rate{"pair rate"}, measured{"fidelity (measured, +-1 s.e.)"}, estimate{"fidelity (the layer's estimate)"};
+  measured.axis = estimate.axis = Axis::kRight;
+  estimate.style = SeriesStyle::kCurve;
+  for (const PairSweepPoint& p : points) {
+    rate.points.push_back({p.x, p.pairs_per_second, std::nullopt});
+    if (p.fidelity) measured.points.push_back({p.x, *p.fidelity, p.fidelity_standard_error});
+    estimate.points.push_back({p.x, p.fidelity_estimate, std::nullopt});
+  }
+  figure.series = {rate, measured, estimate};
+  return figure;
+}
 
 absl::StatusOr<std::string> GnuplotScript(const Figure& figure, const std::string& output_path) {
   std::string terminal;

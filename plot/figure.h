@@ -47,6 +47,20 @@ struct Figure {
   std::vector<Series> series;
 };
 
+// One point of a sweep of entangled pairs: what qnetsim (in the simulator)
+// and qnetctl (through the daemons) both measure, so both draw one figure.
+struct PairSweepPoint {
+  double x = 0.0;
+  double pairs_per_second = 0.0;
+  std::optional<double> fidelity;         // from both ends' outcomes
+  double fidelity_standard_error = 0.0;
+  double fidelity_estimate = 0.0;         // the layers' own estimate
+};
+
+// Pair rate on a log left axis; measured fidelity (with error bars) and the
+// layers' estimate (dashed) on the right.
+Figure PairSweepFigure(std::string title, std::string x_label, const std::vector<PairSweepPoint>& points);
+
 // The gnuplot script that draws `figure` into `output_path`; the terminal
 // follows the extension (.svg or .png). Points a log axis cannot show (y <= 0
 // or not finite) are left out. InvalidArgument for another extension, a path

@@ -33,11 +33,9 @@ links:
 TEST(SweepSimTest, PairRateAtEachLengthIsTheCalibratedSuccessRate) {
   auto base = config::ParseNetworkConfig(kPair, "sweep-pair.yaml");
   ASSERT_TRUE(base.ok()) << base.status();
-  auto range = ParseSweep("length_km=5:45:20");
-  ASSERT_TRUE(range.ok());
   const uint32_t pairs = 2000;
   double previous_rate = INFINITY;
-  for (double length : range->Values()) {
+  for (double length : {5.0, 25.0, 45.0}) {
     SCOPED_TRACE(absl::StrCat(length, " km"));
     auto config = WithLinkLength(*base, "a-b", length);
     ASSERT_TRUE(config.ok()) << config.status();

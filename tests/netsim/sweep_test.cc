@@ -1,5 +1,4 @@
-// The sweep's parts: the range a user writes, each point's network, the node
-// a hop count names, and the PLOB bound the key rate is drawn against.
+// A length sweep's networks, and the PLOB bound the key rate is drawn against.
 #include "netsim/sweep.h"
 
 #include <cmath>
@@ -25,32 +24,6 @@ links:
   - {between: [e, a], length_km: 5}
 )";
 
-TEST(SweepRangeTest, ParsesAndCountsThePoints) {
-  auto range = ParseSweep("length_km=0:1:0.1");
-  ASSERT_TRUE(range.ok()) << range.status();
-  EXPECT_EQ(range->parameter, "length_km");
-  const std::vector<double> values = range->Values();
-  ASSERT_EQ(values.size(), 11u);
-  EXPECT_DOUBLE_EQ(values.front(), 0.0);
-  EXPECT_NEAR(values.back(), 1.0, 1e-12);
-  auto hops = ParseSweep("hops=2:5");
-  ASSERT_TRUE(hops.ok()) << hops.status();
-  EXPECT_EQ(hops->Values(), (std::vector<double>{2, 3, 4, 5}));
-  auto uneven = ParseSweep("length_km=10:35:10");
-  ASSERT_TRUE(uneven.ok());
-  EXPECT_EQ(uneven->Values(), (std::vector<double>{10, 20, 30}));
-}
-
-TEST(SweepRangeTest, RefusesWhatCannotBeSwept) {
-  for (const char* bad : {"length_km", "length_km=", "width=0:1:1", "length_km=5:1:1", "length_km=0:1:0",
-                          "length_km=0:1:-1", "length_km=-5:1:1", "length_km=0:1000:1", "hops=0:3",
-                          "hops=1.5:3", "hops=1:3:0.5", "length_km=a:b", "length_km=0:1:1:1", "length_km=0:inf:1"}) {
-    auto range = ParseSweep(bad);
-    EXPECT_EQ(range.status().code(), absl::StatusCode::kInvalidArgument) << bad;
-    EXPECT_NE(range.status().message().find("--sweep"), std::string::npos) << range.status();
-  }
-}
-
 TEST(SweepNetworkTest, WithLinkLengthSetsTheNamedLinkOrEvery) {
   auto config = config::ParseNetworkConfig(kRing, "ring.yaml");
   ASSERT_TRUE(config.ok()) << config.status();
@@ -62,19 +35,6 @@ TEST(SweepNetworkTest, WithLinkLengthSetsTheNamedLinkOrEvery) {
   ASSERT_TRUE(all.ok());
   for (const auto& link : all->links) EXPECT_EQ(link.length_km, 7) << link.name;
   EXPECT_EQ(WithLinkLength(*config, "a-c", 1).status().code(), absl::StatusCode::kNotFound);
-}
-
-TEST(SweepNetworkTest, NodeAtHopsTakesTheShortestPathAndFileOrder) {
-  auto config = config::ParseNetworkConfig(kRing, "ring.yaml");
-  ASSERT_TRUE(config.ok()) << config.status();
-  // From a: b and e are 1 hop away (b first in the file), c and d 2 hops.
-  EXPECT_EQ(*NodeAtHops(*config, "a", 1), "b");
-  EXPECT_EQ(*NodeAtHops(*config, "a", 2), "c");
-  EXPECT_EQ(*NodeAtHops(*config, "c", 2), "a");
-  auto far = NodeAtHops(*config, "a", 3);
-  EXPECT_EQ(far.status().code(), absl::StatusCode::kNotFound);
-  EXPECT_NE(far.status().message().find("the farthest is 2 hops away"), std::string::npos) << far.status();
-  EXPECT_EQ(NodeAtHops(*config, "z", 1).status().code(), absl::StatusCode::kNotFound);
 }
 
 TEST(PlobBoundTest, MatchesTheClosedForm) {
