@@ -6,6 +6,9 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -14,6 +17,9 @@
 #include "apps/pair_statistics.h"
 #include "cli/entangle_client.h"
 #include "cli/qnetctl_command.h"
+#include "config/hop_distance.h"
+#include "plot/figure.h"
+#include "plot/sweep_range.h"
 #include "qnet/v1/node_service.grpc.pb.h"
 
 namespace qnet::qnetctl {
@@ -21,10 +27,14 @@ namespace {
 
 using qnet::v1::EntangleRequest;
 
+int EntangleSweep(const Args& args, bool json, const std::string& node);
+
 int Entangle(const Args& args, bool json) {
   const std::string node = Flag(args, "--node");
   const std::string with = Flag(args, "--with");
   if (node.empty()) return Fail("entangle needs --node NODE (the requesting end)");
+  if (!Flag(args, "--sweep").empty()) return EntangleSweep(args, json, node);
+  if (!Flag(args, "--plot").empty()) return Fail("--plot draws a sweep: give --sweep hops=START:STOP too");
   if (with.empty()) return Fail("entangle needs --with NODE (the far end)");
   EntangleRequest request;
   request.set_remote_node(with);
@@ -212,14 +222,162 @@ int Measure(const Args& args, bool json) {
   return 0;
 }
 
+
+// entangle --sweep hops=A:B: MEASURE pairs from NODE to the first node (file
+// order) at each hop count, through the running daemons; the same figure
+// `qnetsim --from NODE --sweep hops=A:B` draws from the simulator.
+int EntangleSweep(const Args& args, bool json, const std::string& node) {
+  if (!Flag(args, "--with").empty()) {
+    return Fail("--sweep hops picks each point's far end itself (the first node that many hops away): drop --with");
+  }
+  auto range = plot::ParseSweep(Flag(args, "--sweep"));
+  if (!range.ok()) return Fail(std::string(range.status().message()));
+  if (range->parameter != plot::kSweepHops) {
+    return Fail(absl::StrCat("--sweep ", range->parameter,
+                             " would change the network file; the daemons run it as started. Sweep lengths in the "
+                             "simulator: qnetsim --network FILE --sweep length_km=... (same figures)"));
+  }
+  if (Flag(args, "--type", "measure") != "measure") {
+    return Fail("--sweep compares both ends' outcomes: it asks for MEASURE pairs (drop --type)");
+  }
+  const std::string basis = Flag(args, "--basis", "six-state");
+  const std::map<std::string, EntangleRequest::Basis> bases = {
+      {"z", EntangleRequest::Z}, {"x", EntangleRequest::X}, {"y", EntangleRequest::Y},
+      {"bb84", EntangleRequest::BB84}, {"six-state", EntangleRequest::SIX_STATE}};
+  auto b = bases.find(basis);
+  if (b == bases.end()) return Fail(absl::StrCat("--basis must be z, x, y, bb84 or six-state, got '", basis, "'"));
+  uint32_t pairs = 0;
+  if (!absl::SimpleAtoi(Flag(args, "--pairs", "1000"), &pairs) || pairs == 0) {
+    return Fail("--pairs must be a positive number");
+  }
+  const std::string plot_path = Flag(args, "--plot");
+  if (!plot_path.empty() && !absl::EndsWithIgnoreCase(plot_path, ".svg") && !absl::EndsWithIgnoreCase(plot_path, ".png")) {
+    return Fail(absl::StrFormat("--plot %s must end in .svg or .png (the format follows the extension)", plot_path));
+  }
+  EntangleRequest request;
+  request.set_pairs(pairs);
+  request.set_type(EntangleRequest::MEASURE);
+  request.set_basis(b->second);
+  if (absl::Status s = SetFidelityAndTimeout(args, request); !s.ok()) return Fail(std::string(s.message()));
+  auto dir = StateDir(args);
+  if (!dir.ok()) return Fail(std::string(dir.status().message()));
+  auto network = StateNetwork(*dir);
+  if (!network.ok()) return Fail(std::string(network.status().message()));
+  if (network->FindNode(node) == nullptr) return Fail(absl::StrFormat("no node '%s' in the network", node));
+  auto address = NodeAddress(*dir, node);
+  if (!address.ok()) return Fail(std::string(address.status().message()));
+
+  if (!json) {
+    std::cout << absl::StrFormat("%s: %d %s MEASURE pairs from %s to the node at each of hops %g..%g\n",
+                                 network->name, pairs, basis, node, range->start, range->stop);
+    std::cout << absl::StrFormat("%5s  %-12s %12s  %-19s  %8s\n", "hops", "to", "pairs/s", "fidelity (measured)",
+                                 "estimate");
+  }
+  std::vector<plot::PairSweepPoint> points;
+  std::vector<std::string> json_points;
+  bool any_behind = false;
+  int failures = 0;
+  for (double hops : range->Values()) {
+    auto to = config::NodeAtHops(*network, node, static_cast<int>(hops));
+    std::string error;
+    if (!to.ok()) error = std::string(to.status().message());
+    std::optional<cli::EntangleResult> result;
+    std::optional<apps::PairStatistics> stats;
+    if (error.empty()) {
+      request.set_remote_node(*to);
+      auto run = cli::RunEntangle(*address, request, absl::Hours(24), nullptr);
+      auto far_address = NodeAddress(*dir, *to);
+      if (!run.ok()) {
+        error = absl::StrCat(absl::StatusCodeToString(run.status().code()), ": ", run.status().message());
+      } else if (!far_address.ok()) {
+        error = std::string(far_address.status().message());
+      } else if (auto far = cli::FetchOutcomes(*far_address, node, run->pairs); !far.ok()) {
+        error = absl::StrCat("fetching ", *to, "'s outcomes: ", far.status().message());
+      } else {
+        stats = apps::AnalysePairs(cli::MatchPairs(node, run->pairs, *far));
+        result = *std::move(run);
+      }
+    }
+    if (!error.empty()) {
+      ++failures;
+      if (json) {
+        json_points.push_back(absl::StrFormat("{\"hops\":%g,\"error\":%s}", hops, nlohmann::json(error).dump()));
+      } else {
+        std::cout << absl::StrFormat("%5g  FAILED: %s\n", hops, error);
+      }
+      continue;
+    }
+    const double duration = result->summary.duration_s();
+    const double rate = duration > 0 ? static_cast<double>(result->pairs.size()) / duration : 0.0;
+    double mean_f = 0;
+    for (const auto& p : result->pairs) mean_f += p.fidelity_estimate();
+    if (!result->pairs.empty()) mean_f /= static_cast<double>(result->pairs.size());
+    plot::PairSweepPoint point{hops, rate, std::nullopt, 0.0, mean_f};
+    if (stats->fidelity) {
+      point.fidelity = stats->fidelity->value;
+      point.fidelity_standard_error = stats->fidelity->standard_error;
+    }
+    points.push_back(point);
+    any_behind = any_behind || result->summary.lag().behind();
+    const std::string fidelity =
+        point.fidelity ? absl::StrFormat("%.4f +- %.4f", *point.fidelity, point.fidelity_standard_error) : "-";
+    if (json) {
+      std::vector<std::string> quoted;
+      for (const auto& n : result->summary.path()) quoted.push_back(nlohmann::json(n).dump());
+      if (quoted.empty()) quoted = {nlohmann::json(node).dump(), nlohmann::json(*to).dump()};  // the link layer's
+      std::string fields = absl::StrFormat(
+          "{\"hops\":%g,\"to\":%s,\"path\":[%s],\"pairs\":%d,\"duration_s\":%g,\"pairs_per_second\":%g,"
+          "\"mean_fidelity_estimate\":%g",
+          hops, nlohmann::json(*to).dump(), absl::StrJoin(quoted, ","), result->pairs.size(), duration, rate, mean_f);
+      if (point.fidelity) {
+        absl::StrAppend(&fields, absl::StrFormat(",\"fidelity\":{\"value\":%g,\"stderr\":%g}", *point.fidelity,
+                                                 point.fidelity_standard_error));
+      }
+      absl::StrAppend(&fields, ",\"lag\":", Json(result->summary.lag()), "}");
+      json_points.push_back(fields);
+    } else {
+      std::cout << absl::StrFormat("%5g  %-12s %12.4g  %-19s  %8.4f\n", hops, *to, rate, fidelity, mean_f);
+      std::cout.flush();
+    }
+  }
+  std::string plot_problem;
+  if (!plot_path.empty()) {
+    absl::Status plotted = plot::RenderFigure(
+        plot::PairSweepFigure(absl::StrFormat("%s: %s pairs %s -> each hop (daemons)", network->name, basis, node),
+                              absl::StrFormat("hops from %s", node), points, /*x_whole_numbers=*/true),
+        plot_path);
+    if (!plotted.ok()) plot_problem = std::string(plotted.message());
+  }
+  if (json) {
+    std::cout << absl::StrFormat("{\"network\":%s,\"from\":%s,\"sweep\":{\"parameter\":\"hops\",\"start\":%g,"
+                                 "\"stop\":%g,\"step\":%g},\"points\":[%s]%s}\n",
+                                 nlohmann::json(network->name).dump(), nlohmann::json(node).dump(), range->start,
+                                 range->stop, range->step,
+                                 absl::StrJoin(json_points, ","),
+                                 !plot_path.empty() && plot_problem.empty()
+                                     ? absl::StrFormat(",\"plot\":%s", nlohmann::json(plot_path).dump())
+                                     : "");
+  } else {
+    if (any_behind) {
+      std::cout << "  warning: the daemons fell behind the physics at some points: their rates are the runtime's, "
+                   "a lower bound of the network file's (see each point's lag in --output json)\n";
+    }
+    if (!plot_path.empty() && plot_problem.empty()) std::cout << "plot written to " << plot_path << "\n";
+  }
+  if (!plot_problem.empty()) return Fail(plot_problem);
+  return failures == 0 ? 0 : 1;
+}
+
 }  // namespace
 
 std::vector<Command> EntangleCommands() {
   return {
       {"entangle",
-       {"--with", "--pairs", "--type", "--basis", "--min-fidelity", "--timeout"},
+       {"--with", "--pairs", "--type", "--basis", "--min-fidelity", "--timeout", "--sweep", "--plot"},
        R"(Usage: qnetctl --node NODE entangle --with NODE --pairs N [--type keep|measure]
          [--basis z|x|y|bb84|six-state|chsh] [--min-fidelity F] [--timeout DURATION]
+       qnetctl --node NODE entangle --sweep hops=START:STOP [--pairs N] [--basis B]
+         [--plot FILE.svg|png]
 
 Asks NODE for N entangled pairs with --with and prints each pair as it
 arrives (entanglement id, Bell state, fidelity estimate, latency), then a
@@ -238,6 +396,13 @@ is then the end-to-end one, swap outcomes included).
                         bb84 (Z/X), six-state (Z/X/Y), chsh (CHSH settings)
   --min-fidelity F      in [0, 1] (default 0)
   --timeout DURATION    simulated time, e.g. 2s, 500ms (default: none)
+
+With --sweep hops=START:STOP (no --with) it asks for --pairs MEASURE pairs
+(default 1000, basis six-state) from NODE to the first node of the network
+file that many hops away, for each hop count, and prints pair rate (per
+simulated second), fidelity from both ends' outcomes and the layers' estimate
+per point; --plot draws them (gnuplot). `qnetsim --from NODE --sweep hops=...`
+draws the same figure from the simulator, for comparison.
 )",
        Entangle},
       {"bell-test",

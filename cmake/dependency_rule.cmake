@@ -49,7 +49,7 @@ qnet_allow(qnet_time_scale_probe qnet_launcher qnet_node_client qnet_config)
 # Executables.
 qnet_allow(qnetd            qnet_daemon)
 qnet_allow(qnetsim          qnet_netsim qnet_plot)
-qnet_allow(qnetctl          qnet_time_scale_probe qnet_node_client qnet_launcher qnet_security qnet_config)
+qnet_allow(qnetctl          qnet_time_scale_probe qnet_node_client qnet_launcher qnet_security qnet_config qnet_plot)
 
 # Outside libraries only some targets may link directly (first matching
 # prefix wins): Boost.Asio and gRPC server reflection are the daemon's; gRPC

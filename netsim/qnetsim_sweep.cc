@@ -169,6 +169,7 @@ plot::Figure MakeFigure(const config::NetworkConfig& config, const SweepOptions&
   if (options.mode == SweepOptions::Mode::kQkd) {
     plot::Figure figure;
     figure.x_label = XLabel(config, options);
+    figure.x_whole_numbers = options.range.parameter == plot::kSweepHops;
     figure.log_y = true;
     figure.title = absl::StrFormat("%s: %s key %s -> %s (seed %d)", config.name,
                                    keydist::QkdProtocolName(options.key_request.block.protocol), options.from,
@@ -206,7 +207,7 @@ plot::Figure MakeFigure(const config::NetworkConfig& config, const SweepOptions&
                           ? absl::StrCat("on ", options.link)
                           : absl::StrCat(options.from, " -> ", options.to.empty() ? std::string("each hop") : options.to),
                       options.seed),
-      XLabel(config, options), pair_points);
+      XLabel(config, options), pair_points, options.range.parameter == plot::kSweepHops);
 }
 
 JsonValue PointJson(const SweepOptions& options, const SweepPoint& p) {

@@ -45,13 +45,16 @@ std::string ReadFile(const std::string& path) {
 
 }  // namespace
 
-Figure PairSweepFigure(std::string title, std::string x_label, const std::vector<PairSweepPoint>& points) {
+Figure PairSweepFigure(std::string title, std::string x_label, const std::vector<PairSweepPoint>& points,
+                       bool x_whole_numbers) {
   Figure figure;
   figure.title = std::move(title);
   figure.x_label = std::move(x_label);
+  figure.x_whole_numbers = x_whole_numbers;
   figure.y_label = "pairs per simulated second";
   figure.y2_label = "fidelity";
   figure.log_y = true;
+  figure.y2_max = 1.0;  // a fidelity; an error bar above it is only the estimate's spread
   Series rate{"pair rate"}, measured{"fidelity (measured, +-1 s.e.)"}, estimate{"fidelity (the layer's estimate)"};
   measured.axis = estimate.axis = Axis::kRight;
   estimate.style = SeriesStyle::kCurve;
@@ -126,7 +129,9 @@ absl::StatusOr<std::string> GnuplotScript(const Figure& figure, const std::strin
   absl::StrAppend(&script, "set terminal ", terminal, "\n", "set output ", Quoted(output_path), "\n");
   if (!figure.title.empty()) absl::StrAppend(&script, "set title ", Quoted(figure.title), "\n");
   absl::StrAppend(&script, "set xlabel ", Quoted(figure.x_label), "\n", "set ylabel ", Quoted(figure.y_label), "\n");
-  absl::StrAppend(&script, "set grid\nset key outside bottom center horizontal\nset mxtics\n");
+  // Offsets keep the first and last points' error bars off the frame.
+  absl::StrAppend(&script, "set grid\nset key outside bottom center horizontal\nset offsets graph 0.03, graph 0.03\n");
+  absl::StrAppend(&script, figure.x_whole_numbers ? "set xtics 1\n" : "set mxtics\n");
   if (figure.log_y) absl::StrAppend(&script, "set logscale y\nset format y '%g'\n");
   if (right_used) {
     absl::StrAppend(&script, "set ytics nomirror\nset y2tics\nset y2label ", Quoted(figure.y2_label), "\n");

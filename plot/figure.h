@@ -44,6 +44,7 @@ struct Figure {
   bool log_y = false;
   bool log_y2 = false;
   std::optional<double> y2_min, y2_max;  // the right axis's range; unset: fitted to the data
+  bool x_whole_numbers = false;          // x is a count (hops): tics at whole numbers only
   std::vector<Series> series;
 };
 
@@ -59,7 +60,8 @@ struct PairSweepPoint {
 
 // Pair rate on a log left axis; measured fidelity (with error bars) and the
 // layers' estimate (dashed) on the right.
-Figure PairSweepFigure(std::string title, std::string x_label, const std::vector<PairSweepPoint>& points);
+Figure PairSweepFigure(std::string title, std::string x_label, const std::vector<PairSweepPoint>& points,
+                       bool x_whole_numbers);
 
 // The gnuplot script that draws `figure` into `output_path`; the terminal
 // follows the extension (.svg or .png). Points a log axis cannot show (y <= 0

@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <string>
 #include <vector>
@@ -164,6 +165,53 @@ TEST_F(QnetctlMpTest, UpEntangleStatusDown) {
   EXPECT_EQ(down.exit_code, 0) << down.out;
   // Nothing left to stop.
   EXPECT_NE(Qnetctl(absl::StrCat("status", sd)).exit_code, 0);
+}
+
+// entangle --sweep hops through the daemons: the far end of each point is
+// the node that many hops away, both ends' outcomes give the fidelity, and
+// --plot draws the figure (gnuplot, which ./qnet test installs).
+TEST_F(QnetctlMpTest, EntangleSweepOverHopsMeasuresEachHopAndDrawsIt) {
+  const std::string sd = absl::StrCat(" --state-dir ", state_dir_.string());
+  CommandRun up = Qnetctl(absl::StrCat("up ", WriteIdealChain3("sweepchain"), " --time-scale 0.01", sd));
+  ASSERT_EQ(up.exit_code, 0) << up.out;
+  const std::string svg = (state_dir_ / "hops.svg").string();
+  CommandRun sweep = Qnetctl(
+      absl::StrCat("--node n0 entangle --sweep hops=1:2 --pairs 300 --output json --plot ", svg, sd));
+  EXPECT_EQ(sweep.exit_code, 0) << sweep.out;
+  EXPECT_NE(sweep.out.find("\"sweep\":{\"parameter\":\"hops\",\"start\":1,\"stop\":2"), std::string::npos)
+      << sweep.out;
+  EXPECT_NE(sweep.out.find("{\"hops\":1,\"to\":\"n1\",\"path\":[\"n0\",\"n1\"],\"pairs\":300"), std::string::npos)
+      << sweep.out;
+  EXPECT_NE(sweep.out.find("{\"hops\":2,\"to\":\"n2\",\"path\":[\"n0\",\"n1\",\"n2\"],\"pairs\":300"),
+            std::string::npos)
+      << sweep.out;
+  // Ideal hardware: fidelity 1 within its standard error (~0.03 for 300
+  // six-state pairs); a swap with the wrong Pauli correction would give ~0.5.
+  const std::string key = "\"fidelity\":{\"value\":";
+  size_t at = 0;
+  int fidelities = 0;
+  while ((at = sweep.out.find(key, at)) != std::string::npos) {
+    at += key.size();
+    EXPECT_GT(std::stod(sweep.out.substr(at)), 0.85) << sweep.out;
+    ++fidelities;
+  }
+  EXPECT_EQ(fidelities, 2) << sweep.out;
+  std::ifstream drawn(svg);
+  const std::string picture((std::istreambuf_iterator<char>(drawn)), std::istreambuf_iterator<char>());
+  EXPECT_NE(picture.find("<svg"), std::string::npos);
+  EXPECT_NE(picture.find("hops from n0"), std::string::npos);
+  EXPECT_NE(picture.find("fidelity (measured, +-1 s.e.)"), std::string::npos);
+
+  CommandRun lengths = Qnetctl(absl::StrCat("--node n0 entangle --sweep length_km=1:5", sd));
+  EXPECT_EQ(lengths.exit_code, 1);
+  EXPECT_NE(lengths.out.find("qnetsim --network FILE --sweep length_km"), std::string::npos) << lengths.out;
+  CommandRun with = Qnetctl(absl::StrCat("--node n0 entangle --with n2 --sweep hops=1:2", sd));
+  EXPECT_EQ(with.exit_code, 1);
+  EXPECT_NE(with.out.find("drop --with"), std::string::npos) << with.out;
+  CommandRun far = Qnetctl(absl::StrCat("--node n0 entangle --sweep hops=3:3 --pairs 5", sd));
+  EXPECT_EQ(far.exit_code, 1);
+  EXPECT_NE(far.out.find("no node is 3 hops from n0 (the farthest is 2 hops away)"), std::string::npos) << far.out;
+  EXPECT_EQ(Qnetctl(absl::StrCat("down", sd)).exit_code, 0);
 }
 
 // Help and usage errors need no network.
