@@ -1,6 +1,8 @@
 // qnetctl's key distribution commands: qkd, key (fetch one end's copy), and
 // eavesdrop (the intercept-resend fault QKD is meant to detect).
+#include <filesystem>
 #include <functional>
+#include <optional>
 #include <iostream>
 #include <string>
 #include <utility>
@@ -19,6 +21,44 @@
 #include "qnet/v1/node_service.grpc.pb.h"
 
 namespace qnet::qnetctl {
+
+absl::StatusOr<v1::EavesdropResponse> EavesdropOnLink(const std::filesystem::path& dir,
+                                                      const config::NetworkConfig& network,
+                                                      const std::string& link_name, std::optional<double> fraction) {
+  const physical::LinkPhysics* link = network.FindLinkByName(link_name);
+  if (link == nullptr) {
+    std::vector<std::string> names;
+    for (const auto& l : network.links) names.push_back(l.name);
+    return absl::NotFoundError(absl::StrCat("no link '", link_name, "' in network ", network.name, " (links: ",
+                                            absl::StrJoin(names, ", "), ")"));
+  }
+  v1::EavesdropRequest request;
+  if (fraction) {
+    request.set_set(true);
+    request.set_fraction(*fraction);
+  }
+  // Both ends: the one that hosts the heralding station applies it; each
+  // answers with what it knows of it.
+  std::vector<v1::EavesdropResponse> ends;
+  for (const auto& [node, neighbour] : {std::pair{link->node_a, link->node_b}, std::pair{link->node_b, link->node_a}}) {
+    auto address = NodeAddress(dir, node);
+    if (!address.ok()) return address.status();
+    auto stub = v1::Node::NewStub(security::ClientChannel(*address));
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    request.set_neighbour(neighbour);
+    v1::EavesdropResponse response;
+    grpc::Status s = stub->Eavesdrop(&context, request, &response);
+    if (!s.ok()) {
+      return absl::Status(static_cast<absl::StatusCode>(s.error_code()),
+                          absl::StrCat(absl::StatusCodeToString(static_cast<absl::StatusCode>(s.error_code())), ": ",
+                                       node, ": ", s.error_message()));
+    }
+    ends.push_back(std::move(response));
+  }
+  return ends[0].station_here() ? ends[0] : ends[1];
+}
+
 namespace {
 
 using qnet::v1::EntangleRequest;
@@ -26,41 +66,19 @@ using qnet::v1::EntangleRequest;
 int Eavesdrop(const Args& args, bool json) {
   const std::string link_name = Flag(args, "--link");
   if (link_name.empty()) return Fail("eavesdrop needs --link LINK (see qnetctl links)");
-  qnet::v1::EavesdropRequest request;
+  std::optional<double> fraction;
   if (std::string f = Flag(args, "--fraction"); !f.empty()) {
     double x = 0;
     if (!absl::SimpleAtod(f, &x)) return Fail(absl::StrCat("--fraction must be a number in [0, 1], got '", f, "'"));
-    request.set_set(true);
-    request.set_fraction(x);
+    fraction = x;
   }
   auto dir = StateDir(args);
   if (!dir.ok()) return Fail(std::string(dir.status().message()));
   auto network = StateNetwork(*dir);
   if (!network.ok()) return Fail(std::string(network.status().message()));
-  const qnet::physical::LinkPhysics* link = network->FindLinkByName(link_name);
-  if (link == nullptr) {
-    std::vector<std::string> names;
-    for (const auto& l : network->links) names.push_back(l.name);
-    return Fail(absl::StrCat("no link '", link_name, "' in network ", network->name, " (links: ",
-                             absl::StrJoin(names, ", "), ")"));
-  }
-  std::vector<qnet::v1::EavesdropResponse> ends;
-  for (const auto& [node, neighbour] : {std::pair{link->node_a, link->node_b}, std::pair{link->node_b, link->node_a}}) {
-    auto address = NodeAddress(*dir, node);
-    if (!address.ok()) return Fail(std::string(address.status().message()));
-    auto stub = qnet::v1::Node::NewStub(security::ClientChannel(*address));
-    grpc::ClientContext context;
-    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-    request.set_neighbour(neighbour);
-    qnet::v1::EavesdropResponse response;
-    grpc::Status s = stub->Eavesdrop(&context, request, &response);
-    if (!s.ok()) {
-      return Fail(absl::StrCat(absl::StatusCodeToString(static_cast<absl::StatusCode>(s.error_code())), ": ", node,
-                               ": ", s.error_message()));
-    }
-    ends.push_back(std::move(response));
-  }
-  const qnet::v1::EavesdropResponse& host = ends[0].station_here() ? ends[0] : ends[1];
+  absl::StatusOr<qnet::v1::EavesdropResponse> eavesdropper = EavesdropOnLink(*dir, *network, link_name, fraction);
+  if (!eavesdropper.ok()) return Fail(std::string(eavesdropper.status().message()));
+  const qnet::v1::EavesdropResponse& host = *eavesdropper;
   if (json) {
     std::cout << absl::StrFormat(
         "{\"link\":\"%s\",\"station\":\"%s\",\"fraction\":%g,\"pairs_seen\":%d,\"pairs_intercepted\":%d}\n",

@@ -189,7 +189,19 @@ std::string NetworkView::Poll() {
       } else {
         link["pairs_per_s"] = 0.0;
       }
-      before = {pairs, now};
+      before.pairs = pairs;
+      before.at = now;
+      // The link's QBER: of the QKD samples compared since the last poll
+      // (sessions between its ends), else the newest seen; so switching an
+      // eavesdropper on shows at the next session, and off at the one after.
+      const double qkd_bits = Sum(m, "qnet_qkd_sample_bits_total", {{"peer", l.node_b}});
+      const double qkd_errors = Sum(m, "qnet_qkd_sample_errors_total", {{"peer", l.node_b}});
+      if (qkd_bits > before.qkd_bits) {
+        before.recent_qber = (qkd_errors - before.qkd_errors) / (qkd_bits - before.qkd_bits);
+        before.qkd_bits = qkd_bits;
+        before.qkd_errors = qkd_errors;
+      }
+      if (before.recent_qber) link["qber"] = *before.recent_qber;
       const double count = Sum(m, "qnet_link_pair_fidelity_count", {{"link", l.name}});
       if (count > 0) link["fidelity"] = Sum(m, "qnet_link_pair_fidelity_sum", {{"link", l.name}}) / count;
       const double eve = EavesdropperFraction(addresses[l.node_a], l.node_b);

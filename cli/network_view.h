@@ -1,8 +1,8 @@
 // The live state of a network started by `qnetctl up`, as `qnetctl ui`
 // shows it: every node's status (gRPC Node.GetStatus with the operator's
 // certificate), its counters from its Prometheus endpoint (per-link pair
-// rates and fidelity, QKD error rates, key pools) and each link's
-// eavesdropper. A NetworkView polls the daemons on its own thread once a
+// rates and fidelity, QKD error rates per node and per link, key pools) and
+// each link's eavesdropper. A NetworkView polls the daemons on its own thread once a
 // second and keeps the latest snapshot as JSON; readers never wait for a
 // daemon.
 #pragma once
@@ -14,6 +14,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 
@@ -49,6 +50,10 @@ class NetworkView {
   struct LinkCounters {
     double pairs = 0;  // link-layer pairs delivered at node_a
     double at = 0;     // when read (steady seconds)
+    // QKD samples node_a compared with node_b (sessions between the two,
+    // relay hops over the link included), and the QBER of the newest ones.
+    double qkd_bits = 0, qkd_errors = 0;
+    std::optional<double> recent_qber;
   };
   std::string Poll();
   std::string Scrape(const std::string& metrics_url) const;

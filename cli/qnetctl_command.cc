@@ -95,27 +95,39 @@ absl::StatusOr<qnet::config::NetworkConfig> StateNetwork(const fs::path& dir) {
   return qnet::config::LoadNetworkFile(file);
 }
 
+absl::StatusOr<std::optional<ClientCertificate>> ClientCertificateFiles(const fs::path& dir) {
+  const fs::path pki = dir / "pki";
+  if (!fs::exists(pki / "ca.crt")) return std::nullopt;  // an insecure network (qnetctl up --insecure) has none
+  ClientCertificate files;
+  files.ca_file = (pki / "ca.crt").string();
+  if (const char* cert = std::getenv("QNET_CLIENT_CERT"); cert != nullptr && *cert != '\0') {
+    const char* key = std::getenv("QNET_CLIENT_KEY");
+    if (key == nullptr || *key == '\0') {
+      return absl::InvalidArgumentError("QNET_CLIENT_CERT is set but QNET_CLIENT_KEY is not");
+    }
+    files.cert_file = cert;
+    files.key_file = key;
+    return files;
+  }
+  absl::StatusOr<std::string> network = security::PkiNetwork(pki);
+  if (!network.ok()) return network.status();
+  const std::string stem = security::CertificateStem(security::DefaultOperator(*network));
+  files.cert_file = (pki / (stem + ".crt")).string();
+  files.key_file = (pki / (stem + ".key")).string();
+  return files;
+}
+
 absl::StatusOr<std::shared_ptr<const security::TlsMaterial>> ClientTls(const fs::path& dir) {
   static std::mutex mu;
   static std::map<std::string, std::shared_ptr<const security::TlsMaterial>> loaded;
   std::lock_guard lock(mu);
   if (auto it = loaded.find(dir.string()); it != loaded.end()) return it->second;
-  const fs::path pki = dir / "pki";
+  absl::StatusOr<std::optional<ClientCertificate>> files = ClientCertificateFiles(dir);
+  if (!files.ok()) return files.status();
   std::shared_ptr<const security::TlsMaterial> tls;
-  if (fs::exists(pki / "ca.crt")) {  // an insecure network (qnetctl up --insecure) has none
-    absl::StatusOr<std::string> network = security::PkiNetwork(pki);
-    if (!network.ok()) return network.status();
-    security::Identity who = security::DefaultOperator(*network);
-    absl::StatusOr<security::TlsMaterial> material;
-    if (const char* cert = std::getenv("QNET_CLIENT_CERT"); cert != nullptr && *cert != '\0') {
-      const char* key = std::getenv("QNET_CLIENT_KEY");
-      if (key == nullptr || *key == '\0') {
-        return absl::InvalidArgumentError("QNET_CLIENT_CERT is set but QNET_CLIENT_KEY is not");
-      }
-      material = security::LoadTlsFiles(pki / "ca.crt", cert, key);
-    } else {
-      material = security::LoadTls(pki, who);
-    }
+  if (files->has_value()) {
+    absl::StatusOr<security::TlsMaterial> material =
+        security::LoadTlsFiles((*files)->ca_file, (*files)->cert_file, (*files)->key_file);
     if (!material.ok()) return material.status();
     tls = std::make_shared<const security::TlsMaterial>(*std::move(material));
   }

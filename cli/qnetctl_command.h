@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <filesystem>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -58,6 +59,13 @@ absl::StatusOr<std::filesystem::path> StateDir(const Args& args);
 // A value recorded in the state directory's "network" file (name, file, ...).
 std::string StateValue(const std::filesystem::path& dir, const std::string& key);
 absl::StatusOr<config::NetworkConfig> StateNetwork(const std::filesystem::path& dir);
+// The files qnetctl presents to the daemons: the network's CA, and the
+// operator's certificate and key, or QNET_CLIENT_CERT and QNET_CLIENT_KEY
+// (both, or an error) when set. nullopt for an insecure network (no PKI).
+struct ClientCertificate {
+  std::string ca_file, cert_file, key_file;
+};
+absl::StatusOr<std::optional<ClientCertificate>> ClientCertificateFiles(const std::filesystem::path& dir);
 absl::StatusOr<std::string> NodeAddress(const std::filesystem::path& dir, const std::string& node);
 // NodeAddress in StateDir(args).
 absl::StatusOr<std::string> StateNodeAddress(const Args& args, const std::string& node);
@@ -70,6 +78,13 @@ std::string Json(const google::protobuf::Message& m);
 std::string LagWarning(const v1::SoftwareLag& lag);
 // "lag p50 .. p99 .. max .. (simulated), behind ..% of the last .. s" for status.
 std::string LagStatusLine(const v1::LagStatus& lag);
+// The intercept-resend eavesdropper on a network's link, as the end hosting
+// its heralding station reports it; set first when `fraction` is given.
+// NotFound (listing the links) for an unknown link; the daemons' errors as
+// they come, naming the node.
+absl::StatusOr<v1::EavesdropResponse> EavesdropOnLink(const std::filesystem::path& dir,
+                                                      const config::NetworkConfig& network,
+                                                      const std::string& link_name, std::optional<double> fraction);
 // --min-fidelity and --timeout, shared by entangle and bell-test.
 absl::Status SetFidelityAndTimeout(const Args& args, v1::EntangleRequest& request);
 

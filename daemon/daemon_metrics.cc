@@ -175,14 +175,21 @@ std::vector<prometheus::MetricFamily> Daemon::NodeMetrics() {
                 static_cast<double>(ks.key_bits));
     out.Counter("qnet_qkd_authentication_bits_total", "Authentication key bits this node's sessions used",
                 static_cast<double>(ks.auth_bits_consumed));
-    out.Counter("qnet_qkd_sample_bits_total",
-                "Bits parameter estimation compared, by basis (sessions that ended here, aborted ones too)",
-                static_cast<double>(ks.z_sample_bits), {{"basis", "Z"}});
-    out.Counter("qnet_qkd_sample_bits_total", "", static_cast<double>(ks.x_sample_bits), {{"basis", "X"}});
-    out.Counter("qnet_qkd_sample_errors_total",
-                "Of the compared bits, those that differed (the measured QBER is errors / bits)",
-                static_cast<double>(ks.z_sample_errors), {{"basis", "Z"}});
-    out.Counter("qnet_qkd_sample_errors_total", "", static_cast<double>(ks.x_sample_errors), {{"basis", "X"}});
+    // By the session's other end: a neighbour's is its link's QBER.
+    const char* bits_help =
+        "Bits parameter estimation compared, by basis and the sessions' other end (those that ended here, aborted "
+        "ones too)";
+    const char* errors_help = "Of the compared bits, those that differed (the measured QBER is errors / bits)";
+    for (const auto& [peer, sample] : ks.samples_by_peer) {
+      out.Counter("qnet_qkd_sample_bits_total", bits_help, static_cast<double>(sample.z_bits),
+                  {{"basis", "Z"}, {"peer", peer}});
+      out.Counter("qnet_qkd_sample_bits_total", "", static_cast<double>(sample.x_bits), {{"basis", "X"}, {"peer", peer}});
+      out.Counter("qnet_qkd_sample_errors_total", errors_help, static_cast<double>(sample.z_errors),
+                  {{"basis", "Z"}, {"peer", peer}});
+      out.Counter("qnet_qkd_sample_errors_total", "", static_cast<double>(sample.x_errors),
+                  {{"basis", "X"}, {"peer", peer}});
+      bits_help = errors_help = "";
+    }
     help = "QKD messages ignored or refused, by reason";
     for (auto [reason, n] : {std::pair{"malformed", ks.malformed_messages}, {"stray", ks.stray_messages},
                              {"unauthenticated", ks.unauthenticated_messages}}) {
@@ -233,28 +240,22 @@ absl::StatusOr<std::vector<prometheus::MetricFamily>> Daemon::CollectMetrics() {
   }
   // Off the loop: the key manager and the gRPC counters are thread-safe.
   if (key_manager_) {
+    Families pool_families(node());
     const v1::GetKeyPoolsResponse pools = key_manager_->Pools();
     for (const v1::KeyPoolState& p : pools.pools()) {
       // The end that fills a pool keeps its figures; the other end's are empty.
       if (!p.owned()) continue;
-      auto add = [&](const char* name, const char* help, MetricType type, double value) {
-        ClientMetric m;
-        m.label = {{"node", node()}, {"peer", p.peer()}};
-        (type == MetricType::Counter ? m.counter.value : m.gauge.value) = value;
-        for (MetricFamily& f : families) {
-          if (f.name == name) return f.metric.push_back(std::move(m));
-        }
-        families.push_back(MetricFamily{name, help, type, {std::move(m)}});
-      };
-      add("qnet_key_pool_bits", "Key bits in the pool, committed at both ends and not yet handed out",
-          MetricType::Gauge, static_cast<double>(p.available_bits()));
-      add("qnet_key_pool_low_watermark_bits", "The pool is refilled below this many bits", MetricType::Gauge,
-          static_cast<double>(p.low_watermark_bits()));
-      add("qnet_key_pool_blocks_committed_total", "Key blocks committed to the pool", MetricType::Counter,
-          static_cast<double>(p.blocks_committed()));
-      add("qnet_key_pool_sessions_failed_total", "Refill sessions that failed", MetricType::Counter,
-          static_cast<double>(p.sessions_failed()));
+      const Labels peer = {{"peer", p.peer()}};
+      pool_families.Gauge("qnet_key_pool_bits", "Key bits in the pool, committed at both ends and not yet handed out",
+                          static_cast<double>(p.available_bits()), peer);
+      pool_families.Gauge("qnet_key_pool_low_watermark_bits", "The pool is refilled below this many bits",
+                          static_cast<double>(p.low_watermark_bits()), peer);
+      pool_families.Counter("qnet_key_pool_blocks_committed_total", "Key blocks committed to the pool",
+                            static_cast<double>(p.blocks_committed()), peer);
+      pool_families.Counter("qnet_key_pool_sessions_failed_total", "Refill sessions that failed",
+                            static_cast<double>(p.sessions_failed()), peer);
     }
+    for (MetricFamily& f : pool_families.Take()) families.push_back(std::move(f));
   }
   for (MetricFamily& f : metrics_registry_->Collect()) families.push_back(std::move(f));
   return families;

@@ -670,6 +670,11 @@ void KeyDistribution::Release(Session& s) {
     stats_.z_sample_errors += e.z.errors;
     stats_.x_sample_bits += e.x.sampled;
     stats_.x_sample_errors += e.x.errors;
+    KeyDistributionStats::Sample& by_peer = stats_.samples_by_peer[s.peer];
+    by_peer.z_bits += e.z.sampled;
+    by_peer.z_errors += e.z.errors;
+    by_peer.x_bits += e.x.sampled;
+    by_peer.x_errors += e.x.errors;
   }
   if (s.deadline != kNoTimer) context_.CancelTimer(s.deadline);
   s.deadline = kNoTimer;

@@ -191,6 +191,13 @@ struct KeyDistributionStats {
   uint64_t z_sample_errors = 0;
   uint64_t x_sample_bits = 0;
   uint64_t x_sample_errors = 0;
+  // The same samples by the session's other end: for a neighbour (a key
+  // between them, or a relay hop over their link) the QBER of that link,
+  // which is where an eavesdropper on it shows.
+  struct Sample {
+    uint64_t z_bits = 0, z_errors = 0, x_bits = 0, x_errors = 0;
+  };
+  std::map<std::string, Sample> samples_by_peer;
 };
 
 class KeyDistribution {

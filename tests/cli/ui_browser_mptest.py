@@ -4,7 +4,9 @@
 Starts a 3-node chain of daemons with `qnetctl up`, serves its page with
 `qnetctl ui`, and checks what a user sees: three nodes and two links; the
 API refuses a request without the page's token; an entangle request started
-from the page's form raises the link rates shown; a daemon killed with
+from the page's form raises the link rates shown; an eavesdropper set from
+the page turns its link red, and a QKD session started from the page over it
+aborts and leaves the link's QBER (about 25%) on it; a daemon killed with
 SIGKILL turns its node red within 5 s. Screenshots go to ARTIFACTS_DIR.
 
 Usage: ui_browser_mptest.py QNETCTL ARTIFACTS_DIR
@@ -123,6 +125,48 @@ def main():
             30)
         print(f"link rates shown: max {max_rate():.1f} pairs/s")
         driver.save_screenshot(os.path.join(artifacts, "ui-rates.png"))
+
+        # An eavesdropper switched on from the page turns its link red; a
+        # QKD session started from the page over that link aborts, and the
+        # link shows the QBER it was caught with, red even once the
+        # eavesdropper is off again (until a clean session replaces it).
+        def link_notes(link):
+            return driver.find_element(By.CSS_SELECTOR, f'[data-link="{link}"] text.notes').text
+
+        def link_red(link):
+            return count(f'#topology .link.eve[data-link="{link}"]') == 1
+
+        Select(driver.find_element(By.ID, "eve-link")).select_by_value("n0-n1")
+        fraction = driver.find_element(By.ID, "eve-fraction")
+        fraction.clear()
+        fraction.send_keys("1")
+        driver.find_element(By.ID, "eve-set").click()
+        wait_until("the page to confirm the eavesdropper",
+                   lambda: "eavesdropper on n0-n1 at 1" in driver.find_element(By.ID, "eve-result").text, 10)
+        wait_until("link n0-n1 red with its eavesdropper", lambda: link_red("n0-n1")
+                   and "eavesdropper 100%" in link_notes("n0-n1"), 5)
+        Select(driver.find_element(By.ID, "qkd-from")).select_by_value("n0")
+        Select(driver.find_element(By.ID, "qkd-to")).select_by_value("n1")
+        for field, value in (("qkd-bits", "64"), ("qkd-block", "4000")):
+            box = driver.find_element(By.ID, field)
+            box.clear()
+            box.send_keys(value)
+        driver.find_element(By.ID, "qkd-start").click()
+        wait_until("the page to say the key request started",
+                   lambda: driver.find_element(By.ID, "qkd-result").text.startswith("started"), 10)
+        wait_until("a QBER on link n0-n1", lambda: "QBER" in link_notes("n0-n1"), 180)
+        qber = float(re.search(r"QBER ([0-9.]+)%", link_notes("n0-n1")).group(1))
+        print(f"QBER shown on n0-n1 with the eavesdropper: {qber}%")
+        assert 11 < qber < 45, f"an intercept-resend eavesdropper gives about 25%, the page shows {qber}%"
+        wait_until("the key request to end aborted", lambda: any(
+            "qkd n0" in row.text and "failed" in row.text
+            for row in driver.find_elements(By.CSS_SELECTOR, "#jobs tr")), 60)
+        driver.save_screenshot(os.path.join(artifacts, "ui-eavesdropper.png"))
+        fraction.clear()
+        fraction.send_keys("0")
+        driver.find_element(By.ID, "eve-set").click()
+        wait_until("the eavesdropper gone from n0-n1", lambda: "eavesdropper" not in link_notes("n0-n1"), 5)
+        assert link_red("n0-n1"), "n0-n1's last QBER is above 11%: it should stay red"
 
         with open(os.path.join(state, "n2.pid")) as f:
             pid = int(f.read().split()[0])

@@ -25,6 +25,7 @@
 #include "cli/launcher.h"
 #include "gtest/gtest.h"
 #include "qnet/v1/node_service.grpc.pb.h"
+#include "security/client_endpoints.h"
 #include "security/grpc_tls.h"
 #include "security/pki.h"
 #include "tests/common/multiprocess_test.h"
@@ -207,6 +208,67 @@ TEST_F(MetricsMpTest, CurlScrapesWithTheMonitorCertificateAndTheFiguresAreTheReq
     EXPECT_EQ(refused.error_code(), grpc::StatusCode::PERMISSION_DENIED) << refused.error_message();
     EXPECT_NE(refused.error_message().find("a monitor may read"), std::string::npos) << refused.error_message();
   }
+  EXPECT_TRUE(net->StopAll().ok());
+}
+
+// The QKD sample counters per peer: an intercept-resend eavesdropper on the
+// one link makes a BBM92 session abort; the sample it was caught with is
+// counted at both ends under the other end's name, with the error rate the
+// eavesdropper causes (1/4 per basis: far above the 11% at which it aborts).
+TEST_F(MetricsMpTest, QkdSamplesAreCountedPerPeerAndShowAnEavesdropper) {
+  auto net = StartNetwork(LaunchOptionsFor(Example("ideal-pair.yaml"), 10.0));
+  ASSERT_NE(net, nullptr);
+  const std::string alice = *net->Address("alice");
+  ASSERT_TRUE(WaitConnected(alice));
+  {
+    auto stub = v1::Node::NewStub(security::ClientChannel(alice));
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    v1::EavesdropRequest eve;
+    eve.set_neighbour("bob");
+    eve.set_set(true);
+    eve.set_fraction(1.0);
+    v1::EavesdropResponse response;
+    ASSERT_TRUE(stub->Eavesdrop(&context, eve, &response).ok());
+  }
+  v1::QkdRequest request;
+  request.set_peer("bob");
+  request.set_protocol(v1::QkdRequest::BBM92);
+  request.set_bits(64);
+  request.set_pairs_per_block(4000);
+  request.set_max_blocks(1);
+  auto tapped = cli::RunQkd(alice, request, Scaled(absl::Seconds(600)));
+  ASSERT_FALSE(tapped.ok());
+  EXPECT_EQ(tapped.status().code(), absl::StatusCode::kAborted) << tapped.status();
+
+  const std::string monitor =
+      CurlCertificate(net->pki_dir(), security::CertificateStem(security::DefaultMonitor("ideal-pair")));
+  std::map<std::string, std::map<std::string, double>> scraped;
+  for (const std::string node : {"alice", "bob"}) {
+    HttpAnswer answer = Curl(net->MetricsUrl(node), monitor);
+    ASSERT_EQ(answer.code, 200) << answer.body;
+    scraped[node] = ParseExposition(answer.body);
+  }
+  double bits_total = 0, errors_total = 0;
+  for (const std::string basis : {"Z", "X"}) {
+    SCOPED_TRACE(basis);
+    const std::string b = absl::StrCat("basis=\"", basis, "\"");
+    std::optional<double> bits = Sample(scraped["alice"], "qnet_qkd_sample_bits_total", {b, "peer=\"bob\""});
+    std::optional<double> errors = Sample(scraped["alice"], "qnet_qkd_sample_errors_total", {b, "peer=\"bob\""});
+    ASSERT_TRUE(bits && errors);
+    // About 4000 pairs x 1/2 sifted x 0.1 sampled / 2 bases = 100 bits.
+    EXPECT_GT(*bits, 40);
+    EXPECT_LT(*bits, 200);
+    // The same comparison, seen from bob.
+    EXPECT_EQ(Sample(scraped["bob"], "qnet_qkd_sample_bits_total", {b, "peer=\"alice\""}), *bits);
+    EXPECT_EQ(Sample(scraped["bob"], "qnet_qkd_sample_errors_total", {b, "peer=\"alice\""}), *errors);
+    bits_total += *bits;
+    errors_total += *errors;
+  }
+  // 1/4 with ~200 bits: standard error 0.031, so (0.11, 0.40) is 4.5 sigma.
+  EXPECT_GT(errors_total / bits_total, 0.11);
+  EXPECT_LT(errors_total / bits_total, 0.40);
+  EXPECT_GE(Sample(scraped["alice"], "qnet_qkd_sessions_total", {"outcome=\"failed\""}).value_or(0), 1);
   EXPECT_TRUE(net->StopAll().ok());
 }
 

@@ -8,11 +8,14 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <optional>
 #include <set>
 #include <string>
 
 #include <nlohmann/json.hpp>
 
+#include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
 #include "cli/launcher.h"
@@ -86,6 +89,44 @@ TEST_F(KeyDeliveryMpTest, SaesGetTheSameKeysAtBothEndsOfAChainOnceAndEveryErrorH
         return pools->pools(0).available_bits() >= 1024;
       },
       std::chrono::seconds(400), std::chrono::milliseconds(500)));
+
+  // The pool's figures in alice's Prometheus metrics, as GetKeyPools gives
+  // them (the pool only grows while nothing is taken); charlie, the end that
+  // does not fill it, exports none.
+  {
+    auto pools = KeyPools(*net_->Address("alice"));
+    ASSERT_TRUE(pools.ok() && pools->pools_size() == 1);
+    const fs::path pki = net_->pki_dir();
+    const std::string stem = security::CertificateStem(security::DefaultMonitor("kmechain"));
+    auto scrape = [&](const std::string& node) {
+      int rc = 0;
+      std::string body = qnet::testing::RunCommand(
+          absl::StrCat("curl -sS --cacert ", (pki / "ca.crt").string(), " --cert ", (pki / (stem + ".crt")).string(),
+                       " --key ", (pki / (stem + ".key")).string(), " '", net_->MetricsUrl(node), "'"),
+          &rc);
+      EXPECT_EQ(rc, 0) << body;
+      return body;
+    };
+    auto value = [](const std::string& body, const std::string& sample) -> std::optional<double> {
+      for (absl::string_view line : absl::StrSplit(body, '\n')) {
+        if (!absl::StartsWith(line, sample)) continue;
+        double v = 0;
+        if (absl::SimpleAtod(line.substr(sample.size()), &v)) return v;
+      }
+      return std::nullopt;
+    };
+    const std::string at_alice = scrape("alice");
+    const std::string labels = "{node=\"alice\",peer=\"charlie\"} ";
+    EXPECT_GE(value(at_alice, "qnet_key_pool_bits" + labels).value_or(0), pools->pools(0).available_bits()) << at_alice;
+    EXPECT_EQ(value(at_alice, "qnet_key_pool_low_watermark_bits" + labels),
+              static_cast<double>(pools->pools(0).low_watermark_bits()))
+        << at_alice;
+    EXPECT_GE(value(at_alice, "qnet_key_pool_blocks_committed_total" + labels).value_or(0), 1) << at_alice;
+    EXPECT_GE(value(at_alice, "qnet_key_pool_sessions_failed_total" + labels).value_or(-1),
+              static_cast<double>(pools->pools(0).sessions_failed()))
+        << at_alice;
+    EXPECT_EQ(scrape("charlie").find("qnet_key_pool_bits{"), std::string::npos);
+  }
 
   // Status (ETSI GS QKD 014 6.1), as sae-a sees its pool toward sae-c.
   HttpReply status = Curl(sae_a, alice + "/api/v1/keys/sae-c/status");
