@@ -1,9 +1,15 @@
 #include "daemon/daemon.h"
 
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <deque>
 #include <mutex>
 
@@ -18,10 +24,53 @@
 namespace qnet::daemon {
 namespace {
 
-// A listen address on the loopback interface only (what an insecure daemon may bind).
+// A listen address on the loopback interface only (what an insecure daemon
+// may bind): localhost, [::1] or a numeric 127.0.0.0/8 address (not a name
+// such as 127.0.0.1.example.com, which could resolve anywhere).
 bool IsLoopback(const std::string& address) {
   const std::string host = address.substr(0, address.rfind(':'));
-  return host == "localhost" || host == "[::1]" || host.rfind("127.", 0) == 0;
+  in_addr ipv4{};
+  return host == "localhost" || host == "[::1]" ||
+         (inet_pton(AF_INET, host.c_str(), &ipv4) == 1 && (ntohl(ipv4.s_addr) >> 24) == 127);
+}
+
+// Binds `address` ("host:port", IPv6 in brackets) once and lets it go, so a
+// port that is taken gets a message that says so, rather than gRPC's own
+// log of nested errors. Port 0 (any free port) needs no check.
+absl::Status CheckListenAddress(const std::string& address) {
+  const size_t colon = address.rfind(':');
+  if (colon == std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat("--listen ", address, " is not HOST:PORT"));
+  }
+  std::string host = address.substr(0, colon);
+  const std::string port = address.substr(colon + 1);
+  if (port == "0") return absl::OkStatus();
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
+  addrinfo* found = nullptr;
+  if (int e = getaddrinfo(host.empty() ? nullptr : host.c_str(), port.c_str(), &hints, &found); e != 0) {
+    return absl::InvalidArgumentError(absl::StrCat("cannot listen on ", address, ": ", gai_strerror(e)));
+  }
+  absl::Status status = absl::OkStatus();
+  for (addrinfo* a = found; a != nullptr && status.ok(); a = a->ai_next) {
+    const int fd = socket(a->ai_family, a->ai_socktype, a->ai_protocol);
+    if (fd < 0) continue;
+    const int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);  // as gRPC does: TIME_WAIT is no clash
+    if (bind(fd, a->ai_addr, a->ai_addrlen) != 0) {
+      const int error = errno;
+      status = absl::UnavailableError(absl::StrCat(
+          "cannot listen on ", address, ": ", std::strerror(error),
+          error == EADDRINUSE ? " (another process has the port: pick another, or 0 for any free one)"
+          : error == EADDRNOTAVAIL ? " (not an address of this machine)" : ""));
+    }
+    close(fd);
+  }
+  freeaddrinfo(found);
+  return status;
 }
 
 // Wall-clock seconds a message between two local daemons may take.
@@ -494,6 +543,7 @@ absl::Status Daemon::Init() {
   // gRPC sets SO_REUSEPORT by default, which would let a second daemon bind
   // the same port and share its connections: a taken port must fail.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  if (absl::Status free = CheckListenAddress(options_.listen_address); !free.ok()) return free;
   builder.SetMaxReceiveMessageSize(kMaxGrpcMessageBytes);  // peer_directory.h: what a caller can make us parse
   builder.AddListeningPort(options_.listen_address,
                            options_.tls ? security::ServerCredentials(*options_.tls) : grpc::InsecureServerCredentials(),

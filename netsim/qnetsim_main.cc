@@ -5,6 +5,7 @@
 // rate per basis and the fidelity estimated from the two ends' outcomes alone.
 // With --qkd it runs key distribution from --from to --to through the node
 // stacks (the daemon's Node.Qkd path) and reports the key.
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
@@ -13,6 +14,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
@@ -101,14 +103,14 @@ absl::StatusOr<qnet::keydist::KeyRequest> KeyRequestFromFlags() {
         absl::StrFormat("--bits must be between 1 and %d", qnet::keydist::kMaxKeyRequestBits));
   }
   const int pairs = absl::GetFlag(FLAGS_pairs_per_block);
-  if (pairs < 1 || pairs > 1'000'000) return absl::InvalidArgumentError("--pairs_per_block must be between 1 and 1000000");
-  if (absl::GetFlag(FLAGS_max_blocks) < 1) return absl::InvalidArgumentError("--max_blocks must be at least 1");
+  if (pairs < 1 || pairs > 1'000'000) return absl::InvalidArgumentError("--pairs-per-block must be between 1 and 1000000");
+  if (absl::GetFlag(FLAGS_max_blocks) < 1) return absl::InvalidArgumentError("--max-blocks must be at least 1");
   const double abort_qber = absl::GetFlag(FLAGS_abort_qber);
-  if (!(abort_qber > 0 && abort_qber < 0.5)) return absl::InvalidArgumentError("--abort_qber must be in (0, 0.5)");
+  if (!(abort_qber > 0 && abort_qber < 0.5)) return absl::InvalidArgumentError("--abort-qber must be in (0, 0.5)");
   const double sample = absl::GetFlag(FLAGS_sample_fraction);
-  if (!(sample > 0 && sample < 1)) return absl::InvalidArgumentError("--sample_fraction must be in (0, 1)");
+  if (!(sample > 0 && sample < 1)) return absl::InvalidArgumentError("--sample-fraction must be in (0, 1)");
   const double block_timeout = absl::GetFlag(FLAGS_block_timeout_s);
-  if (!(block_timeout > 0)) return absl::InvalidArgumentError("--block_timeout_s must be positive");
+  if (!(block_timeout > 0)) return absl::InvalidArgumentError("--block-timeout-s must be positive");
   qnet::keydist::KeyRequest request;
   request.bits = static_cast<uint64_t>(bits);
   request.max_blocks = static_cast<uint32_t>(absl::GetFlag(FLAGS_max_blocks));
@@ -256,16 +258,65 @@ int RunSweepFromFlags(const qnet::config::NetworkConfig& config, const std::stri
   return qnet::netsim::RunSweep(config, options);
 }
 
+// qnetsim's options for --help, in the dash spelling, with their defaults
+// (Abseil's own --help would name the source file and the underscores).
+std::string FlagsHelp() {
+  std::vector<std::pair<std::string, std::string>> lines;
+  for (const auto& [name, flag] : absl::GetAllFlags()) {
+    if (!absl::EndsWith(flag->Filename(), "qnetsim_main.cc")) continue;
+    std::string dashed(name);
+    std::replace(dashed.begin(), dashed.end(), '_', '-');
+    const std::string value = flag->DefaultValue();
+    lines.emplace_back(dashed, absl::StrCat(flag->Help(), value.empty() ? "" : absl::StrCat(" (default: ", value, ")")));
+  }
+  std::sort(lines.begin(), lines.end());
+  std::string out;
+  for (const auto& [name, help] : lines) absl::StrAppend(&out, absl::StrFormat("  --%-18s %s\n", name, help));
+  return out;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::SetProgramUsageMessage(
+  const std::string usage =
       "Runs a network file in the in-process simulator and measures entangled pairs on its links.\n"
       "Usage: qnetsim --network FILE [--pairs N] [--basis six-state] [--link NAME|all] [--seed N] [--output json]\n"
-      "       qnetsim --network FILE --from NODE --to NODE [--pairs N] [--min_fidelity F] ...  (end to end)\n"
+      "       qnetsim --network FILE --from NODE --to NODE [--pairs N] [--min-fidelity F] ...  (end to end)\n"
       "       qnetsim --network FILE --qkd bbm92|e91|bb84|relay --from NODE --to NODE [--bits N] ...  (QKD)\n"
-      "       any of these with --sweep length_km=0:100:10 (or hops=1:8 with --from only) [--plot FILE.svg|png]");
-  std::vector<char*> rest = absl::ParseCommandLine(argc, argv);
+      "       any of these with --sweep length_km=0:100:10 (or hops=1:8 with --from only) [--plot FILE.svg|png]";
+  absl::SetProgramUsageMessage(usage);
+  // One flag style across qnet's tools: dashes (--min-fidelity). Abseil's
+  // flags are named with underscores, so dashes are mapped to them; the old
+  // underscore spelling still works, with a note, for one release.
+  std::vector<std::string> args(argv, argv + argc);
+  std::vector<std::string> old_spellings;
+  for (size_t i = 1; i < args.size(); ++i) {
+    std::string& a = args[i];
+    if (a == "--") break;
+    if (a == "--help" || a == "-h" || a == "-help") {
+      std::printf("%s\n\nOptions:\n%s", usage.c_str(), FlagsHelp().c_str());
+      return 0;
+    }
+    if (a.rfind("--", 0) != 0) continue;
+    const size_t end = std::min(a.find('='), a.size());
+    const std::string name = a.substr(2, end - 2);
+    if (name.find('_') != std::string::npos && absl::FindCommandLineFlag(name) != nullptr) old_spellings.push_back(name);
+    std::replace(a.begin() + 2, a.begin() + static_cast<std::ptrdiff_t>(end), '-', '_');
+    const std::string flag = a.substr(2, end - 2);
+    if (absl::FindCommandLineFlag(flag) == nullptr &&
+        !(flag.rfind("no", 0) == 0 && absl::FindCommandLineFlag(flag.substr(2)) != nullptr)) {
+      return Fail(absl::StrFormat("unknown option --%s (see --help)", name));
+    }
+  }
+  for (const std::string& name : old_spellings) {
+    std::string dashed = name;
+    std::replace(dashed.begin(), dashed.end(), '_', '-');
+    std::fprintf(stderr, "qnetsim: note: --%s is spelled --%s now; the old spelling goes in a later release\n",
+                 name.c_str(), dashed.c_str());
+  }
+  std::vector<char*> normalised;
+  for (std::string& a : args) normalised.push_back(a.data());
+  std::vector<char*> rest = absl::ParseCommandLine(static_cast<int>(normalised.size()), normalised.data());
   if (rest.size() > 1) return Fail(absl::StrFormat("unexpected argument '%s' (see --help)", rest[1]));
   const std::string path = absl::GetFlag(FLAGS_network);
   if (path.empty()) return Fail("--network FILE is required (see --help)");
@@ -276,7 +327,7 @@ int main(int argc, char** argv) {
   const int pairs = absl::GetFlag(FLAGS_pairs);
   if (pairs < 1 || pairs > 10'000'000) return Fail("--pairs must be between 1 and 10000000");
   const double min_fidelity = absl::GetFlag(FLAGS_min_fidelity);
-  if (!(min_fidelity >= 0.0 && min_fidelity <= 1.0)) return Fail("--min_fidelity must be in [0, 1]");
+  if (!(min_fidelity >= 0.0 && min_fidelity <= 1.0)) return Fail("--min-fidelity must be in [0, 1]");
   const std::string output = absl::GetFlag(FLAGS_output);
   if (output != "text" && output != "json") return Fail("--output must be text or json");
 

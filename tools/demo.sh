@@ -9,16 +9,16 @@ echo "== An ideal 1 km link: 3000 pairs measured in random Z/X/Y bases at each e
 "$qnetsim" --network "$root/examples/ideal-pair.yaml" --pairs 3000 "$@"
 echo
 echo "== NV-centre hardware on a 3-node chain, asking the link layer for fidelity >= 0.8"
-"$qnetsim" --network "$root/examples/chain3.yaml" --pairs 2000 --min_fidelity 0.8 "$@"
+"$qnetsim" --network "$root/examples/chain3.yaml" --pairs 2000 --min-fidelity 0.8 "$@"
 echo
 echo "== The same NV link at fidelity >= 0.9, measured in CHSH settings: S from outcomes (readout error included)"
-"$qnetsim" --network "$root/examples/chain3.yaml" --link alice-bob --pairs 4000 --basis chsh --min_fidelity 0.9 "$@"
+"$qnetsim" --network "$root/examples/chain3.yaml" --link alice-bob --pairs 4000 --basis chsh --min-fidelity 0.9 "$@"
 echo
 echo "== End to end across repeaters (network layer): routing, swap-ASAP and Pauli-frame tracking on a ring of 6"
 "$qnetsim" --network "$root/examples/ring6.yaml" --from leiden --to rotterdam --pairs 3000 "$@"
 echo
 echo "== NV repeater chain end to end at fidelity >= 0.7: cutoffs discard link pairs that waited too long"
-"$qnetsim" --network "$root/examples/chain3.yaml" --from alice --to charlie --pairs 500 --min_fidelity 0.7 "$@"
+"$qnetsim" --network "$root/examples/chain3.yaml" --from alice --to charlie --pairs 500 --min-fidelity 0.7 "$@"
 echo
 echo "== The same stack as real processes: one qnetd per node, driven over gRPC by qnetctl"
 qnetctl="$build/cli/qnetctl"

@@ -75,7 +75,7 @@ TEST_F(QkdSimAgreementMpTest, DaemonsAndSimulatorGiveTheSameKeyStatistics) {
   int exit_code = -1;
   const std::string json = RunCommand(
       absl::StrCat(QNETSIM_PATH, " --network ", file_.string(), " --qkd bbm92 --from alice --to bob --bits 1",
-                   " --pairs_per_block ", kPairs, " --sample_fraction ", kSample, " --max_blocks 3 --output json",
+                   " --pairs-per-block ", kPairs, " --sample-fraction ", kSample, " --max-blocks 3 --output json",
                    " --seed ", qnet::testing::TestSeed()),
       &exit_code);
   ASSERT_EQ(exit_code, 0) << json;

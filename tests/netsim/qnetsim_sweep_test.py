@@ -1,10 +1,11 @@
 #!/usr/bin/python3
-"""qnetsim --sweep and --plot as a user runs them.
+"""qnetsim --sweep and --plot as a user runs them, and its flag spelling.
 
 Checks the JSON figures of a length sweep (link pairs), a hop sweep (end to
 end) and a BBM92 key-rate sweep against the PLOB bound, that the SVG and PNG
-files are drawn (the SVG parses as XML and names the series), and that
-flags which do not go together are refused with a message.
+files are drawn (the SVG parses as XML and names the series), that flags
+which do not go together are refused with a message, and that flags are
+spelled with dashes (underscores still taken, with a note).
 
 Usage: qnetsim_sweep_test.py QNETSIM EXAMPLES_DIR ARTIFACTS_DIR
 """
@@ -106,6 +107,20 @@ try:
     for args, message in bad:
         proc = run(*args, expect=1)
         check(message in proc.stderr, f"qnetsim {' '.join(args)}: '{message}' in {proc.stderr!r}")
+
+    # One flag style: dashes, the old underscores still taken with a note;
+    # --help exits 0 and lists the options in the dash spelling.
+    proc = run("--help")
+    check("--min-fidelity" in proc.stdout and "--pairs-per-block" in proc.stdout and "Flags from" not in proc.stdout,
+          f"--help lists the dash spellings: {proc.stdout[:400]!r}")
+    dashed = run("--network", f"{EXAMPLES}/ideal-pair.yaml", "--pairs", "20", "--min-fidelity", "0.5", "--output", "json")
+    check(dashed.stderr == "" and json.loads(dashed.stdout)["links"][0]["pairs"] == 20, "--min-fidelity is taken")
+    old = run("--network", f"{EXAMPLES}/ideal-pair.yaml", "--pairs", "20", "--min_fidelity", "0.5", "--output", "json")
+    check("--min_fidelity is spelled --min-fidelity now" in old.stderr, f"the old spelling's note: {old.stderr!r}")
+    figures = lambda out: {k: v for k, v in json.loads(out)["links"][0].items() if k != "wall_seconds"}
+    check(figures(old.stdout) == figures(dashed.stdout), "the old spelling runs the same (same seed, same figures)")
+    unknown = run("--network", f"{EXAMPLES}/ideal-pair.yaml", "--min-fidelty", "0.5", expect=1)
+    check(unknown.stderr == "qnetsim: unknown option --min-fidelty (see --help)\n", f"unknown option: {unknown.stderr!r}")
 finally:
     shutil.rmtree(work, ignore_errors=True)
 
