@@ -15,6 +15,8 @@
 #include <google/protobuf/util/json_util.h>
 #include <grpcpp/grpcpp.h>
 
+#include <nlohmann/json.hpp>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -153,13 +155,69 @@ absl::StatusOr<std::string> StateNodeAddress(const Args& args, const std::string
   return NodeAddress(*dir, node);
 }
 
+namespace {
+
+// Protobuf's JSON mapping writes 64-bit integers as strings (for JavaScript's
+// 53-bit numbers); qnetctl's readers (jq, Python, scripts) want numbers, so
+// they are turned back, field by field as the message's descriptor says.
+void Int64FieldsAsNumbers(const google::protobuf::Descriptor& type, nlohmann::ordered_json& object) {
+  using google::protobuf::FieldDescriptor;
+  auto number = [](const FieldDescriptor& field, nlohmann::ordered_json& value) {
+    if (!value.is_string()) return;
+    const std::string text = value.get<std::string>();
+    if (field.cpp_type() == FieldDescriptor::CPPTYPE_INT64) {
+      int64_t v = 0;
+      if (absl::SimpleAtoi(text, &v)) value = v;
+    } else if (field.cpp_type() == FieldDescriptor::CPPTYPE_UINT64) {
+      uint64_t v = 0;
+      if (absl::SimpleAtoi(text, &v)) value = v;
+    }
+  };
+  for (int i = 0; i < type.field_count(); ++i) {
+    const FieldDescriptor& field = *type.field(i);
+    auto it = object.find(field.name());
+    if (it == object.end()) continue;
+    if (field.is_map()) {
+      const FieldDescriptor& value_field = *field.message_type()->map_value();
+      for (auto& [key, value] : it->items()) {
+        if (value_field.message_type() != nullptr) {
+          Int64FieldsAsNumbers(*value_field.message_type(), value);
+        } else {
+          number(value_field, value);
+        }
+      }
+      continue;
+    }
+    const google::protobuf::Descriptor* message = field.message_type();
+    // Well-known types (Timestamp, Duration, wrappers) have JSON forms of their own.
+    if (message != nullptr && message->file()->package() == "google.protobuf") continue;
+    auto apply = [&](nlohmann::ordered_json& value) {
+      if (message != nullptr) {
+        if (value.is_object()) Int64FieldsAsNumbers(*message, value);
+      } else {
+        number(field, value);
+      }
+    };
+    if (field.is_repeated() && it->is_array()) {
+      for (auto& element : *it) apply(element);
+    } else {
+      apply(*it);
+    }
+  }
+}
+
+}  // namespace
+
 std::string Json(const google::protobuf::Message& m) {
   std::string out;
   google::protobuf::util::JsonPrintOptions options;
   options.always_print_primitive_fields = true;
   options.preserve_proto_field_names = true;
   (void)google::protobuf::util::MessageToJsonString(m, &out, options);
-  return out;
+  nlohmann::ordered_json parsed = nlohmann::ordered_json::parse(out, nullptr, false);
+  if (!parsed.is_object()) return out;
+  Int64FieldsAsNumbers(*m.GetDescriptor(), parsed);
+  return parsed.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
 absl::Status SetFidelityAndTimeout(const Args& args, EntangleRequest& request) {

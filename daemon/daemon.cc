@@ -19,6 +19,9 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "daemon/certificate_advert_authenticator.h"
+#include "qnet/v1/hardware_service.grpc.pb.h"
+#include "qnet/v1/key_management_service.grpc.pb.h"
+#include "qnet/v1/peer_service.grpc.pb.h"
 #include "security/grpc_tls.h"
 
 namespace qnet::daemon {
@@ -560,6 +563,15 @@ absl::Status Daemon::Init() {
   }
   std::string host = options_.listen_address.substr(0, options_.listen_address.rfind(':'));
   listen_address_ = absl::StrCat(host, ":", port_);
+  // Health per service name too (grpc.health.v1 Check with service
+  // "qnet.v1.Node" and so on), not only the server's "" entry: load
+  // balancers and Kubernetes probes ask for a service by name.
+  if (auto* health = server_->GetHealthCheckService()) {
+    std::vector<std::string> services = {v1::Peer::service_full_name(), v1::HardwarePlane::service_full_name(),
+                                         v1::Node::service_full_name()};
+    if (key_manager_) services.push_back(v1::KeyManagement::service_full_name());
+    for (const std::string& name : services) health->SetServingStatus(name, true);
+  }
 
   loop_->Start();
   PeerLinks* links = links_.get();

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <cstdio>
 #include <cstring>
 #include <fstream>
@@ -160,6 +161,10 @@ TEST_F(QnetctlMpTest, UpEntangleStatusDown) {
     ++free_nodes;
   }
   EXPECT_EQ(free_nodes, 2u) << status.out;
+  // 64-bit integers are JSON numbers, not protobuf's strings.
+  const size_t pid = status.out.find("\"pid\":");
+  ASSERT_NE(pid, std::string::npos) << status.out;
+  EXPECT_TRUE(std::isdigit(static_cast<unsigned char>(status.out[pid + 6]))) << status.out;
 
   CommandRun down = Qnetctl(absl::StrCat("down", sd));
   EXPECT_EQ(down.exit_code, 0) << down.out;
