@@ -14,6 +14,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
+#include "apps/estimate_bounds.h"
 #include "apps/pair_statistics.h"
 #include "cli/entangle_client.h"
 #include "cli/qnetctl_command.h"
@@ -131,7 +132,9 @@ int Entangle(const Args& args, bool json) {
                                      stats->fidelity->standard_error);
       }
       if (stats->chsh) {
-        std::cout << absl::StrFormat("  CHSH S: %.4f +- %.4f\n", stats->chsh->value, stats->chsh->standard_error);
+        std::cout << absl::StrFormat("  CHSH S: %.4f +- %.4f%s\n", stats->chsh->value, stats->chsh->standard_error,
+                                     apps::AboveBoundNote(stats->chsh->value, stats->chsh->standard_error,
+                                                          apps::kTsirelsonBound, "quantum bound"));
       }
     }
     std::cout << LagWarning(result->summary.lag());
@@ -191,7 +194,8 @@ int BellTest(const Args& args, bool json) {
                                result->summary.path_size() > 0
                                    ? absl::StrCat(", path ", absl::StrJoin(result->summary.path(), " - "))
                                    : std::string());
-  std::cout << absl::StrFormat("  S = %.4f +- %.4f   (classical bound 2, quantum bound 2.828)\n", s_value, error);
+  std::cout << absl::StrFormat("  S = %.4f +- %.4f   (classical bound 2, quantum bound 2.828)%s\n", s_value, error,
+                               apps::AboveBoundNote(s_value, error, apps::kTsirelsonBound, "quantum bound"));
   std::cout << (violates ? absl::StrFormat("  violates the classical bound by %.1f standard errors\n", sigmas)
                          : absl::StrFormat("  no significant violation (%.1f standard errors above 2; need > 3)\n",
                                            sigmas));

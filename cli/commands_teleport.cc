@@ -7,6 +7,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
+#include "apps/estimate_bounds.h"
 #include "cli/entangle_client.h"
 #include "cli/qnetctl_command.h"
 #include "qnet/v1/node_service.grpc.pb.h"
@@ -63,9 +64,11 @@ int Teleport(const Args& args, bool json) {
     }
   }
   if (summary->estimate_available()) {
-    std::cout << absl::StrFormat("  fidelity from outcomes: %.4f +- %.4f  (95%% CI %.4f - %.4f)\n",
+    std::cout << absl::StrFormat("  fidelity from outcomes: %.4f +- %.4f  (95%% CI %.4f - %.4f)%s\n",
                                  summary->fidelity(), summary->fidelity_standard_error(), summary->fidelity_ci_low(),
-                                 summary->fidelity_ci_high());
+                                 summary->fidelity_ci_high(),
+                                 apps::AboveBoundNote(summary->fidelity(), summary->fidelity_standard_error(), 1.0,
+                                                      "largest possible fidelity"));
   } else {
     std::cout << "  fidelity from outcomes: not available (an axis was never measured; ask for more --shots)\n";
   }

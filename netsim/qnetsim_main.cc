@@ -19,6 +19,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "apps/estimate_bounds.h"
 #include "config/network_config.h"
 #include "keydist/key_store.h"
 #include "netsim/key_experiment.h"
@@ -402,8 +403,11 @@ int main(int argc, char** argv) {
                   s.fidelity->standard_error);
     }
     if (s.chsh) {
-      std::printf("  CHSH S (measured)    %.4f +- %.4f  (classical bound 2, quantum bound 2.828)\n", s.chsh->value,
-                  s.chsh->standard_error);
+      std::printf("  CHSH S (measured)    %.4f +- %.4f  (classical bound 2, quantum bound 2.828)%s\n", s.chsh->value,
+                  s.chsh->standard_error,
+                  qnet::apps::AboveBoundNote(s.chsh->value, s.chsh->standard_error, qnet::apps::kTsirelsonBound,
+                                             "quantum bound")
+                      .c_str());
     }
     std::printf("  network estimate     %.4f  (links' calibration, swap noise, memory waits)\n",
                 result->mean_fidelity_estimate);
@@ -476,8 +480,11 @@ int main(int argc, char** argv) {
                     s.fidelity->value, s.fidelity->standard_error);
       }
       if (s.chsh) {
-        std::printf("  CHSH S (measured)    %.4f +- %.4f  (classical bound 2, quantum bound 2.828)\n", s.chsh->value,
-                    s.chsh->standard_error);
+        std::printf("  CHSH S (measured)    %.4f +- %.4f  (classical bound 2, quantum bound 2.828)%s\n", s.chsh->value,
+                    s.chsh->standard_error,
+                    qnet::apps::AboveBoundNote(s.chsh->value, s.chsh->standard_error, qnet::apps::kTsirelsonBound,
+                                               "quantum bound")
+                        .c_str());
       }
       std::printf("  link-layer estimate  %.4f  (the link layer's calibrated fidelity estimate)\n",
                   result->mean_fidelity_estimate);
