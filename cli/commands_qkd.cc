@@ -178,8 +178,11 @@ int Qkd(const Args& args, bool json) {
                                sm.key_rate_per_simulated_s(), sm.simulated_duration_s(), sm.key_rate_per_wall_s(),
                                sm.wall_duration_s());
   for (const auto& b : sm.blocks()) {
-    std::cout << absl::StrFormat("  key id %s: %d bits (QBER %.4f, f %.3f%s)\n", b.key_id(), b.final_key_bits(),
-                                 b.qber(), b.error_correction_efficiency(),
+    // f is undefined without errors (no leak to compare with n h(0) = 0): "-", as in the summary.
+    const std::string f = b.error_correction_efficiency() > 0 ? absl::StrFormat("%.3f", b.error_correction_efficiency())
+                                                              : std::string("-");
+    std::cout << absl::StrFormat("  key id %s: %d bits (QBER %.4f, f %s%s)\n", b.key_id(), b.final_key_bits(),
+                                 b.qber(), f,
                                  sm.protocol() == "E91" ? absl::StrFormat(", S %.3f +- %.3f", b.chsh_s(),
                                                                           b.chsh_s_standard_error())
                                                         : std::string());
