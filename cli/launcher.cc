@@ -19,7 +19,6 @@
 #include <sstream>
 #include <thread>
 
-#include <google/protobuf/empty.pb.h>
 #include <google/protobuf/wrappers.pb.h>
 #include <grpcpp/create_channel.h>
 #include <grpcpp/generic/generic_stub.h>
@@ -86,16 +85,20 @@ std::string ProcessExit::Describe() const {
 namespace {
 
 // One health check in flight (grpc.health.v1 messages without their
-// generated code: an empty HealthCheckRequest is an Empty on the wire, and
-// HealthCheckResponse's `ServingStatus status = 1` is an Int32Value's
-// `value = 1`, 1 = SERVING).
+// generated code: HealthCheckRequest's `string service = 1` is a
+// StringValue on the wire, and HealthCheckResponse's `ServingStatus status =
+// 1` an Int32Value's `value = 1`, 1 = SERVING). It asks for the Node
+// service by name: the daemon marks it SERVING once every service is up,
+// while the server's "" entry is SERVING from the moment it binds.
 struct HealthCall {
-  using Stub = grpc::TemplatedGenericStub<google::protobuf::Empty, google::protobuf::Int32Value>;
-  explicit HealthCall(const std::string& address) : address(address), stub(security::ClientChannel(address)) {}
+  using Stub = grpc::TemplatedGenericStub<google::protobuf::StringValue, google::protobuf::Int32Value>;
+  explicit HealthCall(const std::string& address) : address(address), stub(security::ClientChannel(address)) {
+    request.set_value("qnet.v1.Node");
+  }
   std::string address;
   Stub stub;
   grpc::ClientContext context;
-  google::protobuf::Empty request;
+  google::protobuf::StringValue request;
   google::protobuf::Int32Value response;
   grpc::Status status;
 };

@@ -567,9 +567,10 @@ absl::Status Daemon::Init() {
   // "qnet.v1.Node" and so on), not only the server's "" entry: load
   // balancers and Kubernetes probes ask for a service by name.
   if (auto* health = server_->GetHealthCheckService()) {
-    std::vector<std::string> services = {v1::Peer::service_full_name(), v1::HardwarePlane::service_full_name(),
-                                         v1::Node::service_full_name()};
+    // Node last: the launcher waits for it, so by then every other one is set.
+    std::vector<std::string> services = {v1::Peer::service_full_name(), v1::HardwarePlane::service_full_name()};
     if (key_manager_) services.push_back(v1::KeyManagement::service_full_name());
+    services.push_back(v1::Node::service_full_name());
     for (const std::string& name : services) health->SetServingStatus(name, true);
   }
 
