@@ -1,5 +1,7 @@
 // qnetctl's key distribution commands: qkd, key (fetch one end's copy), and
 // eavesdrop (the intercept-resend fault QKD is meant to detect).
+#include <unistd.h>
+
 #include <filesystem>
 #include <functional>
 #include <optional>
@@ -142,10 +144,32 @@ int Qkd(const Args& args, bool json) {
   auto address = StateNodeAddress(args, node);
   if (!address.ok()) return Fail(std::string(address.status().message()));
 
+  // Progress on stderr: each stage once; while measuring, the pairs so far
+  // (the daemons report every 5%): rewritten in place on a terminal, a line
+  // per quarter otherwise, so a log stays short.
+  const bool terminal = isatty(STDERR_FILENO) != 0;
+  const uint64_t block_pairs = request.pairs_per_block() > 0 ? request.pairs_per_block() : 20000;
   std::string last_stage;
+  uint64_t last_quarter = 0;
+  bool open_line = false;
   auto on_progress = [&](const qnet::v1::QkdProgress& p) {
-    if (json || p.stage() == last_stage) return;
+    if (json) return;
+    if (p.stage() == "measuring" && p.stage() == last_stage) {
+      const uint64_t quarter = 4 * p.raw_pairs() / block_pairs;
+      if (!terminal && quarter == last_quarter) return;
+      last_quarter = quarter;
+      std::cerr << (terminal ? "\r" : "")
+                << absl::StrFormat("block %d measuring  %d of %d pairs (%.0f%%)", p.block() + 1, p.raw_pairs(),
+                                   block_pairs, 100.0 * static_cast<double>(p.raw_pairs()) / block_pairs)
+                << (terminal ? "" : "\n");
+      open_line = terminal;
+      return;
+    }
+    if (p.stage() == last_stage) return;
     last_stage = p.stage();
+    last_quarter = 0;
+    if (open_line) std::cerr << "\n";
+    open_line = false;
     std::cerr << absl::StrFormat("block %d %-10s raw %d, sifted %d, QBER %.4f, reconciled %d, key %d (total %d)\n",
                                  p.block() + 1, p.stage(), p.raw_pairs(), p.sifted_bits(), p.qber(),
                                  p.reconciled_bits(), p.final_key_bits(), p.total_key_bits() + p.final_key_bits());

@@ -766,8 +766,8 @@ void KeyDistribution::Fail(const SessionKey& key, absl::Status status, bool tell
   }
 }
 
-void KeyDistribution::EmitProgress(Session& s, int stage) {
-  if (!s.initiator || stage <= s.progress_stage) return;
+void KeyDistribution::EmitProgress(Session& s, int stage, bool again) {
+  if (!s.initiator || stage < s.progress_stage || (stage == s.progress_stage && !again)) return;
   s.progress_stage = stage;
   QkdProgress p;
   p.stage = kStageNames[stage];

@@ -338,7 +338,9 @@ class KeyDistribution {
   void Release(Session& s);
   void Succeed(const SessionKey& key);
   void Fail(const SessionKey& key, absl::Status status, bool tell_peer);
-  void EmitProgress(Session& s, int stage);
+  // Reports `stage` to the initiator's user once; `again` reports the current
+  // stage anew (pairs measured so far, while measuring).
+  void EmitProgress(Session& s, int stage, bool again = false);
   Session* FindSession(const SessionKey& key, const std::string& source);
   // Relay hops are sessions here; relay.h runs the relay sessions.
   // One hop session of `relay` here times out (it says best what is missing).

@@ -94,7 +94,16 @@ def main():
                     "--window-size=1280,640", f"--user-data-dir={os.path.join(work, 'chromium')}"):
             options.add_argument(arg)
         options.binary_location = "/usr/bin/chromium"
-        driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+        # Chromium can fail to start on a loaded machine (DevTools port not
+        # ready in time): one more try before the test fails.
+        for attempt in (1, 2):
+            try:
+                driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+                break
+            except Exception as e:  # selenium's SessionNotCreatedException and kin
+                print(f"starting Chromium, attempt {attempt}: {e}")
+                if attempt == 2:
+                    raise
         driver.set_page_load_timeout(30)
         driver.get(f"{base}/?token={token}")
 

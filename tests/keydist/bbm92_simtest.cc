@@ -122,8 +122,19 @@ void CheckBbm92(int hops, double v, uint32_t pairs, uint64_t seed) {
 
   // Stages in order, ending with the key.
   ASSERT_FALSE(run.progress.empty());
+  // Each stage once, except that measuring repeats every 5% of the pairs
+  // with the count so far.
   std::vector<std::string> stages;
-  for (const QkdProgress& p : run.progress) stages.push_back(p.stage);
+  std::vector<uint64_t> measuring;
+  for (const QkdProgress& p : run.progress) {
+    if (!stages.empty() && p.stage == stages.back() && p.stage == "measuring") {
+      measuring.push_back(p.raw_pairs);
+      continue;
+    }
+    stages.push_back(p.stage);
+  }
+  ASSERT_EQ(measuring.size(), 19u);
+  for (size_t i = 0; i < measuring.size(); ++i) EXPECT_EQ(measuring[i], (i + 1) * (pairs / 20)) << i;
   EXPECT_THAT(stages, ::testing::ElementsAre("offered", "measuring", "measured", "sifted", "estimated", "reconciled",
                                              "done"));
   EXPECT_EQ(run.progress.back().final_key_bits, alice.key.size() + alice.auth_bits_consumed);

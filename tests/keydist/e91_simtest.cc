@@ -70,8 +70,19 @@ void CheckE91(int hops, double v, uint32_t pairs, uint64_t seed) {
   EXPECT_NEAR(*alice.chsh_s, from_key, 5 * std::hypot(sigma, key_sigma));
   EXPECT_EQ(q.z.errors, 0u);
 
+  // Each stage once, except that measuring repeats every 5% of the pairs
+  // with the count so far.
   std::vector<std::string> stages;
-  for (const QkdProgress& p : run.progress) stages.push_back(p.stage);
+  std::vector<uint64_t> measuring;
+  for (const QkdProgress& p : run.progress) {
+    if (!stages.empty() && p.stage == stages.back() && p.stage == "measuring") {
+      measuring.push_back(p.raw_pairs);
+      continue;
+    }
+    stages.push_back(p.stage);
+  }
+  ASSERT_EQ(measuring.size(), 19u);
+  for (size_t i = 0; i < measuring.size(); ++i) EXPECT_EQ(measuring[i], (i + 1) * (pairs / 20)) << i;
   EXPECT_THAT(stages, ::testing::ElementsAre("offered", "measuring", "measured", "chsh", "sifted", "estimated",
                                              "reconciled", "done"));
   kn.ExpectClean();
