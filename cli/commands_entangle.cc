@@ -278,7 +278,8 @@ int EntangleSweep(const Args& args, bool json, const std::string& node) {
                                  "estimate");
   }
   std::vector<plot::PairSweepPoint> points;
-  std::vector<std::string> json_points;
+  using JsonDoc = nlohmann::ordered_json;
+  JsonDoc json_points = JsonDoc::array();
   bool any_behind = false;
   int failures = 0;
   for (double hops : range->Values()) {
@@ -305,7 +306,7 @@ int EntangleSweep(const Args& args, bool json, const std::string& node) {
     if (!error.empty()) {
       ++failures;
       if (json) {
-        json_points.push_back(absl::StrFormat("{\"hops\":%g,\"error\":%s}", hops, nlohmann::json(error).dump()));
+        json_points.push_back({{"hops", static_cast<int64_t>(hops)}, {"error", error}});
       } else {
         std::cout << absl::StrFormat("%5g  FAILED: %s\n", hops, error);
       }
@@ -326,21 +327,16 @@ int EntangleSweep(const Args& args, bool json, const std::string& node) {
     const std::string fidelity =
         point.fidelity ? absl::StrFormat("%.4f +- %.4f", *point.fidelity, point.fidelity_standard_error) : "-";
     if (json) {
-      std::vector<std::string> quoted;
-      for (const auto& n : result->summary.path()) quoted.push_back(nlohmann::json(n).dump());
-      if (quoted.empty()) quoted = {nlohmann::json(node).dump(), nlohmann::json(*to).dump()};  // the link layer's
-      std::string fields = absl::StrFormat(
-          "{\"hops\":%g,\"to\":%s,\"path\":[%s],\"pairs\":%d,\"duration_s\":%g,\"pairs_per_second\":%g,"
-          "\"mean_fidelity_estimate\":%g",
-          hops, nlohmann::json(*to).dump(), absl::StrJoin(quoted, ","), result->pairs.size(), duration, rate, mean_f);
-      if (point.fidelity) {
-        absl::StrAppend(&fields, absl::StrFormat(",\"fidelity\":{\"value\":%g,\"stderr\":%g}", *point.fidelity,
-                                                 point.fidelity_standard_error));
-      }
-      absl::StrAppend(&fields, ",\"lag\":", Json(result->summary.lag()), "}");
-      json_points.push_back(fields);
-    } else {
-      std::cout << absl::StrFormat("%5g  %-12s %12.4g  %-19s  %8.4f\n", hops, *to, rate, fidelity, mean_f);
+      std::vector<std::string> path(result->summary.path().begin(), result->summary.path().end());
+      if (path.empty()) path = {node, *to};  // the link layer's
+      JsonDoc entry = {{"hops", static_cast<int64_t>(hops)}, {"to", *to},      {"path", path},
+                       {"pairs", result->pairs.size()},      {"duration_s", duration}, {"pairs_per_second", rate},
+                       {"mean_fidelity_estimate", mean_f}};
+      if (point.fidelity) entry["fidelity"] = {{"value", *point.fidelity}, {"stderr", point.fidelity_standard_error}};
+      entry["lag"] = JsonDoc::parse(Json(result->summary.lag()), nullptr, false);
+      json_points.push_back(std::move(entry));    } else {
+      std::cout << absl::StrFormat("%5g  %-12s %12.4g  %-19s  %8.4f%s\n", hops, *to, rate, fidelity, mean_f,
+                                   result->summary.lag().behind() ? "  (daemons fell behind)" : "");
       std::cout.flush();
     }
   }
@@ -353,18 +349,20 @@ int EntangleSweep(const Args& args, bool json, const std::string& node) {
     if (!plotted.ok()) plot_problem = std::string(plotted.message());
   }
   if (json) {
-    std::cout << absl::StrFormat("{\"network\":%s,\"from\":%s,\"sweep\":{\"parameter\":\"hops\",\"start\":%g,"
-                                 "\"stop\":%g,\"step\":%g},\"points\":[%s]%s}\n",
-                                 nlohmann::json(network->name).dump(), nlohmann::json(node).dump(), range->start,
-                                 range->stop, range->step,
-                                 absl::StrJoin(json_points, ","),
-                                 !plot_path.empty() && plot_problem.empty()
-                                     ? absl::StrFormat(",\"plot\":%s", nlohmann::json(plot_path).dump())
-                                     : "");
+    JsonDoc out = {{"network", network->name},
+                   {"from", node},
+                   {"sweep",
+                    {{"parameter", "hops"},
+                     {"start", static_cast<int64_t>(range->start)},
+                     {"stop", static_cast<int64_t>(range->stop)},
+                     {"step", static_cast<int64_t>(range->step)}}},
+                   {"points", json_points}};
+    if (!plot_path.empty() && plot_problem.empty()) out["plot"] = plot_path;
+    std::cout << out.dump(-1, ' ', false, JsonDoc::error_handler_t::replace) << "\n";
   } else {
     if (any_behind) {
-      std::cout << "  warning: the daemons fell behind the physics at some points: their rates are the runtime's, "
-                   "a lower bound of the network file's (see each point's lag in --output json)\n";
+      std::cout << "  warning: the daemons fell behind the physics at the points marked: their rates there are the "
+                   "runtime's, a lower bound of the network file's (each point's lag: --output json)\n";
     }
     if (!plot_path.empty() && plot_problem.empty()) std::cout << "plot written to " << plot_path << "\n";
   }

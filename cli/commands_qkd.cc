@@ -175,6 +175,7 @@ int Qkd(const Args& args, bool json) {
                                  p.reconciled_bits(), p.final_key_bits(), p.total_key_bits() + p.final_key_bits());
   };
   auto summary = qnet::cli::RunQkd(*address, request, absl::Hours(24 * 7), on_progress);
+  if (open_line) std::cerr << "\n";  // end the rewritten progress line before what follows
   if (!summary.ok()) {
     return Fail(absl::StrCat(absl::StatusCodeToString(summary.status().code()), ": ", summary.status().message()));
   }

@@ -249,9 +249,10 @@ class PageRequests {
       request.set_pairs_per_block(pairs_per_block);
       request.set_max_blocks(10);  // a page request ends in minutes, not at the default 100 blocks
       auto result = cli::RunQkd(address, request, absl::Minutes(30), [&](const v1::QkdProgress& p) {
-        progress(p.total_key_bits() + (p.stage() == "done" ? 0 : p.final_key_bits()));
+        progress(p.total_key_bits() + p.final_key_bits());  // the blocks before, and this one's so far
       });
       if (!result.ok()) return absl::StrCat("failed: ", result.status().message());
+      progress(result->final_key_bits());
       return absl::StrFormat("done: %d bits, QBER Z %.2f%%, X %.2f%%", result->final_key_bits(),
                              100 * result->qber_z(), 100 * result->qber_x());
     });

@@ -196,6 +196,11 @@ std::string NetworkView::Poll() {
       // eavesdropper on shows at the next session, and off at the one after.
       const double qkd_bits = Sum(m, "qnet_qkd_sample_bits_total", {{"peer", l.node_b}});
       const double qkd_errors = Sum(m, "qnet_qkd_sample_errors_total", {{"peer", l.node_b}});
+      if (qkd_bits < before.qkd_bits) {
+        // The daemon restarted and its counters began again: all of them are new.
+        before.recent_qber.reset();
+        before.qkd_bits = before.qkd_errors = 0;
+      }
       if (qkd_bits > before.qkd_bits) {
         before.recent_qber = (qkd_errors - before.qkd_errors) / (qkd_bits - before.qkd_bits);
         before.qkd_bits = qkd_bits;

@@ -57,23 +57,36 @@ absl::Status CheckListenAddress(const std::string& address) {
   if (int e = getaddrinfo(host.empty() ? nullptr : host.c_str(), port.c_str(), &hints, &found); e != 0) {
     return absl::InvalidArgumentError(absl::StrCat("cannot listen on ", address, ": ", gai_strerror(e)));
   }
-  absl::Status status = absl::OkStatus();
-  for (addrinfo* a = found; a != nullptr && status.ok(); a = a->ai_next) {
+  // As gRPC: a name that resolves to several addresses (localhost: ::1 and
+  // 127.0.0.1) is fine if one of them binds, unless a port is taken.
+  int bound = 0, last_error = 0;
+  bool taken = false;
+  for (addrinfo* a = found; a != nullptr; a = a->ai_next) {
     const int fd = socket(a->ai_family, a->ai_socktype, a->ai_protocol);
-    if (fd < 0) continue;
+    if (fd < 0) {
+      last_error = errno;
+      continue;
+    }
     const int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);  // as gRPC does: TIME_WAIT is no clash
-    if (bind(fd, a->ai_addr, a->ai_addrlen) != 0) {
-      const int error = errno;
-      status = absl::UnavailableError(absl::StrCat(
-          "cannot listen on ", address, ": ", std::strerror(error),
-          error == EADDRINUSE ? " (another process has the port: pick another, or 0 for any free one)"
-          : error == EADDRNOTAVAIL ? " (not an address of this machine)" : ""));
+    if (bind(fd, a->ai_addr, a->ai_addrlen) == 0) {
+      ++bound;
+    } else {
+      last_error = errno;
+      taken = taken || last_error == EADDRINUSE;
     }
     close(fd);
   }
   freeaddrinfo(found);
-  return status;
+  if (taken) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", address, ": ", std::strerror(EADDRINUSE),
+                                               " (another process has the port: pick another, or 0 for any free one)"));
+  }
+  if (bound == 0) {
+    return absl::UnavailableError(absl::StrCat("cannot listen on ", address, ": ", std::strerror(last_error),
+                                               last_error == EADDRNOTAVAIL ? " (not an address of this machine)" : ""));
+  }
+  return absl::OkStatus();
 }
 
 // Wall-clock seconds a message between two local daemons may take.

@@ -36,35 +36,53 @@ struct SweepPoint {
   // QKD only.
   uint64_t key_bits = 0;
   double qber_z = 0.0, qber_x = 0.0;
-  std::optional<double> plob_bits_per_second;
+  std::optional<double> plob_bits_per_second;           // point to point, the whole link
+  std::optional<double> station_bound_bits_per_second;  // through the heralding station
 };
 
-// The PLOB bound in bits per second for a key between two neighbours: the
-// bound per channel use times the channel uses the run actually made per
-// simulated second (heralding attempts, two per double-click attempt as it
-// sends two rounds of photons; BB84's pulses), at the fibre transmittance of
-// the whole link. Counting every use keeps it a bound with attempts in
-// flight on several memories at once. Nothing for a path of several links:
-// trusted relays and repeaters are not repeaterless, so the bound does not
-// apply to them.
-std::optional<double> PlobBitsPerSecond(SimulatedNetwork& network, const std::string& from, const std::string& to,
-                                        keydist::QkdProtocol protocol, double simulated_seconds) {
+// Bounds in bits per second for a key between two neighbours: a bound per
+// channel use times the channel uses the run actually made per simulated
+// second (heralding attempts, two per double-click attempt as it sends two
+// rounds of photons; BB84's pulses). Counting every use keeps them bounds
+// with attempts in flight on several memories at once.
+//  - point to point: PLOB at the fibre transmittance of the whole link, what
+//    a repeaterless link without a middle node could give (BB84 is one);
+//  - heralded links only: the chain bound over the two halves to the
+//    heralding station, which no protocol through a middle node can beat.
+// Nothing for a path of several links: relays and repeaters are nodes in
+// between, and the bound of that chain is not drawn.
+struct KeyRateBounds {
+  std::optional<double> point_to_point, through_station;
+};
+KeyRateBounds BoundsBitsPerSecond(SimulatedNetwork& network, const std::string& from, const std::string& to,
+                                  keydist::QkdProtocol protocol, double simulated_seconds) {
+  KeyRateBounds bounds;
   const physical::LinkPhysics* link = network.config().FindLink(from, to);
   stack::NodeStack* node = network.node(from);
-  if (link == nullptr || node == nullptr || !(simulated_seconds > 0)) return std::nullopt;
+  if (link == nullptr || node == nullptr || !(simulated_seconds > 0)) return bounds;
+  const bool heralded = protocol != keydist::QkdProtocol::kBb84;
   double uses = 0;
-  if (protocol == keydist::QkdProtocol::kBb84) {
+  if (!heralded) {
     auto stats = node->physical().PhotonStats(to);
-    if (!stats.ok()) return std::nullopt;
+    if (!stats.ok()) return bounds;
     uses = static_cast<double>(stats->pulses_sent);
   } else {
     auto stats = node->physical().HeraldStats(to);
-    if (!stats.ok()) return std::nullopt;
+    if (!stats.ok()) return bounds;
     uses = static_cast<double>(stats->attempts) * (link->scheme == physical::HeraldingScheme::kDoubleClick ? 2 : 1);
   }
-  const double bound = PlobBoundBitsPerUse(FibreTransmittance(*link)) * uses / simulated_seconds;
-  if (!std::isfinite(bound) || uses == 0) return std::nullopt;  // a lossless channel has no finite bound
-  return bound;
+  if (uses == 0) return bounds;
+  auto per_second = [&](double bits_per_use) -> std::optional<double> {
+    const double bound = bits_per_use * uses / simulated_seconds;
+    if (!std::isfinite(bound)) return std::nullopt;  // a lossless channel has no finite bound
+    return bound;
+  };
+  bounds.point_to_point = per_second(PlobBoundBitsPerUse(FibreTransmittance(*link)));
+  if (heralded) {
+    const auto [eta_a, eta_b] = HalfTransmittances(*link);
+    bounds.through_station = per_second(ChainBoundBitsPerUse({eta_a, eta_b}));
+  }
+  return bounds;
 }
 
 SweepPoint RunPoint(const config::NetworkConfig& base, const SweepOptions& options, double x) {
@@ -145,8 +163,10 @@ SweepPoint RunPoint(const config::NetworkConfig& base, const SweepOptions& optio
       point.simulated_seconds = ToSeconds(r.simulated_duration);
       point.key_bits = r.key.size();
       point.rate = point.simulated_seconds > 0 ? static_cast<double>(point.key_bits) / point.simulated_seconds : 0.0;
-      point.plob_bits_per_second =
-          PlobBitsPerSecond(**network, options.from, point.to, request.block.protocol, point.simulated_seconds);
+      const KeyRateBounds bounds =
+          BoundsBitsPerSecond(**network, options.from, point.to, request.block.protocol, point.simulated_seconds);
+      point.plob_bits_per_second = bounds.point_to_point;
+      point.station_bound_bits_per_second = bounds.through_station;
       point.qber_z = r.qber_z;
       point.qber_x = r.qber_x;
       point.pairs = r.raw_pairs;
@@ -178,18 +198,22 @@ plot::Figure MakeFigure(const config::NetworkConfig& config, const SweepOptions&
     figure.y2_label = "QBER";
     figure.y2_min = 0.0;
     figure.y2_max = 0.25;  // above the 11% at which BB84-type post-processing gives no key
-    plot::Series key{"key rate (measured)"}, plob{"PLOB bound (repeaterless, for the channel uses made)"};
+    plot::Series key{"key rate (measured)"}, plob{"PLOB bound, point to point (for the channel uses made)"};
+    plot::Series station{"bound through the heralding station (Pirandola 2019)"};
     plot::Series qz{"QBER Z"}, qx{"QBER X"};
-    plob.style = plot::SeriesStyle::kCurve;
+    plob.style = station.style = plot::SeriesStyle::kCurve;
     qz.axis = qx.axis = plot::Axis::kRight;
     for (const SweepPoint& p : points) {
       if (p.plob_bits_per_second) plob.points.push_back({p.x, *p.plob_bits_per_second, std::nullopt});
+      if (p.station_bound_bits_per_second) {
+        station.points.push_back({p.x, *p.station_bound_bits_per_second, std::nullopt});
+      }
       if (!p.error.empty()) continue;
       key.points.push_back({p.x, p.rate, std::nullopt});
       qz.points.push_back({p.x, p.qber_z, std::nullopt});
       qx.points.push_back({p.x, p.qber_x, std::nullopt});
     }
-    figure.series = {key, plob, qz, qx};
+    figure.series = {key, plob, station, qz, qx};
     return figure;
   }
   std::vector<plot::PairSweepPoint> pair_points;
@@ -228,6 +252,7 @@ JsonValue PointJson(const SweepOptions& options, const SweepPoint& p) {
     j["qber_z"] = p.qber_z;
     j["qber_x"] = p.qber_x;
     if (p.plob_bits_per_second) j["plob_bound_bits_per_second"] = *p.plob_bits_per_second;
+    if (p.station_bound_bits_per_second) j["station_bound_bits_per_second"] = *p.station_bound_bits_per_second;
     return j;
   }
   j["pairs"] = p.pairs;
@@ -242,9 +267,10 @@ void PrintTableRow(const SweepOptions& options, const SweepPoint& p) {
   if (!p.error.empty()) {
     std::printf("%s  FAILED: %s\n", x.c_str(), p.error.c_str());
   } else if (options.mode == SweepOptions::Mode::kQkd) {
-    const std::string plob = p.plob_bits_per_second ? absl::StrFormat("%.4g", *p.plob_bits_per_second) : "-";
-    std::printf("%s  %12.4g  %8.4f  %8.4f  %9llu  %12s\n", x.c_str(), p.rate, p.qber_z, p.qber_x,
-                static_cast<unsigned long long>(p.key_bits), plob.c_str());
+    auto bound = [](const std::optional<double>& b) { return b ? absl::StrFormat("%.4g", *b) : std::string("-"); };
+    std::printf("%s  %12.4g  %8.4f  %8.4f  %9llu  %12s  %14s\n", x.c_str(), p.rate, p.qber_z, p.qber_x,
+                static_cast<unsigned long long>(p.key_bits), bound(p.plob_bits_per_second).c_str(),
+                bound(p.station_bound_bits_per_second).c_str());
   } else {
     const std::string fidelity =
         p.fidelity ? absl::StrFormat("%.4f +- %.4f", p.fidelity->value, p.fidelity->standard_error) : "-";
@@ -265,8 +291,8 @@ int RunSweep(const config::NetworkConfig& config, const SweepOptions& options) {
                 options.range.parameter.c_str(), options.range.start, options.range.stop, options.range.step,
                 values.size());
     if (options.mode == SweepOptions::Mode::kQkd) {
-      std::printf("%10s  %12s  %8s  %8s  %9s  %12s\n", options.range.parameter.c_str(), "key bits/s", "QBER Z",
-                  "QBER X", "key bits", "PLOB bits/s");
+      std::printf("%10s  %12s  %8s  %8s  %9s  %12s  %14s\n", options.range.parameter.c_str(), "key bits/s", "QBER Z",
+                  "QBER X", "key bits", "PLOB bits/s", "station bits/s");
     } else {
       std::printf("%10s  %12s  %-18s  %8s%s\n", options.range.parameter.c_str(), "pairs/s", "fidelity (measured)",
                   "estimate", options.range.parameter == plot::kSweepHops ? "  to" : "");
@@ -304,7 +330,7 @@ int RunSweep(const config::NetworkConfig& config, const SweepOptions& options) {
     for (const SweepPoint& p : points) j["points"].push_back(PointJson(options, p));
     if (!options.plot_path.empty() && plot_problem.empty()) j["plot"] = options.plot_path;
     j["wall_seconds"] = wall;
-    std::printf("%s\n", j.dump().c_str());
+    std::printf("%s\n", j.dump(-1, ' ', false, JsonValue::error_handler_t::replace).c_str());
   }
   if (!plot_problem.empty()) std::fprintf(stderr, "qnetsim: %s\n", plot_problem.c_str());
   return failures == 0 && plot_problem.empty() ? 0 : 1;

@@ -1,5 +1,6 @@
 #include "netsim/sweep.h"
 
+#include <algorithm>
 #include <cmath>
 
 #include "absl/strings/str_format.h"
@@ -27,6 +28,17 @@ double FibreTransmittance(const physical::LinkPhysics& link) {
 double PlobBoundBitsPerUse(double transmittance) {
   if (transmittance >= 1.0) return INFINITY;
   return -std::log2(1.0 - transmittance);
+}
+
+double ChainBoundBitsPerUse(const std::vector<double>& transmittances) {
+  double weakest = 1.0;
+  for (double eta : transmittances) weakest = std::min(weakest, eta);
+  return PlobBoundBitsPerUse(weakest);
+}
+
+std::pair<double, double> HalfTransmittances(const physical::LinkPhysics& link) {
+  return {std::pow(10.0, -link.attenuation_db_per_km * link.length_a_km() / 10.0),
+          std::pow(10.0, -link.attenuation_db_per_km * link.length_b_km() / 10.0)};
 }
 
 }  // namespace qnet::netsim

@@ -6,6 +6,8 @@
 #pragma once
 
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "config/network_config.h"
@@ -26,5 +28,16 @@ double FibreTransmittance(const physical::LinkPhysics& link);
 // secret bits per use of a pure-loss channel of transmittance eta
 // (Pirandola, Laurenza, Ottaviani, Banchi, Nat. Commun. 8, 15043 (2017)).
 double PlobBoundBitsPerUse(double transmittance);
+
+// The same bound for a chain of pure-loss channels joined by nodes that may
+// do anything (Pirandola, Commun. Phys. 2, 51 (2019)): -log2(1 - min eta_i)
+// bits per use, set by the chain's weakest channel. A heralded link is such
+// a chain of two, its halves to the heralding station: single-click
+// heralding scales with sqrt(eta) of the whole link (as twin-field QKD does)
+// and can beat the point-to-point PLOB bound, never this one.
+double ChainBoundBitsPerUse(const std::vector<double>& transmittances);
+
+// Fibre transmittance from node_a to the heralding station and from node_b.
+std::pair<double, double> HalfTransmittances(const physical::LinkPhysics& link);
 
 }  // namespace qnet::netsim

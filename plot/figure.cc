@@ -151,24 +151,30 @@ absl::Status RenderFigure(const Figure& figure, const std::string& output_path) 
   const char* tmp = std::getenv("TMPDIR");
   const std::string dir = tmp != nullptr && *tmp != '\0' ? tmp : "/tmp";
   std::string script_path = dir + "/qnet-plot-XXXXXX";
-  const int fd = mkstemp(script_path.data());
+  const int fd = mkostemp(script_path.data(), O_CLOEXEC);
   if (fd < 0) return absl::InternalError(absl::StrFormat("cannot create a temporary file in %s: %s", dir, std::strerror(errno)));
-  const std::string errors_path = script_path + ".err";
   bool written = ::write(fd, script->data(), script->size()) == static_cast<ssize_t>(script->size());
   written = (::close(fd) == 0) && written;
+  // gnuplot's messages go to a second private file (mkstemp: O_EXCL, 0600),
+  // handed to it as stderr, so no name in a shared directory is opened twice.
+  std::string errors_path = dir + "/qnet-plot-errors-XXXXXX";
+  const int errors_fd = mkostemp(errors_path.data(), O_CLOEXEC);
   auto cleanup = [&] {
     std::remove(script_path.c_str());
-    std::remove(errors_path.c_str());
+    if (errors_fd >= 0) {
+      ::close(errors_fd);
+      std::remove(errors_path.c_str());
+    }
   };
-  if (!written) {
+  if (!written || errors_fd < 0) {
     cleanup();
-    return absl::InternalError(absl::StrFormat("cannot write the plot script %s", script_path));
+    return absl::InternalError(absl::StrFormat("cannot write the plot script in %s", dir));
   }
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, errors_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  posix_spawn_file_actions_adddup2(&actions, errors_fd, STDERR_FILENO);
   std::string program = "gnuplot";
   char* argv[] = {program.data(), script_path.data(), nullptr};
   pid_t pid = 0;

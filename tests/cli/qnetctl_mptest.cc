@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <iterator>
@@ -176,6 +177,9 @@ TEST_F(QnetctlMpTest, UpEntangleStatusDown) {
 // the node that many hops away, both ends' outcomes give the fidelity, and
 // --plot draws the figure (gnuplot, which ./qnet test installs).
 TEST_F(QnetctlMpTest, EntangleSweepOverHopsMeasuresEachHopAndDrawsIt) {
+  if (std::system("gnuplot --version > /dev/null 2>&1") != 0) {
+    GTEST_SKIP() << "gnuplot is absent (Debian gnuplot-nox; ./qnet test installs it)";
+  }
   const std::string sd = absl::StrCat(" --state-dir ", state_dir_.string());
   CommandRun up = Qnetctl(absl::StrCat("up ", WriteIdealChain3("sweepchain"), " --time-scale 0.01", sd));
   ASSERT_EQ(up.exit_code, 0) << up.out;

@@ -115,9 +115,14 @@ def main():
         wait_until("every node up", lambda: count("#topology .node.down") == 0, 10)
         driver.save_screenshot(os.path.join(artifacts, "ui-chain.png"))
 
+        # The page redraws its SVG every second, so elements found in one call
+        # can be gone in the next: read what is shown in one script instead.
+        def link_rates():
+            return driver.execute_script(
+                "return [...document.querySelectorAll('#topology .link')].map(g => Number(g.dataset.rate));")
+
         def max_rate():
-            return max(float(g.get_attribute("data-rate"))
-                       for g in driver.find_elements(By.CSS_SELECTOR, "#topology .link"))
+            return max(link_rates())
 
         assert max_rate() == 0, f"pairs flow before any request: {max_rate()}"
         Select(driver.find_element(By.ID, "from")).select_by_value("n0")
@@ -129,9 +134,7 @@ def main():
         wait_until("the page to say the request started",
                    lambda: driver.find_element(By.ID, "result").text.startswith("started"), 10)
         wait_until("a link rate above zero", lambda: max_rate() > 0, 30)
-        wait_until("both links carrying pairs", lambda: min(
-            float(g.get_attribute("data-rate")) for g in driver.find_elements(By.CSS_SELECTOR, "#topology .link")) > 0,
-            30)
+        wait_until("both links carrying pairs", lambda: min(link_rates()) > 0, 30)
         print(f"link rates shown: max {max_rate():.1f} pairs/s")
         driver.save_screenshot(os.path.join(artifacts, "ui-rates.png"))
 
@@ -140,7 +143,9 @@ def main():
         # link shows the QBER it was caught with, red even once the
         # eavesdropper is off again (until a clean session replaces it).
         def link_notes(link):
-            return driver.find_element(By.CSS_SELECTOR, f'[data-link="{link}"] text.notes').text
+            return driver.execute_script(
+                "const t = document.querySelector(`[data-link=\"${arguments[0]}\"] text.notes`);"
+                "return t ? t.textContent : '';", link)
 
         def link_red(link):
             return count(f'#topology .link.eve[data-link="{link}"]') == 1

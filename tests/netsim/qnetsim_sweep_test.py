@@ -20,6 +20,9 @@ import xml.etree.ElementTree as ET
 
 QNETSIM, EXAMPLES, ARTIFACTS = sys.argv[1:4]
 failures = []
+if shutil.which("gnuplot") is None:
+    print("SKIP: gnuplot is absent (Debian gnuplot-nox; ./qnet test installs it)")
+    sys.exit(77)
 
 
 def check(condition, what):
@@ -87,6 +90,9 @@ try:
         check(p["final_key_bits"] >= 500, f"key bits at {p['length_km']} km: {p['final_key_bits']}")
         check(0 < p["key_bits_per_second"] < p["plob_bound_bits_per_second"],
               f"key rate under the PLOB bound at {p['length_km']} km: {p}")
+        # Through the station each half has more light than the whole link.
+        check(p["plob_bound_bits_per_second"] < p["station_bound_bits_per_second"],
+              f"the bound through the heralding station is above PLOB's at {p['length_km']} km: {p}")
         plob.append(p["plob_bound_bits_per_second"])
     # -log2(1 - eta) for 0.2 dB/km, per attempt: the ratio between points
     # depends only on eta and on the attempt's length-bound duration.
