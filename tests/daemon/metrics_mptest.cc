@@ -237,7 +237,10 @@ TEST_F(MetricsMpTest, QkdSamplesAreCountedPerPeerAndShowAnEavesdropper) {
   request.set_bits(64);
   request.set_pairs_per_block(4000);
   request.set_max_blocks(1);
-  auto tapped = cli::RunQkd(alice, request, Scaled(absl::Seconds(600)));
+  // Simulated seconds: at time scale 10 this is 800 wall seconds, room for a
+  // loaded 2-core machine (CI once moved 63 pairs/s here; 600 s was too few).
+  request.set_timeout_s(8000);
+  auto tapped = cli::RunQkd(alice, request, Scaled(absl::Seconds(900)));
   ASSERT_FALSE(tapped.ok());
   EXPECT_EQ(tapped.status().code(), absl::StatusCode::kAborted) << tapped.status();
 
