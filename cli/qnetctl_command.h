@@ -46,6 +46,7 @@ std::vector<Command> PkiCommands();       // pki
 std::vector<Command> KeyCommands();       // keys
 std::vector<Command> LogCommands();       // logs
 std::vector<Command> UiCommands();        // ui
+std::vector<Command> GenCommands();       // gen
 
 std::string Flag(const Args& args, const std::string& name, const std::string& fallback = "");
 // Prints "qnetctl: message" on stderr; returns the exit code 1.

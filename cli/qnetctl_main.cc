@@ -37,6 +37,8 @@ Commands:
                       key pools; start requests), on 127.0.0.1
   pki                 the network's certificates (init, issue), for daemons
                       started by hand or on several hosts
+  gen KIND            write a generated network file: chain, ring, star, grid,
+                      torus, random geometric or Waxman graph
 
 Global options (before or after the command):
   --state-dir DIR   the network's state directory (default .qnet/<network>; if
@@ -55,7 +57,7 @@ const std::vector<Command>& Commands() {
   static const std::vector<Command> commands = [] {
     std::vector<Command> all;
     for (auto group : {NetworkCommands, EntangleCommands, TeleportCommands, QkdCommands, PkiCommands, KeyCommands,
-                       LogCommands, UiCommands}) {
+                       LogCommands, UiCommands, GenCommands}) {
       for (Command& c : group()) all.push_back(std::move(c));
     }
     return all;
@@ -135,7 +137,7 @@ int Main(int argc, char** argv) {
   const Command* command = FindCommand(args->command);
   if (!args->command.empty() && command == nullptr) {
     return Fail(absl::StrCat("unknown command '", args->command,
-                             "' (commands: up, down, status, links, routes, entangle, measure, bell-test, teleport, eavesdrop, qkd, key, pki; see qnetctl --help)"));
+                             "' (commands: up, down, status, links, routes, entangle, measure, bell-test, teleport, eavesdrop, qkd, key, keys, logs, ui, pki, gen; see qnetctl --help)"));
   }
   if (args->help || command == nullptr) {
     std::cout << (command != nullptr ? command->help + kGlobalHelp : std::string(kUsage));

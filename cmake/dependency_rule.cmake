@@ -29,6 +29,7 @@ qnet_allow(qnet_kme         qnet_security)
 qnet_allow(qnet_quantum     qnet_core)
 qnet_allow(qnet_physical    qnet_quantum)
 qnet_allow(qnet_config      qnet_physical)
+qnet_allow(qnet_topology_generator qnet_config)
 # The protocol layers, each over the one below.
 qnet_allow(qnet_link        qnet_physical)
 qnet_allow(qnet_network     qnet_link)
@@ -49,7 +50,8 @@ qnet_allow(qnet_time_scale_probe qnet_launcher qnet_node_client qnet_config)
 # Executables.
 qnet_allow(qnetd            qnet_daemon)
 qnet_allow(qnetsim          qnet_netsim qnet_plot)
-qnet_allow(qnetctl          qnet_time_scale_probe qnet_node_client qnet_launcher qnet_security qnet_config qnet_plot)
+qnet_allow(qnetctl          qnet_time_scale_probe qnet_node_client qnet_launcher qnet_security qnet_config qnet_plot
+                            qnet_topology_generator)
 
 # Outside libraries only some targets may link directly (first matching
 # prefix wins): Boost.Asio and gRPC server reflection are the daemon's; gRPC

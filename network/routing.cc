@@ -26,19 +26,20 @@ absl::Status ValidateAdvert(const v1::LinkStateAdvert& a, const KnownTopology* t
   if (topology != nullptr && !topology->HasNode(origin)) {
     return absl::InvalidArgumentError(absl::StrCat("advert from '", origin, "', which is not a node of the network file"));
   }
-  const std::string who = absl::StrCat("advert of '", origin, "'");
+  // Built only for a message: most adverts are valid.
+  const auto who = [&origin] { return absl::StrCat("advert of '", origin, "'"); };
   if (a.sequence() == 0 || a.sequence() > max_sequence) {
-    return absl::InvalidArgumentError(absl::StrCat(who, ": sequence ", a.sequence(), " is outside [1, ", max_sequence,
+    return absl::InvalidArgumentError(absl::StrCat(who(), ": sequence ", a.sequence(), " is outside [1, ", max_sequence,
                                                    "] (no node can have reached it yet)"));
   }
   if (a.memory_qubits() > kMaxAdvertQubits) {
     return absl::InvalidArgumentError(
-        absl::StrCat(who, ": memory_qubits = ", a.memory_qubits(), " is outside [0, ", kMaxAdvertQubits, "]"));
+        absl::StrCat(who(), ": memory_qubits = ", a.memory_qubits(), " is outside [0, ", kMaxAdvertQubits, "]"));
   }
   const std::pair<const char*, double> times[] = {{"t1_s", a.t1_s()}, {"t2_s", a.t2_s()}};
   for (const auto& [name, v] : times) {
     if (!FiniteNonNegative(v)) {
-      return absl::InvalidArgumentError(absl::StrCat(who, ": ", name, " = ", v, " must be finite and >= 0 (0 = infinite)"));
+      return absl::InvalidArgumentError(absl::StrCat(who(), ": ", name, " = ", v, " must be finite and >= 0 (0 = infinite)"));
     }
   }
   const std::pair<const char*, double> probabilities[] = {{"single_qubit_gate_error", a.single_qubit_gate_error()},
@@ -46,33 +47,39 @@ absl::Status ValidateAdvert(const v1::LinkStateAdvert& a, const KnownTopology* t
                                                           {"readout_error_0", a.readout_error_0()},
                                                           {"readout_error_1", a.readout_error_1()}};
   for (const auto& [name, v] : probabilities) {
-    if (!InUnitInterval(v)) return absl::InvalidArgumentError(absl::StrCat(who, ": ", name, " = ", v, " is outside [0, 1]"));
+    if (!InUnitInterval(v)) return absl::InvalidArgumentError(absl::StrCat(who(), ": ", name, " = ", v, " is outside [0, 1]"));
   }
-  absl::flat_hash_set<std::string> seen;
+  absl::flat_hash_set<absl::string_view> seen;
+  seen.reserve(static_cast<size_t>(a.links_size()));
   for (const v1::LinkAdvert& l : a.links()) {
     const std::string& n = l.neighbour();
-    if (n.empty()) return absl::InvalidArgumentError(absl::StrCat(who, ": a link with an empty neighbour name"));
-    if (n == origin) return absl::InvalidArgumentError(absl::StrCat(who, ": a link to itself"));
+    if (n.empty()) return absl::InvalidArgumentError(absl::StrCat(who(), ": a link with an empty neighbour name"));
+    if (n == origin) return absl::InvalidArgumentError(absl::StrCat(who(), ": a link to itself"));
     if (!seen.insert(n).second) {
-      return absl::InvalidArgumentError(absl::StrCat(who, ": link to '", n, "' advertised twice"));
+      return absl::InvalidArgumentError(absl::StrCat(who(), ": link to '", n, "' advertised twice"));
     }
     if (topology != nullptr && !topology->HasLink(origin, n)) {
-      return absl::InvalidArgumentError(absl::StrCat(who, ": the network file has no link ", origin, "-", n));
+      return absl::InvalidArgumentError(absl::StrCat(who(), ": the network file has no link ", origin, "-", n));
     }
     if (!InUnitInterval(l.best_fidelity())) {
       return absl::InvalidArgumentError(
-          absl::StrCat(who, ": link to '", n, "': best_fidelity = ", l.best_fidelity(), " is outside [0, 1]"));
+          absl::StrCat(who(), ": link to '", n, "': best_fidelity = ", l.best_fidelity(), " is outside [0, 1]"));
     }
     if (!FiniteNonNegative(l.pair_rate_hz())) {
       return absl::InvalidArgumentError(
-          absl::StrCat(who, ": link to '", n, "': pair_rate_hz = ", l.pair_rate_hz(), " must be finite and >= 0"));
+          absl::StrCat(who(), ": link to '", n, "': pair_rate_hz = ", l.pair_rate_hz(), " must be finite and >= 0"));
     }
     if (!(l.delay_s() >= 0.0 && l.delay_s() <= kMaxAdvertDelayS)) {
-      return absl::InvalidArgumentError(absl::StrCat(who, ": link to '", n, "': delay_s = ", l.delay_s(),
+      return absl::InvalidArgumentError(absl::StrCat(who(), ": link to '", n, "': delay_s = ", l.delay_s(),
                                                      " is outside [0, ", kMaxAdvertDelayS, "]"));
     }
   }
   return absl::OkStatus();
+}
+
+bool LinkStateDatabase::IsNewer(const v1::LinkStateAdvert& advert) const {
+  auto it = adverts_.find(advert.origin());
+  return it == adverts_.end() || it->second.sequence() < advert.sequence();
 }
 
 bool LinkStateDatabase::Update(const v1::LinkStateAdvert& advert) {

@@ -77,6 +77,8 @@ class LinkStateDatabase {
   // Keeps `advert` if it is newer than the one held for its origin (or the
   // first); returns whether it was kept.
   bool Update(const v1::LinkStateAdvert& advert);
+  // Whether Update would keep `advert`.
+  bool IsNewer(const v1::LinkStateAdvert& advert) const;
   const v1::LinkStateAdvert* Find(std::string_view origin) const;
   std::vector<const v1::LinkStateAdvert*> All() const;  // by origin name
   size_t size() const { return adverts_.size(); }

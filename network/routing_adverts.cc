@@ -63,6 +63,7 @@ bool AdvertFlooding::Accept(const std::string& from, const v1::LinkStateAdvert& 
 AdvertFlooding::~AdvertFlooding() {
   lifetime_.End();
   if (refresh_timer_ != kNoTimer) context_.CancelTimer(refresh_timer_);
+  if (origination_timer_ != kNoTimer) context_.CancelTimer(origination_timer_);
 }
 
 void AdvertFlooding::Start() {
@@ -130,6 +131,13 @@ void AdvertFlooding::OnAdverts(const std::string& from, const v1::LinkStateAdver
   bool reoriginate = false;
   for (const v1::LinkStateAdvert& a : adverts.adverts()) {
     ++stats_.received;
+    // Flooding brings each advert once per neighbour; only the first copy
+    // can change anything, so the others skip the checks (and a signature
+    // verification each). A stale advert is never stored or forwarded.
+    if (!database_.IsNewer(a)) {
+      ++stats_.stale;
+      continue;
+    }
     if (!Accept(from, a)) continue;
     if (a.origin() == Where()) {
       // An advert of an earlier incarnation of this node that is newer than
@@ -162,11 +170,19 @@ void AdvertFlooding::OnNeighbourUp(const std::string& neighbour) {
   }
   if (!known) return;
   neighbours_up_.insert(neighbour);
-  OriginateAdvert();
+  ScheduleOrigination();
   // Database exchange: the neighbour learns everything this node knows.
   v1::NetworkMessage m;
   for (const v1::LinkStateAdvert* a : database_.All()) *m.mutable_adverts()->add_adverts() = *a;
   SendNetworkMessage(context_, neighbour, std::move(m));
+}
+
+void AdvertFlooding::ScheduleOrigination() {
+  if (origination_timer_ != kNoTimer) return;
+  origination_timer_ = context_.StartTimer(Duration::zero(), lifetime_.Guard([this] {
+    origination_timer_ = kNoTimer;
+    OriginateAdvert();
+  }));
 }
 
 bool AdvertFlooding::MarkNeighbourDown(const std::string& neighbour) { return neighbours_up_.erase(neighbour) > 0; }

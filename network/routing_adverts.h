@@ -54,6 +54,7 @@ struct AdvertOptions {
 
 struct AdvertStats {
   uint64_t received = 0;
+  uint64_t stale = 0;                    // a copy already held (or older): dropped unchecked
   uint64_t refused_impossible = 0;       // failed ValidateAdvert
   uint64_t refused_unauthenticated = 0;  // the authenticator did not verify it
   uint64_t own_sequence_jumps = 0;       // an advert of this node's with a higher number was seen
@@ -77,7 +78,9 @@ class AdvertFlooding {
   // Floods this node's advert as it is now (its neighbours' states changed).
   void OriginateAdvert();
   void OnAdverts(const std::string& from, const v1::LinkStateAdverts& adverts);
-  // A neighbour this node has no link to is ignored.
+  // A neighbour this node has no link to is ignored. The new advert goes
+  // out once the neighbour-ups of this instant are in (a node whose links
+  // all come up at once floods one advert, not one per link).
   void OnNeighbourUp(const std::string& neighbour);
   // Marks `neighbour` down; false if it was not up. The caller re-originates
   // (OriginateAdvert) once it has dealt with what went over that link.
@@ -95,6 +98,7 @@ class AdvertFlooding {
   void Refuse(const std::string& from, std::string why);
   void Flood(const v1::LinkStateAdverts& adverts, const std::string& except);
   void ScheduleRefresh();
+  void ScheduleOrigination();
   const std::string& Where() const { return context_.node_name(); }
 
   NodeContext& context_;
@@ -108,6 +112,7 @@ class AdvertFlooding {
   AdvertStats stats_;
   absl::flat_hash_set<std::string> neighbours_up_;
   TimerId refresh_timer_ = kNoTimer;
+  TimerId origination_timer_ = kNoTimer;
   Lifetime lifetime_;
 };
 

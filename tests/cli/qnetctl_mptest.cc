@@ -228,7 +228,7 @@ TEST_F(QnetctlMpTest, HelpPerCommandAndOneLineUsageErrors) {
   CommandRun general = Qnetctl("--help");
   EXPECT_EQ(general.exit_code, 0);
   for (const char* command : {"up", "down", "status", "links", "routes", "entangle", "measure", "bell-test",
-                              "teleport", "eavesdrop", "qkd", "key"}) {
+                              "teleport", "eavesdrop", "qkd", "key", "gen"}) {
     EXPECT_NE(general.out.find(absl::StrCat("\n  ", command, " ")), std::string::npos) << command << "\n" << general.out;
     for (const std::string& form : {absl::StrCat(command, " --help"), absl::StrCat("help ", command),
                                     absl::StrCat("--node alice ", command, " -h")}) {
@@ -248,7 +248,9 @@ TEST_F(QnetctlMpTest, HelpPerCommandAndOneLineUsageErrors) {
       {"eavesdrop", {"--link", "--fraction"}},
       {"qkd", {"--with", "--bits", "--protocol", "--pairs-per-block", "--sample-fraction", "--abort-qber", "--min-chsh",
                "--show-key"}},
-      {"key", {"--id"}}};
+      {"key", {"--id"}},
+      {"gen", {"--nodes", "--rows", "--cols", "--length-km", "--area-km", "--radius-km", "--alpha", "--beta",
+               "--hardware", "--seed", "--name", "--out"}}};
   for (const auto& [command, names] : flags) {
     const std::string help = Qnetctl(absl::StrCat(command, " --help")).out;
     for (const std::string& flag : names) EXPECT_NE(help.find(flag), std::string::npos) << command << " " << flag;
@@ -268,6 +270,31 @@ TEST_F(QnetctlMpTest, HelpPerCommandAndOneLineUsageErrors) {
   expect_one_line_error("--node alice measure --id a-b#1 --basis w", "the basis must be z, x, y or an angle");
   expect_one_line_error("up", "up needs exactly one NETWORK_FILE");
   expect_one_line_error("entangle --with", "--with needs a value");
+  expect_one_line_error("gen", "gen needs one KIND");
+  expect_one_line_error("gen hypercube --nodes 8", "unknown topology 'hypercube'");
+  expect_one_line_error("gen chain --nodes 8 --radius-km 3", "--radius-km does not apply to a chain");
+  expect_one_line_error("gen grid --rows 3 --cols x", "--cols wants a whole number, got 'x'");
+  expect_one_line_error("gen torus --rows 2 --cols 4", "wrap onto the same neighbour");
+  expect_one_line_error("gen ring --nodes 4 --output json", "give --out FILE");
+}
+
+// A generated file is a network file like any other: the daemons run it.
+// The ring's n0 and n2 are two hops apart either way round.
+TEST_F(QnetctlMpTest, GenWritesARingTheDaemonsServeAcrossTwoHops) {
+  const std::string sd = absl::StrCat(" --state-dir ", state_dir_.string());
+  const std::string file = (state_dir_ / "ring4.yaml").string();
+  CommandRun gen = Qnetctl(absl::StrCat("gen ring --nodes 4 --length-km 2 --seed ", qnet::testing::TestSeed(),
+                                        " --out ", file));
+  ASSERT_EQ(gen.exit_code, 0) << gen.out;
+  EXPECT_NE(gen.out.find("network ring-4, 4 nodes, 4 links"), std::string::npos) << gen.out;
+  CommandRun up = Qnetctl(absl::StrCat("up ", file, " --time-scale 10", sd));
+  ASSERT_EQ(up.exit_code, 0) << up.out;
+  CommandRun links = Qnetctl(absl::StrCat("links", sd));
+  EXPECT_NE(links.out.find("n0-n3"), std::string::npos) << links.out;
+  CommandRun entangle = Qnetctl(absl::StrCat("--node n0 entangle --with n2 --pairs 50 --type measure --basis bb84", sd));
+  EXPECT_EQ(entangle.exit_code, 0) << entangle.out;
+  EXPECT_NE(entangle.out.find("50 pairs in"), std::string::npos) << entangle.out;
+  EXPECT_EQ(Qnetctl(absl::StrCat("down", sd)).exit_code, 0);
 }
 
 TEST_F(QnetctlMpTest, UpWithAutoTimeScalePicksOneTheMachineKeepsUpWith) {

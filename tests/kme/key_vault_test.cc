@@ -8,6 +8,7 @@
 #include <sqlite3.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -609,7 +610,12 @@ TEST_F(KeyVaultTest, AKillDuringCarvingLeavesAConsistentVault) {
       }
     }
     ::close(fds[1]);
-    std::this_thread::sleep_for(std::chrono::microseconds(3000 + rng() % 40000));
+    // The kill lands while carving: after the child's first key (opening
+    // the vault can take longer than the random delay on a loaded machine,
+    // and a kill before any carving tests nothing), then at a random moment.
+    pollfd first{.fd = fds[0], .events = POLLIN, .revents = 0};
+    ASSERT_EQ(::poll(&first, 1, 60'000), 1) << "the child carved nothing in 60 s";
+    std::this_thread::sleep_for(std::chrono::microseconds(rng() % 40000));
     ::kill(child, SIGKILL);
     int wstatus = 0;
     ASSERT_EQ(::waitpid(child, &wstatus, 0), child);

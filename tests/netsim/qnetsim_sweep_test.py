@@ -32,7 +32,7 @@ def check(condition, what):
 
 
 def run(*args, expect=0):
-    proc = subprocess.run([QNETSIM, *args], capture_output=True, text=True, timeout=240)
+    proc = subprocess.run([QNETSIM, *args], capture_output=True, text=True, timeout=900)
     check(proc.returncode == expect,
           f"qnetsim {' '.join(args)} exited {proc.returncode}, expected {expect}: {proc.stderr.strip()}")
     return proc
