@@ -7,6 +7,7 @@
 
 #include <cmath>
 #include <memory>
+#include <numbers>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -95,7 +96,7 @@ void BM_RoutesConvergeOnGeometricGraph(benchmark::State& state) {
   spec.kind = config::TopologyKind::kRandomGeometric;
   spec.nodes = n;
   spec.area_km = 100;
-  spec.radius_km = 100 * std::sqrt(8.0 / (M_PI * n));
+  spec.radius_km = 100 * std::sqrt(8.0 / (std::numbers::pi * n));
   spec.seed = 7;
   auto topology = config::GenerateTopology(spec);
   if (!topology.ok()) return state.SkipWithError(std::string(topology.status().message()).c_str());
@@ -103,20 +104,30 @@ void BM_RoutesConvergeOnGeometricGraph(benchmark::State& state) {
   if (!config.ok()) return state.SkipWithError("config does not parse");
   uint64_t adverts = 0;
   for (auto _ : state) {
+    state.PauseTiming();
     auto net = netsim::SimulatedNetwork::Create(*config, 1);
+    state.ResumeTiming();
     if (!net.ok()) return state.SkipWithError(std::string(net.status().message()).c_str());
+    // Converged: every node holds every origin's current advert.
     auto converged = [&] {
-      for (const config::NodeConfig& node : config->nodes) {
-        if ((*net)->node(node.name)->network().routes().size() < n) return false;
+      for (const config::NodeConfig& origin : config->nodes) {
+        const uint64_t current = (*net)->node(origin.name)->network().advert_sequence();
+        for (const config::NodeConfig& node : config->nodes) {
+          const v1::LinkStateAdvert* held = (*net)->node(node.name)->network().routes().Find(origin.name);
+          if (held == nullptr || held->sequence() != current) return false;
+        }
       }
       return true;
     };
-    // Checked every simulated 50 us: the check itself is N lookups.
+    // Checked every simulated 50 us: the check itself is N^2 lookups.
     for (int step = 0; step < 2000 && !converged(); ++step) (*net)->RunFor(std::chrono::microseconds(50));
     if (!converged()) return state.SkipWithError("routes did not converge in 100 ms (simulated)");
     for (const config::NodeConfig& node : config->nodes) {
       adverts += (*net)->node(node.name)->network().stats().adverts_received;
     }
+    state.PauseTiming();
+    net->reset();
+    state.ResumeTiming();
   }
   state.SetItemsProcessed(static_cast<int64_t>(adverts));  // items: adverts received
   state.counters["links"] = static_cast<double>(topology->links.size());

@@ -123,11 +123,10 @@ absl::Status CheckSpec(const TopologySpec& spec) {
   }
   const bool grid = spec.kind == TopologyKind::kGrid || spec.kind == TopologyKind::kTorus;
   if (grid) {
-    const uint32_t least = spec.kind == TopologyKind::kTorus ? 3 : 1;
-    if (spec.rows < least || spec.cols < least || uint64_t{spec.rows} * spec.cols < 4 ||
-        uint64_t{spec.rows} * spec.cols > kMaxNodes) {
+    const uint32_t least = spec.kind == TopologyKind::kTorus ? 3 : 2;
+    if (spec.rows < least || spec.cols < least || uint64_t{spec.rows} * spec.cols > kMaxNodes) {
       return bad("a ", TopologyKindName(spec.kind), " needs rows and columns of at least ", least,
-                 " with 4 to ", kMaxNodes, " nodes in all, got ", spec.rows, "x", spec.cols,
+                 " and at most ", kMaxNodes, " nodes in all, got ", spec.rows, "x", spec.cols,
                  spec.kind == TopologyKind::kTorus ? " (fewer than 3 would wrap onto the same neighbour)" : "");
     }
   } else {
@@ -259,7 +258,9 @@ std::string NetworkFileText(const GeneratedTopology& t, const std::string& comma
     absl::StrAppend(&out, "# ", t.joining_links,
                     " of the links join the random graph's components (the shortest links between them)\n");
   }
-  absl::StrAppend(&out, "network: ", t.name, "\nseed: ", t.seed, "\nnodes:\n");
+  // Quoted: a name such as "null" or "yes" would otherwise read as a YAML
+  // null or boolean (names are letters, digits, '_', '-', '.': no quote inside).
+  absl::StrAppend(&out, "network: '", t.name, "'\nseed: ", t.seed, "\nnodes:\n");
   const bool positions = t.kind != TopologyKind::kChain && t.kind != TopologyKind::kRing && t.kind != TopologyKind::kStar;
   for (const GeneratedNode& node : t.nodes) {
     absl::StrAppend(&out, "  - {name: ", node.name, ", hardware: ", t.hardware, "}");

@@ -2,7 +2,8 @@
 // rings, grids, tori and stars of equal links, and random geometric and
 // Waxman graphs whose link lengths are the distances between nodes placed
 // in a square. `qnetctl gen` writes them; the same spec and seed give the
-// same file, byte for byte.
+// same file, byte for byte (with the same build: a last-bit difference in
+// another libm's hypot or exp could flip a pair at the threshold).
 //
 // A random graph that comes out disconnected is joined by the shortest
 // links between its components (a minimum spanning tree over the
@@ -21,7 +22,7 @@ namespace qnet::config {
 enum class TopologyKind { kChain, kRing, kGrid, kTorus, kStar, kRandomGeometric, kWaxman };
 
 // The largest random graph: placing and linking is quadratic in the nodes
-// (every pair is looked at), about a second at this size.
+// (every pair is looked at): seconds at this size.
 inline constexpr uint32_t kMaxRandomTopologyNodes = 20'000;
 
 struct TopologySpec {
@@ -67,7 +68,7 @@ const char* TopologyKindName(TopologyKind kind);
 // a random geometric graph without a radius.
 absl::StatusOr<GeneratedTopology> GenerateTopology(const TopologySpec& spec);
 
-// The topology as a network file (README, "The network file"): a header
+// The topology as a network file (README, "Network file"): a header
 // comment with how it was made, every node with the preset, every link with
 // its length (to the metre). Random kinds note each node's position.
 std::string NetworkFileText(const GeneratedTopology& topology, const std::string& command_line);

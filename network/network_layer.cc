@@ -62,6 +62,7 @@ NetworkLayer::~NetworkLayer() {
 
 NetworkLayerStats NetworkLayer::stats() const {
   NetworkLayerStats out = stats_;
+  out.adverts_stale = routing_.stats().stale;
   out.adverts_refused = routing_.stats().refused_impossible;
   out.adverts_unauthenticated = routing_.stats().refused_unauthenticated;
   return out;

@@ -110,6 +110,7 @@ struct NetworkLayerStats {
   uint64_t purification_failures = 0;
   uint64_t pairs_delivered = 0;     // end-to-end, at this end
   uint64_t adverts_received = 0;
+  uint64_t adverts_stale = 0;            // copies not newer than the one held: dropped unchecked
   uint64_t adverts_refused = 0;          // impossible (unknown names or links, NaN, ...)
   uint64_t adverts_unauthenticated = 0;  // not signed by their origin
 };

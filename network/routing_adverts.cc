@@ -134,7 +134,9 @@ void AdvertFlooding::OnAdverts(const std::string& from, const v1::LinkStateAdver
     // Flooding brings each advert once per neighbour; only the first copy
     // can change anything, so the others skip the checks (and a signature
     // verification each). A stale advert is never stored or forwarded.
-    if (!database_.IsNewer(a)) {
+    // This node's own adverts always take the checks below: one of an
+    // earlier incarnation with an equal number must still be jumped past.
+    if (a.origin() != Where() && !database_.IsNewer(a)) {
       ++stats_.stale;
       continue;
     }
@@ -170,11 +172,10 @@ void AdvertFlooding::OnNeighbourUp(const std::string& neighbour) {
   }
   if (!known) return;
   neighbours_up_.insert(neighbour);
+  if (std::find(exchanges_pending_.begin(), exchanges_pending_.end(), neighbour) == exchanges_pending_.end()) {
+    exchanges_pending_.push_back(neighbour);
+  }
   ScheduleOrigination();
-  // Database exchange: the neighbour learns everything this node knows.
-  v1::NetworkMessage m;
-  for (const v1::LinkStateAdvert* a : database_.All()) *m.mutable_adverts()->add_adverts() = *a;
-  SendNetworkMessage(context_, neighbour, std::move(m));
 }
 
 void AdvertFlooding::ScheduleOrigination() {
@@ -182,6 +183,17 @@ void AdvertFlooding::ScheduleOrigination() {
   origination_timer_ = context_.StartTimer(Duration::zero(), lifetime_.Guard([this] {
     origination_timer_ = kNoTimer;
     OriginateAdvert();
+    // Database exchange, after this node's new advert is in the database
+    // (sent before, it would carry the old one across the network): each
+    // neighbour that came up learns everything this node knows.
+    std::vector<std::string> fresh = std::move(exchanges_pending_);
+    exchanges_pending_.clear();
+    for (const std::string& neighbour : fresh) {
+      if (!neighbours_up_.contains(neighbour)) continue;  // went down again meanwhile
+      v1::NetworkMessage m;
+      for (const v1::LinkStateAdvert* a : database_.All()) *m.mutable_adverts()->add_adverts() = *a;
+      SendNetworkMessage(context_, neighbour, std::move(m));
+    }
   }));
 }
 

@@ -80,7 +80,8 @@ class AdvertFlooding {
   void OnAdverts(const std::string& from, const v1::LinkStateAdverts& adverts);
   // A neighbour this node has no link to is ignored. The new advert goes
   // out once the neighbour-ups of this instant are in (a node whose links
-  // all come up at once floods one advert, not one per link).
+  // all come up at once floods one advert, not one per link), followed by
+  // the database exchange with each neighbour that came up.
   void OnNeighbourUp(const std::string& neighbour);
   // Marks `neighbour` down; false if it was not up. The caller re-originates
   // (OriginateAdvert) once it has dealt with what went over that link.
@@ -113,6 +114,7 @@ class AdvertFlooding {
   absl::flat_hash_set<std::string> neighbours_up_;
   TimerId refresh_timer_ = kNoTimer;
   TimerId origination_timer_ = kNoTimer;
+  std::vector<std::string> exchanges_pending_;  // neighbours up since the last origination
   Lifetime lifetime_;
 };
 

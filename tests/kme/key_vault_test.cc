@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <filesystem>
@@ -614,7 +615,15 @@ TEST_F(KeyVaultTest, AKillDuringCarvingLeavesAConsistentVault) {
     // the vault can take longer than the random delay on a loaded machine,
     // and a kill before any carving tests nothing), then at a random moment.
     pollfd first{.fd = fds[0], .events = POLLIN, .revents = 0};
-    ASSERT_EQ(::poll(&first, 1, 60'000), 1) << "the child carved nothing in 60 s";
+    int ready;
+    do {
+      ready = ::poll(&first, 1, 60'000);
+    } while (ready < 0 && errno == EINTR);
+    if (ready != 1) {
+      ::kill(child, SIGKILL);
+      ::waitpid(child, nullptr, 0);
+      FAIL() << "the child carved nothing in 60 s";
+    }
     std::this_thread::sleep_for(std::chrono::microseconds(rng() % 40000));
     ::kill(child, SIGKILL);
     int wstatus = 0;

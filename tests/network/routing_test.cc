@@ -233,6 +233,59 @@ TEST(AdvertFloodingTest, ImpossibleAdvertsAreRefusedCountedAndNotForwarded) {
   for (double f : route->link_fidelity) EXPECT_FALSE(std::isnan(f));
 }
 
+// All links come up at one instant: each node floods one advert after its
+// first (sent before any neighbour was up), never one per link, and the
+// database exchange carries that advert, so no node ever holds a middle
+// one. A copy a node already holds is dropped unchecked, counted as stale,
+// not as refused.
+TEST(AdvertFloodingTest, OneAdvertPerInstantOfNeighbourUpsAndStaleCopiesAreDroppedUnchecked) {
+  auto clock = std::make_shared<uint64_t>(7'000'000);
+  stack::NodeStackOptions options;
+  options.network.adverts.sequence_clock = [clock] { return *clock; };
+  auto net = Chain3(options);
+  ASSERT_NE(net, nullptr);
+  // Construction takes the clock, Start() adds one, the neighbour-ups one
+  // more: b has two neighbours and still ends at +2 (one per link: +3).
+  for (const char* node : {"a", "b", "c"}) {
+    EXPECT_EQ(Net(*net, node).advert_sequence(), *clock + 2) << node;
+    for (const char* origin : {"a", "b", "c"}) {
+      const v1::LinkStateAdvert* held = Net(*net, node).routes().Find(origin);
+      ASSERT_NE(held, nullptr) << node << " " << origin;
+      EXPECT_EQ(held->sequence(), *clock + 2) << node << " holds " << origin;
+    }
+  }
+  const uint64_t stale_before = Net(*net, "b").stats().adverts_stale;
+  v1::LinkStateAdvert copy = *Net(*net, "b").routes().Find("a");
+  Inject(*net, "a", "b", copy);
+  copy.set_sequence(copy.sequence() - 1);
+  copy.clear_links();  // older and impossible to use: neither is looked at
+  Inject(*net, "a", "b", copy);
+  net->RunFor(std::chrono::milliseconds(1));
+  EXPECT_EQ(Net(*net, "b").stats().adverts_stale, stale_before + 2);
+  EXPECT_EQ(Net(*net, "b").stats().adverts_refused, 0u);
+  EXPECT_EQ(Net(*net, "b").routes().Find("a")->links_size(), 1);
+  EXPECT_TRUE(Net(*net, "c").routes().PathTo("c", "a").ok());
+}
+
+// A neighbour that comes up and goes down again within one instant is not
+// advertised up, and gets no database exchange.
+TEST(AdvertFloodingTest, ANeighbourUpAndDownInOneInstantIsAdvertisedDown) {
+  auto net = Chain3();
+  ASSERT_NE(net, nullptr);
+  Net(*net, "b").OnNeighbourDown("c");
+  net->RunFor(std::chrono::milliseconds(1));
+  ASSERT_FALSE(Net(*net, "a").routes().PathTo("a", "c").ok());
+  Net(*net, "b").OnNeighbourUp("c");
+  Net(*net, "b").OnNeighbourDown("c");
+  net->RunFor(std::chrono::milliseconds(1));
+  const v1::LinkStateAdvert* b = Net(*net, "a").routes().Find("b");
+  ASSERT_NE(b, nullptr);
+  for (const v1::LinkAdvert& l : b->links()) {
+    if (l.neighbour() == "c") EXPECT_FALSE(l.up());
+  }
+  EXPECT_FALSE(Net(*net, "a").routes().PathTo("a", "c").ok());
+}
+
 TEST(AdvertFloodingTest, ANodeJumpsPastAnAdvertOfItsOwnWithAHigherSequence) {
   auto net = Chain3();
   ASSERT_NE(net, nullptr);
