@@ -134,16 +134,19 @@ void AdvertFlooding::OnAdverts(const std::string& from, const v1::LinkStateAdver
     // Flooding brings each advert once per neighbour; only the first copy
     // can change anything, so the others skip the checks (and a signature
     // verification each). A stale advert is never stored or forwarded.
-    // This node's own adverts always take the checks below: one of an
-    // earlier incarnation with an equal number must still be jumped past.
-    if (a.origin() != Where() && !database_.IsNewer(a)) {
+    // This node's own adverts come back too (a database exchange, or a
+    // flood whose detour beat a direct link): the one it holds is an echo,
+    // not an earlier incarnation's. Jumping past an echo would re-flood it
+    // for ever round such a detour.
+    if (a.origin() == Where() ? IsEchoOfOwnAdvert(a) : !database_.IsNewer(a)) {
       ++stats_.stale;
       continue;
     }
     if (!Accept(from, a)) continue;
     if (a.origin() == Where()) {
-      // An advert of an earlier incarnation of this node that is newer than
-      // ours would shadow it: jump past it (bounded by Accept).
+      // An advert of an earlier incarnation of this node, newer than ours
+      // or as new but different, would shadow it: jump past it (bounded by
+      // Accept).
       if (a.sequence() >= advert_sequence_) {
         advert_sequence_ = a.sequence();
         ++stats_.own_sequence_jumps;
@@ -155,6 +158,14 @@ void AdvertFlooding::OnAdverts(const std::string& from, const v1::LinkStateAdver
   }
   Flood(forward, from);
   if (reoriginate) OriginateAdvert();
+}
+
+bool AdvertFlooding::IsEchoOfOwnAdvert(const v1::LinkStateAdvert& advert) const {
+  if (advert.sequence() < advert_sequence_) return true;
+  if (advert.sequence() > advert_sequence_) return false;
+  const v1::LinkStateAdvert* held = database_.Find(Where());
+  return held != nullptr && held->sequence() == advert.sequence() &&
+         held->SerializeAsString() == advert.SerializeAsString();
 }
 
 void AdvertFlooding::ScheduleRefresh() {

@@ -100,6 +100,9 @@ class AdvertFlooding {
   void Flood(const v1::LinkStateAdverts& adverts, const std::string& except);
   void ScheduleRefresh();
   void ScheduleOrigination();
+  // An advert of this node's that is older than its latest, or that latest
+  // one itself coming back.
+  bool IsEchoOfOwnAdvert(const v1::LinkStateAdvert& advert) const;
   const std::string& Where() const { return context_.node_name(); }
 
   NodeContext& context_;

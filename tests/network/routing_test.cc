@@ -267,6 +267,31 @@ TEST(AdvertFloodingTest, OneAdvertPerInstantOfNeighbourUpsAndStaleCopiesAreDropp
   EXPECT_TRUE(Net(*net, "c").routes().PathTo("c", "a").ok());
 }
 
+// A detour faster than a direct link (a-b-c: 2 km; a-c: 10 km) brings a
+// node's own advert back to it. That echo is not an earlier incarnation's
+// advert: jumping past it re-floods round the detour for ever (an advert
+// storm that a file with such lengths used to start).
+TEST(AdvertFloodingTest, AnOwnAdvertEchoedRoundAFasterDetourIsNotJumpedPast) {
+  auto config = config::ParseNetworkConfig(
+      "network: detour\nnodes:\n  - {name: a, hardware: ideal}\n  - {name: b, hardware: ideal}\n"
+      "  - {name: c, hardware: ideal}\nlinks:\n  - {between: [a, b], length_km: 1}\n"
+      "  - {between: [b, c], length_km: 1}\n  - {between: [a, c], length_km: 10}\n",
+      "detour.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  auto clock = std::make_shared<uint64_t>(3'000'000);
+  stack::NodeStackOptions options;
+  options.network.adverts.sequence_clock = [clock] { return *clock; };
+  auto net = netsim::SimulatedNetwork::Create(*config, 1, {}, std::move(options));
+  ASSERT_TRUE(net.ok()) << net.status();
+  (*net)->RunFor(std::chrono::milliseconds(20));
+  for (const char* node : {"a", "b", "c"}) {
+    EXPECT_EQ(Net(**net, node).advert_stats().own_sequence_jumps, 0u) << node;
+    EXPECT_EQ(Net(**net, node).advert_sequence(), *clock + 2) << node;  // a storm counts up without bound
+  }
+  EXPECT_GT(Net(**net, "a").stats().adverts_stale, 0u);  // the echoes arrived, and were dropped
+  EXPECT_TRUE(Net(**net, "a").routes().PathTo("a", "c").ok());
+}
+
 // A neighbour that comes up and goes down again within one instant is not
 // advertised up, and gets no database exchange.
 TEST(AdvertFloodingTest, ANeighbourUpAndDownInOneInstantIsAdvertisedDown) {
