@@ -29,6 +29,7 @@
 #include "absl/strings/str_cat.h"
 #include "security/client_endpoints.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
 #include "config/network_config.h"
 #include "config/peers_file.h"
@@ -361,20 +362,12 @@ absl::Status LocalNetwork::Spawn(Daemon& d, int port) {
   } else {
     args.insert(args.end(), {"--pki", pki_dir()});
   }
-  // The metrics endpoint keeps its port across restarts: Prometheus's targets.
-  if (d.metrics_port == 0) {
-    absl::StatusOr<int> metrics_port = FreeLoopbackPort();
-    if (!metrics_port.ok()) return metrics_port.status();
-    d.metrics_port = *metrics_port;
-  }
+  // The first start takes any free port (the daemon binds port 0 and names
+  // the port in its ready file: a port picked here could be taken by another
+  // daemon before this one binds it). Restarts keep the port: it is
+  // Prometheus's target, and SAEs find their KME there again.
   args.insert(args.end(), {"--metrics-listen", absl::StrCat("127.0.0.1:", d.metrics_port)});
   if (d.kme) {
-    // The KME keeps its port across restarts, so SAEs find it again.
-    if (d.kme_port == 0) {
-      absl::StatusOr<int> kme_port = FreeLoopbackPort();
-      if (!kme_port.ok()) return kme_port.status();
-      d.kme_port = *kme_port;
-    }
     args.insert(args.end(), {"--key-store", Path(d.node, ".keys.sqlite"), "--kme-listen",
                              absl::StrCat("127.0.0.1:", d.kme_port)});
   }
@@ -474,9 +467,18 @@ absl::Status LocalNetwork::WaitReady(const std::vector<Daemon*>& which, absl::Ti
       if (phase == 1) {
         for (size_t i = 0; i < waiting.size(); ++i) {
           Daemon& d = *waiting[i];
-          std::string address(absl::StripAsciiWhitespace(ReadFile(Path(d.node, ".address"))));
+          // Written atomically: HOST:PORT, then "metrics_port P", "kme_port P".
+          const std::vector<std::string> lines =
+              absl::StrSplit(ReadFile(Path(d.node, ".address")), '\n', absl::SkipWhitespace());
+          const std::string address = lines.empty() ? "" : std::string(absl::StripAsciiWhitespace(lines[0]));
           auto colon = address.rfind(':');
           if (colon != std::string::npos && absl::SimpleAtoi(address.substr(colon + 1), &d.port)) {
+            for (size_t l = 1; l < lines.size(); ++l) {
+              const std::vector<std::string> kv = absl::StrSplit(lines[l], ' ', absl::SkipWhitespace());
+              if (kv.size() != 2) continue;
+              if (kv[0] == "metrics_port") (void)absl::SimpleAtoi(kv[1], &d.metrics_port);
+              if (kv[0] == "kme_port") (void)absl::SimpleAtoi(kv[1], &d.kme_port);
+            }
             d.address = address;
             security::RegisterEndpoint(address, {.node = d.node, .tls = operator_tls_});
             ready[i] = true;

@@ -7,7 +7,8 @@
 //   network          "name <network>", "file <absolute path of the network file>",
 //                    "epoch_unix_ns <simulated time zero>", "seed <the daemons' --seed>"
 //   peers            the peers file every daemon reads (--peers): "<node> <host:port>"
-//   <node>.address   the daemon's bound HOST:PORT (its --ready-file)
+//   <node>.address   the daemon's bound HOST:PORT, then "metrics_port P" and
+//                    "kme_port P" (its --ready-file)
 //   <node>.pid       its process id
 //   <node>.log       its stdout and stderr (appended across restarts)
 //   prometheus.yml   a Prometheus scrape configuration for every daemon's

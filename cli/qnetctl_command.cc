@@ -142,7 +142,9 @@ absl::StatusOr<std::string> NodeAddress(const fs::path& dir, const std::string& 
   if (!fs::exists(path)) {
     return absl::NotFoundError(absl::StrCat("node '", node, "' is not running in ", dir.string()));
   }
-  std::string address = Trim(ReadFile(path));
+  // The ready file's first line (the ports of other endpoints follow).
+  const std::string text = ReadFile(path);
+  std::string address = Trim(text.substr(0, text.find('\n')));
   absl::StatusOr<std::shared_ptr<const security::TlsMaterial>> tls = ClientTls(dir);
   if (!tls.ok()) return tls.status();
   security::RegisterEndpoint(address, {.node = node, .tls = *tls});

@@ -708,6 +708,8 @@ absl::StatusOr<v1::GetRoutesResponse> Daemon::Routes() {
   return out;
 }
 
+int Daemon::metrics_port() const { return metrics_ ? metrics_->port() : 0; }
+
 std::string Daemon::TransportSecurity() const {
   if (options_.tls) return absl::StrCat("mutual TLS (CA of network ", options_.topology.network, ")");
   return "insecure-local-only: plaintext on the loopback interface, no authentication";

@@ -119,6 +119,8 @@ class Daemon {
   std::string TransportSecurity() const;
   // The Prometheus endpoint's URL ("" when off).
   const std::string& MetricsUrl() const { return metrics_url_; }
+  // The metrics endpoint's bound port (0 when off).
+  int metrics_port() const;
   // Everything the metrics endpoint serves: the node's counters (read on the
   // loop; Unavailable if it does not answer within 2 s), the key pools and
   // the gRPC server's calls. Not from the loop thread.

@@ -100,6 +100,7 @@ class KeyManager final : public kme::KeyDeliveryBackend {
   grpc::Service* service() { return service_.get(); }
   // "" when the REST API is off.
   std::string url() const { return server_ ? server_->url() : ""; }
+  int port() const { return server_ ? server_->port() : 0; }  // 0 when the REST API is off
   // Node.GetKeyPools without the SAE list (the daemon adds it). Thread-safe.
   v1::GetKeyPoolsResponse Pools() const;
 

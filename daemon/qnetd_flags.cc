@@ -76,7 +76,8 @@ Usage: qnetd --network FILE --node NAME [options]
   --log-format F      text (default: one readable line per event) or json (one JSON object
                       per line: time (UTC), t_sim_s, level, node, msg, and layer, circuit
                       where they apply; qnetctl logs merges a network's logs)
-  --ready-file PATH   once serving, write the bound HOST:PORT (one line) to PATH
+  --ready-file PATH   once serving, write the bound HOST:PORT to PATH (first line), then
+                      "metrics_port P" and "kme_port P" for the endpoints that are on
   --help              print this help and exit
 
 The daemon serves the qnet.v1 Peer, HardwarePlane and Node services, gRPC health

@@ -95,8 +95,15 @@ int Run(int argc, char** argv) {
     std::fflush(stdout);
   }
   if (!flags->ready_file.empty()) {
-    absl::Status written =
-        qnet::config::WriteFileAtomically(flags->ready_file, absl::StrCat((*daemon)->listen_address(), "\n"));
+    // The first line is the gRPC address; the ports the daemon picked for
+    // its other endpoints follow (the launcher asks for port 0 and learns
+    // them here: a port chosen for it beforehand can be taken meanwhile).
+    std::string ready = absl::StrCat((*daemon)->listen_address(), "\n");
+    if (const int port = (*daemon)->metrics_port(); port != 0) absl::StrAppend(&ready, "metrics_port ", port, "\n");
+    if (auto* kme = (*daemon)->key_manager(); kme != nullptr && kme->port() != 0) {
+      absl::StrAppend(&ready, "kme_port ", kme->port(), "\n");
+    }
+    absl::Status written = qnet::config::WriteFileAtomically(flags->ready_file, ready);
     if (!written.ok()) {
       std::fprintf(stderr, "qnetd: %s\n", std::string(written.message()).c_str());
       return 1;

@@ -241,6 +241,7 @@ absl::StatusOr<SessionId> KeyDistribution::StartHopOrSession(const std::string& 
   s.key = key;
   s.initiator = true;
   s.peer = peer;
+  s.next_hop = route->path.size() >= 2 ? route->path[1] : peer;
   s.options = options;
   s.started = context_.Now();
   s.deadline_at = s.started + options.timeout;
@@ -268,6 +269,24 @@ absl::Status KeyDistribution::Cancel(SessionId id) {
   }
   if (relays_->Cancel(key)) return absl::OkStatus();
   return absl::NotFoundError(absl::StrCat("no QKD session ", id, " started at ", Where(), " is in progress"));
+}
+
+void KeyDistribution::OnNeighbourDown(const std::string& neighbour) {
+  std::vector<SessionKey> cut;
+  for (const auto& [key, s] : sessions_) {
+    if (s.peer == neighbour || s.next_hop == neighbour) cut.push_back(key);
+  }
+  for (const SessionKey& key : cut) {
+    auto it = sessions_.find(key);
+    if (it == sessions_.end()) continue;  // a relay's failure took it already
+    const std::string peer = it->second.peer;
+    Fail(key,
+         network::ToStatus(network::NetworkError::kPeerDown,
+                           absl::StrCat("QKD session ", key.id, " of ", key.initiator, " with ", peer, ": the link ",
+                                        Where(), "-", neighbour,
+                                        " went down; the session's messages in flight are lost")),
+         true);
+  }
 }
 
 void KeyDistribution::OnDatagram(const std::string& source, const std::string& payload) {
@@ -473,6 +492,10 @@ void KeyDistribution::OnOffer(const std::string& source, const SessionKey& key,
   s.key = key;
   s.initiator = false;
   s.peer = source;
+  if (absl::StatusOr<network::Route> back = network_.routes().PathTo(Where(), source);
+      back.ok() && back->path.size() >= 2) {
+    s.next_hop = back->path[1];
+  }
   s.options = o;
   s.stage = Stage::kMeasuring;
   s.started = context_.Now();

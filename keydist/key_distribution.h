@@ -225,6 +225,13 @@ class KeyDistribution {
                                          ProgressHandler progress, DoneHandler done);
   // Ends a session this node started (its done handler gets Cancelled).
   absl::Status Cancel(SessionId id);
+  // A neighbour's link went down (the node stack calls this). Session
+  // messages are best-effort datagrams with no retransmission, and a
+  // restarted peer has forgotten its sessions: a session that talks to that
+  // neighbour, or whose messages took that link first, could only wait for
+  // its deadline. It fails now with PEER_DOWN (both ends are told where a
+  // route remains), so its caller can retry at once.
+  void OnNeighbourDown(const std::string& neighbour);
   // Results of the sessions other nodes start with this one (relay
   // destinations included; relay hops are internal). Without a handler,
   // sessions are still served and their keys dropped.
@@ -287,6 +294,7 @@ class KeyDistribution {
     std::vector<Measured> measured;
     absl::flat_hash_set<uint64_t> pair_ids;  // of `measured`
     std::vector<std::string> path;
+    std::string next_hop;  // of this end's messages to the peer when the session began
     uint64_t stray_pairs = 0;
     std::optional<TestOutcomes> peer_test;  // E91: came before this end's pairs were done
     std::optional<std::pair<double, double>> chsh;  // S, standard error

@@ -123,8 +123,10 @@ void NodeStack::OnNeighbourUp(const std::string& neighbour) {
 }
 
 void NodeStack::OnNeighbourDown(const std::string& neighbour) {
-  // Top-down: circuits are torn down, then the link layer abandons its
-  // generations, then the physical layer fails whatever is left.
+  // Top-down: QKD sessions whose messages used the link end, circuits are
+  // torn down, then the link layer abandons its generations, then the
+  // physical layer fails whatever is left.
+  if (key_distribution_ != nullptr) key_distribution_->OnNeighbourDown(neighbour);
   network_->OnNeighbourDown(neighbour);
   link_->OnNeighbourDown(neighbour);
   physical_->OnNeighbourDown(neighbour);

@@ -92,6 +92,58 @@ TEST(KeyDistributionFaultsSimTest, PeerCrashMidSessionFailsTheInitiatorWithinThe
   EXPECT_EQ(kn.net().node("n0").network().reserved_slots(), 0);
 }
 
+// Session messages are datagrams without retransmission: a link that goes
+// down under a session in post-processing (no network request left to fail)
+// ends it at both ends at once, not at its deadline; a restarted neighbour
+// then serves the next session.
+TEST(KeyDistributionFaultsSimTest, ALinkDownInPostProcessingEndsTheSessionAtOnceAndTheNextOneRuns) {
+  KeyNetwork kn(qnet::testing::VisibilityChain(1, 0.99), 7);
+  QkdSessionOptions o = qnet::testing::TestOptions(12000);
+  o.timeout = seconds(30);
+  SessionRecord cut;
+  kn.Begin("n0", "n1", o, cut);
+  ASSERT_TRUE(kn.net().RunUntil([&] { return !cut.progress.empty() && cut.progress.back().stage == "measured"; },
+                                seconds(10)));
+  ASSERT_FALSE(cut.result.has_value());
+  const TimePoint crashed = kn.net().Now();
+  kn.Crash("n1");
+  kn.Restart("n1");
+  ASSERT_TRUE(kn.net().RunUntil([&] { return cut.result.has_value(); }, o.timeout));
+  ASSERT_FALSE(cut.result->ok());
+  EXPECT_EQ(cut.result->status().code(), absl::StatusCode::kUnavailable) << cut.result->status();
+  EXPECT_THAT(cut.result->status().message(), HasSubstr("PEER_DOWN"));
+  EXPECT_THAT(cut.result->status().message(), HasSubstr("the link n0-n1 went down"));
+  EXPECT_LT(cut.ended - crashed, milliseconds(1));
+  kn.net().RunFor(milliseconds(10));
+  SessionRecord next;
+  kn.Run("n0", "n1", o, next);
+  ASSERT_TRUE(next.result->ok()) << next.result->status();
+  EXPECT_GT((*next.result)->key.size(), 0u);
+  kn.ExpectClean();
+}
+
+TEST(KeyDistributionFaultsSimTest, ARepeaterCrashInPostProcessingEndsTheSessionAtBothEndsAtOnce) {
+  KeyNetwork kn(qnet::testing::VisibilityChain(2, 0.99), 8);
+  QkdSessionOptions o = qnet::testing::TestOptions(12000);
+  o.timeout = seconds(30);
+  SessionRecord cut;
+  kn.Begin("n0", "n2", o, cut);
+  ASSERT_TRUE(kn.net().RunUntil([&] { return !cut.progress.empty() && cut.progress.back().stage == "measured"; },
+                                seconds(10)));
+  const TimePoint crashed = kn.net().Now();
+  kn.Crash("n1");
+  ASSERT_TRUE(kn.net().RunUntil([&] { return cut.result.has_value() && !kn.responded("n2").empty(); }, o.timeout));
+  ASSERT_FALSE(cut.result->ok());
+  EXPECT_THAT(cut.result->status().message(), HasSubstr("PEER_DOWN"));
+  EXPECT_LT(cut.ended - crashed, milliseconds(1));
+  const absl::StatusOr<QkdResult>& far = kn.responded("n2")[0].result;
+  ASSERT_FALSE(far.ok());
+  EXPECT_THAT(far.status().message(), HasSubstr("PEER_DOWN"));
+  EXPECT_LT(kn.net().Now() - crashed, milliseconds(1));
+  kn.Restart("n1");
+  kn.ExpectClean();
+}
+
 TEST(KeyDistributionFaultsSimTest, APeerThatNeverAnswersTimesOut) {
   KeyNetwork kn(ChainYaml(2), 4);
   kn.Stop("n2");  // its stack runs on (it forwards and routes), key distribution does not

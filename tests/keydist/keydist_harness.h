@@ -55,6 +55,11 @@ class KeyNetwork {
   void Stop(const std::string& node) { net_.node(node).StopKeyDistribution(); }
   // The node crashes (its stack, key distribution included, is gone).
   void Crash(const std::string& node) { net_.Crash(node); }
+  // The crashed node runs again with a fresh stack (its sessions forgotten).
+  void Restart(const std::string& node) {
+    net_.Restart(node);
+    Observe(node);
+  }
 
   // Starts a session from `from` to `to`; the record fills in as it runs.
   void Begin(const std::string& from, const std::string& to, const keydist::QkdSessionOptions& options,
