@@ -59,9 +59,7 @@ int Entangle(const Args& args, bool json) {
   if (b == bases.end()) return Fail(absl::StrCat("--basis must be z, x, y, bb84, six-state or chsh, got '", basis, "'"));
   request.set_basis(b->second);
   if (absl::Status s = SetFidelityAndTimeout(args, request); !s.ok()) return Fail(std::string(s.message()));
-  auto dir = StateDir(args);
-  if (!dir.ok()) return Fail(std::string(dir.status().message()));
-  auto address = NodeAddress(*dir, node);
+  auto address = StateNodeAddress(args, node);
   if (!address.ok()) return Fail(std::string(address.status().message()));
 
   auto on_pair = [json](const qnet::v1::PairEvent& p) {
@@ -86,8 +84,12 @@ int Entangle(const Args& args, bool json) {
   const double duration = result->summary.duration_s();
   const double rate = duration > 0 ? static_cast<double>(result->pairs.size()) / duration : 0.0;
   std::optional<qnet::apps::PairStatistics> stats;
-  if (request.type() == EntangleRequest::MEASURE) {
-    auto far_address = NodeAddress(*dir, with);
+  if (request.type() == EntangleRequest::MEASURE && !Flag(args, "--address").empty()) {
+    // One daemon by address: the far end's outcomes are out of reach.
+    std::cerr << "note: with --address only " << node << "'s outcomes are at hand; the error rates need " << with
+              << "'s too (use the network's state: --network or --state-dir)\n";
+  } else if (request.type() == EntangleRequest::MEASURE) {
+    auto far_address = StateNodeAddress(args, with);
     if (!far_address.ok()) return Fail(std::string(far_address.status().message()));
     auto far = qnet::cli::FetchOutcomes(*far_address, node, result->pairs);
     if (!far.ok()) return Fail(absl::StrCat("fetching ", with, "'s outcomes: ", far.status().message()));

@@ -1,6 +1,7 @@
 // qnetctl's commands for the network as a whole: up, down, status, links,
 // routes.
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <iostream>
 #include <string>
@@ -8,6 +9,8 @@
 #include <vector>
 
 #include <grpcpp/grpcpp.h>
+
+#include <nlohmann/json.hpp>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -160,24 +163,74 @@ int Down(const Args& args, bool json) {
   return 0;
 }
 
+// The networks under the state root: name, daemons running of those the
+// file names, the state directory and the network file.
+int List(const Args& args, bool json) {
+  if (!args.positional.empty()) return Fail("ls takes no arguments (see qnetctl ls --help)");
+  const fs::path root = qnet::cli::DefaultStateRoot();
+  nlohmann::json out = nlohmann::json::array();
+  std::vector<std::vector<std::string>> rows;
+  for (const fs::path& dir : NetworksUnder(root)) {
+    const std::vector<std::string> running = qnet::cli::RunningNodes(dir.string());
+    absl::StatusOr<config::NetworkConfig> network = StateNetwork(dir);
+    const int nodes = network.ok() ? static_cast<int>(network->nodes.size()) : -1;
+    const std::string state = running.empty() ? "stopped" : (static_cast<int>(running.size()) == nodes ? "up" : "partly up");
+    out.push_back({{"network", StateValue(dir, "name")},
+                   {"state", state},
+                   {"running", running.size()},
+                   {"nodes", nodes},
+                   {"state_dir", dir.string()},
+                   {"file", StateValue(dir, "file")}});
+    rows.push_back({StateValue(dir, "name"), state,
+                    absl::StrCat(running.size(), "/", nodes < 0 ? std::string("?") : absl::StrCat(nodes)),
+                    dir.string(), StateValue(dir, "file")});
+  }
+  if (json) {
+    std::cout << nlohmann::json{{"state_root", root.string()}, {"networks", out}}.dump() << "\n";
+    return 0;
+  }
+  if (rows.empty()) {
+    std::cout << "no networks under " << root.string() << " (start one: qnetctl up NETWORK_FILE)\n";
+    return 0;
+  }
+  std::cout << absl::StrFormat("%-16s %-10s %-8s %s\n", "NETWORK", "STATE", "DAEMONS", "STATE DIR (network file)");
+  for (const auto& r : rows) {
+    std::cout << absl::StrFormat("%-16s %-10s %-8s %s (%s)\n", r[0], r[1], r[2], r[3], r[4]);
+  }
+  return 0;
+}
+
 int Status(const Args& args, bool json) {
-  auto dir = StateDir(args);
-  if (!dir.ok()) return Fail(std::string(dir.status().message()));
-  auto network = StateNetwork(*dir);
-  if (!network.ok()) return Fail(std::string(network.status().message()));
   std::vector<std::string> nodes;
-  if (std::string one = Flag(args, "--node"); !one.empty()) {
-    if (network->FindNode(one) == nullptr) return Fail(absl::StrCat("unknown node '", one, "'"));
-    nodes.push_back(one);
+  if (!Flag(args, "--address").empty()) {
+    nodes.push_back(Flag(args, "--node"));  // one daemon; StateNodeAddress checks --node
   } else {
-    for (const auto& n : network->nodes) nodes.push_back(n.name);
+    auto dir = StateDir(args);
+    if (!dir.ok()) return Fail(std::string(dir.status().message()));
+    auto network = StateNetwork(*dir);
+    if (!network.ok()) return Fail(std::string(network.status().message()));
+    if (std::string one = Flag(args, "--node"); !one.empty()) {
+      if (network->FindNode(one) == nullptr) return Fail(absl::StrCat("unknown node '", one, "'"));
+      nodes.push_back(one);
+    } else {
+      for (const auto& n : network->nodes) nodes.push_back(n.name);
+    }
+  }
+  if (!Flag(args, "--address").empty()) {
+    if (auto address = StateNodeAddress(args, nodes.front()); !address.ok()) {
+      return Fail(std::string(address.status().message()));
+    }
   }
   int rc = 0;
   if (json) std::cout << "[";
   bool first = true;
   for (const std::string& node : nodes) {
     absl::StatusOr<qnet::v1::GetStatusResponse> status = absl::UnavailableError("not running");
-    if (auto address = NodeAddress(*dir, node); address.ok()) status = qnet::cli::GetStatus(*address);
+    if (auto address = StateNodeAddress(args, node); address.ok()) {
+      status = qnet::cli::GetStatus(*address);
+    } else {
+      status = address.status();
+    }
     if (json) {
       std::cout << (first ? "" : ",");
       if (status.ok()) {
@@ -198,7 +251,12 @@ int Status(const Args& args, bool json) {
       std::cout << "           security: " << status->transport_security() << "\n";
       if (!status->metrics_url().empty()) std::cout << "           metrics:  " << status->metrics_url() << "\n";
     } else {
-      std::cout << absl::StrFormat("%-10s DOWN (%s)\n", node, status.status().message());
+      const char* ca = std::getenv("QNET_CA_CERT");
+      const bool plaintext = !Flag(args, "--address").empty() && (ca == nullptr || *ca == '\0');
+      std::cout << absl::StrFormat("%-10s DOWN (%s)%s\n", node, status.status().message(),
+                                   plaintext ? "; a daemon with TLS needs QNET_CA_CERT, QNET_CLIENT_CERT and "
+                                               "QNET_CLIENT_KEY"
+                                             : "");
       rc = 1;
     }
     first = false;
@@ -278,7 +336,9 @@ std::vector<Command> NetworkCommands() {
 
 Starts one qnetd per node of NETWORK_FILE on 127.0.0.1 (free ports), detached,
 waits until every daemon serves, and records where they are in the state
-directory (default .qnet/<network>) so that later commands can name nodes.
+directory (default <state root>/<network>, the state root being
+$QNET_STATE_DIR, else $XDG_STATE_HOME/qnet, else ~/.local/state/qnet) so that
+later commands, from any directory, can name nodes.
 
   --time-scale S        simulated seconds per wall-clock second (default 1). The
                         daemons emulate the physics on this scaled clock; when
@@ -305,6 +365,14 @@ directory gets prometheus.yml, a scrape configuration for all of them (with a
 monitor certificate, pki/monitor-prometheus, under TLS).
 )",
        Up},
+      {"ls", {}, R"(Usage: qnetctl ls
+
+The networks under the state root ($QNET_STATE_DIR, else $XDG_STATE_HOME/qnet,
+else ~/.local/state/qnet): name, up / partly up / stopped, daemons running of
+the nodes in the file, the state directory and the network file. With several
+networks up, other commands pick one with --network NAME.
+)",
+       List},
       {"down", {}, R"(Usage: qnetctl down
 
 Stops every daemon of the network (SIGTERM, then SIGKILL after 5 s) and

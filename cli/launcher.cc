@@ -9,8 +9,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <condition_variable>
+#include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <filesystem>
@@ -147,6 +149,17 @@ absl::StatusOr<bool> CheckServing(const std::string& address, absl::Duration tim
   return CheckServingAll({address}, timeout).front();
 }
 
+std::string DefaultStateRoot() {
+  auto set = [](const char* name) -> std::string {
+    const char* value = std::getenv(name);
+    return value != nullptr ? value : "";
+  };
+  if (std::string dir = set("QNET_STATE_DIR"); !dir.empty()) return dir;
+  if (std::string dir = set("XDG_STATE_HOME"); !dir.empty()) return (fs::path(dir) / "qnet").string();
+  if (std::string home = set("HOME"); !home.empty()) return (fs::path(home) / ".local" / "state" / "qnet").string();
+  return ".qnet";
+}
+
 absl::StatusOr<int> FreeLoopbackPort() {
   const int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return absl::InternalError(absl::StrCat("socket: ", std::strerror(errno)));
@@ -234,7 +247,8 @@ absl::StatusOr<std::unique_ptr<LocalNetwork>> LocalNetwork::Start(LaunchOptions 
   net->network_name_ = network->name;
   net->network_file_ = fs::absolute(options.network_file).lexically_normal().string();
   net->seed_ = options.seed.value_or(network->seed.value_or(1));
-  net->state_dir_ = options.state_dir.empty() ? (fs::path(".qnet") / network->name).string() : options.state_dir;
+  net->state_dir_ =
+      options.state_dir.empty() ? (fs::path(DefaultStateRoot()) / network->name).string() : options.state_dir;
   net->epoch_unix_ns_ = absl::ToUnixNanos(absl::Now());
   std::error_code ec;
   fs::create_directories(net->state_dir_, ec);
@@ -616,6 +630,17 @@ absl::Status StopStateDir(const std::string& state_dir, absl::Duration grace) {
                                                     absl::FormatDuration(grace), " (it ignored SIGTERM)"));
   }
   return absl::OkStatus();
+}
+
+std::vector<std::string> RunningNodes(const std::string& state_dir) {
+  std::vector<std::string> nodes;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(state_dir, ec)) {
+    if (entry.path().extension() != ".pid") continue;
+    if (auto pid = ReadPid(entry.path().string()); pid && IsLiveQnetd(*pid)) nodes.push_back(entry.path().stem());
+  }
+  std::sort(nodes.begin(), nodes.end());
+  return nodes;
 }
 
 }  // namespace qnet::cli

@@ -3,7 +3,7 @@
 // one simulated time line (zero at the launch, also across restarts). Shared
 // by `qnetctl up`/`down` and the multi-process tests.
 //
-// State directory (default .qnet/<network name>/):
+// State directory (default DefaultStateRoot()/<network name>/):
 //   network          "name <network>", "file <absolute path of the network file>",
 //                    "epoch_unix_ns <simulated time zero>", "seed <the daemons' --seed>"
 //   peers            the peers file every daemon reads (--peers): "<node> <host:port>"
@@ -39,7 +39,7 @@ namespace qnet::cli {
 struct LaunchOptions {
   std::string qnetd_path;    // the qnetd binary (required)
   std::string network_file;  // required
-  std::string state_dir;     // empty: .qnet/<network name>
+  std::string state_dir;     // empty: DefaultStateRoot()/<network name>
   double time_scale = 1.0;
   std::optional<uint64_t> seed;  // empty: the network file's
   std::string log_level = "info";
@@ -154,11 +154,22 @@ class LocalNetwork {
 // A port on 127.0.0.1 that was free a moment ago (bound and released).
 absl::StatusOr<int> FreeLoopbackPort();
 
+// Where networks started by `qnetctl up` keep their state, one directory per
+// network name: $QNET_STATE_DIR, else $XDG_STATE_HOME/qnet, else
+// ~/.local/state/qnet (durable: the PKI and the KMEs' key stores live there,
+// so not under $XDG_RUNTIME_DIR, which is emptied at logout), else .qnet
+// without a home directory.
+std::string DefaultStateRoot();
+
 // The last `lines` lines of a text file ("" if it cannot be read).
 std::string FileTail(const std::string& path, int lines = 30);
 
 // For `qnetctl down`: stops the daemons recorded in a state directory (not
 // children of this process): SIGTERM, then SIGKILL after `grace`.
 absl::Status StopStateDir(const std::string& state_dir, absl::Duration grace = absl::Seconds(5));
+
+// For `qnetctl ls`: the nodes whose daemon recorded in a state directory
+// runs now (a live qnetd with that pid), in name order.
+std::vector<std::string> RunningNodes(const std::string& state_dir);
 
 }  // namespace qnet::cli

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -22,6 +23,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "absl/time/time.h"
+#include "cli/launcher.h"
 #include "security/client_endpoints.h"
 #include "security/pki.h"
 #include "qnet/v1/node_service.grpc.pb.h"
@@ -63,21 +65,52 @@ std::string Flag(const Args& args, const std::string& name, const std::string& f
   return it == args.flags.end() ? fallback : it->second;
 }
 
+std::vector<fs::path> NetworksUnder(const fs::path& root) {
+  std::vector<fs::path> found;
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(root, ec)) {
+    if (fs::exists(entry.path() / "network")) found.push_back(entry.path());
+  }
+  std::sort(found.begin(), found.end());
+  return found;
+}
+
 absl::StatusOr<fs::path> StateDir(const Args& args) {
+  if (!Flag(args, "--address").empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        args.command, " needs a network's state directory (the network file, or several daemons); --address reaches "
+        "one daemon, for status, routes, entangle, measure, teleport, qkd and key"));
+  }
   if (std::string dir = Flag(args, "--state-dir"); !dir.empty()) {
     if (!fs::exists(fs::path(dir) / "network")) {
       return absl::NotFoundError(absl::StrCat("no network state in ", dir, " (is the network up? qnetctl up FILE)"));
     }
     return fs::path(dir);
   }
-  std::vector<fs::path> found;
-  std::error_code ec;
-  for (const auto& entry : fs::directory_iterator(".qnet", ec)) {
-    if (fs::exists(entry.path() / "network")) found.push_back(entry.path());
+  const fs::path root = qnet::cli::DefaultStateRoot();
+  const std::vector<fs::path> found = NetworksUnder(root);
+  std::vector<std::string> names;
+  for (const fs::path& p : found) names.push_back(p.filename().string());
+  const std::string listed = names.empty() ? "none" : absl::StrJoin(names, ", ");
+  if (std::string name = Flag(args, "--network"); !name.empty()) {
+    if (name.find('/') != std::string::npos || name == "." || name == "..") {
+      return absl::InvalidArgumentError(absl::StrCat("--network takes a network's name, got '", name,
+                                                     "' (a directory goes to --state-dir)"));
+    }
+    if (!fs::exists(root / name / "network")) {
+      return absl::NotFoundError(absl::StrCat("no network '", name, "' is up under ", root.string(),
+                                              " (up there: ", listed, "; see qnetctl ls)"));
+    }
+    return root / name;
   }
-  if (found.empty()) return absl::NotFoundError("no network is up under .qnet/ (start one: qnetctl up NETWORK_FILE)");
+  if (found.empty()) {
+    return absl::NotFoundError(absl::StrCat("no network is up under ", root.string(),
+                                            " (start one: qnetctl up NETWORK_FILE; or give --state-dir DIR)"));
+  }
   if (found.size() > 1) {
-    return absl::FailedPreconditionError("several networks under .qnet/: choose one with --state-dir DIR");
+    return absl::FailedPreconditionError(
+        absl::StrCat("several networks are up under ", root.string(), " (", listed,
+                     "): choose one with --network NAME (see qnetctl ls)"));
   }
   return found.front();
 }
@@ -151,7 +184,40 @@ absl::StatusOr<std::string> NodeAddress(const fs::path& dir, const std::string& 
   return address;
 }
 
+absl::StatusOr<std::string> AddressedNode(const Args& args, const std::string& node) {
+  const std::string address = Flag(args, "--address");
+  if (Flag(args, "--node").empty()) {
+    return absl::InvalidArgumentError("--address needs --node NODE: the node the daemon there must be");
+  }
+  if (node != Flag(args, "--node")) {
+    return absl::FailedPreconditionError(absl::StrCat(args.command, " also talks to ", node,
+                                                      ", and --address reaches one daemon (", Flag(args, "--node"),
+                                                      "'s): use the network's state (--network or --state-dir)"));
+  }
+  if (address.rfind(':') == std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat("--address wants HOST:PORT, got '", address, "'"));
+  }
+  // Mutual TLS with files from the environment; plaintext without a CA (a
+  // daemon started with --insecure-local-only).
+  std::shared_ptr<const security::TlsMaterial> tls;
+  const char* ca = std::getenv("QNET_CA_CERT");
+  if (ca != nullptr && *ca != '\0') {
+    const char* cert = std::getenv("QNET_CLIENT_CERT");
+    const char* key = std::getenv("QNET_CLIENT_KEY");
+    if (cert == nullptr || *cert == '\0' || key == nullptr || *key == '\0') {
+      return absl::InvalidArgumentError(
+          "QNET_CA_CERT is set but QNET_CLIENT_CERT and QNET_CLIENT_KEY (an operator or app certificate) are not");
+    }
+    absl::StatusOr<security::TlsMaterial> material = security::LoadTlsFiles(ca, cert, key);
+    if (!material.ok()) return material.status();
+    tls = std::make_shared<const security::TlsMaterial>(*std::move(material));
+  }
+  security::RegisterEndpoint(address, {.node = node, .tls = tls});
+  return address;
+}
+
 absl::StatusOr<std::string> StateNodeAddress(const Args& args, const std::string& node) {
+  if (!Flag(args, "--address").empty()) return AddressedNode(args, node);
   auto dir = StateDir(args);
   if (!dir.ok()) return dir.status();
   return NodeAddress(*dir, node);

@@ -55,8 +55,12 @@ int Fail(const std::string& message);
 // update when stderr goes to a file or a pipe (logs stay readable).
 void ShowProgress(size_t done, size_t total, const char* what);
 
-// The state directory: --state-dir, else the only network under .qnet/.
+// The state directory: --state-dir; else the network --network NAME names
+// under the state root (cli::DefaultStateRoot: $QNET_STATE_DIR, else
+// $XDG_STATE_HOME/qnet or ~/.local/state/qnet); else the only network there.
 absl::StatusOr<std::filesystem::path> StateDir(const Args& args);
+// The networks that have state under the state root (a "network" file), by name.
+std::vector<std::filesystem::path> NetworksUnder(const std::filesystem::path& root);
 // A value recorded in the state directory's "network" file (name, file, ...).
 std::string StateValue(const std::filesystem::path& dir, const std::string& key);
 absl::StatusOr<config::NetworkConfig> StateNetwork(const std::filesystem::path& dir);
@@ -68,7 +72,9 @@ struct ClientCertificate {
 };
 absl::StatusOr<std::optional<ClientCertificate>> ClientCertificateFiles(const std::filesystem::path& dir);
 absl::StatusOr<std::string> NodeAddress(const std::filesystem::path& dir, const std::string& node);
-// NodeAddress in StateDir(args).
+// NodeAddress in StateDir(args); with --address HOST:PORT, that address for
+// the --node it names (mutual TLS with QNET_CA_CERT, QNET_CLIENT_CERT and
+// QNET_CLIENT_KEY; plaintext without QNET_CA_CERT), an error for any other node.
 absl::StatusOr<std::string> StateNodeAddress(const Args& args, const std::string& node);
 
 // A message as JSON with every field and the proto field names.

@@ -15,10 +15,11 @@ namespace {
 
 constexpr char kUsage[] = R"(qnetctl: run and use a local multi-process qnet network.
 
-Usage: qnetctl [--state-dir DIR] [--node NODE] [--output text|json] COMMAND [options]
+Usage: qnetctl [--network NAME | --state-dir DIR | --address HOST:PORT] [--node NODE] [--output text|json] COMMAND [options]
 
 Commands:
   up NETWORK_FILE     start one qnetd per node of a network file (detached)
+  ls                  the networks that are up (or stopped) and where their state is
   down                stop the network's daemons
   status              every node's status, or one's (--node)
   links               the links: name, ends, length, scheme, connected
@@ -41,15 +42,23 @@ Commands:
                       torus, random geometric or Waxman graph
 
 Global options (before or after the command):
-  --state-dir DIR   the network's state directory (default .qnet/<network>; if
-                    exactly one network is up under .qnet/, that one)
+  --network NAME    the network of that name under the state root: $QNET_STATE_DIR,
+                    else $XDG_STATE_HOME/qnet, else ~/.local/state/qnet (default:
+                    the only network there)
+  --state-dir DIR   the network's state directory itself (as `up --state-dir` made it)
+  --address HOST:PORT
+                    one daemon by address, with no state directory (a qnetd started
+                    by hand, or on another host): status, routes, entangle, measure,
+                    teleport, qkd and key, with --node naming it. Mutual TLS with
+                    QNET_CA_CERT, QNET_CLIENT_CERT and QNET_CLIENT_KEY (see qnetctl
+                    pki issue); plaintext without QNET_CA_CERT
   --node NODE       the node a command talks to
   --output json     machine-readable output (stable field names)
   --help            this text; `qnetctl COMMAND --help` explains one command
 )";
 
 constexpr char kGlobalHelp[] = R"(
-Global options: --state-dir DIR, --node NODE, --output text|json, --help (see qnetctl --help).
+Global options: --network NAME, --state-dir DIR, --address HOST:PORT, --node NODE, --output text|json, --help (see qnetctl --help).
 )";
 
 // The dispatch table: every command file's commands.
@@ -73,7 +82,8 @@ const Command* FindCommand(const std::string& name) {
 }
 
 bool IsGlobalFlag(const std::string& name) {
-  return name == "--state-dir" || name == "--output" || name == "--node";
+  return name == "--state-dir" || name == "--network" || name == "--address" || name == "--output" ||
+         name == "--node";
 }
 
 absl::StatusOr<Args> Parse(int argc, char** argv) {
@@ -137,7 +147,7 @@ int Main(int argc, char** argv) {
   const Command* command = FindCommand(args->command);
   if (!args->command.empty() && command == nullptr) {
     return Fail(absl::StrCat("unknown command '", args->command,
-                             "' (commands: up, down, status, links, routes, entangle, measure, bell-test, teleport, eavesdrop, qkd, key, keys, logs, ui, pki, gen; see qnetctl --help)"));
+                             "' (commands: up, ls, down, status, links, routes, entangle, measure, bell-test, teleport, eavesdrop, qkd, key, keys, logs, ui, pki, gen; see qnetctl --help)"));
   }
   if (args->help || command == nullptr) {
     std::cout << (command != nullptr ? command->help + kGlobalHelp : std::string(kUsage));

@@ -9,11 +9,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <map>
 #include <string>
 #include <vector>
+
+#include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
 #include "cli/launcher.h"
@@ -23,14 +26,17 @@
 namespace qnet::cli {
 namespace {
 
+namespace fs = std::filesystem;
+
 struct CommandRun {
   int exit_code = -1;
   std::string out;  // stdout and stderr
 };
 
-CommandRun Qnetctl(const std::string& args) {
+// `prefix` goes before the command (a cd, environment variables).
+CommandRun Qnetctl(const std::string& args, const std::string& prefix = "") {
   CommandRun run;
-  std::string command = absl::StrCat(QNETCTL_PATH, " ", args, " 2>&1");
+  std::string command = absl::StrCat(prefix, QNETCTL_PATH, " ", args, " 2>&1");
   FILE* pipe = popen(command.c_str(), "r");
   if (pipe == nullptr) return run;
   char buffer[4096];
@@ -227,7 +233,7 @@ TEST_F(QnetctlMpTest, EntangleSweepOverHopsMeasuresEachHopAndDrawsIt) {
 TEST_F(QnetctlMpTest, HelpPerCommandAndOneLineUsageErrors) {
   CommandRun general = Qnetctl("--help");
   EXPECT_EQ(general.exit_code, 0);
-  for (const char* command : {"up", "down", "status", "links", "routes", "entangle", "measure", "bell-test",
+  for (const char* command : {"up", "ls", "down", "status", "links", "routes", "entangle", "measure", "bell-test",
                               "teleport", "eavesdrop", "qkd", "key", "gen"}) {
     EXPECT_NE(general.out.find(absl::StrCat("\n  ", command, " ")), std::string::npos) << command << "\n" << general.out;
     for (const std::string& form : {absl::StrCat(command, " --help"), absl::StrCat("help ", command),
@@ -276,6 +282,101 @@ TEST_F(QnetctlMpTest, HelpPerCommandAndOneLineUsageErrors) {
   expect_one_line_error("gen grid --rows 3 --cols x", "--cols wants a whole number, got 'x'");
   expect_one_line_error("gen torus --rows 2 --cols 4", "wrap onto the same neighbour");
   expect_one_line_error("gen ring --nodes 4 --output json", "give --out FILE");
+}
+
+// Networks by name: `up` without --state-dir keeps state under the state
+// root ($QNET_STATE_DIR here), `ls` lists what is up, and every command
+// finds a network from any directory: the only one, or --network NAME.
+TEST_F(QnetctlMpTest, NetworksByNameFromAnyDirectory) {
+  const fs::path root = state_dir_ / "root";
+  const fs::path elsewhere = state_dir_ / "elsewhere";
+  fs::create_directories(elsewhere);
+  const std::string env = absl::StrCat("cd ", elsewhere.string(), " && QNET_STATE_DIR=", root.string(), " ");
+  // Whatever happens below, no daemon outlives the test.
+  struct StopAll {
+    fs::path root;
+    ~StopAll() {
+      for (const char* name : {"first", "second"}) (void)cli::StopStateDir((root / name).string());
+    }
+  } stop_all{root};
+  for (const char* name : {"first", "second"}) {
+    const std::string file = (state_dir_ / absl::StrCat(name, ".yaml")).string();
+    ASSERT_EQ(Qnetctl(absl::StrCat("gen chain --nodes 2 --length-km 1 --name ", name, " --seed ",
+                                   qnet::testing::TestSeed(), " --out ", file))
+                  .exit_code,
+              0);
+    CommandRun only = Qnetctl("status", env);
+    if (std::string(name) == "first") {
+      EXPECT_NE(only.exit_code, 0);
+      EXPECT_NE(only.out.find(absl::StrCat("no network is up under ", root.string())), std::string::npos) << only.out;
+    }
+    CommandRun up = Qnetctl(absl::StrCat("up ", file, " --time-scale 10"), env);
+    ASSERT_EQ(up.exit_code, 0) << up.out;
+    EXPECT_NE(up.out.find((root / name).string()), std::string::npos) << up.out;
+    if (std::string(name) == "first") {
+      CommandRun one = Qnetctl("status", env);  // the only network: no name needed
+      EXPECT_EQ(one.exit_code, 0) << one.out;
+      EXPECT_NE(one.out.find("n1"), std::string::npos) << one.out;
+    }
+  }
+  CommandRun ls = Qnetctl("ls", env);
+  ASSERT_EQ(ls.exit_code, 0) << ls.out;
+  for (const char* name : {"first", "second"}) {
+    EXPECT_NE(ls.out.find(absl::StrCat(name, " ")), std::string::npos) << ls.out;
+  }
+  CommandRun ls_json = Qnetctl("--output json ls", env);
+  ASSERT_EQ(ls_json.exit_code, 0) << ls_json.out;
+  const nlohmann::json listed = nlohmann::json::parse(ls_json.out);
+  ASSERT_EQ(listed["networks"].size(), 2u) << ls_json.out;
+  EXPECT_EQ(listed["state_root"], root.string());
+  for (const nlohmann::json& n : listed["networks"]) {
+    EXPECT_EQ(n["state"], "up") << n;
+    EXPECT_EQ(n["running"], 2) << n;
+    EXPECT_EQ(n["nodes"], 2) << n;
+  }
+  CommandRun ambiguous = Qnetctl("status", env);
+  EXPECT_NE(ambiguous.exit_code, 0);
+  EXPECT_NE(ambiguous.out.find("several networks are up under"), std::string::npos) << ambiguous.out;
+  EXPECT_NE(ambiguous.out.find("(first, second): choose one with --network NAME"), std::string::npos)
+      << ambiguous.out;
+  CommandRun unknown = Qnetctl("--network third status", env);
+  EXPECT_NE(unknown.exit_code, 0);
+  EXPECT_NE(unknown.out.find("no network 'third' is up under"), std::string::npos) << unknown.out;
+  CommandRun entangle =
+      Qnetctl("--network second --node n0 entangle --with n1 --pairs 20 --type measure --basis z", env);
+  EXPECT_EQ(entangle.exit_code, 0) << entangle.out;
+  EXPECT_NE(entangle.out.find("20 pairs in"), std::string::npos) << entangle.out;
+  // One daemon by address, with no state root at all: the operator's
+  // certificate from the environment, and the node the daemon must be.
+  const fs::path pki = root / "second" / "pki";
+  std::ifstream ready(root / "second" / "n0.address");
+  std::string address;
+  std::getline(ready, address);
+  const std::string tls = absl::StrCat("cd ", elsewhere.string(), " && QNET_CA_CERT=", (pki / "ca.crt").string(),
+                                       " QNET_CLIENT_CERT=", (pki / "operator-operator.crt").string(),
+                                       " QNET_CLIENT_KEY=", (pki / "operator-operator.key").string(), " ");
+  CommandRun by_address = Qnetctl(absl::StrCat("--address ", address, " --node n0 status"), tls);
+  EXPECT_EQ(by_address.exit_code, 0) << by_address.out;
+  EXPECT_NE(by_address.out.find("mutual TLS (CA of network second)"), std::string::npos) << by_address.out;
+  CommandRun by_address_entangle =
+      Qnetctl(absl::StrCat("--address ", address, " --node n0 entangle --with n1 --pairs 5 --type keep"), tls);
+  EXPECT_EQ(by_address_entangle.exit_code, 0) << by_address_entangle.out;
+  EXPECT_NE(by_address_entangle.out.find("5 pairs in"), std::string::npos) << by_address_entangle.out;
+  CommandRun impostor = Qnetctl(absl::StrCat("--address ", address, " --node n1 status"), tls);
+  EXPECT_NE(impostor.exit_code, 0) << impostor.out;  // n0's certificate does not name n1
+  CommandRun plaintext = Qnetctl(absl::StrCat("--address ", address, " --node n0 status"), env);
+  EXPECT_NE(plaintext.exit_code, 0) << plaintext.out;
+  EXPECT_NE(plaintext.out.find("needs QNET_CA_CERT"), std::string::npos) << plaintext.out;
+  CommandRun links = Qnetctl(absl::StrCat("--address ", address, " links"), tls);
+  EXPECT_NE(links.exit_code, 0);
+  EXPECT_NE(links.out.find("links needs a network's state directory"), std::string::npos) << links.out;
+  CommandRun nameless = Qnetctl(absl::StrCat("--address ", address, " status"), tls);
+  EXPECT_NE(nameless.out.find("--address needs --node NODE"), std::string::npos) << nameless.out;
+  for (const char* name : {"first", "second"}) {
+    EXPECT_EQ(Qnetctl(absl::StrCat("--network ", name, " down"), env).exit_code, 0) << name;
+  }
+  CommandRun none = Qnetctl("ls", env);
+  EXPECT_NE(none.out.find("no networks under"), std::string::npos) << none.out;
 }
 
 // A generated file is a network file like any other: the daemons run it.
