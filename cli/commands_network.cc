@@ -1,9 +1,12 @@
-// qnetctl's commands for the network as a whole: up, down, status, links,
+// qnetctl's commands for the network as a whole: up, ls, down, status, links,
 // routes.
+#include <chrono>
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
+#include <map>
+#include <set>
 #include <string>
 #include <system_error>
 #include <vector>
@@ -16,11 +19,14 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
+#include "absl/time/time.h"
 #include "cli/entangle_client.h"
 #include "cli/launcher.h"
 #include "cli/qnetctl_command.h"
 #include "cli/time_scale_probe.h"
 #include "config/network_config.h"
+#include "security/client_endpoints.h"
 #include "security/pki.h"
 #include "qnet/v1/node_service.grpc.pb.h"
 
@@ -37,6 +43,50 @@ std::string FindQnetd(const Args& args) {
     if (fs::exists(candidate)) return fs::weakly_canonical(candidate).string();
   }
   return "qnetd";
+}
+
+// The daemons whose routing table does not yet reach every node their links
+// join them to (all links are up at launch), once all do or at `budget`:
+// without this wait, a request right after `up` got NO_ROUTE while the
+// link-state adverts were still spreading.
+std::vector<std::string> WaitForRoutes(qnet::cli::LocalNetwork& net, const config::NetworkConfig& network,
+                                       absl::Duration budget) {
+  // How many other nodes each node can reach through the file's links.
+  std::map<std::string, size_t> reachable;
+  for (const config::NodeConfig& n : network.nodes) {
+    std::set<std::string> seen{n.name};
+    std::vector<std::string> frontier{n.name};
+    while (!frontier.empty()) {
+      const std::string at = frontier.back();
+      frontier.pop_back();
+      for (const std::string& next : network.Neighbours(at)) {
+        if (seen.insert(next).second) frontier.push_back(next);
+      }
+    }
+    reachable[n.name] = seen.size() - 1;
+  }
+  std::vector<std::string> waiting;
+  for (const config::NodeConfig& n : network.nodes) {
+    if (reachable[n.name] > 0) waiting.push_back(n.name);
+  }
+  const absl::Time give_up = absl::Now() + budget;
+  while (!waiting.empty()) {
+    std::vector<std::string> still;
+    for (const std::string& node : waiting) {
+      absl::StatusOr<std::string> address = net.Address(node);
+      if (!address.ok()) continue;  // not running: nothing to wait for
+      auto stub = qnet::v1::Node::NewStub(security::ClientChannel(*address));
+      grpc::ClientContext context;
+      context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
+      qnet::v1::GetRoutesResponse routes;
+      const grpc::Status s = stub->GetRoutes(&context, qnet::v1::GetRoutesRequest(), &routes);
+      if (!s.ok() || static_cast<size_t>(routes.routes_size()) < reachable[node]) still.push_back(node);
+    }
+    waiting = std::move(still);
+    if (waiting.empty() || absl::Now() > give_up) break;
+    absl::SleepFor(absl::Milliseconds(50));
+  }
+  return waiting;
 }
 
 int Up(const Args& args, bool json) {
@@ -94,6 +144,15 @@ int Up(const Args& args, bool json) {
   }
   if (!net.ok()) return Fail(std::string(net.status().message()));
   (*net)->Detach();
+  std::vector<std::string> unrouted;
+  if (absl::StatusOr<config::NetworkConfig> file = config::LoadNetworkFile(o.network_file); file.ok()) {
+    unrouted = WaitForRoutes(**net, *file, absl::Seconds(30));
+  }
+  if (!unrouted.empty()) {
+    std::cerr << "note: after 30 s the routes of " << absl::StrJoin(unrouted, ", ")
+              << " do not reach every node yet; requests from there may get NO_ROUTE until the adverts spread "
+                 "(qnetctl --node NODE routes)\n";
+  }
   if (json) {
     std::cout << "{\"network\":\"" << (*net)->network_name() << "\",\"state_dir\":\"" << (*net)->state_dir()
               << "\",\"time_scale\":" << o.time_scale << ",\"nodes\":[";
@@ -335,7 +394,8 @@ std::vector<Command> NetworkCommands() {
                   [--security tls|insecure-local-only] [--log-format text|json]
 
 Starts one qnetd per node of NETWORK_FILE on 127.0.0.1 (free ports), detached,
-waits until every daemon serves, and records where they are in the state
+waits until every daemon serves and its routes reach every node its links
+join it to (at most 30 s; a note says which do not), and records where they are in the state
 directory (default <state root>/<network>, the state root being
 $QNET_STATE_DIR, else $XDG_STATE_HOME/qnet, else ~/.local/state/qnet) so that
 later commands, from any directory, can name nodes.

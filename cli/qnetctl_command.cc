@@ -56,7 +56,7 @@ void ShowProgress(size_t done, size_t total, const char* what) {
 }
 
 int Fail(const std::string& message) {
-  std::fprintf(stderr, "qnetctl: %s\n", message.c_str());
+  std::fprintf(stderr, "qnetctl: error: %s\n", message.c_str());
   return 1;
 }
 

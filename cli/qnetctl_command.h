@@ -49,7 +49,7 @@ std::vector<Command> UiCommands();        // ui
 std::vector<Command> GenCommands();       // gen
 
 std::string Flag(const Args& args, const std::string& name, const std::string& fallback = "");
-// Prints "qnetctl: message" on stderr; returns the exit code 1.
+// Prints "qnetctl: error: message" on stderr; returns the exit code 1.
 int Fail(const std::string& message);
 // A progress count on stderr: rewritten in place on a terminal, one line per
 // update when stderr goes to a file or a pipe (logs stay readable).

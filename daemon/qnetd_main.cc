@@ -31,7 +31,7 @@ int Run(int argc, char** argv) {
 
   auto flags = ParseQnetdFlags(std::vector<std::string>(argv + 1, argv + argc));
   if (!flags.ok()) {
-    std::fprintf(stderr, "qnetd: %s\n", std::string(flags.status().message()).c_str());
+    std::fprintf(stderr, "qnetd: error: %s\n", std::string(flags.status().message()).c_str());
     return 2;
   }
   if (flags->help) {
@@ -40,12 +40,12 @@ int Run(int argc, char** argv) {
   }
   auto network = qnet::config::LoadNetworkFile(flags->network_file);
   if (!network.ok()) {
-    std::fprintf(stderr, "qnetd: %s\n", std::string(network.status().message()).c_str());
+    std::fprintf(stderr, "qnetd: error: %s\n", std::string(network.status().message()).c_str());
     return 1;
   }
   auto topology = TopologyFromConfig(*network, flags->node);
   if (!topology.ok()) {
-    std::fprintf(stderr, "qnetd: %s\n", std::string(topology.status().message()).c_str());
+    std::fprintf(stderr, "qnetd: error: %s\n", std::string(topology.status().message()).c_str());
     return 1;
   }
   DaemonOptions options;
@@ -73,7 +73,7 @@ int Run(int argc, char** argv) {
                    ? qnet::security::LoadTlsFiles(flags->tls_ca, flags->tls_cert, flags->tls_key)
                    : qnet::security::LoadTls(flags->pki_dir, self);
     if (!tls.ok()) {
-      std::fprintf(stderr, "qnetd: %s\n", std::string(tls.status().message()).c_str());
+      std::fprintf(stderr, "qnetd: error: %s\n", std::string(tls.status().message()).c_str());
       return 1;
     }
     options.tls = *std::move(tls);
@@ -81,7 +81,7 @@ int Run(int argc, char** argv) {
 
   auto daemon = Daemon::Start(std::move(options));
   if (!daemon.ok()) {
-    std::fprintf(stderr, "qnetd: %s\n", std::string(daemon.status().message()).c_str());
+    std::fprintf(stderr, "qnetd: error: %s\n", std::string(daemon.status().message()).c_str());
     return 1;
   }
   // For a person at a terminal; JSON logs stay one object per line (the log
@@ -105,7 +105,7 @@ int Run(int argc, char** argv) {
     }
     absl::Status written = qnet::config::WriteFileAtomically(flags->ready_file, ready);
     if (!written.ok()) {
-      std::fprintf(stderr, "qnetd: %s\n", std::string(written.message()).c_str());
+      std::fprintf(stderr, "qnetd: error: %s\n", std::string(written.message()).c_str());
       return 1;
     }
   }

@@ -68,7 +68,7 @@ bool ParseBasis(const std::string& s, BasisChoice* out) {
 }
 
 int Fail(const std::string& message) {
-  std::fprintf(stderr, "qnetsim: %s\n", message.c_str());
+  std::fprintf(stderr, "qnetsim: error: %s\n", message.c_str());
   return 1;
 }
 

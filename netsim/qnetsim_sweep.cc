@@ -332,7 +332,7 @@ int RunSweep(const config::NetworkConfig& config, const SweepOptions& options) {
     j["wall_seconds"] = wall;
     std::printf("%s\n", j.dump(-1, ' ', false, JsonValue::error_handler_t::replace).c_str());
   }
-  if (!plot_problem.empty()) std::fprintf(stderr, "qnetsim: %s\n", plot_problem.c_str());
+  if (!plot_problem.empty()) std::fprintf(stderr, "qnetsim: error: %s\n", plot_problem.c_str());
   return failures == 0 && plot_problem.empty() ? 0 : 1;
 }
 

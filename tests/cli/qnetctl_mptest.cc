@@ -119,12 +119,12 @@ TEST_F(QnetctlMpTest, UpEntangleStatusDown) {
   // QKD usage errors and unknown key ids (keys themselves: tests/daemon/qkd_*_mptest.cc).
   CommandRun no_bits = Qnetctl(absl::StrCat("--node alice qkd --with bob", sd));
   EXPECT_NE(no_bits.exit_code, 0);
-  EXPECT_EQ(no_bits.out, "qnetctl: qkd needs --bits N (final key bits wanted, a positive number)\n");
+  EXPECT_EQ(no_bits.out, "qnetctl: error: qkd needs --bits N (final key bits wanted, a positive number)\n");
   CommandRun bad_protocol = Qnetctl(absl::StrCat("--node alice qkd --with bob --bits 8 --protocol b92", sd));
-  EXPECT_EQ(bad_protocol.out, "qnetctl: --protocol must be bbm92, e91, bb84 or relay, got 'b92'\n");
+  EXPECT_EQ(bad_protocol.out, "qnetctl: error: --protocol must be bbm92, e91, bb84 or relay, got 'b92'\n");
   CommandRun no_key = Qnetctl(absl::StrCat("--node bob key --id qk-0000", sd));
   EXPECT_NE(no_key.exit_code, 0);
-  EXPECT_EQ(no_key.out.rfind("qnetctl: NOT_FOUND: no key 'qk-0000' here", 0), 0u) << no_key.out;
+  EXPECT_EQ(no_key.out.rfind("qnetctl: error: NOT_FOUND: no key 'qk-0000' here", 0), 0u) << no_key.out;
   CommandRun routes = Qnetctl(absl::StrCat("--node alice routes", sd));
   EXPECT_EQ(routes.exit_code, 0) << routes.out;
   EXPECT_NE(routes.out.find("bob"), std::string::npos) << routes.out;
@@ -152,12 +152,12 @@ TEST_F(QnetctlMpTest, UpEntangleStatusDown) {
   }
   CommandRun twice = Qnetctl(absl::StrCat("--node alice measure --id ", ids[0], " --basis x", sd));
   EXPECT_NE(twice.exit_code, 0);
-  EXPECT_EQ(twice.out.rfind("qnetctl: NOT_FOUND: node alice no longer holds pair ", 0), 0u) << twice.out;
+  EXPECT_EQ(twice.out.rfind("qnetctl: error: NOT_FOUND: node alice no longer holds pair ", 0), 0u) << twice.out;
   EXPECT_EQ(std::count(twice.out.begin(), twice.out.end(), '\n'), 1) << twice.out;
 
   CommandRun bad = Qnetctl(absl::StrCat("--node alice entangle --with bob --pairs 3 --min-fidelity 2", sd));
   EXPECT_NE(bad.exit_code, 0);
-  EXPECT_EQ(bad.out, "qnetctl: INVALID_ARGUMENT: min_fidelity must be in [0, 1], got 2\n");
+  EXPECT_EQ(bad.out, "qnetctl: error: INVALID_ARGUMENT: min_fidelity must be in [0, 1], got 2\n");
 
   // Measured pairs are freed at once at both ends.
   CommandRun status = Qnetctl(absl::StrCat("status --output json", sd));
@@ -265,7 +265,7 @@ TEST_F(QnetctlMpTest, HelpPerCommandAndOneLineUsageErrors) {
   const auto expect_one_line_error = [](const std::string& args, const std::string& says) {
     CommandRun run = Qnetctl(args);
     EXPECT_NE(run.exit_code, 0) << args;
-    EXPECT_EQ(run.out.rfind("qnetctl: ", 0), 0u) << args << "\n" << run.out;
+    EXPECT_EQ(run.out.rfind("qnetctl: error: ", 0), 0u) << args << "\n" << run.out;
     EXPECT_EQ(std::count(run.out.begin(), run.out.end(), '\n'), 1) << args << "\n" << run.out;
     EXPECT_NE(run.out.find(says), std::string::npos) << args << "\n" << run.out;
   };

@@ -37,7 +37,7 @@ TEST(ListenErrorsMpTest, ATakenPortIsSaidPlainly) {
   const std::string out = Qnetd(taken, &exit_code);
   close(holder);
   EXPECT_EQ(exit_code, 1) << out;
-  EXPECT_EQ(out, absl::StrCat("qnetd: cannot listen on ", taken,
+  EXPECT_EQ(out, absl::StrCat("qnetd: error: cannot listen on ", taken,
                               ": Address already in use (another process has the port: pick another, or 0 for any "
                               "free one)\n"));
 }

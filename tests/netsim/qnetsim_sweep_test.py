@@ -126,7 +126,7 @@ try:
     figures = lambda out: {k: v for k, v in json.loads(out)["links"][0].items() if k != "wall_seconds"}
     check(figures(old.stdout) == figures(dashed.stdout), "the old spelling runs the same (same seed, same figures)")
     unknown = run("--network", f"{EXAMPLES}/ideal-pair.yaml", "--min-fidelty", "0.5", expect=1)
-    check(unknown.stderr == "qnetsim: unknown option --min-fidelty (see --help)\n", f"unknown option: {unknown.stderr!r}")
+    check(unknown.stderr == "qnetsim: error: unknown option --min-fidelty (see --help)\n", f"unknown option: {unknown.stderr!r}")
 finally:
     shutil.rmtree(work, ignore_errors=True)
 
