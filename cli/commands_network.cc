@@ -45,42 +45,60 @@ std::string FindQnetd(const Args& args) {
   return "qnetd";
 }
 
-// The daemons whose routing table does not yet reach every node their links
-// join them to (all links are up at launch), once all do or at `budget`:
+// The daemons whose routing table does not yet reach every node their
+// link-state database says they can reach, once all do or at `budget`:
 // without this wait, a request right after `up` got NO_ROUTE while the
-// link-state adverts were still spreading.
-std::vector<std::string> WaitForRoutes(qnet::cli::LocalNetwork& net, const config::NetworkConfig& network,
-                                       absl::Duration budget) {
-  // How many other nodes each node can reach through the file's links.
-  std::map<std::string, size_t> reachable;
-  for (const config::NodeConfig& n : network.nodes) {
-    std::set<std::string> seen{n.name};
-    std::vector<std::string> frontier{n.name};
-    while (!frontier.empty()) {
-      const std::string at = frontier.back();
-      frontier.pop_back();
-      for (const std::string& next : network.Neighbours(at)) {
-        if (seen.insert(next).second) frontier.push_back(next);
-      }
-    }
-    reachable[n.name] = seen.size() - 1;
-  }
-  std::vector<std::string> waiting;
-  for (const config::NodeConfig& n : network.nodes) {
-    if (reachable[n.name] > 0) waiting.push_back(n.name);
-  }
+// adverts were still spreading. Reach is followed through the advertised
+// up links (a link that cannot generate is advertised down, and is not
+// waited for); a node named in an advert but not yet heard from has no
+// route, so the wait goes on until its advert arrives.
+std::vector<std::string> WaitForRoutes(qnet::cli::LocalNetwork& net, absl::Duration budget) {
+  std::vector<std::string> waiting = net.nodes();
   const absl::Time give_up = absl::Now() + budget;
   while (!waiting.empty()) {
     std::vector<std::string> still;
     for (const std::string& node : waiting) {
       absl::StatusOr<std::string> address = net.Address(node);
-      if (!address.ok()) continue;  // not running: nothing to wait for
+      if (!address.ok() || !net.IsRunning(node)) continue;  // not running: nothing to wait for
+      // First its own links: every running neighbour connected (a link is
+      // advertised up only once its peer stream is).
+      absl::StatusOr<qnet::v1::GetStatusResponse> status = qnet::cli::GetStatus(*address);
+      bool linked = status.ok();
+      for (int i = 0; linked && i < status->neighbours_size(); ++i) {
+        const auto& n = status->neighbours(i);
+        if (!n.connected() && net.IsRunning(n.name())) linked = false;
+      }
       auto stub = qnet::v1::Node::NewStub(security::ClientChannel(*address));
       grpc::ClientContext context;
       context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(2));
       qnet::v1::GetRoutesResponse routes;
-      const grpc::Status s = stub->GetRoutes(&context, qnet::v1::GetRoutesRequest(), &routes);
-      if (!s.ok() || static_cast<size_t>(routes.routes_size()) < reachable[node]) still.push_back(node);
+      if (!linked || !stub->GetRoutes(&context, qnet::v1::GetRoutesRequest(), &routes).ok()) {
+        still.push_back(node);
+        continue;
+      }
+      std::map<std::string, std::vector<std::string>> links;
+      for (const auto& advert : routes.adverts()) {
+        links[advert.origin()].assign(advert.up_links().begin(), advert.up_links().end());
+      }
+      if (!links.contains(node)) {  // its own advert is not out yet
+        still.push_back(node);
+        continue;
+      }
+      std::set<std::string> routed;
+      for (const auto& r : routes.routes()) routed.insert(r.destination());
+      std::set<std::string> seen{node};
+      std::vector<std::string> frontier{node};
+      bool complete = true;
+      while (!frontier.empty() && complete) {
+        const std::string at = frontier.back();
+        frontier.pop_back();
+        for (const std::string& next : links[at]) {
+          if (!seen.insert(next).second) continue;
+          if (!routed.contains(next)) complete = false;
+          frontier.push_back(next);
+        }
+      }
+      if (!complete) still.push_back(node);
     }
     waiting = std::move(still);
     if (waiting.empty() || absl::Now() > give_up) break;
@@ -144,10 +162,7 @@ int Up(const Args& args, bool json) {
   }
   if (!net.ok()) return Fail(std::string(net.status().message()));
   (*net)->Detach();
-  std::vector<std::string> unrouted;
-  if (absl::StatusOr<config::NetworkConfig> file = config::LoadNetworkFile(o.network_file); file.ok()) {
-    unrouted = WaitForRoutes(**net, *file, absl::Seconds(30));
-  }
+  const std::vector<std::string> unrouted = WaitForRoutes(**net, absl::Seconds(30));
   if (!unrouted.empty()) {
     std::cerr << "note: after 30 s the routes of " << absl::StrJoin(unrouted, ", ")
               << " do not reach every node yet; requests from there may get NO_ROUTE until the adverts spread "
@@ -427,10 +442,12 @@ monitor certificate, pki/monitor-prometheus, under TLS).
        Up},
       {"ls", {}, R"(Usage: qnetctl ls
 
-The networks under the state root ($QNET_STATE_DIR, else $XDG_STATE_HOME/qnet,
-else ~/.local/state/qnet): name, up / partly up / stopped, daemons running of
-the nodes in the file, the state directory and the network file. With several
-networks up, other commands pick one with --network NAME.
+The networks started by `up` and not stopped by `down` under the state root
+($QNET_STATE_DIR, else $XDG_STATE_HOME/qnet, else ~/.local/state/qnet): name,
+up / partly up / stopped (its daemons died without `down`: a crash, a
+reboot), daemons running of the nodes in the file, the state directory and
+the network file. With several there, other commands pick one with
+--network NAME.
 )",
        List},
       {"down", {}, R"(Usage: qnetctl down

@@ -79,7 +79,7 @@ absl::StatusOr<fs::path> StateDir(const Args& args) {
   if (!Flag(args, "--address").empty()) {
     return absl::FailedPreconditionError(absl::StrCat(
         args.command, " needs a network's state directory (the network file, or several daemons); --address reaches "
-        "one daemon, for status, routes, entangle, measure, teleport, qkd and key"));
+        "one daemon, for status, routes, entangle (not --sweep), measure, teleport, qkd and key"));
   }
   if (std::string dir = Flag(args, "--state-dir"); !dir.empty()) {
     if (!fs::exists(fs::path(dir) / "network")) {
@@ -98,18 +98,18 @@ absl::StatusOr<fs::path> StateDir(const Args& args) {
                                                      "' (a directory goes to --state-dir)"));
     }
     if (!fs::exists(root / name / "network")) {
-      return absl::NotFoundError(absl::StrCat("no network '", name, "' is up under ", root.string(),
-                                              " (up there: ", listed, "; see qnetctl ls)"));
+      return absl::NotFoundError(absl::StrCat("no network '", name, "' under ", root.string(),
+                                              " (there: ", listed, "; see qnetctl ls)"));
     }
     return root / name;
   }
   if (found.empty()) {
-    return absl::NotFoundError(absl::StrCat("no network is up under ", root.string(),
+    return absl::NotFoundError(absl::StrCat("no network under ", root.string(),
                                             " (start one: qnetctl up NETWORK_FILE; or give --state-dir DIR)"));
   }
   if (found.size() > 1) {
     return absl::FailedPreconditionError(
-        absl::StrCat("several networks are up under ", root.string(), " (", listed,
+        absl::StrCat("several networks under ", root.string(), " (", listed,
                      "): choose one with --network NAME (see qnetctl ls)"));
   }
   return found.front();

@@ -19,7 +19,7 @@ Usage: qnetctl [--network NAME | --state-dir DIR | --address HOST:PORT] [--node 
 
 Commands:
   up NETWORK_FILE     start one qnetd per node of a network file (detached)
-  ls                  the networks that are up (or stopped) and where their state is
+  ls                  the networks started by up and not yet down, and where their state is
   down                stop the network's daemons
   status              every node's status, or one's (--node)
   links               the links: name, ends, length, scheme, connected
@@ -127,6 +127,25 @@ absl::Status CheckFlags(const Args& args) {
     if (!ok) {
       return absl::InvalidArgumentError(
           absl::StrCat("unknown option ", name, " for '", args.command, "' (see qnetctl ", args.command, " --help)"));
+    }
+  }
+  // Where the network is: one way at a time, and only for commands that use it.
+  const bool address = !Flag(args, "--address").empty(), network = !Flag(args, "--network").empty(),
+             state_dir = !Flag(args, "--state-dir").empty();
+  if (address + network + state_dir > 1) {
+    return absl::InvalidArgumentError("give one of --address, --network and --state-dir, not several");
+  }
+  for (const char* own : {"up", "ls", "pki", "gen"}) {
+    if (args.command != own) continue;
+    for (const char* flag : {"--address", "--network"}) {
+      if (!Flag(args, flag).empty()) {
+        return absl::InvalidArgumentError(absl::StrCat(flag, " does not apply to '", own, "' (see qnetctl ", own,
+                                                       " --help)"));
+      }
+    }
+    if (std::string(own) != "up" && state_dir) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("--state-dir does not apply to '", own, "' (see qnetctl ", own, " --help)"));
     }
   }
   std::string output = Flag(args, "--output", "text");

@@ -287,6 +287,7 @@ void KeyDistribution::OnNeighbourDown(const std::string& neighbour) {
                                         " went down; the session's messages in flight are lost")),
          true);
   }
+  relays_->OnNeighbourDown(neighbour);
 }
 
 void KeyDistribution::OnDatagram(const std::string& source, const std::string& payload) {

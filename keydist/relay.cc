@@ -384,6 +384,22 @@ void TrustedRelays::Advance(const SessionKey& key) {
   Erase(key);
 }
 
+void TrustedRelays::OnNeighbourDown(const std::string& neighbour) {
+  std::vector<SessionKey> cut;
+  for (const auto& [key, r] : relays_) {
+    const bool left = r.index > 0 && r.path[r.index - 1] == neighbour;
+    const bool right = r.index + 1 < r.path.size() && r.path[r.index + 1] == neighbour;
+    if (left || right) cut.push_back(key);
+  }
+  for (const SessionKey& key : cut) {
+    Fail(key,
+         network::ToStatus(network::NetworkError::kPeerDown,
+                           absl::StrCat("relay session ", key.id, " of ", key.initiator, ": the link ", kd_.Where(), "-",
+                                        neighbour, " on its path went down")),
+         true);
+  }
+}
+
 void TrustedRelays::Fail(const SessionKey& key, absl::Status status, bool tell) {
   auto it = relays_.find(key);
   if (it == relays_.end()) return;

@@ -74,6 +74,11 @@ class TrustedRelays {
   // other nodes, at the origin) unless `tell` is false.
   void Fail(const SessionKey& key, absl::Status status, bool tell);
 
+  // A neighbour's link went down: a relay session whose path has that
+  // neighbour next to this node has lost the hop key held there (or its
+  // announcement), so it fails now with PEER_DOWN instead of at its deadline.
+  void OnNeighbourDown(const std::string& neighbour);
+
   size_t size() const { return relays_.size(); }
 
  private:

@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "cli/launcher.h"
 #include "gtest/gtest.h"
 #include "tests/common/multiprocess_test.h"
@@ -308,7 +309,7 @@ TEST_F(QnetctlMpTest, NetworksByNameFromAnyDirectory) {
     CommandRun only = Qnetctl("status", env);
     if (std::string(name) == "first") {
       EXPECT_NE(only.exit_code, 0);
-      EXPECT_NE(only.out.find(absl::StrCat("no network is up under ", root.string())), std::string::npos) << only.out;
+      EXPECT_NE(only.out.find(absl::StrCat("no network under ", root.string())), std::string::npos) << only.out;
     }
     CommandRun up = Qnetctl(absl::StrCat("up ", file, " --time-scale 10"), env);
     ASSERT_EQ(up.exit_code, 0) << up.out;
@@ -322,7 +323,10 @@ TEST_F(QnetctlMpTest, NetworksByNameFromAnyDirectory) {
   CommandRun ls = Qnetctl("ls", env);
   ASSERT_EQ(ls.exit_code, 0) << ls.out;
   for (const char* name : {"first", "second"}) {
-    EXPECT_NE(ls.out.find(absl::StrCat(name, " ")), std::string::npos) << ls.out;
+    // The table's row: name, state, daemons running of the file's nodes, the state dir.
+    EXPECT_NE(ls.out.find(absl::StrFormat("\n%-16s %-10s %-8s %s", name, "up", "2/2", (root / name).string())),
+              std::string::npos)
+        << ls.out;
   }
   CommandRun ls_json = Qnetctl("--output json ls", env);
   ASSERT_EQ(ls_json.exit_code, 0) << ls_json.out;
@@ -336,12 +340,17 @@ TEST_F(QnetctlMpTest, NetworksByNameFromAnyDirectory) {
   }
   CommandRun ambiguous = Qnetctl("status", env);
   EXPECT_NE(ambiguous.exit_code, 0);
-  EXPECT_NE(ambiguous.out.find("several networks are up under"), std::string::npos) << ambiguous.out;
+  EXPECT_NE(ambiguous.out.find("several networks under"), std::string::npos) << ambiguous.out;
   EXPECT_NE(ambiguous.out.find("(first, second): choose one with --network NAME"), std::string::npos)
       << ambiguous.out;
+  CommandRun both = Qnetctl("--network first --state-dir /tmp status", env);
+  EXPECT_NE(both.exit_code, 0);
+  EXPECT_NE(both.out.find("give one of --address, --network and --state-dir"), std::string::npos) << both.out;
+  CommandRun ls_named = Qnetctl("--network first ls", env);
+  EXPECT_NE(ls_named.out.find("--network does not apply to 'ls'"), std::string::npos) << ls_named.out;
   CommandRun unknown = Qnetctl("--network third status", env);
   EXPECT_NE(unknown.exit_code, 0);
-  EXPECT_NE(unknown.out.find("no network 'third' is up under"), std::string::npos) << unknown.out;
+  EXPECT_NE(unknown.out.find("no network 'third' under"), std::string::npos) << unknown.out;
   CommandRun entangle =
       Qnetctl("--network second --node n0 entangle --with n1 --pairs 20 --type measure --basis z", env);
   EXPECT_EQ(entangle.exit_code, 0) << entangle.out;
@@ -364,6 +373,7 @@ TEST_F(QnetctlMpTest, NetworksByNameFromAnyDirectory) {
   EXPECT_NE(by_address_entangle.out.find("5 pairs in"), std::string::npos) << by_address_entangle.out;
   CommandRun impostor = Qnetctl(absl::StrCat("--address ", address, " --node n1 status"), tls);
   EXPECT_NE(impostor.exit_code, 0) << impostor.out;  // n0's certificate does not name n1
+  EXPECT_NE(impostor.out.find("n1 is not in peer certificate"), std::string::npos) << impostor.out;
   CommandRun plaintext = Qnetctl(absl::StrCat("--address ", address, " --node n0 status"), env);
   EXPECT_NE(plaintext.exit_code, 0) << plaintext.out;
   EXPECT_NE(plaintext.out.find("needs QNET_CA_CERT"), std::string::npos) << plaintext.out;
@@ -371,6 +381,7 @@ TEST_F(QnetctlMpTest, NetworksByNameFromAnyDirectory) {
   EXPECT_NE(links.exit_code, 0);
   EXPECT_NE(links.out.find("links needs a network's state directory"), std::string::npos) << links.out;
   CommandRun nameless = Qnetctl(absl::StrCat("--address ", address, " status"), tls);
+  EXPECT_NE(nameless.exit_code, 0);
   EXPECT_NE(nameless.out.find("--address needs --node NODE"), std::string::npos) << nameless.out;
   for (const char* name : {"first", "second"}) {
     EXPECT_EQ(Qnetctl(absl::StrCat("--network ", name, " down"), env).exit_code, 0) << name;

@@ -99,5 +99,38 @@ TEST(RelaySimTest, ARelayWithoutKeyDistributionFailsTheOriginWithinItsTimeout) {
   kn.ExpectClean();
 }
 
+// The relay crashes after the origin's hop is done (no hop session left at
+// the origin to fail): the origin, waiting for RELAY_DONE, and the
+// destination fail at once with PEER_DOWN, not at the relay's deadline.
+TEST(RelaySimTest, ARelayThatCrashesAfterTheFirstHopEndsTheSessionAtBothEndsAtOnce) {
+  KeyNetwork kn(VisibilityChain(2, 0.9), 4);
+  QkdSessionOptions options = qnet::testing::TestOptions(10000, QkdProtocol::kRelay);
+  options.timeout = std::chrono::seconds(30);
+  SessionRecord run;
+  kn.Begin("n0", "n2", options, run);
+  ASSERT_TRUE(kn.net().RunUntil(
+      [&] {
+        return run.result.has_value() || (!run.progress.empty() && run.progress.back().stage == "reconciled" &&
+                                          kn.kd("n0").active_sessions() == 0);
+      },
+      std::chrono::seconds(10)));
+  ASSERT_FALSE(run.result.has_value()) << "the relay finished before the crash: nothing to test";
+  ASSERT_EQ(kn.kd("n0").active_sessions(), 0u);  // the origin's hop is done; only the relay is left
+  ASSERT_EQ(kn.kd("n0").active_relays(), 1u);
+  const TimePoint crashed = kn.net().Now();
+  kn.Crash("n1");
+  ASSERT_TRUE(kn.net().RunUntil([&] { return run.result.has_value() && !kn.responded("n2").empty(); },
+                                options.timeout));
+  ASSERT_FALSE(run.result->ok());
+  EXPECT_EQ(run.result->status().code(), absl::StatusCode::kUnavailable) << run.result->status();
+  EXPECT_THAT(run.result->status().message(), HasSubstr("PEER_DOWN"));
+  EXPECT_LT(run.ended - crashed, std::chrono::milliseconds(1));
+  EXPECT_FALSE(kn.responded("n2")[0].result.ok());
+  EXPECT_THAT(kn.responded("n2")[0].result.status().message(), HasSubstr("PEER_DOWN"));
+  EXPECT_LT(kn.net().Now() - crashed, std::chrono::milliseconds(1));
+  kn.Restart("n1");
+  kn.ExpectClean();
+}
+
 }  // namespace
 }  // namespace qnet::keydist
