@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Installs qnet twice, with `cmake --install` into a fresh prefix and as the
+# .deb `cpack` makes, unpacked into a fresh root with dpkg-deb, and runs a
+# network from each: `qnetctl up` must find the qnetd installed beside it.
+# Checks the man pages and qnetctl's bash completion on the way.
+# Usage: install_mptest.sh BUILD_DIR
+set -euo pipefail
+build=$1
+work=$(mktemp -d /tmp/qnet-install-XXXXXX)
+prefix=$work/prefix root=$work/root
+fail() { echo "FAIL: $*" >&2; exit 1; }
+cleanup() {
+  for state in "$work/state" "$work/state-deb"; do
+    [ -f "$state/network" ] && "$prefix/bin/qnetctl" --state-dir "$state" down >/dev/null 2>&1 || true
+  done
+  rm -rf "$work"
+}
+trap cleanup EXIT
+cd /  # nothing may depend on the source or build directory
+
+# A network from an installed tree: up, a request, status, down.
+run_network() {  # bin_dir examples_dir state_dir
+  local bin=$1 examples=$2 state=$3 out
+  out=$(PATH="$bin:/usr/bin:/bin" qnetctl up "$examples/ideal-pair.yaml" --state-dir "$state" --time-scale 10) ||
+    fail "qnetctl up from $bin: $out"
+  grep -q "network ideal-pair up" <<<"$out" || fail "up said: $out"
+  out=$("$bin/qnetctl" --state-dir "$state" --node alice entangle --with bob --pairs 10 --type measure 2>&1) ||
+    fail "entangle: $out"
+  grep -q "10 pairs in" <<<"$out" || fail "entangle said: $out"
+  # The daemons are the installed ones.
+  grep -q "^$bin/qnetd$" <(for pid in $(cat "$state"/*.pid); do readlink "/proc/$pid/exe"; done | sort -u) ||
+    fail "the daemons are not $bin/qnetd"
+  "$bin/qnetctl" --state-dir "$state" down >/dev/null || fail "down"
+  out=$("$bin/qnetsim" --network "$examples/ideal-pair.yaml" --pairs 100 2>&1) || fail "qnetsim: $out"
+}
+
+# 1. cmake --install
+cmake --install "$build" --prefix "$prefix" >/dev/null
+for program in qnetd qnetctl qnetsim; do
+  [ -x "$prefix/bin/$program" ] || fail "no $prefix/bin/$program"
+  page=$prefix/share/man/man1/$program.1
+  head -1 "$page" | grep -q "^\.TH $program 1 " || fail "$page is not a man page"
+  # The page is the program's own help.
+  grep -qF -- "$("$prefix/bin/$program" --help | sed -n 3p | sed 's/\\/\\e/g')" "$page" || fail "$page is not $program --help"
+done
+grep -q '^\.SS entangle$' "$prefix/share/man/man1/qnetctl.1" || fail "qnetctl.1 has no entangle section"
+[ -f "$prefix/share/qnet/examples/ideal-pair.yaml" ] || fail "no examples"
+completion=$prefix/share/bash-completion/completions/qnetctl
+[ -f "$completion" ] || fail "no bash completion"
+run_network "$prefix/bin" "$prefix/share/qnet/examples" "$work/state"
+echo "cmake --install: ok"
+
+# 2. Bash completion, against the installed qnetctl.
+complete_words() {  # words... (the last one is being completed)
+  PATH="$prefix/bin:/usr/bin:/bin" bash -c 'source "$1"; shift; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _qnetctl
+                                             printf "%s\n" "${COMPREPLY[@]}"' _ "$completion" "$@"
+}
+[ "$(complete_words qnetctl ent)" = "entangle" ] || fail "qnetctl ent<TAB>: $(complete_words qnetctl ent)"
+got=$(complete_words qnetctl --node alice e)  # alice is --node's value, not the command
+grep -qx entangle <<<"$got" && grep -qx eavesdrop <<<"$got" || fail "qnetctl --node alice e<TAB>: $got"
+[ "$(complete_words qnetctl --node alice entangle --pa)" = "--pairs" ] || fail "entangle --pa<TAB>"
+[ "$(complete_words qnetctl --output j)" = "json" ] || fail "--output j<TAB>"
+echo "completion: ok"
+
+# 3. The .deb, unpacked into a fresh root.
+for tool in cpack dpkg-deb dpkg-shlibdeps file; do
+  command -v "$tool" >/dev/null || fail "$tool is missing (./qnet installs dpkg-dev and file)"
+done
+(cd "$build" && cpack -B "$work/pkg" >"$work/cpack.log" 2>&1) || { cat "$work/cpack.log" >&2; fail "cpack"; }
+deb=$(ls "$work"/pkg/qnet_*_amd64.deb)
+depends=$(dpkg-deb -f "$deb" Depends)
+grep -q "libgrpc++" <<<"$depends" || fail "the .deb's Depends lacks libgrpc++: $depends"
+dpkg-deb -x "$deb" "$root"
+[ -f "$root/usr/share/man/man1/qnetctl.1" ] || fail "the .deb has no man page"
+run_network "$root/usr/bin" "$root/usr/share/qnet/examples" "$work/state-deb"
+echo ".deb ($(du -k "$deb" | cut -f1) KiB, Depends: $depends): ok"

@@ -1,0 +1,37 @@
+# bash completion for qnetctl (installed as share/bash-completion/completions/qnetctl).
+# Commands and flags come from qnetctl's own --help, so they never go stale;
+# --network completes the names `qnetctl ls` lists. zsh: autoload bashcompinit;
+# bashcompinit; then source this file.
+_qnetctl() {
+  local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]} cmd="" i=1 word
+  local prog=${COMP_WORDS[0]}
+  # Every qnetctl option takes a value: the word after one is never the command.
+  while [ "$i" -lt "$COMP_CWORD" ]; do
+    word=${COMP_WORDS[i]}
+    case $word in
+      --*=*) ;;
+      -*) i=$((i + 1)) ;;
+      *) cmd=$word; break ;;
+    esac
+    i=$((i + 1))
+  done
+  case $prev in
+    --network)
+      COMPREPLY=($(compgen -W "$("$prog" ls 2>/dev/null | awk 'NR > 1 { print $1 }')" -- "$cur"))
+      return ;;
+    --output) COMPREPLY=($(compgen -W "text json" -- "$cur")); return ;;
+    --state-dir|--out|--plot|--qnetd) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+  esac
+  if [[ $cur == -* ]]; then
+    local help
+    if [ -n "$cmd" ]; then help=$("$prog" "$cmd" --help 2>/dev/null); else help=$("$prog" --help 2>/dev/null); fi
+    COMPREPLY=($(compgen -W "$(printf '%s\n' "$help" | grep -o -- '--[a-z][a-z-]*' | sort -u) --network --state-dir --address --node --output --help" -- "$cur"))
+    return
+  fi
+  if [ -z "$cmd" ]; then
+    COMPREPLY=($(compgen -W "$("$prog" --help 2>/dev/null | sed -n '/^Commands:/,/^Global options/p' | awk '/^  [a-z]/ { print $1 }') help" -- "$cur"))
+    return
+  fi
+  COMPREPLY=($(compgen -f -- "$cur"))  # network files (up, pki init)
+}
+complete -F _qnetctl qnetctl
