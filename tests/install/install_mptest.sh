@@ -5,8 +5,8 @@
 # Checks the man pages and qnetctl's bash completion on the way.
 # Usage: install_mptest.sh BUILD_DIR
 set -euo pipefail
-build=$1
-work=$(mktemp -d /tmp/qnet-install-XXXXXX)
+build=$(realpath "$1")
+work=$(mktemp -d "${TMPDIR:-/tmp}/qnet-install-XXXXXX")
 prefix=$work/prefix root=$work/root
 fail() { echo "FAIL: $*" >&2; exit 1; }
 cleanup() {
@@ -21,15 +21,16 @@ cd /  # nothing may depend on the source or build directory
 # A network from an installed tree: up, a request, status, down.
 run_network() {  # bin_dir examples_dir state_dir
   local bin=$1 examples=$2 state=$3 out
-  out=$(PATH="$bin:/usr/bin:/bin" qnetctl up "$examples/ideal-pair.yaml" --state-dir "$state" --time-scale 10) ||
+  # qnetd is not on PATH: qnetctl must find the one installed beside it.
+  out=$(PATH=/usr/bin:/bin "$bin/qnetctl" up "$examples/ideal-pair.yaml" --state-dir "$state" --time-scale 10) ||
     fail "qnetctl up from $bin: $out"
   grep -q "network ideal-pair up" <<<"$out" || fail "up said: $out"
   out=$("$bin/qnetctl" --state-dir "$state" --node alice entangle --with bob --pairs 10 --type measure 2>&1) ||
     fail "entangle: $out"
   grep -q "10 pairs in" <<<"$out" || fail "entangle said: $out"
   # The daemons are the installed ones.
-  grep -q "^$bin/qnetd$" <(for pid in $(cat "$state"/*.pid); do readlink "/proc/$pid/exe"; done | sort -u) ||
-    fail "the daemons are not $bin/qnetd"
+  daemons=$(for pid in $(cat "$state"/*.pid); do readlink "/proc/$pid/exe"; done | sort -u)
+  [ "$daemons" = "$bin/qnetd" ] || fail "the daemons are $daemons, not $bin/qnetd"
   "$bin/qnetctl" --state-dir "$state" down >/dev/null || fail "down"
   out=$("$bin/qnetsim" --network "$examples/ideal-pair.yaml" --pairs 100 2>&1) || fail "qnetsim: $out"
 }
@@ -40,8 +41,10 @@ for program in qnetd qnetctl qnetsim; do
   [ -x "$prefix/bin/$program" ] || fail "no $prefix/bin/$program"
   page=$prefix/share/man/man1/$program.1
   head -1 "$page" | grep -q "^\.TH $program 1 " || fail "$page is not a man page"
-  # The page is the program's own help.
-  grep -qF -- "$("$prefix/bin/$program" --help | sed -n 3p | sed 's/\\/\\e/g')" "$page" || fail "$page is not $program --help"
+  # The page is the program's own help: its usage line is there.
+  help=$("$prefix/bin/$program" --help) || fail "$program --help failed"
+  usage=$(grep -m1 '^Usage: ' <<<"$help") || fail "$program --help has no Usage line"
+  [ -n "$usage" ] && grep -qF -- "${usage//\\/\\e}" "$page" || fail "$page is not $program --help"
 done
 grep -q '^\.SS entangle$' "$prefix/share/man/man1/qnetctl.1" || fail "qnetctl.1 has no entangle section"
 [ -f "$prefix/share/qnet/examples/ideal-pair.yaml" ] || fail "no examples"
@@ -60,6 +63,9 @@ got=$(complete_words qnetctl --node alice e)  # alice is --node's value, not the
 grep -qx entangle <<<"$got" && grep -qx eavesdrop <<<"$got" || fail "qnetctl --node alice e<TAB>: $got"
 [ "$(complete_words qnetctl --node alice entangle --pa)" = "--pairs" ] || fail "entangle --pa<TAB>"
 [ "$(complete_words qnetctl --output j)" = "json" ] || fail "--output j<TAB>"
+got=$(complete_words qnetctl --state-dir = /x st)  # bash's words for --state-dir=/x st<TAB>
+grep -qx status <<<"$got" || fail "qnetctl --state-dir=/x st<TAB>: $got"
+[ -z "$(complete_words qnetctl --node alice entangle --pairs "")" ] || fail "--pairs <TAB> offered something"
 echo "completion: ok"
 
 # 3. The .deb, unpacked into a fresh root.
@@ -67,7 +73,7 @@ for tool in cpack dpkg-deb dpkg-shlibdeps file; do
   command -v "$tool" >/dev/null || fail "$tool is missing (./qnet installs dpkg-dev and file)"
 done
 (cd "$build" && cpack -B "$work/pkg" >"$work/cpack.log" 2>&1) || { cat "$work/cpack.log" >&2; fail "cpack"; }
-deb=$(ls "$work"/pkg/qnet_*_amd64.deb)
+deb=$(ls "$work"/pkg/qnet_*.deb)
 depends=$(dpkg-deb -f "$deb" Depends)
 grep -q "libgrpc++" <<<"$depends" || fail "the .deb's Depends lacks libgrpc++: $depends"
 dpkg-deb -x "$deb" "$root"

@@ -87,10 +87,14 @@ def check_synopsis(start, body):
             continue
         known = set(re.findall(r"--[a-z][a-z-]*", text))
         if program == "qnetctl":
-            known |= set(re.findall(r"--[a-z][a-z-]*", helps("qnetctl")[1]))
+            # Only the global options, not every flag the command list mentions.
+            general = helps("qnetctl")[1]
+            known |= set(re.findall(r"--[a-z][a-z-]*", general[general.find("Global options"):]))
         for flag in re.findall(r"--[a-z][a-z-]*", code):
             if flag not in known:
                 fail(n, f"{flag} is not in `{program} {command or ''} --help`")
+    if not entries:
+        fail(start, "a plain block that is not a synopsis of qnetctl, qnetsim or qnetd (mark runnable blocks sh)")
     print(f"synopsis at line {start}: {len(entries)} commands checked", flush=True)
 
 
@@ -102,8 +106,11 @@ def run_sh(start, body, env, cwd):
             notes.append(f"line {n} not run: `./qnet` runs this test")
             script.append(": " + stripped.split("#")[0])
             continue
-        m = re.match(r'^prometheus --config.file "?([^" ]+)"?', stripped)
-        if m:
+        if stripped.startswith("prometheus"):
+            m = re.match(r'^prometheus --config.file[ =]"?([^" ]+)"?', stripped)
+            if not m:
+                fail(n, "a prometheus line without --config.file first: the test would start a server")
+                return
             notes.append(f"line {n}: a server on 0.0.0.0:9090; its config is checked with promtool instead")
             script.append(f'promtool check config "{m.group(1)}" >/dev/null')
             continue
@@ -122,6 +129,16 @@ def run_sh(start, body, env, cwd):
         fail(start, f"the block exits {proc.returncode}:\n{out[-3000:]}")
     else:
         print("\n".join("    " + line for line in out.splitlines()[-6:]), flush=True)
+    stop_networks(env)  # a failed block's network must not confuse the next block
+
+
+def stop_networks(env):
+    root = os.path.join(env["HOME"], ".local", "state", "qnet")
+    if os.path.isdir(root):
+        for name in os.listdir(root):
+            if os.path.exists(os.path.join(root, name, "network")):
+                subprocess.run([bins["qnetctl"], "--state-dir", os.path.join(root, name), "down"], env=env,
+                               capture_output=True, timeout=60)
 
 
 def check_yaml(start, body, work):
@@ -151,22 +168,25 @@ def main():
     env = {k: v for k, v in os.environ.items() if k not in ("QNET_STATE_DIR", "XDG_STATE_HOME")}
     env["HOME"] = home
     env["PATH"] = ":".join(os.path.dirname(b) for b in bins.values()) + ":/usr/bin:/bin"
+    counts = {"sh": 0, "yaml": 0, "": 0}
     try:
         for language, start, body in blocks():
+            if language not in counts:
+                fail(start, f"a ```{language} block: this test knows sh, yaml and plain (synopsis) blocks")
+                continue
+            counts[language] += 1
             if language == "sh":
                 run_sh(start, body, env, cwd)
             elif language == "yaml":
                 check_yaml(start, body, work)
-            elif language == "":
+            else:
                 check_synopsis(start, body)
     finally:
-        # Whatever a failed block left running.
-        root = os.path.join(home, ".local", "state", "qnet")
-        if os.path.isdir(root):
-            for name in os.listdir(root):
-                subprocess.run([bins["qnetctl"], "--state-dir", os.path.join(root, name), "down"], env=env,
-                               capture_output=True, timeout=60)
+        stop_networks(env)  # whatever a failed block left running
         shutil.rmtree(work, ignore_errors=True)
+    for language, count in counts.items():
+        if count == 0:
+            fail(0, f"no {language or 'plain (synopsis)'} blocks found: the README's fences changed?")
     if failures:
         print(f"{len(failures)} README problem(s)")
         return 1

@@ -5,22 +5,24 @@
 _qnetctl() {
   local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]} cmd="" i=1 word
   local prog=${COMP_WORDS[0]}
-  # Every qnetctl option takes a value: the word after one is never the command.
+  # Every qnetctl option takes a value: the word after one is never the
+  # command. bash splits --flag=value into --flag, =, value.
   while [ "$i" -lt "$COMP_CWORD" ]; do
     word=${COMP_WORDS[i]}
     case $word in
-      --*=*) ;;
-      -*) i=$((i + 1)) ;;
+      -*) i=$((i + 1)); [ "${COMP_WORDS[i]:-}" = "=" ] && i=$((i + 1)) ;;
       *) cmd=$word; break ;;
     esac
     i=$((i + 1))
   done
+  if [ "$prev" = "=" ] && [ "$COMP_CWORD" -ge 2 ]; then prev=${COMP_WORDS[COMP_CWORD-2]}; fi
   case $prev in
     --network)
       COMPREPLY=($(compgen -W "$("$prog" ls 2>/dev/null | awk 'NR > 1 { print $1 }')" -- "$cur"))
       return ;;
     --output) COMPREPLY=($(compgen -W "text json" -- "$cur")); return ;;
-    --state-dir|--out|--plot|--qnetd) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+    --state-dir|--out|--plot|--qnetd|--dir) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+    -*) COMPREPLY=(); return ;;  # a value qnetctl cannot guess (a node, a count, ...)
   esac
   if [[ $cur == -* ]]; then
     local help
