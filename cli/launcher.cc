@@ -548,24 +548,41 @@ absl::StatusOr<ProcessExit> LocalNetwork::StopNode(const std::string& node, int 
   return exit;
 }
 
+void LocalNetwork::AppendToLog(const std::string& node, const std::string& line) const {
+  std::ofstream(Path(node, ".log"), std::ios::app) << line << "\n";
+}
+
 absl::Status LocalNetwork::StartNode(const std::string& node) {
   auto it = daemons_.find(node);
   if (it == daemons_.end()) return absl::NotFoundError(absl::StrCat("no node '", node, "' in ", network_name_));
   Daemon& d = it->second;
   if (IsRunning(node)) return absl::FailedPreconditionError(absl::StrCat("node '", node, "' is running"));
   const std::string old_address = d.address;
+  const int old_metrics_port = d.metrics_port;
+  const int old_kme_port = d.kme_port;
   const absl::Time deadline = absl::Now() + options_.ready_timeout;
   QNET_RETURN_IF_ERROR(Spawn(d, d.port));
   absl::Status ready = WaitReady({&d}, deadline);
   if (!ready.ok() && d.pid < 0) {
-    // Most likely the old port was taken meanwhile: any free port will do,
-    // the neighbours find it in the peers file.
+    // Most likely one of the old ports was taken meanwhile (while the node
+    // was down, any process's connect() may draw it as its ephemeral port).
+    // Fresh ports for all three: the neighbours find the new address in the
+    // peers file, Prometheus in prometheus.yml; the log says so.
+    AppendToLog(node, absl::StrCat("launcher: node ", node, " could not restart on its old ports; restarting it on fresh ports"));
+    d.metrics_port = 0;
+    d.kme_port = 0;
     QNET_RETURN_IF_ERROR(Spawn(d, 0));
     ready = WaitReady({&d}, deadline);
   }
   if (!ready.ok()) {
     if (d.pid >= 0) (void)StopNode(node, SIGKILL);
     return ready;
+  }
+  if (d.metrics_port != old_metrics_port) QNET_RETURN_IF_ERROR(WritePrometheusConfig());
+  if (d.metrics_port != old_metrics_port || d.kme_port != old_kme_port) {
+    AppendToLog(node, absl::StrCat("launcher: node ", node, " restarted with metrics port ", d.metrics_port,
+                                   d.kme ? absl::StrCat(" and KME port ", d.kme_port) : "", " (before: ",
+                                   old_metrics_port, d.kme ? absl::StrCat(", ", old_kme_port) : "", ")"));
   }
   if (d.address != old_address) return WritePeers();
   return absl::OkStatus();

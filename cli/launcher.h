@@ -107,8 +107,9 @@ class LocalNetwork {
   // Sends `signal` (SIGTERM by default; SIGKILL to crash it) and waits for
   // the process to end, escalating to SIGKILL after the grace period.
   absl::StatusOr<ProcessExit> StopNode(const std::string& node, int signal = 15);
-  // Starts a stopped node again on its previous port (a fresh one if that
-  // is taken; the peers file is updated) and waits until it is SERVING.
+  // Starts a stopped node again on its previous ports (fresh ones if one is
+  // taken: the peers file and prometheus.yml are updated, the node's log
+  // says so) and waits until it is SERVING.
   absl::Status StartNode(const std::string& node);
   // Stops every running daemon; the error lists any that did not exit 0.
   absl::Status StopAll();
@@ -125,11 +126,13 @@ class LocalNetwork {
     std::string address;
     int port = 0;
     bool kme = false;  // runs a key manager and its KME API
-    int kme_port = 0;  // kept across restarts
-    int metrics_port = 0;  // kept across restarts (Prometheus's targets)
+    int kme_port = 0;  // kept across restarts unless taken meanwhile
+    int metrics_port = 0;  // kept likewise (Prometheus's targets)
   };
   explicit LocalNetwork(LaunchOptions options) : options_(std::move(options)) {}
   absl::Status Spawn(Daemon& daemon, int port);
+  // Adds a launcher's line to the node's log, where its user looks.
+  void AppendToLog(const std::string& node, const std::string& line) const;
   // Polls until every daemon in `which` wrote its address (when
   // `need_address`) and answers SERVING.
   absl::Status WaitReady(const std::vector<Daemon*>& which, absl::Time deadline);

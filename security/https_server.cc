@@ -9,8 +9,10 @@
 #include <sys/socket.h>
 
 #include <atomic>
+#include <cerrno>
 #include <charconv>
 #include <chrono>
+#include <cstring>
 #include <vector>
 
 #include "absl/strings/ascii.h"
@@ -150,12 +152,18 @@ absl::StatusOr<std::unique_ptr<HttpsServer>> HttpsServer::Start(HttpsServerOptio
 
   const auto& [host, port] = *address;
   int bound = port;
+  errno = 0;
   if (port == 0) {
     bound = server->bind_to_any_port(host);
   } else if (!server->bind_to_port(host, port)) {
     bound = -1;
   }
-  if (bound <= 0) return absl::UnavailableError(absl::StrCat(options.what, " cannot listen on ", options.listen));
+  if (bound <= 0) {
+    // httplib reports only failure; the bind's errno is still here.
+    const int why = errno;
+    return absl::UnavailableError(absl::StrCat(options.what, " cannot listen on ", options.listen,
+                                               why != 0 ? absl::StrCat(": ", std::strerror(why)) : ""));
+  }
 
   std::unique_ptr<HttpsServer> https(new HttpsServer());
   https->host_ = host;

@@ -1,8 +1,16 @@
 // Real qnetd processes started through the launcher, observed only over gRPC.
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
 #include <sys/wait.h>
 
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
+#include <sstream>
 
 #include <grpcpp/grpcpp.h>
 
@@ -45,6 +53,13 @@ std::optional<bool> SeesConnected(LocalNetwork& net, const std::string& node, co
     if (n.name() == neighbour) return n.connected();
   }
   return std::nullopt;
+}
+
+std::string ReadFileOrEmpty(const fs::path& path) {
+  std::ifstream in(path);
+  std::stringstream text;
+  text << in.rdbuf();
+  return text.str();
 }
 
 bool AllLinksUp(LocalNetwork& net) {
@@ -128,6 +143,46 @@ TEST_F(NetworkMpTest, Chain3ComesUpRecoversFromACrashAndStopsCleanly) {
   EXPECT_TRUE(stopped.ok()) << stopped;  // every daemon exited 0 on SIGTERM
   for (pid_t pid : pids) EXPECT_NE(kill(pid, 0), 0) << "pid " << pid << " still exists";
   EXPECT_FALSE(fs::exists(fs::path(net.state_dir()) / "alice.pid"));
+}
+
+// While a node is down any process may take its port (connect() draws
+// ephemeral ports from the same range); CI saw it once. The restart then
+// takes fresh ports and says where.
+TEST_F(NetworkMpTest, ARestartWhoseMetricsPortWasTakenMovesToAFreshPortAndSaysSo) {
+  auto started = LocalNetwork::Start(Options("chain3.yaml"));
+  ASSERT_TRUE(started.ok()) << started.status();
+  LocalNetwork& net = **started;
+  ASSERT_TRUE(WaitUntil("every link of chain3 up", [&] { return AllLinksUp(net); }));
+  const std::string old_url = net.MetricsUrl("bob");
+  const int old_port = std::stoi(old_url.substr(old_url.rfind(':') + 1));
+  ASSERT_TRUE(net.StopNode("bob", SIGKILL).ok());
+
+  const int squatter = socket(AF_INET, SOCK_STREAM, 0);
+  ASSERT_GE(squatter, 0);
+  sockaddr_in at{};
+  at.sin_family = AF_INET;
+  at.sin_port = htons(static_cast<uint16_t>(old_port));
+  at.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  ASSERT_EQ(bind(squatter, reinterpret_cast<sockaddr*>(&at), sizeof at), 0) << std::strerror(errno);
+  ASSERT_EQ(listen(squatter, 1), 0);
+
+  absl::Status restarted = net.StartNode("bob");
+  close(squatter);
+  ASSERT_TRUE(restarted.ok()) << restarted;
+  const std::string new_url = net.MetricsUrl("bob");
+  EXPECT_NE(new_url, old_url);
+  const std::string log = ReadFileOrEmpty(fs::path(net.state_dir()) / "bob.log");
+  EXPECT_NE(log.find(absl::StrCat("the metrics endpoint cannot listen on 127.0.0.1:", old_port,
+                                  ": Address already in use")),
+            std::string::npos)
+      << log;
+  EXPECT_NE(log.find("launcher: node bob restarted with metrics port"), std::string::npos) << log;
+  const std::string prometheus = ReadFileOrEmpty(net.PrometheusConfigPath());
+  const int new_port = std::stoi(new_url.substr(new_url.rfind(':') + 1));
+  EXPECT_NE(prometheus.find(absl::StrCat("'127.0.0.1:", new_port, "'")), std::string::npos)
+      << prometheus;
+  EXPECT_EQ(prometheus.find(absl::StrCat("'127.0.0.1:", old_port, "'")), std::string::npos) << prometheus;
+  EXPECT_TRUE(WaitUntil("every link up after bob's restart", [&] { return AllLinksUp(net); }));
 }
 
 TEST_F(NetworkMpTest, SilentNeighbourIsDeclaredDownAndComesBack) {

@@ -82,7 +82,9 @@ TEST_F(KmeCrashMpTest, KilledKmesNeverServeAKeyTwiceAndLoseNoKeyServedToAMaster)
   GTEST_SKIP() << "runs in the normal build only (QKD blocks are ~5x slower under the sanitizers)";
 #endif
   std::mt19937_64 rng(qnet::testing::TestSeed());
-  const std::string alice = net_->KmeUrl("alice"), bob = net_->KmeUrl("bob");
+  // Re-read after each restart: a KME whose port was taken while it was down
+  // comes back on a fresh one (LocalNetwork::StartNode).
+  std::string alice = net_->KmeUrl("alice"), bob = net_->KmeUrl("bob");
   ASSERT_TRUE(qnet::testing::WaitUntil("the pool has keys", [&] { return AvailableBits() >= 2048; },
                                        std::chrono::seconds(300), std::chrono::milliseconds(500)));
 
@@ -158,6 +160,8 @@ TEST_F(KmeCrashMpTest, KilledKmesNeverServeAKeyTwiceAndLoseNoKeyServedToAMaster)
       record_enc(reply);
     }
     ASSERT_TRUE(net_->StartNode(victim).ok()) << net_->LogTail(victim);
+    alice = net_->KmeUrl("alice");
+    bob = net_->KmeUrl("bob");
     // Between kills, a request that is not interrupted (so that keys are
     // served and fetched even when the kills land early).
     if (rng() % 2 == 0) {
