@@ -568,6 +568,16 @@ absl::Status Daemon::Init() {
   builder.RegisterService(hardware_service_.get());
   builder.RegisterService(node_service_.get());
   if (key_manager_) builder.RegisterService(key_manager_->service());
+  // Reflection v1 beside Debian's v1alpha: the same schema, for the clients
+  // that ask v1 first. Like v1alpha and health, any caller the transport
+  // admitted may read it: it tells the schema, never the node's state.
+  std::vector<std::string> reflected = {v1::Node::service_full_name(), v1::Peer::service_full_name(),
+                                        v1::HardwarePlane::service_full_name()};
+  if (key_manager_) reflected.push_back(v1::KeyManagement::service_full_name());
+  reflected.insert(reflected.end(), {"grpc.health.v1.Health", grpc::reflection::v1::ServerReflection::service_full_name(),
+                                     "grpc.reflection.v1alpha.ServerReflection"});
+  reflection_v1_ = std::make_unique<ServerReflectionV1>(std::move(reflected));
+  builder.RegisterService(reflection_v1_.get());
   server_ = builder.BuildAndStart();
   if (server_ == nullptr || port_ == 0) {
     server_.reset();

@@ -31,6 +31,7 @@
 #include "daemon/peer_directory.h"
 #include "daemon/peer_links.h"
 #include "daemon/qkd_service.h"
+#include "daemon/reflection_v1.h"
 #include "daemon/teleport_service.h"
 #include "daemon/topology.h"
 #include "security/pki.h"
@@ -163,6 +164,7 @@ class Daemon {
   std::shared_ptr<std::atomic<bool>> collecting_ = std::make_shared<std::atomic<bool>>(false);
   std::unique_ptr<HardwarePlaneService> hardware_service_;
   std::unique_ptr<grpc::Service> node_service_;
+  std::unique_ptr<ServerReflectionV1> reflection_v1_;
   std::unique_ptr<grpc::Server> server_;
   std::string listen_address_;
   int port_ = 0;

@@ -81,8 +81,8 @@ Usage: qnetd --network FILE --node NAME [options]
   --help              print this help and exit
 
 The daemon serves the qnet.v1 Peer, HardwarePlane and Node services, gRPC health
-checking (grpc.health.v1) and server reflection, all on one port, all mutual TLS
-with the network's CA: peer streams only from neighbours whose certificate names
+checking (grpc.health.v1) and server reflection (v1 and v1alpha), all on one port,
+all mutual TLS with the network's CA: peer streams only from neighbours whose certificate names
 them, the hardware plane only from nodes of the network acting as themselves, the
 Node service by role (operator: everything; app: its own node's entanglement,
 teleportation, keys and status). Refused calls get PERMISSION_DENIED and are logged. Neighbours are linked by one
