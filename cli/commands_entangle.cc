@@ -63,6 +63,7 @@ int Entangle(const Args& args, bool json) {
   if (!address.ok()) return Fail(std::string(address.status().message()));
 
   auto on_pair = [json](const qnet::v1::PairEvent& p) {
+    ClearWaiting();
     if (json) {
       std::cout << Json(p) << "\n";
     } else if (p.outcome() >= 0) {
@@ -75,7 +76,13 @@ int Entangle(const Args& args, bool json) {
     std::cout.flush();
   };
   // The wall-clock bound of the call: generous; the request's own timeout is simulated time.
-  auto result = qnet::cli::RunEntangle(*address, request, absl::Hours(24), on_pair);
+  // While no pair comes: what the request waits for (memory, the link),
+  // from the daemon, about once a second.
+  auto on_progress = [json](const qnet::v1::EntangleProgress& p) {
+    if (!json) ShowWaiting(DescribeWait(p));
+  };
+  auto result = qnet::cli::RunEntangle(*address, request, absl::Hours(24), on_pair, nullptr, on_progress);
+  ClearWaiting();
   if (!result.ok()) return Fail(absl::StrCat(absl::StatusCodeToString(result.status().code()), ": ", result.status().message()));
 
   double mean_f = 0;
@@ -170,7 +177,11 @@ int BellTest(const Args& args, bool json) {
       ShowProgress(seen, pairs, "pairs");
     }
   };
-  auto result = qnet::cli::RunEntangle(*address, request, absl::Hours(24), on_pair);
+  auto on_progress = [json](const qnet::v1::EntangleProgress& p) {
+    if (!json) ShowWaiting(DescribeWait(p));
+  };
+  auto result = qnet::cli::RunEntangle(*address, request, absl::Hours(24), on_pair, nullptr, on_progress);
+  ClearWaiting();
   if (!result.ok()) return Fail(absl::StrCat(absl::StatusCodeToString(result.status().code()), ": ", result.status().message()));
   auto far = qnet::cli::FetchOutcomes(*far_address, node, result->pairs);
   if (!far.ok()) return Fail(absl::StrCat("fetching ", with, "'s outcomes: ", far.status().message()));
@@ -292,7 +303,16 @@ int EntangleSweep(const Args& args, bool json, const std::string& node) {
     std::optional<apps::PairStatistics> stats;
     if (error.empty()) {
       request.set_remote_node(*to);
-      auto run = cli::RunEntangle(*address, request, absl::Hours(24), nullptr);
+      size_t seen = 0;
+      const size_t step = std::max<size_t>(1, pairs / 10);
+      auto on_pair = [&](const qnet::v1::PairEvent&) {
+        if (!json && (++seen % step == 0 || seen == pairs)) ShowProgress(seen, pairs, "pairs");
+      };
+      auto on_progress = [json](const qnet::v1::EntangleProgress& p) {
+        if (!json) ShowWaiting(DescribeWait(p));
+      };
+      auto run = cli::RunEntangle(*address, request, absl::Hours(24), on_pair, nullptr, on_progress);
+      ClearWaiting();
       auto far_address = NodeAddress(*dir, *to);
       if (!run.ok()) {
         error = absl::StrCat(absl::StatusCodeToString(run.status().code()), ": ", run.status().message());

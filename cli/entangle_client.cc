@@ -67,7 +67,8 @@ std::optional<link::MeasurementBasis> PauliAxis(const v1::MeasureQubitResponse& 
 absl::StatusOr<EntangleResult> RunEntangle(const std::string& address, const v1::EntangleRequest& request,
                                            absl::Duration deadline,
                                            const std::function<void(const v1::PairEvent&)>& on_pair,
-                                           EntangleResult* partial) {
+                                           EntangleResult* partial,
+                                           const std::function<void(const v1::EntangleProgress&)>& on_progress) {
   auto stub = v1::Node::NewStub(security::ClientChannel(address));
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
@@ -80,6 +81,8 @@ absl::StatusOr<EntangleResult> RunEntangle(const std::string& address, const v1:
       result.pairs.push_back(event.pair());
     } else if (event.has_summary()) {
       result.summary = event.summary();
+    } else if (event.has_progress() && on_progress) {
+      on_progress(event.progress());
     }
   }
   grpc::Status status = reader->Finish();

@@ -30,10 +30,12 @@ absl::StatusOr<v1::GetStatusResponse> GetStatus(const std::string& address);
 // each pair as it arrives. The status is the call's (INVALID_ARGUMENT,
 // UNAVAILABLE for PEER_DOWN, DEADLINE_EXCEEDED, ...), with `partial` holding
 // the pairs that came before a failure. `deadline` bounds the call (wall).
+// `on_progress` sees what the request waits for while no pair comes.
 absl::StatusOr<EntangleResult> RunEntangle(const std::string& address, const v1::EntangleRequest& request,
                                            absl::Duration deadline,
                                            const std::function<void(const v1::PairEvent&)>& on_pair = nullptr,
-                                           EntangleResult* partial = nullptr);
+                                           EntangleResult* partial = nullptr,
+                                           const std::function<void(const v1::EntangleProgress&)>& on_progress = nullptr);
 
 // The far end's records of `pairs` (asked of the daemon at `far_address`),
 // retried for up to `wait` while some are still missing (the far end may

@@ -49,10 +49,49 @@ std::string Trim(std::string s) {
 
 }  // namespace
 
-void ShowProgress(size_t done, size_t total, const char* what) {
+namespace {
+bool quiet = false;
+bool waiting_shown = false;  // a rewritten waiting line is on the terminal
+bool StderrIsTerminal() {
   static const bool terminal = isatty(STDERR_FILENO) != 0;
+  return terminal;
+}
+}  // namespace
+
+void SetQuiet(bool q) { quiet = q; }
+bool Quiet() { return quiet; }
+
+void ShowProgress(size_t done, size_t total, const char* what) {
+  if (quiet) return;
+  ClearWaiting();
+  const bool terminal = StderrIsTerminal();
   std::cerr << (terminal ? "\r" : "") << done << "/" << total << " " << what;
   if (!terminal || done == total) std::cerr << "\n";
+}
+
+void ShowWaiting(const std::string& text) {
+  if (quiet) return;
+  if (StderrIsTerminal()) {
+    std::cerr << "\r\x1b[K" << text << std::flush;  // erase the line's rest
+    waiting_shown = true;
+  } else {
+    std::cerr << text << std::endl;
+  }
+}
+
+void ClearWaiting() {
+  if (!waiting_shown) return;
+  std::cerr << "\r\x1b[K" << std::flush;
+  waiting_shown = false;
+}
+
+std::string DescribeWait(const v1::EntangleProgress& p) {
+  std::string text = absl::StrFormat("%d/%d pairs after %.3g simulated s; waiting %.0f s for %s", p.pairs_delivered(),
+                                     p.pairs_requested(), p.elapsed_s(), p.wall_since_last_pair_s(), p.waiting_for());
+  if (p.memory_qubits() > 0 && p.memory_qubits_in_use() >= p.memory_qubits() && p.next_free_wall_s() >= 0) {
+    absl::StrAppend(&text, absl::StrFormat("; the first is freed in ~%.1f s", p.next_free_wall_s()));
+  }
+  return text;
 }
 
 int Fail(const std::string& message) {

@@ -54,6 +54,16 @@ int Fail(const std::string& message);
 // A progress count on stderr: rewritten in place on a terminal, one line per
 // update when stderr goes to a file or a pipe (logs stay readable).
 void ShowProgress(size_t done, size_t total, const char* what);
+// What a request waits for, on stderr: one line rewritten in place on a
+// terminal (ClearWaiting removes it before other output), a plain line per
+// call otherwise. Nothing with --quiet.
+void ShowWaiting(const std::string& text);
+void ClearWaiting();
+// The entangle request's wait, in words (with ETA where one is known).
+std::string DescribeWait(const v1::EntangleProgress& progress);
+// --quiet: no progress or waiting lines (results and errors only).
+void SetQuiet(bool quiet);
+bool Quiet();
 
 // The state directory: --state-dir; else the network --network NAME names
 // under the state root (cli::DefaultStateRoot: $QNET_STATE_DIR, else

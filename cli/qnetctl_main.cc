@@ -15,7 +15,7 @@ namespace {
 
 constexpr char kUsage[] = R"(qnetctl: run and use a local multi-process qnet network.
 
-Usage: qnetctl [--network NAME | --state-dir DIR | --address HOST:PORT] [--node NODE] [--output text|json] COMMAND [options]
+Usage: qnetctl [--network NAME | --state-dir DIR | --address HOST:PORT] [--node NODE] [--output text|json] [--quiet] COMMAND [options]
 
 Commands:
   up NETWORK_FILE     start one qnetd per node of a network file (detached)
@@ -54,11 +54,13 @@ Global options (before or after the command):
                     pki issue); plaintext without QNET_CA_CERT
   --node NODE       the node a command talks to
   --output json     machine-readable output (stable field names)
+  --quiet, -q       no progress lines on stderr (what a request waits for, pairs
+                    or QKD stages so far): results and errors only
   --help            this text; `qnetctl COMMAND --help` explains one command
 )";
 
 constexpr char kGlobalHelp[] = R"(
-Global options: --network NAME, --state-dir DIR, --address HOST:PORT, --node NODE, --output text|json, --help (see qnetctl --help).
+Global options: --network NAME, --state-dir DIR, --address HOST:PORT, --node NODE, --output text|json, --quiet, --help (see qnetctl --help).
 )";
 
 // The dispatch table: every command file's commands.
@@ -83,7 +85,7 @@ const Command* FindCommand(const std::string& name) {
 
 bool IsGlobalFlag(const std::string& name) {
   return name == "--state-dir" || name == "--network" || name == "--address" || name == "--output" ||
-         name == "--node";
+         name == "--node" || name == "--quiet";
 }
 
 absl::StatusOr<Args> Parse(int argc, char** argv) {
@@ -92,6 +94,8 @@ absl::StatusOr<Args> Parse(int argc, char** argv) {
     std::string a = argv[i];
     if (a == "--help" || a == "-h") {
       args.help = true;
+    } else if (a == "--quiet" || a == "-q") {
+      args.flags["--quiet"] = "yes";  // takes no value
     } else if (a.rfind("-", 0) == 0 && a.size() > 1) {
       std::string name = a, value;
       const size_t eq = a.find('=');
@@ -173,6 +177,7 @@ int Main(int argc, char** argv) {
     return args->help ? 0 : 2;
   }
   if (absl::Status s = CheckFlags(*args); !s.ok()) return Fail(std::string(s.message()));
+  SetQuiet(!Flag(*args, "--quiet").empty());
   return command->run(*args, Flag(*args, "--output") == "json");
 }
 

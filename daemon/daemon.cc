@@ -520,6 +520,11 @@ absl::Status Daemon::Init() {
                                                         stack_->device(), topology, loop_->lag(), log_,
                                                         options_.keep_hold);
   if (absl::Status s = entanglement_->Start(); !s.ok()) return s;
+  entanglement_->EnableProgress(
+      [loop](std::chrono::milliseconds after, std::function<void()> fire) {
+        loop->StartWallTimer(after, std::move(fire));
+      },
+      loop_->time_scale());
   teleport_ = std::make_unique<TeleportService>(*context_, stack_->transport(), stack_->network(), stack_->device(),
                                                 &stack_->device(), loop_->lag(), log_);
   if (absl::Status s = teleport_->Start(); !s.ok()) return s;

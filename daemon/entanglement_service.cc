@@ -147,7 +147,8 @@ absl::StatusOr<EntanglementService::RequestHandle> EntanglementService::Entangle
         req, [this, id_cell](const network::NetworkEvent& e) { OnNetworkOriginEvent(*id_cell, e); });
     if (!id.ok()) return id.status();
     *id_cell = *id | kNetworkHandle;
-    origins_.emplace(*id_cell, Origin{std::move(stream), context_.Now(), {}, lag_.Begin(LagMonitor::Clock::now())});
+    origins_.emplace(*id_cell, NewOrigin(std::move(stream), remote, request.pairs()));
+    ScheduleProgress(*id_cell);
     QNET_LOG_WITH(log_, kInfo, (LogFields{{"layer", "network"}, {"circuit", network_->CircuitId(*id)}}),
                   "end-to-end request %d: %d pairs with %s", *id, req.number, remote);
     return *id_cell;
@@ -158,9 +159,96 @@ absl::StatusOr<EntanglementService::RequestHandle> EntanglementService::Entangle
       link_.Create(req, [this, id_cell](const link::LinkEvent& e) { OnOriginEvent(*id_cell, e); });
   if (!id.ok()) return id.status();
   *id_cell = *id;
-  origins_.emplace(*id, Origin{std::move(stream), context_.Now(), {}, lag_.Begin(LagMonitor::Clock::now())});
+  origins_.emplace(*id, NewOrigin(std::move(stream), remote, request.pairs()));
+  ScheduleProgress(*id);
   QNET_LOG(log_, kInfo, "entangle request %d: %d pairs with %s", *id, req.number, remote);
   return *id;
+}
+
+EntanglementService::Origin EntanglementService::NewOrigin(Stream stream, const std::string& remote,
+                                                          uint32_t pairs) const {
+  const LagMonitor::Clock::time_point now = LagMonitor::Clock::now();
+  Origin origin{std::move(stream), context_.Now(), {}, lag_.Begin(now)};
+  origin.remote = remote;
+  origin.pairs_requested = pairs;
+  origin.last_pair_wall = now;
+  return origin;
+}
+
+void EntanglementService::EnableProgress(WallTimerStarter start_timer, double time_scale,
+                                         std::chrono::milliseconds every) {
+  start_wall_timer_ = std::move(start_timer);
+  time_scale_ = time_scale > 0 ? time_scale : 1.0;
+  progress_every_ = every;
+}
+
+void EntanglementService::ScheduleProgress(RequestHandle handle) {
+  if (!start_wall_timer_) return;
+  // Ticks at half the period, so a silence is reported within 1-1.5 periods.
+  start_wall_timer_(progress_every_ / 2, lifetime_.Guard([this, handle] {
+    auto it = origins_.find(handle);
+    if (it == origins_.end()) return;  // ended: no more ticks
+    Origin& origin = it->second;
+    const LagMonitor::Clock::time_point now = LagMonitor::Clock::now();
+    if (origin.stream.event && now - origin.last_pair_wall >= progress_every_ &&
+        now - origin.last_progress_wall >= progress_every_) {
+      origin.last_progress_wall = now;
+      if (std::optional<v1::EntangleProgress> progress = Progress(handle)) {
+        v1::EntangleEvent out;
+        *out.mutable_progress() = *std::move(progress);
+        origin.stream.event(std::move(out));
+      }
+    }
+    ScheduleProgress(handle);
+  }));
+}
+
+std::optional<v1::EntangleProgress> EntanglementService::Progress(RequestHandle handle) const {
+  auto it = origins_.find(handle);
+  if (it == origins_.end()) return std::nullopt;
+  const Origin& origin = it->second;
+  const LagMonitor::Clock::time_point wall_now = LagMonitor::Clock::now();
+  const TimePoint now = context_.Now();
+  v1::EntangleProgress p;
+  p.set_pairs_delivered(origin.pairs_delivered);
+  p.set_pairs_requested(origin.pairs_requested);
+  p.set_elapsed_s(ToSeconds(now - origin.started));
+  p.set_wall_since_last_pair_s(std::chrono::duration<double>(wall_now - origin.last_pair_wall).count());
+  const int slots = device_.num_slots();
+  int in_use = 0;
+  for (int slot = 0; slot < slots; ++slot) in_use += device_.IsAllocated(slot) ? 1 : 0;
+  p.set_memory_qubits(static_cast<uint32_t>(slots));
+  p.set_memory_qubits_in_use(static_cast<uint32_t>(in_use));
+  p.set_held_keep_pairs(static_cast<uint32_t>(held_.size()));
+  p.set_keep_hold_s(ToSeconds(keep_hold_));
+  double next_free = -1;
+  for (const auto& [id, held] : held_) {
+    if (held.measuring) continue;
+    const double left = std::max(0.0, ToSeconds(held.delivered_at + keep_hold_ - now)) / time_scale_;
+    if (next_free < 0 || left < next_free) next_free = left;
+  }
+  p.set_next_free_wall_s(next_free);
+  const std::string& self = topology_.self;
+  std::string waiting;
+  if (slots > 0 && in_use >= slots && !held_.empty()) {
+    waiting = absl::StrCat("free memory: all ", slots, " memory qubits at ", self, " are in use, ", held_.size(),
+                           " by KEEP pairs held for clients (each is freed when measured with `qnetctl measure`, or "
+                           "when its ", FormatDuration(keep_hold_), " hold passes)");
+  } else if (slots > 0 && in_use >= slots) {
+    waiting = absl::StrCat("free memory: all ", slots, " memory qubits at ", self, " are in use by pairs under way");
+  } else {
+    const bool neighbour = topology_.FindNeighbour(origin.remote) != nullptr;
+    waiting = absl::StrCat(neighbour ? "the next pair from the link to " : "the next pair along the path to ",
+                           origin.remote, " (", in_use, " of ", slots, " memory qubits in use at ", self,
+                           held_.empty() ? "" : absl::StrCat(", ", held_.size(), " holding KEEP pairs"),
+                           "; a far node's memory may be full)");
+  }
+  if (lag_.Since(origin.lag_mark, wall_now).behind()) {
+    absl::StrAppend(&waiting, "; the daemons run behind the physics (software speed), so this takes longer than "
+                              "the model says");
+  }
+  p.set_waiting_for(std::move(waiting));
+  return p;
 }
 
 void EntanglementService::Cancel(RequestHandle request) {
@@ -204,6 +292,8 @@ void EntanglementService::OnOriginPair(Origin& origin, const Delivered& pair) {
     Hold(name.id, pair.slot, name.node_a, name.node_b, pair.bell_state);
   }
   origin.path = PathOf(pair);
+  ++origin.pairs_delivered;
+  origin.last_pair_wall = LagMonitor::Clock::now();
   if (origin.stream.event) {
     v1::EntangleEvent out;
     *out.mutable_pair() = ToPairEvent(pair, origin.started);

@@ -12,10 +12,12 @@
 // GetOutcomes, so a client can compare both ends.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -89,6 +91,17 @@ class EntanglementService {
   // FailedPrecondition, Unavailable).
   void MeasureQubit(const v1::MeasureQubitRequest& request, MeasureDone done);
 
+  // Starts wall-clock timers (the daemon's loop; not physics, so they count
+  // for no lag).
+  using WallTimerStarter = std::function<void(std::chrono::milliseconds after, std::function<void()> fire)>;
+  // From now on each request's stream gets an EntangleProgress event about
+  // every `every` of wall time while no pair comes (`time_scale`: simulated
+  // seconds per wall second, to give waits in wall time).
+  void EnableProgress(WallTimerStarter start_timer, double time_scale,
+                      std::chrono::milliseconds every = std::chrono::seconds(1));
+  // What the request waits for now; nullopt once it has ended.
+  std::optional<v1::EntangleProgress> Progress(RequestHandle request) const;
+
   // Slots holding KEEP pairs this service owns now.
   size_t held_pairs() const { return held_.size(); }
   Duration keep_hold() const { return keep_hold_; }
@@ -99,6 +112,11 @@ class EntanglementService {
     TimePoint started;
     std::vector<std::string> path;  // end-to-end requests: the route of the last pair
     LagMonitor::Mark lag_mark;
+    std::string remote;
+    uint32_t pairs_requested = 0;
+    uint32_t pairs_delivered = 0;
+    LagMonitor::Clock::time_point last_pair_wall;  // or the start
+    LagMonitor::Clock::time_point last_progress_wall;
   };
   // A KEEP pair's qubit at this end, held for a client.
   struct HeldPair {
@@ -121,11 +139,14 @@ class EntanglementService {
   void Hold(const std::string& key, int slot, const std::string& node_a, const std::string& node_b,
             quantum::BellState bell_state);
   void EndOrigin(RequestHandle handle, absl::Status status, uint32_t pairs);
+  Origin NewOrigin(Stream stream, const std::string& remote, uint32_t pairs) const;
   // Frees a held pair's slot (if still held) and remembers why it is gone.
   void Release(const std::string& id, const std::string& why);
   void OnMeasured(const std::string& id, const quantum::Basis& basis, const std::string& basis_name,
                   absl::StatusOr<int> outcome, const MeasureDone& done);
   void NoteGone(const std::string& id, std::string why);
+  // Progress for one request, then again `progress_every_` later, until it ends.
+  void ScheduleProgress(RequestHandle handle);
   void Record(const std::string& origin, const v1::PairEvent& pair);
 
   NodeContext& context_;
@@ -136,6 +157,9 @@ class EntanglementService {
   const LagMonitor& lag_;
   const Logger& log_;
   Duration keep_hold_;
+  WallTimerStarter start_wall_timer_;  // empty: no progress events
+  double time_scale_ = 1.0;
+  std::chrono::milliseconds progress_every_{1000};
   // By handle: a link request's id, or a network request's id | kNetworkHandle.
   static constexpr RequestHandle kNetworkHandle = RequestHandle{1} << 63;
   absl::flat_hash_map<RequestHandle, Origin> origins_;

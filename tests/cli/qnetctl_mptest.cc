@@ -183,6 +183,45 @@ TEST_F(QnetctlMpTest, UpEntangleStatusDown) {
 // entangle --sweep hops through the daemons: the far end of each point is
 // the node that many hops away, both ends' outcomes give the fidelity, and
 // --plot draws the figure (gnuplot, which ./qnet test installs).
+// More KEEP pairs than memory qubits: the request waits for held pairs'
+// hold to pass, and says so about once a second instead of going silent
+// (stderr is a pipe here: plain lines). --quiet leaves only the results.
+TEST_F(QnetctlMpTest, AKeepRequestWaitingForMemorySaysWhatItWaitsFor) {
+  const std::string sd = absl::StrCat(" --state-dir ", state_dir_.string());
+  CommandRun up = Qnetctl(absl::StrCat("up ", SeededExample("ideal-pair.yaml"), " --keep-hold 4", sd));
+  ASSERT_EQ(up.exit_code, 0) << up.out;
+  CommandRun status = Qnetctl(absl::StrCat("--node alice --output json status", sd));
+  ASSERT_EQ(status.exit_code, 0) << status.out;
+  const int qubits = nlohmann::json::parse(status.out)[0]["memory_qubits"].get<int>();
+  ASSERT_GE(qubits, 1);
+
+  const int pairs = qubits + 1;  // the last one waits ~4 s for a slot
+  CommandRun entangle = Qnetctl(absl::StrCat("--node alice entangle --with bob --pairs ", pairs, sd));
+  ASSERT_EQ(entangle.exit_code, 0) << entangle.out;
+  const std::string waiting =
+      absl::StrCat(qubits, "/", pairs, " pairs after ");
+  const size_t first = entangle.out.find(waiting);
+  ASSERT_NE(first, std::string::npos) << entangle.out;
+  const std::string line = entangle.out.substr(first, entangle.out.find('\n', first) - first);
+  EXPECT_NE(line.find(absl::StrCat(" s for free memory: all ", qubits, " memory qubits at alice are in use, ",
+                                   qubits, " by KEEP pairs held for clients")),
+            std::string::npos)
+      << line;
+  EXPECT_NE(line.find("qnetctl measure"), std::string::npos) << line;
+  EXPECT_NE(line.find("; the first is freed in ~"), std::string::npos) << line;
+  // About a line a second over the ~4 s wait (at least 2: the machine may be slow).
+  size_t lines = 0;
+  for (size_t at = first; (at = entangle.out.find(waiting, at)) != std::string::npos; at += waiting.size()) ++lines;
+  EXPECT_GE(lines, 2u) << entangle.out;
+  EXPECT_LE(lines, 8u) << entangle.out;
+
+  CommandRun quiet = Qnetctl(absl::StrCat("--quiet --node alice entangle --with bob --pairs ", pairs, sd));
+  ASSERT_EQ(quiet.exit_code, 0) << quiet.out;
+  EXPECT_EQ(quiet.out.find("waiting"), std::string::npos) << quiet.out;
+  EXPECT_NE(quiet.out.find(absl::StrCat(pairs, " pairs")), std::string::npos) << quiet.out;
+  EXPECT_EQ(Qnetctl(absl::StrCat("down", sd)).exit_code, 0);
+}
+
 TEST_F(QnetctlMpTest, EntangleSweepOverHopsMeasuresEachHopAndDrawsIt) {
   if (std::system("gnuplot --version > /dev/null 2>&1") != 0) {
     GTEST_SKIP() << "gnuplot is absent (Debian gnuplot-nox; ./qnet test installs it)";

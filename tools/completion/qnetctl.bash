@@ -5,11 +5,12 @@
 _qnetctl() {
   local cur=${COMP_WORDS[COMP_CWORD]} prev=${COMP_WORDS[COMP_CWORD-1]} cmd="" i=1 word
   local prog=${COMP_WORDS[0]}
-  # Every qnetctl option takes a value: the word after one is never the
-  # command. bash splits --flag=value into --flag, =, value.
+  # Every qnetctl option but --quiet (-q) and --help takes a value: the word
+  # after one is never the command. bash splits --flag=value into --flag, =, value.
   while [ "$i" -lt "$COMP_CWORD" ]; do
     word=${COMP_WORDS[i]}
     case $word in
+      --quiet|-q|--help|-h) ;;
       -*) i=$((i + 1)); [ "${COMP_WORDS[i]:-}" = "=" ] && i=$((i + 1)) ;;
       *) cmd=$word; break ;;
     esac
@@ -22,12 +23,13 @@ _qnetctl() {
       return ;;
     --output) COMPREPLY=($(compgen -W "text json" -- "$cur")); return ;;
     --state-dir|--out|--plot|--qnetd|--dir) COMPREPLY=($(compgen -f -- "$cur")); return ;;
+    --quiet|-q|--help|-h) ;;  # no value: complete what follows as usual
     -*) COMPREPLY=(); return ;;  # a value qnetctl cannot guess (a node, a count, ...)
   esac
   if [[ $cur == -* ]]; then
     local help
     if [ -n "$cmd" ]; then help=$("$prog" "$cmd" --help 2>/dev/null); else help=$("$prog" --help 2>/dev/null); fi
-    COMPREPLY=($(compgen -W "$(printf '%s\n' "$help" | grep -o -- '--[a-z][a-z-]*' | sort -u) --network --state-dir --address --node --output --help" -- "$cur"))
+    COMPREPLY=($(compgen -W "$(printf '%s\n' "$help" | grep -o -- '--[a-z][a-z-]*' | sort -u) --network --state-dir --address --node --output --quiet --help" -- "$cur"))
     return
   fi
   if [ -z "$cmd" ]; then
