@@ -145,29 +145,39 @@ int Qkd(const Args& args, bool json) {
   if (!address.ok()) return Fail(std::string(address.status().message()));
 
   // Progress on stderr: each stage once; while measuring, the pairs so far
-  // (the daemons report every 5%): rewritten in place on a terminal, a line
-  // per quarter otherwise, so a log stays short.
+  // (the daemons report every 1%) with an ETA from the rate so far:
+  // rewritten in place on a terminal, otherwise a line at most every 1.5 s,
+  // so that a log neither stays silent nor floods. --quiet: none.
   const bool terminal = isatty(STDERR_FILENO) != 0;
   const uint64_t block_pairs = request.pairs_per_block() > 0 ? request.pairs_per_block() : 20000;
   std::string last_stage;
-  uint64_t last_quarter = 0;
+  absl::Time last_line = absl::InfinitePast();
+  absl::Time measuring_since = absl::Now();
   bool open_line = false;
   auto on_progress = [&](const qnet::v1::QkdProgress& p) {
-    if (json) return;
+    if (json || Quiet()) return;
+    const absl::Time now = absl::Now();
     if (p.stage() == "measuring" && p.stage() == last_stage) {
-      const uint64_t quarter = 4 * p.raw_pairs() / block_pairs;
-      if (!terminal && quarter == last_quarter) return;
-      last_quarter = quarter;
-      std::cerr << (terminal ? "\r" : "")
-                << absl::StrFormat("block %d measuring  %d of %d pairs (%.0f%%)", p.block() + 1, p.raw_pairs(),
-                                   block_pairs, 100.0 * static_cast<double>(p.raw_pairs()) / block_pairs)
+      if (!terminal && now - last_line < absl::Milliseconds(1500)) return;
+      last_line = now;
+      const double wall = absl::ToDoubleSeconds(now - measuring_since);
+      const double rate = wall > 0 ? static_cast<double>(p.raw_pairs()) / wall : 0.0;
+      const std::string eta =
+          rate > 0 && p.raw_pairs() < block_pairs
+              ? absl::StrFormat(", %.0f pairs/s, ~%.0f s to go", rate,
+                                static_cast<double>(block_pairs - p.raw_pairs()) / rate)
+              : "";
+      std::cerr << (terminal ? "\r\x1b[K" : "")
+                << absl::StrFormat("block %d measuring  %d of %d pairs (%.0f%%%s)", p.block() + 1, p.raw_pairs(),
+                                   block_pairs, 100.0 * static_cast<double>(p.raw_pairs()) / block_pairs, eta)
                 << (terminal ? "" : "\n");
       open_line = terminal;
       return;
     }
     if (p.stage() == last_stage) return;
     last_stage = p.stage();
-    last_quarter = 0;
+    if (p.stage() == "measuring") measuring_since = now;
+    last_line = now;
     if (open_line) std::cerr << "\n";
     open_line = false;
     std::cerr << absl::StrFormat("block %d %-10s raw %d, sifted %d, QBER %.4f, reconciled %d, key %d (total %d)\n",

@@ -175,9 +175,10 @@ void KeyDistribution::RecordPair(Session& s, const network::PairDelivered& pair)
     m.outcome = corrected->second;
   }
   s.measured.push_back(m);
-  // While measuring, progress every 5% of the pairs: through daemons a block
-  // can take minutes, and the user should see it move.
-  const size_t step = std::max<size_t>(1, s.options.pairs / 20);
+  // While measuring, progress every 1% of the pairs: through daemons a block
+  // can take minutes, and the user should see it move at least every ~2 s
+  // (qnetctl shows at most about one line a second of it).
+  const size_t step = std::max<size_t>(1, s.options.pairs / 100);
   if (s.stage == Stage::kMeasuring && s.measured.size() % step == 0 && s.measured.size() < s.options.pairs) {
     EmitProgress(s, kMeasuring, /*again=*/true);
   }

@@ -122,7 +122,7 @@ void CheckBbm92(int hops, double v, uint32_t pairs, uint64_t seed) {
 
   // Stages in order, ending with the key.
   ASSERT_FALSE(run.progress.empty());
-  // Each stage once, except that measuring repeats every 5% of the pairs
+  // Each stage once, except that measuring repeats every 1% of the pairs
   // with the count so far.
   std::vector<std::string> stages;
   std::vector<uint64_t> measuring;
@@ -133,8 +133,8 @@ void CheckBbm92(int hops, double v, uint32_t pairs, uint64_t seed) {
     }
     stages.push_back(p.stage);
   }
-  ASSERT_EQ(measuring.size(), 19u);
-  for (size_t i = 0; i < measuring.size(); ++i) EXPECT_EQ(measuring[i], (i + 1) * (pairs / 20)) << i;
+  ASSERT_EQ(measuring.size(), 99u);
+  for (size_t i = 0; i < measuring.size(); ++i) EXPECT_EQ(measuring[i], (i + 1) * (pairs / 100)) << i;
   EXPECT_THAT(stages, ::testing::ElementsAre("offered", "measuring", "measured", "sifted", "estimated", "reconciled",
                                              "done"));
   EXPECT_EQ(run.progress.back().final_key_bits, alice.key.size() + alice.auth_bits_consumed);

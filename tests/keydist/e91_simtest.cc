@@ -70,7 +70,7 @@ void CheckE91(int hops, double v, uint32_t pairs, uint64_t seed) {
   EXPECT_NEAR(*alice.chsh_s, from_key, 5 * std::hypot(sigma, key_sigma));
   EXPECT_EQ(q.z.errors, 0u);
 
-  // Each stage once, except that measuring repeats every 5% of the pairs
+  // Each stage once, except that measuring repeats every 1% of the pairs
   // with the count so far.
   std::vector<std::string> stages;
   std::vector<uint64_t> measuring;
@@ -81,8 +81,8 @@ void CheckE91(int hops, double v, uint32_t pairs, uint64_t seed) {
     }
     stages.push_back(p.stage);
   }
-  ASSERT_EQ(measuring.size(), 19u);
-  for (size_t i = 0; i < measuring.size(); ++i) EXPECT_EQ(measuring[i], (i + 1) * (pairs / 20)) << i;
+  ASSERT_EQ(measuring.size(), 99u);
+  for (size_t i = 0; i < measuring.size(); ++i) EXPECT_EQ(measuring[i], (i + 1) * (pairs / 100)) << i;
   EXPECT_THAT(stages, ::testing::ElementsAre("offered", "measuring", "measured", "chsh", "sifted", "estimated",
                                              "reconciled", "done"));
   kn.ExpectClean();
