@@ -9,6 +9,7 @@
 #include <chrono>
 #include <cstdio>
 #include <iostream>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,7 @@
 #include "netsim/link_experiment.h"
 #include "netsim/path_experiment.h"
 #include "netsim/qnetsim_sweep.h"
+#include "netsim/run_progress.h"
 #include "netsim/simulated_network.h"
 
 ABSL_FLAG(std::string, network, "", "network file (YAML), e.g. examples/chain3.yaml (required)");
@@ -51,6 +53,23 @@ ABSL_FLAG(std::string, sweep, "",
           "rerun the experiment over a range, PARAM=START:STOP[:STEP]: length_km (of --link NAME, or of every link "
           "with --link all) or hops (with --from and no --to: the far end is the first node that many hops away)");
 ABSL_FLAG(std::string, plot, "", "with --sweep: draw the figure into FILE.svg or FILE.png (needs gnuplot)");
+ABSL_FLAG(bool, quiet, false, "no progress lines on stderr (a run over a second says what it is doing, once a second)");
+
+namespace {
+// The run's progress reporter (run_progress.h), from flag parsing until the
+// results are printed.
+std::optional<qnet::netsim::RunProgress> progress;
+void SetPhase(std::string phase) {
+  if (progress) progress->SetPhase(std::move(phase));
+}
+void Watch(qnet::netsim::SimulatedNetwork& network) {
+  if (progress) progress->Watch(network.simulator());
+}
+// Before results go to stdout: the reporter's line must not split them.
+void EndProgress() { progress.reset(); }
+// While results of a run that goes on are printed.
+std::unique_lock<std::mutex> PauseProgress() { return progress ? progress->Pause() : std::unique_lock<std::mutex>(); }
+}  // namespace
 
 namespace {
 
@@ -68,6 +87,7 @@ bool ParseBasis(const std::string& s, BasisChoice* out) {
 }
 
 int Fail(const std::string& message) {
+  EndProgress();  // its terminal line is cleared first
   std::fprintf(stderr, "qnetsim: error: %s\n", message.c_str());
   return 1;
 }
@@ -133,11 +153,15 @@ int RunQkd(const qnet::config::NetworkConfig& config, const std::string& path, u
   qnet::keydist::KeyRequest request = *request_or;
   request.peer = to;
   const int64_t bits = static_cast<int64_t>(request.bits);
+  SetPhase(absl::StrFormat("building %d nodes", config.nodes.size()));
   auto network = qnet::netsim::SimulatedNetwork::Create(config, seed);
   if (!network.ok()) return Fail(std::string(network.status().message()));
+  Watch(**network);
+  SetPhase(absl::StrFormat("simulating QKD %s - %s, %d key bits", from, to, bits));
   const auto wall_start = std::chrono::steady_clock::now();
   auto result = qnet::netsim::RunKeyExperiment(**network, from, request,
                                                qnet::FromSeconds(absl::GetFlag(FLAGS_time_limit_s)));
+  EndProgress();
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
   if (!result.ok()) return Fail(absl::StrFormat("QKD %s -> %s: %s", from, to, result.status().message()));
   const qnet::keydist::KeyAgreementResult& r = result->agreement;
@@ -332,12 +356,17 @@ int main(int argc, char** argv) {
   const std::string output = absl::GetFlag(FLAGS_output);
   if (output != "text" && output != "json") return Fail("--output must be text or json");
 
+  progress.emplace(!absl::GetFlag(FLAGS_quiet));
+  SetPhase(absl::StrFormat("loading %s", path));
   auto config = qnet::config::LoadNetworkFile(path);
   if (!config.ok()) return Fail(std::string(config.status().message()));
   const uint64_t seed = absl::GetFlag(FLAGS_seed) >= 0 ? static_cast<uint64_t>(absl::GetFlag(FLAGS_seed))
                                                        : config->seed.value_or(1);
   const std::string from = absl::GetFlag(FLAGS_from), to = absl::GetFlag(FLAGS_to);
-  if (!absl::GetFlag(FLAGS_sweep).empty()) return RunSweepFromFlags(*config, path, seed, basis);
+  if (!absl::GetFlag(FLAGS_sweep).empty()) {
+    EndProgress();  // a sweep prints a line per point as it goes
+    return RunSweepFromFlags(*config, path, seed, basis);
+  }
   if (!absl::GetFlag(FLAGS_plot).empty()) return Fail("--plot draws a sweep: give --sweep too (see --help)");
   if (from.empty() != to.empty()) return Fail("--from and --to go together (see --help)");
   if (!absl::GetFlag(FLAGS_qkd).empty() && from.empty()) return Fail("--qkd needs --from and --to (see --help)");
@@ -347,8 +376,11 @@ int main(int argc, char** argv) {
     }
     if (from == to) return Fail("--from and --to must name different nodes");
     if (!absl::GetFlag(FLAGS_qkd).empty()) return RunQkd(*config, path, seed, from, to, output);
+    SetPhase(absl::StrFormat("building %d nodes", config->nodes.size()));
     auto network = qnet::netsim::SimulatedNetwork::Create(*config, seed);
     if (!network.ok()) return Fail(std::string(network.status().message()));
+    Watch(**network);
+    SetPhase(absl::StrFormat("simulating %d pairs %s - %s (routes converge first)", pairs, from, to));
     qnet::netsim::PathExperiment experiment;
     experiment.origin = from;
     experiment.remote = to;
@@ -358,6 +390,7 @@ int main(int argc, char** argv) {
     const auto wall_start = std::chrono::steady_clock::now();
     auto result = qnet::netsim::RunPathExperiment(**network, experiment,
                                                   qnet::FromSeconds(absl::GetFlag(FLAGS_time_limit_s)));
+    EndProgress();
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
     if (!result.ok()) return Fail(absl::StrFormat("%s -> %s: %s", from, to, result.status().message()));
     const auto& s = result->statistics;
@@ -426,10 +459,14 @@ int main(int argc, char** argv) {
     return Fail(absl::StrFormat("no link '%s' in %s (links: %s)", absl::GetFlag(FLAGS_link), path,
                                 absl::StrJoin(names, ", ")));
   }
+  SetPhase(absl::StrFormat("building %d nodes", config->nodes.size()));
   auto network = qnet::netsim::SimulatedNetwork::Create(*config, seed);
   if (!network.ok()) return Fail(std::string(network.status().message()));
-
+  Watch(**network);
+  SetPhase(absl::StrFormat("simulating %d pairs on %d link%s", pairs, links.size(), links.size() == 1 ? "" : "s"));
+  // Per-link results follow as each link finishes, with the reporter paused.
   if (output == "text") {
+    auto paused = PauseProgress();
     std::printf("network %s (%s), seed %llu, %d %s MEASURE pairs per link\n", config->name.c_str(), path.c_str(),
                 static_cast<unsigned long long>(seed), pairs, absl::GetFlag(FLAGS_basis).c_str());
   }
@@ -446,6 +483,7 @@ int main(int argc, char** argv) {
     auto result = qnet::netsim::RunLinkExperiment(**network, experiment,
                                                   qnet::FromSeconds(absl::GetFlag(FLAGS_time_limit_s)));
     const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+    auto paused = PauseProgress();
     if (!result.ok()) {
       ++failures;
       if (output == "text") {
@@ -506,6 +544,7 @@ int main(int argc, char** argv) {
           sim_s, rate, err(s.z), err(s.x), err(s.y), extra, result->mean_fidelity_estimate, result->events, wall));
     }
   }
+  EndProgress();
   if (output == "json") {
     std::printf("{\"network\":%s,\"seed\":%llu,\"links\":[%s]}\n", JsonString(config->name).c_str(),
                 static_cast<unsigned long long>(seed), absl::StrJoin(json_links, ",").c_str());

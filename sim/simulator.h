@@ -53,6 +53,14 @@ class Simulator {
   // Makes the innermost running Run*/Step call return after the current event.
   void Stop() { stop_requested_ = true; }
 
+  // Calls `observe` after every `every_events`-th event (0: never), e.g. to
+  // publish progress to a reporter thread. It must not schedule events or
+  // change the simulation: a run with and without it is the same run.
+  void SetObserver(uint64_t every_events, std::function<void(const Simulator&)> observe) {
+    observe_every_ = every_events;
+    observe_ = std::move(observe);
+  }
+
   // Events scheduled and not yet run or cancelled.
   uint64_t pending() const { return live_events_; }
   uint64_t events_run() const { return events_run_; }
@@ -101,6 +109,8 @@ class Simulator {
   uint64_t events_run_ = 0;
   uint64_t dead_in_heap_ = 0;
   bool stop_requested_ = false;
+  uint64_t observe_every_ = 0;
+  std::function<void(const Simulator&)> observe_;
   std::vector<Entry> heap_;
   std::vector<Slot> slots_;
   std::vector<uint32_t> free_slots_;
