@@ -78,7 +78,7 @@ int KeysStatus(const Args& args, bool json) {
     } else {
       std::cout << absl::StrFormat("%-10s KME %s  store %s\n", node,
                                    pools->kme_url().empty() ? "(off)" : pools->kme_url(), pools->store_path());
-      std::cout << absl::StrFormat("           %d keys reserved for slave SAEs, %d delivered, %d blocks pending\n",
+      std::cout << absl::StrFormat("           keys reserved for slave SAEs: %d, delivered: %d, blocks pending: %d\n",
                                    pools->reserved_keys(), pools->delivered_keys(), pools->pending_blocks());
       for (const v1::KeyPoolState& p : pools->pools()) PrintPool(p);
     }

@@ -284,7 +284,12 @@ int Status(const Args& args, bool json) {
     auto network = StateNetwork(*dir);
     if (!network.ok()) return Fail(std::string(network.status().message()));
     if (std::string one = Flag(args, "--node"); !one.empty()) {
-      if (network->FindNode(one) == nullptr) return Fail(absl::StrCat("unknown node '", one, "'"));
+      if (network->FindNode(one) == nullptr) {
+        std::vector<std::string> names;
+        for (const auto& n : network->nodes) names.push_back(n.name);
+        return Fail(absl::StrCat("unknown node '", one, "' (nodes of ", network->name, ": ",
+                                 absl::StrJoin(names, ", "), ")"));
+      }
       nodes.push_back(one);
     } else {
       for (const auto& n : network->nodes) nodes.push_back(n.name);

@@ -212,6 +212,14 @@ absl::StatusOr<std::shared_ptr<const security::TlsMaterial>> ClientTls(const fs:
 absl::StatusOr<std::string> NodeAddress(const fs::path& dir, const std::string& node) {
   fs::path path = dir / (node + ".address");
   if (!fs::exists(path)) {
+    // A misspelt name is not a stopped node: say which names there are.
+    if (absl::StatusOr<config::NetworkConfig> network = StateNetwork(dir);
+        network.ok() && network->FindNode(node) == nullptr) {
+      std::vector<std::string> names;
+      for (const auto& n : network->nodes) names.push_back(n.name);
+      return absl::NotFoundError(absl::StrCat("no node '", node, "' in network ", network->name,
+                                              " (nodes: ", absl::StrJoin(names, ", "), ")"));
+    }
     return absl::NotFoundError(absl::StrCat("node '", node, "' is not running in ", dir.string()));
   }
   // The ready file's first line (the ports of other endpoints follow).

@@ -2,6 +2,7 @@
 // its daemons over the Node service (status, links, routes, entangle, measure).
 // This file parses the command line and dispatches; the commands are in
 // cli/commands_*.cc.
+#include <algorithm>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -83,6 +84,43 @@ const Command* FindCommand(const std::string& name) {
   return nullptr;
 }
 
+// Edit distance, for "did you mean": a misspelt flag is one or two edits
+// from the real one.
+size_t EditDistance(const std::string& a, const std::string& b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t up = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = up;
+    }
+  }
+  return row[b.size()];
+}
+
+// " (did you mean --pairs?)" when one of `known` is within two edits of `name`.
+std::string DidYouMean(const std::string& name, const std::vector<std::string>& known) {
+  std::string best;
+  size_t best_distance = 3;
+  for (const std::string& k : known) {
+    const size_t d = EditDistance(name, k);
+    if (d < best_distance) {
+      best_distance = d;
+      best = k;
+    }
+  }
+  return best.empty() ? "" : absl::StrCat(" (did you mean ", best, "?)");
+}
+
+const std::vector<std::string>& GlobalFlags() {
+  static const std::vector<std::string> flags = {"--state-dir", "--network", "--address", "--output", "--node",
+                                                 "--quiet"};
+  return flags;
+}
+
 bool IsGlobalFlag(const std::string& name) {
   return name == "--state-dir" || name == "--network" || name == "--address" || name == "--output" ||
          name == "--node" || name == "--quiet";
@@ -104,7 +142,13 @@ absl::StatusOr<Args> Parse(int argc, char** argv) {
       for (const Command& c : Commands()) {
         for (const std::string& f : c.flags) known = known || f == name;
       }
-      if (!known) return absl::InvalidArgumentError(absl::StrCat("unknown option ", name, " (see qnetctl --help)"));
+      if (!known) {
+        std::vector<std::string> all = GlobalFlags();
+        for (const Command& c : Commands()) all.insert(all.end(), c.flags.begin(), c.flags.end());
+        const std::string hint = DidYouMean(name, all);
+        return absl::InvalidArgumentError(
+            absl::StrCat("unknown option ", name, hint.empty() ? " (see qnetctl --help)" : hint));
+      }
       if (eq != std::string::npos) {
         value = a.substr(eq + 1);
       } else {
@@ -129,8 +173,13 @@ absl::Status CheckFlags(const Args& args) {
       for (const std::string& a : command->flags) ok = ok || a == name;
     }
     if (!ok) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("unknown option ", name, " for '", args.command, "' (see qnetctl ", args.command, " --help)"));
+      std::vector<std::string> all = GlobalFlags();
+      if (command != nullptr) all.insert(all.end(), command->flags.begin(), command->flags.end());
+      const std::string hint = DidYouMean(name, all);
+      return absl::InvalidArgumentError(absl::StrCat("unknown option ", name, " for '", args.command, "'",
+                                                     hint.empty() ? absl::StrCat(" (see qnetctl ", args.command,
+                                                                                 " --help)")
+                                                                  : hint));
     }
   }
   // Where the network is: one way at a time, and only for commands that use it.

@@ -102,8 +102,12 @@ absl::StatusOr<EntanglementService::RequestHandle> EntanglementService::Entangle
   const std::string& remote = request.remote_node();
   if (remote.empty()) return absl::InvalidArgumentError("remote_node is required (the node to entangle with)");
   if (!topology_.IndexOf(remote).has_value()) {
-    return absl::InvalidArgumentError(absl::StrCat("unknown node '", remote, "' (not in network ",
-                                                   topology_.network, ")"));
+    // The names, so that a misspelling is seen at once (the first few of a large network).
+    const size_t shown = std::min<size_t>(topology_.nodes.size(), 12);
+    std::vector<std::string> names(topology_.nodes.begin(), topology_.nodes.begin() + static_cast<long>(shown));
+    return absl::InvalidArgumentError(absl::StrCat(
+        "unknown node '", remote, "' (not in network ", topology_.network, "; nodes: ", absl::StrJoin(names, ", "),
+        shown < topology_.nodes.size() ? absl::StrCat(", ... (", topology_.nodes.size(), " in all)") : "", ")"));
   }
   if (remote == topology_.self) {
     return absl::InvalidArgumentError(absl::StrCat("remote_node '", remote, "' is this node itself"));

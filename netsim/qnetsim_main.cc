@@ -292,7 +292,12 @@ std::string FlagsHelp() {
     std::string dashed(name);
     std::replace(dashed.begin(), dashed.end(), '_', '-');
     const std::string value = flag->DefaultValue();
-    lines.emplace_back(dashed, absl::StrCat(flag->Help(), value.empty() ? "" : absl::StrCat(" (default: ", value, ")")));
+    // A help text that states its default itself (--seed's -1 means "the
+    // file's") keeps only that one.
+    const bool says_default = absl::StrContains(flag->Help(), "(default:");
+    lines.emplace_back(dashed, absl::StrCat(flag->Help(), value.empty() || says_default
+                                                               ? ""
+                                                               : absl::StrCat(" (default: ", value, ")")));
   }
   std::sort(lines.begin(), lines.end());
   std::string out;
@@ -418,8 +423,9 @@ int main(int argc, char** argv) {
     }
     std::printf("network %s (%s), seed %llu, %d %s MEASURE pairs end to end\n", config->name.c_str(), path.c_str(),
                 static_cast<unsigned long long>(seed), pairs, absl::GetFlag(FLAGS_basis).c_str());
-    std::printf("\n%s -> %s  path %s (%d hops)\n", from.c_str(), to.c_str(), absl::StrJoin(result->path, " - ").c_str(),
-                static_cast<int>(result->path.size()) - 1);
+    const int hops = static_cast<int>(result->path.size()) - 1;
+    std::printf("\n%s -> %s  path %s (%d hop%s)\n", from.c_str(), to.c_str(),
+                absl::StrJoin(result->path, " - ").c_str(), hops, hops == 1 ? "" : "s");
     std::printf("  pairs delivered      %llu in %s simulated  ->  %.4g pairs/s\n", static_cast<unsigned long long>(s.pairs),
                 qnet::FormatDuration(result->simulated_time).c_str(), rate);
     auto qber = [](const char* name, const qnet::apps::ErrorRate& e) {

@@ -68,7 +68,9 @@ absl::StatusOr<int> SimulatedDevice::Allocate() {
   }
   return absl::ResourceExhaustedError(absl::StrCat("all ", slots_.size(), " memory qubits of node ",
                                                    context_.node_name(),
-                                                   " are in use; free one or add num_qubits"));
+                                                   " are in use (a KEEP pair held for a client frees its qubit when "
+                                                   "measured or when its hold passes; the node's `qubits` in the "
+                                                   "network file sets how many there are)"));
 }
 
 absl::Status SimulatedDevice::Free(int slot) {

@@ -219,6 +219,15 @@ TEST_F(QnetctlMpTest, AKeepRequestWaitingForMemorySaysWhatItWaitsFor) {
   ASSERT_EQ(quiet.exit_code, 0) << quiet.out;
   EXPECT_EQ(quiet.out.find("waiting"), std::string::npos) << quiet.out;
   EXPECT_NE(quiet.out.find(absl::StrCat(pairs, " pairs")), std::string::npos) << quiet.out;
+
+  // A misspelt node is named as such, with the names there are.
+  CommandRun typo = Qnetctl(absl::StrCat("--node alise entangle --with bob --pairs 1", sd));
+  EXPECT_EQ(typo.exit_code, 1);
+  EXPECT_NE(typo.out.find("no node 'alise' in network ideal-pair (nodes: alice, bob)"), std::string::npos) << typo.out;
+  CommandRun status_typo = Qnetctl(absl::StrCat("--node carol status", sd));
+  EXPECT_EQ(status_typo.exit_code, 1);
+  EXPECT_NE(status_typo.out.find("unknown node 'carol' (nodes of ideal-pair: alice, bob)"), std::string::npos)
+      << status_typo.out;
   EXPECT_EQ(Qnetctl(absl::StrCat("down", sd)).exit_code, 0);
 }
 
@@ -312,6 +321,9 @@ TEST_F(QnetctlMpTest, HelpPerCommandAndOneLineUsageErrors) {
   expect_one_line_error("frobnicate", "unknown command 'frobnicate'");
   expect_one_line_error("--colour blue status", "unknown option --colour");
   expect_one_line_error("status --pairs 3", "unknown option --pairs for 'status'");
+  expect_one_line_error("--node alice entangle --pair 5", "unknown option --pair (did you mean --pairs?)");
+  expect_one_line_error("--node alice entangle --with bob --pairs 1 --basic z",
+                        "unknown option --basic (did you mean --basis?)");
   expect_one_line_error("--node alice measure --id a-b#1", "measure needs --basis");
   expect_one_line_error("--node alice measure --id a-b#1 --basis w", "the basis must be z, x, y or an angle");
   expect_one_line_error("up", "up needs exactly one NETWORK_FILE");

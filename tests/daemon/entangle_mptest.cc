@@ -99,7 +99,7 @@ TEST_F(EntangleMpTest, MalformedRequestsAreInvalidArgumentAndTheDaemonKeepsServi
 
   v1::EntangleRequest r = good;
   r.set_remote_node("mallory");
-  expect_invalid(r, "unknown node 'mallory'");
+  expect_invalid(r, "unknown node 'mallory' (not in network chain3; nodes: alice, bob, charlie)");
   r = good;
   r.set_remote_node("alice");
   expect_invalid(r, "is this node itself");

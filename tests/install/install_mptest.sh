@@ -66,6 +66,10 @@ grep -qx entangle <<<"$got" && grep -qx eavesdrop <<<"$got" || fail "qnetctl --n
 got=$(complete_words qnetctl --state-dir = /x st)  # bash's words for --state-dir=/x st<TAB>
 grep -qx status <<<"$got" || fail "qnetctl --state-dir=/x st<TAB>: $got"
 [ -z "$(complete_words qnetctl --node alice entangle --pairs "")" ] || fail "--pairs <TAB> offered something"
+got=$(complete_words qnetctl --node alice entangle --)
+grep -qx -- --pairs <<<"$got" && grep -qx -- --network <<<"$got" || fail "entangle --<TAB>: $got"
+[ "$(sort <<<"$got" | uniq -d)" = "" ] || fail "entangle --<TAB> offers a flag twice: $got"
+! grep -qx -e --from -e --keep-hold <<<"$got" || fail "entangle --<TAB> offers flags entangle refuses: $got"
 got=$(complete_words qnetctl --quiet st)  # --quiet takes no value: st is the command
 grep -qx status <<<"$got" || fail "qnetctl --quiet st<TAB>: $got"
 echo "completion: ok"

@@ -29,7 +29,12 @@ _qnetctl() {
   if [[ $cur == -* ]]; then
     local help
     if [ -n "$cmd" ]; then help=$("$prog" "$cmd" --help 2>/dev/null); else help=$("$prog" --help 2>/dev/null); fi
-    COMPREPLY=($(compgen -W "$(printf '%s\n' "$help" | grep -o -- '--[a-z][a-z-]*' | sort -u) --network --state-dir --address --node --output --quiet --help" -- "$cur"))
+    # The flags of the usage block and of the option lines ("  --flag ..."),
+    # not every --word the prose mentions (entangle's names qnetsim's --from).
+    local flags
+    flags=$({ printf '%s\n' "$help" | sed -n '1,/^$/p'; printf '%s\n' "$help" | grep -E '^ +--'; } |
+            grep -o -- '--[a-z][a-z-]*')
+    COMPREPLY=($(compgen -W "$(printf '%s\n' $flags --network --state-dir --address --node --output --quiet --help | sort -u)" -- "$cur"))
     return
   fi
   if [ -z "$cmd" ]; then
