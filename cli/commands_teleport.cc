@@ -45,7 +45,13 @@ int Teleport(const Args& args, bool json) {
       ShowProgress(seen, shots, "shots");
     }
   };
-  auto summary = qnet::cli::RunTeleport(*address, request, absl::Hours(24), on_shot);
+  auto on_progress = [json](const qnet::v1::TeleportProgress& p) {
+    if (json) return;
+    ShowWaiting(absl::StrFormat("%d/%d shots after %.3g simulated s; waiting %.0f s for %s", p.shots_done(),
+                                p.shots_requested(), p.elapsed_s(), p.wall_since_last_shot_s(), p.waiting_for()));
+  };
+  auto summary = qnet::cli::RunTeleport(*address, request, absl::Hours(24), on_shot, on_progress);
+  ClearWaiting();
   if (!summary.ok()) {
     return Fail(absl::StrCat(absl::StatusCodeToString(summary.status().code()), ": ", summary.status().message()));
   }

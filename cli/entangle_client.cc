@@ -242,7 +242,8 @@ std::vector<apps::MeasuredPair> MatchMeasuredQubits(const std::vector<v1::Measur
 
 absl::StatusOr<v1::TeleportSummary> RunTeleport(const std::string& address, const v1::TeleportRequest& request,
                                                 absl::Duration deadline,
-                                                const std::function<void(const v1::TeleportShot&)>& on_shot) {
+                                                const std::function<void(const v1::TeleportShot&)>& on_shot,
+                                                const std::function<void(const v1::TeleportProgress&)>& on_progress) {
   auto stub = v1::Node::NewStub(security::ClientChannel(address));
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
@@ -256,6 +257,8 @@ absl::StatusOr<v1::TeleportSummary> RunTeleport(const std::string& address, cons
     } else if (event.has_summary()) {
       summary = event.summary();
       have_summary = true;
+    } else if (event.has_progress() && on_progress) {
+      on_progress(event.progress());
     }
   }
   grpc::Status status = reader->Finish();

@@ -91,10 +91,13 @@ std::vector<apps::MeasuredPair> MatchMeasuredQubits(const std::vector<v1::Measur
                                                     const std::vector<v1::MeasureQubitResponse>& other_end);
 
 // Streams one Teleport call to the daemon at `address` (the source);
-// `on_shot` sees each shot as its outcome arrives. The status is the call's.
+// `on_shot` sees each shot as its outcome arrives, `on_progress` what the
+// call waits for while none does. The status is the call's.
 absl::StatusOr<v1::TeleportSummary> RunTeleport(const std::string& address, const v1::TeleportRequest& request,
                                                 absl::Duration deadline,
-                                                const std::function<void(const v1::TeleportShot&)>& on_shot = nullptr);
+                                                const std::function<void(const v1::TeleportShot&)>& on_shot = nullptr,
+                                                const std::function<void(const v1::TeleportProgress&)>& on_progress =
+                                                    nullptr);
 
 // A TeleportRequest's state from text: a named state ("0", "1", "+", "-",
 // "+i", "-i", with or without |...>) or Bloch angles "THETA,PHI" in radians.

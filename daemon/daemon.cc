@@ -528,6 +528,9 @@ absl::Status Daemon::Init() {
   teleport_ = std::make_unique<TeleportService>(*context_, stack_->transport(), stack_->network(), stack_->device(),
                                                 &stack_->device(), loop_->lag(), log_);
   if (absl::Status s = teleport_->Start(); !s.ok()) return s;
+  teleport_->EnableProgress([loop](std::chrono::milliseconds after, std::function<void()> fire) {
+    loop->StartWallTimer(after, std::move(fire));
+  });
   qkd_ = std::make_unique<QkdService>(*stack_, loop_->lag(), log_);
 
   hardware_service_ = std::make_unique<HardwarePlaneService>(*backend_, loop_->poster(), *policy_);

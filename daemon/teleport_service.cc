@@ -107,8 +107,61 @@ absl::StatusOr<TeleportService::CallHandle> TeleportService::Teleport(const v1::
   call.stream = std::move(stream);
   call.started = context_.Now();
   call.lag_mark = lag_.Begin(LagMonitor::Clock::now());
+  call.last_shot_wall = LagMonitor::Clock::now();
   Submit(handle);
+  ScheduleProgress(handle);
   return handle;
+}
+
+void TeleportService::EnableProgress(WallTimerStarter start_timer, std::chrono::milliseconds every) {
+  start_wall_timer_ = std::move(start_timer);
+  progress_every_ = every;
+}
+
+void TeleportService::ScheduleProgress(CallHandle handle) {
+  if (!start_wall_timer_) return;
+  start_wall_timer_(progress_every_ / 2, lifetime_.Guard([this, handle] {
+    auto it = calls_.find(handle);
+    if (it == calls_.end()) return;  // ended: no more ticks
+    Call& call = it->second;
+    const LagMonitor::Clock::time_point now = LagMonitor::Clock::now();
+    if (now - call.last_shot_wall >= progress_every_ && now - call.last_progress_wall >= progress_every_) {
+      call.last_progress_wall = now;
+      v1::TeleportEvent event;
+      *event.mutable_progress() = Progress(call);
+      call.stream.event(std::move(event));
+    }
+    ScheduleProgress(handle);
+  }));
+}
+
+v1::TeleportProgress TeleportService::Progress(const Call& call) const {
+  const LagMonitor::Clock::time_point now = LagMonitor::Clock::now();
+  v1::TeleportProgress p;
+  p.set_shots_done(call.done);
+  p.set_shots_requested(call.request.shots());
+  p.set_elapsed_s(ToSeconds(context_.Now() - call.started));
+  p.set_wall_since_last_shot_s(std::chrono::duration<double>(now - call.last_shot_wall).count());
+  const int slots = device_.num_slots();
+  int in_use = 0;
+  for (int slot = 0; slot < slots; ++slot) in_use += device_.IsAllocated(slot) ? 1 : 0;
+  p.set_memory_qubits(static_cast<uint32_t>(slots));
+  p.set_memory_qubits_in_use(static_cast<uint32_t>(in_use));
+  const std::string& self = context_.node_name();
+  std::string waiting;
+  if (slots > 0 && in_use >= slots) {
+    waiting = absl::StrCat("free memory: all ", slots, " memory qubits at ", self,
+                           " are in use (KEEP pairs held for clients free theirs when measured with `qnetctl "
+                           "measure` or when their hold passes; `qnetctl status` shows them)");
+  } else {
+    waiting = absl::StrCat("an entangled pair with ", call.request.destination(), " (", in_use, " of ", slots,
+                           " memory qubits in use at ", self, "; a node on the path may be out of memory)");
+  }
+  if (lag_.Since(call.lag_mark, now).behind()) {
+    absl::StrAppend(&waiting, "; the daemons run behind the physics (software speed)");
+  }
+  p.set_waiting_for(std::move(waiting));
+  return p;
 }
 
 void TeleportService::Cancel(CallHandle handle) {
@@ -252,6 +305,7 @@ void TeleportService::MaybeFinishShot(transport::TransferId id) {
   s->set_latency_s(ToSeconds(context_.Now() - shot.started));
   s->set_simulated_fidelity(shot.truth);
   ++call.done;
+  call.last_shot_wall = LagMonitor::Clock::now();
   call.stream.event(std::move(event));
   if (call.done < call.request.shots()) {
     Submit(handle);

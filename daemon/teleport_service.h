@@ -10,6 +10,8 @@
 // network datagram.
 #pragma once
 
+#include <chrono>
+
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -62,6 +64,11 @@ class TeleportService {
 
   size_t active_calls() const { return calls_.size(); }
 
+  // As EntanglementService::EnableProgress: a TeleportProgress event about
+  // every `every` of wall time while no shot completes.
+  using WallTimerStarter = std::function<void(std::chrono::milliseconds after, std::function<void()> fire)>;
+  void EnableProgress(WallTimerStarter start_timer, std::chrono::milliseconds every = std::chrono::seconds(1));
+
  private:
   struct Call {
     v1::TeleportRequest request;
@@ -77,6 +84,8 @@ class TeleportService {
     uint32_t pairs_discarded = 0;
     double truth_sum = 0.0, truth_min = 1.0;
     uint32_t truth_shots = 0;
+    LagMonitor::Clock::time_point last_shot_wall;  // or the start
+    LagMonitor::Clock::time_point last_progress_wall;
   };
   // One submitted transfer: the transport's report and the destination's
   // measurement report may come in either order.
@@ -96,6 +105,8 @@ class TeleportService {
   void OnReport(const std::string& source, const std::string& payload);
   void MaybeFinishShot(transport::TransferId id);
   void EndCall(CallHandle handle, absl::Status status);
+  void ScheduleProgress(CallHandle handle);
+  v1::TeleportProgress Progress(const Call& call) const;
   // Destination.
   void OnQubit(const transport::ReceiveEvent& event);
   void MeasureAndReport(const transport::QubitReceived& qubit, double bloch_x, double bloch_y, double bloch_z);
@@ -107,6 +118,8 @@ class TeleportService {
   physical::SimulatedDevice* truth_;
   const LagMonitor& lag_;
   const Logger& log_;
+  WallTimerStarter start_wall_timer_;  // empty: no progress events
+  std::chrono::milliseconds progress_every_{1000};
   CallHandle next_call_ = 1;
   absl::flat_hash_map<CallHandle, Call> calls_;
   absl::flat_hash_map<transport::TransferId, Shot> shots_;

@@ -215,6 +215,21 @@ TEST_F(QnetctlMpTest, AKeepRequestWaitingForMemorySaysWhatItWaitsFor) {
   EXPECT_GE(lines, 2u) << entangle.out;
   EXPECT_LE(lines, 8u) << entangle.out;
 
+  // Teleport waits likewise. The request's last pair is held now (the
+  // others' holds passed to let it in); held pairs fill all but one qubit,
+  // the state to teleport takes that one, and the pair it needs waits.
+  if (qubits >= 2) {
+    if (qubits > 2) {
+      ASSERT_EQ(Qnetctl(absl::StrCat("-q --node alice entangle --with bob --pairs ", qubits - 2, sd)).exit_code, 0);
+    }
+    CommandRun teleport = Qnetctl(absl::StrCat("--node alice teleport --to bob --state + --shots 2", sd));
+    ASSERT_EQ(teleport.exit_code, 0) << teleport.out;
+    EXPECT_NE(teleport.out.find("0/2 shots after "), std::string::npos) << teleport.out;
+    EXPECT_NE(teleport.out.find(absl::StrCat(" s for free memory: all ", qubits, " memory qubits at alice are in use")),
+              std::string::npos)
+        << teleport.out;
+  }
+
   CommandRun quiet = Qnetctl(absl::StrCat("--quiet --node alice entangle --with bob --pairs ", pairs, sd));
   ASSERT_EQ(quiet.exit_code, 0) << quiet.out;
   EXPECT_EQ(quiet.out.find("waiting"), std::string::npos) << quiet.out;
