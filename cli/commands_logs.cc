@@ -102,17 +102,38 @@ void Print(const LogLine& l, const std::vector<LogFile>& files, bool json) {
             << "\n";
 }
 
-void PrintMerged(std::vector<LogLine> lines, const std::vector<LogFile>& files, const std::string& request,
-                 bool json) {
+// The circuit id of an end-to-end pair id as `entangle` prints it
+// (alice-charlie#c50832867330.0 -> alice#50832867330); any other id as given.
+std::string CircuitOf(const std::string& id, const config::NetworkConfig& network) {
+  const size_t hash = id.find("#c");
+  const size_t dot = id.rfind('.');
+  if (hash == std::string::npos || dot == std::string::npos || dot < hash) return id;
+  const std::string ends = id.substr(0, hash);
+  for (const config::NodeConfig& n : network.nodes) {
+    if (absl::StartsWith(ends, n.name + "-") && network.FindNode(ends.substr(n.name.size() + 1)) != nullptr) {
+      return absl::StrCat(n.name, "#", id.substr(hash + 2, dot - hash - 2));
+    }
+  }
+  return id;
+}
+
+// Returns the number of lines printed.
+size_t PrintMerged(std::vector<LogLine> lines, const std::vector<LogFile>& files, const std::string& request,
+                   bool json) {
+  size_t printed = 0;
   std::stable_sort(lines.begin(), lines.end(), [](const LogLine& a, const LogLine& b) {
     if (a.time != b.time) return a.time < b.time;
     if (a.node_index != b.node_index) return a.node_index < b.node_index;
     return a.order < b.order;
   });
   for (const LogLine& l : lines) {
-    if (request.empty() || OfRequest(l, request)) Print(l, files, json);
+    if (request.empty() || OfRequest(l, request)) {
+      Print(l, files, json);
+      ++printed;
+    }
   }
   std::cout.flush();
+  return printed;
 }
 
 int Logs(const Args& args, bool json) {
@@ -128,7 +149,7 @@ int Logs(const Args& args, bool json) {
     files.push_back(LogFile{n.name, *dir / (n.name + ".log")});
   }
   if (files.empty()) return Fail(absl::StrCat("unknown node '", only, "' (not in network ", network->name, ")"));
-  const std::string request = Flag(args, "--request");
+  const std::string request = CircuitOf(Flag(args, "--request"), *network);
   const std::string follow = Flag(args, "--follow", "no");
   if (follow != "yes" && follow != "no") return Fail(absl::StrCat("--follow wants yes or no, got '", follow, "'"));
 
@@ -137,7 +158,12 @@ int Logs(const Args& args, bool json) {
     std::vector<LogLine> read = ReadNew(files[i], i);
     lines.insert(lines.end(), std::make_move_iterator(read.begin()), std::make_move_iterator(read.end()));
   }
-  PrintMerged(std::move(lines), files, request, json);
+  const size_t printed = PrintMerged(std::move(lines), files, request, json);
+  if (printed == 0 && !request.empty() && follow == "no") {
+    return Fail(absl::StrCat("no log line of request ", request,
+                             " (a circuit id such as alice#897545404417, or an end-to-end pair id such as "
+                             "alice-charlie#c897545404417.0; only end-to-end requests have one)"));
+  }
   // Followed in rounds: each round's new lines, merged (lines of different
   // rounds stay in the order they were read).
   while (follow == "yes") {
@@ -167,7 +193,9 @@ started them), merged into one time line: every daemon, or --node's.
                  (alice#897545404417: the requesting daemon logs it with the
                  request, and it and each repeater and the far end log the
                  circuit's set-up and end; a request retried for lack of
-                 memory says which circuit it goes on as)
+                 memory says which circuit it goes on as), or the id of one
+                 of its pairs as `entangle` prints it
+                 (alice-charlie#c897545404417.0). None found: an error
   --follow yes   keep printing lines as the daemons write them (Ctrl-C ends)
 
 Logs are text unless the network was started with `qnetctl up --log-format

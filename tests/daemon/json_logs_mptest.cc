@@ -140,6 +140,15 @@ TEST_F(JsonLogsMpTest, OneRequestsLinesJoinOnItsCircuitAcrossTheThreeDaemons) {
     nodes.insert(j.value("node", ""));
   }
   EXPECT_EQ(nodes, (std::set<std::string>{"n0", "n1", "n2"})) << merged;
+  // A pair's id as entangle prints it (n0-n2#cN.K) names the same circuit.
+  const std::string pair_id = result->pairs.front().entanglement_id();
+  ASSERT_TRUE(absl::StartsWith(pair_id, absl::StrCat("n0-n2#c", circuit.substr(3), "."))) << pair_id << " " << circuit;
+  EXPECT_EQ(RunCommand(absl::StrCat(qnetctl, " logs --request '", pair_id, "' 2>&1"), &rc), merged);
+  EXPECT_EQ(rc, 0);
+  // An id no line has is an error, not an empty success.
+  const std::string none = RunCommand(absl::StrCat(qnetctl, " logs --request 'n0#1' 2>&1"), &rc);
+  EXPECT_NE(rc, 0) << none;
+  EXPECT_NE(none.find("qnetctl: error: no log line of request n0#1"), std::string::npos) << none;
 
   // --follow: a request made while it runs shows up in its output.
   std::string followed;
