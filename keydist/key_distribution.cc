@@ -344,12 +344,21 @@ void KeyDistribution::OnAuthenticated(const std::string& source, const SessionKe
     ++stats_.stray_messages;  // late (the session ended here) or misdirected
     return;
   }
-  Session* s = offer ? nullptr : &it->second;
-  const uint64_t number = offer ? 1 : s->auth_received + 1;
-  const uint64_t first = offer ? 1 : (s->received_transcript.messages() == 0 ? number : s->received_since_tag);
   const bool bare_close = a.message().empty();
   v1::KeyDistributionMessage inner;
   const bool parsed = !bare_close && inner.ParseFromString(a.message());
+  if (offer && (!parsed || inner.body_case() != v1::KeyDistributionMessage::kOffer)) {
+    // No session, and not an offer: a late message of a session that ended
+    // here, such as the initiator's tagged abort notice arriving after this
+    // end aborted on the same QBER. Taking an offer's two pool words for it
+    // would move this end's count of the sender's words past the sender's,
+    // and refuse its next offer as a replay.
+    ++stats_.stray_messages;
+    return;
+  }
+  Session* s = offer ? nullptr : &it->second;
+  const uint64_t number = offer ? 1 : s->auth_received + 1;
+  const uint64_t first = offer ? 1 : (s->received_transcript.messages() == 0 ? number : s->received_since_tag);
   std::string failure;
   if (offer && !a.tagged()) {
     failure = "an offer must carry its tag";

@@ -81,5 +81,30 @@ TEST(KeyDistributionEavesdropperTest, FullInterceptionAbortsNamingTheQber) {
   kn.ExpectClean();
 }
 
+// The aborted block's end: bob aborts first on the sample's QBER and ends
+// his session; alice's tagged abort notice then reaches him for a session he
+// no longer has. It must be dropped as late, not taken for a new offer: an
+// offer takes two of alice's pool words at bob, one more than alice used, and
+// alice's next offer was refused as a replay (found by trying the CLI).
+TEST(KeyDistributionEavesdropperTest, AnAbortedBlockLeavesBothEndsPoolsInStepAndTheNextBlockRuns) {
+  KeyNetwork kn(ChainYaml(1, "ideal", 1.0, "", ""), 18);
+  auto tapped = RunWithEve(1.0, 4000, kn);
+  ASSERT_FALSE(tapped.ok());
+  ASSERT_EQ(tapped.status().code(), absl::StatusCode::kAborted) << tapped.status();
+  kn.net().RunFor(std::chrono::milliseconds(50));  // alice's late notice arrives
+  EXPECT_EQ(kn.kd("n1").stats().unauthenticated_messages, 0u);
+  auto alice_pool = kn.kd("n0").authentication().With("n1");
+  auto bob_pool = kn.kd("n1").authentication().With("n0");
+  ASSERT_TRUE(alice_pool.ok() && bob_pool.ok());
+  // Bob never counts past alice: he may lag (the word of her late notice is
+  // a gap he skips at her next message), never lead (that was the bug: 64 bits).
+  EXPECT_GE((*bob_pool)->bits_available_for_receiving(), (*alice_pool)->bits_available_for_sending());
+
+  auto clean = RunWithEve(0.0, kPairs, kn);
+  ASSERT_TRUE(clean.ok()) << clean.status();
+  EXPECT_GT(clean->key.size(), 0u);
+  kn.ExpectClean();
+}
+
 }  // namespace
 }  // namespace qnet::keydist
