@@ -221,7 +221,7 @@ int Measure(const Args& args, bool json) {
   const std::string id = Flag(args, "--id");
   const std::string basis = Flag(args, "--basis");
   if (node.empty()) return Fail("measure needs --node NODE (the daemon holding the qubit)");
-  if (id.empty()) return Fail("measure needs --id ENTANGLEMENT_ID (e.g. alice-bob#17)");
+  if (id.empty()) return Fail("measure needs --id ENTANGLEMENT_ID (as entangle printed it, e.g. alice-bob#171532610026078209)");
   if (basis.empty()) return Fail("measure needs --basis z|x|y|ANGLE");
   auto request = qnet::cli::MeasureRequest(id, basis);
   if (!request.ok()) return Fail(std::string(request.status().message()));
@@ -460,7 +460,8 @@ raw (not corrected for the pair's Bell state). A pair is held for the
 daemon's --keep-hold after delivery; measuring it again, or after that, is an
 error.
 
-  --id ID               the pair's entanglement id, e.g. alice-bob#17 (required)
+  --id ID               the pair's entanglement id as entangle printed it,
+                        e.g. alice-bob#171532610026078209 (required)
   --basis z|x|y|ANGLE   Z, X, Y, or an angle in radians in the X-Z plane: the
                         observable cos(ANGLE) Z + sin(ANGLE) X (required)
 )",

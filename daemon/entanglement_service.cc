@@ -422,7 +422,7 @@ void EntanglementService::MeasureQubit(const v1::MeasureQubitRequest& request, M
   };
   const std::string& id = request.entanglement_id();
   const std::string& self = topology_.self;
-  if (id.empty()) return answer(absl::InvalidArgumentError("entanglement_id is required (e.g. \"alice-bob#17\")"));
+  if (id.empty()) return answer(absl::InvalidArgumentError("entanglement_id is required (as entangle printed it, e.g. \"alice-bob#171532610026078209\")"));
   quantum::Basis basis;
   std::string basis_name;
   switch (request.basis_case()) {
