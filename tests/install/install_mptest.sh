@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs qnet twice, with `cmake --install` into a fresh prefix and as the
-# .deb `cpack` makes, unpacked into a fresh root with dpkg-deb, and runs a
+# .deb `cpack` makes, installed by dpkg into a fresh root, and runs a
 # network from each: `qnetctl up` must find the qnetd installed beside it.
 # Checks the man pages and qnetctl's bash completion on the way.
 # Usage: install_mptest.sh BUILD_DIR
@@ -74,7 +74,7 @@ got=$(complete_words qnetctl --quiet st)  # --quiet takes no value: st is the co
 grep -qx status <<<"$got" || fail "qnetctl --quiet st<TAB>: $got"
 echo "completion: ok"
 
-# 3. The .deb, unpacked into a fresh root.
+# 3. The .deb, installed into a fresh root.
 for tool in cpack dpkg-deb dpkg-shlibdeps file; do
   command -v "$tool" >/dev/null || fail "$tool is missing (./qnet installs dpkg-dev and file)"
 done
@@ -82,7 +82,20 @@ done
 deb=$(ls "$work"/pkg/qnet_*.deb)
 depends=$(dpkg-deb -f "$deb" Depends)
 grep -q "libgrpc++" <<<"$depends" || fail "the .deb's Depends lacks libgrpc++: $depends"
-dpkg-deb -x "$deb" "$root"
+# Installed by dpkg itself into a fresh root with its own, empty package
+# database (no chroot or container: the programs then run on this host's
+# libraries, which are the Depends below).
+mkdir -p "$root/var/lib/dpkg/info" "$root/var/lib/dpkg/updates"
+touch "$root/var/lib/dpkg/status"
+dpkg --root="$root" --log="$work/dpkg.log" --force-not-root --force-depends --force-script-chrootless \
+  -i "$deb" >"$work/dpkg.out" 2>&1 || { cat "$work/dpkg.out" >&2; fail "dpkg -i into a fresh root"; }
+dpkg --root="$root" -s qnet | grep -qx "Status: install ok installed" || fail "dpkg does not list qnet as installed"
 [ -f "$root/usr/share/man/man1/qnetctl.1" ] || fail "the .deb has no man page"
+# Every dependency is a package of this system's Debian archive, so apt can
+# install the .deb on a clean Debian 12 (a simulation: nothing is changed).
+for dep in $(tr ',' '\n' <<<"$depends" | sed 's/(.*//; s/|.*//' | tr -d ' '); do
+  apt-cache show --no-all-versions "$dep" >/dev/null 2>&1 || fail "dependency $dep is not in the apt archive"
+done
+apt-get -s install "$deb" >"$work/apt.out" 2>&1 || { cat "$work/apt.out" >&2; fail "apt-get -s install of the .deb"; }
 run_network "$root/usr/bin" "$root/usr/share/qnet/examples" "$work/state-deb"
 echo ".deb ($(du -k "$deb" | cut -f1) KiB, Depends: $depends): ok"
