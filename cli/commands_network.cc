@@ -107,8 +107,24 @@ std::vector<std::string> WaitForRoutes(qnet::cli::LocalNetwork& net, absl::Durat
   return waiting;
 }
 
+// Where an installed qnetctl's example networks are (PREFIX/share/qnet/examples).
+fs::path InstalledExamples() {
+  std::error_code ec;
+  const fs::path self = fs::read_symlink("/proc/self/exe", ec).parent_path();
+  return self / ".." / "share" / "qnet" / "examples";
+}
+
 int Up(const Args& args, bool json) {
   if (args.positional.size() != 1) return Fail("up needs exactly one NETWORK_FILE (see qnetctl up --help)");
+  if (std::error_code ec; !fs::exists(args.positional[0], ec)) {
+    // The README's examples/x.yaml, run from elsewhere than a source tree.
+    const fs::path example = InstalledExamples() / fs::path(args.positional[0]).filename();
+    if (fs::exists(example, ec)) {
+      return Fail(absl::StrCat("no network file ", args.positional[0], " here; the example networks are installed in ",
+                               fs::weakly_canonical(example.parent_path(), ec).string(), ": qnetctl up ",
+                               fs::weakly_canonical(example, ec).string()));
+    }
+  }
   qnet::cli::LaunchOptions o;
   o.qnetd_path = FindQnetd(args);
   o.network_file = args.positional[0];

@@ -51,6 +51,10 @@ grep -q '^\.SS entangle$' "$prefix/share/man/man1/qnetctl.1" || fail "qnetctl.1 
 completion=$prefix/share/bash-completion/completions/qnetctl
 [ -f "$completion" ] || fail "no bash completion"
 run_network "$prefix/bin" "$prefix/share/qnet/examples" "$work/state"
+# The README's relative examples/ path, away from a source tree: pointed to the installed ones.
+out=$("$prefix/bin/qnetctl" up examples/ideal-pair.yaml --state-dir "$work/state-x" 2>&1) && fail "up of a missing file: $out"
+grep -qF "the example networks are installed in $(realpath "$prefix/share/qnet/examples")" <<<"$out" ||
+  fail "up examples/ideal-pair.yaml from / said: $out"
 echo "cmake --install: ok"
 
 # 2. Bash completion, against the installed qnetctl.
