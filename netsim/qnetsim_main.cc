@@ -69,6 +69,31 @@ void Watch(qnet::netsim::SimulatedNetwork& network) {
 void EndProgress() { progress.reset(); }
 // While results of a run that goes on are printed.
 std::unique_lock<std::mutex> PauseProgress() { return progress ? progress->Pause() : std::unique_lock<std::mutex>(); }
+// Declared right after the simulated network, so destroyed just before it:
+// the results go out at once (stdout is buffered when piped), and freeing
+// the simulation (seconds for 10^5 nodes with events still queued) is
+// reported like any phase instead of passing in silence.
+// The experiment's events, and (when more) all the run's: start-up (links
+// coming up, routes converging) can be most of the events and the wall time.
+std::string SimulatorLine(uint64_t experiment_events, qnet::netsim::SimulatedNetwork& network, double wall) {
+  const uint64_t all = network.simulator().events_run();
+  return all > experiment_events
+             ? absl::StrFormat("%d events for the request (%d in all, with links coming up and routes converging "
+                               "first), %.3f s wall",
+                               experiment_events, all, wall)
+             : absl::StrFormat("%d events, %.3f s wall", experiment_events, wall);
+}
+
+struct TeardownReport {
+  TeardownReport() = default;
+  TeardownReport(const TeardownReport&) = delete;
+  TeardownReport& operator=(const TeardownReport&) = delete;
+  ~TeardownReport() {
+    std::fflush(stdout);
+    if (!progress) progress.emplace(!absl::GetFlag(FLAGS_quiet));
+    SetPhase("done; freeing the simulation");
+  }
+};
 }  // namespace
 
 namespace {
@@ -156,6 +181,7 @@ int RunQkd(const qnet::config::NetworkConfig& config, const std::string& path, u
   SetPhase(absl::StrFormat("building %d nodes", config.nodes.size()));
   auto network = qnet::netsim::SimulatedNetwork::Create(config, seed);
   if (!network.ok()) return Fail(std::string(network.status().message()));
+  TeardownReport teardown;
   Watch(**network);
   SetPhase(absl::StrFormat("simulating QKD %s - %s, %d key bits", from, to, bits));
   const auto wall_start = std::chrono::steady_clock::now();
@@ -217,7 +243,7 @@ int RunQkd(const qnet::config::NetworkConfig& config, const std::string& path, u
   for (const auto& b : r.blocks) std::printf("  key id               %s (%llu bits)\n", b.key_id.c_str(),
                                              static_cast<unsigned long long>(b.final_key_bits));
   if (absl::GetFlag(FLAGS_show_key)) std::printf("  key                  %s\n", qnet::keydist::KeyHex(r.key).c_str());
-  std::printf("  simulator            %llu events, %.3f s wall\n", static_cast<unsigned long long>(result->events), wall);
+  std::printf("  simulator            %s\n", SimulatorLine(result->events, **network, wall).c_str());
   return result->keys_match ? 0 : 1;
 }
 
@@ -384,6 +410,7 @@ int main(int argc, char** argv) {
     SetPhase(absl::StrFormat("building %d nodes", config->nodes.size()));
     auto network = qnet::netsim::SimulatedNetwork::Create(*config, seed);
     if (!network.ok()) return Fail(std::string(network.status().message()));
+    TeardownReport teardown;
     Watch(**network);
     SetPhase(absl::StrFormat("simulating %d pairs %s - %s (routes converge first)", pairs, from, to));
     qnet::netsim::PathExperiment experiment;
@@ -452,7 +479,7 @@ int main(int argc, char** argv) {
                 result->mean_fidelity_estimate);
     std::printf("  repeaters            %llu swaps, %llu link pairs discarded (cutoff or below the minimum)\n",
                 static_cast<unsigned long long>(result->swaps), static_cast<unsigned long long>(result->discarded));
-    std::printf("  simulator            %llu events, %.3f s wall\n", static_cast<unsigned long long>(result->events), wall);
+    std::printf("  simulator            %s\n", SimulatorLine(result->events, **network, wall).c_str());
     return 0;
   }
   std::vector<qnet::physical::LinkPhysics> links;
@@ -468,6 +495,7 @@ int main(int argc, char** argv) {
   SetPhase(absl::StrFormat("building %d nodes", config->nodes.size()));
   auto network = qnet::netsim::SimulatedNetwork::Create(*config, seed);
   if (!network.ok()) return Fail(std::string(network.status().message()));
+  TeardownReport teardown;
   Watch(**network);
   SetPhase(absl::StrFormat("simulating %d pairs on %d link%s", pairs, links.size(), links.size() == 1 ? "" : "s"));
   // Per-link results follow as each link finishes, with the reporter paused.
@@ -532,8 +560,7 @@ int main(int argc, char** argv) {
       }
       std::printf("  link-layer estimate  %.4f  (the link layer's calibrated fidelity estimate)\n",
                   result->mean_fidelity_estimate);
-      std::printf("  simulator            %llu events, %.3f s wall\n",
-                  static_cast<unsigned long long>(result->events), wall);
+      std::printf("  simulator            %s\n", SimulatorLine(result->events, **network, wall).c_str());
     } else {
       auto err = [](const qnet::apps::ErrorRate& e) {
         return absl::StrFormat("{\"pairs\":%d,\"errors\":%d,\"rate\":%.6f,\"stderr\":%.6f}", e.pairs, e.errors,
