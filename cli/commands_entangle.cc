@@ -173,7 +173,7 @@ int BellTest(const Args& args, bool json) {
   size_t seen = 0;
   auto on_pair = [&](const qnet::v1::PairEvent&) {
     ++seen;
-    if (!json && (seen % 100 == 0 || seen == pairs)) {
+    if (!json) {
       ShowProgress(seen, pairs, "pairs");
     }
   };
@@ -304,9 +304,9 @@ int EntangleSweep(const Args& args, bool json, const std::string& node) {
     if (error.empty()) {
       request.set_remote_node(*to);
       size_t seen = 0;
-      const size_t step = std::max<size_t>(1, pairs / 10);
       auto on_pair = [&](const qnet::v1::PairEvent&) {
-        if (!json && (++seen % step == 0 || seen == pairs)) ShowProgress(seen, pairs, "pairs");
+        ++seen;
+        if (!json) ShowProgress(seen, pairs, "pairs");
       };
       auto on_progress = [json](const qnet::v1::EntangleProgress& p) {
         if (!json) ShowWaiting(DescribeWait(p));

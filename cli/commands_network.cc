@@ -108,18 +108,21 @@ std::vector<std::string> WaitForRoutes(qnet::cli::LocalNetwork& net, absl::Durat
 }
 
 // Where an installed qnetctl's example networks are (PREFIX/share/qnet/examples).
+// Empty if this program's path cannot be read.
 fs::path InstalledExamples() {
   std::error_code ec;
-  const fs::path self = fs::read_symlink("/proc/self/exe", ec).parent_path();
-  return self / ".." / "share" / "qnet" / "examples";
+  const fs::path self = fs::read_symlink("/proc/self/exe", ec);
+  if (ec || self.empty()) return {};
+  return self.parent_path() / ".." / "share" / "qnet" / "examples";
 }
 
 int Up(const Args& args, bool json) {
   if (args.positional.size() != 1) return Fail("up needs exactly one NETWORK_FILE (see qnetctl up --help)");
   if (std::error_code ec; !fs::exists(args.positional[0], ec)) {
     // The README's examples/x.yaml, run from elsewhere than a source tree.
-    const fs::path example = InstalledExamples() / fs::path(args.positional[0]).filename();
-    if (fs::exists(example, ec)) {
+    const fs::path examples = InstalledExamples();
+    const fs::path example = examples / fs::path(args.positional[0]).filename();
+    if (!examples.empty() && fs::exists(example, ec)) {
       return Fail(absl::StrCat("no network file ", args.positional[0], " here; the example networks are installed in ",
                                fs::weakly_canonical(example.parent_path(), ec).string(), ": qnetctl up ",
                                fs::weakly_canonical(example, ec).string()));
@@ -159,8 +162,11 @@ int Up(const Args& args, bool json) {
   if (auto_scale) {
     absl::StatusOr<config::NetworkConfig> file = config::LoadNetworkFile(o.network_file);
     if (!file.ok()) return Fail(std::string(file.status().message()));
-    std::cerr << "finding the largest time scale this machine keeps up with (a short probe of every link per try)\n";
+    if (!Quiet()) {
+      std::cerr << "finding the largest time scale this machine keeps up with (a short probe of every link per try)\n";
+    }
     auto chosen = qnet::cli::StartAtAutoTimeScale(o, *file, absl::Seconds(1.5), [](const qnet::cli::TimeScaleTrial& t) {
+      if (Quiet()) return;
       std::cerr << absl::StrFormat("  time scale %-6g %s (behind the physics %.1f%% of the probe, most at %s; %d events)\n",
                                    t.time_scale, t.kept_up ? "keeps up" : "falls behind", 100 * t.behind_fraction,
                                    t.worst_node, t.events);

@@ -41,7 +41,7 @@ int Teleport(const Args& args, bool json) {
   size_t seen = 0;
   auto on_shot = [&](const qnet::v1::TeleportShot&) {
     ++seen;
-    if (!json && (seen % 50 == 0 || seen == shots)) {
+    if (!json) {
       ShowProgress(seen, shots, "shots");
     }
   };

@@ -63,6 +63,12 @@ bool Quiet() { return quiet; }
 
 void ShowProgress(size_t done, size_t total, const char* what) {
   if (quiet) return;
+  // Called per item: a line at most once a second (and the last one), so a
+  // slow stream is never silent long and a fast one does not flood.
+  static std::chrono::steady_clock::time_point last{};
+  const auto now = std::chrono::steady_clock::now();
+  if (done != total && now - last < std::chrono::seconds(1)) return;
+  last = now;
   ClearWaiting();
   const bool terminal = StderrIsTerminal();
   std::cerr << (terminal ? "\r" : "") << done << "/" << total << " " << what;

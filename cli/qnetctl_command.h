@@ -51,8 +51,9 @@ std::vector<Command> GenCommands();       // gen
 std::string Flag(const Args& args, const std::string& name, const std::string& fallback = "");
 // Prints "qnetctl: error: message" on stderr; returns the exit code 1.
 int Fail(const std::string& message);
-// A progress count on stderr: rewritten in place on a terminal, one line per
-// update when stderr goes to a file or a pipe (logs stay readable).
+// A progress count on stderr, for a call per item: at most one update a
+// second (and the last), rewritten in place on a terminal, a line per update
+// when stderr goes to a file or a pipe (logs stay readable).
 void ShowProgress(size_t done, size_t total, const char* what);
 // What a request waits for, on stderr: one line rewritten in place on a
 // terminal (ClearWaiting removes it before other output), a plain line per

@@ -201,6 +201,9 @@ absl::Status CheckFlags(const Args& args) {
           absl::StrCat("--state-dir does not apply to '", own, "' (see qnetctl ", own, " --help)"));
     }
   }
+  if (std::string q = Flag(args, "--quiet"); !q.empty() && q != "yes" && q != "no") {
+    return absl::InvalidArgumentError(absl::StrCat("--quiet takes no value (or =yes, =no), got '", q, "'"));
+  }
   std::string output = Flag(args, "--output", "text");
   if (output != "text" && output != "json") {
     return absl::InvalidArgumentError(absl::StrCat("--output must be text or json, got '", output, "'"));
@@ -226,7 +229,7 @@ int Main(int argc, char** argv) {
     return args->help ? 0 : 2;
   }
   if (absl::Status s = CheckFlags(*args); !s.ok()) return Fail(std::string(s.message()));
-  SetQuiet(!Flag(*args, "--quiet").empty());
+  SetQuiet(!Flag(*args, "--quiet").empty() && Flag(*args, "--quiet") != "no");
   return command->run(*args, Flag(*args, "--output") == "json");
 }
 

@@ -572,16 +572,23 @@ absl::Status Daemon::Init() {
   builder.AddListeningPort(options_.listen_address,
                            options_.tls ? security::ServerCredentials(*options_.tls) : grpc::InsecureServerCredentials(),
                            &port_);
-  builder.RegisterService(links_->service());
-  builder.RegisterService(hardware_service_.get());
-  builder.RegisterService(node_service_.get());
-  if (key_manager_) builder.RegisterService(key_manager_->service());
+  // qnet's services, one list for registration, health and reflection.
+  // Node last: the launcher waits for its health, so by then every other
+  // one is set.
+  std::vector<std::pair<grpc::Service*, std::string>> qnet_services = {
+      {links_->service(), v1::Peer::service_full_name()},
+      {hardware_service_.get(), v1::HardwarePlane::service_full_name()}};
+  if (key_manager_) qnet_services.emplace_back(key_manager_->service(), v1::KeyManagement::service_full_name());
+  qnet_services.emplace_back(node_service_.get(), v1::Node::service_full_name());
+  std::vector<std::string> qnet_service_names;
+  for (const auto& [service, name] : qnet_services) {
+    builder.RegisterService(service);
+    qnet_service_names.push_back(name);
+  }
   // Reflection v1 beside Debian's v1alpha: the same schema, for the clients
   // that ask v1 first. Like v1alpha and health, any caller the transport
   // admitted may read it: it tells the schema, never the node's state.
-  std::vector<std::string> reflected = {v1::Node::service_full_name(), v1::Peer::service_full_name(),
-                                        v1::HardwarePlane::service_full_name()};
-  if (key_manager_) reflected.push_back(v1::KeyManagement::service_full_name());
+  std::vector<std::string> reflected = qnet_service_names;
   reflected.insert(reflected.end(), {"grpc.health.v1.Health", grpc::reflection::v1::ServerReflection::service_full_name(),
                                      "grpc.reflection.v1alpha.ServerReflection"});
   reflection_v1_ = std::make_unique<ServerReflectionV1>(std::move(reflected));
@@ -598,11 +605,7 @@ absl::Status Daemon::Init() {
   // "qnet.v1.Node" and so on), not only the server's "" entry: load
   // balancers and Kubernetes probes ask for a service by name.
   if (auto* health = server_->GetHealthCheckService()) {
-    // Node last: the launcher waits for it, so by then every other one is set.
-    std::vector<std::string> services = {v1::Peer::service_full_name(), v1::HardwarePlane::service_full_name()};
-    if (key_manager_) services.push_back(v1::KeyManagement::service_full_name());
-    services.push_back(v1::Node::service_full_name());
-    for (const std::string& name : services) health->SetServingStatus(name, true);
+    for (const std::string& name : qnet_service_names) health->SetServingStatus(name, true);
   }
 
   loop_->Start();

@@ -219,8 +219,7 @@ std::optional<v1::EntangleProgress> EntanglementService::Progress(RequestHandle 
   p.set_elapsed_s(ToSeconds(now - origin.started));
   p.set_wall_since_last_pair_s(std::chrono::duration<double>(wall_now - origin.last_pair_wall).count());
   const int slots = device_.num_slots();
-  int in_use = 0;
-  for (int slot = 0; slot < slots; ++slot) in_use += device_.IsAllocated(slot) ? 1 : 0;
+  const int in_use = physical::AllocatedSlots(device_);
   p.set_memory_qubits(static_cast<uint32_t>(slots));
   p.set_memory_qubits_in_use(static_cast<uint32_t>(in_use));
   p.set_held_keep_pairs(static_cast<uint32_t>(held_.size()));

@@ -1,8 +1,11 @@
 // gRPC server reflection v1 (grpc.reflection.v1.ServerReflection), which
 // grpcurl and current grpcio clients ask before v1alpha. Debian's gRPC 1.51
 // ships only v1alpha (still registered beside this one); v1 has the same
-// messages, answered here from the generated descriptor pool: the schema of
-// every service the daemon registered, and nothing else of the process.
+// messages, answered here from the generated descriptor pool: the schema
+// (as v1alpha does, any .proto linked into qnetd can be asked for by name,
+// the peer and key-distribution messages included: public wire formats, not
+// state). If gRPC >= 1.57 is ever used, its own v1 registers the same file
+// name and this one must go.
 #pragma once
 
 #include <string>

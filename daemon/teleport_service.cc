@@ -125,7 +125,8 @@ void TeleportService::ScheduleProgress(CallHandle handle) {
     if (it == calls_.end()) return;  // ended: no more ticks
     Call& call = it->second;
     const LagMonitor::Clock::time_point now = LagMonitor::Clock::now();
-    if (now - call.last_shot_wall >= progress_every_ && now - call.last_progress_wall >= progress_every_) {
+    if (call.stream.event && now - call.last_shot_wall >= progress_every_ &&
+        now - call.last_progress_wall >= progress_every_) {
       call.last_progress_wall = now;
       v1::TeleportEvent event;
       *event.mutable_progress() = Progress(call);
@@ -143,8 +144,7 @@ v1::TeleportProgress TeleportService::Progress(const Call& call) const {
   p.set_elapsed_s(ToSeconds(context_.Now() - call.started));
   p.set_wall_since_last_shot_s(std::chrono::duration<double>(now - call.last_shot_wall).count());
   const int slots = device_.num_slots();
-  int in_use = 0;
-  for (int slot = 0; slot < slots; ++slot) in_use += device_.IsAllocated(slot) ? 1 : 0;
+  const int in_use = physical::AllocatedSlots(device_);
   p.set_memory_qubits(static_cast<uint32_t>(slots));
   p.set_memory_qubits_in_use(static_cast<uint32_t>(in_use));
   const std::string& self = context_.node_name();

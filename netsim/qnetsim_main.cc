@@ -67,8 +67,17 @@ void Watch(qnet::netsim::SimulatedNetwork& network) {
 }
 // Before results go to stdout: the reporter's line must not split them.
 void EndProgress() { progress.reset(); }
-// While results of a run that goes on are printed.
-std::unique_lock<std::mutex> PauseProgress() { return progress ? progress->Pause() : std::unique_lock<std::mutex>(); }
+// While results of a run that goes on are printed; stdout is flushed before
+// the reporter may write again (piped, it is fully buffered, and a progress
+// line could land inside a result line).
+struct PausedProgress {
+  std::unique_lock<std::mutex> lock;
+  PausedProgress() = default;
+  explicit PausedProgress(std::unique_lock<std::mutex> l) : lock(std::move(l)) {}
+  PausedProgress(PausedProgress&&) = default;
+  ~PausedProgress() { std::fflush(stdout); }
+};
+PausedProgress PauseProgress() { return progress ? PausedProgress(progress->Pause()) : PausedProgress(); }
 // Declared right after the simulated network, so destroyed just before it:
 // the results go out at once (stdout is buffered when piped), and freeing
 // the simulation (seconds for 10^5 nodes with events still queued) is

@@ -9,6 +9,12 @@
 #include "quantum/gates.h"
 
 namespace qnet::physical {
+
+int AllocatedSlots(const QuantumDevice& device) {
+  int in_use = 0;
+  for (int slot = 0; slot < device.num_slots(); ++slot) in_use += device.IsAllocated(slot) ? 1 : 0;
+  return in_use;
+}
 namespace {
 
 using quantum::QubitId;

@@ -101,6 +101,9 @@ class QuantumDevice {
   virtual void CancelHerald(int slot, quantum::QubitId qubit) = 0;
 };
 
+// Memory slots in use now (status, metrics, what a request waits for).
+int AllocatedSlots(const QuantumDevice& device);
+
 class SimulatedDevice final : public QuantumDevice {
  public:
   // `node_index` is the node's position in the network file, for globally

@@ -122,7 +122,7 @@ void Simulator::RunTop() {
   ++events_run_;
   now_ = TimePoint(Duration(e.time_ns));
   fn();
-  if (observe_every_ != 0 && events_run_ % observe_every_ == 0) observe_(*this);
+  if (observe_every_ != 0 && observe_ && events_run_ % observe_every_ == 0) observe_(*this);
 }
 
 TimePoint Simulator::NextEventTime() {

@@ -87,9 +87,7 @@ absl::Status NodeStack::StartKeyDistribution(bool with_photons) {
 }
 
 uint32_t NodeStack::memory_qubits_in_use() const {
-  uint32_t in_use = 0;
-  for (int slot = 0; slot < device_->num_slots(); ++slot) in_use += device_->IsAllocated(slot) ? 1 : 0;
-  return in_use;
+  return static_cast<uint32_t>(physical::AllocatedSlots(*device_));
 }
 
 NodeStack::~NodeStack() {
