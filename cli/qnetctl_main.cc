@@ -10,6 +10,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/str_cat.h"
 #include "cli/qnetctl_command.h"
+#include "config/network_config.h"
 
 namespace qnet::qnetctl {
 namespace {
@@ -84,29 +85,12 @@ const Command* FindCommand(const std::string& name) {
   return nullptr;
 }
 
-// Edit distance, for "did you mean": a misspelt flag is one or two edits
-// from the real one.
-size_t EditDistance(const std::string& a, const std::string& b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diagonal = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      const size_t up = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diagonal = up;
-    }
-  }
-  return row[b.size()];
-}
-
 // " (did you mean --pairs?)" when one of `known` is within two edits of `name`.
 std::string DidYouMean(const std::string& name, const std::vector<std::string>& known) {
   std::string best;
   size_t best_distance = 3;
   for (const std::string& k : known) {
-    const size_t d = EditDistance(name, k);
+    const size_t d = config::EditDistance(name, k);
     if (d < best_distance) {
       best_distance = d;
       best = k;

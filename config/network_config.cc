@@ -73,21 +73,6 @@ std::string JoinKeys(absl::Span<const std::string_view> keys) {
   return absl::StrJoin(v, ", ");
 }
 
-size_t EditDistance(std::string_view a, std::string_view b) {
-  std::vector<size_t> row(b.size() + 1);
-  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
-  for (size_t i = 1; i <= a.size(); ++i) {
-    size_t diagonal = row[0];
-    row[0] = i;
-    for (size_t j = 1; j <= b.size(); ++j) {
-      const size_t above = row[j];
-      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
-      diagonal = above;
-    }
-  }
-  return row[b.size()];
-}
-
 // Names end up in link names ("a-b"), log lines and command lines.
 bool IsValidName(std::string_view s) {
   if (s.empty() || !absl::ascii_isalnum(static_cast<unsigned char>(s[0]))) return false;
@@ -788,6 +773,21 @@ absl::StatusOr<NetworkConfig> LoadNetworkFile(const std::string& path) {
     return absl::NotFoundError(absl::StrCat("cannot read network file ", path, ": ", std::strerror(errno)));
   }
   return ParseNetworkConfig(text.str(), path);
+}
+
+size_t EditDistance(std::string_view a, std::string_view b) {
+  std::vector<size_t> row(b.size() + 1);
+  for (size_t j = 0; j <= b.size(); ++j) row[j] = j;
+  for (size_t i = 1; i <= a.size(); ++i) {
+    size_t diagonal = row[0];
+    row[0] = i;
+    for (size_t j = 1; j <= b.size(); ++j) {
+      const size_t above = row[j];
+      row[j] = std::min({row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] == b[j - 1] ? 0 : 1)});
+      diagonal = above;
+    }
+  }
+  return row[b.size()];
 }
 
 }  // namespace qnet::config

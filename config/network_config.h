@@ -130,4 +130,8 @@ absl::StatusOr<NetworkConfig> ParseNetworkConfig(std::string_view text, std::str
 // As ParseNetworkConfig; NotFound if the file cannot be read.
 absl::StatusOr<NetworkConfig> LoadNetworkFile(const std::string& path);
 
+// Levenshtein distance: the "did you mean" behind the file's unknown-key
+// errors and qnetctl's unknown-option errors.
+size_t EditDistance(std::string_view a, std::string_view b);
+
 }  // namespace qnet::config
