@@ -77,8 +77,18 @@ absl::Status AccessPolicy::AuthorizeHardware(const grpc::ServerContextBase& cont
   return AuthorizeNode(context, absl::StrCat("HardwarePlane.", method), claimed, "only nodes use the hardware plane");
 }
 
+absl::Status AccessPolicy::AuthorizeHardwareFromAnyNode(const grpc::ServerContextBase& context,
+                                                        absl::string_view method) const {
+  return CheckNode(context, absl::StrCat("HardwarePlane.", method), nullptr, "only nodes use the hardware plane");
+}
+
 absl::Status AccessPolicy::AuthorizeNode(const grpc::ServerContextBase& context, const std::string& what,
                                          const std::string& claimed, absl::string_view why_nodes_only) const {
+  return CheckNode(context, what, &claimed, why_nodes_only);
+}
+
+absl::Status AccessPolicy::CheckNode(const grpc::ServerContextBase& context, const std::string& what,
+                                     const std::string* claimed, absl::string_view why_nodes_only) const {
   if (!tls_) return absl::OkStatus();
   absl::StatusOr<security::Identity> caller = Caller(context, what);
   if (!caller.ok()) return caller.status();
@@ -87,10 +97,10 @@ absl::Status AccessPolicy::AuthorizeNode(const grpc::ServerContextBase& context,
                                                                     " from ", security::Describe(*caller), ": ",
                                                                     why_nodes_only)));
   }
-  if (caller->node != claimed) {
+  if (claimed != nullptr && caller->node != *claimed) {
     return Refuse(context, absl::PermissionDeniedError(absl::StrCat("node '", topology_.self, "' refuses ", what,
                                                                     " from node '", caller->node,
-                                                                    "' acting as node '", claimed, "'")));
+                                                                    "' acting as node '", *claimed, "'")));
   }
   return absl::OkStatus();
 }

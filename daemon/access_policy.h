@@ -42,6 +42,9 @@ class AccessPolicy {
   // HardwarePlane.<method>: the caller must be node `claimed` of the network.
   absl::Status AuthorizeHardware(const grpc::ServerContextBase& context, absl::string_view method,
                                  const std::string& claimed) const;
+  // HardwarePlane.<method> forwarded on another node's behalf: the caller
+  // must be a node of the network (any), acting as itself.
+  absl::Status AuthorizeHardwareFromAnyNode(const grpc::ServerContextBase& context, absl::string_view method) const;
   // A node-to-node call (`what`: "Service.Method"): the caller must be node
   // `claimed` of the network; `why_nodes_only` ends the refusal of others.
   absl::Status AuthorizeNode(const grpc::ServerContextBase& context, const std::string& what,
@@ -60,6 +63,9 @@ class AccessPolicy {
  private:
   absl::StatusOr<security::Identity> Caller(const grpc::ServerContextBase& context, absl::string_view what) const;
   absl::Status Refuse(const grpc::ServerContextBase& context, absl::Status why) const;
+  // The caller must be a node; if `claimed` is not null, that node.
+  absl::Status CheckNode(const grpc::ServerContextBase& context, const std::string& what,
+                         const std::string* claimed, absl::string_view why_nodes_only) const;
 
   const DaemonTopology& topology_;
   std::set<std::string> nodes_;

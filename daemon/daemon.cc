@@ -12,6 +12,7 @@
 #include <cstring>
 #include <deque>
 #include <mutex>
+#include <type_traits>
 
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
@@ -19,6 +20,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "daemon/certificate_advert_authenticator.h"
+#include "daemon/raw_messages.h"
 #include "qnet/v1/hardware_service.grpc.pb.h"
 #include "qnet/v1/key_management_service.grpc.pb.h"
 #include "qnet/v1/peer_service.grpc.pb.h"
@@ -109,25 +111,27 @@ grpc::Status ToGrpc(const absl::Status& status) {
   return grpc::Status(static_cast<grpc::StatusCode>(status.code()), std::string(status.message()));
 }
 
-// One server-streaming call (Entangle, Teleport). gRPC threads
+// One server-streaming call (Entangle, Teleport, Qkd), raw on the wire
+// (raw_messages.h): events are serialised as they are pushed. gRPC threads
 // (OnWriteDone, OnCancel, OnDone) and the loop thread (events) meet under
 // the Outbox's mutex; the loop side holds a shared_ptr to the Outbox, which
 // outlives the reactor and drops what comes after OnDone.
 template <typename Event>
-class StreamingCall final : public grpc::ServerWriteReactor<Event> {
+class StreamingCall final : public grpc::ServerWriteReactor<grpc::ByteBuffer> {
  public:
   struct Outbox {
     std::mutex mu;
     StreamingCall* reactor = nullptr;  // null once the call is done
-    std::deque<Event> pending;
+    std::deque<grpc::ByteBuffer> pending;
     bool writing = false;
     std::optional<grpc::Status> finish;  // to send once the writes drain
     bool finished = false;
 
-    void Push(Event event) {
+    void Push(const Event& event) {
+      grpc::ByteBuffer wire = SerializeMessage(event);
       std::lock_guard lock(mu);
       if (reactor == nullptr || finished || finish.has_value()) return;
-      pending.push_back(std::move(event));
+      pending.push_back(std::move(wire));
       if (!writing) {
         writing = true;
         reactor->StartWrite(&pending.front());
@@ -166,7 +170,7 @@ class StreamingCall final : public grpc::ServerWriteReactor<Event> {
     auto cancel = cancel_;
     bool posted = poster_->Post([outbox, cancel, starter = std::move(starter)] {
       absl::StatusOr<Cancel> started =
-          starter([outbox](Event e) { outbox->Push(std::move(e)); },
+          starter([outbox](Event e) { outbox->Push(e); },
                   [outbox](absl::Status s) { outbox->End(ToGrpc(s)); });
       if (!started.ok()) {
         outbox->End(ToGrpc(started.status()));
@@ -236,133 +240,167 @@ class StreamingCall final : public grpc::ServerWriteReactor<Event> {
   std::shared_ptr<Cancel> cancel_ = std::make_shared<Cancel>();
 };
 
+// Every Node method raw (raw_messages.h: an unparseable request gets
+// INVALID_ARGUMENT, not gRPC's bare UNIMPLEMENTED).
+using RawNodeService = v1::Node::WithRawCallbackMethod_GetStatus<v1::Node::WithRawCallbackMethod_Entangle<
+    v1::Node::WithRawCallbackMethod_GetOutcomes<v1::Node::WithRawCallbackMethod_MeasureQubit<
+        v1::Node::WithRawCallbackMethod_GetRoutes<v1::Node::WithRawCallbackMethod_Teleport<
+            v1::Node::WithRawCallbackMethod_Eavesdrop<v1::Node::WithRawCallbackMethod_Qkd<
+                v1::Node::WithRawCallbackMethod_GetKey<v1::Node::WithRawCallbackMethod_GetKeyPools<
+                    v1::Node::Service>>>>>>>>>>;
+
 // The Node service: every handler runs on the loop and only translates
-// between gRPC and the node stack's services.
-class NodeService final : public v1::Node::CallbackService {
+// between gRPC and the node stack's services. Requests are authorised, then
+// parsed.
+class NodeService final : public RawNodeService {
  public:
   NodeService(Daemon& daemon, std::shared_ptr<LoopPoster> poster, std::shared_ptr<ClientRequestLimit> limit)
       : daemon_(daemon), poster_(std::move(poster)), limit_(std::move(limit)) {}
 
-  grpc::ServerUnaryReactor* GetStatus(grpc::CallbackServerContext* context, const v1::GetStatusRequest*,
-                                      v1::GetStatusResponse* response) override {
-    return Unary(context, "GetStatus", response,
-                 [](Daemon& d) -> absl::StatusOr<v1::GetStatusResponse> { return d.Status(); });
+  grpc::ServerUnaryReactor* GetStatus(grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+                                      grpc::ByteBuffer* response) override {
+    return Unary<v1::GetStatusRequest>(context, "GetStatus", *request, response,
+                                       [](Daemon& d, const v1::GetStatusRequest&) -> absl::StatusOr<v1::GetStatusResponse> {
+                                         return d.Status();
+                                       });
   }
 
-  grpc::ServerWriteReactor<v1::EntangleEvent>* Entangle(grpc::CallbackServerContext* context,
-                                                         const v1::EntangleRequest* request) override {
-    return Streaming<v1::EntangleEvent>(context, "Entangle", *request, [](Daemon& d, const v1::EntangleRequest& r, auto push, auto end) {
-      return CancelFor(d.entanglement(), d.entanglement().Entangle(r, {.event = std::move(push), .end = std::move(end)}));
-    });
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* Entangle(grpc::CallbackServerContext* context,
+                                                        const grpc::ByteBuffer* request) override {
+    return Streaming<v1::EntangleEvent, v1::EntangleRequest>(
+        context, "Entangle", *request, [](Daemon& d, const v1::EntangleRequest& r, auto push, auto end) {
+          return CancelFor(d.entanglement(),
+                           d.entanglement().Entangle(r, {.event = std::move(push), .end = std::move(end)}));
+        });
   }
 
-  grpc::ServerWriteReactor<v1::TeleportEvent>* Teleport(grpc::CallbackServerContext* context,
-                                                         const v1::TeleportRequest* request) override {
-    return Streaming<v1::TeleportEvent>(context, "Teleport", *request, [](Daemon& d, const v1::TeleportRequest& r, auto push, auto end) {
-      return CancelFor(d.teleport(), d.teleport().Teleport(r, {.event = std::move(push), .end = std::move(end)}));
-    });
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* Teleport(grpc::CallbackServerContext* context,
+                                                        const grpc::ByteBuffer* request) override {
+    return Streaming<v1::TeleportEvent, v1::TeleportRequest>(
+        context, "Teleport", *request, [](Daemon& d, const v1::TeleportRequest& r, auto push, auto end) {
+          return CancelFor(d.teleport(), d.teleport().Teleport(r, {.event = std::move(push), .end = std::move(end)}));
+        });
   }
 
-  grpc::ServerWriteReactor<v1::QkdEvent>* Qkd(grpc::CallbackServerContext* context,
-                                              const v1::QkdRequest* request) override {
-    return Streaming<v1::QkdEvent>(context, "Qkd", *request, [](Daemon& d, const v1::QkdRequest& r, auto push, auto end) {
-      return CancelFor(d.qkd(), d.qkd().Qkd(r, {.event = std::move(push), .end = std::move(end)}));
-    });
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* Qkd(grpc::CallbackServerContext* context,
+                                                   const grpc::ByteBuffer* request) override {
+    return Streaming<v1::QkdEvent, v1::QkdRequest>(
+        context, "Qkd", *request, [](Daemon& d, const v1::QkdRequest& r, auto push, auto end) {
+          return CancelFor(d.qkd(), d.qkd().Qkd(r, {.event = std::move(push), .end = std::move(end)}));
+        });
   }
 
-  grpc::ServerUnaryReactor* GetOutcomes(grpc::CallbackServerContext* context, const v1::GetOutcomesRequest* request,
-                                        v1::GetOutcomesResponse* response) override {
-    return Unary(context, "GetOutcomes", response, [request](Daemon& d) -> absl::StatusOr<v1::GetOutcomesResponse> {
-      return d.entanglement().Outcomes(*request);
-    });
+  grpc::ServerUnaryReactor* GetOutcomes(grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+                                        grpc::ByteBuffer* response) override {
+    return Unary<v1::GetOutcomesRequest>(
+        context, "GetOutcomes", *request, response,
+        [](Daemon& d, const v1::GetOutcomesRequest& r) { return d.entanglement().Outcomes(r); });
   }
 
-  grpc::ServerUnaryReactor* MeasureQubit(grpc::CallbackServerContext* context, const v1::MeasureQubitRequest* request,
-                                         v1::MeasureQubitResponse* response) override {
+  grpc::ServerUnaryReactor* MeasureQubit(grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+                                         grpc::ByteBuffer* response) override {
     // Completes on the loop once the device has measured (after its
     // measurement time, and a move of the pair's state if it is elsewhere).
-    return UnaryAsync(context, "MeasureQubit", response, [request](Daemon& d, auto finish) {
-      d.entanglement().MeasureQubit(*request, std::move(finish));
-    });
+    return UnaryAsync<v1::MeasureQubitRequest, v1::MeasureQubitResponse>(
+        context, "MeasureQubit", *request, response, [](Daemon& d, const v1::MeasureQubitRequest& r, auto finish) {
+          d.entanglement().MeasureQubit(r, std::move(finish));
+        });
   }
 
-  grpc::ServerUnaryReactor* GetRoutes(grpc::CallbackServerContext* context, const v1::GetRoutesRequest*,
-                                      v1::GetRoutesResponse* response) override {
-    return Unary(context, "GetRoutes", response, [](Daemon& d) { return d.Routes(); });
+  grpc::ServerUnaryReactor* GetRoutes(grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+                                      grpc::ByteBuffer* response) override {
+    return Unary<v1::GetRoutesRequest>(context, "GetRoutes", *request, response,
+                                       [](Daemon& d, const v1::GetRoutesRequest&) { return d.Routes(); });
   }
 
-  grpc::ServerUnaryReactor* GetKey(grpc::CallbackServerContext* context, const v1::GetKeyRequest* request,
-                                   v1::GetKeyResponse* response) override {
-    return Unary(context, "GetKey", response, [request](Daemon& d) { return d.qkd().GetKey(*request); });
+  grpc::ServerUnaryReactor* GetKey(grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+                                   grpc::ByteBuffer* response) override {
+    return Unary<v1::GetKeyRequest>(context, "GetKey", *request, response,
+                                    [](Daemon& d, const v1::GetKeyRequest& r) { return d.qkd().GetKey(r); });
   }
 
-  grpc::ServerUnaryReactor* GetKeyPools(grpc::CallbackServerContext* context, const v1::GetKeyPoolsRequest*,
-                                        v1::GetKeyPoolsResponse* response) override {
+  grpc::ServerUnaryReactor* GetKeyPools(grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+                                        grpc::ByteBuffer* response) override {
     // Answered off the loop: the key manager reads its own store.
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
-    if (absl::Status allowed = daemon_.policy().AuthorizeClient(*context, "GetKeyPools"); !allowed.ok()) {
+    absl::Status allowed = daemon_.policy().AuthorizeClient(*context, "GetKeyPools");
+    if (allowed.ok()) allowed = ParseRequest<v1::GetKeyPoolsRequest>(*request, "GetKeyPools").status();
+    if (!allowed.ok()) {
       reactor->Finish(ToGrpc(allowed));
       return reactor;
     }
-    *response = daemon_.KeyPools();
+    *response = SerializeMessage(daemon_.KeyPools());
     reactor->Finish(grpc::Status::OK);
     return reactor;
   }
 
-  grpc::ServerUnaryReactor* Eavesdrop(grpc::CallbackServerContext* context, const v1::EavesdropRequest* request,
-                                      v1::EavesdropResponse* response) override {
-    return Unary(context, "Eavesdrop", response, [request](Daemon& d) { return d.Eavesdrop(*request); });
+  grpc::ServerUnaryReactor* Eavesdrop(grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+                                      grpc::ByteBuffer* response) override {
+    return Unary<v1::EavesdropRequest>(context, "Eavesdrop", *request, response,
+                                       [](Daemon& d, const v1::EavesdropRequest& r) { return d.Eavesdrop(r); });
   }
 
  private:
-  // A unary call answered on the loop: `run(daemon, finish)` calls
-  // finish(StatusOr<Response>) once, now or later (still on the loop).
-  template <typename Response, typename Run>
+  // A unary call answered on the loop: once authorised and parsed,
+  // `run(daemon, request, finish)` calls finish(StatusOr<Response>) once, now
+  // or later (still on the loop).
+  template <typename Request, typename Response, typename Run>
   grpc::ServerUnaryReactor* UnaryAsync(grpc::CallbackServerContext* context, absl::string_view method,
-                                       Response* response, Run run) {
+                                       const grpc::ByteBuffer& raw, grpc::ByteBuffer* response, Run run) {
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
     if (absl::Status allowed = daemon_.policy().AuthorizeClient(*context, method); !allowed.ok()) {
       reactor->Finish(ToGrpc(allowed));
       return reactor;
     }
+    absl::StatusOr<Request> request = ParseRequest<Request>(raw, method);
+    if (!request.ok()) {
+      reactor->Finish(ToGrpc(request.status()));
+      return reactor;
+    }
     Daemon* daemon = &daemon_;
-    bool posted = poster_->Post([daemon, reactor, response, run = std::move(run)]() mutable {
-      run(*daemon, [reactor, response](absl::StatusOr<Response> result) {
-        if (!result.ok()) return reactor->Finish(ToGrpc(result.status()));
-        *response = *std::move(result);
-        reactor->Finish(grpc::Status::OK);
-      });
-    });
+    bool posted =
+        poster_->Post([daemon, reactor, response, request = *std::move(request), run = std::move(run)]() mutable {
+          run(*daemon, request, [reactor, response](absl::StatusOr<Response> result) {
+            if (!result.ok()) return reactor->Finish(ToGrpc(result.status()));
+            *response = SerializeMessage(*result);
+            reactor->Finish(grpc::Status::OK);
+          });
+        });
     if (!posted) reactor->Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the daemon is shutting down"));
     return reactor;
   }
-  // A unary call whose answer `compute(daemon)` returns at once on the loop.
-  template <typename Response, typename Compute>
-  grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* context, absl::string_view method, Response* response,
-                                  Compute compute) {
-    return UnaryAsync(context, method, response, [compute = std::move(compute)](Daemon& d, auto finish) {
-      finish(compute(d));
-    });
+  // A unary call whose answer `compute(daemon, request)` returns at once on the loop.
+  template <typename Request, typename Compute>
+  grpc::ServerUnaryReactor* Unary(grpc::CallbackServerContext* context, absl::string_view method,
+                                  const grpc::ByteBuffer& raw, grpc::ByteBuffer* response, Compute compute) {
+    using Response = typename std::invoke_result_t<Compute, Daemon&, const Request&>::value_type;
+    return UnaryAsync<Request, Response>(
+        context, method, raw, response,
+        [compute = std::move(compute)](Daemon& d, const Request& r, auto finish) { finish(compute(d, r)); });
   }
 
   // A server-streaming call whose work `start(daemon, request, push, end)`
-  // starts on the loop; it returns the Cancel for the client going away.
+  // starts on the loop once the call is authorised, admitted and parsed; it
+  // returns the Cancel for the client going away.
   template <typename Event, typename Request, typename Start>
-  grpc::ServerWriteReactor<Event>* Streaming(grpc::CallbackServerContext* context, absl::string_view method,
-                                             const Request& request, Start start) {
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* Streaming(grpc::CallbackServerContext* context,
+                                                        absl::string_view method, const grpc::ByteBuffer& raw,
+                                                        Start start) {
     using Call = StreamingCall<Event>;
     absl::Status allowed = daemon_.policy().AuthorizeClient(*context, method);
-    absl::StatusOr<ClientRequestLimit::Ticket> ticket =
-        allowed.ok() ? limit_->Admit(daemon_.policy().ClientName(*context), method) : allowed;
+    if (!allowed.ok()) return new Call(ToGrpc(allowed));
+    absl::StatusOr<Request> request = ParseRequest<Request>(raw, method);
+    if (!request.ok()) return new Call(ToGrpc(request.status()));
+    absl::StatusOr<ClientRequestLimit::Ticket> ticket = limit_->Admit(daemon_.policy().ClientName(*context), method);
     if (!ticket.ok()) {
-      if (allowed.ok()) QNET_LOG(daemon_.log(), kWarn, "%s", ticket.status().message());
+      QNET_LOG(daemon_.log(), kWarn, "%s", ticket.status().message());
       return new Call(ToGrpc(ticket.status()));
     }
     Daemon* d = &daemon_;
     return new Call(
         poster_,
-        [d, request, start = std::move(start)](std::function<void(Event)> push,
-                                               std::function<void(absl::Status)> end)
+        [d, request = *std::move(request), start = std::move(start)](std::function<void(Event)> push,
+                                                                     std::function<void(absl::Status)> end)
             -> absl::StatusOr<typename Call::Cancel> { return start(*d, request, std::move(push), std::move(end)); },
         *std::move(ticket));
   }

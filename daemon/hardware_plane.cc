@@ -1,6 +1,6 @@
 #include "daemon/hardware_plane.h"
 
-#include "security/grpc_tls.h"
+#include "daemon/raw_messages.h"
 
 #include "absl/strings/str_cat.h"
 
@@ -191,17 +191,11 @@ grpc::ServerUnaryReactor* Refused(grpc::CallbackServerContext* context, const ab
   return reactor;
 }
 
-// The node a caller's certificate names ("" without one): a forwarder acts as itself.
-std::string CertifiedOrEmpty(const grpc::ServerContextBase& context) {
-  absl::StatusOr<security::Identity> caller = security::CallerIdentity(context);
-  return caller.ok() ? caller->node : "";
-}
-
 // One MoveGroup call. Shared so that work posted to the loop can outlive
 // neither more nor less than the call: gRPC drops its reference in OnDone.
 class MoveReactor final : public grpc::ServerUnaryReactor, public std::enable_shared_from_this<MoveReactor> {
  public:
-  MoveReactor(grpc::CallbackServerContext* context, v1::MoveGroupResponse* response,
+  MoveReactor(grpc::CallbackServerContext* context, grpc::ByteBuffer* response,
               DistributedStateBackend& backend, std::shared_ptr<LoopPoster> poster)
       : context_(context), response_(response), backend_(backend), poster_(std::move(poster)) {}
 
@@ -223,14 +217,16 @@ class MoveReactor final : public grpc::ServerUnaryReactor, public std::enable_sh
                           std::string(reply.status().message())));
       return;
     }
+    v1::MoveGroupResponse answer;
     if (reply->group.has_value()) {
-      *response_->mutable_group() = GroupToProto(*reply->group);
+      *answer.mutable_group() = GroupToProto(*reply->group);
       sent_group_ = std::move(reply->group);
     } else if (!reply->moved_to.empty()) {
-      response_->set_moved_to(reply->moved_to);
+      answer.set_moved_to(reply->moved_to);
     } else {
-      response_->set_not_found(true);
+      answer.set_not_found(true);
     }
+    *response_ = SerializeMessage(answer);
     Finish(grpc::Status::OK);
   }
 
@@ -245,7 +241,7 @@ class MoveReactor final : public grpc::ServerUnaryReactor, public std::enable_sh
 
  private:
   grpc::CallbackServerContext* context_;
-  v1::MoveGroupResponse* response_;
+  grpc::ByteBuffer* response_;
   DistributedStateBackend& backend_;
   std::shared_ptr<LoopPoster> poster_;
   std::string requester_;
@@ -256,8 +252,10 @@ class MoveReactor final : public grpc::ServerUnaryReactor, public std::enable_sh
 }  // namespace
 
 grpc::ServerUnaryReactor* HardwarePlaneService::MoveGroup(grpc::CallbackServerContext* context,
-                                                          const v1::MoveGroupRequest* request,
-                                                          v1::MoveGroupResponse* response) {
+                                                          const grpc::ByteBuffer* raw, grpc::ByteBuffer* response) {
+  // Parsed first: who may call depends on the requester it names.
+  absl::StatusOr<v1::MoveGroupRequest> request = ParseRequest<v1::MoveGroupRequest>(*raw, "MoveGroup");
+  if (!request.ok()) return Refused(context, request.status());
   if (absl::Status allowed = policy_.AuthorizeHardware(*context, "MoveGroup", request->requester()); !allowed.ok()) {
     return Refused(context, allowed);
   }
@@ -267,27 +265,31 @@ grpc::ServerUnaryReactor* HardwarePlaneService::MoveGroup(grpc::CallbackServerCo
 }
 
 grpc::ServerUnaryReactor* HardwarePlaneService::DiscardQubit(grpc::CallbackServerContext* context,
-                                                             const v1::DiscardQubitRequest* request,
-                                                             v1::DiscardQubitResponse* /*response*/) {
+                                                             const grpc::ByteBuffer* raw,
+                                                             grpc::ByteBuffer* response) {
+  absl::StatusOr<v1::DiscardQubitRequest> request = ParseRequest<v1::DiscardQubitRequest>(*raw, "DiscardQubit");
+  if (!request.ok()) return Refused(context, request.status());
   // Forwarded discards come from the daemon that forwards them, on the
-  // requester's behalf.
-  const std::string acting = request->hops() == 0 ? request->requester() : "";
-  if (absl::Status allowed = policy_.AuthorizeHardware(*context, "DiscardQubit", acting.empty() ? CertifiedOrEmpty(*context) : acting);
-      !allowed.ok()) {
-    return Refused(context, allowed);
-  }
+  // requester's behalf: any node may forward one (a gap documented in
+  // docs/architecture.md, "Trust and the threat model").
+  absl::Status allowed = request->hops() == 0
+                             ? policy_.AuthorizeHardware(*context, "DiscardQubit", request->requester())
+                             : policy_.AuthorizeHardwareFromAnyNode(*context, "DiscardQubit");
+  if (!allowed.ok()) return Refused(context, allowed);
   DistributedStateBackend* backend = &backend_;
   poster_->Post([backend, qubit = request->qubit_id(), requester = request->requester(), hops = request->hops()] {
     backend->HandleDiscard(qubit, requester, hops);
   });
+  *response = SerializeMessage(v1::DiscardQubitResponse());
   grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
   reactor->Finish(grpc::Status::OK);
   return reactor;
 }
 
 grpc::ServerUnaryReactor* HardwarePlaneService::HandOver(grpc::CallbackServerContext* context,
-                                                         const v1::HandOverRequest* request,
-                                                         v1::HandOverResponse* /*response*/) {
+                                                         const grpc::ByteBuffer* raw, grpc::ByteBuffer* response) {
+  absl::StatusOr<v1::HandOverRequest> request = ParseRequest<v1::HandOverRequest>(*raw, "HandOver");
+  if (!request.ok()) return Refused(context, request.status());
   if (absl::Status allowed = policy_.AuthorizeHardware(*context, "HandOver", request->sender()); !allowed.ok()) {
     return Refused(context, allowed);
   }
@@ -301,6 +303,7 @@ grpc::ServerUnaryReactor* HardwarePlaneService::HandOver(grpc::CallbackServerCon
   bool posted = poster_->Post([backend, group = *std::move(group), sender = request->sender()]() mutable {
     backend->HandleHandOver(std::move(group), sender);
   });
+  *response = SerializeMessage(v1::HandOverResponse());
   reactor->Finish(posted ? grpc::Status::OK
                          : grpc::Status(grpc::StatusCode::UNAVAILABLE, "the daemon is shutting down"));
   return reactor;

@@ -54,21 +54,24 @@ class HardwarePlaneClient final : public HardwarePlaneTransport {
   bool cancelled_ = false;
 };
 
-class HardwarePlaneService final : public v1::HardwarePlane::CallbackService {
+// Raw methods: an unparseable request gets INVALID_ARGUMENT (raw_messages.h).
+using RawHardwarePlaneService = v1::HardwarePlane::WithRawCallbackMethod_MoveGroup<
+    v1::HardwarePlane::WithRawCallbackMethod_DiscardQubit<
+        v1::HardwarePlane::WithRawCallbackMethod_HandOver<v1::HardwarePlane::Service>>>;
+
+class HardwarePlaneService final : public RawHardwarePlaneService {
  public:
   // Every call is checked against `policy` (a node acting as itself).
   HardwarePlaneService(DistributedStateBackend& backend, std::shared_ptr<LoopPoster> poster,
                        const AccessPolicy& policy)
       : backend_(backend), poster_(std::move(poster)), policy_(policy) {}
 
-  grpc::ServerUnaryReactor* MoveGroup(grpc::CallbackServerContext* context, const v1::MoveGroupRequest* request,
-                                      v1::MoveGroupResponse* response) override;
-  grpc::ServerUnaryReactor* DiscardQubit(grpc::CallbackServerContext* context,
-                                         const v1::DiscardQubitRequest* request,
-                                         v1::DiscardQubitResponse* response) override;
-  grpc::ServerUnaryReactor* HandOver(grpc::CallbackServerContext* context, const v1::HandOverRequest* request,
-                                     v1::HandOverResponse* response) override;
-
+  grpc::ServerUnaryReactor* MoveGroup(grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+                                      grpc::ByteBuffer* response) override;
+  grpc::ServerUnaryReactor* DiscardQubit(grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+                                         grpc::ByteBuffer* response) override;
+  grpc::ServerUnaryReactor* HandOver(grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+                                     grpc::ByteBuffer* response) override;
  private:
   DistributedStateBackend& backend_;
   std::shared_ptr<LoopPoster> poster_;

@@ -4,6 +4,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "daemon/asio.h"
+#include "daemon/raw_messages.h"
 #include "core/status.h"
 #include "core/time.h"
 #include "keydist/key_distribution.h"
@@ -37,32 +39,60 @@ constexpr uint64_t kMaxBlockBytes = 1ull << 26;  // a session's key is far small
 // owner may hear its last post-processing message before this end does.
 constexpr auto kCommitWait = std::chrono::seconds(10);
 
-class KeyManagementService final : public v1::KeyManagement::Service {
+// Raw methods, so that an unparseable request gets INVALID_ARGUMENT
+// (raw_messages.h). The work may wait (CommitBlock waits up to kCommitWait
+// for the session to end here) and touches the key store, so it runs on the
+// service's own threads rather than on gRPC's callback threads.
+using RawKeyManagementService = v1::KeyManagement::WithRawCallbackMethod_CommitBlock<
+    v1::KeyManagement::WithRawCallbackMethod_ReserveKeys<v1::KeyManagement::Service>>;
+
+class KeyManagementService final : public RawKeyManagementService {
  public:
   explicit KeyManagementService(KeyManager& manager) : manager_(manager) {}
+  // The server has finished every call by now (Daemon::Shutdown waits for
+  // it before the key manager goes), so this only joins idle threads.
+  ~KeyManagementService() override { workers_.join(); }
 
-  grpc::Status CommitBlock(grpc::ServerContext* context, const v1::CommitBlockRequest* request,
-                           v1::CommitBlockResponse*) override {
-    if (absl::Status allowed = manager_.policy().AuthorizeNode(*context, "KeyManagement.CommitBlock",
-                                                               request->owner(), "only nodes' key managers call it");
-        !allowed.ok()) {
-      return AsGrpc(allowed);
-    }
-    return AsGrpc(manager_.OnCommitBlock(*request));
+  grpc::ServerUnaryReactor* CommitBlock(grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+                                        grpc::ByteBuffer* response) override {
+    return Serve<v1::CommitBlockRequest, v1::CommitBlockResponse>(
+        context, "CommitBlock", *request, response,
+        [this](const v1::CommitBlockRequest& r) { return manager_.OnCommitBlock(r); });
   }
 
-  grpc::Status ReserveKeys(grpc::ServerContext* context, const v1::ReserveKeysRequest* request,
-                           v1::ReserveKeysResponse*) override {
-    if (absl::Status allowed = manager_.policy().AuthorizeNode(*context, "KeyManagement.ReserveKeys",
-                                                               request->owner(), "only nodes' key managers call it");
-        !allowed.ok()) {
-      return AsGrpc(allowed);
-    }
-    return AsGrpc(manager_.OnReserveKeys(*request));
+  grpc::ServerUnaryReactor* ReserveKeys(grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
+                                        grpc::ByteBuffer* response) override {
+    return Serve<v1::ReserveKeysRequest, v1::ReserveKeysResponse>(
+        context, "ReserveKeys", *request, response,
+        [this](const v1::ReserveKeysRequest& r) { return manager_.OnReserveKeys(r); });
   }
 
  private:
+  // Parsed first: who may call depends on the owner the request names.
+  template <typename Request, typename Response, typename Handle>
+  grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* context, absl::string_view method,
+                                  const grpc::ByteBuffer& raw, grpc::ByteBuffer* response, Handle handle) {
+    grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
+    absl::StatusOr<Request> request = ParseRequest<Request>(raw, method);
+    absl::Status allowed = request.status();
+    if (request.ok()) {
+      allowed = manager_.policy().AuthorizeNode(*context, absl::StrCat("KeyManagement.", method), request->owner(),
+                                                "only nodes' key managers call it");
+    }
+    if (!allowed.ok()) {
+      reactor->Finish(AsGrpc(allowed));
+      return reactor;
+    }
+    boost::asio::post(workers_, [reactor, response, request = *std::move(request), handle = std::move(handle)] {
+      absl::Status done = handle(request);
+      if (done.ok()) *response = SerializeMessage(Response());
+      reactor->Finish(AsGrpc(done));
+    });
+    return reactor;
+  }
+
   KeyManager& manager_;
+  boost::asio::thread_pool workers_{2};
 };
 
 }  // namespace

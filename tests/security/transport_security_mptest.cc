@@ -69,6 +69,29 @@ TEST_F(TransportSecurityMpTest, AHostileLocalClientIsRefusedOnEveryPortAndTheNet
   EXPECT_EQ(status->transport_security(), "mutual TLS (CA of network chain3)");
 }
 
+// gRPC's typed handlers answer a request they cannot parse with
+// UNIMPLEMENTED and no message; qnet's services parse requests themselves
+// (daemon/raw_messages.h). kme-chain has key managers, so all three services
+// with requests are there.
+TEST_F(TransportSecurityMpTest, AnUnparseableRequestGetsInvalidArgumentOnEveryMethodAndTheDaemonsServeOn) {
+  auto started = cli::LocalNetwork::Start(LaunchOptionsFor(Example("kme-chain.yaml")));
+  ASSERT_TRUE(started.ok()) << started.status();
+  cli::LocalNetwork& net = **started;
+  std::string command = absl::StrCat("/usr/bin/python3 ", QNET_SOURCE_DIR, "/tests/security/unparseable_requests.py ",
+                                     net.pki_dir());
+  for (const std::string& node : net.nodes()) absl::StrAppend(&command, " ", node, "=", *net.Address(node));
+  int exit_code = -1;
+  const std::string out = qnet::testing::RunCommand(command + " 2>&1", &exit_code);
+  std::cout << out;
+  EXPECT_EQ(exit_code, 0) << "the checks above failed";
+  EXPECT_NE(out.find("all checks passed"), std::string::npos);
+  // 15 methods x 3 kinds of garbage + 2 checks at alice and charlie (key
+  // managers); bob has no KeyManagement service, so 2 methods fewer.
+  size_t passed = 0;
+  for (size_t at = out.find("ok  "); at != std::string::npos; at = out.find("ok  ", at + 1)) ++passed;
+  EXPECT_EQ(passed, 2u * (15 * 3 + 2) + (13 * 3 + 2));
+}
+
 TEST_F(TransportSecurityMpTest, QnetdRefusesToStartWithoutACertificateUnlessLocalOnly) {
   const std::string file = Example("ideal-pair.yaml");
   int exit_code = -1;
