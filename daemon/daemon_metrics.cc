@@ -117,6 +117,11 @@ std::vector<prometheus::MetricFamily> Daemon::NodeMetrics() {
                 static_cast<double>(n.bytes_sent), at);
     out.Counter("qnet_peer_received_bytes_total", "Bytes of frames received from the neighbour (serialized)",
                 static_cast<double>(n.bytes_received), at);
+    out.Counter("qnet_peer_received_frames_total", "Frames received from the neighbour (batches and heartbeats)",
+                static_cast<double>(n.frames_received), at);
+    out.Counter("qnet_peer_frame_limit_closes_total",
+                "Streams from the neighbour closed for sending frames faster than qnetd --max-peer-frames-per-second",
+                static_cast<double>(n.frame_limit_closes), at);
   }
   const link::LinkLayerStats& ls = link.stats();
   out.Counter("qnet_link_generations_started_total", "Link-layer generations started at this end",

@@ -63,6 +63,9 @@ PeerLinks::PeerLinks(EventLoop& loop, PeerDirectory& directory, const Logger& lo
     n.state.classical_delay = link.classical_delay();
     n.hold = loop_.ToWall(n.state.classical_delay);
     n.backoff = timing_.min_redial;
+    // The bucket outlives streams, so reconnecting does not refill it.
+    n.frame_tokens = timing_.max_frames_per_second;
+    n.tokens_at = WallClock::now();
   }
 }
 
@@ -220,6 +223,7 @@ void PeerLinks::OnFrame(PeerStreamPtr stream, v1::PeerFrame frame) {
   if (n == nullptr) return;  // a stream we already gave up on
   n->last_heard = WallClock::now();
   ++n->state.frames_received;
+  if (n->stream == stream && !AdmitFrame(*n, stream, n->last_heard)) return;
   n->state.bytes_received += frame.ByteSizeLong();
 
   if (n->dialing == stream) {
@@ -260,6 +264,26 @@ void PeerLinks::OnFrame(PeerStreamPtr stream, v1::PeerFrame frame) {
     case v1::PeerFrame::KIND_NOT_SET:
       break;
   }
+}
+
+bool PeerLinks::AdmitFrame(Neighbour& n, const PeerStreamPtr& stream, WallClock::time_point now) {
+  const double limit = timing_.max_frames_per_second;
+  if (!(limit > 0)) return true;
+  n.frame_tokens = std::min(limit, n.frame_tokens + Seconds(now - n.tokens_at) * limit);
+  n.tokens_at = now;
+  if (n.frame_tokens >= 1) {
+    n.frame_tokens -= 1;
+    return true;
+  }
+  const std::string why =
+      absl::StrCat("neighbour '", n.state.name, "' sent frames faster than ", limit,
+                   " per second (qnetd --max-peer-frames-per-second); its stream is closed, and it may reconnect");
+  QNET_LOG(log_, kWarn, "%s", why);
+  ++n.state.frame_limit_closes;
+  MarkDown(n, "it sent frames faster than the limit");
+  stream->Abort(grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, why));
+  ScheduleRedial(n);
+  return false;
 }
 
 void PeerLinks::OnClosed(PeerStreamPtr stream, grpc::Status status) {

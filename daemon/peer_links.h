@@ -28,6 +28,8 @@ namespace qnet::daemon {
 
 inline constexpr uint32_t kPeerProtocolVersion = 1;
 
+inline constexpr double kDefaultMaxPeerFramesPerSecond = 20000;
+
 struct PeerLinkTiming {
   // Sent on a stream with nothing else to send. Each costs either end a few
   // tenths of a millisecond of CPU (gRPC's threads and the loop): at 200 ms,
@@ -41,6 +43,12 @@ struct PeerLinkTiming {
   WallClock::duration handshake_timeout = std::chrono::milliseconds(2000);
   WallClock::duration min_redial = std::chrono::milliseconds(50);
   WallClock::duration max_redial = std::chrono::milliseconds(500);
+  // Frames a neighbour may send per wall second, a second's worth at once
+  // (a token bucket); beyond it its stream is closed with
+  // RESOURCE_EXHAUSTED (it may reconnect). Bounds the loop work one
+  // neighbour can cause; far above what the protocols send (BENCHMARKS.md).
+  // 0: no limit.
+  double max_frames_per_second = kDefaultMaxPeerFramesPerSecond;
 };
 
 struct NeighbourState {
@@ -53,6 +61,7 @@ struct NeighbourState {
   uint64_t messages_received = 0;
   uint64_t messages_dropped = 0;  // sent while the neighbour was down
   uint64_t frames_received = 0;
+  uint64_t frame_limit_closes = 0;  // streams closed for exceeding max_frames_per_second
   uint64_t batches_received = 0;  // frames carrying messages
   uint64_t bytes_sent = 0;        // serialized frames, heartbeats too (not the Hello)
   uint64_t bytes_received = 0;    // serialized frames of every kind
@@ -111,6 +120,9 @@ class PeerLinks {
     WallClock::time_point last_sent;
     WallClock::time_point last_keepalive;  // when Keepalive last ran
     std::string last_dial_error;
+    // Token bucket of max_frames_per_second, refilled from the wall clock.
+    double frame_tokens = 0;
+    WallClock::time_point tokens_at;
   };
   class Service;
 
@@ -119,6 +131,8 @@ class PeerLinks {
   PeerStreamEvents Events();
   v1::PeerFrame MakeHello() const;
   absl::Status CheckHello(const v1::Hello& hello, bool from_dialer) const;
+  // False (and the stream closed) if `n` sent frames faster than allowed.
+  bool AdmitFrame(Neighbour& n, const PeerStreamPtr& stream, WallClock::time_point now);
 
   void Dial(Neighbour& n);
   void ScheduleRedial(Neighbour& n);

@@ -36,6 +36,12 @@ Usage: qnetd --network FILE --node NAME [options]
                       Entangle, Teleport and Qkd requests one client (one certificate;
                       without TLS, one connection) may have running at this daemon at
                       once (default 64); one more ends at once with RESOURCE_EXHAUSTED.
+  --max-peer-frames-per-second N
+                      frames one neighbour may send per wall-clock second, a second's
+                      worth at once (default 20000; two daemons at full speed send
+                      about 1,500 a second, BENCHMARKS.md; 0: no limit). A neighbour
+                      that sends faster has its stream closed with RESOURCE_EXHAUSTED
+                      and the reason in the log; it may reconnect.
   --peer-timeout SECONDS
                       wall-clock seconds without a frame from a neighbour (heartbeats
                       go every 600 ms, or a fifth of this if shorter) before its link
@@ -152,6 +158,13 @@ absl::StatusOr<QnetdFlags> ParseQnetdFlags(const std::vector<std::string>& args)
             absl::StrCat("--max-requests-per-client wants a whole number from 1 to 100000, got '", value, "'"));
       }
       flags.max_requests_per_client = n;
+    } else if (name == "--max-peer-frames-per-second") {
+      double n = 0;
+      if (!absl::SimpleAtod(value, &n) || !(n >= 0) || !(n <= 1e7)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "--max-peer-frames-per-second wants a number from 0 (no limit) to 10000000, got '", value, "'"));
+      }
+      flags.max_peer_frames_per_second = n;
     } else if (name == "--peer-timeout") {
       double s = 0;
       if (!absl::SimpleAtod(value, &s) || !(s >= 0.05) || !(s <= 3600)) {

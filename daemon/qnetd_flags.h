@@ -10,6 +10,7 @@
 #include "absl/status/statusor.h"
 #include "daemon/log.h"
 #include "daemon/peer_directory.h"
+#include "daemon/peer_links.h"
 
 namespace qnet::daemon {
 
@@ -23,6 +24,7 @@ struct QnetdFlags {
   double keep_hold_s = 10.0;  // simulated seconds a KEEP pair is held for MeasureQubit
   uint32_t max_requests_per_client = 64;  // daemon/client_request_limit.h
   double peer_timeout_s = 3.0;  // wall seconds of silence after which a neighbour is down
+  double max_peer_frames_per_second = kDefaultMaxPeerFramesPerSecond;  // daemon/peer_links.h; 0: no limit
   std::optional<int64_t> epoch_unix_ns;
   std::optional<uint64_t> seed;  // default: the network file's seed, else 1
   LogLevel log_level = LogLevel::kInfo;

@@ -60,6 +60,7 @@ int Run(int argc, char** argv) {
   options.max_requests_per_client = flags->max_requests_per_client;
   options.peer_timing.silence_limit = std::chrono::duration_cast<qnet::daemon::WallClock::duration>(
       std::chrono::duration<double>(flags->peer_timeout_s));
+  options.peer_timing.max_frames_per_second = flags->max_peer_frames_per_second;
   options.epoch_unix_ns = flags->epoch_unix_ns;
   options.log_level = flags->log_level;
   options.log_format = flags->log_format;

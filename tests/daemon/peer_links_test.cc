@@ -3,6 +3,7 @@
 #include "daemon/peer_links.h"
 
 #include <future>
+#include <thread>
 
 #include <grpcpp/generic/generic_stub.h>
 #include <grpcpp/grpcpp.h>
@@ -239,6 +240,58 @@ TEST(PeerLinksTest, GarbageOrAFirstFrameThatIsNotAHelloEndsTheStreamWithInvalidA
 
   // The daemon serves on: its real neighbour connects.
   ASSERT_TRUE(WaitUntil("a - b up", [&] { return Connected(net[0], "b") && Connected(net[1], "a"); }));
+}
+
+// A neighbour that sends frames faster than --max-peer-frames-per-second
+// has its stream closed with RESOURCE_EXHAUSTED; one within it is served.
+TEST(PeerLinksTest, ANeighbourFloodingFramesHasItsStreamClosedWithResourceExhausted) {
+  constexpr double kLimit = 50;
+  InProcessNetwork net({"a", "b"}, 1.0, [](DaemonOptions& o) { o.peer_timing.max_frames_per_second = kLimit; });
+  ASSERT_TRUE(net.ok());
+  ASSERT_TRUE(WaitUntil("a - b up", [&] { return Connected(net[0], "b") && Connected(net[1], "a"); }));
+  net.Stop(0);
+  ASSERT_TRUE(WaitUntil("b sees a down", [&] { return !Connected(net[1], "a"); }));
+
+  // As a (a sorts lower, so it dials): a Hello, then heartbeats as fast as
+  // the stream takes them, at most 100000 (beyond any flow-control window).
+  auto stub = v1::Peer::NewStub(grpc::CreateChannel(net[1].listen_address(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  auto stream = stub->Exchange(&context);
+  v1::PeerFrame frame;
+  frame.mutable_hello()->set_node("a");
+  frame.mutable_hello()->set_network("testnet");
+  frame.mutable_hello()->set_protocol_version(kPeerProtocolVersion);
+  ASSERT_TRUE(stream->Write(frame));
+  frame.mutable_heartbeat();
+  int written = 0;
+  while (written < 100000 && stream->Write(frame)) ++written;
+  v1::PeerFrame reply;
+  while (stream->Read(&reply)) {
+  }
+  grpc::Status closed = stream->Finish();
+  EXPECT_EQ(closed.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << closed.error_message();
+  EXPECT_NE(closed.error_message().find("neighbour 'a' sent frames faster than 50 per second"), std::string::npos)
+      << closed.error_message();
+  EXPECT_NE(closed.error_message().find("--max-peer-frames-per-second"), std::string::npos);
+  EXPECT_LT(written, 100000) << "b never closed the stream";
+  const NeighbourState flooded = StateOf(net[1], "a");
+  EXPECT_EQ(flooded.frame_limit_closes, 1u);
+  // The bucket holds a second's worth: b took about that many before closing.
+  EXPECT_GE(flooded.frames_received, kLimit);
+  EXPECT_FALSE(Connected(net[1], "a"));
+
+  // The bucket outlives the stream: a reconnect at once would start empty.
+  // After a second it is full again, and the real a, back, sends its
+  // start-up frames and heartbeats (every 200 ms here) well within the
+  // limit: its link stays up.
+  std::this_thread::sleep_for(std::chrono::milliseconds(1100));
+  net.Restart(0, "127.0.0.1:0");
+  ASSERT_TRUE(WaitUntil("a - b up again", [&] { return Connected(net[0], "b") && Connected(net[1], "a"); },
+                        std::chrono::seconds(20)));
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  EXPECT_TRUE(Connected(net[1], "a"));
+  EXPECT_EQ(StateOf(net[1], "a").frame_limit_closes, 1u);
 }
 
 TEST(PeerLinksTest, GetStatusReportsNeighbours) {

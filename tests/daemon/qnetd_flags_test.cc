@@ -1,6 +1,8 @@
 // qnetd's command-line parsing and help text.
 #include "daemon/qnetd_flags.h"
 
+#include "daemon/peer_links.h"
+
 #include "gtest/gtest.h"
 
 namespace qnet::daemon {
@@ -11,7 +13,7 @@ TEST(QnetdFlagsTest, ParsesEveryFlagInBothForms) {
                                 "peers.txt", "--peer", "bob=127.0.0.1:7001", "--time-scale=0.001", "--seed", "9",
                                 "--log-level", "debug", "--ready-file", "ready", "--epoch-unix-ns", "1700000000000000000",
                                 "--keep-hold", "2.5", "--peer-timeout=0.5", "--pki", "certs",
-                                "--max-requests-per-client", "5"});
+                                "--max-requests-per-client", "5", "--max-peer-frames-per-second=0"});
   ASSERT_TRUE(flags.ok()) << flags.status();
   EXPECT_EQ(flags->network_file, "net.yaml");
   EXPECT_EQ(flags->node, "alice");
@@ -25,6 +27,7 @@ TEST(QnetdFlagsTest, ParsesEveryFlagInBothForms) {
   EXPECT_EQ(flags->epoch_unix_ns, int64_t{1700000000000000000});
   EXPECT_DOUBLE_EQ(flags->keep_hold_s, 2.5);
   EXPECT_EQ(flags->max_requests_per_client, 5u);
+  EXPECT_DOUBLE_EQ(flags->max_peer_frames_per_second, 0);
   EXPECT_DOUBLE_EQ(flags->peer_timeout_s, 0.5);
   EXPECT_EQ(flags->pki_dir, "certs");
   EXPECT_FALSE(flags->insecure_local_only);
@@ -60,6 +63,7 @@ TEST(QnetdFlagsTest, DefaultsAndRequiredFlags) {
   EXPECT_EQ(flags->log_level, LogLevel::kInfo);
   EXPECT_DOUBLE_EQ(flags->keep_hold_s, 10.0);
   EXPECT_EQ(flags->max_requests_per_client, 64u);
+  EXPECT_DOUBLE_EQ(flags->max_peer_frames_per_second, kDefaultMaxPeerFramesPerSecond);
   EXPECT_DOUBLE_EQ(flags->peer_timeout_s, 3.0);
   EXPECT_NE(ParseQnetdFlags({"--node", "a"}).status().message().find("--network"), std::string::npos);
   EXPECT_NE(ParseQnetdFlags({"--network", "n"}).status().message().find("--node"), std::string::npos);
@@ -81,6 +85,10 @@ TEST(QnetdFlagsTest, BadValuesNameTheFlag) {
   EXPECT_NE(with({"--peer-timeout", "0"}).message().find("--peer-timeout"), std::string::npos);
   EXPECT_NE(with({"--max-requests-per-client", "0"}).message().find("--max-requests-per-client"), std::string::npos);
   EXPECT_NE(with({"--max-requests-per-client", "many"}).message().find("1 to 100000"), std::string::npos);
+  EXPECT_NE(with({"--max-peer-frames-per-second", "-1"}).message().find("0 (no limit) to 10000000"),
+            std::string::npos);
+  EXPECT_NE(with({"--max-peer-frames-per-second", "nan"}).message().find("--max-peer-frames-per-second"),
+            std::string::npos);
   EXPECT_NE(with({"--peer-timeout", "soon"}).message().find("--peer-timeout"), std::string::npos);
   EXPECT_NE(with({"--log-level", "loud"}).message().find("loud"), std::string::npos);
   EXPECT_NE(with({"--peer", "bob"}).message().find("--peer"), std::string::npos);
