@@ -4,6 +4,7 @@
 #include <optional>
 
 #include "absl/strings/str_cat.h"
+#include "netsim/link_experiment.h"
 #include "network/network_service.h"
 
 namespace qnet::netsim {
@@ -23,6 +24,26 @@ absl::StatusOr<PathExperimentResult> RunPathExperiment(SimulatedNetwork& network
   stack::NodeStack* remote = network.node(experiment.remote);
   if (origin == nullptr) return absl::NotFoundError(absl::StrCat("no running node '", experiment.origin, "'"));
   if (remote == nullptr) return absl::NotFoundError(absl::StrCat("no running node '", experiment.remote, "'"));
+
+  if (network.config().FindLink(experiment.origin, experiment.remote) != nullptr) {
+    LinkExperiment link{.origin = experiment.origin,
+                        .remote = experiment.remote,
+                        .pairs = experiment.pairs,
+                        .basis = experiment.basis,
+                        .min_fidelity = experiment.min_fidelity,
+                        .purpose_id = experiment.purpose_id};
+    absl::StatusOr<LinkExperimentResult> ran = RunLinkExperiment(network, link, simulated_limit);
+    if (!ran.ok()) return ran.status();
+    PathExperimentResult result;
+    result.layer = PathExperimentResult::Layer::kLink;
+    result.path = {experiment.origin, experiment.remote};
+    result.pairs = std::move(ran->pairs);
+    result.statistics = ran->statistics;
+    result.mean_fidelity_estimate = ran->mean_fidelity_estimate;
+    result.simulated_time = ran->simulated_time;
+    result.events = ran->events;
+    return result;
+  }
 
   std::map<uint64_t, HalfPair> at_origin, at_remote;
   double estimate_sum = 0.0;

@@ -1,7 +1,11 @@
 // Runs an end-to-end MEASURE request between any two nodes of a simulated
 // network through the network layer (routing, swapping across repeaters)
 // and gathers both ends' outcomes, matched by end-to-end id, for analysis
-// (apps/pair_statistics.h). What `qnetsim --from A --to B` runs.
+// (apps/pair_statistics.h). What `qnetsim --from A --to B` runs. Two
+// neighbours are served by their link layer directly, as qnetd serves an
+// Entangle to a neighbour, so that the simulator and the daemons give the
+// same figures for the same request (the network layer keeps a memory
+// qubit per side free for other circuits, which halves a 2-qubit link).
 #pragma once
 
 #include <cstdint>
@@ -25,6 +29,8 @@ struct PathExperiment {
 };
 
 struct PathExperimentResult {
+  enum class Layer { kNetwork, kLink };
+  Layer layer = Layer::kNetwork;          // kLink: the two are neighbours
   std::vector<std::string> path;          // the route the network layer chose
   std::vector<apps::MeasuredPair> pairs;  // basis_a/outcome_a are the origin's
   apps::PairStatistics statistics;

@@ -35,7 +35,9 @@ ABSL_FLAG(int64_t, seed, -1, "random seed (default: the file's seed, else 1); a 
 ABSL_FLAG(int32_t, pairs, 1000, "MEASURE pairs to request on each link");
 ABSL_FLAG(std::string, basis, "six-state", "basis choice per pair: z, x, y, bb84, six-state or chsh");
 ABSL_FLAG(std::string, link, "all", "which link: a link name such as alice-bob, or 'all'");
-ABSL_FLAG(std::string, from, "", "with --to: end-to-end pairs from this node (network layer: routing and swapping)");
+ABSL_FLAG(std::string, from, "",
+          "with --to: end-to-end pairs from this node (network layer: routing and swapping; a neighbour is served by "
+          "the link layer directly, as qnetd does)");
 ABSL_FLAG(std::string, to, "", "with --from: the far end, any node of the network");
 ABSL_FLAG(double, min_fidelity, 0.0, "minimum fidelity asked of the link (or network) layer, in [0, 1]");
 ABSL_FLAG(double, time_limit_s, 3600.0,
@@ -447,10 +449,11 @@ int main(int argc, char** argv) {
       std::string extra;
       if (s.fidelity) extra += absl::StrFormat(",\"fidelity\":{\"value\":%.6f,\"stderr\":%.6f}", s.fidelity->value, s.fidelity->standard_error);
       if (s.chsh) extra += absl::StrFormat(",\"chsh\":{\"value\":%.6f,\"stderr\":%.6f}", s.chsh->value, s.chsh->standard_error);
-      std::fputs(absl::StrFormat("{\"network\":%s,\"seed\":%llu,\"from\":%s,\"to\":%s,\"path\":[%s],\"pairs\":%d,"
+      std::fputs(absl::StrFormat("{\"network\":%s,\"seed\":%llu,\"from\":%s,\"to\":%s,\"layer\":%s,\"path\":[%s],\"pairs\":%d,"
                   "\"simulated_seconds\":%.9g,\"pairs_per_second\":%.6g,\"error_rate\":{\"z\":%s,\"x\":%s,\"y\":%s}%s,"
                   "\"fidelity_estimate\":%.6f,\"swaps\":%d,\"discarded\":%d,\"events\":%d,\"wall_seconds\":%.4f}\n",
                   JsonString(config->name), static_cast<unsigned long long>(seed), JsonString(from), JsonString(to),
+                  JsonString(result->layer == qnet::netsim::PathExperimentResult::Layer::kLink ? "link" : "network"),
                   absl::StrJoin(hops, ","), s.pairs, sim_s, rate, err(s.z), err(s.x), err(s.y), extra,
                   result->mean_fidelity_estimate, result->swaps, result->discarded, result->events, wall)
                      .c_str(),
@@ -484,10 +487,15 @@ int main(int argc, char** argv) {
                                              "quantum bound")
                       .c_str());
     }
-    std::printf("  network estimate     %.4f  (links' calibration, swap noise, memory waits)\n",
-                result->mean_fidelity_estimate);
-    std::printf("  repeaters            %llu swaps, %llu link pairs discarded (cutoff or below the minimum)\n",
-                static_cast<unsigned long long>(result->swaps), static_cast<unsigned long long>(result->discarded));
+    if (result->layer == qnet::netsim::PathExperimentResult::Layer::kLink) {
+      std::printf("  link-layer estimate  %.4f  (neighbours: served by their link layer, as qnetd does)\n",
+                  result->mean_fidelity_estimate);
+    } else {
+      std::printf("  network estimate     %.4f  (links' calibration, swap noise, memory waits)\n",
+                  result->mean_fidelity_estimate);
+      std::printf("  repeaters            %llu swaps, %llu link pairs discarded (cutoff or below the minimum)\n",
+                  static_cast<unsigned long long>(result->swaps), static_cast<unsigned long long>(result->discarded));
+    }
     std::printf("  simulator            %s\n", SimulatorLine(result->events, **network, wall).c_str());
     return 0;
   }

@@ -76,6 +76,23 @@ try:
         check(f.read(8) == b"\x89PNG\r\n\x1a\n", "the hop sweep's PNG is a PNG")
     shutil.copy(png, os.path.join(ARTIFACTS, "qnetsim-sweep-hops.png"))
 
+    # Neighbours are served by the link layer, as qnetd serves them: --from
+    # and --to on one link give exactly the figures of --link (same seed),
+    # and a hop sweep's first point is that link's rate; two hops go through
+    # the network layer. (The network layer keeps a qubit per side free, so
+    # on chain3's 2-qubit alice it gave half the rate the daemons measured.)
+    one_hop = json.loads(run("--network", f"{EXAMPLES}/chain3.yaml", "--from", "alice", "--to", "bob", "--pairs", "300",
+                             "--output", "json", "--quiet").stdout)
+    link = json.loads(run("--network", f"{EXAMPLES}/chain3.yaml", "--link", "alice-bob", "--pairs", "300",
+                          "--output", "json", "--quiet").stdout)["links"][0]
+    check(one_hop["layer"] == "link", f"one hop is served by the link layer: {one_hop.get('layer')}")
+    for key in ("pairs", "simulated_seconds", "pairs_per_second", "error_rate", "fidelity_estimate"):
+        check(one_hop[key] == link[key], f"--from/--to alice bob {key} {one_hop[key]} == --link alice-bob's {link[key]}")
+    two_hops = json.loads(run("--network", f"{EXAMPLES}/chain3.yaml", "--from", "alice", "--to", "charlie", "--pairs",
+                              "50", "--output", "json", "--quiet").stdout)
+    check(two_hops["layer"] == "network" and two_hops["path"] == ["alice", "bob", "charlie"],
+          f"two hops go through the network layer: {two_hops.get('layer')} {two_hops.get('path')}")
+
     # BBM92 key rate against length, with the PLOB bound beside it.
     svg = os.path.join(work, "key.svg")
     out = run("--network", f"{EXAMPLES}/ideal-pair.yaml", "--qkd", "bbm92", "--from", "alice", "--to", "bob",
