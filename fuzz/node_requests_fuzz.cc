@@ -26,6 +26,7 @@
 #include "daemon/teleport_service.h"
 #include "daemon/topology.h"
 #include "fuzz/fuzz_common.h"
+#include "fuzz/fuzz_network.h"
 #include "netsim/simulated_network.h"
 
 namespace qnet::fuzz {
@@ -167,10 +168,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using fuzz::Check;
   if (size > 65536) return 0;
   fuzz::FuzzReader in(data, size);
-  static const config::NetworkConfig config = *config::ParseNetworkConfig(fuzz::kFuzzChainYaml, "fuzz-chain");
-  auto built = netsim::SimulatedNetwork::Create(config, fuzz::kFuzzNetworkSeed);
-  Check(built.ok(), "the fuzz network builds");
-  std::unique_ptr<netsim::SimulatedNetwork> net = *std::move(built);
+  std::unique_ptr<netsim::SimulatedNetwork> net = fuzz::BuildFuzzNetwork();
   std::vector<std::unique_ptr<fuzz::NodeServices>> services;
   for (const char* name : fuzz::kNodes) services.push_back(std::make_unique<fuzz::NodeServices>(*net, name));
   fuzz::RunBounded(net->simulator(), std::chrono::microseconds(200), 5000);  // routes converge

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "fuzz/fuzz_common.h"
+#include "fuzz/fuzz_network.h"
 #include "keydist/key_agreement.h"
 #include "netsim/simulated_network.h"
 #include "qnet/v1/peer_service.pb.h"
@@ -32,19 +33,14 @@ constexpr int kMaxFrames = 16;
 enum Activity : uint8_t { kKeyAgreement = 1, kLinkRequest = 2, kEndToEnd = 4 };
 
 std::unique_ptr<netsim::SimulatedNetwork> BuildNetwork() {
-  static const config::NetworkConfig config = *config::ParseNetworkConfig(kFuzzChainYaml, "fuzz-chain");
-  auto net = netsim::SimulatedNetwork::Create(config, kFuzzNetworkSeed);
-  if (!net.ok()) {
-    std::fprintf(stderr, "cannot build the fuzz network: %s\n", net.status().ToString().c_str());
-    std::abort();
-  }
+  std::unique_ptr<netsim::SimulatedNetwork> net = BuildFuzzNetwork();
   // Receivers that accept pairs and, for KEEP pairs, free them at once.
   for (const char* name : kNodes) {
-    stack::NodeStack* node = (*net)->node(name);
+    stack::NodeStack* node = net->node(name);
     (void)node->link().RegisterReceiver(kFuzzPurpose, [](const link::LinkEvent&) {});
     (void)node->network().RegisterReceiver(kFuzzPurpose, [](const network::NetworkEvent&) {});
   }
-  return *std::move(net);
+  return net;
 }
 
 // Routing adverts spread, then the activity the flags ask for starts.
