@@ -201,7 +201,6 @@ void DistributedStateBackend::Ask(QubitId qubit, const std::string& holder) {
     return;
   }
   QNET_LOG(log_, kDebug, "asking %s for the group of qubit %s", holder, Label(qubit));
-  if (auto it = fetches_.find(qubit); it != fetches_.end()) it->second.asking = holder;
   ++moves_requested_;
   transport_.RequestMove(holder, qubit, [this, qubit, holder](absl::StatusOr<MoveReply> reply) {
     OnMoveReply(qubit, holder, std::move(reply));
@@ -210,7 +209,6 @@ void DistributedStateBackend::Ask(QubitId qubit, const std::string& holder) {
 
 void DistributedStateBackend::AskLater(QubitId qubit, const std::string& holder) {
   Fetch& fetch = fetches_[qubit];
-  fetch.asking = holder;  // asked again soon
   if (++fetch.hops > kMaxHops) {
     Complete(qubit, absl::AbortedError(absl::StrCat("gave up fetching qubit ", Label(qubit), " after ", kMaxHops,
                                                     " redirects (last holder asked: '", holder, "')")));
@@ -232,10 +230,6 @@ void DistributedStateBackend::AskLater(QubitId qubit, const std::string& holder)
 void DistributedStateBackend::OnMoveReply(QubitId qubit, const std::string& holder,
                                           absl::StatusOr<MoveReply> reply) {
   if (!fetches_.contains(qubit)) return;
-  if (system_.Exists(qubit)) {  // came with another fetch's group meanwhile: this reply is stale
-    Complete(qubit, Found::kHere);
-    return;
-  }
   if (!reply.ok()) {
     QNET_LOG(log_, kWarn, "fetching qubit %s from %s failed: %s", Label(qubit), holder, reply.status().ToString());
     if (reply.status().code() == absl::StatusCode::kPermissionDenied) {  // refused, not unreachable
@@ -261,10 +255,6 @@ void DistributedStateBackend::OnMoveReply(QubitId qubit, const std::string& hold
     }
     QNET_LOG(log_, kDebug, "group %s moved here from %s", Members(members), holder);
     Complete(qubit, Found::kHere);
-    // Fetches of the other members end here too; their late replies find no fetch.
-    for (QubitId m : members) {
-      if (fetches_.contains(m)) Complete(m, Found::kHere);
-    }
     return;
   }
   if (reply->not_found) {
@@ -342,7 +332,7 @@ void DistributedStateBackend::HandleMove(QubitId qubit, const std::string& reque
     reply(MoveReply{.moved_to = it->second});
     return;
   }
-  if (MustWaitForFetches(requester)) {
+  if (!fetches_.empty()) {
     // Unknown here, but one of our fetches may be bringing its group (as
     // another member's): decide once that fetch is done.
     after_any_fetch_.push_back([this, qubit, requester, reply = std::move(reply)]() mutable {
@@ -351,20 +341,6 @@ void DistributedStateBackend::HandleMove(QubitId qubit, const std::string& reque
     return;
   }
   reply(MoveReply{.not_found = true});
-}
-
-bool DistributedStateBackend::MustWaitForFetches(const std::string& requester) const {
-  // A fetch that is asking the requester itself cannot bring the qubit the
-  // requester asks for: the requester gives us only a group it holds, and a
-  // group holding that qubit, had it reached the requester, would have ended
-  // the requester's own fetch. Waiting on it anyway is safe only one way
-  // round: of two nodes asking each other at once, the one whose name sorts
-  // first waits and the other answers now, or each would wait for the other
-  // until the move deadline (tests/daemon/move_cycle_test.cc). Cycles through
-  // three or more nodes still wait; none has been seen.
-  return std::any_of(fetches_.begin(), fetches_.end(), [&](const auto& entry) {
-    return entry.second.asking != requester || self_ < requester;
-  });
 }
 
 void DistributedStateBackend::Discard(QubitId qubit) {

@@ -12,10 +12,8 @@
 // fetching the group answers once the group has arrived and its own waiting
 // operations ran; one asked about a qubit it knows nothing of while any of
 // its fetches is in flight answers after that fetch (it may bring the
-// qubit's group), except that of two nodes asking each other at once the
-// one whose name sorts later answers at once (MustWaitForFetches), so they
-// never wait for each other. So one group is never in two moves at once and
-// exists in exactly one place. If a holder is unreachable the operation gets
+// qubit's group). So one group is never in two moves at once and exists in
+// exactly one place. If a holder is unreachable the operation gets
 // Unavailable and nothing moves. If a move's RPC is cancelled before the
 // requester received the group, the holder keeps it.
 //
@@ -113,7 +111,6 @@ class DistributedStateBackend final : public physical::StateBackend {
     std::vector<std::pair<std::string, MoveReplyFn>> queued_requests;  // (requester, reply)
     bool discard_when_done = false;
     int hops = 0;
-    std::string asking;  // the holder asked last (its answer, or a retry, is due)
   };
   struct PendingOp;
 
@@ -128,9 +125,6 @@ class DistributedStateBackend final : public physical::StateBackend {
   void AskLater(QubitId qubit, const std::string& holder);
   void OnMoveReply(QubitId qubit, const std::string& holder, absl::StatusOr<MoveReply> reply);
   void Complete(QubitId qubit, absl::StatusOr<Found> outcome);
-  // Whether a request from `requester` for a qubit unknown here must wait
-  // for this node's fetches (one may bring its group); see HandleMove.
-  bool MustWaitForFetches(const std::string& requester) const;
   // Hands the group of `member` to the node all its members belong to, if
   // that is one node other than this one.
   void MaybeHandOver(QubitId member);
