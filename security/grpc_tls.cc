@@ -40,7 +40,7 @@ absl::StatusOr<Identity> CallerIdentity(const grpc::ServerContextBase& context) 
   }
   std::vector<grpc::string_ref> pem = auth->FindPropertyValues(GRPC_X509_PEM_CERT_PROPERTY_NAME);
   if (pem.empty()) return absl::UnauthenticatedError("the caller's certificate is not available");
-  return IdentityOfCertificate(absl::string_view(pem.front().data(), pem.front().size()));
+  return CachedIdentityOfCertificate(absl::string_view(pem.front().data(), pem.front().size()));
 }
 
 std::string CallerAddress(const grpc::ServerContextBase& context) { return context.peer(); }

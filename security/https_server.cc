@@ -210,7 +210,7 @@ absl::StatusOr<Identity> ClientIdentity(const httplib::Request& request, const s
   if (!PEM_write_bio_X509(bio.get(), cert)) return refuse(OpenSslError("client certificate unreadable"));
   char* data = nullptr;
   const long size = BIO_get_mem_data(bio.get(), &data);
-  absl::StatusOr<Identity> id = IdentityOfCertificate(absl::string_view(data, size));
+  absl::StatusOr<Identity> id = CachedIdentityOfCertificate(absl::string_view(data, size));
   if (!id.ok()) return refuse(id.status().message());
   if (id->network != network) return refuse("client certificate is of network ", id->network, ", not ", network);
   return id;

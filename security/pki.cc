@@ -18,7 +18,9 @@
 #include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/match.h"
+#include "absl/synchronization/mutex.h"
 #include "absl/strings/str_cat.h"
 #include "security/openssl_handles.h"
 
@@ -312,6 +314,20 @@ absl::StatusOr<Identity> IdentityOfCertificate(absl::string_view pem) {
   }
   return absl::PermissionDeniedError(
       absl::StrCat("certificate '", CommonName(cert->get()), "' names no qnet identity (no urn:qnet: subjectAltName)"));
+}
+
+absl::StatusOr<Identity> CachedIdentityOfCertificate(absl::string_view pem) {
+  static absl::Mutex mu(absl::kConstInit);
+  static auto* cache = new absl::flat_hash_map<std::string, absl::StatusOr<Identity>>();  // never freed: used at exit
+  {
+    absl::MutexLock lock(&mu);
+    if (auto it = cache->find(pem); it != cache->end()) return it->second;
+  }
+  absl::StatusOr<Identity> identity = IdentityOfCertificate(pem);
+  absl::MutexLock lock(&mu);
+  if (cache->size() >= kMaxCachedIdentities) cache->clear();
+  cache->emplace(std::string(pem), identity);
+  return identity;
 }
 
 }  // namespace qnet::security

@@ -57,5 +57,12 @@ absl::StatusOr<TlsMaterial> LoadTlsFiles(const std::filesystem::path& ca, const 
 
 // The qnet identity a PEM certificate names (its urn:qnet: URI SAN).
 absl::StatusOr<Identity> IdentityOfCertificate(absl::string_view pem);
+// The same, remembered by the certificate's bytes: for callers that see the
+// same few certificates again and again (every gRPC call's TLS peer). Parsing
+// a PEM certificate costs tens of microseconds in OpenSSL 3's decoders
+// (BENCHMARKS.md); the answer is a function of the bytes alone. Thread-safe;
+// holds at most kMaxCachedIdentities certificates, then starts over.
+inline constexpr size_t kMaxCachedIdentities = 1024;
+absl::StatusOr<Identity> CachedIdentityOfCertificate(absl::string_view pem);
 
 }  // namespace qnet::security

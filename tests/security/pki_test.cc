@@ -7,6 +7,7 @@
 
 #include <filesystem>
 
+#include "absl/strings/str_cat.h"
 #include "gtest/gtest.h"
 #include "security/identity.h"
 
@@ -64,6 +65,29 @@ TEST_F(PkiTest, InitMakesACertificatePerNodeAndTheOperatorWithPrivateKeys) {
   EXPECT_EQ(*PkiNetwork(dir_), "chain");
   // The CA is no leaf identity.
   EXPECT_FALSE(IdentityOfCertificate(alice->ca_pem).ok());
+}
+
+// The cached lookup every gRPC call's authorisation uses answers exactly as
+// the parse does, for each certificate, a refused one included, also once
+// the cache has started over.
+TEST_F(PkiTest, CachedIdentitiesAnswerAsTheParseDoes) {
+  ASSERT_TRUE(InitNetworkPki(dir_, "chain", {"alice", "bob"}).ok());
+  auto pem_of = [&](const Identity& who) { return LoadTls(dir_, who)->cert_pem; };
+  const std::string alice = pem_of({.network = "chain", .role = Role::kNode, .node = "alice", .name = "alice"});
+  const std::string bob = pem_of({.network = "chain", .role = Role::kNode, .node = "bob", .name = "bob"});
+  const std::string ca = LoadTls(dir_, {.network = "chain", .role = Role::kNode, .node = "alice", .name = "alice"})->ca_pem;
+  for (int round = 0; round < 2; ++round) {
+    for (const std::string* pem : {&alice, &bob, &alice}) {
+      absl::StatusOr<Identity> cached = CachedIdentityOfCertificate(*pem);
+      ASSERT_TRUE(cached.ok()) << cached.status();
+      EXPECT_EQ(*cached, *IdentityOfCertificate(*pem));
+    }
+    EXPECT_EQ(CachedIdentityOfCertificate(ca).status(), IdentityOfCertificate(ca).status());
+    EXPECT_FALSE(CachedIdentityOfCertificate("not a certificate").ok());
+    // Fill the cache past its bound with distinct non-certificates: it starts over.
+    for (size_t i = 0; i <= kMaxCachedIdentities; ++i) (void)CachedIdentityOfCertificate(absl::StrCat("junk ", i));
+  }
+  EXPECT_EQ(CachedIdentityOfCertificate(bob)->node, "bob");
 }
 
 TEST_F(PkiTest, ReInitKeepsCertificatesAndRefusesAnotherNetwork) {
