@@ -42,7 +42,10 @@ constexpr auto kCommitWait = std::chrono::seconds(10);
 // Raw methods, so that an unparseable request gets INVALID_ARGUMENT
 // (raw_messages.h). The work may wait (CommitBlock waits up to kCommitWait
 // for the session to end here) and touches the key store, so it runs on the
-// service's own threads rather than on gRPC's callback threads.
+// service's own threads rather than on gRPC's callback threads: CommitBlock
+// and ReserveKeys on separate ones, so that commits waiting for blocks this
+// node does not have (a failed session, a restart, a hostile owner) never
+// hold up reservations, whose callers wait for them in an ETSI request.
 using RawKeyManagementService = v1::KeyManagement::WithRawCallbackMethod_CommitBlock<
     v1::KeyManagement::WithRawCallbackMethod_ReserveKeys<v1::KeyManagement::Service>>;
 
@@ -51,26 +54,30 @@ class KeyManagementService final : public RawKeyManagementService {
   explicit KeyManagementService(KeyManager& manager) : manager_(manager) {}
   // The server has finished every call by now (Daemon::Shutdown waits for
   // it before the key manager goes), so this only joins idle threads.
-  ~KeyManagementService() override { workers_.join(); }
+  ~KeyManagementService() override {
+    commit_workers_.join();
+    reserve_workers_.join();
+  }
 
   grpc::ServerUnaryReactor* CommitBlock(grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
                                         grpc::ByteBuffer* response) override {
     return Serve<v1::CommitBlockRequest, v1::CommitBlockResponse>(
-        context, "CommitBlock", *request, response,
+        commit_workers_, context, "CommitBlock", *request, response,
         [this](const v1::CommitBlockRequest& r) { return manager_.OnCommitBlock(r); });
   }
 
   grpc::ServerUnaryReactor* ReserveKeys(grpc::CallbackServerContext* context, const grpc::ByteBuffer* request,
                                         grpc::ByteBuffer* response) override {
     return Serve<v1::ReserveKeysRequest, v1::ReserveKeysResponse>(
-        context, "ReserveKeys", *request, response,
+        reserve_workers_, context, "ReserveKeys", *request, response,
         [this](const v1::ReserveKeysRequest& r) { return manager_.OnReserveKeys(r); });
   }
 
  private:
   // Parsed first: who may call depends on the owner the request names.
   template <typename Request, typename Response, typename Handle>
-  grpc::ServerUnaryReactor* Serve(grpc::CallbackServerContext* context, absl::string_view method,
+  grpc::ServerUnaryReactor* Serve(boost::asio::thread_pool& workers, grpc::CallbackServerContext* context,
+                                  absl::string_view method,
                                   const grpc::ByteBuffer& raw, grpc::ByteBuffer* response, Handle handle) {
     grpc::ServerUnaryReactor* reactor = context->DefaultReactor();
     absl::StatusOr<Request> request = ParseRequest<Request>(raw, method);
@@ -83,7 +90,13 @@ class KeyManagementService final : public RawKeyManagementService {
       reactor->Finish(AsGrpc(allowed));
       return reactor;
     }
-    boost::asio::post(workers_, [reactor, response, request = *std::move(request), handle = std::move(handle)] {
+    boost::asio::post(workers, [context, reactor, response, request = *std::move(request),
+                                handle = std::move(handle)] {
+      // A call its client gave up on while it queued is not acted on.
+      if (context->IsCancelled()) {
+        reactor->Finish(grpc::Status::CANCELLED);
+        return;
+      }
       absl::Status done = handle(request);
       if (done.ok()) *response = SerializeMessage(Response());
       reactor->Finish(AsGrpc(done));
@@ -92,7 +105,8 @@ class KeyManagementService final : public RawKeyManagementService {
   }
 
   KeyManager& manager_;
-  boost::asio::thread_pool workers_{2};
+  boost::asio::thread_pool commit_workers_{4};
+  boost::asio::thread_pool reserve_workers_{2};
 };
 
 }  // namespace

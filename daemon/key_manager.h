@@ -112,7 +112,7 @@ class KeyManager final : public kme::KeyDeliveryBackend {
   absl::StatusOr<std::vector<kme::DeliveredKey>> DecKeys(const std::string& caller_sae, const std::string& master_sae,
                                                          const std::vector<std::string>& key_ids) override;
 
-  // KeyManagement service handlers (gRPC threads): `caller` is authorised.
+  // KeyManagement service handlers (the service's own threads): the caller is authorised.
   absl::Status OnCommitBlock(const v1::CommitBlockRequest& request);
   absl::Status OnReserveKeys(const v1::ReserveKeysRequest& request);
 

@@ -77,7 +77,8 @@ PeerStreamEvents PeerLinks::Events() {
   PeerLinks* self = this;
   return PeerStreamEvents{
       .poster = loop_.poster(),
-      .on_frame = [self](PeerStreamPtr s, v1::PeerFrame f) { self->OnFrame(std::move(s), std::move(f)); },
+      .on_frame = [self](PeerStreamPtr s, v1::PeerFrame f,
+                         WallClock::time_point arrived) { self->OnFrame(std::move(s), std::move(f), arrived); },
       .on_closed = [self](PeerStreamPtr s, grpc::Status st) { self->OnClosed(std::move(s), std::move(st)); },
       .calls = calls_,
   };
@@ -179,7 +180,7 @@ void PeerLinks::OnAccepted(PeerStreamPtr stream, std::string certified_node) {
   pending_.emplace(std::move(stream), PendingStream{.handshake_timer = timer, .certified_node = std::move(certified_node)});
 }
 
-void PeerLinks::OnFrame(PeerStreamPtr stream, v1::PeerFrame frame) {
+void PeerLinks::OnFrame(PeerStreamPtr stream, v1::PeerFrame frame, WallClock::time_point arrived) {
   if (auto it = pending_.find(stream); it != pending_.end()) {
     // An accepted stream: its first frame must be the dialer's Hello.
     loop_.CancelTimer(it->second.handshake_timer);
@@ -223,7 +224,7 @@ void PeerLinks::OnFrame(PeerStreamPtr stream, v1::PeerFrame frame) {
   if (n == nullptr) return;  // a stream we already gave up on
   n->last_heard = WallClock::now();
   ++n->state.frames_received;
-  if (n->stream == stream && !AdmitFrame(*n, stream, n->last_heard)) return;
+  if (n->stream == stream && !AdmitFrame(*n, stream, arrived)) return;
   n->state.bytes_received += frame.ByteSizeLong();
 
   if (n->dialing == stream) {
@@ -266,11 +267,14 @@ void PeerLinks::OnFrame(PeerStreamPtr stream, v1::PeerFrame frame) {
   }
 }
 
-bool PeerLinks::AdmitFrame(Neighbour& n, const PeerStreamPtr& stream, WallClock::time_point now) {
+bool PeerLinks::AdmitFrame(Neighbour& n, const PeerStreamPtr& stream, WallClock::time_point arrived) {
   const double limit = timing_.max_frames_per_second;
   if (!(limit > 0)) return true;
-  n.frame_tokens = std::min(limit, n.frame_tokens + Seconds(now - n.tokens_at) * limit);
-  n.tokens_at = now;
+  // Arrivals of an old and a new stream may interleave slightly: time only runs forward here.
+  if (arrived > n.tokens_at) {
+    n.frame_tokens = std::min(limit, n.frame_tokens + Seconds(arrived - n.tokens_at) * limit);
+    n.tokens_at = arrived;
+  }
   if (n.frame_tokens >= 1) {
     n.frame_tokens -= 1;
     return true;

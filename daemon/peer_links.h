@@ -132,13 +132,15 @@ class PeerLinks {
   v1::PeerFrame MakeHello() const;
   absl::Status CheckHello(const v1::Hello& hello, bool from_dialer) const;
   // False (and the stream closed) if `n` sent frames faster than allowed.
-  bool AdmitFrame(Neighbour& n, const PeerStreamPtr& stream, WallClock::time_point now);
+  // Charged at the frame's arrival, so a backlog the loop drains late (a
+  // stalled loop) is not taken for a burst from the neighbour.
+  bool AdmitFrame(Neighbour& n, const PeerStreamPtr& stream, WallClock::time_point arrived);
 
   void Dial(Neighbour& n);
   void ScheduleRedial(Neighbour& n);
   // `certified_node`: the node the caller's certificate names ("" without TLS).
   void OnAccepted(PeerStreamPtr stream, std::string certified_node);
-  void OnFrame(PeerStreamPtr stream, v1::PeerFrame frame);
+  void OnFrame(PeerStreamPtr stream, v1::PeerFrame frame, WallClock::time_point arrived);
   void OnClosed(PeerStreamPtr stream, grpc::Status status);
   void Establish(Neighbour& n, PeerStreamPtr stream);
   void MarkDown(Neighbour& n, const std::string& why);

@@ -91,8 +91,9 @@ void PeerStream::Pump() {
 
 void PeerStream::HandleReadDone(bool ok, v1::PeerFrame* frame) {
   if (ok) {
-    events_.poster->Post([on_frame = events_.on_frame, self = shared_from_this(), f = std::move(*frame)]() mutable {
-      on_frame(std::move(self), std::move(f));
+    events_.poster->Post([on_frame = events_.on_frame, self = shared_from_this(), f = std::move(*frame),
+                          arrived = WallClock::now()]() mutable {
+      on_frame(std::move(self), std::move(f), arrived);
     });
     return;
   }

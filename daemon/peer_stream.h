@@ -44,7 +44,8 @@ using PeerStreamPtr = std::shared_ptr<PeerStream>;
 // Where a stream reports, always on the loop (through `poster`).
 struct PeerStreamEvents {
   std::shared_ptr<LoopPoster> poster;
-  std::function<void(PeerStreamPtr, v1::PeerFrame)> on_frame;
+  // `arrived`: when the frame was read (the loop may run it later).
+  std::function<void(PeerStreamPtr, v1::PeerFrame, WallClock::time_point arrived)> on_frame;
   std::function<void(PeerStreamPtr, grpc::Status)> on_closed;
   std::shared_ptr<CallCounter> calls;
 };

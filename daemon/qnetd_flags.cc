@@ -160,9 +160,10 @@ absl::StatusOr<QnetdFlags> ParseQnetdFlags(const std::vector<std::string>& args)
       flags.max_requests_per_client = n;
     } else if (name == "--max-peer-frames-per-second") {
       double n = 0;
-      if (!absl::SimpleAtod(value, &n) || !(n >= 0) || !(n <= 1e7)) {
+      // Below 1 the bucket could never hold a whole frame: every stream would be cut.
+      if (!absl::SimpleAtod(value, &n) || !(n == 0 || (n >= 1 && n <= 1e7))) {
         return absl::InvalidArgumentError(absl::StrCat(
-            "--max-peer-frames-per-second wants a number from 0 (no limit) to 10000000, got '", value, "'"));
+            "--max-peer-frames-per-second wants 0 (no limit) or a number from 1 to 10000000, got '", value, "'"));
       }
       flags.max_peer_frames_per_second = n;
     } else if (name == "--peer-timeout") {

@@ -10,7 +10,7 @@ namespace qnet::daemon {
 
 absl::Status ParseRequest(const grpc::ByteBuffer& raw, absl::string_view method, google::protobuf::Message& into) {
   into.Clear();
-  // The reader consumes its buffer; a copy shares the slices, not the bytes.
+  // The reader takes a mutable buffer; a copy shares the slices, not the bytes.
   grpc::ByteBuffer copy(raw);
   bool parsed = false;
   {

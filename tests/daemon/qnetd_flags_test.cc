@@ -85,7 +85,9 @@ TEST(QnetdFlagsTest, BadValuesNameTheFlag) {
   EXPECT_NE(with({"--peer-timeout", "0"}).message().find("--peer-timeout"), std::string::npos);
   EXPECT_NE(with({"--max-requests-per-client", "0"}).message().find("--max-requests-per-client"), std::string::npos);
   EXPECT_NE(with({"--max-requests-per-client", "many"}).message().find("1 to 100000"), std::string::npos);
-  EXPECT_NE(with({"--max-peer-frames-per-second", "-1"}).message().find("0 (no limit) to 10000000"),
+  EXPECT_NE(with({"--max-peer-frames-per-second", "-1"}).message().find("0 (no limit) or a number from 1 to 10000000"),
+            std::string::npos);
+  EXPECT_NE(with({"--max-peer-frames-per-second", "0.5"}).message().find("--max-peer-frames-per-second"),
             std::string::npos);
   EXPECT_NE(with({"--max-peer-frames-per-second", "nan"}).message().find("--max-peer-frames-per-second"),
             std::string::npos);
