@@ -252,24 +252,30 @@ TEST(PeerLinksTest, ANeighbourFloodingFramesHasItsStreamClosedWithResourceExhaus
   net.Stop(0);
   ASSERT_TRUE(WaitUntil("b sees a down", [&] { return !Connected(net[1], "a"); }));
 
-  // As a (a sorts lower, so it dials): a Hello, then heartbeats as fast as
-  // the stream takes them, at most 100000 (beyond any flow-control window).
+  // As a (a sorts lower, so it dials): a Hello, then up to `heartbeats`
+  // heartbeats as fast as the stream takes them; the status b ends it with.
   auto stub = v1::Peer::NewStub(grpc::CreateChannel(net[1].listen_address(), grpc::InsecureChannelCredentials()));
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
-  auto stream = stub->Exchange(&context);
-  v1::PeerFrame frame;
-  frame.mutable_hello()->set_node("a");
-  frame.mutable_hello()->set_network("testnet");
-  frame.mutable_hello()->set_protocol_version(kPeerProtocolVersion);
-  ASSERT_TRUE(stream->Write(frame));
-  frame.mutable_heartbeat();
+  auto pose_as_a = [&](int heartbeats, int* written) {
+    grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    auto stream = stub->Exchange(&context);
+    v1::PeerFrame frame;
+    frame.mutable_hello()->set_node("a");
+    frame.mutable_hello()->set_network("testnet");
+    frame.mutable_hello()->set_protocol_version(kPeerProtocolVersion);
+    if (!stream->Write(frame)) return stream->Finish();
+    frame.mutable_heartbeat();
+    *written = 0;
+    while (*written < heartbeats && stream->Write(frame)) ++*written;
+    v1::PeerFrame reply;
+    while (stream->Read(&reply)) {
+    }
+    return stream->Finish();
+  };
+  // At most 100000: beyond any flow-control window.
   int written = 0;
-  while (written < 100000 && stream->Write(frame)) ++written;
-  v1::PeerFrame reply;
-  while (stream->Read(&reply)) {
-  }
-  grpc::Status closed = stream->Finish();
+  grpc::Status closed = pose_as_a(100000, &written);
+  const auto cut_at = std::chrono::steady_clock::now();
   EXPECT_EQ(closed.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << closed.error_message();
   EXPECT_NE(closed.error_message().find("neighbour 'a' sent frames faster than 50 per second"), std::string::npos)
       << closed.error_message();
@@ -281,8 +287,19 @@ TEST(PeerLinksTest, ANeighbourFloodingFramesHasItsStreamClosedWithResourceExhaus
   EXPECT_GE(flooded.frames_received, kLimit);
   EXPECT_FALSE(Connected(net[1], "a"));
 
-  // The bucket outlives the stream: a reconnect at once would start empty.
-  // After a second it is full again, and the real a, back, sends its
+  // The bucket outlives the stream: 40 frames at once from a new stream,
+  // within the 50 a full bucket holds, are still too many while it refills
+  // (at most 25 within half a second of the cut).
+  int again = 0;
+  grpc::Status reconnected = pose_as_a(40, &again);
+  if (std::chrono::steady_clock::now() - cut_at < std::chrono::milliseconds(500)) {
+    EXPECT_EQ(reconnected.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED)
+        << "a reconnect refilled the bucket: " << reconnected.error_message();
+    EXPECT_EQ(StateOf(net[1], "a").frame_limit_closes, 2u);
+  }
+  const uint64_t closes = StateOf(net[1], "a").frame_limit_closes;
+
+  // After a second the bucket is full again, and the real a, back, sends its
   // start-up frames and heartbeats (every 200 ms here) well within the
   // limit: its link stays up.
   std::this_thread::sleep_for(std::chrono::milliseconds(1100));
@@ -291,7 +308,7 @@ TEST(PeerLinksTest, ANeighbourFloodingFramesHasItsStreamClosedWithResourceExhaus
                         std::chrono::seconds(20)));
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   EXPECT_TRUE(Connected(net[1], "a"));
-  EXPECT_EQ(StateOf(net[1], "a").frame_limit_closes, 1u);
+  EXPECT_EQ(StateOf(net[1], "a").frame_limit_closes, closes);
 }
 
 TEST(PeerLinksTest, GetStatusReportsNeighbours) {
