@@ -13,16 +13,21 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/reflection.h"
 #include "absl/flags/usage.h"
 #include "absl/strings/match.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "apps/estimate_bounds.h"
 #include "config/network_config.h"
 #include "keydist/key_store.h"
+#include "netsim/decoy_experiment.h"
 #include "netsim/key_experiment.h"
 #include "netsim/link_experiment.h"
 #include "netsim/path_experiment.h"
@@ -43,7 +48,17 @@ ABSL_FLAG(double, min_fidelity, 0.0, "minimum fidelity asked of the link (or net
 ABSL_FLAG(double, time_limit_s, 3600.0,
           "give up on a link (with --qkd: on the whole key request) after this much simulated time (seconds)");
 ABSL_FLAG(std::string, output, "text", "text or json");
-ABSL_FLAG(std::string, qkd, "", "with --from/--to: run QKD instead of measuring pairs: bbm92, e91, bb84 (neighbours) or relay");
+ABSL_FLAG(std::string, qkd, "",
+          "with --from/--to: run QKD instead of measuring pairs: bbm92, e91, bb84 (neighbours) or relay; or, between "
+          "neighbours, decoy-bb84 (weak coherent pulses, signal/decoy/vacuum) or bb84-wcp (the same laser without "
+          "decoys), which simulate the photons and report the key the decoy-state estimate allows (no post-processing)");
+ABSL_FLAG(double, mu, 0.5, "with --qkd decoy-bb84|bb84-wcp: mean photon number of the signal pulses");
+ABSL_FLAG(double, nu, 0.1, "with --qkd decoy-bb84: mean photon number of the decoy pulses (the third intensity is vacuum)");
+ABSL_FLAG(std::string, intensity_probabilities, "0.8,0.1,0.1",
+          "with --qkd decoy-bb84: how often Alice picks signal, decoy and vacuum (they sum to 1)");
+ABSL_FLAG(int64_t, pulses, 100000000, "with --qkd decoy-bb84|bb84-wcp: laser pulses Alice sends (1 GHz source)");
+ABSL_FLAG(std::string, eavesdrop, "",
+          "with --qkd decoy-bb84|bb84-wcp: pns puts a photon-number-splitting eavesdropper at Alice's output");
 ABSL_FLAG(int64_t, bits, 1000, "with --qkd: final key bits wanted (blocks run until they are shared)");
 ABSL_FLAG(int32_t, pairs_per_block, 20000, "with --qkd: raw pairs (bb84: pulses) per block");
 ABSL_FLAG(int32_t, max_blocks, 100, "with --qkd: give up after this many blocks");
@@ -152,7 +167,7 @@ bool ParseProtocol(const std::string& s, qnet::keydist::QkdProtocol* out) {
 absl::StatusOr<qnet::keydist::KeyRequest> KeyRequestFromFlags() {
   qnet::keydist::QkdProtocol protocol;
   if (!ParseProtocol(absl::GetFlag(FLAGS_qkd), &protocol)) {
-    return absl::InvalidArgumentError("--qkd must be one of bbm92, e91, bb84, relay");
+    return absl::InvalidArgumentError("--qkd must be one of bbm92, e91, bb84, relay, decoy-bb84, bb84-wcp");
   }
   const int64_t bits = absl::GetFlag(FLAGS_bits);
   if (bits < 1 || bits > static_cast<int64_t>(qnet::keydist::kMaxKeyRequestBits)) {
@@ -178,6 +193,154 @@ absl::StatusOr<qnet::keydist::KeyRequest> KeyRequestFromFlags() {
   request.block.post_processing.estimation.abort_threshold = abort_qber;
   request.block.post_processing.estimation.sample_fraction = sample;
   return request;
+}
+
+bool IsWeakCoherentProtocol(const std::string& s) { return s == "decoy-bb84" || s == "bb84-wcp"; }
+
+// The options of --qkd decoy-bb84 / bb84-wcp, or InvalidArgument naming the
+// flag that is out of range.
+absl::StatusOr<qnet::netsim::WeakCoherentBb84Options> WeakCoherentOptionsFromFlags(uint64_t seed) {
+  qnet::netsim::WeakCoherentBb84Options options;
+  options.decoys = absl::GetFlag(FLAGS_qkd) == "decoy-bb84";
+  options.seed = seed;
+  const int64_t pulses = absl::GetFlag(FLAGS_pulses);
+  if (pulses < 1000 || pulses > 100'000'000'000) {
+    return absl::InvalidArgumentError("--pulses must be between 1000 and 100000000000");
+  }
+  options.pulses = static_cast<uint64_t>(pulses);
+  options.intensities.mean_photon_number = {absl::GetFlag(FLAGS_mu), absl::GetFlag(FLAGS_nu), 0.0};
+  std::vector<std::string> parts = absl::StrSplit(absl::GetFlag(FLAGS_intensity_probabilities), ',');
+  if (parts.size() != 3) {
+    return absl::InvalidArgumentError("--intensity-probabilities takes three numbers: signal,decoy,vacuum");
+  }
+  for (int k = 0; k < 3; ++k) {
+    if (!absl::SimpleAtod(parts[k], &options.intensities.probability[k])) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("--intensity-probabilities: '%s' is not a number", parts[k]));
+    }
+  }
+  if (options.decoys) {
+    if (absl::Status s = qnet::qkd::ValidateDecoyIntensities(options.intensities); !s.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("--mu, --nu, --intensity-probabilities: ", s.message()));
+    }
+  } else if (!(options.intensities.mean_photon_number[0] > 0 && options.intensities.mean_photon_number[0] <= 100)) {
+    return absl::InvalidArgumentError("--mu must be in (0, 100]");
+  }
+  const std::string eavesdrop = absl::GetFlag(FLAGS_eavesdrop);
+  if (!eavesdrop.empty() && eavesdrop != "pns") return absl::InvalidArgumentError("--eavesdrop takes pns (or nothing)");
+  options.photon_number_splitting = eavesdrop == "pns";
+  return options;
+}
+
+// qnetsim --qkd decoy-bb84|bb84-wcp: the photons of one link and the key
+// the estimate allows.
+int RunWeakCoherent(const qnet::config::NetworkConfig& config, const std::string& path, uint64_t seed,
+                    const std::string& from, const std::string& to, const std::string& output) {
+  auto options = WeakCoherentOptionsFromFlags(seed);
+  if (!options.ok()) return Fail(std::string(options.status().message()));
+  const qnet::physical::LinkPhysics* found = config.FindLink(from, to);
+  if (found == nullptr) {
+    return Fail(absl::StrFormat("--qkd %s runs over one link: %s and %s are not neighbours in %s",
+                                absl::GetFlag(FLAGS_qkd), from, to, path));
+  }
+  qnet::physical::LinkPhysics link = *found;
+  SetPhase(absl::StrFormat("simulating %d laser pulses %s -> %s", options->pulses, from, to));
+  const auto wall_start = std::chrono::steady_clock::now();
+  auto result = qnet::netsim::RunWeakCoherentBb84(link, *options);
+  EndProgress();
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+  if (!result.ok()) return Fail(absl::StrFormat("%s -> %s: %s", from, to, result.status().message()));
+  const auto& r = *result;
+  const double pulses = static_cast<double>(options->pulses);
+  const double eve_share = r.sifted_signal_bits == 0 ? 0.0
+                                                      : static_cast<double>(r.eavesdropper_known_bits) /
+                                                            static_cast<double>(r.sifted_signal_bits);
+  if (output == "json") {
+    nlohmann::ordered_json j;
+    j["network"] = config.name;
+    j["seed"] = seed;
+    j["protocol"] = absl::GetFlag(FLAGS_qkd);
+    j["from"] = from;
+    j["to"] = to;
+    j["length_km"] = link.length_km;
+    j["pulses"] = options->pulses;
+    j["simulated_seconds"] = r.simulated_seconds;
+    j["eavesdropper"] = options->photon_number_splitting ? "pns" : "none";
+    const char* names[3] = {"signal", "decoy", "vacuum"};
+    for (int k = 0; k < (options->decoys ? 3 : 1); ++k) {
+      const auto& c = r.counts[k];
+      j["intensities"].push_back({{"name", names[k]},
+                                  {"mu", options->intensities.mean_photon_number[k]},
+                                  {"pulses", c.pulses},
+                                  {"detections", c.detections},
+                                  {"gain", c.gain()},
+                                  {"sifted_z", c.sifted_z},
+                                  {"errors_z", c.errors_z},
+                                  {"sifted_x", c.sifted_x},
+                                  {"errors_x", c.errors_x},
+                                  {"qber", c.error_rate()}});
+    }
+    j["true_single_photon"] = {{"yield", r.by_photon_number[1].yield()},
+                               {"error_rate", r.by_photon_number[1].error_rate()}};
+    if (r.asymptotic) {
+      j["asymptotic"] = {{"yield_vacuum", r.asymptotic->yield_vacuum},
+                         {"yield_single_lower", r.asymptotic->yield_single_lower},
+                         {"error_single_upper", r.asymptotic->error_single_upper},
+                         {"key_rate_per_pulse", r.asymptotic->key_rate_per_pulse}};
+    }
+    if (r.finite_key) {
+      j["finite_key"] = {{"single_photon_events_z_lower", r.finite_key->single_photon_events_z_lower},
+                         {"phase_error_upper", r.finite_key->phase_error_upper},
+                         {"key_bits", r.finite_key->key_bits},
+                         {"key_bits_per_pulse", static_cast<double>(r.finite_key->key_bits) / pulses}};
+    }
+    j["single_photon_assumption_rate_per_pulse"] = r.single_photon_assumption_rate;
+    if (options->decoys) j["analytic_rate_per_pulse"] = r.analytic_rate;
+    j["infinite_decoy_rate_per_pulse"] = r.infinite_decoy_rate;
+    j["plob_bound_per_pulse"] = r.plob_bound;
+    j["eavesdropper_known_fraction"] = eve_share;
+    j["wall_seconds"] = wall;
+    std::printf("%s\n", j.dump().c_str());
+    return 0;
+  }
+  std::printf("network %s (%s), seed %llu, %s over %s (%.4g km), %.4g pulses (%.4g s at 1 GHz)%s\n",
+              config.name.c_str(), path.c_str(), static_cast<unsigned long long>(seed),
+              absl::GetFlag(FLAGS_qkd).c_str(), link.name.c_str(), link.length_km, pulses, r.simulated_seconds,
+              options->photon_number_splitting ? ", photon-number-splitting eavesdropper" : "");
+  std::printf("\n  %-8s %6s  %12s  %12s  %10s\n", "pulses", "mu", "sent", "gain", "QBER");
+  const char* names[3] = {"signal", "decoy", "vacuum"};
+  for (int k = 0; k < (options->decoys ? 3 : 1); ++k) {
+    const auto& c = r.counts[k];
+    std::printf("  %-8s %6.3f  %12llu  %12.5g  %10.5f\n", names[k], options->intensities.mean_photon_number[k],
+                static_cast<unsigned long long>(c.pulses), c.gain(), c.error_rate());
+  }
+  std::printf("\n  single photons       yield %.5g, error %.5f (the simulator's truth; no real Alice knows it)\n",
+              r.by_photon_number[1].yield(), r.by_photon_number[1].error_rate());
+  if (r.asymptotic) {
+    std::printf("  decoy estimate       Y1 >= %.5g, e1 <= %.5f (vacuum + weak decoy, Ma et al. 2005)\n",
+                r.asymptotic->yield_single_lower, r.asymptotic->error_single_upper);
+    std::printf("  key rate (GLLP)      %.5g bits per pulse, asymptotic (closed form for this link: %.5g)\n",
+                r.asymptotic->key_rate_per_pulse, r.analytic_rate);
+    std::printf("  finite key           %llu bits from these pulses = %.5g per pulse (Lim et al. 2014, eps_sec "
+                "%.0e)%s\n",
+                static_cast<unsigned long long>(r.finite_key->key_bits),
+                static_cast<double>(r.finite_key->key_bits) / pulses, options->finite_key.epsilon_secrecy,
+                r.finite_key->key_bits == 0 ? ": ABORT, no secret key" : "");
+  } else {
+    std::printf("  key rate claimed     %.5g bits per pulse, if every pulse were a single photon (no decoys: the "
+                "claim a photon-number-splitting attack breaks)\n",
+                r.single_photon_assumption_rate);
+  }
+  std::printf("  infinite decoys      %.5g bits per pulse; PLOB bound %.5g\n", r.infinite_decoy_rate, r.plob_bound);
+  if (options->photon_number_splitting) {
+    std::printf("  eavesdropper         holds %.2f%% of the sifted signal bits exactly (%llu of %llu); she blocked "
+                "%llu pulses\n",
+                100.0 * eve_share, static_cast<unsigned long long>(r.eavesdropper_known_bits),
+                static_cast<unsigned long long>(r.sifted_signal_bits),
+                static_cast<unsigned long long>(r.fibre.pulses_blocked));
+  }
+  std::printf("  simulator            %.3f s wall\n", wall);
+  return 0;
 }
 
 // qnetsim --qkd: one key request from `from` to `to`, reported like
@@ -299,7 +462,19 @@ int RunSweepFromFlags(const qnet::config::NetworkConfig& config, const std::stri
   } else if (!options.from.empty() && options.from == options.to) {
     return Fail("--from and --to must name different nodes");
   }
-  if (!absl::GetFlag(FLAGS_qkd).empty()) {
+  if (IsWeakCoherentProtocol(absl::GetFlag(FLAGS_qkd))) {
+    if (options.from.empty() || hops) return Fail("--qkd decoy-bb84|bb84-wcp sweeps length_km between neighbours --from and --to");
+    const qnet::physical::LinkPhysics* link = config.FindLink(options.from, options.to);
+    if (link == nullptr) return Fail(absl::StrFormat("%s and %s are not neighbours in %s", options.from, options.to, path));
+    if (options.link != "all" && options.link != link->name) {
+      return Fail(absl::StrFormat("--link %s is not the link between %s and %s", options.link, options.from, options.to));
+    }
+    options.link = link->name;
+    auto weak = WeakCoherentOptionsFromFlags(seed);
+    if (!weak.ok()) return Fail(std::string(weak.status().message()));
+    options.mode = SweepOptions::Mode::kWeakCoherent;
+    options.weak_coherent = *weak;
+  } else if (!absl::GetFlag(FLAGS_qkd).empty()) {
     if (options.from.empty()) return Fail("--qkd needs --from (and --to unless hops are swept)");
     auto request = KeyRequestFromFlags();
     if (!request.ok()) return Fail(std::string(request.status().message()));
@@ -350,6 +525,8 @@ int main(int argc, char** argv) {
       "Usage: qnetsim --network FILE [--pairs N] [--basis six-state] [--link NAME|all] [--seed N] [--output json]\n"
       "       qnetsim --network FILE --from NODE --to NODE [--pairs N] [--min-fidelity F] ...  (end to end)\n"
       "       qnetsim --network FILE --qkd bbm92|e91|bb84|relay --from NODE --to NODE [--bits N] ...  (QKD)\n"
+      "       qnetsim --network FILE --qkd decoy-bb84|bb84-wcp --from A --to B [--mu 0.5 --nu 0.1] [--pulses N] "
+      "[--eavesdrop pns]\n"
       "       any of these with --sweep length_km=0:100:10 (or hops=1:8 with --from only) [--plot FILE.svg|png]";
   absl::SetProgramUsageMessage(usage);
   // One flag style across qnet's tools: dashes (--min-fidelity). Abseil's
@@ -417,6 +594,7 @@ int main(int argc, char** argv) {
       if (config->FindNode(n) == nullptr) return Fail(absl::StrFormat("no node '%s' in %s", n, path));
     }
     if (from == to) return Fail("--from and --to must name different nodes");
+    if (IsWeakCoherentProtocol(absl::GetFlag(FLAGS_qkd))) return RunWeakCoherent(*config, path, seed, from, to, output);
     if (!absl::GetFlag(FLAGS_qkd).empty()) return RunQkd(*config, path, seed, from, to, output);
     SetPhase(absl::StrFormat("building %d nodes", config->nodes.size()));
     auto network = qnet::netsim::SimulatedNetwork::Create(*config, seed);

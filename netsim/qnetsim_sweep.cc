@@ -38,6 +38,11 @@ struct SweepPoint {
   double qber_z = 0.0, qber_x = 0.0;
   std::optional<double> plob_bits_per_second;           // point to point, the whole link
   std::optional<double> station_bound_bits_per_second;  // through the heralding station
+  // Weak coherent BB84 only, per pulse: the asymptotic key rate from the
+  // simulated counts (`rate`), the finite key, the closed forms, PLOB.
+  double finite_key_per_pulse = 0.0;
+  double analytic_per_pulse = 0.0, infinite_decoy_per_pulse = 0.0, plob_per_pulse = 0.0;
+  double qber_signal = 0.0, gain_signal = 0.0;
 };
 
 // Bounds in bits per second for a key between two neighbours: a bound per
@@ -147,6 +152,29 @@ SweepPoint RunPoint(const config::NetworkConfig& base, const SweepOptions& optio
       point.path = result->path;
       return point;
     }
+    case SweepOptions::Mode::kWeakCoherent: {
+      const physical::LinkPhysics* link = config->FindLinkByName(options.link);
+      auto result = RunWeakCoherentBb84(*link, options.weak_coherent);
+      if (!result.ok()) {
+        point.error = std::string(result.status().message());
+        return point;
+      }
+      point.simulated_seconds = result->simulated_seconds;
+      point.pairs = options.weak_coherent.pulses;
+      point.rate = result->asymptotic ? result->asymptotic->key_rate_per_pulse : result->single_photon_assumption_rate;
+      if (result->finite_key) {
+        point.key_bits = result->finite_key->key_bits;
+        point.finite_key_per_pulse =
+            static_cast<double>(result->finite_key->key_bits) / static_cast<double>(options.weak_coherent.pulses);
+      }
+      point.analytic_per_pulse = result->analytic_rate;
+      point.infinite_decoy_per_pulse = result->infinite_decoy_rate;
+      point.plob_per_pulse = result->plob_bound;
+      point.gain_signal = result->counts[0].gain();
+      point.qber_signal = result->counts[0].error_rate();
+      point.path = {options.from, options.to};
+      return point;
+    }
     case SweepOptions::Mode::kQkd: {
       keydist::KeyRequest request = options.key_request;
       request.peer = point.to;
@@ -186,6 +214,44 @@ std::string XLabel(const config::NetworkConfig& config, const SweepOptions& opti
 
 plot::Figure MakeFigure(const config::NetworkConfig& config, const SweepOptions& options,
                         const std::vector<SweepPoint>& points) {
+  if (options.mode == SweepOptions::Mode::kWeakCoherent) {
+    const bool decoys = options.weak_coherent.decoys;
+    plot::Figure figure;
+    figure.x_label = XLabel(config, options);
+    figure.log_y = true;
+    figure.title = absl::StrFormat("%s: %s %s -> %s, mu %g%s (seed %d)", config.name,
+                                   decoys ? "decoy-state BB84" : "BB84 with a laser, no decoys", options.from,
+                                   options.to, options.weak_coherent.intensities.mean_photon_number[0],
+                                   decoys ? absl::StrFormat(", nu %g", options.weak_coherent.intensities.mean_photon_number[1])
+                                          : std::string(),
+                                   options.seed);
+    figure.y_label = "secret key bits per pulse";
+    figure.y2_label = "QBER (signal)";
+    figure.y2_min = 0.0;
+    figure.y2_max = 0.25;
+    plot::Series measured{decoys ? "asymptotic key rate from the simulated counts (GLLP)"
+                                 : "key rate claimed as if single photons"};
+    plot::Series finite{"finite key from the simulated pulses (Lim et al. 2014)"};
+    plot::Series analytic{"vacuum + weak decoy, closed form"};
+    plot::Series infinite{"infinite decoys, closed form"};
+    plot::Series plob{"PLOB bound, -log2(1 - eta)"};
+    plot::Series qber{"QBER (signal)"};
+    analytic.style = infinite.style = plob.style = plot::SeriesStyle::kCurve;
+    qber.axis = plot::Axis::kRight;
+    for (const SweepPoint& p : points) {
+      if (!p.error.empty()) continue;
+      // A log axis shows only positive rates: a point without key is left out.
+      if (p.rate > 0) measured.points.push_back({p.x, p.rate, std::nullopt});
+      if (p.finite_key_per_pulse > 0) finite.points.push_back({p.x, p.finite_key_per_pulse, std::nullopt});
+      if (p.analytic_per_pulse > 0) analytic.points.push_back({p.x, p.analytic_per_pulse, std::nullopt});
+      if (p.infinite_decoy_per_pulse > 0) infinite.points.push_back({p.x, p.infinite_decoy_per_pulse, std::nullopt});
+      if (std::isfinite(p.plob_per_pulse)) plob.points.push_back({p.x, p.plob_per_pulse, std::nullopt});
+      qber.points.push_back({p.x, p.qber_signal, std::nullopt});
+    }
+    figure.series = decoys ? std::vector<plot::Series>{measured, finite, analytic, infinite, plob, qber}
+                           : std::vector<plot::Series>{measured, infinite, plob, qber};
+    return figure;
+  }
   if (options.mode == SweepOptions::Mode::kQkd) {
     plot::Figure figure;
     figure.x_label = XLabel(config, options);
@@ -245,6 +311,20 @@ JsonValue PointJson(const SweepOptions& options, const SweepPoint& p) {
   }
   j["path"] = p.path;
   j["simulated_seconds"] = p.simulated_seconds;
+  if (options.mode == SweepOptions::Mode::kWeakCoherent) {
+    j["pulses"] = p.pairs;
+    j["gain_signal"] = p.gain_signal;
+    j["qber_signal"] = p.qber_signal;
+    j["key_rate_per_pulse"] = p.rate;
+    if (options.weak_coherent.decoys) {
+      j["finite_key_bits"] = p.key_bits;
+      j["finite_key_per_pulse"] = p.finite_key_per_pulse;
+      j["analytic_rate_per_pulse"] = p.analytic_per_pulse;
+    }
+    j["infinite_decoy_rate_per_pulse"] = p.infinite_decoy_per_pulse;
+    if (std::isfinite(p.plob_per_pulse)) j["plob_bound_per_pulse"] = p.plob_per_pulse;
+    return j;
+  }
   if (options.mode == SweepOptions::Mode::kQkd) {
     j["raw_pairs"] = p.pairs;
     j["final_key_bits"] = p.key_bits;
@@ -266,6 +346,9 @@ void PrintTableRow(const SweepOptions& options, const SweepPoint& p) {
   const std::string x = absl::StrFormat("%10g", p.x);
   if (!p.error.empty()) {
     std::printf("%s  FAILED: %s\n", x.c_str(), p.error.c_str());
+  } else if (options.mode == SweepOptions::Mode::kWeakCoherent) {
+    std::printf("%s  %12.4g  %12.4g  %12.4g  %12.4g  %12.4g  %8.4f\n", x.c_str(), p.rate, p.finite_key_per_pulse,
+                p.analytic_per_pulse, p.infinite_decoy_per_pulse, p.plob_per_pulse, p.qber_signal);
   } else if (options.mode == SweepOptions::Mode::kQkd) {
     auto bound = [](const std::optional<double>& b) { return b ? absl::StrFormat("%.4g", *b) : std::string("-"); };
     std::printf("%s  %12.4g  %8.4f  %8.4f  %9llu  %12s  %14s\n", x.c_str(), p.rate, p.qber_z, p.qber_x,
@@ -290,7 +373,11 @@ int RunSweep(const config::NetworkConfig& config, const SweepOptions& options) {
                 options.network_path.c_str(), static_cast<unsigned long long>(options.seed),
                 options.range.parameter.c_str(), options.range.start, options.range.stop, options.range.step,
                 values.size());
-    if (options.mode == SweepOptions::Mode::kQkd) {
+    if (options.mode == SweepOptions::Mode::kWeakCoherent) {
+      std::printf("%10s  %12s  %12s  %12s  %12s  %12s  %8s   (secret key bits per pulse)\n",
+                  options.range.parameter.c_str(), "asymptotic", "finite key", "closed form", "inf. decoys", "PLOB",
+                  "QBER");
+    } else if (options.mode == SweepOptions::Mode::kQkd) {
       std::printf("%10s  %12s  %8s  %8s  %9s  %12s  %14s\n", options.range.parameter.c_str(), "key bits/s", "QBER Z",
                   "QBER X", "key bits", "PLOB bits/s", "station bits/s");
     } else {
@@ -319,7 +406,10 @@ int RunSweep(const config::NetworkConfig& config, const SweepOptions& options) {
     JsonValue j;
     j["network"] = config.name;
     j["seed"] = options.seed;
-    j["mode"] = options.mode == SweepOptions::Mode::kLink ? "link" : options.mode == SweepOptions::Mode::kPath ? "path" : "qkd";
+    j["mode"] = options.mode == SweepOptions::Mode::kLink   ? "link"
+                : options.mode == SweepOptions::Mode::kPath ? "path"
+                : options.mode == SweepOptions::Mode::kQkd  ? "qkd"
+                                                            : "weak-coherent-qkd";
     j["sweep"] = {{"parameter", options.range.parameter},
                   {"start", options.range.start},
                   {"stop", options.range.stop},

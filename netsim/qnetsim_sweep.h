@@ -9,13 +9,14 @@
 #include "config/network_config.h"
 #include "keydist/key_agreement.h"
 #include "link/link_service.h"
+#include "netsim/decoy_experiment.h"
 #include "netsim/sweep.h"
 #include "plot/sweep_range.h"
 
 namespace qnet::netsim {
 
 struct SweepOptions {
-  enum class Mode { kLink, kPath, kQkd };
+  enum class Mode { kLink, kPath, kQkd, kWeakCoherent };
   Mode mode = Mode::kLink;
   plot::SweepRange range;
   std::string network_path;
@@ -29,6 +30,7 @@ struct SweepOptions {
   double min_fidelity = 0.0;
   Duration time_limit{0};
   keydist::KeyRequest key_request;  // kQkd; its peer is set per point
+  WeakCoherentBb84Options weak_coherent;  // kWeakCoherent: decoy-bb84 or bb84-wcp over from-to
   std::string output;               // "text" or "json"
   std::string plot_path;            // empty: no plot
 };

@@ -50,8 +50,54 @@ absl::StatusOr<PhotonSource> PhotonSource::Create(double repetition_rate_hz, Rng
     return absl::InvalidArgumentError(absl::StrCat("photon source: repetition_rate_hz = ", repetition_rate_hz,
                                                    " must be a positive, finite pulse rate"));
   }
-  return PhotonSource(repetition_rate_hz, rng);
+  return PhotonSource(repetition_rate_hz, {}, rng);
 }
+
+absl::StatusOr<PhotonSource> PhotonSource::CreateWeakCoherent(double repetition_rate_hz,
+                                                             std::vector<PulseIntensity> intensities, Rng rng) {
+  QNET_ASSIGN_OR_RETURN(PhotonSource source, Create(repetition_rate_hz, rng));
+  const std::string kWho = "weak coherent source";
+  if (intensities.empty() || intensities.size() > 8) {
+    return absl::InvalidArgumentError(absl::StrCat(kWho, ": needs 1 to 8 intensities, got ", intensities.size()));
+  }
+  double total = 0.0;
+  for (size_t k = 0; k < intensities.size(); ++k) {
+    const std::string who = absl::StrCat(kWho, " intensity ", k);
+    QNET_RETURN_IF_ERROR(RequireInRange(intensities[k].mean_photon_number, 0.0, 100.0, who, "mean_photon_number"));
+    if (!(intensities[k].probability > 0.0 && intensities[k].probability <= 1.0)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(who, ": probability = ", intensities[k].probability, " must be in (0, 1]"));
+    }
+    total += intensities[k].probability;
+  }
+  if (std::abs(total - 1.0) > 1e-9) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(kWho, ": the intensities' probabilities sum to ", total, ", not 1"));
+  }
+  source.intensities_ = std::move(intensities);
+  return source;
+}
+
+namespace {
+
+// Poisson(mean) by inversion of the CDF: exact, and cheap for the small means
+// (< 1 photon) of QKD sources.
+uint32_t SamplePoisson(double mean, Rng& rng) {
+  if (mean <= 0.0) return 0;
+  const double u = rng.Uniform();
+  double p = std::exp(-mean);
+  double cdf = p;
+  uint32_t n = 0;
+  while (u >= cdf && n < 100000) {
+    ++n;
+    p *= mean / n;
+    cdf += p;
+    if (p == 0.0 && cdf < u) break;  // rounding left the CDF short of 1: u is in the far tail
+  }
+  return n;
+}
+
+}  // namespace
 
 std::vector<PreparedPulse> PhotonSource::EmitBatch(size_t count) {
   std::vector<PreparedPulse> pulses;
@@ -59,7 +105,19 @@ std::vector<PreparedPulse> PhotonSource::EmitBatch(size_t count) {
   for (size_t i = 0; i < count; ++i) {
     // One uniform draw of 2 bits: basis and bit, independent and uniform.
     const uint64_t choice = rng_.UniformInt(4);
-    pulses.push_back({next_pulse_id_++, static_cast<uint8_t>(choice >> 1), static_cast<uint8_t>(choice & 1)});
+    PreparedPulse pulse{next_pulse_id_++, static_cast<uint8_t>(choice >> 1), static_cast<uint8_t>(choice & 1)};
+    if (!intensities_.empty()) {
+      // The intensity, then the photon number it gives; a single-photon
+      // source draws neither, so its stream is what it always was.
+      size_t k = 0;
+      if (intensities_.size() > 1) {
+        double u = rng_.Uniform();
+        while (k + 1 < intensities_.size() && u >= intensities_[k].probability) u -= intensities_[k++].probability;
+      }
+      pulse.intensity = static_cast<uint8_t>(k);
+      pulse.photon_number = SamplePoisson(intensities_[k].mean_photon_number, rng_);
+    }
+    pulses.push_back(pulse);
   }
   return pulses;
 }
@@ -92,6 +150,12 @@ absl::StatusOr<FibreChannel> FibreChannel::Create(const FibreChannelParams& para
   QNET_RETURN_IF_ERROR(RequireInRange(params.misalignment_error, 0.0, 0.5, kWho, "misalignment_error"));
   QNET_RETURN_IF_ERROR(RequireInRange(params.eavesdropper_fraction, 0.0, 1.0, kWho, "eavesdropper_fraction"));
   QNET_RETURN_IF_ERROR(RequireInRange(params.eavesdropper_position, 0.0, 1.0, kWho, "eavesdropper_position"));
+  QNET_RETURN_IF_ERROR(RequireInRange(params.pns_forward_probability, 0.0, 1.0, kWho, "pns_forward_probability"));
+  if (params.photon_number_splitting && (params.eavesdropper_position != 0.0 || params.eavesdropper_fraction != 0.0)) {
+    return absl::InvalidArgumentError(
+        "fibre channel: the photon-number-splitting eavesdropper sits at the sender's output "
+        "(eavesdropper_position 0) and replaces intercept-resend (eavesdropper_fraction 0)");
+  }
   return FibreChannel(params, rng);
 }
 
@@ -99,6 +163,13 @@ absl::Status FibreChannel::SetEavesdropperFraction(double fraction) {
   QNET_RETURN_IF_ERROR(RequireInRange(fraction, 0.0, 1.0, "fibre channel", "eavesdropper_fraction"));
   params_.eavesdropper_fraction = fraction;
   return absl::OkStatus();
+}
+
+double PnsForwardProbability(double mu, double transmittance, double detector_efficiency) {
+  const double honest = -std::expm1(-mu * transmittance * detector_efficiency);
+  const double forwarded = detector_efficiency * (-std::expm1(-mu) - mu * std::exp(-mu));
+  if (!(forwarded > 0.0)) return 1.0;
+  return std::min(1.0, honest / forwarded);
 }
 
 double FibreChannel::transmittance() const {
@@ -135,9 +206,46 @@ absl::StatusOr<FibreChannel::Output> FibreChannel::Transmit(std::span<const Prep
 
   out.to_receiver.first_pulse_id = first;
   out.to_receiver.num_pulses = pulses.size();
+  // Photons of one pulse are lost independently. A single photon costs one
+  // coin, as it always has, so single-photon runs keep their random streams.
+  auto survivors = [&](uint32_t photons, double transmittance) {
+    if (photons == 1) return rng_.Bernoulli(transmittance) ? 1u : 0u;
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < photons; ++i) kept += rng_.Bernoulli(transmittance) ? 1 : 0;
+    return kept;
+  };
+  auto misalign = [&](BlochVector r) {
+    // The channel rho -> (1 - 2 e_d) rho + 2 e_d I/2.
+    r.x *= shrink;
+    r.y *= shrink;
+    r.z *= shrink;
+    return r;
+  };
   for (const PreparedPulse& p : pulses) {
     ++stats_.pulses_in;
-    if (!rng_.Bernoulli(transmit_to_eve)) continue;
+    if (params_.photon_number_splitting) {
+      if (p.photon_number == 0) continue;
+      ++stats_.pulses_reaching_eavesdropper;
+      if (p.photon_number == 1) {
+        ++stats_.pulses_blocked;
+        continue;
+      }
+      // She keeps one photon, in Alice's state, and measures it in the basis
+      // Alice announces later: a pure eigenstate of that basis gives Alice's
+      // bit every time (Born rule, sampled all the same).
+      ++stats_.pulses_intercepted;
+      const BlochVector prepared = PreparedPolarisation(p.basis, p.bit);
+      out.intercepted.push_back({p.pulse_id, p.basis, SampleOutcome(prepared, p.basis, rng_)});
+      if (!rng_.Bernoulli(params_.pns_forward_probability)) {
+        ++stats_.pulses_blocked;
+        continue;
+      }
+      out.to_receiver.photons.push_back({p.pulse_id, misalign(prepared), 1});
+      ++stats_.photons_out;
+      continue;
+    }
+    uint32_t photons = survivors(p.photon_number, transmit_to_eve);
+    if (photons == 0) continue;
     ++stats_.pulses_reaching_eavesdropper;
     BlochVector r = PreparedPolarisation(p.basis, p.bit);
     if (x > 0.0 && rng_.Bernoulli(x)) {
@@ -148,13 +256,11 @@ absl::StatusOr<FibreChannel::Output> FibreChannel::Transmit(std::span<const Prep
       const uint8_t eve_bit = SampleOutcome(r, eve_basis, rng_);
       out.intercepted.push_back({p.pulse_id, eve_basis, eve_bit});
       r = PreparedPolarisation(eve_basis, eve_bit);
+      photons = 1;
     }
-    if (!rng_.Bernoulli(transmit_from_eve)) continue;
-    // Misalignment: the channel rho -> (1 - 2 e_d) rho + 2 e_d I/2.
-    r.x *= shrink;
-    r.y *= shrink;
-    r.z *= shrink;
-    out.to_receiver.photons.push_back({p.pulse_id, r});
+    photons = survivors(photons, transmit_from_eve);
+    if (photons == 0) continue;
+    out.to_receiver.photons.push_back({p.pulse_id, misalign(r), photons});
     ++stats_.photons_out;
   }
   return out;
@@ -197,6 +303,10 @@ absl::StatusOr<std::vector<MeasuredPulse>> PhotonDetector::Detect(const PhotonBa
       return absl::InvalidArgumentError(absl::StrCat("photon detector: photon pulse ids must increase; ",
                                                      photon.pulse_id, " follows ",
                                                      batch.photons[i - 1].pulse_id));
+    }
+    if (photon.count == 0 || photon.count > 100000) {
+      return absl::InvalidArgumentError(absl::StrCat("photon detector: pulse ", photon.pulse_id, " carries ",
+                                                     photon.count, " photons; a pulse carries 1 to 100000"));
     }
     const BlochVector& r = photon.polarisation;
     const double norm2 = r.x * r.x + r.y * r.y + r.z * r.z;
@@ -243,9 +353,14 @@ absl::StatusOr<std::vector<MeasuredPulse>> PhotonDetector::Detect(const PhotonBa
     const auto basis = static_cast<uint8_t>(measurement_rng_.UniformInt(2));
     bool click[2] = {false, false};
     if (photon_gate == gate) {
-      ++stats_.photons_arrived;
-      if (measurement_rng_.Bernoulli(params_.efficiency)) {
-        click[SampleOutcome(batch.photons[next_photon].polarisation, basis, measurement_rng_)] = true;
+      // Each photon of the pulse is registered or not, and goes to its own
+      // Born-rule outcome: a multi-photon pulse can click both detectors.
+      const PhotonBatch::Photon& photon = batch.photons[next_photon];
+      for (uint32_t i = 0; i < photon.count; ++i) {
+        ++stats_.photons_arrived;
+        if (measurement_rng_.Bernoulli(params_.efficiency)) {
+          click[SampleOutcome(photon.polarisation, basis, measurement_rng_)] = true;
+        }
       }
       ++next_photon;
     }

@@ -17,6 +17,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <utility>
 #include <vector>
 
 #include "absl/status/status.h"
@@ -35,6 +36,14 @@ struct PreparedPulse {
   uint64_t pulse_id = 0;
   uint8_t basis = kPolarisationBasisZ;
   uint8_t bit = 0;
+  // Index of the intensity the source chose (weak coherent sources; 0 for a
+  // single-photon source). Alice knows it and announces it after detection.
+  uint8_t intensity = 0;
+  // SIMULATION ONLY: how many photons the pulse carries. A real Alice does
+  // not know it (a laser pulse's photon number is Poisson); the fibre uses it,
+  // and tests compare the decoy-state bounds with it. Protocol code must not
+  // read it.
+  uint32_t photon_number = 1;
 };
 
 // One pulse as someone measured it: Bob's detections, Eve's interceptions.
@@ -67,25 +76,43 @@ struct PhotonBatch {
   struct Photon {
     uint64_t pulse_id = 0;
     BlochVector polarisation;
+    uint32_t count = 1;  // photons of this pulse that arrived, all in `polarisation`
   };
   uint64_t first_pulse_id = 0;
   uint64_t num_pulses = 0;
   std::vector<Photon> photons;
 };
 
-// Alice: a single-photon source emitting pulses at a fixed repetition rate,
-// each in a uniformly random basis and bit.
+// One intensity setting of a weak coherent source: the mean photon number of
+// its pulses and how often the source picks it.
+struct PulseIntensity {
+  double mean_photon_number = 0.0;  // mu, >= 0 (0: vacuum, the laser blocked)
+  double probability = 0.0;         // of a pulse, > 0; a source's sum to 1
+};
+
+// Alice: a photon source emitting pulses at a fixed repetition rate, each in
+// a uniformly random basis and bit. Either an ideal single-photon source
+// (exactly one photon per pulse) or a weak coherent one: an attenuated,
+// phase-randomised laser whose pulses carry a Poisson number of photons with
+// mean mu_k, the intensity k chosen at random per pulse (decoy states).
 class PhotonSource {
  public:
-  // InvalidArgument unless repetition_rate_hz is positive and finite. `rng`
-  // should be this source's own stream (e.g. a Fork("bb84-source")).
+  // Single photons. InvalidArgument unless repetition_rate_hz is positive and
+  // finite. `rng` should be this source's own stream (e.g. a
+  // Fork("bb84-source")).
   static absl::StatusOr<PhotonSource> Create(double repetition_rate_hz, Rng rng);
+  // Weak coherent pulses. InvalidArgument unless there are 1 to 8 intensities,
+  // each mu in [0, 100] and probability in (0, 1], summing to 1 within 1e-9.
+  static absl::StatusOr<PhotonSource> CreateWeakCoherent(double repetition_rate_hz,
+                                                          std::vector<PulseIntensity> intensities, Rng rng);
 
   // The next `count` pulses, with consecutive ids continuing from the last batch.
   std::vector<PreparedPulse> EmitBatch(size_t count);
 
   uint64_t next_pulse_id() const { return next_pulse_id_; }
   double repetition_rate_hz() const { return repetition_rate_hz_; }
+  // Empty for a single-photon source.
+  const std::vector<PulseIntensity>& intensities() const { return intensities_; }
   // One pulse period, rounded to the runtime's 1 ns resolution (0 above
   // 2 GHz): for display. Schedule with EmissionOffset, which does not
   // accumulate the rounding.
@@ -94,9 +121,11 @@ class PhotonSource {
   Duration EmissionOffset(uint64_t pulse_id) const;
 
  private:
-  PhotonSource(double repetition_rate_hz, Rng rng) : repetition_rate_hz_(repetition_rate_hz), rng_(rng) {}
+  PhotonSource(double repetition_rate_hz, std::vector<PulseIntensity> intensities, Rng rng)
+      : repetition_rate_hz_(repetition_rate_hz), intensities_(std::move(intensities)), rng_(rng) {}
 
   double repetition_rate_hz_;
+  std::vector<PulseIntensity> intensities_;
   Rng rng_;
   uint64_t next_pulse_id_ = 0;
 };
@@ -117,7 +146,28 @@ struct FibreChannelParams {
   // Alice's output). Her own apparatus is ideal, so the loss the photons see
   // is the fibre's either way; only which pulses she can reach changes.
   double eavesdropper_position = 0.0;
+  // The photon-number-splitting attack (Brassard, Lutkenhaus, Mor, Sanders,
+  // PRL 85, 1330 (2000)), instead of intercept-resend: Eve, at Alice's
+  // output (position must be 0, fraction 0), counts each pulse's photons
+  // without disturbing their polarisation; she blocks every single-photon
+  // pulse and keeps one photon of each multi-photon pulse (measured once the
+  // bases are announced, so she learns its bit without error). With
+  // probability `pns_forward_probability` she sends one of the other photons
+  // on to Bob over a lossless channel, chosen so Bob sees the click rate
+  // the lossy fibre would give (PnsForwardProbability).
+  bool photon_number_splitting = false;
+  double pns_forward_probability = 1.0;  // in [0, 1]
 };
+
+// The forwarding probability that makes the photon-number-splitting attack
+// invisible in Bob's click rate for pulses of mean photon number `mu` over a
+// fibre of transmittance T into detectors of efficiency eta_d (Eve knows
+// the receiver's specification): honestly a pulse clicks with probability
+// 1 - e^(-mu T eta_d); a forwarded photon clicks with eta_d, and only
+// multi-photon pulses, 1 - e^(-mu) (1 + mu) of them, can be forwarded.
+// Capped at 1 (then the attack lowers the gain visibly: a short fibre
+// defeats it).
+double PnsForwardProbability(double mu, double transmittance, double detector_efficiency);
 
 // The channel parameters of `link` (full length, sender node_a, receiver
 // node_b), with e_d = (1 - V) / 2 from the link's visibility V: a visibility
@@ -130,8 +180,9 @@ absl::StatusOr<FibreChannelParams> FibreChannelParamsFromLink(const LinkPhysics&
 struct FibreChannelStats {
   uint64_t pulses_in = 0;         // pulses Alice sent into the fibre
   uint64_t pulses_reaching_eavesdropper = 0;
-  uint64_t pulses_intercepted = 0;
-  uint64_t photons_out = 0;       // photons delivered to the receiver
+  uint64_t pulses_intercepted = 0;  // intercept-resend; PNS: pulses split
+  uint64_t pulses_blocked = 0;      // PNS: pulses Eve stopped
+  uint64_t photons_out = 0;         // pulses with photons delivered to the receiver
 };
 
 // The fibre from Alice to Bob, with an optional intercept-resend eavesdropper.
@@ -144,11 +195,12 @@ class FibreChannel {
     PhotonBatch to_receiver;                // SIMULATION ONLY, see PhotonBatch
     std::vector<MeasuredPulse> intercepted;  // Eve's record, increasing pulse id
   };
-  // Sends one batch through the fibre. Each pulse survives the fibre with
+  // Sends one batch through the fibre. Each photon survives the fibre with
   // probability 10^(-alpha L / 10) (in two independent segments around Eve);
   // Eve acts on a pulse reaching her with probability x (Born-rule
-  // measurement of its actual state); misalignment acts on every surviving
-  // photon. `pulses` must have consecutive ids and bases/bits in {0, 1}
+  // measurement of its actual state, one photon resent); misalignment acts
+  // on every surviving photon. Under photon-number splitting the record of
+  // the split pulses is Eve's, in Alice's basis. `pulses` must have consecutive ids and bases/bits in {0, 1}
   // (InvalidArgument otherwise); an empty batch gives an empty output.
   absl::StatusOr<Output> Transmit(std::span<const PreparedPulse> pulses);
 
@@ -188,7 +240,7 @@ struct PhotonDetectorStats {
 
 // Bob: an active-basis-choice receiver (a polarisation modulator in front of
 // a polarising beam splitter) with one threshold detector per outcome. Per
-// gate he picks Z or X uniformly; an arriving photon reaches the
+// gate he picks Z or X uniformly; each arriving photon reaches the
 // detector of its Born-rule outcome (P(bit 0) = (1 + r_basis) / 2) and is
 // registered with the detector efficiency; each detector also fires a dark
 // count with probability p_d, independently. One click gives that detector's

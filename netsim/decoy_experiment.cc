@@ -1,0 +1,120 @@
+#include "netsim/decoy_experiment.h"
+
+#include <algorithm>
+#include <utility>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "core/rng.h"
+#include "core/status.h"
+#include "netsim/sweep.h"
+
+namespace qnet::netsim {
+
+absl::StatusOr<WeakCoherentBb84Result> RunWeakCoherentBb84(const physical::LinkPhysics& link,
+                                                           const WeakCoherentBb84Options& options) {
+  if (options.pulses == 0) return absl::InvalidArgumentError("weak coherent BB84 needs at least one pulse");
+  if (options.decoys) QNET_RETURN_IF_ERROR(qkd::ValidateDecoyIntensities(options.intensities));
+  std::vector<physical::PulseIntensity> intensities;
+  const int classes = options.decoys ? 3 : 1;
+  for (int k = 0; k < classes; ++k) {
+    intensities.push_back({options.intensities.mean_photon_number[k],
+                           options.decoys ? options.intensities.probability[k] : 1.0});
+  }
+  QNET_ASSIGN_OR_RETURN(physical::FibreChannelParams fibre_params, physical::FibreChannelParamsFromLink(link, 0.0));
+  QNET_ASSIGN_OR_RETURN(physical::PhotonDetectorParams detector_params, physical::PhotonDetectorParamsFromLink(link));
+
+  WeakCoherentBb84Result result;
+  result.fibre_transmittance = FibreTransmittance(link);
+  if (options.photon_number_splitting) {
+    // Eve matches the click rate of the intensity she sees most: the signal.
+    fibre_params.photon_number_splitting = true;
+    fibre_params.pns_forward_probability =
+        physical::PnsForwardProbability(options.intensities.mean_photon_number[0], result.fibre_transmittance,
+                                        detector_params.efficiency);
+  }
+  const Rng root(options.seed);
+  QNET_ASSIGN_OR_RETURN(physical::PhotonSource source,
+                        physical::PhotonSource::CreateWeakCoherent(options.pulse_rate_hz, std::move(intensities),
+                                                                  root.Fork("wcp-source")));
+  QNET_ASSIGN_OR_RETURN(physical::FibreChannel fibre, physical::FibreChannel::Create(fibre_params, root.Fork("fibre")));
+  QNET_ASSIGN_OR_RETURN(physical::PhotonDetector detector,
+                        physical::PhotonDetector::Create(detector_params, root.Fork("detector")));
+
+  constexpr uint64_t kBatch = 1 << 16;
+  for (uint64_t sent = 0; sent < options.pulses; sent += kBatch) {
+    const auto count = static_cast<size_t>(std::min<uint64_t>(kBatch, options.pulses - sent));
+    const std::vector<physical::PreparedPulse> prepared = source.EmitBatch(count);
+    QNET_ASSIGN_OR_RETURN(physical::FibreChannel::Output out, fibre.Transmit(prepared));
+    QNET_ASSIGN_OR_RETURN(std::vector<physical::MeasuredPulse> detections, detector.Detect(out.to_receiver));
+    const uint64_t first = prepared.front().pulse_id;
+    for (const physical::PreparedPulse& p : prepared) {
+      ++result.counts[p.intensity].pulses;
+      ++result.by_photon_number[std::min<uint32_t>(p.photon_number, 2)].pulses;
+    }
+    size_t next_intercept = 0;
+    for (const physical::MeasuredPulse& d : detections) {
+      const physical::PreparedPulse& a = prepared[d.pulse_id - first];
+      qkd::IntensityCounts& c = result.counts[a.intensity];
+      PhotonNumberTruth& truth = result.by_photon_number[std::min<uint32_t>(a.photon_number, 2)];
+      ++c.detections;
+      ++truth.detections;
+      if (d.basis != a.basis) continue;  // sifted away
+      const bool error = d.bit != a.bit;
+      ++truth.sifted;
+      truth.errors += error ? 1 : 0;
+      if (a.basis == physical::kPolarisationBasisZ) {
+        ++c.sifted_z;
+        c.errors_z += error ? 1 : 0;
+      } else {
+        ++c.sifted_x;
+        c.errors_x += error ? 1 : 0;
+      }
+      if (a.photon_number == 1) {
+        if (a.basis == physical::kPolarisationBasisZ) {
+          ++result.single_photon_sifted_z;
+        } else {
+          ++result.single_photon_sifted_x;
+          result.single_photon_errors_x += error ? 1 : 0;
+        }
+      }
+      if (a.intensity == 0) {
+        ++result.sifted_signal_bits;
+        // Eve's record of this pulse, if she has one (both lists increase).
+        while (next_intercept < out.intercepted.size() && out.intercepted[next_intercept].pulse_id < d.pulse_id) {
+          ++next_intercept;
+        }
+        if (next_intercept < out.intercepted.size() && out.intercepted[next_intercept].pulse_id == d.pulse_id) {
+          const physical::MeasuredPulse& eve = out.intercepted[next_intercept];
+          // The key is Alice's bits once errors are corrected.
+          if (eve.basis == a.basis && eve.bit == a.bit) ++result.eavesdropper_known_bits;
+        }
+      }
+    }
+  }
+  result.fibre = fibre.stats();
+  result.detector = detector.stats();
+  result.simulated_seconds = static_cast<double>(options.pulses) / options.pulse_rate_hz;
+
+  const double f = options.finite_key.error_correction_efficiency;
+  result.single_photon_assumption_rate =
+      SinglePhotonAssumptionKeyRate(result.counts[0], options.decoys ? options.intensities.probability[0] : 1.0, f);
+  if (options.decoys) {
+    QNET_ASSIGN_OR_RETURN(result.asymptotic, qkd::EstimateAsymptotic(options.intensities, result.counts, f));
+    QNET_ASSIGN_OR_RETURN(result.finite_key,
+                          qkd::EstimateFiniteKey(options.intensities, result.counts, options.finite_key));
+  }
+  result.link_model.eta = result.fibre_transmittance * detector_params.efficiency;
+  result.link_model.dark_count_probability = detector_params.dark_count_probability;
+  result.link_model.misalignment_error = fibre_params.misalignment_error;
+  qkd::DecoyIntensities model_intensities = options.intensities;
+  if (!options.decoys) model_intensities.probability = {1.0, 0.0, 0.0};
+  if (options.decoys) {
+    result.analytic_rate = qkd::AnalyticDecoyKeyRate(result.link_model, model_intensities, f);
+  }
+  result.infinite_decoy_rate = qkd::InfiniteDecoyKeyRate(result.link_model, model_intensities, f);
+  result.plob_bound = PlobBoundBitsPerUse(result.fibre_transmittance);
+  return result;
+}
+
+}  // namespace qnet::netsim
