@@ -101,6 +101,7 @@ absl::StatusOr<WeakCoherentBb84Result> RunWeakCoherentBb84(const physical::LinkP
       SinglePhotonAssumptionKeyRate(result.counts[0], options.decoys ? options.intensities.probability[0] : 1.0, f);
   if (options.decoys) {
     QNET_ASSIGN_OR_RETURN(result.asymptotic, qkd::EstimateAsymptotic(options.intensities, result.counts, f));
+    result.asymptotic_standard_error = qkd::AsymptoticKeyRateStandardError(options.intensities, result.counts, f);
     QNET_ASSIGN_OR_RETURN(result.finite_key,
                           qkd::EstimateFiniteKey(options.intensities, result.counts, options.finite_key));
   }
@@ -113,6 +114,7 @@ absl::StatusOr<WeakCoherentBb84Result> RunWeakCoherentBb84(const physical::LinkP
     result.analytic_rate = qkd::AnalyticDecoyKeyRate(result.link_model, model_intensities, f);
   }
   result.infinite_decoy_rate = qkd::InfiniteDecoyKeyRate(result.link_model, model_intensities, f);
+  result.single_photon_source_rate = qkd::SinglePhotonSourceKeyRate(result.link_model, f);
   result.plob_bound = PlobBoundBitsPerUse(result.fibre_transmittance);
   return result;
 }

@@ -58,6 +58,7 @@ struct WeakCoherentBb84Result {
   std::array<PhotonNumberTruth, 3> by_photon_number{};
   uint64_t single_photon_sifted_z = 0, single_photon_sifted_x = 0, single_photon_errors_x = 0;
   std::optional<qkd::AsymptoticDecoyEstimate> asymptotic;  // with decoys
+  double asymptotic_standard_error = 0.0;                  // of its key rate, from the counts' statistics
   std::optional<qkd::FiniteKeyDecoyEstimate> finite_key;   // with decoys
   // The key rate per pulse BB84 without decoys would claim.
   double single_photon_assumption_rate = 0.0;
@@ -75,6 +76,7 @@ struct WeakCoherentBb84Result {
   // per pulse.
   double analytic_rate = 0.0;
   double infinite_decoy_rate = 0.0;
+  double single_photon_source_rate = 0.0;  // an ideal single-photon source instead of the laser
   double plob_bound = 0.0;
 };
 

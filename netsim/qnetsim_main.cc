@@ -286,7 +286,8 @@ int RunWeakCoherent(const qnet::config::NetworkConfig& config, const std::string
       j["asymptotic"] = {{"yield_vacuum", r.asymptotic->yield_vacuum},
                          {"yield_single_lower", r.asymptotic->yield_single_lower},
                          {"error_single_upper", r.asymptotic->error_single_upper},
-                         {"key_rate_per_pulse", r.asymptotic->key_rate_per_pulse}};
+                         {"key_rate_per_pulse", r.asymptotic->key_rate_per_pulse},
+                         {"key_rate_standard_error", r.asymptotic_standard_error}};
     }
     if (r.finite_key) {
       j["finite_key"] = {{"single_photon_events_z_lower", r.finite_key->single_photon_events_z_lower},
@@ -297,6 +298,7 @@ int RunWeakCoherent(const qnet::config::NetworkConfig& config, const std::string
     j["single_photon_assumption_rate_per_pulse"] = r.single_photon_assumption_rate;
     if (options->decoys) j["analytic_rate_per_pulse"] = r.analytic_rate;
     j["infinite_decoy_rate_per_pulse"] = r.infinite_decoy_rate;
+    j["single_photon_source_rate_per_pulse"] = r.single_photon_source_rate;
     j["plob_bound_per_pulse"] = r.plob_bound;
     j["eavesdropper_known_fraction"] = eve_share;
     j["wall_seconds"] = wall;
@@ -319,8 +321,8 @@ int RunWeakCoherent(const qnet::config::NetworkConfig& config, const std::string
   if (r.asymptotic) {
     std::printf("  decoy estimate       Y1 >= %.5g, e1 <= %.5f (vacuum + weak decoy, Ma et al. 2005)\n",
                 r.asymptotic->yield_single_lower, r.asymptotic->error_single_upper);
-    std::printf("  key rate (GLLP)      %.5g bits per pulse, asymptotic (closed form for this link: %.5g)\n",
-                r.asymptotic->key_rate_per_pulse, r.analytic_rate);
+    std::printf("  key rate (GLLP)      %.5g +- %.2g bits per pulse, asymptotic (closed form for this link: %.5g)\n",
+                r.asymptotic->key_rate_per_pulse, r.asymptotic_standard_error, r.analytic_rate);
     std::printf("  finite key           %llu bits from these pulses = %.5g per pulse (Lim et al. 2014, eps_sec "
                 "%.0e)%s\n",
                 static_cast<unsigned long long>(r.finite_key->key_bits),
@@ -331,7 +333,9 @@ int RunWeakCoherent(const qnet::config::NetworkConfig& config, const std::string
                 "claim a photon-number-splitting attack breaks)\n",
                 r.single_photon_assumption_rate);
   }
-  std::printf("  infinite decoys      %.5g bits per pulse; PLOB bound %.5g\n", r.infinite_decoy_rate, r.plob_bound);
+  std::printf("  closed forms         infinite decoys %.5g, ideal single-photon source %.5g bits per pulse; PLOB bound "
+              "%.5g\n",
+              r.infinite_decoy_rate, r.single_photon_source_rate, r.plob_bound);
   if (options->photon_number_splitting) {
     std::printf("  eavesdropper         holds %.2f%% of the sifted signal bits exactly (%llu of %llu); she blocked "
                 "%llu pulses\n",

@@ -42,6 +42,8 @@ struct SweepPoint {
   // simulated counts (`rate`), the finite key, the closed forms, PLOB.
   double finite_key_per_pulse = 0.0;
   double analytic_per_pulse = 0.0, infinite_decoy_per_pulse = 0.0, plob_per_pulse = 0.0;
+  double single_photon_source_per_pulse = 0.0;
+  double rate_standard_error = 0.0;
   double qber_signal = 0.0, gain_signal = 0.0;
 };
 
@@ -169,6 +171,8 @@ SweepPoint RunPoint(const config::NetworkConfig& base, const SweepOptions& optio
       }
       point.analytic_per_pulse = result->analytic_rate;
       point.infinite_decoy_per_pulse = result->infinite_decoy_rate;
+      point.single_photon_source_per_pulse = result->single_photon_source_rate;
+      point.rate_standard_error = result->asymptotic_standard_error;
       point.plob_per_pulse = result->plob_bound;
       point.gain_signal = result->counts[0].gain();
       point.qber_signal = result->counts[0].error_rate();
@@ -229,27 +233,34 @@ plot::Figure MakeFigure(const config::NetworkConfig& config, const SweepOptions&
     figure.y2_label = "QBER (signal)";
     figure.y2_min = 0.0;
     figure.y2_max = 0.25;
-    plot::Series measured{decoys ? "asymptotic key rate from the simulated counts (GLLP)"
+    plot::Series measured{decoys ? "asymptotic key rate from the simulated counts (GLLP), +- 1 standard error"
                                  : "key rate claimed as if single photons"};
     plot::Series finite{"finite key from the simulated pulses (Lim et al. 2014)"};
     plot::Series analytic{"vacuum + weak decoy, closed form"};
     plot::Series infinite{"infinite decoys, closed form"};
+    plot::Series single{"ideal single-photon source, closed form"};
     plot::Series plob{"PLOB bound, -log2(1 - eta)"};
     plot::Series qber{"QBER (signal)"};
-    analytic.style = infinite.style = plob.style = plot::SeriesStyle::kCurve;
+    analytic.style = infinite.style = single.style = plob.style = plot::SeriesStyle::kCurve;
     qber.axis = plot::Axis::kRight;
     for (const SweepPoint& p : points) {
       if (!p.error.empty()) continue;
       // A log axis shows only positive rates: a point without key is left out.
-      if (p.rate > 0) measured.points.push_back({p.x, p.rate, std::nullopt});
+      if (p.rate > 0) {
+        measured.points.push_back(
+            {p.x, p.rate, decoys ? std::optional<double>(p.rate_standard_error) : std::nullopt});
+      }
       if (p.finite_key_per_pulse > 0) finite.points.push_back({p.x, p.finite_key_per_pulse, std::nullopt});
       if (p.analytic_per_pulse > 0) analytic.points.push_back({p.x, p.analytic_per_pulse, std::nullopt});
       if (p.infinite_decoy_per_pulse > 0) infinite.points.push_back({p.x, p.infinite_decoy_per_pulse, std::nullopt});
+      if (p.single_photon_source_per_pulse > 0) {
+        single.points.push_back({p.x, p.single_photon_source_per_pulse, std::nullopt});
+      }
       if (std::isfinite(p.plob_per_pulse)) plob.points.push_back({p.x, p.plob_per_pulse, std::nullopt});
       qber.points.push_back({p.x, p.qber_signal, std::nullopt});
     }
-    figure.series = decoys ? std::vector<plot::Series>{measured, finite, analytic, infinite, plob, qber}
-                           : std::vector<plot::Series>{measured, infinite, plob, qber};
+    figure.series = decoys ? std::vector<plot::Series>{measured, finite, analytic, infinite, single, plob, qber}
+                           : std::vector<plot::Series>{measured, infinite, single, plob, qber};
     return figure;
   }
   if (options.mode == SweepOptions::Mode::kQkd) {
@@ -317,11 +328,13 @@ JsonValue PointJson(const SweepOptions& options, const SweepPoint& p) {
     j["qber_signal"] = p.qber_signal;
     j["key_rate_per_pulse"] = p.rate;
     if (options.weak_coherent.decoys) {
+      j["key_rate_standard_error"] = p.rate_standard_error;
       j["finite_key_bits"] = p.key_bits;
       j["finite_key_per_pulse"] = p.finite_key_per_pulse;
       j["analytic_rate_per_pulse"] = p.analytic_per_pulse;
     }
     j["infinite_decoy_rate_per_pulse"] = p.infinite_decoy_per_pulse;
+    j["single_photon_source_rate_per_pulse"] = p.single_photon_source_per_pulse;
     if (std::isfinite(p.plob_per_pulse)) j["plob_bound_per_pulse"] = p.plob_per_pulse;
     return j;
   }

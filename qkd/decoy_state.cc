@@ -105,6 +105,29 @@ absl::StatusOr<AsymptoticDecoyEstimate> EstimateAsymptotic(const DecoyIntensitie
   return AsymptoticFromRates(intensities, r, error_correction_efficiency);
 }
 
+double AsymptoticKeyRateStandardError(const DecoyIntensities& intensities, const std::array<IntensityCounts, 3>& counts,
+                                      double error_correction_efficiency) {
+  auto rate = [&](const std::array<IntensityCounts, 3>& c) {
+    auto e = EstimateAsymptotic(intensities, c, error_correction_efficiency);
+    return e.ok() ? e->key_rate_per_pulse : 0.0;
+  };
+  const double base = rate(counts);
+  double variance = 0.0;
+  for (int k = 0; k < 3; ++k) {
+    std::array<IntensityCounts, 3> moved = counts;
+    const double d = static_cast<double>(counts[k].detections);
+    const double n = static_cast<double>(counts[k].pulses);
+    if (n > 0) moved[k].detections += static_cast<uint64_t>(std::ceil(std::sqrt(d * (1.0 - d / n))));
+    variance += std::pow(rate(moved) - base, 2);
+    moved = counts;
+    const double errors = static_cast<double>(counts[k].errors_z + counts[k].errors_x);
+    const double sifted = static_cast<double>(counts[k].sifted_z + counts[k].sifted_x);
+    if (sifted > 0) moved[k].errors_z += static_cast<uint64_t>(std::ceil(std::sqrt(errors * (1.0 - errors / sifted))));
+    variance += std::pow(rate(moved) - base, 2);
+  }
+  return std::sqrt(variance);
+}
+
 double SinglePhotonAssumptionKeyRate(const IntensityCounts& signal, double signal_probability,
                                      double error_correction_efficiency) {
   const double q = signal.gain();
@@ -232,6 +255,12 @@ double InfiniteDecoyKeyRate(const WeakCoherentLink& link, const DecoyIntensities
   return intensities.probability[0] * 0.5 *
          (-signal.gain * error_correction_efficiency * BinaryEntropy(signal.error_rate) +
           q1 * (1.0 - BinaryEntropy(single.error_rate)));
+}
+
+double SinglePhotonSourceKeyRate(const WeakCoherentLink& link, double error_correction_efficiency) {
+  const ExpectedCounts single = ExpectedSinglePhoton(link);
+  const double h = BinaryEntropy(single.error_rate);
+  return 0.5 * single.gain * (1.0 - h - error_correction_efficiency * h);
 }
 
 }  // namespace qnet::qkd

@@ -71,6 +71,14 @@ absl::StatusOr<AsymptoticDecoyEstimate> EstimateAsymptotic(const DecoyIntensitie
                                                             const std::array<IntensityCounts, 3>& counts,
                                                             double error_correction_efficiency);
 
+// The statistical standard error of EstimateAsymptotic's key rate, by the
+// delta method: each intensity's detections and errors moved by one
+// binomial standard deviation, the changes in the rate added in quadrature.
+// The asymptotic formulas applied to finite counts are an estimate, not a
+// bound: this says how far the counts alone may move it.
+double AsymptoticKeyRateStandardError(const DecoyIntensities& intensities, const std::array<IntensityCounts, 3>& counts,
+                                      double error_correction_efficiency);
+
 // The same key rate for a single-photon analysis of the signal pulses alone
 // (no decoys): every detection is taken for a single photon, Y_1 = Q_mu,
 // e_1 = E_mu. What BB84 without decoys claims; wrong for a laser source.
@@ -129,5 +137,9 @@ double AnalyticDecoyKeyRate(const WeakCoherentLink& link, const DecoyIntensities
                             double error_correction_efficiency);
 double InfiniteDecoyKeyRate(const WeakCoherentLink& link, const DecoyIntensities& intensities,
                             double error_correction_efficiency);
+// BB84 from an ideal single-photon source (one photon per pulse) over the
+// same link: (1/2) Y_1 [1 - h(e_1) - f h(e_1)] per pulse, what decoys strive
+// for with a laser.
+double SinglePhotonSourceKeyRate(const WeakCoherentLink& link, double error_correction_efficiency);
 
 }  // namespace qnet::qkd

@@ -33,7 +33,7 @@ std::array<IntensityCounts, 3> CountsFromRates(const WeakCoherentLink& link, con
 }
 
 TEST(DecoyStateTest, ClosedFormsInTheirLimits) {
-  // Lossless of noise: gain 1 - e^(-eta mu), no errors.
+  // Free of noise: gain 1 - e^(-eta mu), no errors.
   ExpectedCounts clean = ExpectedWeakCoherent({0.1, 0.0, 0.0}, 0.5);
   EXPECT_NEAR(clean.gain, 1 - std::exp(-0.05), 1e-15);
   EXPECT_EQ(clean.error_rate, 0.0);
@@ -51,6 +51,9 @@ TEST(DecoyStateTest, ClosedFormsInTheirLimits) {
   ExpectedCounts single = ExpectedSinglePhoton({0.2, 0.0, 0.03});
   EXPECT_NEAR(single.gain, 0.2, 1e-15);
   EXPECT_NEAR(single.error_rate, 0.03, 1e-15);
+  // BB84 from such a source: 0.1 x (1 - 2.16 h(0.03)), h(0.03) = 0.1943919.
+  EXPECT_NEAR(SinglePhotonSourceKeyRate({0.2, 0.0, 0.03}, 1.16), 0.1 * (1 - 2.16 * 0.1943919), 1e-7);
+  EXPECT_NEAR(SinglePhotonSourceKeyRate({0.2, 0.0, 0.0}, 1.16), 0.1, 1e-15);
 }
 
 TEST(DecoyStateTest, AsymptoticBoundsHoldAndTightenAsTheDecoyWeakens) {
