@@ -309,12 +309,16 @@ int RunWeakCoherent(const qnet::config::NetworkConfig& config, const std::string
               config.name.c_str(), path.c_str(), static_cast<unsigned long long>(seed),
               absl::GetFlag(FLAGS_qkd).c_str(), link.name.c_str(), link.length_km, pulses, r.simulated_seconds,
               options->photon_number_splitting ? ", photon-number-splitting eavesdropper" : "");
-  std::printf("\n  %-8s %6s  %12s  %12s  %10s\n", "pulses", "mu", "sent", "gain", "QBER");
+  std::printf("\n  %-8s %6s  %12s  %12s  %10s   %s\n", "pulses", "mu", "sent", "gain", "QBER",
+              "(closed form without an eavesdropper: gain, QBER)");
   const char* names[3] = {"signal", "decoy", "vacuum"};
   for (int k = 0; k < (options->decoys ? 3 : 1); ++k) {
     const auto& c = r.counts[k];
-    std::printf("  %-8s %6.3f  %12llu  %12.5g  %10.5f\n", names[k], options->intensities.mean_photon_number[k],
-                static_cast<unsigned long long>(c.pulses), c.gain(), c.error_rate());
+    const qnet::qkd::ExpectedCounts expected =
+        qnet::qkd::ExpectedWeakCoherent(r.link_model, options->intensities.mean_photon_number[k]);
+    std::printf("  %-8s %6.3f  %12llu  %12.5g  %10.5f   (%.5g, %.5f)\n", names[k],
+                options->intensities.mean_photon_number[k], static_cast<unsigned long long>(c.pulses), c.gain(),
+                c.error_rate(), expected.gain, expected.error_rate);
   }
   std::printf("\n  single photons       yield %.5g, error %.5f (the simulator's truth; no real Alice knows it)\n",
               r.by_photon_number[1].yield(), r.by_photon_number[1].error_rate());
