@@ -33,7 +33,13 @@ using physical::NodeHardware;
 // Debian's Abseil has its own string_view type, distinct from std's.
 absl::string_view Av(std::string_view s) { return absl::string_view(s.data(), s.size()); }
 
-constexpr std::string_view kTopKeys[] = {"network", "seed", "nodes", "links", "key_management"};
+constexpr std::string_view kTopKeys[] = {"network", "seed", "nodes", "links", "key_management", "satellite_links"};
+constexpr std::string_view kSatelliteLinkKeys[] = {
+    "between",           "preset",           "altitude_km",          "beam_divergence_urad", "receiver_aperture_m",
+    "pointing_error_urad", "zenith_transmission", "optics_efficiency", "background_counts_per_gate",
+    "min_elevation_deg", "max_elevation_deg", "source_rate_hz",       "detector_efficiency", "dark_count_rate_hz",
+    "detection_window_ns", "visibility"};
+constexpr size_t kMaxSatelliteLinks = 1000;
 constexpr std::string_view kKeyManagementKeys[] = {"saes", "pools"};
 constexpr std::string_view kSaeKeys[] = {"name", "node"};
 constexpr std::string_view kPoolKeys[] = {"between", "low_watermark_bits", "high_watermark_bits", "pairs_per_block",
@@ -65,6 +71,12 @@ constexpr Range kDetectionWindow{0, 1e9, "ns"};        // 1 s
 constexpr Range kSampleFraction{0, 0.9, "of the sifted bits"};
 constexpr Range kDecayTime{1e-9, 1e9, "s"};            // 1 ns .. 30 years; .inf for none
 constexpr Range kOperationTime{0, 1e6, "us"};          // gates, readout, emission cycle: <= 1 s
+constexpr Range kAltitude{100, 40000, "km"};           // low Earth orbit .. beyond geostationary
+constexpr Range kDivergence{0.1, 10000, "urad"};
+constexpr Range kAperture{0.001, 100, "m"};
+constexpr Range kPointing{0, 10000, "urad"};
+constexpr Range kElevation{0, 90, "degrees"};
+constexpr Range kSourceRate{1, 1e11, "Hz"};
 // Names shown when a link names an unknown node (the file may hold 10^5).
 constexpr size_t kNamesInMessages = 20;
 
@@ -195,6 +207,8 @@ class FileReader {
   absl::Status ReadNode(const YAML::Node& item, const YAML::Mark& list_mark, size_t position, NetworkConfig& out);
   absl::Status ReadLink(const YAML::Node& item, const YAML::Mark& list_mark, size_t position, NetworkConfig& out);
   absl::Status ReadKeyManagement(const Entry& section, NetworkConfig& out);
+  absl::Status ReadSatelliteLink(const YAML::Node& item, const YAML::Mark& list_mark, size_t position,
+                                 NetworkConfig& out);
   // A node name that must be in the file's node list.
   absl::StatusOr<std::string> KnownNode(const YAML::Node& value, std::string_view what, const NetworkConfig& out) const;
 
@@ -567,7 +581,88 @@ absl::StatusOr<NetworkConfig> FileReader::Read(std::string_view text) {
   if (const Entry* km = Find(top, "key_management"); km != nullptr && !km->value.IsNull()) {
     QNET_RETURN_IF_ERROR(ReadKeyManagement(*km, out));
   }
+  if (const Entry* sat = Find(top, "satellite_links"); sat != nullptr && !sat->value.IsNull()) {
+    if (!sat->value.IsSequence() || sat->value.size() > kMaxSatelliteLinks) {
+      return Error(sat->value, absl::StrCat("satellite_links must be a list of at most ", kMaxSatelliteLinks,
+                                            " mappings with keys ", JoinKeys(kSatelliteLinkKeys), "; got ",
+                                            sat->value.IsSequence() ? absl::StrCat(sat->value.size(), " entries")
+                                                                    : Kind(sat->value)));
+    }
+    for (size_t i = 0; i < sat->value.size(); ++i) {
+      QNET_RETURN_IF_ERROR(ReadSatelliteLink(sat->value[i], sat->value.Mark(), i, out));
+    }
+  }
   return out;
+}
+
+absl::Status FileReader::ReadSatelliteLink(const YAML::Node& item, const YAML::Mark& list_mark, size_t position,
+                                           NetworkConfig& out) {
+  std::string what = absl::StrCat("satellite link #", position + 1);
+  QNET_ASSIGN_OR_RETURN(std::vector<Entry> entries, Entries(item, list_mark, what, kSatelliteLinkKeys));
+  QNET_RETURN_IF_ERROR(CheckKeys(entries, what, kSatelliteLinkKeys));
+  QNET_ASSIGN_OR_RETURN(const Entry* between, Require(entries, item, what, "between",
+                                                      " ([satellite, ground station])"));
+  if (!between->value.IsSequence() || between->value.size() != 2) {
+    return Error(between->value.IsNull() ? between->key_node : between->value,
+                 absl::StrCat(what, ": between must be [satellite, ground station], e.g. [micius, xinglong]"));
+  }
+  std::string ends[2];
+  for (int i = 0; i < 2; ++i) {
+    QNET_ASSIGN_OR_RETURN(ends[i], KnownNode(between->value[i], what, out));
+  }
+  if (ends[0] == ends[1]) {
+    return Error(between->value, absl::StrCat(what, ": links node '", ends[0], "' to itself"));
+  }
+  if (out.FindSatelliteLink(ends[0], ends[1]) != nullptr || out.FindLink(ends[0], ends[1]) != nullptr) {
+    return Error(between->value, absl::StrCat(what, ": '", ends[0], "' and '", ends[1], "' are already linked"));
+  }
+  physical::SatelliteLink link;
+  if (const Entry* preset = Find(entries, "preset")) {
+    QNET_ASSIGN_OR_RETURN(std::string name, String(*preset, what));
+    absl::StatusOr<physical::SatelliteLink> found = physical::SatelliteLinkPreset(name);
+    if (!found.ok()) return Error(preset->value, absl::StrCat(what, ": ", found.status().message()));
+    link = *found;
+  }
+  link.name = absl::StrCat(ends[0], "-", ends[1]);
+  link.satellite = ends[0];
+  link.ground = ends[1];
+  what = absl::StrCat("satellite link ", link.name);
+  physical::SatelliteLinkParams& c = link.channel;
+  for (const Entry& e : entries) {
+    const std::string& k = e.key;
+    if (k == "altitude_km") {
+      QNET_ASSIGN_OR_RETURN(c.altitude_km, InRange(e, what, kAltitude));
+    } else if (k == "beam_divergence_urad") {
+      QNET_ASSIGN_OR_RETURN(c.beam_divergence_urad, InRange(e, what, kDivergence));
+    } else if (k == "receiver_aperture_m") {
+      QNET_ASSIGN_OR_RETURN(c.receiver_aperture_m, InRange(e, what, kAperture));
+    } else if (k == "pointing_error_urad") {
+      QNET_ASSIGN_OR_RETURN(c.pointing_error_urad, InRange(e, what, kPointing));
+    } else if (k == "zenith_transmission") {
+      QNET_ASSIGN_OR_RETURN(c.zenith_transmission, UnitInterval(e, what));
+    } else if (k == "optics_efficiency") {
+      QNET_ASSIGN_OR_RETURN(c.optics_efficiency, UnitInterval(e, what));
+    } else if (k == "background_counts_per_gate") {
+      QNET_ASSIGN_OR_RETURN(c.background_counts_per_gate, UnitInterval(e, what));
+    } else if (k == "min_elevation_deg") {
+      QNET_ASSIGN_OR_RETURN(c.min_elevation_deg, InRange(e, what, kElevation));
+    } else if (k == "max_elevation_deg") {
+      QNET_ASSIGN_OR_RETURN(c.max_elevation_deg, InRange(e, what, kElevation));
+    } else if (k == "source_rate_hz") {
+      QNET_ASSIGN_OR_RETURN(link.source_rate_hz, InRange(e, what, kSourceRate));
+    } else if (k == "detector_efficiency") {
+      QNET_ASSIGN_OR_RETURN(link.detector_efficiency, UnitInterval(e, what));
+    } else if (k == "dark_count_rate_hz") {
+      QNET_ASSIGN_OR_RETURN(link.dark_count_rate_hz, InRange(e, what, kDarkCountRate));
+    } else if (k == "detection_window_ns") {
+      QNET_ASSIGN_OR_RETURN(link.detection_window, DurationIn(e, what, kDetectionWindow, 1.0));
+    } else if (k == "visibility") {
+      QNET_ASSIGN_OR_RETURN(link.visibility, UnitInterval(e, what));
+    }
+  }
+  if (absl::Status s = physical::ValidateSatelliteLink(c, what); !s.ok()) return Error(item, s.message());
+  out.satellite_links.push_back(std::move(link));
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::string> FileReader::KnownNode(const YAML::Node& value, std::string_view what,
@@ -729,6 +824,13 @@ const NodeConfig* NetworkConfig::FindNode(std::string_view node_name) const {
 const physical::LinkPhysics* NetworkConfig::FindLink(std::string_view a, std::string_view b) const {
   auto it = node_pair_index.find(PairKey(a, b));
   return it == node_pair_index.end() ? nullptr : &links[it->second];
+}
+
+const physical::SatelliteLink* NetworkConfig::FindSatelliteLink(std::string_view a, std::string_view b) const {
+  for (const physical::SatelliteLink& link : satellite_links) {
+    if ((link.satellite == a && link.ground == b) || (link.satellite == b && link.ground == a)) return &link;
+  }
+  return nullptr;
 }
 
 const physical::LinkPhysics* NetworkConfig::FindLinkByName(std::string_view link_name) const {

@@ -32,6 +32,7 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "physical/params.h"
+#include "physical/satellite_channel.h"
 
 namespace qnet::config {
 
@@ -101,6 +102,14 @@ struct NetworkConfig {
   // default to node_a's preset, then the file's overrides.
   std::vector<physical::LinkPhysics> links;
   KeyManagementConfig key_management;  // empty when the file has none
+  // Prepare-and-measure satellite downlinks (`satellite_links:`), in file
+  // order. Not part of `links`: only weak-coherent BB84 runs over them
+  // (qnetsim --qkd decoy-bb84); the entanglement stack and the daemons model
+  // fibre and do not see them.
+  std::vector<physical::SatelliteLink> satellite_links;
+  // The satellite link between a satellite and a ground station, either
+  // order; nullptr if none.
+  const physical::SatelliteLink* FindSatelliteLink(std::string_view a, std::string_view b) const;
 
   // nullptr if absent. Constant time: the parser builds the indexes below.
   const NodeConfig* FindNode(std::string_view name) const;

@@ -119,4 +119,106 @@ absl::StatusOr<WeakCoherentBb84Result> RunWeakCoherentBb84(const physical::LinkP
   return result;
 }
 
+absl::StatusOr<SatellitePassResult> RunSatellitePass(const physical::SatelliteLink& link,
+                                                     const SatellitePassOptions& options) {
+  QNET_RETURN_IF_ERROR(physical::ValidateSatelliteLink(link.channel, absl::StrCat("satellite link ", link.name)));
+  QNET_RETURN_IF_ERROR(qkd::ValidateDecoyIntensities(options.bb84.intensities));
+  if (!(options.segment_s > 0.0 && options.segment_s <= 60.0)) {
+    return absl::InvalidArgumentError(absl::StrCat("a pass segment of ", options.segment_s,
+                                                   " s is outside (0, 60] s"));
+  }
+  QNET_ASSIGN_OR_RETURN(physical::SatellitePass pass, physical::SatellitePass::Create(link.channel));
+  std::vector<physical::PulseIntensity> intensities;
+  for (int k = 0; k < 3; ++k) {
+    intensities.push_back({options.bb84.intensities.mean_photon_number[k], options.bb84.intensities.probability[k]});
+  }
+  SatellitePassResult result;
+  result.dark_count_probability = physical::SatelliteDarkCountProbability(link);
+  const double misalignment = 0.5 * (1.0 - link.visibility);
+  const Rng root(options.bb84.seed);
+  Rng channel_rng = root.Fork("satellite-channel");
+  QNET_ASSIGN_OR_RETURN(
+      physical::PhotonDetector detector,
+      physical::PhotonDetector::Create({link.detector_efficiency, result.dark_count_probability}, root.Fork("detector")));
+
+  // Horizon to horizon, in whole segments centred on culmination.
+  const double horizon = pass.SecondsAbove(0.0);
+  const auto half_segments = static_cast<int64_t>(std::ceil(horizon / options.segment_s - 0.5));
+  const auto pulses_per_segment = static_cast<uint64_t>(std::llround(link.source_rate_hz * options.segment_s));
+  uint64_t next_pulse = 0;
+  for (int64_t i = -half_segments; i <= half_segments; ++i) {
+    PassSegment seg;
+    seg.t_s = static_cast<double>(i) * options.segment_s;
+    seg.elevation_deg = pass.ElevationDeg(seg.t_s);
+    seg.range_km = pass.SlantRangeKmAt(seg.t_s);
+    seg.link_up = seg.elevation_deg >= link.channel.min_elevation_deg;
+    if (seg.link_up) {
+      seg.transmittance = physical::SatelliteChannelTransmittance(link.channel, seg.elevation_deg);
+      seg.pulses = pulses_per_segment;
+      QNET_ASSIGN_OR_RETURN(physical::LossyChannelSample sample,
+                            physical::SampleWeakCoherentThroughLoss(intensities, next_pulse, seg.pulses,
+                                                                    seg.transmittance, misalignment, channel_rng));
+      QNET_ASSIGN_OR_RETURN(std::vector<physical::MeasuredPulse> detections, detector.Detect(sample.to_receiver));
+      for (int k = 0; k < 3; ++k) {
+        seg.pulses_per_intensity[k] = sample.pulses_per_intensity[k];
+        result.counts[k].pulses += sample.pulses_per_intensity[k];
+      }
+      std::array<uint64_t, 3> delivering_per_intensity{};
+      for (const physical::PreparedPulse& p : sample.delivering) ++delivering_per_intensity[p.intensity];
+      // Alice's record of each detected gate: a delivering pulse, or else a
+      // pulse whose photons were all lost (a dark count or background), of
+      // an intensity Alice chose at random, in a basis and bit she chose.
+      size_t next_delivering = 0;
+      for (const physical::MeasuredPulse& d : detections) {
+        while (next_delivering < sample.delivering.size() && sample.delivering[next_delivering].pulse_id < d.pulse_id) {
+          ++next_delivering;
+        }
+        physical::PreparedPulse a;
+        if (next_delivering < sample.delivering.size() && sample.delivering[next_delivering].pulse_id == d.pulse_id) {
+          a = sample.delivering[next_delivering];
+        } else {
+          // The pulse delivered nothing: its intensity is drawn as the
+          // split of non-delivering pulses, its basis and bit uniformly.
+          double u = channel_rng.Uniform() * static_cast<double>(seg.pulses - sample.delivering.size());
+          uint8_t k = 0;
+          for (; k < 2; ++k) {
+            const double n = static_cast<double>(seg.pulses_per_intensity[k] - delivering_per_intensity[k]);
+            if (u < n) break;
+            u -= n;
+          }
+          const uint64_t choice = channel_rng.UniformInt(4);
+          a = {d.pulse_id, static_cast<uint8_t>(choice >> 1), static_cast<uint8_t>(choice & 1), k, 0};
+        }
+        qkd::IntensityCounts& c = result.counts[a.intensity];
+        ++c.detections;
+        ++seg.detections[a.intensity];
+        if (d.basis != a.basis) continue;
+        ++seg.sifted;
+        const bool error = d.bit != a.bit;
+        if (a.basis == physical::kPolarisationBasisZ) {
+          ++c.sifted_z;
+          c.errors_z += error ? 1 : 0;
+        } else {
+          ++c.sifted_x;
+          c.errors_x += error ? 1 : 0;
+        }
+      }
+      next_pulse += seg.pulses;
+      result.pulses += seg.pulses;
+      result.sifted_bits += seg.sifted;
+      result.seconds_up += options.segment_s;
+    }
+    result.segments.push_back(seg);
+  }
+  const double f = options.bb84.finite_key.error_correction_efficiency;
+  if (result.pulses > 0) {
+    QNET_ASSIGN_OR_RETURN(result.asymptotic, qkd::EstimateAsymptotic(options.bb84.intensities, result.counts, f));
+    result.asymptotic_standard_error =
+        qkd::AsymptoticKeyRateStandardError(options.bb84.intensities, result.counts, f);
+    QNET_ASSIGN_OR_RETURN(result.finite_key,
+                          qkd::EstimateFiniteKey(options.bb84.intensities, result.counts, options.bb84.finite_key));
+  }
+  return result;
+}
+
 }  // namespace qnet::netsim

@@ -24,6 +24,7 @@
 #include "absl/status/statusor.h"
 #include "physical/params.h"
 #include "physical/prepare_measure.h"
+#include "physical/satellite_channel.h"
 #include "qkd/decoy_state.h"
 
 namespace qnet::netsim {
@@ -84,5 +85,46 @@ struct WeakCoherentBb84Result {
 // intensities, zero pulses, or a link that fails ValidateLinkPhysics.
 absl::StatusOr<WeakCoherentBb84Result> RunWeakCoherentBb84(const physical::LinkPhysics& link,
                                                            const WeakCoherentBb84Options& options);
+
+// One pass of a satellite over a ground station (physical/satellite_channel.h),
+// simulated in segments of `segment_s`: in each the channel's transmittance
+// is the one at the segment's mid-point elevation, and the source sends
+// source_rate_hz x segment_s pulses while the link is up (above the minimum
+// elevation). The pulses go through SampleWeakCoherentThroughLoss (only the
+// ones that deliver a photon are drawn: a pass sends ~10^10) and the ground
+// station's detectors; the decoy estimates use the whole pass's counts.
+struct SatellitePassOptions {
+  WeakCoherentBb84Options bb84;  // intensities, seed, finite key (pulses and rate: from the pass and the link)
+  double segment_s = 1.0;
+};
+
+struct PassSegment {
+  double t_s = 0.0;  // mid-point, from culmination
+  double elevation_deg = 0.0;
+  double range_km = 0.0;
+  double transmittance = 0.0;  // the channel's, the closed form (0 when the link is down)
+  bool link_up = false;
+  uint64_t pulses = 0;
+  std::array<uint64_t, 3> detections{};  // per intensity
+  std::array<uint64_t, 3> pulses_per_intensity{};
+  uint64_t sifted = 0;
+};
+
+struct SatellitePassResult {
+  std::vector<PassSegment> segments;  // horizon to horizon
+  std::array<qkd::IntensityCounts, 3> counts{};
+  std::optional<qkd::AsymptoticDecoyEstimate> asymptotic;
+  double asymptotic_standard_error = 0.0;
+  std::optional<qkd::FiniteKeyDecoyEstimate> finite_key;
+  double seconds_up = 0.0;  // with the link up
+  uint64_t pulses = 0;
+  uint64_t sifted_bits = 0;
+  double dark_count_probability = 0.0;  // per detector per gate, dark counts and background
+};
+
+// InvalidArgument for a link that fails ValidateSatelliteLink, bad
+// intensities, or a segment outside (0, 60] s.
+absl::StatusOr<SatellitePassResult> RunSatellitePass(const physical::SatelliteLink& link,
+                                                     const SatellitePassOptions& options);
 
 }  // namespace qnet::netsim

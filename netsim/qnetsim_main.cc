@@ -56,7 +56,11 @@ ABSL_FLAG(double, mu, 0.5, "with --qkd decoy-bb84|bb84-wcp: mean photon number o
 ABSL_FLAG(double, nu, 0.1, "with --qkd decoy-bb84: mean photon number of the decoy pulses (the third intensity is vacuum)");
 ABSL_FLAG(std::string, intensity_probabilities, "0.8,0.1,0.1",
           "with --qkd decoy-bb84: how often Alice picks signal, decoy and vacuum (they sum to 1)");
-ABSL_FLAG(int64_t, pulses, 100000000, "with --qkd decoy-bb84|bb84-wcp: laser pulses Alice sends (1 GHz source)");
+ABSL_FLAG(int64_t, pulses, 0,
+          "with --qkd decoy-bb84|bb84-wcp over a fibre link: laser pulses Alice sends from a 1 GHz source (default: "
+          "10^8; over satellite links the pass and the source rate set them)");
+ABSL_FLAG(double, pass_segment_s, 1.0,
+          "with --qkd decoy-bb84 over satellite links: the pass is simulated in segments this long (seconds)");
 ABSL_FLAG(std::string, eavesdrop, "",
           "with --qkd decoy-bb84|bb84-wcp: pns puts a photon-number-splitting eavesdropper at Alice's output");
 ABSL_FLAG(int64_t, bits, 1000, "with --qkd: final key bits wanted (blocks run until they are shared)");
@@ -203,7 +207,7 @@ absl::StatusOr<qnet::netsim::WeakCoherentBb84Options> WeakCoherentOptionsFromFla
   qnet::netsim::WeakCoherentBb84Options options;
   options.decoys = absl::GetFlag(FLAGS_qkd) == "decoy-bb84";
   options.seed = seed;
-  const int64_t pulses = absl::GetFlag(FLAGS_pulses);
+  const int64_t pulses = absl::GetFlag(FLAGS_pulses) == 0 ? 100'000'000 : absl::GetFlag(FLAGS_pulses);
   if (pulses < 1000 || pulses > 100'000'000'000) {
     return absl::InvalidArgumentError("--pulses must be between 1000 and 100000000000");
   }
@@ -232,16 +236,138 @@ absl::StatusOr<qnet::netsim::WeakCoherentBb84Options> WeakCoherentOptionsFromFla
   return options;
 }
 
+// The satellite links a key from `from` to `to` runs over: the one
+// between them, or a satellite's links to both (a trusted relay); empty if
+// neither.
+std::vector<const qnet::physical::SatelliteLink*> SatellitePath(const qnet::config::NetworkConfig& config,
+                                                                const std::string& from, const std::string& to) {
+  if (const auto* direct = config.FindSatelliteLink(from, to)) return {direct};
+  for (const qnet::physical::SatelliteLink& a : config.satellite_links) {
+    if (a.ground != from) continue;
+    if (const auto* b = config.FindSatelliteLink(a.satellite, to); b != nullptr && b->ground == to) return {&a, b};
+  }
+  return {};
+}
+
+// qnetsim --qkd decoy-bb84 over satellite links: a pass per link, the key
+// of a relay the shorter of the two (the satellite XORs them and learns it).
+// -1 if no satellite link joins the two nodes.
+int RunSatellite(const qnet::config::NetworkConfig& config, const std::string& path,
+                 const qnet::netsim::WeakCoherentBb84Options& bb84, const std::string& from, const std::string& to,
+                 const std::string& output) {
+  const std::vector<const qnet::physical::SatelliteLink*> links = SatellitePath(config, from, to);
+  if (links.empty()) return -1;
+  if (bb84.photon_number_splitting) return Fail("--eavesdrop pns is not modelled on satellite links");
+  qnet::netsim::SatellitePassOptions options;
+  options.bb84 = bb84;
+  options.segment_s = absl::GetFlag(FLAGS_pass_segment_s);
+  nlohmann::ordered_json j;
+  j["network"] = config.name;
+  j["seed"] = bb84.seed;
+  j["protocol"] = "decoy-bb84";
+  j["from"] = from;
+  j["to"] = to;
+  if (links.size() == 2) j["trusted_relay"] = links[0]->satellite;
+  uint64_t key = ~uint64_t{0};
+  if (output != "json") {
+    std::printf("network %s (%s), seed %llu, decoy-bb84 %s -> %s over %s\n", config.name.c_str(), path.c_str(),
+                static_cast<unsigned long long>(bb84.seed), from.c_str(), to.c_str(),
+                links.size() == 2 ? absl::StrFormat("two satellite passes, trusted relay %s (it learns the key)",
+                                                    links[0]->satellite)
+                                         .c_str()
+                                  : "one satellite pass");
+  }
+  for (const qnet::physical::SatelliteLink* link : links) {
+    SetPhase(absl::StrFormat("simulating the pass of %s over %s", link->satellite, link->ground));
+    const auto wall_start = std::chrono::steady_clock::now();
+    auto pass = qnet::netsim::RunSatellitePass(*link, options);
+    EndProgress();
+    const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+    if (!pass.ok()) return Fail(absl::StrFormat("%s: %s", link->name, pass.status().message()));
+    const uint64_t bits = pass->finite_key ? pass->finite_key->key_bits : 0;
+    key = std::min(key, bits);
+    if (output == "json") {
+      nlohmann::ordered_json p;
+      p["link"] = link->name;
+      p["seconds_up"] = pass->seconds_up;
+      p["pulses"] = pass->pulses;
+      p["sifted_bits"] = pass->sifted_bits;
+      const char* names[3] = {"signal", "decoy", "vacuum"};
+      for (int k = 0; k < 3; ++k) {
+        const auto& c = pass->counts[k];
+        p["intensities"].push_back({{"name", names[k]}, {"pulses", c.pulses}, {"detections", c.detections},
+                                    {"gain", c.gain()}, {"qber", c.error_rate()}});
+      }
+      if (pass->asymptotic) {
+        p["asymptotic_key_rate_per_pulse"] = pass->asymptotic->key_rate_per_pulse;
+        p["asymptotic_standard_error"] = pass->asymptotic_standard_error;
+      }
+      p["finite_key_bits"] = bits;
+      for (const auto& seg : pass->segments) {
+        p["segments"].push_back({{"t_s", seg.t_s}, {"elevation_deg", seg.elevation_deg}, {"range_km", seg.range_km},
+                                 {"link_up", seg.link_up}, {"transmittance", seg.transmittance},
+                                 {"pulses", seg.pulses}, {"signal_pulses", seg.pulses_per_intensity[0]},
+                                 {"signal_detections", seg.detections[0]}, {"sifted", seg.sifted}});
+      }
+      p["wall_seconds"] = wall;
+      j["passes"].push_back(p);
+      continue;
+    }
+    std::printf("\n%s -> %s: pass culminating at %.0f deg, link up above %.0f deg for %.0f s, %.4g pulses (%.0f "
+                "MHz)\n",
+                link->satellite.c_str(), link->ground.c_str(), link->channel.max_elevation_deg,
+                link->channel.min_elevation_deg, pass->seconds_up, static_cast<double>(pass->pulses),
+                link->source_rate_hz / 1e6);
+    std::printf("  %8s  %9s  %9s  %9s  %12s\n", "t (s)", "elevation", "range km", "loss dB", "sifted bits");
+    const int every = std::max<int>(1, static_cast<int>(std::lround(30.0 / options.segment_s)));
+    for (size_t i = 0; i < pass->segments.size(); i += every) {
+      const auto& seg = pass->segments[i];
+      std::printf("  %8.0f  %9.1f  %9.0f  %9s  %12llu\n", seg.t_s, seg.elevation_deg, seg.range_km,
+                  seg.link_up ? absl::StrFormat("%.1f", -10 * std::log10(seg.transmittance)).c_str() : "down",
+                  static_cast<unsigned long long>(seg.sifted));
+    }
+    const auto& c = pass->counts;
+    std::printf("  gains                signal %.4g, decoy %.4g, vacuum %.4g; QBER signal %.4f\n", c[0].gain(),
+                c[1].gain(), c[2].gain(), c[0].error_rate());
+    if (pass->asymptotic) {
+      std::printf("  decoy estimate       Y1 >= %.4g, e1 <= %.4f; asymptotic %.4g +- %.2g bits per pulse\n",
+                  pass->asymptotic->yield_single_lower, pass->asymptotic->error_single_upper,
+                  pass->asymptotic->key_rate_per_pulse, pass->asymptotic_standard_error);
+    }
+    std::printf("  finite key           %llu bits from the pass (Lim et al. 2014)%s; %llu sifted bits\n",
+                static_cast<unsigned long long>(bits), bits == 0 ? ": ABORT, no secret key" : "",
+                static_cast<unsigned long long>(pass->sifted_bits));
+    std::printf("  simulator            %.3f s wall\n", wall);
+  }
+  if (output == "json") {
+    j["key_bits"] = key;
+    std::printf("%s\n", j.dump().c_str());
+  } else if (links.size() == 2) {
+    std::printf("\nrelayed key          %llu bits (the shorter pass's; %s holds both and learns it)\n",
+                static_cast<unsigned long long>(key), links[0]->satellite.c_str());
+  }
+  return 0;
+}
+
 // qnetsim --qkd decoy-bb84|bb84-wcp: the photons of one link and the key
 // the estimate allows.
 int RunWeakCoherent(const qnet::config::NetworkConfig& config, const std::string& path, uint64_t seed,
                     const std::string& from, const std::string& to, const std::string& output) {
   auto options = WeakCoherentOptionsFromFlags(seed);
+  if (options.ok() && !config.FindLink(from, to) && !SatellitePath(config, from, to).empty() &&
+      absl::GetFlag(FLAGS_pulses) != 0) {
+    return Fail("--pulses does not apply over satellite links: the pass and the source rate set the pulses");
+  }
   if (!options.ok()) return Fail(std::string(options.status().message()));
   const qnet::physical::LinkPhysics* found = config.FindLink(from, to);
+  if (found == nullptr && options->decoys) {
+    if (int code = RunSatellite(config, path, *options, from, to, output); code >= 0) return code;
+  }
   if (found == nullptr) {
-    return Fail(absl::StrFormat("--qkd %s runs over one link: %s and %s are not neighbours in %s",
-                                absl::GetFlag(FLAGS_qkd), from, to, path));
+    return Fail(absl::StrFormat("--qkd %s runs over one link: %s and %s are not neighbours in %s%s",
+                                absl::GetFlag(FLAGS_qkd), from, to, path,
+                                SatellitePath(config, from, to).empty() ? ""
+                                                                        : " (over satellite links: decoy-bb84 only)"));
   }
   qnet::physical::LinkPhysics link = *found;
   SetPhase(absl::StrFormat("simulating %d laser pulses %s -> %s", options->pulses, from, to));

@@ -128,6 +128,105 @@ Duration PhotonSource::EmissionOffset(uint64_t pulse_id) const {
   return FromSeconds(static_cast<double>(pulse_id) / repetition_rate_hz_);
 }
 
+uint64_t SampleBinomial(uint64_t n, double p, Rng& rng) {
+  if (n == 0 || !(p > 0.0)) return 0;
+  if (p >= 1.0) return n;
+  if (p > 0.5) return n - SampleBinomial(n, 1.0 - p, rng);
+  const double mean = static_cast<double>(n) * p;
+  if (mean < 1e4) {
+    // Positions of the successes among n trials: geometric gaps.
+    uint64_t successes = 0;
+    uint64_t position = 0;
+    while (true) {
+      const uint64_t gap = rng.Geometric(p);
+      if (gap > n - position) break;
+      position += gap;
+      ++successes;
+    }
+    return successes;
+  }
+  const double x = std::round(mean + std::sqrt(mean * (1.0 - p)) * rng.Normal());
+  return static_cast<uint64_t>(std::clamp(x, 0.0, static_cast<double>(n)));
+}
+
+namespace {
+
+// Poisson(mean) conditioned on at least one, by inversion.
+uint32_t SampleZeroTruncatedPoisson(double mean, Rng& rng) {
+  const double norm = -std::expm1(-mean);
+  const double u = rng.Uniform() * norm;
+  double p = std::exp(-mean) * mean;  // P(1)
+  double cdf = p;
+  uint32_t n = 1;
+  while (u >= cdf && n < 100000) {
+    ++n;
+    p *= mean / n;
+    cdf += p;
+    if (p == 0.0) break;
+  }
+  return n;
+}
+
+}  // namespace
+
+absl::StatusOr<LossyChannelSample> SampleWeakCoherentThroughLoss(const std::vector<PulseIntensity>& intensities,
+                                                                 uint64_t first_pulse_id, uint64_t pulses,
+                                                                 double transmittance, double misalignment_error,
+                                                                 Rng& rng) {
+  const std::string kWho = "lossy channel";
+  if (intensities.empty()) return absl::InvalidArgumentError(absl::StrCat(kWho, ": no intensities"));
+  QNET_RETURN_IF_ERROR(RequireInRange(transmittance, 0.0, 1.0, kWho, "transmittance"));
+  QNET_RETURN_IF_ERROR(RequireInRange(misalignment_error, 0.0, 0.5, kWho, "misalignment_error"));
+  const size_t k_count = intensities.size();
+  std::vector<double> deliver(k_count), weight(k_count);
+  double q = 0.0;
+  for (size_t k = 0; k < k_count; ++k) {
+    deliver[k] = -std::expm1(-intensities[k].mean_photon_number * transmittance);
+    weight[k] = intensities[k].probability * deliver[k];
+    q += weight[k];
+  }
+  LossyChannelSample out;
+  out.pulses_per_intensity.assign(k_count, 0);
+  out.to_receiver.first_pulse_id = first_pulse_id;
+  out.to_receiver.num_pulses = pulses;
+  const double shrink = 1.0 - 2.0 * misalignment_error;
+  if (q > 0.0) {
+    uint64_t position = 0;  // pulses before the next candidate
+    while (true) {
+      const uint64_t gap = rng.Geometric(std::min(1.0, q));
+      if (gap > pulses - position) break;
+      position += gap;
+      double u = rng.Uniform() * q;
+      size_t k = 0;
+      while (k + 1 < k_count && u >= weight[k]) u -= weight[k++];
+      const double mu = intensities[k].mean_photon_number;
+      const uint32_t arriving = SampleZeroTruncatedPoisson(mu * transmittance, rng);
+      const uint32_t lost = SamplePoisson(mu * (1.0 - transmittance), rng);
+      const uint64_t choice = rng.UniformInt(4);
+      PreparedPulse pulse{first_pulse_id + position - 1, static_cast<uint8_t>(choice >> 1),
+                          static_cast<uint8_t>(choice & 1), static_cast<uint8_t>(k), arriving + lost};
+      BlochVector r = PreparedPolarisation(pulse.basis, pulse.bit);
+      r.x *= shrink;
+      r.y *= shrink;
+      r.z *= shrink;
+      out.to_receiver.photons.push_back({pulse.pulse_id, r, arriving});
+      out.delivering.push_back(pulse);
+      ++out.pulses_per_intensity[k];
+    }
+  }
+  // The rest delivered nothing: split them over the intensities.
+  uint64_t rest = pulses - out.delivering.size();
+  double mass = 1.0 - q;
+  for (size_t k = 0; k < k_count; ++k) {
+    const double share = intensities[k].probability * (1.0 - deliver[k]);
+    const uint64_t n = k + 1 == k_count ? rest : SampleBinomial(rest, mass > 0.0 ? std::min(1.0, share / mass) : 0.0, rng);
+    out.pulses_per_intensity[k] += n;
+    rest -= n;
+    mass -= share;
+  }
+  return out;
+}
+
 // ---- FibreChannel ----
 
 absl::StatusOr<FibreChannelParams> FibreChannelParamsFromLink(const LinkPhysics& link,

@@ -35,7 +35,12 @@ TEST(ExamplesTest, EveryExampleLoads) {
     while (!frontier.empty()) {
       const std::string n = frontier.back();
       frontier.pop_back();
-      for (const std::string& m : c->Neighbours(n)) {
+      std::vector<std::string> next = c->Neighbours(n);
+      for (const physical::SatelliteLink& s : c->satellite_links) {  // a relay's downlinks join it too
+        if (s.satellite == n) next.push_back(s.ground);
+        if (s.ground == n) next.push_back(s.satellite);
+      }
+      for (const std::string& m : next) {
         if (seen.insert(m).second) frontier.push_back(m);
       }
     }

@@ -493,3 +493,50 @@ TEST(NetworkConfigTest, LoadNetworkFileNamesThePath) {
 
 }  // namespace
 }  // namespace qnet::config
+
+namespace qnet::config {
+namespace {
+
+TEST(SatelliteLinksTest, ParseFromAPresetWithOverridesAndStayOutOfTheFibreLinks) {
+  auto c = ParseNetworkConfig(std::string(kNodes) + R"(satellite_links:
+  - between: [a, b]
+    preset: micius
+    receiver_aperture_m: 0.8
+    max_elevation_deg: 60
+    detection_window_ns: 1
+)",
+                              "sat.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_TRUE(c->links.empty()) << "the entanglement stack does not see satellite links";
+  ASSERT_EQ(c->satellite_links.size(), 1u);
+  const physical::SatelliteLink* link = c->FindSatelliteLink("b", "a");
+  ASSERT_NE(link, nullptr);
+  EXPECT_EQ(link->name, "a-b");
+  EXPECT_EQ(link->satellite, "a");
+  EXPECT_EQ(link->ground, "b");
+  EXPECT_EQ(link->channel.receiver_aperture_m, 0.8);
+  EXPECT_EQ(link->channel.max_elevation_deg, 60.0);
+  EXPECT_EQ(link->channel.altitude_km, 500.0) << "from the preset";
+  EXPECT_EQ(link->source_rate_hz, 1e8) << "from the preset";
+  EXPECT_EQ(link->detection_window, FromSeconds(1e-9));
+  EXPECT_EQ(c->FindSatelliteLink("a", "c"), nullptr);
+}
+
+TEST(SatelliteLinksTest, MistakesAreNamedWithTheirPlace) {
+  auto error = [](const std::string& links) {
+    auto c = ParseNetworkConfig(std::string(kNodes) + "satellite_links:\n" + links, "net.yaml");
+    return c.ok() ? std::string("parsed") : std::string(c.status().message());
+  };
+  EXPECT_THAT(error("  - between: [a, b]\n    preset: sputnik\n"),
+              AllOf(StartsWith("net.yaml:9:13: "), HasSubstr("unknown satellite preset 'sputnik'")));
+  EXPECT_THAT(error("  - between: [a, b]\n    min_elevation_deg: 50\n    max_elevation_deg: 40\n"),
+              AllOf(StartsWith("net.yaml:8:5: "), HasSubstr("would never come up")));
+  EXPECT_THAT(error("  - between: [a, z]\n"), AllOf(StartsWith("net.yaml:8:18: "), HasSubstr("unknown node 'z'")));
+  EXPECT_THAT(error("  - between: [a, b]\n    altitude_kms: 500\n"),
+              AllOf(StartsWith("net.yaml:9:5: "), HasSubstr("did you mean 'altitude_km'")));
+  EXPECT_THAT(error("  - between: [a, b]\n    zenith_transmission: 1.5\n"), HasSubstr("is outside [0, 1]"));
+  EXPECT_THAT(error("  - between: [a, b]\n  - between: [b, a]\n"), HasSubstr("are already linked"));
+}
+
+}  // namespace
+}  // namespace qnet::config

@@ -153,6 +153,23 @@ try:
     check(decoy["asymptotic"]["key_rate_per_pulse"] <= 0 and decoy["finite_key"]["key_bits"] == 0,
           f"with decoys the attack leaves no key: {decoy}")
 
+    # The satellite relay example, at a hundredth of the source rate: two
+    # passes, the relayed key the shorter, key only while the link is up.
+    with open(f"{EXAMPLES}/satellite-relay.yaml") as f:
+        relay_text = f.read().replace("    preset: micius\n", "    preset: micius\n    source_rate_hz: 1000000\n")
+    relay_file = os.path.join(work, "relay.yaml")
+    with open(relay_file, "w") as f:
+        f.write(relay_text)
+    relay = json.loads(run("--network", relay_file, "--qkd", "decoy-bb84", "--from", "xinglong", "--to", "graz",
+                           "--mu", "0.8", "--intensity-probabilities", "0.5,0.25,0.25", "--output", "json").stdout)
+    check(relay.get("trusted_relay") == "micius" and len(relay.get("passes", [])) == 2, f"relay: {relay.keys()}")
+    check(relay["key_bits"] == min(p["finite_key_bits"] for p in relay["passes"]), "the relayed key is the shorter")
+    for p in relay["passes"]:
+        for seg in p["segments"]:
+            check(seg["link_up"] == (seg["elevation_deg"] >= 10.0), f"{p['link']} up only above 10 degrees: {seg}")
+            check(seg["link_up"] or seg["sifted"] == 0, f"{p['link']}: no key while down: {seg}")
+        check(sum(s["sifted"] for s in p["segments"]) == p["sifted_bits"] > 0, f"{p['link']} sifted bits")
+
     # Flags that do not go together.
     bad = [
         (["--network", f"{EXAMPLES}/ideal-pair.yaml", "--plot", "x.svg"], "--plot draws a sweep"),
@@ -167,6 +184,10 @@ try:
           "--nu", "0.6"], "signal > decoy + vacuum"),
         (["--network", f"{EXAMPLES}/decoy-bb84.yaml", "--qkd", "bb84-wcp", "--from", "alice", "--to", "bob",
           "--eavesdrop", "all"], "--eavesdrop takes pns"),
+        (["--network", f"{EXAMPLES}/satellite-relay.yaml", "--qkd", "decoy-bb84", "--from", "micius", "--to",
+          "graz", "--pulses", "1000"], "--pulses does not apply over satellite links"),
+        (["--network", f"{EXAMPLES}/satellite-relay.yaml", "--qkd", "bb84-wcp", "--from", "micius", "--to",
+          "graz"], "over satellite links: decoy-bb84 only"),
     ]
     for args, message in bad:
         proc = run(*args, expect=1)
