@@ -815,6 +815,12 @@ int main(int argc, char** argv) {
   for (const auto& l : config->links) {
     if (absl::GetFlag(FLAGS_link) == "all" || absl::GetFlag(FLAGS_link) == l.name) links.push_back(l);
   }
+  if (links.empty() && config->links.empty()) {
+    return Fail(absl::StrFormat("%s has no fibre links to measure pairs on%s", path,
+                                config->satellite_links.empty()
+                                    ? ""
+                                    : " (its satellite links run with --qkd decoy-bb84 --from SATELLITE --to STATION)"));
+  }
   if (links.empty()) {
     std::vector<std::string> names;
     for (const auto& l : config->links) names.push_back(l.name);
