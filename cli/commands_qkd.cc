@@ -68,6 +68,16 @@ using qnet::v1::EntangleRequest;
 int Eavesdrop(const Args& args, bool json) {
   const std::string link_name = Flag(args, "--link");
   if (link_name.empty()) return Fail("eavesdrop needs --link LINK (see qnetctl links)");
+  if (const std::string mode = Flag(args, "--mode", "intercept-resend"); mode != "intercept-resend") {
+    if (mode == "pns") {
+      // Photon-number splitting needs multi-photon pulses: the daemons' BB84
+      // sends single photons and their links herald single photons.
+      return Fail(
+          "--mode pns (photon-number splitting) acts on laser pulses, which only the simulator sends so far: "
+          "qnetsim --network FILE --qkd bb84-wcp|decoy-bb84 --from A --to B --eavesdrop pns");
+    }
+    return Fail(absl::StrCat("--mode must be intercept-resend (or pns, in qnetsim), got '", mode, "'"));
+  }
   std::optional<double> fraction;
   if (std::string f = Flag(args, "--fraction"); !f.empty()) {
     double x = 0;
@@ -116,6 +126,14 @@ int Qkd(const Args& args, bool json) {
   } else if (protocol == "relay") {
     request.set_protocol(qnet::v1::QkdRequest::RELAY);
   } else {
+    if (protocol == "decoy-bb84" || protocol == "bb84-wcp") {
+      // The daemons' BB84 sessions send single photons; weak coherent
+      // pulses and the decoy estimate run in the simulator so far.
+      return Fail(absl::StrCat("--protocol ", protocol,
+                               " is not served by the daemons yet: their BB84 sends single photons (--protocol bb84). "
+                               "Run it in the simulator: qnetsim --network FILE --qkd ",
+                               protocol, " --from ", node, " --to ", with));
+    }
     return Fail(absl::StrCat("--protocol must be bbm92, e91, bb84 or relay, got '", protocol, "'"));
   }
   struct NumberFlag {
@@ -253,8 +271,8 @@ int Key(const Args& args, bool json) {
 std::vector<Command> QkdCommands() {
   return {
       {"eavesdrop",
-       {"--link", "--fraction"},
-       R"(Usage: qnetctl eavesdrop --link LINK [--fraction X]
+       {"--link", "--fraction", "--mode"},
+       R"(Usage: qnetctl eavesdrop --link LINK [--fraction X] [--mode intercept-resend]
 
 A fault for experiments: an intercept-resend eavesdropper on LINK (a name
 from `qnetctl links`, e.g. alice-bob) who measures a fraction X of the
@@ -264,6 +282,8 @@ basis, and a CHSH value falling towards sqrt(2) at X = 1. Sets X at both
 ends' daemons (the link's first node hosts the heralding station, where it is
 in force) and prints how many pairs she has intercepted. Without --fraction,
 only reports. Off (0) unless the network file says otherwise.
+--mode pns (photon-number splitting, against laser pulses) runs in qnetsim
+only: qnetsim --qkd bb84-wcp|decoy-bb84 ... --eavesdrop pns.
 
   --link LINK       the link (required)
   --fraction X      in [0, 1]; 0 switches her off
@@ -293,7 +313,9 @@ wall second, and the key ids (fetch each end's copy with `qnetctl key`).
                         pairs (S reported, abort below --min-chsh); bb84:
                         prepare-and-measure single photons (a neighbour);
                         relay: trusted nodes - BBM92 on each link of the path,
-                        keys joined by XOR at the relays (each learns the key)
+                        keys joined by XOR at the relays (each learns the key).
+                        Laser pulses with decoy states (decoy-bb84) run in
+                        qnetsim only: qnetsim --qkd decoy-bb84 --from A --to B
   --pairs-per-block P   raw pairs per block (default 20000; larger blocks give a
                         larger key fraction: finite-size effects)
   --abort-qber Q        abort threshold (default 0.11)
