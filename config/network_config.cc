@@ -76,7 +76,7 @@ constexpr Range kDivergence{0.1, 10000, "urad"};
 constexpr Range kAperture{0.001, 100, "m"};
 constexpr Range kPointing{0, 10000, "urad"};
 constexpr Range kElevation{0, 90, "degrees"};
-constexpr Range kSourceRate{1, 1e11, "Hz"};
+constexpr Range kSourceRate{1, 1e10, "Hz"};          // 10 GHz: beyond current QKD sources
 // Names shown when a link names an unknown node (the file may hold 10^5).
 constexpr size_t kNamesInMessages = 20;
 

@@ -123,9 +123,16 @@ absl::StatusOr<SatellitePassResult> RunSatellitePass(const physical::SatelliteLi
                                                      const SatellitePassOptions& options) {
   QNET_RETURN_IF_ERROR(physical::ValidateSatelliteLink(link.channel, absl::StrCat("satellite link ", link.name)));
   QNET_RETURN_IF_ERROR(qkd::ValidateDecoyIntensities(options.bb84.intensities));
-  if (!(options.segment_s > 0.0 && options.segment_s <= 60.0)) {
+  if (!(options.segment_s >= 0.01 && options.segment_s <= 60.0)) {
     return absl::InvalidArgumentError(absl::StrCat("a pass segment of ", options.segment_s,
-                                                   " s is outside (0, 60] s"));
+                                                   " s is outside [0.01, 60] s"));
+  }
+  if (!(link.source_rate_hz * options.segment_s >= 1000.0)) {
+    return absl::InvalidArgumentError(absl::StrCat("link ", link.name, ": a segment of ", options.segment_s,
+                                                   " s at source_rate_hz ", link.source_rate_hz, " holds ",
+                                                   link.source_rate_hz * options.segment_s,
+                                                   " pulses; at least 1000 are needed (longer segments or a faster "
+                                                   "source)"));
   }
   QNET_ASSIGN_OR_RETURN(physical::SatellitePass pass, physical::SatellitePass::Create(link.channel));
   std::vector<physical::PulseIntensity> intensities;
@@ -135,7 +142,8 @@ absl::StatusOr<SatellitePassResult> RunSatellitePass(const physical::SatelliteLi
   SatellitePassResult result;
   result.dark_count_probability = physical::SatelliteDarkCountProbability(link);
   const double misalignment = 0.5 * (1.0 - link.visibility);
-  const Rng root(options.bb84.seed);
+  // Streams per link, so the two passes of a relay are independent.
+  const Rng root = Rng(options.bb84.seed).Fork(absl::StrCat("satellite-link/", link.name));
   Rng channel_rng = root.Fork("satellite-channel");
   QNET_ASSIGN_OR_RETURN(
       physical::PhotonDetector detector,
@@ -155,12 +163,18 @@ absl::StatusOr<SatellitePassResult> RunSatellitePass(const physical::SatelliteLi
     if (seg.link_up) {
       seg.transmittance = physical::SatelliteChannelTransmittance(link.channel, seg.elevation_deg);
       seg.pulses = pulses_per_segment;
+    }
+    // In chunks of at most 10^7 pulses, so memory stays bounded whatever the
+    // source rate.
+    constexpr uint64_t kChunk = 10'000'000;
+    for (uint64_t chunk_start = 0; chunk_start < seg.pulses; chunk_start += kChunk) {
+      const uint64_t chunk = std::min(kChunk, seg.pulses - chunk_start);
       QNET_ASSIGN_OR_RETURN(physical::LossyChannelSample sample,
-                            physical::SampleWeakCoherentThroughLoss(intensities, next_pulse, seg.pulses,
+                            physical::SampleWeakCoherentThroughLoss(intensities, next_pulse, chunk,
                                                                     seg.transmittance, misalignment, channel_rng));
       QNET_ASSIGN_OR_RETURN(std::vector<physical::MeasuredPulse> detections, detector.Detect(sample.to_receiver));
       for (int k = 0; k < 3; ++k) {
-        seg.pulses_per_intensity[k] = sample.pulses_per_intensity[k];
+        seg.pulses_per_intensity[k] += sample.pulses_per_intensity[k];
         result.counts[k].pulses += sample.pulses_per_intensity[k];
       }
       std::array<uint64_t, 3> delivering_per_intensity{};
@@ -179,10 +193,10 @@ absl::StatusOr<SatellitePassResult> RunSatellitePass(const physical::SatelliteLi
         } else {
           // The pulse delivered nothing: its intensity is drawn as the
           // split of non-delivering pulses, its basis and bit uniformly.
-          double u = channel_rng.Uniform() * static_cast<double>(seg.pulses - sample.delivering.size());
+          double u = channel_rng.Uniform() * static_cast<double>(chunk - sample.delivering.size());
           uint8_t k = 0;
           for (; k < 2; ++k) {
-            const double n = static_cast<double>(seg.pulses_per_intensity[k] - delivering_per_intensity[k]);
+            const double n = static_cast<double>(sample.pulses_per_intensity[k] - delivering_per_intensity[k]);
             if (u < n) break;
             u -= n;
           }
@@ -203,7 +217,9 @@ absl::StatusOr<SatellitePassResult> RunSatellitePass(const physical::SatelliteLi
           c.errors_x += error ? 1 : 0;
         }
       }
-      next_pulse += seg.pulses;
+      next_pulse += chunk;
+    }
+    if (seg.link_up) {
       result.pulses += seg.pulses;
       result.sifted_bits += seg.sifted;
       result.seconds_up += options.segment_s;

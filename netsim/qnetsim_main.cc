@@ -10,6 +10,7 @@
 #include <cstdio>
 #include <iostream>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -77,6 +78,9 @@ ABSL_FLAG(std::string, plot, "", "with --sweep: draw the figure into FILE.svg or
 ABSL_FLAG(bool, quiet, false, "no progress lines on stderr (a run over a second says what it is doing, once a second)");
 
 namespace {
+// The flags on the command line (underscore spelling), to refuse those that
+// do not apply to the run asked for.
+std::set<std::string> given_flags;
 // The run's progress reporter (run_progress.h), from flag parsing until the
 // results are printed.
 std::optional<qnet::netsim::RunProgress> progress;
@@ -355,11 +359,14 @@ int RunWeakCoherent(const qnet::config::NetworkConfig& config, const std::string
                     const std::string& from, const std::string& to, const std::string& output) {
   auto options = WeakCoherentOptionsFromFlags(seed);
   if (options.ok() && !config.FindLink(from, to) && !SatellitePath(config, from, to).empty() &&
-      absl::GetFlag(FLAGS_pulses) != 0) {
+      given_flags.count("pulses") > 0) {
     return Fail("--pulses does not apply over satellite links: the pass and the source rate set the pulses");
   }
   if (!options.ok()) return Fail(std::string(options.status().message()));
   const qnet::physical::LinkPhysics* found = config.FindLink(from, to);
+  if (found != nullptr && given_flags.count("pass_segment_s") > 0) {
+    return Fail(absl::StrFormat("--pass-segment-s applies to satellite links; %s - %s is a fibre link", from, to));
+  }
   if (found == nullptr && options->decoys) {
     if (int code = RunSatellite(config, path, *options, from, to, output); code >= 0) return code;
   }
@@ -681,6 +688,7 @@ int main(int argc, char** argv) {
     if (name.find('_') != std::string::npos && absl::FindCommandLineFlag(name) != nullptr) old_spellings.push_back(name);
     std::replace(a.begin() + 2, a.begin() + static_cast<std::ptrdiff_t>(end), '-', '_');
     const std::string flag = a.substr(2, end - 2);
+    given_flags.insert(flag);
     if (absl::FindCommandLineFlag(flag) == nullptr &&
         !(flag.rfind("no", 0) == 0 && absl::FindCommandLineFlag(flag.substr(2)) != nullptr)) {
       return Fail(absl::StrFormat("unknown option --%s (see --help)", name));
@@ -698,6 +706,25 @@ int main(int argc, char** argv) {
   if (rest.size() > 1) return Fail(absl::StrFormat("unexpected argument '%s' (see --help)", rest[1]));
   const std::string path = absl::GetFlag(FLAGS_network);
   if (path.empty()) return Fail("--network FILE is required (see --help)");
+  {
+    // Weak-coherent BB84's flags mean nothing to the other runs: refused,
+    // not silently ignored.
+    const std::string qkd = absl::GetFlag(FLAGS_qkd);
+    const bool weak = IsWeakCoherentProtocol(qkd);
+    for (const char* flag : {"mu", "pulses", "eavesdrop", "pass_segment_s", "nu", "intensity_probabilities"}) {
+      if (given_flags.count(flag) == 0) continue;
+      const bool decoy_only = std::string(flag) == "nu" || std::string(flag) == "intensity_probabilities" ||
+                              std::string(flag) == "pass_segment_s";
+      if (!weak || (decoy_only && qkd != "decoy-bb84")) {
+        std::string dashed = flag;
+        std::replace(dashed.begin(), dashed.end(), '_', '-');
+        return Fail(absl::StrFormat("--%s applies only with --qkd %s", dashed,
+                                    decoy_only ? "decoy-bb84" : "decoy-bb84 or bb84-wcp"));
+      }
+    }
+    const double segment = absl::GetFlag(FLAGS_pass_segment_s);
+    if (!(segment >= 0.01 && segment <= 60)) return Fail("--pass-segment-s must be in [0.01, 60] seconds");
+  }
   BasisChoice basis;
   if (!ParseBasis(absl::GetFlag(FLAGS_basis), &basis)) {
     return Fail("--basis must be one of z, x, y, bb84, six-state, chsh");

@@ -47,7 +47,9 @@ absl::Status ValidateSatelliteLink(const SatelliteLinkParams& p, const std::stri
 
 double SatelliteDarkCountProbability(const SatelliteLink& link) {
   const double dark = -std::expm1(-link.dark_count_rate_hz * ToSeconds(link.detection_window));
-  return 1.0 - (1.0 - dark) * (1.0 - link.channel.background_counts_per_gate);
+  // Background photons are Poissonian too: b counts per gate on average.
+  const double background = -std::expm1(-link.channel.background_counts_per_gate);
+  return 1.0 - (1.0 - dark) * (1.0 - background);
 }
 
 absl::StatusOr<SatelliteLink> SatelliteLinkPreset(const std::string& name) {

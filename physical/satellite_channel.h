@@ -36,8 +36,8 @@ struct SatelliteLinkParams {
   double pointing_error_urad = 1.0;    // rms jitter per axis
   double zenith_transmission = 0.5;    // of the atmosphere, at the wavelength used
   double optics_efficiency = 1.0;      // both telescopes and the receiver's optics
-  // Stray light (moon, city, sky) reaching each detector, per gate; adds to
-  // the dark counts.
+  // Stray light (moon, city, sky) reaching each detector: mean counts per
+  // gate (Poissonian), in [0, 1]; adds to the dark counts.
   double background_counts_per_gate = 0.0;
   double min_elevation_deg = 10.0;  // the link is up above this
   double max_elevation_deg = 90.0;  // the pass's culmination
@@ -65,10 +65,12 @@ struct SatelliteLink {
 // Per detector and gate: a dark count or background light.
 double SatelliteDarkCountProbability(const SatelliteLink& link);
 
-// The Micius downlink to the Xinglong station: altitude (~500 km), source
-// rate (100 MHz) and decoy intensities from Liao et al., "Satellite-to-ground
-// quantum key distribution", Nature 549, 43 (2017); the 10 urad beam
-// divergence and 1 m telescope as described there. Pointing jitter,
+// The Micius downlink to the Xinglong station: altitude (~500 km) and
+// source rate (100 MHz) from Liao et al., "Satellite-to-ground quantum key
+// distribution", Nature 549, 43 (2017); the 10 urad beam divergence and 1 m
+// telescope as described there. The intensities are not the link's: the
+// paper's signal and decoy (0.8, 0.1) go on the command line (--mu 0.8
+// --nu 0.1). Pointing jitter,
 // atmosphere, optics and detector figures are qnet's assumptions, chosen so
 // the model's channel loss at 645 km is the 22 dB the paper reports (it
 // reports 35 dB at 1200 km; the model gives about 32: the turbulence it

@@ -25,8 +25,9 @@ AsymptoticDecoyEstimate AsymptoticFromRates(const DecoyIntensities& in, const Ra
   e.qber_decoy = r.error[1];
   e.yield_vacuum = r.gain[2];
   // The vacuum's detections are dark counts: a random bit, e_0 = 1/2 (Ma et
-  // al.); the observed rate is used when there is one.
-  const double e0 = r.gain[2] > 0.0 ? r.error[2] : 0.5;
+  // al.). Not the observed rate: a handful of sifted vacuum events give a
+  // noisy one, and a larger e_0 would make e_1's bound optimistic.
+  const double e0 = 0.5;
   // Eq. (34).
   e.yield_single_lower = mu / (mu * nu - nu * nu) *
                          (r.gain[1] * std::exp(nu) - r.gain[0] * std::exp(mu) * nu * nu / (mu * mu) -
@@ -89,6 +90,7 @@ double IntensityCounts::error_rate() const {
 absl::StatusOr<AsymptoticDecoyEstimate> EstimateAsymptotic(const DecoyIntensities& intensities,
                                                             const std::array<IntensityCounts, 3>& counts,
                                                             double error_correction_efficiency) {
+  const DecoyIntensities& in = intensities;
   if (absl::Status s = ValidateDecoyIntensities(intensities); !s.ok()) return s;
   if (intensities.mean_photon_number[2] != 0.0) {
     return absl::InvalidArgumentError(
@@ -97,7 +99,9 @@ absl::StatusOr<AsymptoticDecoyEstimate> EstimateAsymptotic(const DecoyIntensitie
   Rates r;
   for (int k = 0; k < 3; ++k) {
     if (counts[k].pulses == 0) {
-      return absl::InvalidArgumentError(absl::StrCat("no pulses were sent at decoy intensity ", k));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "no pulses were sent at decoy intensity ", k, " (", in.mean_photon_number[k],
+          " photons): too few pulses in all for three intensities; send more"));
     }
     r.gain[k] = counts[k].gain();
     r.error[k] = counts[k].error_rate();
@@ -113,17 +117,30 @@ double AsymptoticKeyRateStandardError(const DecoyIntensities& intensities, const
   };
   const double base = rate(counts);
   double variance = 0.0;
+  // The derivative by a step of whole counts (at least one), times the
+  // binomial standard deviation.
+  auto contribution = [&](const std::array<IntensityCounts, 3>& moved, double step, double sigma) {
+    return step > 0.0 ? std::pow((rate(moved) - base) / step * sigma, 2) : 0.0;
+  };
   for (int k = 0; k < 3; ++k) {
     std::array<IntensityCounts, 3> moved = counts;
     const double d = static_cast<double>(counts[k].detections);
     const double n = static_cast<double>(counts[k].pulses);
-    if (n > 0) moved[k].detections += static_cast<uint64_t>(std::ceil(std::sqrt(d * (1.0 - d / n))));
-    variance += std::pow(rate(moved) - base, 2);
+    if (n > 0) {
+      const double sigma = std::sqrt(d * (1.0 - d / n));
+      const double step = std::max(1.0, std::round(sigma));
+      moved[k].detections += static_cast<uint64_t>(step);
+      variance += contribution(moved, step, sigma);
+    }
     moved = counts;
     const double errors = static_cast<double>(counts[k].errors_z + counts[k].errors_x);
     const double sifted = static_cast<double>(counts[k].sifted_z + counts[k].sifted_x);
-    if (sifted > 0) moved[k].errors_z += static_cast<uint64_t>(std::ceil(std::sqrt(errors * (1.0 - errors / sifted))));
-    variance += std::pow(rate(moved) - base, 2);
+    if (sifted > 0) {
+      const double sigma = std::sqrt(errors * (1.0 - errors / sifted));
+      const double step = std::max(1.0, std::round(sigma));
+      moved[k].errors_z += static_cast<uint64_t>(step);
+      variance += contribution(moved, step, sigma);
+    }
   }
   return std::sqrt(variance);
 }

@@ -8,6 +8,7 @@
 #include "gtest/gtest.h"
 #include "netsim/decoy_experiment.h"
 #include "physical/satellite_channel.h"
+#include "qkd/decoy_state.h"
 
 namespace qnet::netsim {
 namespace {
@@ -59,6 +60,25 @@ TEST(SatellitePassSimTest, KeyOnlyAboveTheMinimumElevationAndLossAsTheChannelFor
   }
   EXPECT_GT(up, 100);
   EXPECT_GT(down, 20) << "the timeline runs from horizon to horizon";
+  // The decoy's and the vacuum's detections over the whole pass against the
+  // closed form segment by segment (dark counts and background land on
+  // every intensity; the vacuum sees nothing else, and its bits are random).
+  for (int k : {1, 2}) {
+    const double nu = k == 1 ? 0.1 : 0.0;
+    double expected = 0, variance = 0, seen = 0;
+    for (const PassSegment& seg : pass->segments) {
+      const double n = static_cast<double>(seg.pulses_per_intensity[k]);
+      const double p = 1 - (1 - dark) * (1 - dark) * std::exp(-nu * link.detector_efficiency * seg.transmittance);
+      expected += n * p;
+      variance += n * p * (1 - p);
+      seen += static_cast<double>(seg.detections[k]);
+    }
+    EXPECT_NEAR(seen, expected, 5 * std::sqrt(variance)) << "detections at intensity " << k;
+  }
+  const qkd::IntensityCounts& vacuum = pass->counts[2];
+  const double vacuum_sifted = static_cast<double>(vacuum.sifted_z + vacuum.sifted_x);
+  ASSERT_GT(vacuum_sifted, 100);
+  EXPECT_NEAR(vacuum.error_rate(), 0.5, 5 * std::sqrt(0.25 / vacuum_sifted)) << "a dark count's bit is random";
   ASSERT_TRUE(pass->asymptotic.has_value());
   EXPECT_GT(pass->asymptotic->key_rate_per_pulse, 5 * pass->asymptotic_standard_error);
   ASSERT_TRUE(pass->finite_key.has_value());

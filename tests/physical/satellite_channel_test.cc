@@ -122,6 +122,42 @@ TEST(LossyChannelSampleTest, MatchesThePerPulseLaw) {
   EXPECT_NEAR(photons / sample->to_receiver.photons.size(), 1.0004, 0.002);
 }
 
+TEST(LossyChannelSampleTest, PhotonNumbersPolarisationsAndChoicesOfTheDeliveringPulses) {
+  // A brighter channel (T = 0.2) so multi-photon arrivals are common: given
+  // >= 1 photon arrives, >= 2 do with probability
+  // (1 - e^-l (1 + l)) / (1 - e^-l), l = mu T; the photons lost on the way
+  // are Poisson(mu (1 - T)) on their own; misalignment shrinks the Bloch
+  // vector to 1 - 2 e_d; bases and bits are uniform.
+  const double mu = 0.8, t = 0.2, ed = 0.05;
+  Rng rng(29);
+  auto sample = SampleWeakCoherentThroughLoss({{mu, 1.0}}, 0, 1'000'000, t, ed, rng);
+  ASSERT_TRUE(sample.ok()) << sample.status();
+  const double n = static_cast<double>(sample->delivering.size());
+  ASSERT_GT(n, 100000);
+  uint64_t multi = 0, x_basis = 0, ones = 0;
+  double lost = 0;
+  for (size_t i = 0; i < sample->delivering.size(); ++i) {
+    const PreparedPulse& p = sample->delivering[i];
+    const auto& photon = sample->to_receiver.photons[i];
+    ASSERT_EQ(photon.pulse_id, p.pulse_id);
+    ASSERT_GE(p.photon_number, photon.count);
+    multi += photon.count >= 2 ? 1 : 0;
+    lost += p.photon_number - photon.count;
+    x_basis += p.basis;
+    ones += p.bit;
+    const BlochVector& r = photon.polarisation;
+    ASSERT_NEAR(std::sqrt(r.x * r.x + r.y * r.y + r.z * r.z), 1 - 2 * ed, 1e-12);
+    ASSERT_NEAR(p.basis == kPolarisationBasisZ ? r.z : r.x, (p.bit == 0 ? 1 : -1) * (1 - 2 * ed), 1e-12);
+  }
+  const double l = mu * t;
+  const double p_multi = (1 - std::exp(-l) * (1 + l)) / (1 - std::exp(-l));
+  EXPECT_NEAR(multi / n, p_multi, 5 * std::sqrt(p_multi * (1 - p_multi) / n));
+  EXPECT_NEAR(lost / n, mu * (1 - t), 5 * std::sqrt(mu * (1 - t) / n));
+  EXPECT_NEAR(x_basis / n, 0.5, 5 * std::sqrt(0.25 / n));
+  EXPECT_NEAR(ones / n, 0.5, 5 * std::sqrt(0.25 / n));
+  EXPECT_NEAR(n / 1e6, 1 - std::exp(-l), 5 * std::sqrt((1 - std::exp(-l)) / 1e6));
+}
+
 TEST(LossyChannelSampleTest, BinomialSamplesHaveTheBinomialsMeanAndSpreadInBothRegimes) {
   Rng rng(3);
   for (auto [n, p] : {std::pair<uint64_t, double>{2000, 0.01}, {1'000'000'000, 0.3}}) {

@@ -123,6 +123,36 @@ TEST(DecoyStateTest, FiniteKeyGrowsWithThePulsesTowardsTheAsymptoticRate) {
   EXPECT_GT(previous, 0.3 * asymptotic) << "at 10^12 pulses the finite key is near its own asymptote";
 }
 
+TEST(DecoyStateTest, FiniteKeyTermsMatchAnIndependentComputationOfLimEtAl) {
+  // The expected counts of 10^10 pulses over a link with eta = 0.01, p_d =
+  // 3e-5, e_d = 0.01 (sifted a quarter per basis, rounded), and each term
+  // of Lim et al.'s eqs. (2)-(5) and (A10)-(A12) computed separately, in
+  // Python, from those integers: Hoeffding deviations sqrt(n/2 ln(21/eps)),
+  // gamma with ln 2 inside and log2 outside.
+  DecoyIntensities in;
+  in.mean_photon_number = {0.5, 0.1, 0.0};
+  in.probability = {0.7, 0.2, 0.1};
+  std::array<IntensityCounts, 3> counts{};
+  const uint64_t table[3][4] = {{7000000000, 35330545, 8832636, 139647},
+                                {2000000000, 2118879, 529720, 19990},
+                                {1000000000, 59999, 15000, 7500}};
+  for (int k = 0; k < 3; ++k) {
+    counts[k] = {table[k][0], table[k][1], table[k][2], table[k][3], table[k][2], table[k][3]};
+  }
+  auto e = EstimateFiniteKey(in, counts, {});
+  ASSERT_TRUE(e.ok()) << e.status();
+  auto near = [](double value, double expected) { return std::abs(value / expected - 1.0) < 1e-9; };
+  EXPECT_TRUE(near(e->vacuum_events_z_lower, 31350.68528145865)) << e->vacuum_events_z_lower;
+  EXPECT_TRUE(near(e->single_photon_events_z_lower, 5131464.479621377)) << e->single_photon_events_z_lower;
+  EXPECT_TRUE(near(e->single_photon_events_x_lower, 5131464.479621377)) << e->single_photon_events_x_lower;
+  EXPECT_TRUE(near(e->single_photon_errors_x_upper, 132108.30951019045)) << e->single_photon_errors_x_upper;
+  // phi = v / s_X1 (0.0257448) + gamma (0.000861348).
+  EXPECT_TRUE(near(e->phase_error_upper, 0.026606105177633343)) << e->phase_error_upper;
+  EXPECT_TRUE(near(e->error_correction_bits, 1403652.2063721856)) << e->error_correction_bits;
+  EXPECT_TRUE(near(e->key_length_bound, 2850252.0742082633)) << e->key_length_bound;
+  EXPECT_EQ(e->key_bits, 2850252u);
+}
+
 TEST(DecoyStateTest, RejectsIntensitiesOutsideTheEstimatorsDomain) {
   DecoyIntensities in;
   in.mean_photon_number = {0.1, 0.5, 0.0};
