@@ -65,21 +65,22 @@ HardwarePlaneClient::HardwarePlaneClient(std::string self, PeerDirectory& direct
       calls_(std::move(calls)),
       deadline_(deadline) {}
 
-void HardwarePlaneClient::Track(grpc::ClientContext* context) {
-  std::lock_guard<std::mutex> lock(mu_);
-  live_.insert(context);
-  if (cancelled_) context->TryCancel();
+bool HardwarePlaneClient::LiveCalls::Track(grpc::ClientContext* context) {
+  std::lock_guard<std::mutex> lock(mu);
+  if (cancelled) return false;
+  live.insert(context);
+  return true;
 }
 
-void HardwarePlaneClient::Untrack(grpc::ClientContext* context) {
-  std::lock_guard<std::mutex> lock(mu_);
-  live_.erase(context);
+void HardwarePlaneClient::LiveCalls::Untrack(grpc::ClientContext* context) {
+  std::lock_guard<std::mutex> lock(mu);
+  live.erase(context);
 }
 
 void HardwarePlaneClient::CancelAll() {
-  std::lock_guard<std::mutex> lock(mu_);
-  cancelled_ = true;
-  for (grpc::ClientContext* context : live_) context->TryCancel();
+  std::lock_guard<std::mutex> lock(live_->mu);
+  live_->cancelled = true;
+  for (grpc::ClientContext* context : live_->live) context->TryCancel();
 }
 
 void HardwarePlaneClient::RequestMove(const std::string& holder, QubitId qubit,
@@ -95,11 +96,18 @@ void HardwarePlaneClient::RequestMove(const std::string& holder, QubitId qubit,
   call->context.set_deadline(std::chrono::system_clock::now() + deadline_);
   call->move_request.set_qubit_id(qubit);
   call->move_request.set_requester(self_);
+  if (!live_->Track(&call->context)) {
+    poster_->Post([done = std::move(done), holder] {
+      done(absl::UnavailableError(absl::StrCat("MoveGroup on '", holder, "': this node is shutting down")));
+    });
+    return;
+  }
   calls_->Add();
-  Track(&call->context);
+  // The callback holds what it uses: it may run after this client is gone.
   call->stub->async()->MoveGroup(
       &call->context, &call->move_request, &call->move_response,
-      [this, call, done = std::move(done), holder](grpc::Status status) mutable {
+      [live = live_, poster = poster_, calls = calls_, call, done = std::move(done),
+       holder](grpc::Status status) mutable {
         absl::StatusOr<MoveReply> reply;
         if (!status.ok()) {
           reply = absl::Status(static_cast<absl::StatusCode>(status.error_code()),
@@ -127,9 +135,9 @@ void HardwarePlaneClient::RequestMove(const std::string& holder, QubitId qubit,
               break;
           }
         }
-        Untrack(&call->context);
-        poster_->Post([done = std::move(done), reply = std::move(reply)]() mutable { done(std::move(reply)); });
-        calls_->Done();
+        live->Untrack(&call->context);
+        poster->Post([done = std::move(done), reply = std::move(reply)]() mutable { done(std::move(reply)); });
+        calls->Done();
       });
 }
 
@@ -142,12 +150,12 @@ void HardwarePlaneClient::SendDiscard(const std::string& holder, QubitId qubit, 
   call->discard_request.set_qubit_id(qubit);
   call->discard_request.set_requester(self_);
   call->discard_request.set_hops(hops);
+  if (!live_->Track(&call->context)) return;  // shutting down: the holder's state goes with it
   calls_->Add();
-  Track(&call->context);
   call->stub->async()->DiscardQubit(&call->context, &call->discard_request, &call->discard_response,
-                                    [this, call](grpc::Status) {
-                                      Untrack(&call->context);
-                                      calls_->Done();
+                                    [live = live_, calls = calls_, call](grpc::Status) {
+                                      live->Untrack(&call->context);
+                                      calls->Done();
                                     });
 }
 
@@ -163,21 +171,25 @@ void HardwarePlaneClient::HandOver(const std::string& to, quantum::GroupState gr
   call->context.set_deadline(std::chrono::system_clock::now() + deadline_);
   *call->hand_over_request.mutable_group() = GroupToProto(group);
   call->hand_over_request.set_sender(self_);
+  if (!live_->Track(&call->context)) {
+    poster_->Post([failed = std::move(failed), group = std::move(group)]() mutable { failed(std::move(group)); });
+    return;
+  }
   calls_->Add();
-  Track(&call->context);
   call->stub->async()->HandOver(
       &call->context, &call->hand_over_request, &call->hand_over_response,
-      [this, call, failed = std::move(failed), group = std::move(group)](grpc::Status status) mutable {
-        Untrack(&call->context);
+      [live = live_, poster = poster_, calls = calls_, call, failed = std::move(failed),
+       group = std::move(group)](grpc::Status status) mutable {
+        live->Untrack(&call->context);
         // UNAVAILABLE: no connection, or the receiver is shutting down (it
         // answers OK once the group is posted to its loop), so it never took
         // the group: keep it. Any other failure: assume the receiver has it.
         if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
-          poster_->Post([failed = std::move(failed), group = std::move(group)]() mutable {
+          poster->Post([failed = std::move(failed), group = std::move(group)]() mutable {
             failed(std::move(group));
           });
         }
-        calls_->Done();
+        calls->Done();
       });
 }
 

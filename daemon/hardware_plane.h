@@ -36,22 +36,29 @@ class HardwarePlaneClient final : public HardwarePlaneTransport {
   void SendDiscard(const std::string& holder, QubitId qubit, uint32_t hops) override;
   void HandOver(const std::string& to, quantum::GroupState group,
                 std::function<void(quantum::GroupState)> failed) override;
-  // Cancels every call in flight (shutdown); thread-safe.
+  // Cancels every call in flight and refuses new ones (shutdown); thread-safe.
   void CancelAll();
 
  private:
   struct Call;
-  void Track(grpc::ClientContext* context);
-  void Untrack(grpc::ClientContext* context);
+  // The calls in flight. Shared with their completion callbacks, which gRPC
+  // may run after this client is gone (a call started while the daemon
+  // tears its stack down).
+  struct LiveCalls {
+    std::mutex mu;
+    std::set<grpc::ClientContext*> live;
+    bool cancelled = false;
+    // False once cancelled: the call is not started.
+    bool Track(grpc::ClientContext* context);
+    void Untrack(grpc::ClientContext* context);
+  };
 
   const std::string self_;
   PeerDirectory& directory_;
   std::shared_ptr<LoopPoster> poster_;
   std::shared_ptr<CallCounter> calls_;
   const WallClock::duration deadline_;
-  std::mutex mu_;
-  std::set<grpc::ClientContext*> live_;
-  bool cancelled_ = false;
+  const std::shared_ptr<LiveCalls> live_ = std::make_shared<LiveCalls>();
 };
 
 // Raw methods: an unparseable request gets INVALID_ARGUMENT (raw_messages.h).
