@@ -1,4 +1,7 @@
-// BB84: prepare-and-measure with single photons between neighbours.
+// BB84: prepare-and-measure with single photons between neighbours, or
+// decoy-state BB84 with weak coherent pulses (the session's post-processing
+// options carry the intensities; Alice records each pulse's, and her
+// post-processing announces them after sifting, qkd/post_processing.h).
 //
 // A session, I = Alice (the photon sender) and R = Bob, neighbours (one
 // link; both KeyDistributions need their node's PhysicalLayer, whose single
@@ -47,11 +50,18 @@ void KeyDistribution::SendPulses(const SessionKey& key) {
   Session& s = sessions_.at(key);
   const uint64_t pulses = s.options.pairs;
   s.measured.reserve(pulses);
+  // Decoy-state BB84: the laser's intensities, signal, decoy and vacuum.
+  std::vector<physical::PulseIntensity> intensities;
+  if (const auto& decoy = s.options.post_processing.decoy; decoy.has_value()) {
+    for (int k = 0; k < 3; ++k) {
+      intensities.push_back({decoy->intensities.mean_photon_number[k], decoy->intensities.probability[k]});
+    }
+  }
   for (uint64_t first = 0; first < pulses; first += physical::PhysicalLayer::kMaxPulsesPerSend) {
     const auto count =
         static_cast<uint32_t>(std::min<uint64_t>(pulses - first, physical::PhysicalLayer::kMaxPulsesPerSend));
     absl::StatusOr<std::vector<physical::PreparedPulse>> prepared =
-        physical_->SendPhotons(s.peer, key.id, first, count);
+        physical_->SendPhotons(s.peer, key.id, first, count, intensities);
     if (!prepared.ok()) {
       Fail(key,
            WithContext(prepared.status(), absl::StrCat("BB84 session ", key.id, " with ", s.peer, ": pulses from ",
@@ -62,7 +72,7 @@ void KeyDistribution::SendPulses(const SessionKey& key) {
     for (const physical::PreparedPulse& p : *prepared) {
       s.measured.push_back({p.pulse_id, p.basis == physical::kPolarisationBasisX ? MeasurementBasis::kX
                                                                                   : MeasurementBasis::kZ,
-                            p.bit != 0});
+                            p.bit != 0, p.intensity});
     }
   }
   EmitProgress(s, kMeasured);

@@ -83,6 +83,14 @@ void PostProcessingToWire(const qkd::PostProcessingOptions& o, v1::KeyDistributi
   out->set_cascade_passes(static_cast<uint32_t>(std::max(0, o.cascade.passes)));
   out->set_cascade_first_block_factor(o.cascade.first_block_factor);
   out->set_privacy_amplification_failure_probability(o.privacy_amplification_failure_probability);
+  if (o.decoy.has_value()) {
+    for (int k = 0; k < 3; ++k) {
+      out->add_decoy_mean_photon_numbers(o.decoy->intensities.mean_photon_number[k]);
+      out->add_decoy_probabilities(o.decoy->intensities.probability[k]);
+    }
+    out->set_decoy_epsilon_secrecy(o.decoy->finite_key.epsilon_secrecy);
+    out->set_decoy_epsilon_correctness(o.decoy->finite_key.epsilon_correctness);
+  }
 }
 
 qkd::PostProcessingOptions PostProcessingFromWire(const v1::KeyDistributionPostProcessing& w) {
@@ -93,6 +101,21 @@ qkd::PostProcessingOptions PostProcessingFromWire(const v1::KeyDistributionPostP
   o.cascade.passes = static_cast<int>(std::min<uint32_t>(w.cascade_passes(), INT_MAX));
   o.cascade.first_block_factor = w.cascade_first_block_factor();
   o.privacy_amplification_failure_probability = w.privacy_amplification_failure_probability();
+  if (w.decoy_mean_photon_numbers_size() > 0 || w.decoy_probabilities_size() > 0) {
+    // A wrong count leaves NaNs that the pipeline's validation refuses.
+    qkd::PostProcessingOptions::Decoy d;
+    for (int k = 0; k < 3; ++k) {
+      d.intensities.mean_photon_number[k] =
+          k < w.decoy_mean_photon_numbers_size() ? w.decoy_mean_photon_numbers(k) : std::nan("");
+      d.intensities.probability[k] = k < w.decoy_probabilities_size() ? w.decoy_probabilities(k) : std::nan("");
+    }
+    if (w.decoy_mean_photon_numbers_size() != 3 || w.decoy_probabilities_size() != 3) {
+      d.intensities.mean_photon_number[0] = std::nan("");
+    }
+    d.finite_key.epsilon_secrecy = w.decoy_epsilon_secrecy();
+    d.finite_key.epsilon_correctness = w.decoy_epsilon_correctness();
+    o.decoy = d;
+  }
   return o;
 }
 
@@ -107,6 +130,10 @@ absl::Status ValidateSessionOptions(const QkdSessionOptions& o) {
   }
   if (!std::isfinite(o.e91_min_chsh)) {
     return absl::InvalidArgumentError("e91_min_chsh must be finite (2 is the classical bound)");
+  }
+  if (o.post_processing.decoy.has_value() && o.protocol != QkdProtocol::kBb84) {
+    return absl::InvalidArgumentError(absl::StrCat("decoy states are for BB84's laser pulses; ",
+                                                   std::string(QkdProtocolName(o.protocol)), " measures entangled pairs"));
   }
   // The pipeline validates its own options; with no detections this is cheap.
   return qkd::PostProcessing::Create(qkd::Role::kAlice, {}, o.post_processing, 0).status();
@@ -572,7 +599,8 @@ void KeyDistribution::StartPostProcessing(const SessionKey& key, const std::vect
   detections.reserve(s.measured.size());
   for (const Measured& m : s.measured) {
     if (!IsKeyBasis(m.basis) || skip.contains(m.pair_id)) continue;
-    detections.push_back({m.pair_id, m.basis == MeasurementBasis::kX ? qkd::Basis::kX : qkd::Basis::kZ, m.outcome});
+    detections.push_back(
+        {m.pair_id, m.basis == MeasurementBasis::kX ? qkd::Basis::kX : qkd::Basis::kZ, m.outcome, m.intensity});
   }
   absl::StatusOr<qkd::PostProcessing> post =
       qkd::PostProcessing::Create(s.initiator ? qkd::Role::kAlice : qkd::Role::kBob, std::move(detections),

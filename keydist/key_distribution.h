@@ -100,6 +100,8 @@ struct QkdSessionOptions {
   // post-processing (eps 1e-10, 10% sample) the finite-size margins need
   // ~2x10^4 sifted bits for a useful key at a few % QBER.
   // kBb84: the photon pulses Alice sends; about p_click / 2 of them are sifted.
+  // kBb84 with post_processing.decoy set is decoy-state BB84: Alice's source
+  // sends weak coherent pulses at those intensities.
   uint32_t pairs = 40000;
   // Of every pair (network-layer estimate), in [0, 1]. Not used by kBb84.
   double min_fidelity = 0.0;
@@ -263,6 +265,7 @@ class KeyDistribution {
     uint64_t pair_id = 0;
     link::MeasurementBasis basis = link::MeasurementBasis::kZ;
     bool outcome = false;
+    uint8_t intensity = 0;  // decoy-state BB84, Alice's pulses: the intensity index
   };
 
   struct TestOutcomes {

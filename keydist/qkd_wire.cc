@@ -136,6 +136,17 @@ void QkdMessageToProto(uint64_t session_id, const qkd::QkdMessage& message, v1::
                    BitsToProto(m.toeplitz_seed, p->mutable_toeplitz_seed());
                  },
                  [out](const qkd::AbortNotice& m) { out->mutable_abort_notice()->set_reason(m.reason); },
+                 [out](const qkd::DecoyAnnouncement& m) {
+                   v1::QkdDecoyAnnouncement* p = out->mutable_decoy_announcement();
+                   qkd::BitString decoy, vacuum;
+                   for (uint8_t k : m.intensities) {
+                     decoy.PushBack(k == 1);
+                     vacuum.PushBack(k == 2);
+                   }
+                   BitsToProto(decoy, p->mutable_decoy());
+                   BitsToProto(vacuum, p->mutable_vacuum());
+                   BitsToProto(m.x_bits, p->mutable_x_bits());
+                 },
              },
              message);
 }
@@ -251,6 +262,26 @@ absl::StatusOr<QkdWireMessage> QkdMessageFromProto(const v1::QkdMessage& proto) 
     case v1::QkdMessage::kAbortNotice:
       out.message = qkd::AbortNotice{proto.abort_notice().reason()};
       break;
+    case v1::QkdMessage::kDecoyAnnouncement: {
+      const auto& p = proto.decoy_announcement();
+      QNET_ASSIGN_OR_RETURN(qkd::BitString decoy, BitsFromProto(p.decoy(), "decoy announcement decoy bits"));
+      QNET_ASSIGN_OR_RETURN(qkd::BitString vacuum, BitsFromProto(p.vacuum(), "decoy announcement vacuum bits"));
+      if (decoy.size() != vacuum.size()) {
+        return Invalid("decoy announcement", absl::StrFormat("%d decoy flags but %d vacuum flags", decoy.size(),
+                                                             vacuum.size()));
+      }
+      qkd::DecoyAnnouncement m;
+      m.intensities.reserve(decoy.size());
+      for (size_t i = 0; i < decoy.size(); ++i) {
+        if (decoy.Get(i) && vacuum.Get(i)) {
+          return Invalid("decoy announcement", absl::StrFormat("pulse %d is flagged both decoy and vacuum", i));
+        }
+        m.intensities.push_back(decoy.Get(i) ? 1 : vacuum.Get(i) ? 2 : 0);
+      }
+      QNET_ASSIGN_OR_RETURN(m.x_bits, BitsFromProto(p.x_bits(), "decoy announcement X bits"));
+      out.message = std::move(m);
+      break;
+    }
     case v1::QkdMessage::BODY_NOT_SET:
       return absl::InvalidArgumentError(
           "malformed QKD message: no post-processing message in the envelope (empty, truncated or from a newer "

@@ -479,7 +479,8 @@ absl::Status PhysicalLayer::BuildPhotonDetector(LinkState& link) {
 }
 
 absl::StatusOr<std::vector<PreparedPulse>> PhysicalLayer::SendPhotons(const std::string& neighbour, uint64_t session,
-                                                                      uint64_t first_pulse_id, uint32_t count) {
+                                                                      uint64_t first_pulse_id, uint32_t count,
+                                                                      const std::vector<PulseIntensity>& intensities) {
   if (count == 0 || count > kMaxPulsesPerSend) {
     return absl::InvalidArgumentError(absl::StrCat("cannot send ", count, " photon pulses at once: send 1 to ",
                                                    kMaxPulsesPerSend, " per call (split a longer run)"));
@@ -491,6 +492,9 @@ absl::StatusOr<std::vector<PreparedPulse>> PhysicalLayer::SendPhotons(const std:
   LinkState* link = FindLinkTo(neighbour);
   if (link == nullptr) return NoLinkTo(neighbour);
   QNET_RETURN_IF_ERROR(BuildPhotonSender(*link));
+  if (intensities != link->photon_source->intensities()) {
+    QNET_RETURN_IF_ERROR(link->photon_source->SetIntensities(intensities));
+  }
 
   // The source numbers its pulses itself; relabel them with the caller's ids
   // (the fibre needs them consecutive, which they stay).
@@ -528,6 +532,7 @@ absl::StatusOr<std::vector<PreparedPulse>> PhysicalLayer::SendPhotons(const std:
       p->set_x(photons[i].polarisation.x);
       p->set_y(photons[i].polarisation.y);
       p->set_z(photons[i].polarisation.z);
+      if (photons[i].count != 1) p->set_count(photons[i].count);
     }
     // Leaves once the last pulse it covers has been emitted.
     const TimePoint leaves = start + link->photon_source->EmissionOffset(gate_end);
@@ -585,7 +590,15 @@ void PhysicalLayer::OnPhotonPulses(LinkState& link, const v1::PhotonPulses& puls
   batch.num_pulses = gates;
   batch.photons.reserve(pulses.photons_size());
   for (const v1::PhotonPulses::Photon& p : pulses.photons()) {
-    batch.photons.push_back({p.pulse_id(), {p.x(), p.y(), p.z()}});
+    // 0 is the wire's default: one photon. More than a laser pulse of mean
+    // 100 could carry is garbage (and would make detection loop long).
+    const uint32_t count = p.count() == 0 ? 1 : p.count();
+    if (count > kMaxPhotonsPerPulse) {
+      ++stats.malformed_batches;
+      ++ignored_messages_;
+      return;
+    }
+    batch.photons.push_back({p.pulse_id(), {p.x(), p.y(), p.z()}, count});
   }
   // Detect checks the batch (ids in range and increasing, Bloch vectors
   // states) before it draws anything, so a rejected batch leaves no trace.

@@ -152,6 +152,8 @@ class PhysicalLayer {
   static constexpr uint32_t kMaxPulsesPerSend = 1u << 20;
   // Most photons one PhotonPulses message carries (~150 kB on the wire).
   static constexpr size_t kMaxPhotonsPerMessage = 4096;
+  // Most photons one arriving pulse may carry (PhotonPulses.Photon.count).
+  static constexpr uint32_t kMaxPhotonsPerPulse = 1000;
 
   // InvalidArgument if this node (context.node_name()) is not an end of a
   // link, two links share a name or a neighbour, or a link's geometry is
@@ -211,9 +213,13 @@ class PhysicalLayer {
   // receiver as is. InvalidArgument for count 0 or above kMaxPulsesPerSend,
   // or ids that would overflow; NotFound if no link goes to `neighbour`;
   // InvalidArgument naming the field if the link's physics cannot make a
-  // fibre channel.
+  // fibre channel. `intensities` empty: single photons; otherwise weak
+  // coherent pulses, an intensity drawn per pulse (decoy states; the
+  // returned PreparedPulse::intensity indexes it), InvalidArgument as
+  // PhotonSource::SetIntensities.
   absl::StatusOr<std::vector<PreparedPulse>> SendPhotons(const std::string& neighbour, uint64_t session,
-                                                         uint64_t first_pulse_id, uint32_t count);
+                                                         uint64_t first_pulse_id, uint32_t count,
+                                                         const std::vector<PulseIntensity>& intensities = {});
   // Where this node's detections of photons from any neighbour go. Photons
   // arriving while none is registered are dropped (counted in
   // PhotonLinkStats::photons_dropped), unmeasured. AlreadyExists if one is

@@ -56,8 +56,16 @@ absl::StatusOr<PhotonSource> PhotonSource::Create(double repetition_rate_hz, Rng
 absl::StatusOr<PhotonSource> PhotonSource::CreateWeakCoherent(double repetition_rate_hz,
                                                              std::vector<PulseIntensity> intensities, Rng rng) {
   QNET_ASSIGN_OR_RETURN(PhotonSource source, Create(repetition_rate_hz, rng));
+  if (intensities.empty()) {
+    return absl::InvalidArgumentError("weak coherent source: needs 1 to 8 intensities, got 0");
+  }
+  QNET_RETURN_IF_ERROR(source.SetIntensities(std::move(intensities)));
+  return source;
+}
+
+absl::Status PhotonSource::SetIntensities(std::vector<PulseIntensity> intensities) {
   const std::string kWho = "weak coherent source";
-  if (intensities.empty() || intensities.size() > 8) {
+  if (intensities.size() > 8) {
     return absl::InvalidArgumentError(absl::StrCat(kWho, ": needs 1 to 8 intensities, got ", intensities.size()));
   }
   double total = 0.0;
@@ -70,12 +78,12 @@ absl::StatusOr<PhotonSource> PhotonSource::CreateWeakCoherent(double repetition_
     }
     total += intensities[k].probability;
   }
-  if (std::abs(total - 1.0) > 1e-9) {
+  if (!intensities.empty() && std::abs(total - 1.0) > 1e-9) {
     return absl::InvalidArgumentError(
         absl::StrCat(kWho, ": the intensities' probabilities sum to ", total, ", not 1"));
   }
-  source.intensities_ = std::move(intensities);
-  return source;
+  intensities_ = std::move(intensities);
+  return absl::OkStatus();
 }
 
 namespace {

@@ -88,6 +88,7 @@ struct PhotonBatch {
 struct PulseIntensity {
   double mean_photon_number = 0.0;  // mu, >= 0 (0: vacuum, the laser blocked)
   double probability = 0.0;         // of a pulse, > 0; a source's sum to 1
+  bool operator==(const PulseIntensity&) const = default;
 };
 
 // Alice: a photon source emitting pulses at a fixed repetition rate, each in
@@ -105,6 +106,11 @@ class PhotonSource {
   // each mu in [0, 100] and probability in (0, 1], summing to 1 within 1e-9.
   static absl::StatusOr<PhotonSource> CreateWeakCoherent(double repetition_rate_hz,
                                                           std::vector<PulseIntensity> intensities, Rng rng);
+
+  // Switches between single photons (empty) and weak coherent pulses (as
+  // CreateWeakCoherent checks them) from the next pulse on; the random
+  // stream goes on. InvalidArgument leaves the source as it was.
+  absl::Status SetIntensities(std::vector<PulseIntensity> intensities);
 
   // The next `count` pulses, with consecutive ids continuing from the last batch.
   std::vector<PreparedPulse> EmitBatch(size_t count);

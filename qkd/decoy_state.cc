@@ -214,7 +214,9 @@ absl::StatusOr<FiniteKeyDecoyEstimate> EstimateFiniteKey(const DecoyIntensities&
   }
   const double n_z = nz[0] + nz[1] + nz[2];
   e.qber_z = n_z > 0.0 ? mz / n_z : 0.0;
-  e.error_correction_bits = options.error_correction_efficiency * n_z * BinaryEntropy(e.qber_z);
+  e.error_correction_bits = options.error_correction_bits.has_value()
+                                ? *options.error_correction_bits
+                                : options.error_correction_efficiency * n_z * BinaryEntropy(e.qber_z);
   e.key_length_bound = e.vacuum_events_z_lower +
                        e.single_photon_events_z_lower * (1.0 - BinaryEntropyOfUpperBound(e.phase_error_upper)) -
                        e.error_correction_bits - 6.0 * std::log2(21.0 / options.epsilon_secrecy) -

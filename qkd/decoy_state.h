@@ -21,6 +21,7 @@
 #pragma once
 
 #include <array>
+#include <optional>
 #include <cstdint>
 #include <string>
 
@@ -89,6 +90,9 @@ struct FiniteKeyOptions {
   double epsilon_secrecy = 1e-9;     // eps_sec
   double epsilon_correctness = 1e-15;  // eps_cor
   double error_correction_efficiency = 1.16;  // f of lambda_EC = f n_Z h(E_Z)
+  // Set when a real run measured it (the bits its error correction and
+  // verification disclosed): used as lambda_EC instead of f n_Z h(E_Z).
+  std::optional<double> error_correction_bits;
 };
 
 // Lim et al. 2014's bounds and key length.

@@ -58,6 +58,7 @@ std::string_view MessageName(const QkdMessage& message) {
                         [](const VerificationResult&) { return "VerificationResult"; },
                         [](const PrivacyAmplificationSeed&) { return "PrivacyAmplificationSeed"; },
                         [](const AbortNotice&) { return "AbortNotice"; },
+                        [](const DecoyAnnouncement&) { return "DecoyAnnouncement"; },
                     },
                     message);
 }
@@ -76,6 +77,23 @@ absl::StatusOr<PostProcessing> PostProcessing::Create(Role role, std::vector<Det
   if (!(eps_pa > 0.0 && eps_pa < 1.0)) {
     return absl::InvalidArgumentError(absl::StrFormat(
         "post-processing: privacy_amplification_failure_probability %g must be in (0, 1), e.g. 1e-10", eps_pa));
+  }
+  if (options.decoy.has_value()) {
+    if (auto s = ValidateDecoyIntensities(options.decoy->intensities); !s.ok()) return s;
+    const FiniteKeyOptions& f = options.decoy->finite_key;
+    if (!(f.epsilon_secrecy > 0.0 && f.epsilon_secrecy < 1.0 && f.epsilon_correctness > 0.0 &&
+          f.epsilon_correctness < 1.0)) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "post-processing: decoy eps_sec %g and eps_cor %g must be in (0, 1), e.g. 1e-9 and 1e-15",
+          f.epsilon_secrecy, f.epsilon_correctness));
+    }
+  }
+  for (const Detection& d : detections) {
+    if (d.intensity >= 3 || (d.intensity != 0 && !options.decoy.has_value())) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "post-processing: pair %d has intensity index %d; only decoy-state BB84 has intensities (0, 1, 2)",
+          d.pair_id, d.intensity));
+    }
   }
   const uint64_t raw = detections.size();
   auto sifting = Sifting::Create(std::move(detections));
@@ -121,7 +139,11 @@ std::vector<QkdMessage> PostProcessing::Handle(const QkdMessage& message) {
       if (const auto* m = std::get_if<BasisAnnouncement>(&message)) return OnBases(*m);
       break;
     case Step::kAwaitSampleAnnouncement:
-      if (const auto* m = std::get_if<SampleAnnouncement>(&message)) return OnSampleAnnouncement(*m);
+      if (options_.decoy.has_value()) {
+        if (const auto* m = std::get_if<DecoyAnnouncement>(&message)) return OnDecoyAnnouncement(*m);
+      } else if (const auto* m = std::get_if<SampleAnnouncement>(&message)) {
+        return OnSampleAnnouncement(*m);
+      }
       break;
     case Step::kAwaitSampleReply:
       if (const auto* m = std::get_if<SampleReply>(&message)) return OnSampleReply(*m);
@@ -161,6 +183,17 @@ std::vector<QkdMessage> PostProcessing::OnBases(const BasisAnnouncement& peer) {
     step_ = Step::kAwaitSampleAnnouncement;
     return {};
   }
+  if (options_.decoy.has_value()) {
+    // The X basis is the sample: all of it, with every intensity.
+    DecoyAnnouncement announcement;
+    announcement.intensities = sifted_->intensity;
+    for (size_t i = 0; i < sifted_->size(); ++i) {
+      if (sifted_->x_basis.Get(i)) announcement.x_bits.PushBack(sifted_->bits.Get(i));
+    }
+    report_.sample_bits = announcement.x_bits.size();
+    step_ = Step::kAwaitSampleReply;
+    return {std::move(announcement)};
+  }
   estimation_alice_.emplace(*sifted_, options_.estimation, rng_.NextU64());
   auto announcement = estimation_alice_->Announce();
   if (!announcement.ok()) return Abort(announcement.status());
@@ -191,6 +224,10 @@ std::vector<QkdMessage> PostProcessing::OnSampleAnnouncement(const SampleAnnounc
   // about one error per sample size.
   const double qber = std::min(0.49, std::max(estimate.overall.rate(), 1.0 / static_cast<double>(
                                                                                std::max<uint64_t>(1, estimate.overall.sampled))));
+  return StartCascadeBob(qber, std::move(out));
+}
+
+std::vector<QkdMessage> PostProcessing::StartCascadeBob(double qber, std::vector<QkdMessage> out) {
   auto bob = CascadeBob::Create(key_.bits, qber, rng_.NextU64(), options_.cascade);
   if (!bob.ok()) return Abort(bob.status());
   cascade_bob_.emplace(*std::move(bob));
@@ -206,7 +243,106 @@ std::vector<QkdMessage> PostProcessing::OnSampleAnnouncement(const SampleAnnounc
   return out;
 }
 
+std::vector<QkdMessage> PostProcessing::OnDecoyAnnouncement(const DecoyAnnouncement& announcement) {
+  if (announcement.intensities.size() != sifted_->size() || announcement.x_bits.size() != sifted_->x_bits()) {
+    return Abort(absl::InvalidArgumentError(absl::StrFormat(
+        "QKD protocol error: Alice announces %d intensities and %d X-basis bits; Bob sifted %d bits, %d in X",
+        announcement.intensities.size(), announcement.x_bits.size(), sifted_->size(), sifted_->x_bits())));
+  }
+  SampleReply reply;
+  for (size_t i = 0; i < sifted_->size(); ++i) {
+    if (sifted_->x_basis.Get(i)) reply.sample_bits.PushBack(sifted_->bits.Get(i));
+  }
+  report_.sample_bits = reply.sample_bits.size();
+  std::vector<QkdMessage> out{reply};
+  if (auto s = EstimateDecoy(announcement.intensities, announcement.x_bits, reply.sample_bits); !s.ok()) {
+    auto notice = Abort(s);
+    out.insert(out.end(), notice.begin(), notice.end());
+    return out;
+  }
+  const ErrorRateBound& x = report_.qber.x;
+  const double qber = std::min(0.49, std::max(x.rate(), 1.0 / static_cast<double>(std::max<uint64_t>(1, x.sampled))));
+  return StartCascadeBob(qber, std::move(out));
+}
+
+absl::Status PostProcessing::EstimateDecoy(const std::vector<uint8_t>& intensities, const BitString& alice_x,
+                                           const BitString& bob_x) {
+  if (alice_x.size() != bob_x.size()) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "QKD protocol error: %d X-basis bits from Bob, %d from Alice", bob_x.size(), alice_x.size()));
+  }
+  std::array<IntensityCounts, 3>& counts = report_.intensity_counts;
+  counts = {};
+  key_ = EstimatedKey();
+  size_t xi = 0;
+  for (size_t i = 0; i < intensities.size(); ++i) {
+    const uint8_t k = intensities[i];
+    if (k >= 3) {
+      return absl::InvalidArgumentError(absl::StrFormat(
+          "QKD protocol error: sifted bit %d has intensity index %d; decoy-state BB84 has 0, 1 and 2", i, k));
+    }
+    if (sifted_->x_basis.Get(i)) {
+      ++counts[k].sifted_x;
+      if (alice_x.Get(xi) != bob_x.Get(xi)) ++counts[k].errors_x;
+      ++xi;
+    } else {
+      ++counts[k].sifted_z;
+      key_.bits.PushBack(sifted_->bits.Get(i));
+      key_.x_basis.PushBack(false);
+    }
+  }
+  // The report's QBER is the X basis's, all disclosed; the phase error bound
+  // comes from the decoy estimate below.
+  ErrorRateBound x;
+  for (const IntensityCounts& c : counts) {
+    x.sampled += c.sifted_x;
+    x.errors += c.errors_x;
+  }
+  x.population = key_.bits.size();
+  const DecoyIntensities& intensities_used = options_.decoy->intensities;
+  FiniteKeyOptions preliminary = options_.decoy->finite_key;
+  preliminary.error_correction_bits = 0.0;  // not known yet; the bounds do not depend on it
+  absl::StatusOr<FiniteKeyDecoyEstimate> estimate = EstimateFiniteKey(intensities_used, counts, preliminary);
+  if (!estimate.ok()) return estimate.status();
+  x.upper_bound = estimate->phase_error_upper;
+  report_.qber = ErrorEstimate();
+  report_.qber.overall = x;
+  report_.qber.x = x;
+  report_.qber.failure_probability = options_.decoy->finite_key.epsilon_secrecy;
+  report_.reconciled_bits = key_.bits.size();
+  report_.decoy = *estimate;
+  const IntensityCounts& signal = counts[0];
+  if (signal.sifted_x > 0) {
+    const double signal_qber = static_cast<double>(signal.errors_x) / static_cast<double>(signal.sifted_x);
+    if (signal_qber > options_.estimation.abort_threshold) {
+      return absl::AbortedError(absl::StrFormat(
+          "QKD aborted: the signal pulses' QBER %.2f%% (X basis, %d of %d bits) exceeds the %.2f%% threshold",
+          100 * signal_qber, signal.errors_x, signal.sifted_x, 100 * options_.estimation.abort_threshold));
+    }
+  }
+  if (estimate->single_photon_events_z_lower <= 0.0) {
+    return absl::AbortedError(absl::StrFormat(
+        "QKD aborted: the decoy-state bound leaves no single-photon events in the key (s_Z1 >= 0 of %d Z bits; "
+        "sifted per intensity signal/decoy/vacuum: Z %d/%d/%d, X %d/%d/%d): the decoy and vacuum pulses' gains do "
+        "not fit a channel that treats every photon number alike, as under a photon-number-splitting attack, or "
+        "the session is too short for the statistical margins",
+        key_.bits.size(), counts[0].sifted_z, counts[1].sifted_z, counts[2].sifted_z, counts[0].sifted_x,
+        counts[1].sifted_x, counts[2].sifted_x));
+  }
+  return absl::OkStatus();
+}
+
 std::vector<QkdMessage> PostProcessing::OnSampleReply(const SampleReply& reply) {
+  if (options_.decoy.has_value()) {
+    BitString alice_x;
+    for (size_t i = 0; i < sifted_->size(); ++i) {
+      if (sifted_->x_basis.Get(i)) alice_x.PushBack(sifted_->bits.Get(i));
+    }
+    if (auto s = EstimateDecoy(sifted_->intensity, alice_x, reply.sample_bits); !s.ok()) return Abort(s);
+    cascade_alice_.emplace(key_.bits);
+    step_ = Step::kReconciling;
+    return {};
+  }
   auto estimate = estimation_alice_->OnReply(reply);
   if (!estimate.ok()) return Abort(estimate.status());
   key_ = estimation_alice_->TakeRemainingKey();
@@ -264,7 +400,26 @@ std::vector<QkdMessage> PostProcessing::OnReconciliationDone(const Reconciliatio
   return {};
 }
 
-SecretKeyLength PostProcessing::KeyLength() const {
+SecretKeyLength PostProcessing::KeyLength() {
+  if (options_.decoy.has_value()) {
+    FiniteKeyOptions finite = options_.decoy->finite_key;
+    finite.error_correction_bits = static_cast<double>(report_.leaked_error_correction_bits +
+                                                       report_.leaked_error_count_bits +
+                                                       report_.leaked_verification_bits);
+    // E_Z from what Cascade corrected (for the report; lambda_EC is measured).
+    std::array<IntensityCounts, 3> counts = report_.intensity_counts;
+    counts[0].errors_z = report_.corrected_bits;
+    SecretKeyLength out;
+    absl::StatusOr<FiniteKeyDecoyEstimate> e = EstimateFiniteKey(options_.decoy->intensities, counts, finite);
+    if (!e.ok()) return out;  // validated at Create: unreachable
+    report_.decoy = *e;
+    out.security_bits = 6.0 * std::log2(21.0 / finite.epsilon_secrecy) + std::log2(2.0 / finite.epsilon_correctness);
+    out.min_entropy_bits = e->vacuum_events_z_lower + e->single_photon_events_z_lower *
+                                                          (1.0 - BinaryEntropyOfUpperBound(e->phase_error_upper));
+    out.bound = e->key_length_bound;
+    out.bits = e->key_bits;
+    return out;
+  }
   SecretKeyLengthInputs in;
   in.z_key_bits = key_.z_bits();
   in.x_key_bits = key_.x_bits();
@@ -279,6 +434,16 @@ SecretKeyLength PostProcessing::KeyLength() const {
 namespace {
 
 absl::Status NoKeyError(const SecretKeyLength& length, uint64_t key_bits, const PostProcessingReport& report) {
+  if (report.decoy.has_value()) {
+    const FiniteKeyDecoyEstimate& e = *report.decoy;
+    return absl::FailedPreconditionError(absl::StrFormat(
+        "QKD aborted: no secret key can be extracted from %d reconciled bits: the decoy-state bound gives %.0f "
+        "bits (s_Z0 >= %.0f vacuum and s_Z1 >= %.0f single-photon events, phase error <= %.2f%%, minus %.0f bits "
+        "disclosed by error correction and verification and %.0f for eps_sec and eps_cor); use longer sessions "
+        "(more pulses shrink the statistical margins) or a less lossy link",
+        key_bits, length.bound, e.vacuum_events_z_lower, e.single_photon_events_z_lower,
+        100 * e.phase_error_upper, e.error_correction_bits, length.security_bits));
+  }
   return absl::FailedPreconditionError(absl::StrFormat(
       "QKD aborted: no secret key can be extracted from %d reconciled bits: the bound gives %.0f bits "
       "(min-entropy %.0f bits with phase error bounds Z %.2f%% and X %.2f%%, minus %d bits disclosed by error "

@@ -7,6 +7,15 @@
 // amplification seed and answers Cascade's parity questions; Bob corrects his
 // key and chooses the verification hash.
 //
+// Decoy-state BB84 (options.decoy set; the sender's detections carry the
+// intensity index of each pulse) replaces the random sample: after sifting,
+// Alice announces the intensity of every sifted pulse and her bits of every
+// X-basis one (DecoyAnnouncement), Bob answers with his X bits
+// (SampleReply); the X basis is all disclosed and estimates the phase error,
+// the key is every Z-basis bit (all intensities), and its length is Lim et
+// al. 2014's finite-key bound (qkd/decoy_state.h) with the bits Cascade and
+// verification actually disclosed as lambda_EC.
+//
 // Sans-I/O: the object only consumes and produces QkdMessage values; the
 // runtime carries them to the other end in order (in tests, a loop; in the
 // daemon, the peer channel). Nothing but these messages crosses between the
@@ -16,6 +25,7 @@
 //   Receive(), which returns the messages to send back, until finished().
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -28,6 +38,7 @@
 #include "core/rng.h"
 #include "qkd/bit_string.h"
 #include "qkd/cascade.h"
+#include "qkd/decoy_state.h"
 #include "qkd/parameter_estimation.h"
 #include "qkd/privacy_amplification.h"
 #include "qkd/sifting.h"
@@ -50,6 +61,15 @@ struct ReconciliationDone {
   size_t WireBytes() const { return 8; }
 };
 
+// Message, Alice -> Bob (decoy-state BB84): the intensity index of every
+// sifted pulse, and Alice's bits of the X-basis ones, in sifted order.
+struct DecoyAnnouncement {
+  std::vector<uint8_t> intensities;  // one per sifted bit, each < 3
+  BitString x_bits;                  // one per X-basis sifted bit
+  // 2 bits an intensity, 1 a bit, and the two counts.
+  size_t WireBytes() const { return 16 + (intensities.size() + 3) / 4 + (x_bits.size() + 7) / 8; }
+};
+
 // Message, either way: this end aborted the session, and why.
 struct AbortNotice {
   std::string reason;
@@ -58,7 +78,7 @@ struct AbortNotice {
 
 using QkdMessage = std::variant<BasisAnnouncement, SampleAnnouncement, SampleReply, CascadeParityRequest,
                                 CascadeParityReply, ReconciliationDone, VerificationTag, VerificationResult,
-                                PrivacyAmplificationSeed, AbortNotice>;
+                                PrivacyAmplificationSeed, AbortNotice, DecoyAnnouncement>;
 size_t WireBytes(const QkdMessage& message);
 std::string_view MessageName(const QkdMessage& message);
 
@@ -66,6 +86,13 @@ struct PostProcessingOptions {
   ParameterEstimationOptions estimation;  // sample fraction, eps_PE, abort threshold (0.11)
   CascadeOptions cascade;
   double privacy_amplification_failure_probability = 1e-10;  // eps_PA
+  // Set: decoy-state BB84 (above). Its eps_sec and eps_cor replace eps_PA;
+  // the sample fraction is unused (the X basis is the sample).
+  struct Decoy {
+    DecoyIntensities intensities;
+    FiniteKeyOptions finite_key;  // error_correction_efficiency unused: lambda_EC is measured
+  };
+  std::optional<Decoy> decoy;
 };
 
 struct PostProcessingReport {
@@ -91,6 +118,12 @@ struct PostProcessingReport {
   uint64_t bytes_sent = 0;
   uint64_t bytes_received = 0;
   std::string abort_reason;  // empty unless aborted
+  // Decoy-state BB84: sifted bits and X errors per intensity (pulses and
+  // detections stay 0: Bob does not know the intensities of his clicks), and
+  // Lim et al.'s bounds once the key length is known (the single-photon
+  // bounds already at the announcement).
+  std::array<IntensityCounts, 3> intensity_counts{};
+  std::optional<FiniteKeyDecoyEstimate> decoy;
 };
 
 class PostProcessing {
@@ -136,6 +169,11 @@ class PostProcessing {
   std::vector<QkdMessage> Handle(const QkdMessage& message);
   std::vector<QkdMessage> OnBases(const BasisAnnouncement& peer);
   std::vector<QkdMessage> OnSampleAnnouncement(const SampleAnnouncement& announcement);
+  std::vector<QkdMessage> OnDecoyAnnouncement(const DecoyAnnouncement& announcement);
+  // Both ends, decoy mode, once both X-bit strings are known: the counts,
+  // the key (the Z bits), the estimate and the abort checks.
+  absl::Status EstimateDecoy(const std::vector<uint8_t>& intensities, const BitString& alice_x,
+                             const BitString& bob_x);
   std::vector<QkdMessage> OnSampleReply(const SampleReply& reply);
   std::vector<QkdMessage> OnParityRequest(const CascadeParityRequest& request);
   std::vector<QkdMessage> OnParityReply(const CascadeParityReply& reply);
@@ -148,10 +186,13 @@ class PostProcessing {
   std::vector<QkdMessage> FinishReconciliation();
   void RecordEstimate(const ErrorEstimate& estimate, const EstimatedKey& key);
   void RecordCorrected(uint64_t corrected_bits);
-  SecretKeyLength KeyLength() const;
+  // Also records the decoy estimate (decoy mode).
+  SecretKeyLength KeyLength();
   absl::Status Finish(const PrivacyAmplificationSeed& seed);
   // Moves to kAborted; the AbortNotice to send (none when the peer aborted).
   std::vector<QkdMessage> Abort(absl::Status status, bool notify_peer = true);
+  // Starts Bob's Cascade on key_ (block sizes from `qber`).
+  std::vector<QkdMessage> StartCascadeBob(double qber, std::vector<QkdMessage> out);
 
   Role role_;
   Sifting sifting_;

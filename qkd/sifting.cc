@@ -69,6 +69,7 @@ absl::StatusOr<SiftedKey> Sifting::Sift(const BasisAnnouncement& peer) const {
         key.bits.PushBack(own_[i].outcome);
         key.x_basis.PushBack(x);
         key.pair_ids.push_back(own_[i].pair_id);
+        key.intensity.push_back(own_[i].intensity);
       }
       ++i;
       ++j;

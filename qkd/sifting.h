@@ -23,6 +23,9 @@ struct Detection {
   uint64_t pair_id = 0;  // the same id at both ends
   Basis basis = Basis::kZ;
   bool outcome = false;
+  // Decoy-state BB84: the intensity index the sender chose (0 signal, 1
+  // decoy, 2 vacuum). Only the sender knows it; the receiver leaves 0.
+  uint8_t intensity = 0;
 };
 
 // Message: the bases this end measured in, for every pair id it detected.
@@ -38,6 +41,7 @@ struct SiftedKey {
   BitString bits;                  // outcomes, in increasing pair-id order
   BitString x_basis;               // per bit: measured in X (else Z) at both ends
   std::vector<uint64_t> pair_ids;  // per bit
+  std::vector<uint8_t> intensity;  // per bit: this end's Detection::intensity
   uint64_t raw_detections = 0;     // this end's detections
   uint64_t common_detections = 0;  // pair ids detected at both ends
   size_t size() const { return bits.size(); }

@@ -70,6 +70,10 @@ bool SameMessage(const qkd::QkdMessage& a, const qkd::QkdMessage& b) {
                    x.toeplitz_seed == y.toeplitz_seed;
           },
           [&](const qkd::AbortNotice& x) { return x.reason == std::get<qkd::AbortNotice>(b).reason; },
+          [&](const qkd::DecoyAnnouncement& x) {
+            const auto& y = std::get<qkd::DecoyAnnouncement>(b);
+            return x.intensities == y.intensities && x.x_bits == y.x_bits;
+          },
       },
       a);
 }
@@ -89,6 +93,7 @@ std::vector<qkd::QkdMessage> OneOfEach() {
   all.push_back(qkd::VerificationResult{false});
   all.push_back(qkd::PrivacyAmplificationSeed{100, 29, qkd::BitString::Random(128, rng)});
   all.push_back(qkd::AbortNotice{"QKD aborted: measured QBER 12.00% exceeds the abort threshold 11.00%"});
+  all.push_back(qkd::DecoyAnnouncement{{0, 1, 2, 0, 0, 2, 1, 0, 0, 1, 2}, qkd::BitString::FromBits({1, 0, 0, 1, 1})});
   return all;
 }
 
@@ -107,7 +112,7 @@ TEST(QkdWireTest, EveryMessageKindRoundTripsFieldForField) {
   // Empty bit strings and id lists are valid too.
   for (const qkd::QkdMessage& m : std::vector<qkd::QkdMessage>{
            qkd::BasisAnnouncement{}, qkd::SampleReply{}, qkd::CascadeParityReply{}, qkd::CascadeParityRequest{},
-           qkd::PrivacyAmplificationSeed{}, qkd::AbortNotice{}}) {
+           qkd::PrivacyAmplificationSeed{}, qkd::AbortNotice{}, qkd::DecoyAnnouncement{}}) {
     absl::StatusOr<QkdWireMessage> decoded = DecodeQkdMessage(EncodeQkdMessage(0, m));
     ASSERT_TRUE(decoded.ok()) << qkd::MessageName(m) << ": " << decoded.status();
     EXPECT_TRUE(SameMessage(m, decoded->message)) << qkd::MessageName(m);
@@ -278,6 +283,31 @@ TEST(QkdWireTest, InconsistentContentsAreRejectedNamingTheProblem) {
     p.set_session_id(5);
     expect_invalid(p, "no post-processing message");
   }
+}
+
+}  // namespace
+}  // namespace qnet::keydist
+
+namespace qnet::keydist {
+namespace {
+
+TEST(QkdWireTest, DecoyAnnouncementWithAmbiguousOrMismatchedFlagsIsRefused) {
+  v1::QkdMessage proto;
+  v1::QkdDecoyAnnouncement* d = proto.mutable_decoy_announcement();
+  BitsToProto(qkd::BitString::FromBits({0, 1, 0}), d->mutable_decoy());
+  BitsToProto(qkd::BitString::FromBits({0, 1, 1}), d->mutable_vacuum());  // pulse 1: both
+  absl::StatusOr<QkdWireMessage> both = QkdMessageFromProto(proto);
+  ASSERT_FALSE(both.ok());
+  EXPECT_EQ(both.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(std::string(both.status().message()), ::testing::HasSubstr("pulse 1 is flagged both decoy and vacuum"));
+  BitsToProto(qkd::BitString::FromBits({0, 0}), d->mutable_vacuum());
+  absl::StatusOr<QkdWireMessage> lengths = QkdMessageFromProto(proto);
+  ASSERT_FALSE(lengths.ok());
+  EXPECT_THAT(std::string(lengths.status().message()), ::testing::HasSubstr("3 decoy flags but 2 vacuum flags"));
+  BitsToProto(qkd::BitString::FromBits({0, 0, 1}), d->mutable_vacuum());
+  absl::StatusOr<QkdWireMessage> fine = QkdMessageFromProto(proto);
+  ASSERT_TRUE(fine.ok()) << fine.status();
+  EXPECT_EQ(std::get<qkd::DecoyAnnouncement>(fine->message).intensities, (std::vector<uint8_t>{0, 1, 2}));
 }
 
 }  // namespace
