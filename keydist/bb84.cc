@@ -56,6 +56,8 @@ void KeyDistribution::SendPulses(const SessionKey& key) {
     for (int k = 0; k < 3; ++k) {
       intensities.push_back({decoy->intensities.mean_photon_number[k], decoy->intensities.probability[k]});
     }
+  } else if (s.options.laser_mean_photon_number > 0.0) {
+    intensities.push_back({s.options.laser_mean_photon_number, 1.0});
   }
   for (uint64_t first = 0; first < pulses; first += physical::PhysicalLayer::kMaxPulsesPerSend) {
     const auto count =

@@ -131,6 +131,14 @@ absl::Status ValidateSessionOptions(const QkdSessionOptions& o) {
   if (!std::isfinite(o.e91_min_chsh)) {
     return absl::InvalidArgumentError("e91_min_chsh must be finite (2 is the classical bound)");
   }
+  if (!(o.laser_mean_photon_number >= 0.0 && o.laser_mean_photon_number <= 100.0)) {
+    return absl::InvalidArgumentError(absl::StrCat("the laser's mean photon number must lie in [0, 100], got ",
+                                                   o.laser_mean_photon_number));
+  }
+  if (o.laser_mean_photon_number > 0.0 && (o.protocol != QkdProtocol::kBb84 || o.post_processing.decoy)) {
+    return absl::InvalidArgumentError(
+        "a laser mean photon number is for BB84 without decoys (decoy-state BB84 takes its intensities)");
+  }
   if (o.post_processing.decoy.has_value() && o.protocol != QkdProtocol::kBb84) {
     return absl::InvalidArgumentError(absl::StrCat("decoy states are for BB84's laser pulses; ",
                                                    std::string(QkdProtocolName(o.protocol)), " measures entangled pairs"));
@@ -256,6 +264,7 @@ absl::StatusOr<SessionId> KeyDistribution::StartHopOrSession(const std::string& 
   offer->set_timeout_ns(options.timeout.count());
   PostProcessingToWire(options.post_processing, offer->mutable_post_processing());
   offer->set_e91_min_chsh(options.e91_min_chsh);
+  offer->set_laser_mean_photon_number(options.laser_mean_photon_number);
   if (hop.has_value()) {
     const std::vector<std::string>* path = relays_->PathOf(hop->relay);
     if (path == nullptr) return absl::InternalError("a relay hop without its relay session");
@@ -481,6 +490,7 @@ void KeyDistribution::OnOffer(const std::string& source, const SessionKey& key,
   o.timeout = Duration(offer.timeout_ns());
   o.post_processing = PostProcessingFromWire(offer.post_processing());
   o.e91_min_chsh = offer.e91_min_chsh();
+  o.laser_mean_photon_number = offer.laser_mean_photon_number();
   absl::Status valid = ValidateSessionOptions(o);
   if (valid.ok() && !protocol.has_value()) {
     valid = absl::InvalidArgumentError(absl::StrCat("unknown QKD protocol ", offer.protocol()));

@@ -111,6 +111,10 @@ struct QkdSessionOptions {
   qkd::PostProcessingOptions post_processing;
   // E91: abort when the measured CHSH value is below this.
   double e91_min_chsh = 2.0;
+  // kBb84 without decoys: 0 sends single photons; mu > 0 an attenuated laser
+  // of that mean photon number, analysed as if every pulse were one photon
+  // (the deployed mistake the photon-number-splitting attack exploits).
+  double laser_mean_photon_number = 0.0;
 };
 
 // Where a session stands (initiator only).

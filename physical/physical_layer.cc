@@ -114,6 +114,11 @@ absl::StatusOr<bool> PhysicalLayer::SetEavesdropperFraction(const std::string& n
                                                    fraction, " is outside [0, 1] (the fraction of heralded "
                                                    "pairs she intercepts)"));
   }
+  if (fraction > 0.0 && link->photon_number_splitting) {
+    return absl::FailedPreconditionError(absl::StrCat("link ", link->link.physics.name,
+                                                      " has the photon-number-splitting eavesdropper; switch her "
+                                                      "off before intercept-resend"));
+  }
   if (link->station) QNET_RETURN_IF_ERROR(link->station->SetEavesdropperFraction(fraction));
   if (link->fibre_out) QNET_RETURN_IF_ERROR(link->fibre_out->SetEavesdropperFraction(fraction));
   link->link.physics.eavesdropper_fraction = fraction;
@@ -128,7 +133,22 @@ absl::StatusOr<LinkEavesdropper> PhysicalLayer::Eavesdropper(const std::string& 
   out.station_here = link->station != nullptr;
   out.fraction = link->link.physics.eavesdropper_fraction;
   if (link->station) out.stats = link->station->eavesdropper_stats();
+  out.photon_number_splitting = link->photon_number_splitting;
   return out;
+}
+
+absl::Status PhysicalLayer::SetPhotonNumberSplitting(const std::string& neighbour, bool enabled) {
+  LinkState* link = FindLinkTo(neighbour);
+  if (link == nullptr) return NoLinkTo(neighbour);
+  if (enabled && link->link.physics.eavesdropper_fraction > 0.0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "link ", link->link.physics.name, " has an intercept-resend eavesdropper (fraction ",
+        link->link.physics.eavesdropper_fraction, "); set it to 0 before the photon-number-splitting attack"));
+  }
+  QNET_RETURN_IF_ERROR(BuildPhotonSender(*link));
+  QNET_RETURN_IF_ERROR(link->fibre_out->SetPhotonNumberSplitting(enabled, 1.0));
+  link->photon_number_splitting = enabled;
+  return absl::OkStatus();
 }
 
 size_t PhysicalLayer::active_generations() const {
@@ -495,6 +515,13 @@ absl::StatusOr<std::vector<PreparedPulse>> PhysicalLayer::SendPhotons(const std:
   if (intensities != link->photon_source->intensities()) {
     QNET_RETURN_IF_ERROR(link->photon_source->SetIntensities(intensities));
   }
+  if (link->photon_number_splitting) {
+    // Eve knows the receiver's specification and the public signal intensity.
+    const double mu = intensities.empty() ? 1.0 : intensities[0].mean_photon_number;
+    QNET_RETURN_IF_ERROR(link->fibre_out->SetPhotonNumberSplitting(
+        true, PnsForwardProbability(mu, link->fibre_out->transmittance(), link->link.physics.detector_efficiency)));
+  }
+  const uint64_t blocked_before = link->fibre_out->stats().pulses_blocked;
 
   // The source numbers its pulses itself; relabel them with the caller's ids
   // (the fibre needs them consecutive, which they stay).
@@ -506,6 +533,7 @@ absl::StatusOr<std::vector<PreparedPulse>> PhysicalLayer::SendPhotons(const std:
   stats.pulses_sent += count;
   stats.photons_delivered += photons.size();
   stats.pulses_intercepted += out.intercepted.size();
+  stats.pulses_blocked += link->fibre_out->stats().pulses_blocked - blocked_before;
 
   // One source: a batch starts when the previous one has been emitted.
   const TimePoint start = std::max(context_.Now(), link->source_free_at);

@@ -80,6 +80,8 @@ struct LinkEavesdropper {
   bool station_here = false;  // this node hosts the station: `fraction` is in force, `stats` count here
   double fraction = 0.0;      // as last set at this end (from the network file, or at run time)
   EavesdropperStats stats;    // all zero unless station_here
+  // Photon-number splitting on the photons this node sends (SetPhotonNumberSplitting).
+  bool photon_number_splitting = false;
 };
 
 // Properties of this node's own equipment that no link describes.
@@ -105,7 +107,8 @@ struct PhotonLinkStats {
   // Sent by this node's source into the fibre towards the neighbour.
   uint64_t pulses_sent = 0;
   uint64_t photons_delivered = 0;   // survived the fibre and went on to the neighbour
-  uint64_t pulses_intercepted = 0;  // by the eavesdropper on that fibre
+  uint64_t pulses_intercepted = 0;  // by the eavesdropper on that fibre (PNS: pulses she split)
+  uint64_t pulses_blocked = 0;      // PNS: pulses she stopped
   // Received by this node's detectors from the neighbour.
   uint64_t gates = 0;               // detector gates opened (one per pulse id)
   uint64_t photons_received = 0;
@@ -197,6 +200,13 @@ class PhysicalLayer {
   // intercepts, from the next batch on, at either end; the far end's value
   // governs the photons it sends.
   absl::StatusOr<bool> SetEavesdropperFraction(const std::string& neighbour, double fraction);
+  // The photon-number-splitting eavesdropper (physical/prepare_measure.h) on
+  // the photons this node sends to `neighbour`, on or off. She tunes her
+  // forwarding to the signal intensity of each batch (intensities are
+  // public) so Bob's click rate stays what the fibre would give. NotFound
+  // for no such link; FailedPrecondition while an intercept-resend
+  // eavesdropper is set on it.
+  absl::Status SetPhotonNumberSplitting(const std::string& neighbour, bool enabled);
   // The eavesdropper on the link to `neighbour`; NotFound if there is none.
   absl::StatusOr<LinkEavesdropper> Eavesdropper(const std::string& neighbour) const;
 
@@ -265,6 +275,7 @@ class PhysicalLayer {
     std::optional<PhotonSource> photon_source;  // towards far_end
     std::optional<FibreChannel> fibre_out;      // this node -> far_end
     std::optional<PhotonDetector> photon_detector;  // photons from far_end
+    bool photon_number_splitting = false;
     TimePoint source_free_at{};  // when the source has emitted its last batch
     PhotonLinkStats photon_stats;
     HeraldedLinkStats herald_stats;

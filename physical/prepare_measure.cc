@@ -272,6 +272,18 @@ absl::Status FibreChannel::SetEavesdropperFraction(double fraction) {
   return absl::OkStatus();
 }
 
+absl::Status FibreChannel::SetPhotonNumberSplitting(bool enabled, double forward_probability) {
+  QNET_RETURN_IF_ERROR(RequireInRange(forward_probability, 0.0, 1.0, "fibre channel", "pns_forward_probability"));
+  if (enabled && (params_.eavesdropper_fraction > 0.0 || params_.eavesdropper_position > 0.0)) {
+    return absl::FailedPreconditionError(
+        "fibre channel: photon-number splitting needs Eve at Alice's output and no intercept-resend "
+        "(set the eavesdropper fraction to 0 first)");
+  }
+  params_.photon_number_splitting = enabled;
+  params_.pns_forward_probability = forward_probability;
+  return absl::OkStatus();
+}
+
 double PnsForwardProbability(double mu, double transmittance, double detector_efficiency) {
   const double honest = -std::expm1(-mu * transmittance * detector_efficiency);
   const double forwarded = detector_efficiency * (-std::expm1(-mu) - mu * std::exp(-mu));

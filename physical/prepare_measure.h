@@ -240,6 +240,11 @@ class FibreChannel {
   // Switches the eavesdropper for the batches transmitted from now on (a
   // fault injected at run time). InvalidArgument unless x is in [0, 1].
   absl::Status SetEavesdropperFraction(double fraction);
+  // Switches photon-number splitting on (with its forwarding probability)
+  // or off for the batches from now on. FailedPrecondition while an
+  // intercept-resend eavesdropper acts or Eve is not at Alice's output;
+  // InvalidArgument unless the probability is in [0, 1].
+  absl::Status SetPhotonNumberSplitting(bool enabled, double forward_probability);
 
   const FibreChannelParams& params() const { return params_; }
   // 10^(-alpha L / 10) end to end.

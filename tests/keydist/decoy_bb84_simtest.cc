@@ -47,8 +47,8 @@ constexpr double kWindowNs = 1.0;
 constexpr double kVisibility = 0.98;
 constexpr uint32_t kPulses = 3'000'000;
 
-std::string DecoyLink() {
-  return ChainYaml(1, "ideal", kLengthKm, "",
+std::string DecoyLink(double length_km = kLengthKm) {
+  return ChainYaml(1, "ideal", length_km, "",
                    absl::StrCat("    visibility: ", kVisibility, "\n    detector_efficiency: ", kDetectorEfficiency,
                                 "\n    dark_count_rate_hz: ", kDarkCountRateHz,
                                 "\n    detection_window_ns: ", kWindowNs, "\n"));
@@ -67,9 +67,9 @@ QkdSessionOptions DecoyOptions() {
   return o;
 }
 
-qkd::WeakCoherentLink Link() {
+qkd::WeakCoherentLink Link(double length_km = kLengthKm) {
   qkd::WeakCoherentLink link;
-  link.eta = Transmittance(kAttenuation, kLengthKm) * kDetectorEfficiency;
+  link.eta = Transmittance(kAttenuation, length_km) * kDetectorEfficiency;
   link.dark_count_probability = 1.0 - std::exp(-kDarkCountRateHz * kWindowNs * 1e-9);
   link.misalignment_error = (1.0 - kVisibility) / 2.0;
   return link;
@@ -142,6 +142,72 @@ TEST(DecoyBb84SimTest, HonestLinkGivesTheLimKeyAndTheClosedFormCounts) {
   EXPECT_NEAR(static_cast<double>(bound->key_bits), sim_bits, 0.25 * sim_bits);
   std::printf("decoy BB84, %u pulses: stack key %zu bits (+%llu for authentication), qnetsim %.0f bits\n", kPulses,
               alice.key.size(), static_cast<unsigned long long>(alice.auth_bits_consumed), sim_bits);
+  kn.ExpectClean();
+}
+
+// 60 km, where the fibre loses enough (T = 0.063) for Eve to keep Bob's
+// click rate honest: she forwards a photon of a split pulse with
+// probability (1 - e^(-mu T eta_d)) / (eta_d (1 - e^(-mu)(1 + mu))) = 0.35.
+TEST(DecoyBb84SimTest, PhotonNumberSplittingFoolsLaserBb84AndDecoyStatesCatchIt) {
+  constexpr double kLongKm = 60.0;
+  constexpr double kMu = 0.5;
+  KeyNetwork kn(DecoyLink(kLongKm), 20261207);
+  physical::PhysicalLayer& alice_physical = kn.net().node("n0").physical();
+  ASSERT_TRUE(alice_physical.SetPhotonNumberSplitting("n1", true).ok());
+  // Not with intercept-resend at once.
+  EXPECT_EQ(alice_physical.SetEavesdropperFraction("n1", 0.5).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  absl::StatusOr<physical::LinkEavesdropper> eve = alice_physical.Eavesdropper("n1");
+  ASSERT_TRUE(eve.ok());
+  EXPECT_TRUE(eve->photon_number_splitting);
+
+  // BB84 on the laser without decoys: a key, at an honest-looking click rate.
+  QkdSessionOptions laser = qnet::testing::TestOptions(kPulses, QkdProtocol::kBb84);
+  laser.laser_mean_photon_number = kMu;
+  SessionRecord fooled;
+  kn.Run("n0", "n1", laser, fooled);
+  ASSERT_TRUE(fooled.result->ok()) << fooled.result->status();
+  const QkdResult& key = **fooled.result;
+  EXPECT_GT(key.key.size(), 0u);
+  const auto& bob = kn.responded("n1").back();
+  ASSERT_TRUE(bob.result.ok());
+  EXPECT_EQ(bob.result->key, key.key);
+  const qkd::ExpectedCounts honest = qkd::ExpectedWeakCoherent(Link(kLongKm), kMu);
+  const double clicks = static_cast<double>(bob.result->report.raw_detections) / kPulses;
+  EXPECT_NEAR(clicks, honest.gain, 5 * BinomialSigma(honest.gain, kPulses));
+  // Every photon Bob got is the twin of one Eve holds: she split every pulse
+  // she forwarded, blocked the rest, and her record has Alice's basis and
+  // bit for each, so she knows every sifted bit that was not a dark count
+  // (here ~1 in 10^4) and with them the reconciled key and the final key.
+  absl::StatusOr<physical::PhotonLinkStats> sent = alice_physical.PhotonStats("n1");
+  ASSERT_TRUE(sent.ok());
+  EXPECT_EQ(sent->pulses_sent, kPulses);
+  EXPECT_GT(sent->photons_delivered, 0u);
+  EXPECT_GE(sent->pulses_intercepted, sent->photons_delivered);
+  // She split the multi-photon pulses, forwarded a photon of each with the
+  // probability above, and blocked everything else that carried photons.
+  const double p_multi = 1.0 - std::exp(-kMu) * (1.0 + kMu);
+  EXPECT_NEAR(static_cast<double>(sent->pulses_intercepted) / kPulses, p_multi, 5 * BinomialSigma(p_multi, kPulses));
+  const double forward = physical::PnsForwardProbability(kMu, Transmittance(kAttenuation, kLongKm), kDetectorEfficiency);
+  EXPECT_NEAR(forward, 0.35, 0.01);  // the hand computation above
+  const double split = static_cast<double>(sent->pulses_intercepted);
+  EXPECT_NEAR(static_cast<double>(sent->photons_delivered) / split, forward, 5 * BinomialSigma(forward, split));
+  const double p_photons = 1.0 - std::exp(-kMu);
+  EXPECT_NEAR(static_cast<double>(sent->photons_delivered + sent->pulses_blocked) / kPulses, p_photons,
+              5 * BinomialSigma(p_photons, kPulses));
+
+  // Decoy-state BB84 on the same attacked link: the decoy and vacuum gains
+  // do not fit, the single-photon bound collapses, both ends abort.
+  SessionRecord caught;
+  kn.Run("n0", "n1", DecoyOptions(), caught);
+  ASSERT_FALSE(caught.result->ok());
+  EXPECT_THAT(std::string(caught.result->status().message()),
+              HasSubstr("the decoy-state bound leaves no single-photon events"));
+  EXPECT_FALSE(kn.responded("n1").back().result.ok());
+
+  // Switched off, she is gone from the report.
+  ASSERT_TRUE(alice_physical.SetPhotonNumberSplitting("n1", false).ok());
+  EXPECT_FALSE(alice_physical.Eavesdropper("n1")->photon_number_splitting);
   kn.ExpectClean();
 }
 
