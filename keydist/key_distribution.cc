@@ -605,10 +605,23 @@ void KeyDistribution::OnEnd(const std::string& source, const SessionKey& key, co
 void KeyDistribution::StartPostProcessing(const SessionKey& key, const std::vector<uint64_t>& excluded) {
   Session& s = sessions_.at(key);
   const absl::flat_hash_set<uint64_t> skip(excluded.begin(), excluded.end());
+  // BB84: Alice's records are every pulse she sent; Bob's announcement (here
+  // already) lists the few he detected. Only those can sift, so she
+  // announces only those: her message stays the size of his (a block of
+  // 10^7 pulses would otherwise exceed a peer message).
+  absl::flat_hash_set<uint64_t> detected_by_peer;
+  const bool filter = s.initiator && s.options.protocol == QkdProtocol::kBb84 && !s.early.empty() &&
+                      std::holds_alternative<qkd::BasisAnnouncement>(s.early.front());
+  if (filter) {
+    const auto& ids = std::get<qkd::BasisAnnouncement>(s.early.front()).pair_ids;
+    detected_by_peer.reserve(ids.size());
+    detected_by_peer.insert(ids.begin(), ids.end());
+  }
   std::vector<qkd::Detection> detections;
-  detections.reserve(s.measured.size());
+  detections.reserve(filter ? detected_by_peer.size() : s.measured.size());
   for (const Measured& m : s.measured) {
     if (!IsKeyBasis(m.basis) || skip.contains(m.pair_id)) continue;
+    if (filter && !detected_by_peer.contains(m.pair_id)) continue;
     detections.push_back(
         {m.pair_id, m.basis == MeasurementBasis::kX ? qkd::Basis::kX : qkd::Basis::kZ, m.outcome, m.intensity});
   }
