@@ -17,6 +17,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "absl/time/time.h"
 #include "cli/entangle_client.h"
 #include "cli/qnetctl_command.h"
@@ -26,7 +27,8 @@ namespace qnet::qnetctl {
 
 absl::StatusOr<v1::EavesdropResponse> EavesdropOnLink(const std::filesystem::path& dir,
                                                       const config::NetworkConfig& network,
-                                                      const std::string& link_name, std::optional<double> fraction) {
+                                                      const std::string& link_name, std::optional<double> fraction,
+                                                      bool photon_number_splitting) {
   const physical::LinkPhysics* link = network.FindLinkByName(link_name);
   if (link == nullptr) {
     std::vector<std::string> names;
@@ -38,6 +40,11 @@ absl::StatusOr<v1::EavesdropResponse> EavesdropOnLink(const std::filesystem::pat
   if (fraction) {
     request.set_set(true);
     request.set_fraction(*fraction);
+  }
+  if (photon_number_splitting) {
+    request.set_set(true);
+    request.set_fraction(0);
+    request.set_photon_number_splitting(true);
   }
   // Both ends: the one that hosts the heralding station applies it; each
   // answers with what it knows of it.
@@ -58,6 +65,10 @@ absl::StatusOr<v1::EavesdropResponse> EavesdropOnLink(const std::filesystem::pat
     }
     ends.push_back(std::move(response));
   }
+  // PNS acts at each end's source: the end that sent photons is the news.
+  if (photon_number_splitting || ends[0].photon_number_splitting()) {
+    return ends[1].pulses_sent() > ends[0].pulses_sent() ? ends[1] : ends[0];
+  }
   return ends[0].station_here() ? ends[0] : ends[1];
 }
 
@@ -68,15 +79,12 @@ using qnet::v1::EntangleRequest;
 int Eavesdrop(const Args& args, bool json) {
   const std::string link_name = Flag(args, "--link");
   if (link_name.empty()) return Fail("eavesdrop needs --link LINK (see qnetctl links)");
-  if (const std::string mode = Flag(args, "--mode", "intercept-resend"); mode != "intercept-resend") {
-    if (mode == "pns") {
-      // Photon-number splitting needs multi-photon pulses: the daemons' BB84
-      // sends single photons and their links herald single photons.
-      return Fail(
-          "--mode pns (photon-number splitting) acts on laser pulses, which only the simulator sends so far: "
-          "qnetsim --network FILE --qkd bb84-wcp|decoy-bb84 --from A --to B --eavesdrop pns");
-    }
-    return Fail(absl::StrCat("--mode must be intercept-resend (or pns, in qnetsim), got '", mode, "'"));
+  const std::string mode = Flag(args, "--mode", "intercept-resend");
+  if (mode != "intercept-resend" && mode != "pns" && mode != "off") {
+    return Fail(absl::StrCat("--mode must be intercept-resend, pns or off, got '", mode, "'"));
+  }
+  if (mode != "intercept-resend" && !Flag(args, "--fraction").empty()) {
+    return Fail(absl::StrCat("--fraction is for --mode intercept-resend; --mode ", mode, " takes none"));
   }
   std::optional<double> fraction;
   if (std::string f = Flag(args, "--fraction"); !f.empty()) {
@@ -84,13 +92,34 @@ int Eavesdrop(const Args& args, bool json) {
     if (!absl::SimpleAtod(f, &x)) return Fail(absl::StrCat("--fraction must be a number in [0, 1], got '", f, "'"));
     fraction = x;
   }
+  if (mode == "off") fraction = 0.0;  // and PNS off with it (the daemon switches her off first)
   auto dir = StateDir(args);
   if (!dir.ok()) return Fail(std::string(dir.status().message()));
   auto network = StateNetwork(*dir);
   if (!network.ok()) return Fail(std::string(network.status().message()));
-  absl::StatusOr<qnet::v1::EavesdropResponse> eavesdropper = EavesdropOnLink(*dir, *network, link_name, fraction);
+  absl::StatusOr<qnet::v1::EavesdropResponse> eavesdropper =
+      EavesdropOnLink(*dir, *network, link_name, fraction, mode == "pns");
   if (!eavesdropper.ok()) return Fail(std::string(eavesdropper.status().message()));
   const qnet::v1::EavesdropResponse& host = *eavesdropper;
+  if (host.photon_number_splitting()) {
+    if (json) {
+      std::cout << absl::StrFormat(
+          "{\"link\":\"%s\",\"mode\":\"pns\",\"sender\":\"%s\",\"pulses_sent\":%d,\"pulses_split\":%d,"
+          "\"pulses_blocked\":%d,\"photons_delivered\":%d}\n",
+          link_name, host.node(), host.pulses_sent(), host.pulses_split(), host.pulses_blocked(),
+          host.photons_delivered());
+      return 0;
+    }
+    std::cout << absl::StrFormat(
+        "photon-number-splitting eavesdropper on %s: ON at both ends' sources (laser pulses: she keeps a photon of "
+        "each multi-photon pulse, blocks single photons, forwards losslessly)\n",
+        link_name);
+    std::cout << absl::StrFormat("  from %s so far: %d pulses sent, %d split, %d blocked, %d delivered\n", host.node(),
+                                 host.pulses_sent(), host.pulses_split(), host.pulses_blocked(),
+                                 host.photons_delivered());
+    std::cout << "  BB84 without decoys (--protocol bb84-wcp) will not notice; decoy-bb84 aborts\n";
+    return 0;
+  }
   if (json) {
     std::cout << absl::StrFormat(
         "{\"link\":\"%s\",\"station\":\"%s\",\"fraction\":%g,\"pairs_seen\":%d,\"pairs_intercepted\":%d}\n",
@@ -125,16 +154,35 @@ int Qkd(const Args& args, bool json) {
     request.set_protocol(qnet::v1::QkdRequest::BB84);
   } else if (protocol == "relay") {
     request.set_protocol(qnet::v1::QkdRequest::RELAY);
+  } else if (protocol == "decoy-bb84") {
+    request.set_protocol(qnet::v1::QkdRequest::DECOY_BB84);
+  } else if (protocol == "bb84-wcp") {
+    request.set_protocol(qnet::v1::QkdRequest::BB84_WCP);
   } else {
-    if (protocol == "decoy-bb84" || protocol == "bb84-wcp") {
-      // The daemons' BB84 sessions send single photons; weak coherent
-      // pulses and the decoy estimate run in the simulator so far.
-      return Fail(absl::StrCat("--protocol ", protocol,
-                               " is not served by the daemons yet: their BB84 sends single photons (--protocol bb84). "
-                               "Run it in the simulator: qnetsim --network FILE --qkd ",
-                               protocol, " --from ", node, " --to ", with));
+    return Fail(absl::StrCat("--protocol must be bbm92, e91, bb84, decoy-bb84, bb84-wcp or relay, got '", protocol,
+                             "'"));
+  }
+  const bool laser = protocol == "decoy-bb84" || protocol == "bb84-wcp";
+  for (const char* flag : {"--mu", "--nu", "--intensity-probabilities"}) {
+    if (Flag(args, flag).empty()) continue;
+    if (!laser || (protocol == "bb84-wcp" && std::string(flag) != "--mu")) {
+      return Fail(absl::StrCat(flag, " is for ", std::string(flag) == "--mu" ? "--protocol decoy-bb84 or bb84-wcp"
+                                                                             : "--protocol decoy-bb84",
+                               " (laser pulses)"));
     }
-    return Fail(absl::StrCat("--protocol must be bbm92, e91, bb84 or relay, got '", protocol, "'"));
+  }
+  if (const std::string text = Flag(args, "--intensity-probabilities"); !text.empty()) {
+    const std::vector<std::string> parts = absl::StrSplit(text, ',');
+    if (parts.size() != 3) {
+      return Fail(absl::StrCat("--intensity-probabilities takes three numbers signal,decoy,vacuum, got '", text, "'"));
+    }
+    for (const std::string& part : parts) {
+      double p = 0;
+      if (!absl::SimpleAtod(part, &p)) {
+        return Fail(absl::StrCat("--intensity-probabilities: '", part, "' is not a number"));
+      }
+      request.add_intensity_probabilities(p);
+    }
   }
   struct NumberFlag {
     const char* name;
@@ -145,7 +193,9 @@ int Qkd(const Args& args, bool json) {
            {"--abort-qber", [&](double v) { request.set_abort_qber(v); }},
            {"--min-chsh", [&](double v) { request.set_min_chsh(v); }},
            {"--sample-fraction", [&](double v) { request.set_sample_fraction(v); }},
-           {"--max-blocks", [&](double v) { request.set_max_blocks(static_cast<uint32_t>(v)); }}}) {
+           {"--max-blocks", [&](double v) { request.set_max_blocks(static_cast<uint32_t>(v)); }},
+           {"--mu", [&](double v) { request.set_mu(v); }},
+           {"--nu", [&](double v) { request.set_nu(v); }}}) {
     const std::string text = Flag(args, f.name);
     if (text.empty()) continue;
     double v = 0;
@@ -167,7 +217,9 @@ int Qkd(const Args& args, bool json) {
   // rewritten in place on a terminal, otherwise a line at most every 1.5 s,
   // so that a log neither stays silent nor floods. --quiet: none.
   const bool terminal = isatty(STDERR_FILENO) != 0;
-  const uint64_t block_pairs = request.pairs_per_block() > 0 ? request.pairs_per_block() : 20000;
+  const uint64_t block_pairs = request.pairs_per_block() > 0                        ? request.pairs_per_block()
+                               : request.protocol() == qnet::v1::QkdRequest::DECOY_BB84 ? 4000000
+                                                                                        : 20000;
   std::string last_stage;
   absl::Time last_line = absl::InfinitePast();
   absl::Time measuring_since = absl::Now();
@@ -218,8 +270,19 @@ int Qkd(const Args& args, bool json) {
   if (sm.relay_nodes_size() > 0) {
     std::cout << absl::StrFormat("  trusted relays (they know the key): %s\n", absl::StrJoin(sm.relay_nodes(), ", "));
   }
-  std::cout << absl::StrFormat("  raw pairs %d, sifted bits %d, QBER Z %.4f, X %.4f\n", sm.raw_pairs(),
-                               sm.sifted_bits(), sm.qber_z(), sm.qber_x());
+  if (sm.protocol() == "decoy-BB84") {
+    // The X basis is all disclosed (the estimate); the key is the Z bits.
+    std::cout << absl::StrFormat("  pulses %d, sifted bits %d, QBER X %.4f (all X bits disclosed; key from Z)\n",
+                                 sm.raw_pairs(), sm.sifted_bits(), sm.qber_x());
+  } else {
+    std::cout << absl::StrFormat("  %s %d, sifted bits %d, QBER Z %.4f, X %.4f\n",
+                                 sm.protocol().find("BB84") != std::string::npos ? "pulses" : "raw pairs",
+                                 sm.raw_pairs(), sm.sifted_bits(), sm.qber_z(), sm.qber_x());
+  }
+  if (sm.protocol() == "BB84-WCP") {
+    std::cout << "  laser pulses analysed as single photons (no decoys): a photon-number-splitting eavesdropper "
+                 "could know this key; use --protocol decoy-bb84\n";
+  }
   if (sm.protocol() == "E91") std::cout << absl::StrFormat("  CHSH S = %.4f\n", sm.chsh_s());
   std::cout << (sm.error_correction_efficiency() > 0
                     ? absl::StrFormat("  Cascade efficiency f = %.3f (leaked bits / (n h(QBER)))\n",
@@ -234,11 +297,14 @@ int Qkd(const Args& args, bool json) {
     // f is undefined without errors (no leak to compare with n h(0) = 0): "-", as in the summary.
     const std::string f = b.error_correction_efficiency() > 0 ? absl::StrFormat("%.3f", b.error_correction_efficiency())
                                                               : std::string("-");
+    std::string extra;
+    if (sm.protocol() == "E91") extra = absl::StrFormat(", S %.3f +- %.3f", b.chsh_s(), b.chsh_s_standard_error());
+    if (sm.protocol() == "decoy-BB84") {
+      extra = absl::StrFormat(", single-photon Z events >= %.0f, vacuum >= %.0f, phase error <= %.4f",
+                              b.decoy_single_photon_events(), b.decoy_vacuum_events(), b.decoy_phase_error_upper());
+    }
     std::cout << absl::StrFormat("  key id %s: %d bits (QBER %.4f, f %s%s)\n", b.key_id(), b.final_key_bits(),
-                                 b.qber(), f,
-                                 sm.protocol() == "E91" ? absl::StrFormat(", S %.3f +- %.3f", b.chsh_s(),
-                                                                          b.chsh_s_standard_error())
-                                                        : std::string());
+                                 b.qber(), f, extra);
   }
   if (!sm.key_hex().empty()) std::cout << "  key (hex): " << sm.key_hex() << "\n";
   std::cout << LagWarning(sm.lag());
@@ -272,7 +338,7 @@ std::vector<Command> QkdCommands() {
   return {
       {"eavesdrop",
        {"--link", "--fraction", "--mode"},
-       R"(Usage: qnetctl eavesdrop --link LINK [--fraction X] [--mode intercept-resend]
+       R"(Usage: qnetctl eavesdrop --link LINK [--fraction X] [--mode intercept-resend|pns|off]
 
 A fault for experiments: an intercept-resend eavesdropper on LINK (a name
 from `qnetctl links`, e.g. alice-bob) who measures a fraction X of the
@@ -282,17 +348,29 @@ basis, and a CHSH value falling towards sqrt(2) at X = 1. Sets X at both
 ends' daemons (the link's first node hosts the heralding station, where it is
 in force) and prints how many pairs she has intercepted. Without --fraction,
 only reports. Off (0) unless the network file says otherwise.
---mode pns (photon-number splitting, against laser pulses) runs in qnetsim
-only: qnetsim --qkd bb84-wcp|decoy-bb84 ... --eavesdrop pns.
+
+--mode pns: the photon-number-splitting attack on the laser pulses of BB84
+(--protocol bb84-wcp or decoy-bb84 in qnetctl qkd), at both ends' sources.
+She counts each pulse's photons, blocks the single photons, keeps one photon
+of every multi-photon pulse (she learns its bit once the bases are public)
+and forwards another over a lossless line, as often as keeps Bob's click
+rate what the fibre would give. BB84 without decoys then ends with a key she
+knows; decoy-state BB84 sees the decoy and vacuum gains collapse and aborts.
+Prints the pulses she split, blocked and let through so far.
+--mode off switches every eavesdropper on LINK off.
 
   --link LINK       the link (required)
-  --fraction X      in [0, 1]; 0 switches her off
+  --fraction X      intercept-resend: in [0, 1]; 0 switches her off
+  --mode M          intercept-resend (default), pns or off
 )",
        Eavesdrop},
       {"qkd",
        {"--with", "--bits", "--protocol", "--pairs-per-block", "--min-fidelity", "--timeout", "--abort-qber",
-        "--min-chsh", "--max-blocks", "--sample-fraction", "--show-key"},
-       R"(Usage: qnetctl --node NODE qkd --with NODE --bits N [--protocol bbm92|e91|bb84|relay]
+        "--min-chsh", "--max-blocks", "--sample-fraction", "--show-key", "--mu", "--nu",
+        "--intensity-probabilities"},
+       R"(Usage: qnetctl --node NODE qkd --with NODE --bits N
+         [--protocol bbm92|e91|bb84|decoy-bb84|bb84-wcp|relay] [--mu M] [--nu N]
+         [--intensity-probabilities PS,PD,PV]
          [--pairs-per-block P] [--abort-qber Q] [--min-chsh S] [--min-fidelity F]
          [--timeout DURATION] [--max-blocks B] [--sample-fraction X] [--show-key yes]
 
@@ -313,11 +391,23 @@ wall second, and the key ids (fetch each end's copy with `qnetctl key`).
                         pairs (S reported, abort below --min-chsh); bb84:
                         prepare-and-measure single photons (a neighbour);
                         relay: trusted nodes - BBM92 on each link of the path,
-                        keys joined by XOR at the relays (each learns the key).
-                        Laser pulses with decoy states (decoy-bb84) run in
-                        qnetsim only: qnetsim --qkd decoy-bb84 --from A --to B
-  --pairs-per-block P   raw pairs per block (default 20000; larger blocks give a
-                        larger key fraction: finite-size effects)
+                        keys joined by XOR at the relays (each learns the key);
+                        decoy-bb84: an attenuated laser with signal, decoy and
+                        vacuum intensities (a neighbour), the X basis all
+                        disclosed, the key from the Z bits at the finite-key
+                        length of Lim et al. 2014 (eps_sec 1e-9, eps_cor
+                        1e-15); bb84-wcp: the same laser at one intensity,
+                        analysed as single photons (open to --mode pns of
+                        qnetctl eavesdrop: shown, not recommended)
+  --mu M                decoy-bb84, bb84-wcp: signal mean photon number
+                        (default 0.5)
+  --nu N                decoy-bb84: decoy mean photon number (default 0.1)
+  --intensity-probabilities PS,PD,PV
+                        decoy-bb84: how often the source sends signal, decoy
+                        and vacuum (default 0.8,0.1,0.1)
+  --pairs-per-block P   raw pairs (BB84: pulses, up to 10^7) per block (default
+                        20000; decoy-bb84 4000000: the decoy bounds need
+                        millions; larger blocks give a larger key fraction)
   --abort-qber Q        abort threshold (default 0.11)
   --sample-fraction X   share of the sifted bits disclosed to estimate the
                         QBER, in (0, 1) (default 0.1; short blocks need more)

@@ -98,11 +98,14 @@ std::string LagWarning(const v1::SoftwareLag& lag);
 std::string LagStatusLine(const v1::LagStatus& lag);
 // The intercept-resend eavesdropper on a network's link, as the end hosting
 // its heralding station reports it; set first when `fraction` is given.
+// `photon_number_splitting`: switch the PNS attack on at both ends' photon
+// sources (fraction 0) and report the end that has sent more pulses.
 // NotFound (listing the links) for an unknown link; the daemons' errors as
 // they come, naming the node.
 absl::StatusOr<v1::EavesdropResponse> EavesdropOnLink(const std::filesystem::path& dir,
                                                       const config::NetworkConfig& network,
-                                                      const std::string& link_name, std::optional<double> fraction);
+                                                      const std::string& link_name, std::optional<double> fraction,
+                                                      bool photon_number_splitting = false);
 // --min-fidelity and --timeout, shared by entangle and bell-test.
 absl::Status SetFidelityAndTimeout(const Args& args, v1::EntangleRequest& request);
 

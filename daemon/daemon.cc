@@ -723,10 +723,23 @@ absl::StatusOr<v1::EavesdropResponse> HandleEavesdrop(stack::NodeStack& stack, c
                                                       const v1::EavesdropRequest& request) {
   physical::PhysicalLayer& physical = stack.physical();
   if (request.set()) {
+    if (request.photon_number_splitting() && request.fraction() > 0) {
+      return absl::InvalidArgumentError(
+          "photon-number splitting and intercept-resend at once: set the fraction to 0 for the PNS attack");
+    }
+    // Off first, so a switch between the two attacks passes either order.
+    if (!request.photon_number_splitting()) {
+      if (absl::Status s = physical.SetPhotonNumberSplitting(request.neighbour(), false); !s.ok()) return s;
+    }
     absl::StatusOr<bool> here = physical.SetEavesdropperFraction(request.neighbour(), request.fraction());
     if (!here.ok()) return here.status();
-    QNET_LOG(log, kWarn, "eavesdropper on the link to %s set to %g (%s)", request.neighbour(), request.fraction(),
-             *here ? "in force: this node hosts the station" : "recorded: the far end hosts the station");
+    if (request.photon_number_splitting()) {
+      if (absl::Status s = physical.SetPhotonNumberSplitting(request.neighbour(), true); !s.ok()) return s;
+      QNET_LOG(log, kWarn, "photon-number-splitting eavesdropper on the photons to %s: ON", request.neighbour());
+    } else {
+      QNET_LOG(log, kWarn, "eavesdropper on the link to %s set to %g (%s)", request.neighbour(), request.fraction(),
+               *here ? "in force: this node hosts the station" : "recorded: the far end hosts the station");
+    }
   }
   absl::StatusOr<physical::LinkEavesdropper> eve = physical.Eavesdropper(request.neighbour());
   if (!eve.ok()) return eve.status();
@@ -737,6 +750,13 @@ absl::StatusOr<v1::EavesdropResponse> HandleEavesdrop(stack::NodeStack& stack, c
   out.set_fraction(eve->fraction);
   out.set_pairs_seen(eve->stats.pairs_seen);
   out.set_pairs_intercepted(eve->stats.pairs_intercepted);
+  out.set_photon_number_splitting(eve->photon_number_splitting);
+  if (absl::StatusOr<physical::PhotonLinkStats> photons = physical.PhotonStats(request.neighbour()); photons.ok()) {
+    out.set_pulses_sent(photons->pulses_sent);
+    out.set_pulses_split(photons->pulses_intercepted);
+    out.set_pulses_blocked(photons->pulses_blocked);
+    out.set_photons_delivered(photons->photons_delivered);
+  }
   return out;
 }
 

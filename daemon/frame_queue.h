@@ -16,6 +16,9 @@ class FrameQueue {
   // Merging stops at this many messages per frame, keeping frames well under
   // gRPC's default 4 MiB message limit.
   static constexpr int kMaxMessagesPerFrame = 512;
+  // And at this many bytes (a frame of photon batches reaches it long before
+  // 512 messages); a sender splits its own batches at it too.
+  static constexpr size_t kMaxFrameBytes = size_t{2} << 20;
 
   // Appends `frame`. A batch frame is merged into the last queued frame when
   // that one is a batch which is not being written yet and has room.
@@ -34,6 +37,7 @@ class FrameQueue {
 
  private:
   std::deque<v1::PeerFrame> frames_;
+  std::deque<size_t> bytes_;  // per frame, its serialised size
   bool in_flight_ = false;
 };
 

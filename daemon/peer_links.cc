@@ -404,16 +404,26 @@ void PeerLinks::Send(const std::string& neighbour, v1::PeerMessage message) {
 void PeerLinks::Flush(Neighbour& n) {
   n.flush_posted = false;
   if (!n.state.connected || n.outbound.empty()) return;
-  v1::PeerFrame frame;
-  auto* envelopes = frame.mutable_batch()->mutable_envelopes();
-  envelopes->Reserve(static_cast<int>(n.outbound.size()));
-  for (auto& e : n.outbound) envelopes->Add(std::move(e));
+  // Everything of this loop turn, in as few frames as stay under the frame
+  // cap (a burst of photon batches is megabytes; gRPC refuses over 4 MiB).
   n.state.messages_sent += n.outbound.size();
-  n.outbound.clear();
   n.last_sent = WallClock::now();
-  *frame.mutable_lag() = loop_.lag().OwnReport(n.last_sent);
-  n.state.bytes_sent += frame.ByteSizeLong();
-  n.stream->Send(std::move(frame));
+  size_t next = 0;
+  while (next < n.outbound.size()) {
+    v1::PeerFrame frame;
+    auto* envelopes = frame.mutable_batch()->mutable_envelopes();
+    size_t bytes = 0;
+    while (next < n.outbound.size()) {
+      const size_t size = n.outbound[next].ByteSizeLong() + 8;  // + tag and length
+      if (envelopes->size() > 0 && bytes + size > FrameQueue::kMaxFrameBytes) break;
+      envelopes->Add(std::move(n.outbound[next++]));
+      bytes += size;
+    }
+    *frame.mutable_lag() = loop_.lag().OwnReport(n.last_sent);
+    n.state.bytes_sent += frame.ByteSizeLong();
+    n.stream->Send(std::move(frame));
+  }
+  n.outbound.clear();
 }
 
 void PeerLinks::Receive(Neighbour& n, v1::PeerBatch& batch) {

@@ -17,6 +17,8 @@ absl::StatusOr<keydist::QkdProtocol> ToProtocol(v1::QkdRequest::Protocol protoco
     case v1::QkdRequest::RELAY:
       return keydist::QkdProtocol::kRelay;
     case v1::QkdRequest::BB84:
+    case v1::QkdRequest::DECOY_BB84:
+    case v1::QkdRequest::BB84_WCP:
       return keydist::QkdProtocol::kBb84;
     default:
       return absl::InvalidArgumentError(absl::StrCat("unknown protocol ", static_cast<int>(protocol)));
@@ -45,6 +47,11 @@ v1::QkdSummary ToSummary(const keydist::KeyAgreementResult& r) {
       b->set_chsh_s_standard_error(block.chsh_s_stderr.value_or(0.0));
     }
     b->set_simulated_duration_s(ToSeconds(block.simulated_duration));
+    if (block.decoy) {
+      b->set_decoy_vacuum_events(block.decoy->vacuum_events_z_lower);
+      b->set_decoy_single_photon_events(block.decoy->single_photon_events_z_lower);
+      b->set_decoy_phase_error_upper(block.decoy->phase_error_upper);
+    }
   }
   sum.set_raw_pairs(r.raw_pairs);
   sum.set_sifted_bits(r.sifted_bits);
@@ -72,9 +79,24 @@ absl::StatusOr<keydist::KeyRequest> ToKeyRequest(const v1::QkdRequest& request) 
     return absl::InvalidArgumentError(
         absl::StrCat("bits must be in 1..", keydist::kMaxKeyRequestBits, ", got ", request.bits()));
   }
-  if (request.pairs_per_block() > kMaxPairsPerBlock) {
-    return absl::InvalidArgumentError(absl::StrCat("pairs_per_block must be at most ", kMaxPairsPerBlock, ", got ",
+  const bool laser = request.protocol() == v1::QkdRequest::DECOY_BB84 || request.protocol() == v1::QkdRequest::BB84_WCP;
+  const bool prepare_measure = laser || request.protocol() == v1::QkdRequest::BB84;
+  // A pulse costs Alice a 24-byte record, a pair a memory qubit's round.
+  const uint32_t max_block = prepare_measure ? kMaxPulsesPerBlock : kMaxPairsPerBlock;
+  if (request.pairs_per_block() > max_block) {
+    return absl::InvalidArgumentError(absl::StrCat("pairs_per_block must be at most ", max_block,
+                                                   prepare_measure ? " (pulses)" : "", ", got ",
                                                    request.pairs_per_block()));
+  }
+  if (!laser && (request.mu() != 0 || request.nu() != 0 || request.intensity_probabilities_size() > 0)) {
+    return absl::InvalidArgumentError("mu, nu and intensity_probabilities are for DECOY_BB84 and BB84_WCP (laser pulses)");
+  }
+  if (request.protocol() == v1::QkdRequest::BB84_WCP && (request.nu() != 0 || request.intensity_probabilities_size() > 0)) {
+    return absl::InvalidArgumentError("BB84_WCP sends one intensity (mu); nu and intensity_probabilities are for DECOY_BB84");
+  }
+  if (request.intensity_probabilities_size() != 0 && request.intensity_probabilities_size() != 3) {
+    return absl::InvalidArgumentError(absl::StrCat("intensity_probabilities takes three numbers (signal, decoy, vacuum), got ",
+                                                   request.intensity_probabilities_size()));
   }
   if (!(request.timeout_s() >= 0 && request.timeout_s() <= kMaxRequestTimeoutS)) {
     return absl::InvalidArgumentError(
@@ -98,7 +120,23 @@ absl::StatusOr<keydist::KeyRequest> ToKeyRequest(const v1::QkdRequest& request) 
   out.max_blocks = request.max_blocks() > 0 ? request.max_blocks() : keydist::kDefaultMaxBlocks;
   keydist::QkdSessionOptions& block = out.block;
   block.protocol = *protocol;
-  block.pairs = request.pairs_per_block() > 0 ? request.pairs_per_block() : kDefaultPairsPerBlock;
+  block.pairs = request.pairs_per_block() > 0                      ? request.pairs_per_block()
+                : request.protocol() == v1::QkdRequest::DECOY_BB84 ? kDefaultDecoyPulsesPerBlock
+                                                                    : kDefaultPairsPerBlock;
+  const double mu = request.mu() > 0 ? request.mu() : 0.5;
+  if (request.protocol() == v1::QkdRequest::BB84_WCP) block.laser_mean_photon_number = mu;
+  if (request.protocol() == v1::QkdRequest::DECOY_BB84) {
+    qkd::PostProcessingOptions::Decoy decoy;
+    decoy.intensities.mean_photon_number = {mu, request.nu() > 0 ? request.nu() : 0.1, 0.0};
+    if (request.intensity_probabilities_size() == 3) {
+      for (int k = 0; k < 3; ++k) decoy.intensities.probability[k] = request.intensity_probabilities(k);
+    }
+    // The pipeline checks them when the block starts; say so now.
+    if (absl::Status s = qkd::ValidateDecoyIntensities(decoy.intensities); !s.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat("mu, nu, intensity_probabilities: ", s.message()));
+    }
+    block.post_processing.decoy = decoy;
+  }
   block.min_fidelity = request.min_fidelity();
   block.timeout = FromSeconds(request.timeout_s() > 0 ? request.timeout_s() : kDefaultQkdBlockTimeoutS);
   if (request.abort_qber() > 0) block.post_processing.estimation.abort_threshold = request.abort_qber();
@@ -144,6 +182,10 @@ absl::StatusOr<QkdService::CallHandle> QkdService::Qkd(const v1::QkdRequest& req
   const absl::Time wall_started = absl::Now();
   const LagMonitor::Mark lag_mark = lag_.Begin(LagMonitor::Clock::now());
   const bool show_key = request.show_key();
+  // The summary names the variant: the stack's protocol is BB84 for all three.
+  const std::string protocol_name = request.protocol() == v1::QkdRequest::DECOY_BB84 ? "decoy-BB84"
+                                    : request.protocol() == v1::QkdRequest::BB84_WCP ? "BB84-WCP"
+                                                                                     : "";
   return (*agreement)->Start(
       *std::move(key_request),
       [shared](const keydist::KeyAgreementProgress& p) {
@@ -160,7 +202,7 @@ absl::StatusOr<QkdService::CallHandle> QkdService::Qkd(const v1::QkdRequest& req
         shared->event(std::move(event));
       },
       [log = &log_, lag = &lag_, lag_mark, shared, wall_started,
-       show_key](absl::StatusOr<keydist::KeyAgreementResult> result) {
+       show_key, protocol_name](absl::StatusOr<keydist::KeyAgreementResult> result) {
         const v1::SoftwareLag lag_report = lag->Since(lag_mark, LagMonitor::Clock::now());
         if (!result.ok()) {
           QNET_LOG(*log, kInfo, "QKD request failed: %s", result.status().message());
@@ -169,6 +211,7 @@ absl::StatusOr<QkdService::CallHandle> QkdService::Qkd(const v1::QkdRequest& req
         v1::QkdEvent event;
         v1::QkdSummary& sum = *event.mutable_summary();
         sum = ToSummary(*result);
+        if (!protocol_name.empty()) sum.set_protocol(protocol_name);
         const double wall = absl::ToDoubleSeconds(absl::Now() - wall_started);
         sum.set_wall_duration_s(wall);
         sum.set_key_rate_per_wall_s(wall > 0 ? sum.final_key_bits() / wall : 0.0);

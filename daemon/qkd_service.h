@@ -23,6 +23,9 @@ namespace qnet::daemon {
 
 inline constexpr uint32_t kDefaultPairsPerBlock = 20000;
 inline constexpr uint32_t kMaxPairsPerBlock = 1000000;
+// BB84 pulses: the decoy-state finite key needs millions per block.
+inline constexpr uint32_t kMaxPulsesPerBlock = 10000000;
+inline constexpr uint32_t kDefaultDecoyPulsesPerBlock = 4000000;
 inline constexpr double kDefaultQkdBlockTimeoutS = 600.0;
 
 // The key request a Node.Qkd call asks for (InvalidArgument naming the field).

@@ -130,7 +130,8 @@ void KeyAgreement::OnBlockDone(AgreementId id, absl::StatusOr<QkdResult> result)
   }
   KeyBlock& b = sum.blocks.emplace_back();
   b.key_id = result->key_id;
-  b.raw_pairs = report.raw_detections;
+  // BB84: the pulses sent (the report has Alice's records of Bob's clicks).
+  b.raw_pairs = r.request.block.protocol == QkdProtocol::kBb84 ? r.request.block.pairs : report.raw_detections;
   b.sifted_bits = report.sifted_bits;
   b.qber = report.qber.overall.rate();
   b.qber_z = report.qber.z.rate();
@@ -141,6 +142,7 @@ void KeyAgreement::OnBlockDone(AgreementId id, absl::StatusOr<QkdResult> result)
   sum.auth_bits_consumed += result->auth_bits_consumed;
   b.chsh_s = result->chsh_s;
   b.chsh_s_stderr = result->chsh_s_stderr;
+  b.decoy = report.decoy;
   b.simulated_duration = result->simulated_duration;
   if (result->chsh_s) r.chsh_sum += *result->chsh_s;
   r.z_sampled += report.qber.z.sampled;
@@ -151,7 +153,7 @@ void KeyAgreement::OnBlockDone(AgreementId id, absl::StatusOr<QkdResult> result)
     r.efficiency_sum += report.error_correction_efficiency;
     ++r.efficiency_blocks;
   }
-  sum.raw_pairs += report.raw_detections;
+  sum.raw_pairs += b.raw_pairs;
   sum.sifted_bits += report.sifted_bits;
   for (size_t i = 0; i < result->key.size(); ++i) sum.key.PushBack(result->key.Get(i));
 

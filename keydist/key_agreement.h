@@ -25,6 +25,7 @@
 #include "keydist/key_distribution.h"
 #include "keydist/key_store.h"
 #include "qkd/bit_string.h"
+#include "qkd/decoy_state.h"
 
 namespace qnet::keydist {
 
@@ -48,6 +49,7 @@ struct KeyBlock {
   uint64_t final_key_bits = 0;      // delivered (privacy amplification's output less auth_bits_consumed)
   uint64_t auth_bits_consumed = 0;  // went back to the authentication pool (QkdResult::auth_bits_consumed)
   std::optional<double> chsh_s, chsh_s_stderr;  // E91
+  std::optional<qkd::FiniteKeyDecoyEstimate> decoy;  // decoy-state BB84: Lim et al.'s bounds
   Duration simulated_duration{0};
 };
 
