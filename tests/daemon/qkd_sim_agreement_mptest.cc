@@ -20,6 +20,7 @@
 #include "cli/launcher.h"
 #include "gtest/gtest.h"
 #include "qnet/v1/node_service.grpc.pb.h"
+#include "security/client_endpoints.h"
 #include "tests/common/multiprocess_test.h"
 #include "tests/common/run_command.h"
 #include "tests/daemon/node_queries.h"
@@ -146,6 +147,131 @@ TEST_F(QkdSimAgreementMpTest, DaemonsAndSimulatorGiveTheSameKeyStatistics) {
   const double sim_fraction = static_cast<double>(sim.final_key_bits) / sim.raw_pairs;
   const double daemon_fraction = static_cast<double>(daemons.final_key_bits) / daemons.raw_pairs;
   EXPECT_NEAR(daemon_fraction, sim_fraction, sim_fraction / 2);
+}
+
+// Decoy-state BB84 between two daemons and in qnetsim on one 10 km link
+// (detector efficiency 0.5, 10^3 dark counts /s, visibility 0.98): the same
+// sifted bits per pulse and X-basis QBER within 5 combined sigma, and key
+// lengths (Lim et al. 2014 at both; qnetsim's lambda_EC is f = 1.16, the
+// daemons' Cascade's own) within 25%. Then the photon-number-splitting
+// attack switched on at alice's source over Node.Eavesdrop: BB84 on the
+// laser without decoys still ends with a key (which she knows: she split
+// every pulse that reached bob), decoy BB84 aborts on the collapsed
+// single-photon bound, and both daemons keep serving.
+TEST_F(QkdSimAgreementMpTest, DecoyBb84AgreesWithQnetsimAndCatchesPhotonNumberSplitting) {
+  constexpr uint32_t kPulses = 3'000'000;
+  const fs::path file = state_dir_ / "laser.yaml";
+  std::ofstream(file) << "network: laserpair\nnodes:\n"
+                         "  - {name: alice, hardware: ideal}\n  - {name: bob, hardware: ideal}\nlinks:\n"
+                         "  - {between: [alice, bob], length_km: 10, detector_efficiency: 0.5, "
+                         "dark_count_rate_hz: 1000, detection_window_ns: 1, visibility: 0.98}\n";
+  int exit_code = -1;
+  const std::string json = RunCommand(
+      absl::StrCat(QNETSIM_PATH, " --network ", file.string(), " --qkd decoy-bb84 --from alice --to bob --pulses ",
+                   kPulses, " --mu 0.5 --nu 0.2 --intensity-probabilities 0.5,0.3,0.2 --output json --seed ",
+                   qnet::testing::TestSeed()),
+      &exit_code);
+  ASSERT_EQ(exit_code, 0) << json;
+  const double sim_key = JsonNumber(json, "key_bits");
+  // Sifted bits: the sum over intensities and bases.
+  double sim_sifted = 0, sim_x = 0, sim_x_errors = 0;
+  for (const char* field : {"sifted_z", "sifted_x"}) {
+    std::string rest = json;
+    std::smatch m;
+    while (std::regex_search(rest, m, std::regex(absl::StrCat("\"", field, "\":([0-9]+)")))) {
+      sim_sifted += std::stod(m[1]);
+      if (std::string(field) == "sifted_x") sim_x += std::stod(m[1]);
+      rest = m.suffix();
+    }
+  }
+  {
+    std::string rest = json;
+    std::smatch m;
+    while (std::regex_search(rest, m, std::regex("\"errors_x\":([0-9]+)"))) {
+      sim_x_errors += std::stod(m[1]);
+      rest = m.suffix();
+    }
+  }
+  ASSERT_GT(sim_key, 0) << json;
+
+  auto net = StartNetwork(LaunchOptionsFor(file.string(), kTimeScale));
+  ASSERT_NE(net, nullptr);
+  const std::string alice = *net->Address("alice");
+  ASSERT_TRUE(testing::WaitRoute(alice, "bob", 1).ok()) << "alice never learned a route to bob";
+  v1::QkdRequest request;
+  request.set_peer("bob");
+  request.set_protocol(v1::QkdRequest::DECOY_BB84);
+  request.set_bits(1);
+  request.set_pairs_per_block(kPulses);
+  request.set_mu(0.5);
+  request.set_nu(0.2);
+  for (double p : {0.5, 0.3, 0.2}) request.add_intensity_probabilities(p);
+  request.set_max_blocks(1);
+  request.set_timeout_s(kBlockTimeoutS);
+  auto summary = cli::RunQkd(alice, request, absl::Seconds(2 * kBlockTimeoutS / kTimeScale + 20));
+  ASSERT_TRUE(summary.ok()) << summary.status() << "\n" << net->LogTail("alice") << net->LogTail("bob");
+  EXPECT_EQ(summary->protocol(), "decoy-BB84");
+  EXPECT_EQ(summary->raw_pairs(), kPulses);
+  ASSERT_EQ(summary->blocks_size(), 1);
+  const v1::QkdBlock& block = summary->blocks(0);
+  EXPECT_GT(block.decoy_single_photon_events(), 0.0);
+  const double sifted = static_cast<double>(summary->sifted_bits());
+  const double p_sifted = (sim_sifted + sifted) / (2.0 * kPulses);
+  EXPECT_NEAR(sifted, sim_sifted, 5 * std::sqrt(2.0 * kPulses * p_sifted * (1 - p_sifted)));
+  const double sim_qber_x = sim_x_errors / sim_x;
+  const double x = sifted / 2;  // about half the sifted bits are X
+  const double q = (sim_qber_x + summary->qber_x()) / 2;
+  EXPECT_NEAR(summary->qber_x(), sim_qber_x, 5 * std::sqrt(q * (1 - q) * (1 / sim_x + 1 / x)));
+  const double daemon_key = static_cast<double>(summary->final_key_bits() + summary->auth_bits_consumed());
+  EXPECT_NEAR(daemon_key, sim_key, 0.25 * sim_key);
+  std::printf("decoy BB84 over 10 km, %u pulses: daemons %.0f key bits, qnetsim %.0f\n", kPulses, daemon_key,
+              sim_key);
+
+  // Photon-number splitting at alice's source.
+  auto stub = v1::Node::NewStub(security::ClientChannel(alice));
+  v1::EavesdropRequest eve;
+  eve.set_neighbour("bob");
+  eve.set_set(true);
+  eve.set_photon_number_splitting(true);
+  v1::EavesdropResponse before;  // the honest session's counts, to subtract
+  {
+    grpc::ClientContext context;
+    ASSERT_TRUE(stub->Eavesdrop(&context, eve, &before).ok());
+    EXPECT_TRUE(before.photon_number_splitting());
+    EXPECT_EQ(before.pulses_sent(), kPulses);
+  }
+  v1::QkdRequest laser = request;
+  laser.set_protocol(v1::QkdRequest::BB84_WCP);
+  laser.set_nu(0);
+  laser.clear_intensity_probabilities();
+  auto fooled = cli::RunQkd(alice, laser, absl::Seconds(2 * kBlockTimeoutS / kTimeScale + 20));
+  ASSERT_TRUE(fooled.ok()) << fooled.status();
+  EXPECT_EQ(fooled->protocol(), "BB84-WCP");
+  EXPECT_GT(fooled->final_key_bits(), 0u);
+  {
+    grpc::ClientContext context;
+    v1::EavesdropRequest report;
+    report.set_neighbour("bob");
+    v1::EavesdropResponse response;
+    ASSERT_TRUE(stub->Eavesdrop(&context, report, &response).ok());
+    EXPECT_TRUE(response.photon_number_splitting());
+    // Every photon that reached bob came from a pulse she split.
+    const uint64_t delivered = response.photons_delivered() - before.photons_delivered();
+    EXPECT_GT(delivered, 0u);
+    EXPECT_LE(delivered, response.pulses_split() - before.pulses_split());
+    EXPECT_EQ(response.pulses_sent(), 2ull * kPulses);
+  }
+  auto caught = cli::RunQkd(alice, request, absl::Seconds(2 * kBlockTimeoutS / kTimeScale + 20));
+  ASSERT_FALSE(caught.ok());
+  EXPECT_EQ(caught.status().code(), absl::StatusCode::kAborted) << caught.status();
+  EXPECT_NE(caught.status().message().find("the decoy-state bound leaves no single-photon events"), std::string::npos)
+      << caught.status();
+  // Off again: the daemons go on.
+  eve.set_photon_number_splitting(false);
+  grpc::ClientContext context;
+  v1::EavesdropResponse response;
+  ASSERT_TRUE(stub->Eavesdrop(&context, eve, &response).ok());
+  EXPECT_FALSE(response.photon_number_splitting());
 }
 
 }  // namespace
