@@ -122,7 +122,30 @@ TEST_F(QnetctlMpTest, UpEntangleStatusDown) {
   EXPECT_NE(no_bits.exit_code, 0);
   EXPECT_EQ(no_bits.out, "qnetctl: error: qkd needs --bits N (final key bits wanted, a positive number)\n");
   CommandRun bad_protocol = Qnetctl(absl::StrCat("--node alice qkd --with bob --bits 8 --protocol b92", sd));
-  EXPECT_EQ(bad_protocol.out, "qnetctl: error: --protocol must be bbm92, e91, bb84 or relay, got 'b92'\n");
+  EXPECT_EQ(bad_protocol.out,
+            "qnetctl: error: --protocol must be bbm92, e91, bb84, decoy-bb84, bb84-wcp or relay, got 'b92'\n");
+  // Laser flags only where there is a laser.
+  CommandRun mu_on_pairs = Qnetctl(absl::StrCat("--node alice qkd --with bob --bits 8 --mu 0.5", sd));
+  EXPECT_EQ(mu_on_pairs.out,
+            "qnetctl: error: --mu is for --protocol decoy-bb84 or bb84-wcp (laser pulses)\n");
+  CommandRun nu_without_decoys =
+      Qnetctl(absl::StrCat("--node alice qkd --with bob --bits 8 --protocol bb84-wcp --nu 0.1", sd));
+  EXPECT_EQ(nu_without_decoys.out, "qnetctl: error: --nu is for --protocol decoy-bb84 (laser pulses)\n");
+  CommandRun two_probabilities = Qnetctl(
+      absl::StrCat("--node alice qkd --with bob --bits 8 --protocol decoy-bb84 --intensity-probabilities 0.5,0.5", sd));
+  EXPECT_EQ(two_probabilities.out,
+            "qnetctl: error: --intensity-probabilities takes three numbers signal,decoy,vacuum, got '0.5,0.5'\n");
+  // The daemon checks the intensities themselves (mu > nu > vacuum).
+  CommandRun nu_above_mu = Qnetctl(
+      absl::StrCat("--node alice qkd --with bob --bits 8 --protocol decoy-bb84 --mu 0.1 --nu 0.5", sd));
+  EXPECT_NE(nu_above_mu.exit_code, 0);
+  EXPECT_EQ(nu_above_mu.out.rfind("qnetctl: error: INVALID_ARGUMENT: mu, nu, intensity_probabilities: ", 0), 0u)
+      << nu_above_mu.out;
+  CommandRun pns_with_fraction = Qnetctl(absl::StrCat("eavesdrop --link alice-bob --mode pns --fraction 0.5", sd));
+  EXPECT_EQ(pns_with_fraction.out,
+            "qnetctl: error: --fraction is for --mode intercept-resend; --mode pns takes none\n");
+  CommandRun bad_mode = Qnetctl(absl::StrCat("eavesdrop --link alice-bob --mode tap", sd));
+  EXPECT_EQ(bad_mode.out, "qnetctl: error: --mode must be intercept-resend, pns or off, got 'tap'\n");
   CommandRun no_key = Qnetctl(absl::StrCat("--node bob key --id qk-0000", sd));
   EXPECT_NE(no_key.exit_code, 0);
   EXPECT_EQ(no_key.out.rfind("qnetctl: error: NOT_FOUND: no key 'qk-0000' here", 0), 0u) << no_key.out;
