@@ -1,6 +1,8 @@
 // Batching of outbound peer frames.
 #include "daemon/frame_queue.h"
 
+#include <algorithm>
+
 #include "gtest/gtest.h"
 
 namespace qnet::daemon {
@@ -82,6 +84,42 @@ TEST(FrameQueueTest, DropQueuedKeepsTheWriteInFlight) {
   ASSERT_EQ(q.size(), 1u);
   q.PopInFlight();
   EXPECT_TRUE(q.empty());
+}
+
+// A burst of photon batches (~150 kB each) must not merge past the byte
+// cap: gRPC refuses a message over 4 MiB and the link would drop.
+TEST(FrameQueueTest, MergingStopsAtTheByteCap) {
+  auto photons = [](uint64_t session) {
+    v1::PeerFrame frame;
+    v1::PhotonPulses* p = frame.mutable_batch()->add_envelopes()->mutable_message()->mutable_physical()
+                              ->mutable_photon_pulses();
+    p->set_session_id(session);
+    for (int i = 0; i < 4096; ++i) {
+      v1::PhotonPulses::Photon* photon = p->add_photons();
+      photon->set_pulse_id(static_cast<uint64_t>(i) * 1000);
+      photon->set_x(0.5);
+      photon->set_z(-0.5);
+    }
+    return frame;
+  };
+  const size_t one = photons(0).ByteSizeLong();
+  ASSERT_GT(one, 100'000u);
+  FrameQueue q;
+  const int frames = 60;  // ~8 MB in all
+  for (int i = 0; i < frames; ++i) q.Push(photons(i));
+  size_t messages = 0, largest = 0;
+  uint64_t expected_session = 0;
+  while (v1::PeerFrame* f = q.StartNext()) {
+    largest = std::max(largest, f->ByteSizeLong());
+    for (const auto& e : f->batch().envelopes()) {
+      EXPECT_EQ(e.message().physical().photon_pulses().session_id(), expected_session++);  // in order
+      ++messages;
+    }
+    q.PopInFlight();
+  }
+  EXPECT_EQ(messages, static_cast<size_t>(frames));
+  EXPECT_LE(largest, FrameQueue::kMaxFrameBytes);
+  EXPECT_GT(largest, FrameQueue::kMaxFrameBytes - 2 * one);  // still merged up to the cap
 }
 
 }  // namespace
