@@ -94,6 +94,13 @@ absl::StatusOr<keydist::KeyRequest> ToKeyRequest(const v1::QkdRequest& request) 
   if (request.protocol() == v1::QkdRequest::BB84_WCP && (request.nu() != 0 || request.intensity_probabilities_size() > 0)) {
     return absl::InvalidArgumentError("BB84_WCP sends one intensity (mu); nu and intensity_probabilities are for DECOY_BB84");
   }
+  // 0 means the default; anything else must be a mean photon number.
+  for (const auto& [name, value] : {std::pair{"mu", request.mu()}, std::pair{"nu", request.nu()}}) {
+    if (value != 0 && !(value > 0 && value <= 100)) {
+      return absl::InvalidArgumentError(
+          absl::StrCat(name, " must be a mean photon number in (0, 100] (0 = the default), got ", value));
+    }
+  }
   if (request.intensity_probabilities_size() != 0 && request.intensity_probabilities_size() != 3) {
     return absl::InvalidArgumentError(absl::StrCat("intensity_probabilities takes three numbers (signal, decoy, vacuum), got ",
                                                    request.intensity_probabilities_size()));

@@ -492,6 +492,13 @@ void KeyDistribution::OnOffer(const std::string& source, const SessionKey& key,
   o.e91_min_chsh = offer.e91_min_chsh();
   o.laser_mean_photon_number = offer.laser_mean_photon_number();
   absl::Status valid = ValidateSessionOptions(o);
+  if (const auto& pp = offer.post_processing();
+      (pp.decoy_mean_photon_numbers_size() > 0 || pp.decoy_probabilities_size() > 0) &&
+      (pp.decoy_mean_photon_numbers_size() != 3 || pp.decoy_probabilities_size() != 3)) {
+    valid = absl::InvalidArgumentError(absl::StrCat(
+        "a decoy offer needs 3 mean photon numbers and 3 probabilities (signal, decoy, vacuum), got ",
+        pp.decoy_mean_photon_numbers_size(), " and ", pp.decoy_probabilities_size()));
+  }
   if (valid.ok() && !protocol.has_value()) {
     valid = absl::InvalidArgumentError(absl::StrCat("unknown QKD protocol ", offer.protocol()));
   }
@@ -606,9 +613,10 @@ void KeyDistribution::StartPostProcessing(const SessionKey& key, const std::vect
   Session& s = sessions_.at(key);
   const absl::flat_hash_set<uint64_t> skip(excluded.begin(), excluded.end());
   // BB84: Alice's records are every pulse she sent; Bob's announcement (here
-  // already) lists the few he detected. Only those can sift, so she
-  // announces only those: her message stays the size of his (a block of
-  // 10^7 pulses would otherwise exceed a peer message).
+  // already) lists the ones he detected. Only those can sift, so she
+  // announces only those: her message is the size of his, not of the block
+  // (both must stay under kMaxSessionMessageBytes, which a lossless link
+  // with millions of pulses per block can exceed: SendPostMessages says so).
   absl::flat_hash_set<uint64_t> detected_by_peer;
   const bool filter = s.initiator && s.options.protocol == QkdProtocol::kBb84 && !s.early.empty() &&
                       std::holds_alternative<qkd::BasisAnnouncement>(s.early.front());
@@ -686,6 +694,15 @@ bool KeyDistribution::SendPostMessages(const SessionKey& key, const std::vector<
   for (size_t i = 0; i < out.size(); ++i) {
     v1::KeyDistributionMessage msg;
     QkdMessageToProto(key.id, out[i], msg.mutable_post_processing());
+    if (const size_t bytes = msg.ByteSizeLong(); bytes > kMaxSessionMessageBytes) {
+      Fail(key,
+           absl::ResourceExhaustedError(absl::StrCat(
+               "QKD session ", key.id, " with ", s.peer, ": its ", std::string(qkd::MessageName(out[i])), " would be ", bytes,
+               " bytes, over the ", kMaxSessionMessageBytes, "-byte limit of a message between nodes; use smaller "
+               "blocks (fewer pairs or pulses per block)")),
+           true);
+      return false;
+    }
     if (absl::Status sent = Send(s.peer, key, std::move(msg), closing && i + 1 == out.size()); !sent.ok()) {
       Fail(key, WithContext(sent, absl::StrCat("QKD session ", key.id, " with ", s.peer)), false);
       return false;

@@ -88,6 +88,11 @@ class TrustedRelays;
 inline constexpr uint32_t kKeyDistributionPurposeId = 0x3F000002;
 inline constexpr uint32_t kFirstPairPurposeId = 0x3F000100;
 inline constexpr uint32_t kPairPurposeIds = 0xFF00;
+// Largest post-processing message a session sends: a peer message between
+// daemons is at most 4 MiB (daemon/peer_directory.h), and the datagram's
+// envelopes add a little. A basis announcement costs ~1.1 bytes per
+// detection, so this is ~2.8x10^6 detections per block.
+inline constexpr size_t kMaxSessionMessageBytes = size_t{3} << 20;
 
 // kBb84: prepare-and-measure with single photons, between neighbours only.
 enum class QkdProtocol : uint8_t { kBbm92, kE91, kRelay, kBb84 };

@@ -403,6 +403,10 @@ std::vector<QkdMessage> PostProcessing::OnReconciliationDone(const Reconciliatio
 SecretKeyLength PostProcessing::KeyLength() {
   if (options_.decoy.has_value()) {
     FiniteKeyOptions finite = options_.decoy->finite_key;
+    // The verification hash is what makes the keys equal: eps_cor can be no
+    // smaller than its failure probability on this key.
+    finite.epsilon_correctness =
+        std::max(finite.epsilon_correctness, VerificationFailureProbability(key_.bits.size()));
     finite.error_correction_bits = static_cast<double>(report_.leaked_error_correction_bits +
                                                        report_.leaked_error_count_bits +
                                                        report_.leaked_verification_bits);

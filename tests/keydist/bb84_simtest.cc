@@ -246,6 +246,21 @@ TEST(Bb84SimTest, ConcurrentSessionsInBothDirectionsKeepTheirPhotonsApart) {
   kn.ExpectClean();
 }
 
+// A block whose announcement would not fit a message between nodes ends
+// with an error that says so (a lossless link with millions of pulses: Bob
+// detects nearly all, ~1.1 bytes each), instead of a dropped link and a
+// session that waits for its deadline.
+TEST(Bb84SimTest, ABlockTooLargeForOneMessageEndsSayingSo) {
+  KeyNetwork kn(ChainYaml(1, "ideal", 0.001, "", "    detector_efficiency: 1.0\n"), 5);
+  SessionRecord run;
+  kn.Run("n0", "n1", Bb84Options(3'200'000), run);
+  ASSERT_FALSE(run.result->ok());
+  EXPECT_EQ(run.result->status().code(), absl::StatusCode::kResourceExhausted) << run.result->status();
+  EXPECT_THAT(std::string(run.result->status().message()),
+              HasSubstr("-byte limit of a message between nodes; use smaller blocks"));
+  kn.ExpectClean();
+}
+
 TEST(Bb84SimTest, APeerThatIsNotANeighbourIsRefused) {
   KeyNetwork kn(Bb84Chain(2), 4);
   auto id = kn.kd("n0").StartSession("n2", Bb84Options(1000), nullptr, [](SessionId, absl::StatusOr<QkdResult>) {});
