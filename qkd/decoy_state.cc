@@ -217,10 +217,10 @@ absl::StatusOr<FiniteKeyDecoyEstimate> EstimateFiniteKey(const DecoyIntensities&
   e.error_correction_bits = options.error_correction_bits.has_value()
                                 ? *options.error_correction_bits
                                 : options.error_correction_efficiency * n_z * BinaryEntropy(e.qber_z);
-  e.key_length_bound = e.vacuum_events_z_lower +
-                       e.single_photon_events_z_lower * (1.0 - BinaryEntropyOfUpperBound(e.phase_error_upper)) -
-                       e.error_correction_bits - 6.0 * std::log2(21.0 / options.epsilon_secrecy) -
-                       std::log2(2.0 / options.epsilon_correctness);
+  e.min_entropy_bits = e.vacuum_events_z_lower +
+                       e.single_photon_events_z_lower * (1.0 - BinaryEntropyOfUpperBound(e.phase_error_upper));
+  e.security_bits = 6.0 * std::log2(21.0 / options.epsilon_secrecy) + std::log2(2.0 / options.epsilon_correctness);
+  e.key_length_bound = e.min_entropy_bits - e.error_correction_bits - e.security_bits;
   e.key_bits = e.key_length_bound > 0.0 ? static_cast<uint64_t>(std::floor(e.key_length_bound)) : 0;
   return e;
 }

@@ -104,8 +104,10 @@ struct FiniteKeyDecoyEstimate {
   double phase_error_upper = 0.0;             // phi_Z^+, capped at 1/2
   double qber_z = 0.0;                        // E_Z observed
   double error_correction_bits = 0.0;         // lambda_EC
-  // floor(s_Z0 + s_Z1 (1 - h(phi_Z)) - lambda_EC - 6 log2(21/eps_sec) -
-  // log2(2/eps_cor)), 0 when negative (abort: no secret key).
+  double min_entropy_bits = 0.0;              // s_Z0 + s_Z1 (1 - h(phi_Z))
+  double security_bits = 0.0;                 // 6 log2(21/eps_sec) + log2(2/eps_cor)
+  // floor(min_entropy_bits - lambda_EC - security_bits), 0 when negative
+  // (abort: no secret key).
   uint64_t key_bits = 0;
   double key_length_bound = 0.0;  // the same before the floor at 0
 };

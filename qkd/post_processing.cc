@@ -40,6 +40,15 @@ uint64_t CountBits(uint64_t max_value) {
   return bits;
 }
 
+// A sifted key's X-basis bits, in order (decoy mode: the disclosed sample).
+BitString XBasisBits(const SiftedKey& key) {
+  BitString out;
+  for (size_t i = 0; i < key.size(); ++i) {
+    if (key.x_basis.Get(i)) out.PushBack(key.bits.Get(i));
+  }
+  return out;
+}
+
 }  // namespace
 
 size_t WireBytes(const QkdMessage& message) {
@@ -187,9 +196,7 @@ std::vector<QkdMessage> PostProcessing::OnBases(const BasisAnnouncement& peer) {
     // The X basis is the sample: all of it, with every intensity.
     DecoyAnnouncement announcement;
     announcement.intensities = sifted_->intensity;
-    for (size_t i = 0; i < sifted_->size(); ++i) {
-      if (sifted_->x_basis.Get(i)) announcement.x_bits.PushBack(sifted_->bits.Get(i));
-    }
+    announcement.x_bits = XBasisBits(*sifted_);
     report_.sample_bits = announcement.x_bits.size();
     step_ = Step::kAwaitSampleReply;
     return {std::move(announcement)};
@@ -249,10 +256,7 @@ std::vector<QkdMessage> PostProcessing::OnDecoyAnnouncement(const DecoyAnnouncem
         "QKD protocol error: Alice announces %d intensities and %d X-basis bits; Bob sifted %d bits, %d in X",
         announcement.intensities.size(), announcement.x_bits.size(), sifted_->size(), sifted_->x_bits())));
   }
-  SampleReply reply;
-  for (size_t i = 0; i < sifted_->size(); ++i) {
-    if (sifted_->x_basis.Get(i)) reply.sample_bits.PushBack(sifted_->bits.Get(i));
-  }
+  SampleReply reply{XBasisBits(*sifted_)};
   report_.sample_bits = reply.sample_bits.size();
   std::vector<QkdMessage> out{reply};
   if (auto s = EstimateDecoy(announcement.intensities, announcement.x_bits, reply.sample_bits); !s.ok()) {
@@ -334,11 +338,9 @@ absl::Status PostProcessing::EstimateDecoy(const std::vector<uint8_t>& intensiti
 
 std::vector<QkdMessage> PostProcessing::OnSampleReply(const SampleReply& reply) {
   if (options_.decoy.has_value()) {
-    BitString alice_x;
-    for (size_t i = 0; i < sifted_->size(); ++i) {
-      if (sifted_->x_basis.Get(i)) alice_x.PushBack(sifted_->bits.Get(i));
+    if (auto s = EstimateDecoy(sifted_->intensity, XBasisBits(*sifted_), reply.sample_bits); !s.ok()) {
+      return Abort(s);
     }
-    if (auto s = EstimateDecoy(sifted_->intensity, alice_x, reply.sample_bits); !s.ok()) return Abort(s);
     cascade_alice_.emplace(key_.bits);
     step_ = Step::kReconciling;
     return {};
@@ -417,9 +419,8 @@ SecretKeyLength PostProcessing::KeyLength() {
     absl::StatusOr<FiniteKeyDecoyEstimate> e = EstimateFiniteKey(options_.decoy->intensities, counts, finite);
     if (!e.ok()) return out;  // validated at Create: unreachable
     report_.decoy = *e;
-    out.security_bits = 6.0 * std::log2(21.0 / finite.epsilon_secrecy) + std::log2(2.0 / finite.epsilon_correctness);
-    out.min_entropy_bits = e->vacuum_events_z_lower + e->single_photon_events_z_lower *
-                                                          (1.0 - BinaryEntropyOfUpperBound(e->phase_error_upper));
+    out.security_bits = e->security_bits;
+    out.min_entropy_bits = e->min_entropy_bits;
     out.bound = e->key_length_bound;
     out.bits = e->key_bits;
     return out;

@@ -58,6 +58,16 @@ double JsonNumber(const std::string& json, const std::string& name) {
   return std::stod(m[1]);
 }
 
+// The sum of every `"name":integer` in the JSON (one per intensity).
+double JsonSum(const std::string& json, const std::string& name) {
+  const std::regex field(absl::StrCat("\"", name, "\":([0-9]+)"));
+  double sum = 0;
+  for (auto it = std::sregex_iterator(json.begin(), json.end(), field); it != std::sregex_iterator(); ++it) {
+    sum += std::stod((*it)[1]);
+  }
+  return sum;
+}
+
 using qnet::testing::RunCommand;
 
 class QkdSimAgreementMpTest : public qnet::testing::MultiProcessTest {
@@ -173,25 +183,9 @@ TEST_F(QkdSimAgreementMpTest, DecoyBb84AgreesWithQnetsimAndCatchesPhotonNumberSp
       &exit_code);
   ASSERT_EQ(exit_code, 0) << json;
   const double sim_key = JsonNumber(json, "key_bits");
-  // Sifted bits: the sum over intensities and bases.
-  double sim_sifted = 0, sim_x = 0, sim_x_errors = 0;
-  for (const char* field : {"sifted_z", "sifted_x"}) {
-    std::string rest = json;
-    std::smatch m;
-    while (std::regex_search(rest, m, std::regex(absl::StrCat("\"", field, "\":([0-9]+)")))) {
-      sim_sifted += std::stod(m[1]);
-      if (std::string(field) == "sifted_x") sim_x += std::stod(m[1]);
-      rest = m.suffix();
-    }
-  }
-  {
-    std::string rest = json;
-    std::smatch m;
-    while (std::regex_search(rest, m, std::regex("\"errors_x\":([0-9]+)"))) {
-      sim_x_errors += std::stod(m[1]);
-      rest = m.suffix();
-    }
-  }
+  // Sifted bits and X errors: sums over the intensities.
+  const double sim_x = JsonSum(json, "sifted_x"), sim_x_errors = JsonSum(json, "errors_x");
+  const double sim_sifted = JsonSum(json, "sifted_z") + sim_x;
   ASSERT_GT(sim_key, 0) << json;
 
   auto net = StartNetwork(LaunchOptionsFor(file.string(), kTimeScale));
@@ -223,7 +217,12 @@ TEST_F(QkdSimAgreementMpTest, DecoyBb84AgreesWithQnetsimAndCatchesPhotonNumberSp
   const double q = (sim_qber_x + summary->qber_x()) / 2;
   EXPECT_NEAR(summary->qber_x(), sim_qber_x, 5 * std::sqrt(q * (1 - q) * (1 / sim_x + 1 / x)));
   const double daemon_key = static_cast<double>(summary->final_key_bits() + summary->auth_bits_consumed());
-  EXPECT_NEAR(daemon_key, sim_key, 0.25 * sim_key);
+  // Each runtime's finite key scatters by ~6% between seeds (qnetsim, 20
+  // seeds on this file: 12,815 to 16,159, sd ~800 of 14,300), so two
+  // independent runs differ by ~8%, and the stack's Cascade sits ~4% below
+  // qnetsim's f = 1.16: 40% is 4.5 sigma beyond that, and a runtime that
+  // lost sifting or privacy amplification is off by 2x.
+  EXPECT_NEAR(daemon_key, sim_key, 0.40 * sim_key);
   std::printf("decoy BB84 over 10 km, %u pulses: daemons %.0f key bits, qnetsim %.0f\n", kPulses, daemon_key,
               sim_key);
 
