@@ -48,11 +48,14 @@ constexpr std::string_view kPoolProtocols[] = {"bbm92", "e91", "bb84", "relay"};
 constexpr std::string_view kNodeKeys[] = {
     "name",          "hardware",          "qubits", "t1_s", "t2_s", "emission_efficiency", "single_qubit_gate_error",
     "two_qubit_gate_error", "readout_error_0", "readout_error_1", "single_qubit_gate_time_us",
-    "two_qubit_gate_time_us", "measurement_time_us", "emission_cycle_time_us"};
+    "two_qubit_gate_time_us", "measurement_time_us", "emission_cycle_time_us", "depolarising_time_s"};
 constexpr std::string_view kLinkKeys[] = {"between",           "length_km",          "scheme",
                                           "station_fraction",  "attenuation_db_per_km", "detector_efficiency",
                                           "dark_count_rate_hz", "detection_window_ns", "visibility",
-                                          "eavesdropper_fraction"};
+                                          "eavesdropper_fraction", "werner_fidelity",
+                                          "success_probability", "attempt_duration_us"};
+// Keys of the abstract Werner link only (scheme: werner).
+constexpr std::string_view kWernerLinkKeys[] = {"werner_fidelity", "success_probability", "attempt_duration_us"};
 constexpr int kMaxQubits = 1000;  // a typo guard: the state engine could not hold more anyway
 
 // The physical range of each number of the file. The bounds are generous
@@ -71,6 +74,7 @@ constexpr Range kDetectionWindow{0, 1e9, "ns"};        // 1 s
 constexpr Range kSampleFraction{0, 0.9, "of the sifted bits"};
 constexpr Range kDecayTime{1e-9, 1e9, "s"};            // 1 ns .. 30 years; .inf for none
 constexpr Range kOperationTime{0, 1e6, "us"};          // gates, readout, emission cycle: <= 1 s
+constexpr Range kAttemptDuration{0, 1e7, "us"};        // an abstract link's attempt: <= 10 s
 constexpr Range kAltitude{100, 40000, "km"};           // low Earth orbit .. beyond geostationary
 constexpr Range kDivergence{0.1, 10000, "urad"};
 constexpr Range kAperture{0.001, 100, "m"};
@@ -398,6 +402,8 @@ absl::Status FileReader::ReadNode(const YAML::Node& item, const YAML::Mark& list
       QNET_ASSIGN_OR_RETURN(hw.measurement_time, DurationIn(e, what, kOperationTime, 1e3));
     } else if (k == "emission_cycle_time_us") {
       QNET_ASSIGN_OR_RETURN(hw.emission_cycle_time, DurationIn(e, what, kOperationTime, 1e3));
+    } else if (k == "depolarising_time_s") {
+      QNET_ASSIGN_OR_RETURN(hw.depolarising_time_s, DecayTime(e, what));
     }
   }
   // Relaxation alone dephases at 1/(2 T1), so T2 <= 2 T1 for any real qubit.
@@ -478,8 +484,11 @@ absl::Status FileReader::ReadLink(const YAML::Node& item, const YAML::Mark& list
         link.scheme = HeraldingScheme::kSingleClick;
       } else if (s == physical::SchemeName(HeraldingScheme::kDoubleClick)) {
         link.scheme = HeraldingScheme::kDoubleClick;
+      } else if (s == physical::SchemeName(HeraldingScheme::kWerner)) {
+        link.scheme = HeraldingScheme::kWerner;
       } else {
-        return Error(e.value, absl::StrCat(what, ": unknown scheme '", s, "'; use single-click or double-click"));
+        return Error(e.value, absl::StrCat(what, ": unknown scheme '", s,
+                                           "'; use single-click, double-click or werner (an abstract Werner pair)"));
       }
     } else if (k == "station_fraction") {
       QNET_ASSIGN_OR_RETURN(link.station_fraction, UnitInterval(e, what));
@@ -495,6 +504,32 @@ absl::Status FileReader::ReadLink(const YAML::Node& item, const YAML::Mark& list
       QNET_ASSIGN_OR_RETURN(link.visibility, UnitInterval(e, what));
     } else if (k == "eavesdropper_fraction") {
       QNET_ASSIGN_OR_RETURN(link.eavesdropper_fraction, UnitInterval(e, what));
+    } else if (k == "werner_fidelity") {
+      QNET_ASSIGN_OR_RETURN(link.werner_fidelity, UnitInterval(e, what));
+    } else if (k == "success_probability") {
+      QNET_ASSIGN_OR_RETURN(link.success_probability, UnitInterval(e, what));
+    } else if (k == "attempt_duration_us") {
+      QNET_ASSIGN_OR_RETURN(link.attempt_duration, DurationIn(e, what, kAttemptDuration, 1e3));
+      if (link.attempt_duration <= Duration{0}) {
+        return Error(e.value, absl::StrCat(what, ": attempt_duration_us must be positive (leave it out for the "
+                                           "round trip to the farther end)"));
+      }
+    }
+  }
+  // The Werner keys describe the abstract link; on a photonic link they would
+  // be silently ignored, and a study would not be what its file says.
+  const bool werner = link.scheme == HeraldingScheme::kWerner;
+  for (std::string_view key : kWernerLinkKeys) {
+    const Entry* given = Find(entries, key);
+    if (!werner && given != nullptr) {
+      return Error(given->key_node, absl::StrCat(what, ": ", std::string(key),
+                                                 " applies only to scheme: werner (this link is ",
+                                                 std::string(physical::SchemeName(link.scheme)), ")"));
+    }
+    if (werner && key != "attempt_duration_us" && given == nullptr) {
+      return Error(item, absl::StrCat(what, ": scheme: werner needs ", std::string(key),
+                                      " (werner_fidelity: the pair's fidelity to PHI+; success_probability: per "
+                                      "attempt)"));
     }
   }
   if (absl::Status s = physical::ValidateLinkPhysics(link); !s.ok()) return Error(item, s.message());

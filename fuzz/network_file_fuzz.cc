@@ -28,6 +28,9 @@ std::vector<std::string> Seeds() {
       "network: noisy\nnodes:\n  - name: a\n    hardware: ion\n    t1_s: 1.0\n    t2_s: 0.5\n"
       "    single_qubit_gate_error: 0.01\n  - name: b\n    hardware: nv\n    emission_efficiency: 0.5\n"
       "links:\n  - between: [a, b]\n    length_km: 10\n    scheme: single-click\n    eavesdropper_fraction: 0.2\n",
+      "network: werner\nnodes:\n  - {name: a, hardware: ideal, depolarising_time_s: 0.5}\n"
+      "  - {name: b, hardware: ideal, qubits: 3}\nlinks:\n  - between: [a, b]\n    length_km: 1\n"
+      "    scheme: werner\n    werner_fidelity: 0.9\n    success_probability: 0.2\n    attempt_duration_us: 10\n",
       "network: x\nnodes: []\nlinks: []\n",
       "network: [\n",
       "nodes:\n  - name: a\n    hardware: nope\n",

@@ -38,8 +38,8 @@ absl::StatusOr<FidelityTable> FidelityTable::Build(const physical::NodeHardware&
   table.measure_ = {2 * d_a + a.measurement_time, 2 * d_b + b.measurement_time};
 
   std::vector<double> alphas;
-  if (link.scheme == physical::HeraldingScheme::kDoubleClick) {
-    alphas = {0.0};
+  if (link.scheme != physical::HeraldingScheme::kSingleClick) {
+    alphas = {0.0};  // only single-click has a bright-state parameter
   } else {
     alphas = alpha_grid;
     std::sort(alphas.begin(), alphas.end());

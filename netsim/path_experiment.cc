@@ -16,6 +16,37 @@ struct HalfPair {
   int outcome;
 };
 
+using Occupancies = std::map<std::string, physical::SimulatedDevice::Occupancy>;
+
+Occupancies ReadOccupancies(SimulatedNetwork& network) {
+  Occupancies out;
+  for (const config::NodeConfig& n : network.config().nodes) {
+    if (stack::NodeStack* s = network.node(n.name)) out[n.name] = s->device().occupancy();
+  }
+  return out;
+}
+
+// Memory utilisation of each node of `path` between the two readings.
+std::vector<NodeMemoryUse> MemoryUse(SimulatedNetwork& network, const std::vector<std::string>& path,
+                                     const Occupancies& before, Duration window) {
+  std::vector<NodeMemoryUse> out;
+  const double seconds = ToSeconds(window);
+  for (const std::string& n : path) {
+    stack::NodeStack* s = network.node(n);
+    auto was = before.find(n);
+    if (s == nullptr || was == before.end()) continue;
+    const physical::SimulatedDevice::Occupancy now = s->device().occupancy();
+    NodeMemoryUse use;
+    use.node = n;
+    use.qubits = s->device().num_slots();
+    use.peak_in_use = now.peak_in_use;
+    use.allocated_qubit_seconds = now.allocated_qubit_seconds - was->second.allocated_qubit_seconds;
+    if (seconds > 0 && use.qubits > 0) use.utilisation = use.allocated_qubit_seconds / (use.qubits * seconds);
+    out.push_back(std::move(use));
+  }
+  return out;
+}
+
 }  // namespace
 
 absl::StatusOr<PathExperimentResult> RunPathExperiment(SimulatedNetwork& network, const PathExperiment& experiment,
@@ -32,6 +63,8 @@ absl::StatusOr<PathExperimentResult> RunPathExperiment(SimulatedNetwork& network
                         .basis = experiment.basis,
                         .min_fidelity = experiment.min_fidelity,
                         .purpose_id = experiment.purpose_id};
+    const Occupancies before = ReadOccupancies(network);
+    const TimePoint begun = network.Now();
     absl::StatusOr<LinkExperimentResult> ran = RunLinkExperiment(network, link, simulated_limit);
     if (!ran.ok()) return ran.status();
     PathExperimentResult result;
@@ -42,6 +75,7 @@ absl::StatusOr<PathExperimentResult> RunPathExperiment(SimulatedNetwork& network
     result.mean_fidelity_estimate = ran->mean_fidelity_estimate;
     result.simulated_time = ran->simulated_time;
     result.events = ran->events;
+    result.memory = MemoryUse(network, result.path, before, network.Now() - begun);
     return result;
   }
 
@@ -83,6 +117,7 @@ absl::StatusOr<PathExperimentResult> RunPathExperiment(SimulatedNetwork& network
   request.purpose_id = experiment.purpose_id;
 
   const TimePoint start = network.Now();
+  const Occupancies before = ReadOccupancies(network);
   const uint64_t events_before = network.simulator().events_run();
   auto id = origin->network().Create(request, recorder(at_origin, origin_done, true));
   absl::Status outcome = id.status();
@@ -99,6 +134,7 @@ absl::StatusOr<PathExperimentResult> RunPathExperiment(SimulatedNetwork& network
   }
   (void)remote->network().UnregisterReceiver(experiment.purpose_id);
   if (!outcome.ok()) return outcome;
+  const Duration window = network.Now() - start;
 
   PathExperimentResult result;
   result.path = path;
@@ -117,6 +153,7 @@ absl::StatusOr<PathExperimentResult> RunPathExperiment(SimulatedNetwork& network
       result.discarded += s->network().stats().discarded_pairs + s->network().stats().rejected_pairs;
     }
   }
+  result.memory = MemoryUse(network, path, before, window);
   return result;
 }
 

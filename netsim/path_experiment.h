@@ -28,6 +28,17 @@ struct PathExperiment {
   uint32_t purpose_id = 1;
 };
 
+// One node's memory over a request: how much of it was allocated.
+struct NodeMemoryUse {
+  std::string node;
+  int qubits = 0;
+  double allocated_qubit_seconds = 0.0;  // over the request
+  // Allocated qubit-seconds / (qubits x the request's simulated time), from
+  // the request until both ends were done.
+  double utilisation = 0.0;
+  int peak_in_use = 0;  // most qubits allocated at once (since the run began)
+};
+
 struct PathExperimentResult {
   enum class Layer { kNetwork, kLink };
   Layer layer = Layer::kNetwork;          // kLink: the two are neighbours
@@ -39,6 +50,7 @@ struct PathExperimentResult {
   uint64_t events = 0;
   uint64_t swaps = 0;                   // Bell-state measurements at the repeaters
   uint64_t discarded = 0;               // link pairs dropped by cutoffs or rejected at the tail
+  std::vector<NodeMemoryUse> memory;    // each node of the path, in path order
 };
 
 // Lets the routing adverts spread first; fails with the network layer's

@@ -788,6 +788,13 @@ int main(int argc, char** argv) {
       std::string extra;
       if (s.fidelity) extra += absl::StrFormat(",\"fidelity\":{\"value\":%.6f,\"stderr\":%.6f}", s.fidelity->value, s.fidelity->standard_error);
       if (s.chsh) extra += absl::StrFormat(",\"chsh\":{\"value\":%.6f,\"stderr\":%.6f}", s.chsh->value, s.chsh->standard_error);
+      std::vector<std::string> memory;
+      for (const auto& m : result->memory) {
+        memory.push_back(absl::StrFormat(
+            "{\"node\":%s,\"qubits\":%d,\"allocated_qubit_seconds\":%.9g,\"utilisation\":%.6f,\"peak_in_use\":%d}",
+            JsonString(m.node), m.qubits, m.allocated_qubit_seconds, m.utilisation, m.peak_in_use));
+      }
+      extra += absl::StrFormat(",\"memory\":[%s]", absl::StrJoin(memory, ","));
       std::fputs(absl::StrFormat("{\"network\":%s,\"seed\":%llu,\"from\":%s,\"to\":%s,\"layer\":%s,\"path\":[%s],\"pairs\":%d,"
                   "\"simulated_seconds\":%.9g,\"pairs_per_second\":%.6g,\"error_rate\":{\"z\":%s,\"x\":%s,\"y\":%s}%s,"
                   "\"fidelity_estimate\":%.6f,\"swaps\":%d,\"discarded\":%d,\"events\":%d,\"wall_seconds\":%.4f}\n",
@@ -835,6 +842,12 @@ int main(int argc, char** argv) {
       std::printf("  repeaters            %llu swaps, %llu link pairs discarded (cutoff or below the minimum)\n",
                   static_cast<unsigned long long>(result->swaps), static_cast<unsigned long long>(result->discarded));
     }
+    std::vector<std::string> memory;
+    for (const auto& m : result->memory) {
+      memory.push_back(absl::StrFormat("%s %.0f%% (peak %d/%d)", m.node, 100 * m.utilisation, m.peak_in_use, m.qubits));
+    }
+    std::printf("  memory utilisation   %s  (allocated qubit-time / (qubits x request time))\n",
+                absl::StrJoin(memory, ", ").c_str());
     std::printf("  simulator            %s\n", SimulatorLine(result->events, **network, wall).c_str());
     return 0;
   }

@@ -68,6 +68,8 @@ KeyRateBounds BoundsBitsPerSecond(SimulatedNetwork& network, const std::string& 
   stack::NodeStack* node = network.node(from);
   if (link == nullptr || node == nullptr || !(simulated_seconds > 0)) return bounds;
   const bool heralded = protocol != keydist::QkdProtocol::kBb84;
+  // An abstract Werner link's probability is not tied to its fibre: no bound.
+  if (heralded && link->scheme == physical::HeraldingScheme::kWerner) return bounds;
   double uses = 0;
   if (!heralded) {
     auto stats = node->physical().PhotonStats(to);

@@ -59,7 +59,11 @@ BellDiagonal MemoryDecayErrors(Duration wait, const MemoryDecayRates& rates) {
   const double px = gamma / 4;
   const double pz = std::max(0.0, (1 - coherence) / 2 - gamma / 4);
   d.p = {1 - 2 * px - pz, px, pz, px};
-  return d;
+  if (!Present(rates.depolarising_time_s)) return d;
+  const double q = -std::expm1(-t / rates.depolarising_time_s);
+  BellDiagonal depolarise;
+  depolarise.p = {1 - 3 * q / 4, q / 4, q / 4, q / 4};
+  return d.With(depolarise);
 }
 
 BellDiagonal Decay(const BellDiagonal& state, Duration wait_a, const MemoryDecayRates& a, Duration wait_b,

@@ -44,16 +44,20 @@ struct BellDiagonal {
 };
 
 // Memory qubits' decoherence, as NodeHardware states it (infinite or
-// non-positive T1/T2: absent).
+// non-positive times: absent).
 struct MemoryDecayRates {
   double t1_s = physical::kInfinity;
   double t2_s = physical::kInfinity;
-  static MemoryDecayRates Of(const physical::NodeHardware& hardware) { return {hardware.t1_s, hardware.t2_s}; }
+  double depolarising_time_s = physical::kInfinity;
+  static MemoryDecayRates Of(const physical::NodeHardware& hardware) {
+    return {hardware.t1_s, hardware.t2_s, hardware.depolarising_time_s};
+  }
   static MemoryDecayRates None() { return {}; }
 };
 
 // The frame errors a qubit waiting `wait` adds to its pair: the Pauli twirl
-// of amplitude damping (T1) with total coherence decay exp(-t/T2).
+// of amplitude damping (T1) with total coherence decay exp(-t/T2), then
+// depolarising (X, Y, Z each with (1 - exp(-t/depolarising_time_s)) / 4).
 BellDiagonal MemoryDecayErrors(Duration wait, const MemoryDecayRates& rates);
 
 // Both qubits of `state` waiting `wait_a` and `wait_b` (negative waits count as 0).

@@ -37,6 +37,7 @@ void NetworkLayer::HeadTrack(Circuit& c, HeldPair& pair) {
   } else {
     track.set_head_t1_s(RateToWire(hardware_.t1_s));
     track.set_head_t2_s(RateToWire(hardware_.t2_s));
+    track.set_head_depolarising_time_s(RateToWire(hardware_.depolarising_time_s));
   }
   StateToWire(state, &track);
   track.set_state_time_ns(ToNs(at));
@@ -72,6 +73,7 @@ void NetworkLayer::HandleTrack(Circuit& c, const v1::CircuitTrack& track) {
       next.set_state_time_ns(ToNs(record.time));
       next.set_head_t1_s(track.head_t1_s());
       next.set_head_t2_s(track.head_t2_s());
+      next.set_head_depolarising_time_s(track.head_depolarising_time_s());
     }
     SendTrack(c, std::move(next));
     return;

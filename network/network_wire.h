@@ -44,6 +44,7 @@ inline MemoryDecayRates HeadRatesFromWire(const v1::CircuitTrack& track) {
   MemoryDecayRates r;
   if (track.head_t1_s() > 0) r.t1_s = track.head_t1_s();
   if (track.head_t2_s() > 0) r.t2_s = track.head_t2_s();
+  if (track.head_depolarising_time_s() > 0) r.depolarising_time_s = track.head_depolarising_time_s();
   return r;
 }
 

@@ -16,6 +16,7 @@ MemoryDecayRates RatesOf(const v1::LinkStateAdvert* advert) {
   if (advert == nullptr) return r;
   if (advert->t1_s() > 0) r.t1_s = advert->t1_s();
   if (advert->t2_s() > 0) r.t2_s = advert->t2_s();
+  if (advert->depolarising_time_s() > 0) r.depolarising_time_s = advert->depolarising_time_s();
   return r;
 }
 

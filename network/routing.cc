@@ -36,7 +36,8 @@ absl::Status ValidateAdvert(const v1::LinkStateAdvert& a, const KnownTopology* t
     return absl::InvalidArgumentError(
         absl::StrCat(who(), ": memory_qubits = ", a.memory_qubits(), " is outside [0, ", kMaxAdvertQubits, "]"));
   }
-  const std::pair<const char*, double> times[] = {{"t1_s", a.t1_s()}, {"t2_s", a.t2_s()}};
+  const std::pair<const char*, double> times[] = {
+      {"t1_s", a.t1_s()}, {"t2_s", a.t2_s()}, {"depolarising_time_s", a.depolarising_time_s()}};
   for (const auto& [name, v] : times) {
     if (!FiniteNonNegative(v)) {
       return absl::InvalidArgumentError(absl::StrCat(who(), ": ", name, " = ", v, " must be finite and >= 0 (0 = infinite)"));

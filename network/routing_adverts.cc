@@ -81,6 +81,7 @@ void AdvertFlooding::OriginateAdvert() {
   advert.set_memory_qubits(static_cast<uint32_t>(std::max(0, hardware_.num_qubits)));
   advert.set_t1_s(RateToWire(hardware_.t1_s));
   advert.set_t2_s(RateToWire(hardware_.t2_s));
+  advert.set_depolarising_time_s(RateToWire(hardware_.depolarising_time_s));
   advert.set_single_qubit_gate_error(hardware_.single_qubit_gate_error);
   advert.set_two_qubit_gate_error(hardware_.two_qubit_gate_error);
   advert.set_readout_error_0(hardware_.readout_error_0);

@@ -5,15 +5,12 @@
 #include <utility>
 
 #include "core/status.h"
+#include "physical/memory_noise.h"
 #include "quantum/bell.h"
 #include "quantum/channels.h"
 
 namespace qnet::physical {
 namespace {
-
-bool Decays(const NodeHardware& node) {
-  return (std::isfinite(node.t1_s) && node.t1_s > 0.0) || (std::isfinite(node.t2_s) && node.t2_s > 0.0);
-}
 
 // rho -> sum_k (K_k on one qubit of the pair) rho (...)^dagger; `first` picks
 // the qubit (node_a's is the more significant one).
@@ -61,12 +58,10 @@ double FidelityAfterWait(const LinkCalibration& calibration, const NodeHardware&
                          Duration wait_a, Duration wait_b) {
   double weighted = 0.0;
   double total = 0.0;
-  const bool decay_a = Decays(a) && wait_a > Duration{0};
-  const bool decay_b = Decays(b) && wait_b > Duration{0};
-  const std::vector<quantum::Matrix> kraus_a =
-      decay_a ? quantum::channels::MemoryDecay(ToSeconds(wait_a), a.t1_s, a.t2_s) : std::vector<quantum::Matrix>{};
-  const std::vector<quantum::Matrix> kraus_b =
-      decay_b ? quantum::channels::MemoryDecay(ToSeconds(wait_b), b.t1_s, b.t2_s) : std::vector<quantum::Matrix>{};
+  const std::vector<quantum::Matrix> kraus_a = IdleNoise(a, ToSeconds(wait_a));
+  const std::vector<quantum::Matrix> kraus_b = IdleNoise(b, ToSeconds(wait_b));
+  const bool decay_a = !kraus_a.empty();
+  const bool decay_b = !kraus_b.empty();
   for (const HeraldedOutcome& outcome : calibration.outcomes) {
     if (!(outcome.probability > 0.0)) continue;
     Eigen::Matrix4cd rho = outcome.state;

@@ -349,10 +349,14 @@ absl::Status ValidateLinkPhysics(const LinkPhysics& link) {
   QNET_RETURN_IF_ERROR(RequireNonNegative(link.detection_window, who, "detection_window"));
   QNET_RETURN_IF_ERROR(RequireUnitInterval(link.visibility, who, "visibility"));
   QNET_RETURN_IF_ERROR(RequireUnitInterval(link.eavesdropper_fraction, who, "eavesdropper_fraction"));
-  if (link.scheme != HeraldingScheme::kSingleClick && link.scheme != HeraldingScheme::kDoubleClick) {
+  if (link.scheme != HeraldingScheme::kSingleClick && link.scheme != HeraldingScheme::kDoubleClick &&
+      link.scheme != HeraldingScheme::kWerner) {
     return absl::InvalidArgumentError(
         absl::StrCat(who, ": scheme ", static_cast<int>(link.scheme), " is not a known heralding scheme"));
   }
+  QNET_RETURN_IF_ERROR(RequireUnitInterval(link.werner_fidelity, who, "werner_fidelity"));
+  QNET_RETURN_IF_ERROR(RequireUnitInterval(link.success_probability, who, "success_probability"));
+  QNET_RETURN_IF_ERROR(RequireNonNegative(link.attempt_duration, who, "attempt_duration"));
   return absl::OkStatus();
 }
 
@@ -370,6 +374,27 @@ absl::StatusOr<AttemptModel> ComputeAttemptModel(const NodeHardware& a, const No
   }
 
   AttemptModel model;
+  // Timing: a node may start the next attempt once its own emission cycle is
+  // over and the station's verdict is back (a round trip to the farther end).
+  const Duration cycle = std::max(a.emission_cycle_time, b.emission_cycle_time);
+  const Duration round_trip = FibreDelay(2.0 * std::max(link.length_a_km(), link.length_b_km()));
+
+  using quantum::BellState;
+  if (link.scheme == HeraldingScheme::kWerner) {
+    // The abstract link: no photons, so no transmissivities; the state is
+    // the Werner state around PHI+ whatever the hardware.
+    const double f = link.werner_fidelity;
+    Eigen::Matrix4cd rho = Eigen::Matrix4cd::Zero();
+    for (const BellState s : {BellState::kPhiPlus, BellState::kPhiMinus, BellState::kPsiPlus, BellState::kPsiMinus}) {
+      const Eigen::Vector4cd v = quantum::BellVector(s);
+      rho += (s == BellState::kPhiPlus ? f : (1.0 - f) / 3.0) * (v * v.adjoint());
+    }
+    model.outcomes.push_back(HeraldedOutcome{BellState::kPhiPlus, link.success_probability, rho});
+    model.success_probability = link.success_probability;
+    model.attempt_duration =
+        link.attempt_duration > Duration{0} ? link.attempt_duration : std::max(cycle, round_trip);
+    return model;
+  }
   model.transmissivity_a = a.emission_efficiency *
                            FibreTransmission(link.attenuation_db_per_km, link.length_a_km()) *
                            link.detector_efficiency;
@@ -379,12 +404,6 @@ absl::StatusOr<AttemptModel> ComputeAttemptModel(const NodeHardware& a, const No
   const RoundHerald round =
       ComputeRoundHerald(model.transmissivity_a, model.transmissivity_b, link.visibility, DarkCountProbability(link));
 
-  // Timing: a node may start the next attempt once its own emission cycle is
-  // over and the station's verdict is back (a round trip to the farther end).
-  const Duration cycle = std::max(a.emission_cycle_time, b.emission_cycle_time);
-  const Duration round_trip = FibreDelay(2.0 * std::max(link.length_a_km(), link.length_b_km()));
-
-  using quantum::BellState;
   if (single_click) {
     const double alpha = bright_state_alpha;
     const double amplitude[2] = {std::sqrt(1.0 - alpha), std::sqrt(alpha)};

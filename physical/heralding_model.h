@@ -5,7 +5,8 @@
 // from a photonic model of emission, fibre loss, the station's beam splitter
 // and threshold detectors (with dark counts and imperfect two-photon
 // visibility), not from a fitted formula; tests compare it with the schemes'
-// published closed forms.
+// published closed forms. The abstract `werner` scheme skips the photons: a
+// Werner pair with the link's stated probability, for like-with-like studies.
 #pragma once
 
 #include <string_view>

@@ -8,6 +8,8 @@ std::string_view SchemeName(HeraldingScheme s) {
       return "single-click";
     case HeraldingScheme::kDoubleClick:
       return "double-click";
+    case HeraldingScheme::kWerner:
+      return "werner";
   }
   return "unknown";
 }

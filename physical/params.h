@@ -16,8 +16,12 @@ inline constexpr double kInfinity = std::numeric_limits<double>::infinity();
 enum class HeraldingScheme {
   kSingleClick,  // one photon interferes; bright-state parameter alpha trades rate for fidelity
   kDoubleClick,  // Barrett-Kok: two rounds, a click in each
+  // Not a photonic scheme: an abstract link that heralds a Werner pair of a
+  // given fidelity with a given probability per attempt, as SeQUeNCe, QuISP
+  // and most papers model links; for reproducing their studies like with like.
+  kWerner,
 };
-std::string_view SchemeName(HeraldingScheme s);  // "single-click" / "double-click"
+std::string_view SchemeName(HeraldingScheme s);  // "single-click" / "double-click" / "werner"
 
 // A quantum network node's device.
 struct NodeHardware {
@@ -25,6 +29,10 @@ struct NodeHardware {
   int num_qubits = 2;            // memory qubits available for entanglement
   double t1_s = kInfinity;       // energy relaxation time of memory qubits
   double t2_s = kInfinity;       // dephasing time (with dynamical decoupling where used)
+  // Depolarising memory noise beside T1/T2, the other model studies use: an
+  // idle qubit keeps its state with probability exp(-t / depolarising_time_s)
+  // and is otherwise replaced by I/2.
+  double depolarising_time_s = kInfinity;
   // Probability that an emission attempt puts a photon into the fibre, in
   // the right mode (emission x zero-phonon/branching x collection x coupling).
   double emission_efficiency = 1.0;
@@ -57,6 +65,14 @@ struct LinkPhysics {
   // from node_a to the station measures (physical/heralding_station.h). A
   // fault to inject, not a property of the hardware: 0 (off) by default.
   double eavesdropper_fraction = 0.0;
+  // scheme kWerner only (the photonic fields above then play no part in
+  // generation): each attempt heralds with `success_probability` the state
+  // F |PHI+><PHI+| + (1-F)/3 (the other three Bell states), F =
+  // werner_fidelity; an attempt lasts `attempt_duration`, or the round trip
+  // to the farther end of the link (and at least an emission cycle) when 0.
+  double werner_fidelity = 1.0;
+  double success_probability = 1.0;
+  Duration attempt_duration{0};
 
   double length_a_km() const { return length_km * station_fraction; }
   double length_b_km() const { return length_km * (1.0 - station_fraction); }

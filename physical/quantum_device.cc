@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "core/status.h"
+#include "physical/memory_noise.h"
 #include "quantum/channels.h"
 #include "quantum/gates.h"
 
@@ -65,6 +66,9 @@ absl::StatusOr<int> SimulatedDevice::Allocate() {
   for (size_t i = 0; i < slots_.size(); ++i) {
     Slot& s = slots_[i];
     if (s.allocated) continue;
+    AccountOccupancy();
+    ++in_use_;
+    peak_in_use_ = std::max(peak_in_use_, in_use_);
     s.allocated = true;
     s.busy = false;
     s.awaiting_herald = false;
@@ -79,12 +83,26 @@ absl::StatusOr<int> SimulatedDevice::Allocate() {
                                                    "network file sets how many there are)"));
 }
 
+void SimulatedDevice::AccountOccupancy() {
+  const TimePoint now = context_.Now();
+  if (now > occupancy_time_) qubit_seconds_ += in_use_ * ToSeconds(now - occupancy_time_);
+  occupancy_time_ = now;
+}
+
+SimulatedDevice::Occupancy SimulatedDevice::occupancy() const {
+  const TimePoint now = context_.Now();
+  const double since = now > occupancy_time_ ? in_use_ * ToSeconds(now - occupancy_time_) : 0.0;
+  return Occupancy{qubit_seconds_ + since, in_use_, peak_in_use_};
+}
+
 absl::Status SimulatedDevice::Free(int slot) {
   if (!IsAllocated(slot)) {
     return absl::FailedPreconditionError(
         absl::StrCat("Free: memory slot ", slot, " of node ", context_.node_name(), " is not allocated"));
   }
   Slot& s = slots_[static_cast<size_t>(slot)];
+  AccountOccupancy();
+  --in_use_;
   backend_.Discard(s.qubit);
   const uint64_t epoch = s.epoch + 1;
   s = Slot{};
@@ -186,9 +204,8 @@ absl::Status SimulatedDevice::BringUpToDate(quantum::QuantumSystem& system, Slot
     slot.state_time = now;
     return absl::OkStatus();
   }
-  if (now > slot.state_time && (Finite(hardware_.t1_s) || Finite(hardware_.t2_s))) {
-    const auto kraus =
-        quantum::channels::MemoryDecay(ToSeconds(now - slot.state_time), hardware_.t1_s, hardware_.t2_s);
+  if (now > slot.state_time && HasIdleNoise(hardware_)) {
+    const auto kraus = IdleNoise(hardware_, ToSeconds(now - slot.state_time));
     const QubitId target[1] = {slot.qubit};
     QNET_RETURN_IF_ERROR(system.ApplyChannel(kraus, target));
   }

@@ -115,6 +115,18 @@ class SimulatedDevice final : public QuantumDevice {
 
   const NodeHardware& hardware() const { return hardware_; }
 
+  // How the memory has been used since the device was built: qubit-seconds
+  // of allocated slots (up to now), and the most slots allocated at once. A
+  // real device knows this too (it is bookkeeping, not simulated state); a
+  // study divides the difference of two readings by qubits x time to get
+  // the memory utilisation.
+  struct Occupancy {
+    double allocated_qubit_seconds = 0.0;
+    int in_use = 0;
+    int peak_in_use = 0;
+  };
+  Occupancy occupancy() const;
+
   int num_slots() const override { return static_cast<int>(slots_.size()); }
   bool IsAllocated(int slot) const override;
   absl::StatusOr<int> Allocate() override;
@@ -163,6 +175,9 @@ class SimulatedDevice final : public QuantumDevice {
   absl::Status GateNoise(quantum::QuantumSystem& system, std::span<const quantum::QubitId> qubits);
   // Flips an ideal outcome with the hardware's readout error.
   int ReadOut(int ideal);
+  // Adds the allocated slots' qubit-seconds since the last change; call before
+  // a slot is allocated or freed.
+  void AccountOccupancy();
 
   NodeContext& context_;
   StateBackend& backend_;
@@ -174,6 +189,10 @@ class SimulatedDevice final : public QuantumDevice {
   std::vector<quantum::Matrix> two_qubit_noise_;
   uint64_t next_qubit_counter_ = 0;
   std::vector<Slot> slots_;
+  int in_use_ = 0;
+  int peak_in_use_ = 0;
+  double qubit_seconds_ = 0.0;
+  TimePoint occupancy_time_{};
   // Lets callbacks that outlive the device (timers, backend completions) notice.
   Lifetime lifetime_;  // last: ends before the members its callbacks use
 };

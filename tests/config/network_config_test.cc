@@ -232,7 +232,47 @@ TEST(NetworkConfigErrorTest, ValuesOutOfRange) {
               {"t2_s = 3 exceeds 2 * t1_s = 2"});
   ExpectError("network: n\nnodes:\n  - name: a\n    hardware: nv\n    t2_s: 8000\n", "5:11", {"t2_s = 8000", "preset 'nv'"});
   ExpectError(std::string(kNodes) + "links:\n  - between: [a, b]\n    length_km: 1\n    scheme: triple-click\n", "10:13",
-              {"unknown scheme 'triple-click'", "single-click or double-click"});
+              {"unknown scheme 'triple-click'", "single-click, double-click or werner"});
+}
+
+// The abstract Werner link and depolarising memories, as studies from other
+// simulators and papers state them.
+TEST(NetworkConfigTest, WernerLinksAndDepolarisingMemories) {
+  auto c = ParseNetworkConfig(
+      "network: n\nnodes:\n  - {name: a, hardware: ideal, depolarising_time_s: 0.5}\n  - {name: b, hardware: ideal}\n"
+      "links:\n  - between: [a, b]\n    length_km: 2\n    scheme: werner\n    werner_fidelity: 0.93\n"
+      "    success_probability: 0.01\n    attempt_duration_us: 20\n",
+      "net.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->nodes[0].hardware.depolarising_time_s, 0.5);
+  EXPECT_TRUE(std::isinf(c->nodes[1].hardware.depolarising_time_s));
+  const physical::LinkPhysics& l = c->links[0];
+  EXPECT_EQ(l.scheme, physical::HeraldingScheme::kWerner);
+  EXPECT_EQ(l.werner_fidelity, 0.93);
+  EXPECT_EQ(l.success_probability, 0.01);
+  EXPECT_EQ(l.attempt_duration, std::chrono::microseconds(20));
+}
+
+TEST(NetworkConfigErrorTest, WernerKeysBelongToWernerLinks) {
+  const std::string link = std::string(kNodes) + "links:\n  - between: [a, b]\n    length_km: 1\n";
+  ExpectError(link + "    werner_fidelity: 0.9\n", "10:5",
+              {"link a-b: werner_fidelity applies only to scheme: werner (this link is"});
+  ExpectError(link + "    scheme: double-click\n    attempt_duration_us: 5\n", "11:5",
+              {"attempt_duration_us applies only to scheme: werner (this link is double-click)"});
+  ExpectError(link + "    scheme: werner\n    success_probability: 0.1\n", "8:5",
+              {"scheme: werner needs werner_fidelity"});
+  ExpectError(link + "    scheme: werner\n    werner_fidelity: 0.9\n", "8:5",
+              {"scheme: werner needs success_probability"});
+  ExpectError(link + "    scheme: werner\n    werner_fidelity: 1.5\n    success_probability: 0.1\n", "11:22",
+              {"werner_fidelity = 1.5 is outside [0, 1]"});
+  ExpectError(link + "    scheme: werner\n    werner_fidelity: 0.9\n    success_probability: 0.1\n"
+                     "    attempt_duration_us: 0\n",
+              "13:26", {"attempt_duration_us must be positive"});
+  ExpectError(link + "    scheme: werner\n    werner_fidelity: 0.9\n    success_probability: 0.1\n"
+                     "    attempt_duration_us: 1e8\n",
+              "13:26", {"attempt_duration_us = 1e8 is outside [0, 1e+07] us"});
+  ExpectError("network: n\nnodes:\n  - name: a\n    hardware: ideal\n    depolarising_time_s: 0\n", "5:26",
+              {"depolarising_time_s = 0 is outside [1e-09, 1e+09] s"});
 }
 
 // Every number with a physical range: beyond it, and non-finite, is refused

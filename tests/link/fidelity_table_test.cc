@@ -67,6 +67,46 @@ TEST(CalibrationTest, MemoryDecayMatchesClosedForm) {
               (2 - ga - gb) / 4 + ca * cb / 2, 1e-12);
 }
 
+// Depolarising memories on a Werner link: each qubit's waiting t multiplies
+// the Werner parameter w = (4F - 1)/3 by exp(-t/tau), so after waits ta and
+// tb F = (3 w exp(-ta/tau_a) exp(-tb/tau_b) + 1) / 4. With T1/T2 as well the
+// depolarising acts on top: a PHI+ pair under the decay alone has
+// F = (2 - ga - gb)/4 + ca cb / 2 + ga gb / 2 (the |00> both relaxations feed),
+// and depolarising then shrinks its distance from 1/4 by the same factors.
+TEST(CalibrationTest, DepolarisingMemoryOnAWernerLinkMatchesClosedForm) {
+  physical::LinkPhysics link = IdealLink(0.0, physical::HeraldingScheme::kWerner);
+  link.werner_fidelity = 0.9;
+  link.success_probability = 0.5;
+  physical::NodeHardware a = Ideal();
+  physical::NodeHardware b = Ideal();
+  a.depolarising_time_s = 0.2;
+  b.depolarising_time_s = 0.5;
+  auto c = physical::Calibrate(a, b, link, 0.0);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_NEAR(c->fidelity, 0.9, 1e-12);
+  EXPECT_NEAR(c->success_probability, 0.5, 1e-15);
+  const double ta = 0.1, tb = 0.3;
+  const double w = (4 * 0.9 - 1) / 3;
+  const double shrink = std::exp(-ta / a.depolarising_time_s) * std::exp(-tb / b.depolarising_time_s);
+  EXPECT_NEAR(physical::FidelityAfterWait(*c, a, b, FromSeconds(ta), FromSeconds(tb)), (3 * w * shrink + 1) / 4,
+              1e-12);
+
+  link.werner_fidelity = 1.0;
+  a.t1_s = 1.0;
+  a.t2_s = 0.5;
+  b.t1_s = 2.0;
+  b.t2_s = 0.25;
+  c = physical::Calibrate(a, b, link, 0.0);
+  ASSERT_TRUE(c.ok()) << c.status();
+  const double ga = 1 - std::exp(-ta / a.t1_s);
+  const double gb = 1 - std::exp(-tb / b.t1_s);
+  const double ca = std::exp(-ta / a.t2_s);
+  const double cb = std::exp(-tb / b.t2_s);
+  const double decayed = (2 - ga - gb) / 4 + ca * cb / 2 + ga * gb / 2;
+  EXPECT_NEAR(physical::FidelityAfterWait(*c, a, b, FromSeconds(ta), FromSeconds(tb)),
+              (decayed - 0.25) * shrink + 0.25, 1e-12);
+}
+
 // Station in the middle of L: each end hears at click + L/2c, the far end's
 // report takes L/c more, so a KEEP pair is handed up at click + 3L/2c, with
 // the local qubit emitted at click - L/2c: waits of 2L/c for both qubits.

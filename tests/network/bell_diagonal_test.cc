@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "gtest/gtest.h"
+#include "physical/memory_noise.h"
 #include "quantum/bell.h"
 #include "quantum/channels.h"
 #include "quantum/gates.h"
@@ -55,6 +56,31 @@ TEST(BellDiagonalTest, MemoryDecayMatchesTheEngine) {
         EXPECT_LE(model, *exact + 1e-12) << "F=" << c.f << " t=" << c.t;
         EXPECT_GT(model, *exact - 0.04) << "F=" << c.f << " t=" << c.t;
       }
+    }
+  }
+}
+
+// Depolarising memories (the model most studies use) keep a Werner pair
+// Werner: the exact engine, running physical::IdleNoise on both qubits, and
+// the twirled model agree exactly, with T2 dephasing alongside too.
+TEST(BellDiagonalTest, DepolarisingMemoryMatchesTheEngineExactly) {
+  for (double t2 : {physical::kInfinity, 0.05}) {
+    physical::NodeHardware hw;
+    hw.t2_s = t2;
+    hw.depolarising_time_s = 0.04;
+    quantum::QuantumSystem sys;
+    ASSERT_TRUE(sys.Prepare(std::vector<quantum::QubitId>{1, 2}, quantum::testing::Werner(0.9)).ok());
+    ASSERT_TRUE(sys.ApplyChannel(physical::IdleNoise(hw, 0.03), std::vector<quantum::QubitId>{1}).ok());
+    ASSERT_TRUE(sys.ApplyChannel(physical::IdleNoise(hw, 0.01), std::vector<quantum::QubitId>{2}).ok());
+    auto exact = sys.Fidelity(std::vector<quantum::QubitId>{1, 2}, quantum::BellVector(BellState::kPhiPlus));
+    ASSERT_TRUE(exact.ok());
+    const MemoryDecayRates rates = MemoryDecayRates::Of(hw);
+    const double model =
+        Decay(BellDiagonal::Werner(0.9), FromSeconds(0.03), rates, FromSeconds(0.01), rates).fidelity();
+    EXPECT_NEAR(model, *exact, 1e-9) << "t2 " << t2;
+    if (!std::isfinite(t2)) {
+      // Werner parameter (4F-1)/3 = 13/15, shrunk by exp(-0.04/0.04).
+      EXPECT_NEAR(model, (3 * (13.0 / 15) * std::exp(-1.0) + 1) / 4, 1e-12);
     }
   }
 }

@@ -557,6 +557,50 @@ TEST(HeraldingModelTest, RejectsParametersOutsideTheirRange) {
 TEST(HeraldingModelTest, SchemeNames) {
   EXPECT_EQ(SchemeName(HeraldingScheme::kSingleClick), "single-click");
   EXPECT_EQ(SchemeName(HeraldingScheme::kDoubleClick), "double-click");
+  EXPECT_EQ(SchemeName(HeraldingScheme::kWerner), "werner");
+}
+
+// The abstract link: one outcome, PHI+, with exactly the stated probability,
+// and the Werner state F |PHI+><PHI+| + (1-F)/3 (PHI- + PSI+ + PSI-) whatever
+// the optics (lossy fibre, poor detectors and emitters do not enter).
+TEST(HeraldingModelTest, WernerLinkHeraldsTheStatedWernerPairWithTheStatedProbability) {
+  Scenario s = MakeScenario(HeraldingScheme::kWerner, 100);
+  s.link.station_fraction = 0.3;
+  s.link.werner_fidelity = 0.85;
+  s.link.success_probability = 0.07;
+  s.link.detector_efficiency = 0.1;
+  s.a.emission_efficiency = 0.2;
+  s.alpha = 0;  // no bright-state parameter: ignored, as for double-click
+  absl::StatusOr<AttemptModel> model = Compute(s);
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_DOUBLE_EQ(model->success_probability, 0.07);
+  ASSERT_EQ(model->outcomes.size(), 1u);
+  const HeraldedOutcome& o = model->outcomes[0];
+  EXPECT_EQ(o.label, BellState::kPhiPlus);
+  EXPECT_DOUBLE_EQ(o.probability, 0.07);
+  EXPECT_NEAR(o.state.trace().real(), 1.0, 1e-12);
+  for (BellState b : {BellState::kPhiPlus, BellState::kPhiMinus, BellState::kPsiPlus, BellState::kPsiMinus}) {
+    const Eigen::Vector4cd v = quantum::BellVector(b);
+    const double weight = std::real(v.dot(o.state * v));
+    EXPECT_NEAR(weight, b == BellState::kPhiPlus ? 0.85 : 0.05, 1e-12) << static_cast<int>(b);
+  }
+  // Bell-diagonal: no coherence between different Bell states.
+  const Eigen::Vector4cd phi = quantum::BellVector(BellState::kPhiPlus);
+  const Eigen::Vector4cd psi = quantum::BellVector(BellState::kPsiPlus);
+  EXPECT_NEAR(std::abs(phi.dot(o.state * psi)), 0.0, 1e-12);
+  // Attempt duration: the round trip to the far end (70 km: 700 us, more
+  // than the 3 us emission cycle) unless the file states one.
+  EXPECT_EQ(model->attempt_duration, std::chrono::microseconds(700));
+  s.link.attempt_duration = std::chrono::microseconds(13);
+  model = Compute(s);
+  ASSERT_TRUE(model.ok()) << model.status();
+  EXPECT_EQ(model->attempt_duration, std::chrono::microseconds(13));
+
+  s.link.werner_fidelity = 1.5;
+  EXPECT_THAT(std::string(Compute(s).status().message()), HasSubstr("werner_fidelity = 1.5 is outside [0, 1]"));
+  s.link.werner_fidelity = 0.9;
+  s.link.success_probability = -0.1;
+  EXPECT_THAT(std::string(Compute(s).status().message()), HasSubstr("success_probability"));
 }
 
 }  // namespace

@@ -223,6 +223,50 @@ TEST(QuantumDeviceTest, StoredQubitDecaysWithT1AndT2) {
   EXPECT_NEAR(static_cast<double>(zeros) / kN, p0, FiveSigma(p0, kN));
 }
 
+// Depolarising memory: an idle qubit keeps its state with exp(-t/tau) and is
+// I/2 otherwise; with T2 as well, |+>'s coherence falls by both factors.
+TEST(QuantumDeviceTest, StoredQubitDepolarisesWithItsDepolarisingTime) {
+  NodeHardware hw = Timed();
+  hw.single_qubit_gate_time = nanoseconds(0);
+  hw.depolarising_time_s = 2e-3;
+  Bench b(hw);
+  const int plus = *b.device.Allocate();
+  const int one = *b.device.Allocate();
+  ASSERT_TRUE(b.Gate(plus, Gate::H()).ok());
+  ASSERT_TRUE(b.Gate(one, Gate::X()).ok());
+  const Duration wait = microseconds(900);
+  b.clock.RunFor(wait);
+  const double keep = std::exp(-ToSeconds(wait) / hw.depolarising_time_s);
+  EXPECT_NEAR(std::abs(b.TrueState({plus})(0, 1)), 0.5 * keep, 1e-12);
+  EXPECT_NEAR(b.TrueState({plus})(1, 1).real(), 0.5, 1e-12);
+  EXPECT_NEAR(b.TrueState({one})(1, 1).real(), keep + (1 - keep) / 2, 1e-12);
+
+  NodeHardware both = hw;
+  both.t2_s = 1e-3;
+  Bench c(both);
+  const int q = *c.device.Allocate();
+  ASSERT_TRUE(c.Gate(q, Gate::H()).ok());
+  c.clock.RunFor(wait);
+  EXPECT_NEAR(std::abs(c.TrueState({q})(0, 1)), 0.5 * keep * std::exp(-ToSeconds(wait) / both.t2_s), 1e-12);
+}
+
+// Occupancy is the integral of the allocated slots over time: two slots for
+// 1 ms, then one for 2 ms, is 4 qubit-ms; the peak is 2.
+TEST(QuantumDeviceTest, OccupancyIntegratesAllocatedSlotsOverTime) {
+  Bench b(Timed());
+  EXPECT_EQ(b.device.occupancy().allocated_qubit_seconds, 0.0);
+  const int first = *b.device.Allocate();
+  (void)*b.device.Allocate();
+  b.clock.RunFor(microseconds(1000));
+  ASSERT_TRUE(b.device.Free(first).ok());
+  b.clock.RunFor(microseconds(2000));
+  const SimulatedDevice::Occupancy o = b.device.occupancy();
+  EXPECT_NEAR(o.allocated_qubit_seconds, 4e-3, 1e-12);
+  EXPECT_EQ(o.in_use, 1);
+  EXPECT_EQ(o.peak_in_use, 2);
+  EXPECT_EQ(AllocatedSlots(b.device), 1);
+}
+
 TEST(QuantumDeviceTest, NoisyBellMeasurementMislabelsAtTheHandComputedRate) {
   NodeHardware hw = Timed();
   // Errors large enough that leaving out any one of them moves the rate by
