@@ -1,0 +1,284 @@
+#!/usr/bin/python3
+"""Daemons on four "hosts": a 4-node chain whose qnetd processes each run in a
+Linux network namespace of their own, with their own address on a bridge the
+test builds (veth pairs), so nothing relies on 127.0.0.1: every address a
+daemon listens on or dials comes from configuration (a peers file), and the
+certificates from `qnetctl pki init`, as an operator would set up separate
+machines (README, "Across hosts").
+
+It then measures what the classical-delay model needs of the hosts' clocks:
+daemons of a network share one simulated time line through --epoch-unix-ns,
+which assumes synchronised wall clocks. One daemon restarted with its epoch
+shifted stands in for a host whose clock is off; the request across it must
+say that the software fell behind the physics (its figures are then a lower
+bound), where the synchronised run did not.
+
+Needs root (namespaces, veth, bridge); exits 77 (skipped) with the reason
+where they cannot be made. Everything the test creates is removed at the end,
+also on failure.
+
+Usage: netns_hosts_mptest.py QNETD QNETCTL
+"""
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+SKIP = 77
+PREFIX = f"qn{os.getpid() % 100000}"
+SUBNET = "10.213.7"  # inside the test's own namespaces only: no clash with the host's
+NODES = ["a", "b", "c", "d"]
+PORT = 7400
+# Slow motion: a 1 km link's 5 us of classical delay lasts 5 ms of wall time,
+# which software on a loaded 2-core machine keeps up with.
+TIME_SCALE = "0.001"
+
+
+def run(*cmd, check=True, timeout=60, env=None):
+    return subprocess.run(list(cmd), check=check, timeout=timeout, capture_output=True, text=True, env=env)
+
+
+def ns(node):
+    return f"{PREFIX}-{node}"
+
+
+SWITCH = f"{PREFIX}-sw"
+
+
+def address(node):
+    return f"{SUBNET}.{NODES.index(node) + 1}"
+
+
+def make_namespaces():
+    """A switch namespace with a bridge; one namespace per node, joined to it by a veth pair."""
+    run("ip", "netns", "add", SWITCH)
+    run("ip", "netns", "exec", SWITCH, "ip", "link", "add", "br0", "type", "bridge")
+    run("ip", "netns", "exec", SWITCH, "ip", "link", "set", "br0", "up")
+    for i, node in enumerate(NODES):
+        run("ip", "netns", "add", ns(node))
+        host_end, switch_end = f"{PREFIX}h{i}", f"{PREFIX}s{i}"
+        run("ip", "link", "add", host_end, "type", "veth", "peer", "name", switch_end)
+        run("ip", "link", "set", host_end, "netns", ns(node))
+        run("ip", "link", "set", switch_end, "netns", SWITCH)
+        run("ip", "netns", "exec", SWITCH, "ip", "link", "set", switch_end, "master", "br0")
+        run("ip", "netns", "exec", SWITCH, "ip", "link", "set", switch_end, "up")
+        run("ip", "netns", "exec", ns(node), "ip", "link", "set", host_end, "name", "eth0")
+        run("ip", "netns", "exec", ns(node), "ip", "addr", "add", f"{address(node)}/24", "dev", "eth0")
+        run("ip", "netns", "exec", ns(node), "ip", "link", "set", "eth0", "up")
+        # As on any host, the loopback device is up: Linux delivers traffic to
+        # the host's own address (qnetctl to its local daemon) through it.
+        run("ip", "netns", "exec", ns(node), "ip", "link", "set", "lo", "up")
+
+
+def remove_namespaces():
+    for name in [SWITCH] + [ns(n) for n in NODES]:
+        subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+
+def can_make_namespaces():
+    if os.geteuid() != 0:
+        return "not root: creating network namespaces needs CAP_SYS_ADMIN and CAP_NET_ADMIN"
+    if shutil.which("ip") is None:
+        return "no `ip` (Debian iproute2)"
+    probe = f"{PREFIX}-probe"
+    r = subprocess.run(["ip", "netns", "add", probe], capture_output=True, text=True)
+    if r.returncode != 0:
+        return f"`ip netns add` failed: {r.stderr.strip()}"
+    subprocess.run(["ip", "netns", "del", probe], capture_output=True)
+    r = subprocess.run(["ip", "link", "add", f"{PREFIX}pa", "type", "veth", "peer", "name", f"{PREFIX}pb"],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        return f"cannot make veth pairs: {r.stderr.strip()}"
+    subprocess.run(["ip", "link", "del", f"{PREFIX}pa"], capture_output=True)
+    return None
+
+
+def FakeClock(offset_s):
+    """The command prefix that runs a program with its wall clock (CLOCK_REALTIME)
+    `offset_s` ahead of the host's (Debian faketime); the monotonic clocks stay
+    true, as on a host whose NTP is off. Network namespaces share one clock, so
+    this is how a test gives one "host" a clock of its own."""
+    if offset_s == 0:
+        return []
+    return ["env", "FAKETIME_DONT_FAKE_MONOTONIC=1",
+            # The sanitizer build's runtime must come first; libfaketime is
+            # preloaded in front of it (it only wraps the clock calls).
+            "ASAN_OPTIONS=" + os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0",
+            "faketime", "-f", f"{offset_s:+.6f}"]
+
+
+class Hosts:
+    def __init__(self, qnetd, qnetctl, work):
+        self.qnetd, self.qnetctl, self.work = qnetd, qnetctl, work
+        self.procs = {}
+        self.network = os.path.join(work, "chain4.yaml")
+        with open(self.network, "w") as f:
+            f.write("network: chain4\nseed: 5\nnodes:\n")
+            for n in NODES:
+                f.write(f"  - {{name: {n}, hardware: ideal, qubits: 4}}\n")
+            f.write("links:\n")
+            for x, y in zip(NODES, NODES[1:]):
+                f.write(f"  - {{between: [{x}, {y}], length_km: 1}}\n")
+        # Every node's address, as an operator would write it for the hosts.
+        self.peers = os.path.join(work, "peers")
+        with open(self.peers, "w") as f:
+            f.write("# node address (each on its own host)\n")
+            for n in NODES:
+                f.write(f"{n} {address(n)}:{PORT}\n")
+        self.pki = os.path.join(work, "pki")
+        run(qnetctl, "pki", "init", self.network, "--dir", self.pki)
+        self.epoch = time.time_ns()
+
+    def start(self, node, clock_offset_s=0.0, time_scale=TIME_SCALE):
+        ready = os.path.join(self.work, f"{node}.ready")
+        if os.path.exists(ready):
+            os.remove(ready)
+        log = open(os.path.join(self.work, f"{node}.log"), "a")
+        self.procs[node] = subprocess.Popen(
+            ["ip", "netns", "exec", ns(node)] + FakeClock(clock_offset_s) +
+            [self.qnetd, "--network", self.network, "--node", node,
+             "--listen", f"{address(node)}:{PORT}", "--peers", self.peers, "--pki", self.pki,
+             "--metrics-listen", f"{address(node)}:0", "--ready-file", ready, "--time-scale", time_scale,
+             "--epoch-unix-ns", str(self.epoch)],
+            stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 60
+        while not (os.path.exists(ready) and open(ready).read().strip()):
+            if self.procs[node].poll() is not None:
+                raise AssertionError(f"qnetd {node} exited with {self.procs[node].returncode}:\n{self.log(node)}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"qnetd {node} not ready in 60 s:\n{self.log(node)}")
+            time.sleep(0.05)
+        served = open(ready).read().split()[0]
+        assert served == f"{address(node)}:{PORT}", f"{node} serves on {served}"
+
+    def stop(self, node):
+        p = self.procs.pop(node, None)
+        if p is None:
+            return
+        p.terminate()
+        try:
+            p.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+    def stop_all(self):
+        for n in list(self.procs):
+            self.stop(n)
+
+    def log(self, node):
+        try:
+            return open(os.path.join(self.work, f"{node}.log")).read()[-4000:]
+        except OSError:
+            return ""
+
+    def qnetctl_at(self, node, *args, timeout=120):
+        """qnetctl run on `node`'s host, talking to its daemon by address with the operator's certificate."""
+        env = dict(os.environ, QNET_CA_CERT=os.path.join(self.pki, "ca.crt"),
+                   QNET_CLIENT_CERT=os.path.join(self.pki, "operator-operator.crt"),
+                   QNET_CLIENT_KEY=os.path.join(self.pki, "operator-operator.key"))
+        return run("ip", "netns", "exec", ns(node), self.qnetctl, "--address", f"{address(node)}:{PORT}",
+                   "--node", node, *args, check=False, timeout=timeout, env=env)
+
+    def wait_connected(self, node, neighbours, seconds=30):
+        deadline = time.monotonic() + seconds
+        last = ""
+        while time.monotonic() < deadline:
+            r = self.qnetctl_at(node, "--output", "json", "status")
+            last = r.stdout + r.stderr
+            if r.returncode == 0:
+                status = json.loads(r.stdout)
+                status = status[0] if isinstance(status, list) else status
+                up = {n["name"] for n in status.get("neighbours", []) if n.get("connected")}
+                if set(neighbours) <= up:
+                    return status
+            time.sleep(0.2)
+        raise AssertionError(f"{node}: neighbours {neighbours} not all connected in {seconds} s: {last}\n{self.log(node)}")
+
+
+def main():
+    if len(sys.argv) != 3:
+        print(__doc__)
+        return 2
+    qnetd, qnetctl = sys.argv[1], sys.argv[2]
+    why = can_make_namespaces()
+    if why:
+        print(f"SKIP: {why}; this test puts each daemon in a network namespace of its own")
+        return SKIP
+    work = tempfile.mkdtemp(prefix="qnet-netns-")
+    hosts = None
+    failed = True
+    try:
+        make_namespaces()
+        hosts = Hosts(qnetd, qnetctl, work)
+        for n in NODES:
+            hosts.start(n)
+        status = hosts.wait_connected("b", ["a", "c"])
+        hosts.wait_connected("c", ["b", "d"])
+        print(f"4 daemons up, each in its own namespace; b sees neighbours "
+              f"{[x['name'] for x in status['neighbours']]}")
+
+        # Three hops, from a's host: swapping at b and c, state moved between
+        # hosts over the hardware plane, and |+> teleported to d's host. Ideal
+        # nodes and links: every X-basis shot at d reads +1 (a wrong Pauli
+        # frame anywhere on the way would make about half of them -1).
+        r = hosts.qnetctl_at("a", "--output", "json", "teleport", "--to", "d", "--state", "+", "--shots", "30",
+                             timeout=300)
+        assert r.returncode == 0, f"teleport a -> d failed: {r.stdout}{r.stderr}\n{hosts.log('a')}"
+        tele = json.loads(r.stdout.strip().splitlines()[-1])
+        x = next(a for a in tele["axes"] if a["axis"] == "X")
+        assert x["shots"] >= 5 and x["plus"] == x["shots"], tele
+        synced_lag = tele.get("lag", {}).get("max_lag_s", 0.0)
+        print(f"a -> d over 3 hops across namespaces: |+> teleported, {x['plus']}/{x['shots']} X shots +1, "
+              f"fidelity {tele['fidelity']:.3f} +- {tele['fidelity_standard_error']:.3f}; "
+              f"largest lag {synced_lag * 1e6:.1f} us simulated")
+
+        # A host whose clock is off: d restarted with its wall clock 200 ms
+        # ahead of the others' (faketime). Peer messages carry the sender's
+        # wall-clock send time, and the receiver holds each one until that
+        # time plus the link's classical delay (5 us x 1/S = 5 ms of wall
+        # time here): to d, every message from c seems to have spent 200 ms in
+        # transit, 195 ms past its due time, so c -> d messages go through
+        # with no fibre delay at all, and d's lag monitor counts 195 ms
+        # (195 us simulated) of lag. The request's report must say the
+        # software fell behind the physics, by about that.
+        offset_s = 0.2
+        expected_lag_s = (offset_s - 5e-3) * float(TIME_SCALE)
+        if shutil.which("faketime") is None:
+            print("SKIP: no faketime (Debian faketime; ./qnet test installs it) for the clock-offset part")
+            failed = False
+            return SKIP
+        hosts.stop("d")
+        hosts.start("d", clock_offset_s=offset_s)
+        hosts.wait_connected("c", ["b", "d"])
+        r = hosts.qnetctl_at("c", "--output", "json", "entangle", "--with", "d", "--pairs", "5", "--type", "measure",
+                             "--basis", "z", timeout=300)
+        assert r.returncode == 0, f"entangle c -> d with d's clock off failed: {r.stdout}{r.stderr}\n{hosts.log('c')}"
+        summary = json.loads(r.stdout.strip().splitlines()[-1])["summary"]
+        lag = summary.get("lag", {})
+        assert summary["pairs"] == 5, summary
+        assert lag.get("behind") and "d" in lag.get("nodes_behind", []), f"no lag report at d: {summary}"
+        assert 0.75 * expected_lag_s <= lag["max_lag_s"] <= 1.5 * expected_lag_s, \
+            f"lag {lag['max_lag_s']} s, not about the clock offset's {expected_lag_s} s: {summary}"
+        assert synced_lag < lag["max_lag_s"] / 2, f"synchronised run lagged {synced_lag} s as much as the offset one"
+        print(f"with d's wall clock {offset_s * 1e3:.0f} ms ahead: the request reports the software behind "
+              f"the physics for {lag['behind_fraction']:.0%} of it, by up to {lag['max_lag_s'] * 1e6:.1f} us "
+              f"simulated (expected {expected_lag_s * 1e6:.0f}), at {lag.get('nodes_behind')}")
+        failed = False
+        print("PASS")
+        return 0
+    finally:
+        if hosts is not None:
+            hosts.stop_all()
+            if failed:
+                for n in NODES:
+                    print(f"--- {n}.log\n{hosts.log(n)}")
+        remove_namespaces()
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
