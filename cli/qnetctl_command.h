@@ -43,6 +43,7 @@ std::vector<Command> EntangleCommands();  // entangle, bell-test, measure
 std::vector<Command> TeleportCommands();  // teleport
 std::vector<Command> QkdCommands();       // eavesdrop, qkd, key
 std::vector<Command> PkiCommands();       // pki
+std::vector<Command> BundleCommands();    // bundle
 std::vector<Command> KeyCommands();       // keys
 std::vector<Command> LogCommands();       // logs
 std::vector<Command> UiCommands();        // ui

@@ -42,6 +42,8 @@ Commands:
                       started by hand or on several hosts
   gen KIND            write a generated network file: chain, ring, star, grid,
                       torus, random geometric or Waxman graph
+  bundle NETWORK_FILE what each host needs to run its node's qnetd when the nodes
+                      run on several machines (--peers FILE --dir DIR)
 
 Global options (before or after the command):
   --network NAME    the network of that name under the state root: $QNET_STATE_DIR,
@@ -70,7 +72,7 @@ const std::vector<Command>& Commands() {
   static const std::vector<Command> commands = [] {
     std::vector<Command> all;
     for (auto group : {NetworkCommands, EntangleCommands, TeleportCommands, QkdCommands, PkiCommands, KeyCommands,
-                       LogCommands, UiCommands, GenCommands}) {
+                       LogCommands, UiCommands, GenCommands, BundleCommands}) {
       for (Command& c : group()) all.push_back(std::move(c));
     }
     return all;
@@ -172,7 +174,7 @@ absl::Status CheckFlags(const Args& args) {
   if (address + network + state_dir > 1) {
     return absl::InvalidArgumentError("give one of --address, --network and --state-dir, not several");
   }
-  for (const char* own : {"up", "ls", "pki", "gen"}) {
+  for (const char* own : {"up", "ls", "pki", "gen", "bundle"}) {
     if (args.command != own) continue;
     for (const char* flag : {"--address", "--network"}) {
       if (!Flag(args, flag).empty()) {

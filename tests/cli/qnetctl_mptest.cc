@@ -322,7 +322,7 @@ TEST_F(QnetctlMpTest, HelpPerCommandAndOneLineUsageErrors) {
   CommandRun general = Qnetctl("--help");
   EXPECT_EQ(general.exit_code, 0);
   for (const char* command : {"up", "ls", "down", "status", "links", "routes", "entangle", "measure", "bell-test",
-                              "teleport", "eavesdrop", "qkd", "key", "gen"}) {
+                              "teleport", "eavesdrop", "qkd", "key", "gen", "bundle"}) {
     EXPECT_NE(general.out.find(absl::StrCat("\n  ", command, " ")), std::string::npos) << command << "\n" << general.out;
     for (const std::string& form : {absl::StrCat(command, " --help"), absl::StrCat("help ", command),
                                     absl::StrCat("--node alice ", command, " -h")}) {
@@ -344,7 +344,8 @@ TEST_F(QnetctlMpTest, HelpPerCommandAndOneLineUsageErrors) {
                "--show-key"}},
       {"key", {"--id"}},
       {"gen", {"--nodes", "--rows", "--cols", "--length-km", "--area-km", "--radius-km", "--alpha", "--beta",
-               "--hardware", "--seed", "--name", "--out"}}};
+               "--hardware", "--seed", "--name", "--out"}},
+      {"bundle", {"--peers", "--dir", "--time-scale", "--qnetd", "--install-dir"}}};
   for (const auto& [command, names] : flags) {
     const std::string help = Qnetctl(absl::StrCat(command, " --help")).out;
     for (const std::string& flag : names) EXPECT_NE(help.find(flag), std::string::npos) << command << " " << flag;
@@ -373,6 +374,69 @@ TEST_F(QnetctlMpTest, HelpPerCommandAndOneLineUsageErrors) {
   expect_one_line_error("gen grid --rows 3 --cols x", "--cols wants a whole number, got 'x'");
   expect_one_line_error("gen torus --rows 2 --cols 4", "wrap onto the same neighbour");
   expect_one_line_error("gen ring --nodes 4 --output json", "give --out FILE");
+}
+
+// qnetctl bundle: a directory per host with only that node's key, the
+// addresses as given, one epoch for all; addresses another host cannot dial
+// and incomplete peers files are refused. (tests/daemon/netns_hosts_mptest.py
+// runs a bundle's daemons on four network namespaces as hosts.)
+TEST_F(QnetctlMpTest, BundleWritesADirectoryPerHostAndRefusesWhatAHostCannotUse) {
+  const std::string file = Example("ideal-pair.yaml");
+  const fs::path peers = state_dir_ / "peers";
+  std::ofstream(peers) << "# two hosts\nalice 10.1.0.1:7400\nbob qnet-bob.example:7401\n";
+  const fs::path out = state_dir_ / "bundle";
+  CommandRun bundle =
+      Qnetctl(absl::StrCat("bundle ", file, " --peers ", peers.string(), " --dir ", out.string(), " --time-scale 0.5"));
+  ASSERT_EQ(bundle.exit_code, 0) << bundle.out;
+  const auto read = [](const fs::path& p) {
+    std::ifstream in(p);
+    return std::string(std::istreambuf_iterator<char>(in), {});
+  };
+  std::string epochs[2];
+  int i = 0;
+  for (const char* node : {"alice", "bob"}) {
+    const fs::path host = out / "hosts" / node;
+    const std::string other = std::string(node) == "alice" ? "bob" : "alice";
+    EXPECT_TRUE(fs::exists(host / "pki" / absl::StrCat("node-", node, ".key"))) << node;
+    EXPECT_EQ(fs::status(host / "pki" / absl::StrCat("node-", node, ".key")).permissions() & fs::perms::all,
+              fs::perms::owner_read | fs::perms::owner_write);
+    EXPECT_FALSE(fs::exists(host / "pki" / absl::StrCat("node-", other, ".key"))) << node;
+    EXPECT_FALSE(fs::exists(host / "pki" / "ca.key")) << node;
+    EXPECT_EQ(read(host / "network.yaml"), read(file));
+    const std::string peers_copy = read(host / "peers");
+    EXPECT_NE(peers_copy.find("alice 10.1.0.1:7400\n"), std::string::npos) << peers_copy;
+    EXPECT_NE(peers_copy.find("bob qnet-bob.example:7401\n"), std::string::npos) << peers_copy;
+    const std::string script = read(host / "run.sh");
+    EXPECT_NE(script.find(absl::StrCat("--node ", node, " --listen ",
+                                       std::string(node) == "alice" ? "10.1.0.1:7400" : "qnet-bob.example:7401",
+                                       " --time-scale 0.5 --epoch-unix-ns ")),
+              std::string::npos)
+        << script;
+    const std::string unit = read(host / absl::StrCat("qnetd-", node, ".service"));
+    EXPECT_NE(unit.find(absl::StrCat("ExecStart=/usr/bin/qnetd --network '/etc/qnet/", node, "/network.yaml'")),
+              std::string::npos)
+        << unit;
+    const size_t at = script.find("--epoch-unix-ns ") + 16;
+    epochs[i++] = script.substr(at, script.find(' ', at) - at);
+  }
+  EXPECT_EQ(epochs[0], epochs[1]);  // one time line
+  EXPECT_TRUE(fs::exists(out / "operator" / "operator.key"));
+  EXPECT_TRUE(fs::exists(out / "pki" / "ca.key"));
+
+  const auto refused = [&](const std::string& text, const std::string& says) {
+    std::ofstream(peers) << text;
+    CommandRun run = Qnetctl(absl::StrCat("bundle ", file, " --peers ", peers.string(), " --dir ", out.string()));
+    EXPECT_NE(run.exit_code, 0) << text;
+    EXPECT_EQ(run.out.rfind("qnetctl: error: ", 0), 0u) << run.out;
+    EXPECT_NE(run.out.find(says), std::string::npos) << text << "\n" << run.out;
+  };
+  refused("alice 10.1.0.1:7400\n", "no address for 1 node(s) of network ideal-pair: bob");
+  refused("alice 127.0.0.1:7400\nbob 10.1.0.2:7400\n", "node alice: address '127.0.0.1:7400' cannot be dialled");
+  refused("alice 0.0.0.0:7400\nbob 10.1.0.2:7400\n", "cannot be dialled from another host");
+  refused("alice 10.1.0.1:99999\nbob 10.1.0.2:7400\n", "is not HOST:PORT with a port in [1, 65535]");
+  refused("alice 10.1.0.1:7400\nbob 10.1.0.2:7400\ncarol 10.1.0.3:7400\n", "'carol' is not a node of network");
+  CommandRun no_peers = Qnetctl(absl::StrCat("bundle ", file, " --dir ", out.string()));
+  EXPECT_NE(no_peers.out.find("bundle needs --peers FILE"), std::string::npos) << no_peers.out;
 }
 
 // Networks by name: `up` without --state-dir keeps state under the state

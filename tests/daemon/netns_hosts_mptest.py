@@ -2,16 +2,19 @@
 """Daemons on four "hosts": a 4-node chain whose qnetd processes each run in a
 Linux network namespace of their own, with their own address on a bridge the
 test builds (veth pairs), so nothing relies on 127.0.0.1: every address a
-daemon listens on or dials comes from configuration (a peers file), and the
-certificates from `qnetctl pki init`, as an operator would set up separate
-machines (README, "Across hosts").
+daemon listens on or dials comes from configuration. The setup is the one an
+operator of separate machines uses (README, "Across hosts"): `qnetctl bundle`
+writes a directory per host (network file, every node's address, the node's
+certificates, run.sh with the shared epoch) and each "host" runs its run.sh;
+qnetctl reaches the daemons by address with the bundle's operator files.
 
 It then measures what the classical-delay model needs of the hosts' clocks:
-daemons of a network share one simulated time line through --epoch-unix-ns,
-which assumes synchronised wall clocks. One daemon restarted with its epoch
-shifted stands in for a host whose clock is off; the request across it must
-say that the software fell behind the physics (its figures are then a lower
-bound), where the synchronised run did not.
+daemons share one simulated time line through the bundle's epoch and time
+peer messages by the sender's wall clock, which assumes synchronised wall
+clocks. One daemon restarted with its wall clock 1 s ahead (Debian faketime)
+stands in for a host whose clock is off; the request across it must report
+the software behind the physics by about that offset (its figures are then a
+lower bound), far more than the synchronised run's lag.
 
 Needs root (namespaces, veth, bridge); exits 77 (skipped) with the reason
 where they cannot be made. Everything the test creates is removed at the end,
@@ -123,26 +126,36 @@ class Hosts:
             for x, y in zip(NODES, NODES[1:]):
                 f.write(f"  - {{between: [{x}, {y}], length_km: 1}}\n")
         # Every node's address, as an operator would write it for the hosts.
-        self.peers = os.path.join(work, "peers")
-        with open(self.peers, "w") as f:
+        peers = os.path.join(work, "peers")
+        with open(peers, "w") as f:
             f.write("# node address (each on its own host)\n")
             for n in NODES:
                 f.write(f"{n} {address(n)}:{PORT}\n")
-        self.pki = os.path.join(work, "pki")
-        run(qnetctl, "pki", "init", self.network, "--dir", self.pki)
-        self.epoch = time.time_ns()
+        self.bundle = os.path.join(work, "bundle")
+        r = run(qnetctl, "bundle", self.network, "--peers", peers, "--dir", self.bundle, "--time-scale", TIME_SCALE,
+                "--qnetd", qnetd)
+        print(r.stdout.strip())
+        for n in NODES:
+            host = os.path.join(self.bundle, "hosts", n)
+            for f in ["network.yaml", "peers", "run.sh", f"qnetd-{n}.service", "pki/ca.crt", f"pki/node-{n}.crt",
+                      f"pki/node-{n}.key"]:
+                assert os.path.exists(os.path.join(host, f)), f"bundle lacks hosts/{n}/{f}"
+            assert oct(os.stat(os.path.join(host, f"pki/node-{n}.key")).st_mode & 0o777) == "0o600"
+            others = [m for m in NODES if m != n]
+            assert not any(os.path.exists(os.path.join(host, f"pki/node-{m}.key")) for m in others), \
+                f"hosts/{n} holds another node's key"
+            assert not os.path.exists(os.path.join(host, "pki/ca.key")), f"hosts/{n} holds the CA's key"
 
-    def start(self, node, clock_offset_s=0.0, time_scale=TIME_SCALE):
+    def start(self, node, clock_offset_s=0.0):
         ready = os.path.join(self.work, f"{node}.ready")
         if os.path.exists(ready):
             os.remove(ready)
         log = open(os.path.join(self.work, f"{node}.log"), "a")
+        # The host's own copy of its bundle directory, started as the operator would.
         self.procs[node] = subprocess.Popen(
             ["ip", "netns", "exec", ns(node)] + FakeClock(clock_offset_s) +
-            [self.qnetd, "--network", self.network, "--node", node,
-             "--listen", f"{address(node)}:{PORT}", "--peers", self.peers, "--pki", self.pki,
-             "--metrics-listen", f"{address(node)}:0", "--ready-file", ready, "--time-scale", time_scale,
-             "--epoch-unix-ns", str(self.epoch)],
+            ["/bin/sh", os.path.join(self.bundle, "hosts", node, "run.sh"),
+             "--metrics-listen", f"{address(node)}:0", "--ready-file", ready],
             stdout=log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + 60
         while not (os.path.exists(ready) and open(ready).read().strip()):
@@ -177,9 +190,9 @@ class Hosts:
 
     def qnetctl_at(self, node, *args, timeout=120):
         """qnetctl run on `node`'s host, talking to its daemon by address with the operator's certificate."""
-        env = dict(os.environ, QNET_CA_CERT=os.path.join(self.pki, "ca.crt"),
-                   QNET_CLIENT_CERT=os.path.join(self.pki, "operator-operator.crt"),
-                   QNET_CLIENT_KEY=os.path.join(self.pki, "operator-operator.key"))
+        op = os.path.join(self.bundle, "operator")
+        env = dict(os.environ, QNET_CA_CERT=os.path.join(op, "ca.crt"),
+                   QNET_CLIENT_CERT=os.path.join(op, "operator.crt"), QNET_CLIENT_KEY=os.path.join(op, "operator.key"))
         return run("ip", "netns", "exec", ns(node), self.qnetctl, "--address", f"{address(node)}:{PORT}",
                    "--node", node, *args, check=False, timeout=timeout, env=env)
 
@@ -236,16 +249,16 @@ def main():
               f"fidelity {tele['fidelity']:.3f} +- {tele['fidelity_standard_error']:.3f}; "
               f"largest lag {synced_lag * 1e6:.1f} us simulated")
 
-        # A host whose clock is off: d restarted with its wall clock 200 ms
+        # A host whose clock is off: d restarted with its wall clock 1 s
         # ahead of the others' (faketime). Peer messages carry the sender's
         # wall-clock send time, and the receiver holds each one until that
         # time plus the link's classical delay (5 us x 1/S = 5 ms of wall
-        # time here): to d, every message from c seems to have spent 200 ms in
-        # transit, 195 ms past its due time, so c -> d messages go through
-        # with no fibre delay at all, and d's lag monitor counts 195 ms
-        # (195 us simulated) of lag. The request's report must say the
+        # time here): to d, every message from c seems to have spent 1 s in
+        # transit, 995 ms past its due time, so c -> d messages go through
+        # with no fibre delay at all, and d's lag monitor counts 995 ms
+        # (995 us simulated) of lag. The request's report must say the
         # software fell behind the physics, by about that.
-        offset_s = 0.2
+        offset_s = 1.0
         expected_lag_s = (offset_s - 5e-3) * float(TIME_SCALE)
         if shutil.which("faketime") is None:
             print("SKIP: no faketime (Debian faketime; ./qnet test installs it) for the clock-offset part")
