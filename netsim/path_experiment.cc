@@ -16,7 +16,7 @@ struct HalfPair {
   int outcome;
 };
 
-using Occupancies = std::map<std::string, physical::SimulatedDevice::Occupancy>;
+}  // namespace
 
 Occupancies ReadOccupancies(SimulatedNetwork& network) {
   Occupancies out;
@@ -26,12 +26,11 @@ Occupancies ReadOccupancies(SimulatedNetwork& network) {
   return out;
 }
 
-// Memory utilisation of each node of `path` between the two readings.
-std::vector<NodeMemoryUse> MemoryUse(SimulatedNetwork& network, const std::vector<std::string>& path,
+std::vector<NodeMemoryUse> MemoryUse(SimulatedNetwork& network, const std::vector<std::string>& nodes,
                                      const Occupancies& before, Duration window) {
   std::vector<NodeMemoryUse> out;
   const double seconds = ToSeconds(window);
-  for (const std::string& n : path) {
+  for (const std::string& n : nodes) {
     stack::NodeStack* s = network.node(n);
     auto was = before.find(n);
     if (s == nullptr || was == before.end()) continue;
@@ -46,8 +45,6 @@ std::vector<NodeMemoryUse> MemoryUse(SimulatedNetwork& network, const std::vecto
   }
   return out;
 }
-
-}  // namespace
 
 absl::StatusOr<PathExperimentResult> RunPathExperiment(SimulatedNetwork& network, const PathExperiment& experiment,
                                                        Duration simulated_limit) {

@@ -9,6 +9,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -52,6 +53,13 @@ struct PathExperimentResult {
   uint64_t discarded = 0;               // link pairs dropped by cutoffs or rejected at the tail
   std::vector<NodeMemoryUse> memory;    // each node of the path, in path order
 };
+
+// Memory occupancy readings of every node, and each listed node's use
+// between such a reading and now (utilisation over `window`).
+using Occupancies = std::map<std::string, physical::SimulatedDevice::Occupancy>;
+Occupancies ReadOccupancies(SimulatedNetwork& network);
+std::vector<NodeMemoryUse> MemoryUse(SimulatedNetwork& network, const std::vector<std::string>& nodes,
+                                     const Occupancies& before, Duration window);
 
 // Lets the routing adverts spread first; fails with the network layer's
 // error, or DeadlineExceeded after `simulated_limit`.

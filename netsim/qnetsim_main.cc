@@ -34,6 +34,7 @@
 #include "netsim/path_experiment.h"
 #include "netsim/qnetsim_sweep.h"
 #include "netsim/run_progress.h"
+#include "netsim/traffic_experiment.h"
 #include "netsim/simulated_network.h"
 
 ABSL_FLAG(std::string, network, "", "network file (YAML), e.g. examples/chain3.yaml (required)");
@@ -75,6 +76,13 @@ ABSL_FLAG(std::string, sweep, "",
           "rerun the experiment over a range, PARAM=START:STOP[:STEP]: length_km (of --link NAME, or of every link "
           "with --link all) or hops (with --from and no --to: the far end is the first node that many hops away)");
 ABSL_FLAG(std::string, plot, "", "with --sweep: draw the figure into FILE.svg or FILE.png (needs gnuplot)");
+ABSL_FLAG(int32_t, traffic, 0,
+          "run N end-to-end requests at once (Poisson arrivals, random node pairs or --from/--to) and print "
+          "network-wide statistics: per-request latency, rate and fidelity, memory per node, pairs per link");
+ABSL_FLAG(double, arrival_rate, 1000.0, "with --traffic: requests per simulated second (Poisson)");
+ABSL_FLAG(int32_t, pairs_per_request, 10, "with --traffic: MEASURE pairs each request asks for");
+ABSL_FLAG(double, request_timeout_s, 10.0,
+          "with --traffic: simulated seconds a request may wait for memory and run before it fails");
 ABSL_FLAG(bool, quiet, false, "no progress lines on stderr (a run over a second says what it is doing, once a second)");
 
 namespace {
@@ -133,6 +141,7 @@ struct TeardownReport {
 namespace {
 
 using qnet::link::BasisChoice;
+
 
 bool ParseBasis(const std::string& s, BasisChoice* out) {
   if (s == "z") *out = BasisChoice::kZ;
@@ -563,6 +572,163 @@ int RunQkd(const qnet::config::NetworkConfig& config, const std::string& path, u
 }
 
 // qnetsim --sweep: checks the flags that go together and runs the sweep.
+int RunTrafficFromFlags(const qnet::config::NetworkConfig& config, const std::string& path, uint64_t seed,
+                        BasisChoice basis, double min_fidelity, const std::string& output) {
+  qnet::netsim::TrafficExperiment experiment;
+  experiment.requests = static_cast<uint32_t>(absl::GetFlag(FLAGS_traffic));
+  experiment.arrival_rate_hz = absl::GetFlag(FLAGS_arrival_rate);
+  experiment.pairs_per_request = static_cast<uint32_t>(absl::GetFlag(FLAGS_pairs_per_request));
+  experiment.basis = basis;
+  experiment.min_fidelity = min_fidelity;
+  experiment.request_timeout = qnet::FromSeconds(absl::GetFlag(FLAGS_request_timeout_s));
+  experiment.seed = seed;
+  if (experiment.requests > 1'000'000) return Fail("--traffic must be between 1 and 1000000 requests");
+  if (!(experiment.arrival_rate_hz > 0 && experiment.arrival_rate_hz <= 1e9)) {
+    return Fail("--arrival-rate must be in (0, 1e9] requests per simulated second");
+  }
+  if (absl::GetFlag(FLAGS_pairs_per_request) < 1 || absl::GetFlag(FLAGS_pairs_per_request) > 1'000'000) {
+    return Fail("--pairs-per-request must be between 1 and 1000000");
+  }
+  if (!(absl::GetFlag(FLAGS_request_timeout_s) > 0 && absl::GetFlag(FLAGS_request_timeout_s) <= 1e6)) {
+    return Fail("--request-timeout-s must be in (0, 1e6] simulated seconds");
+  }
+  const std::string from = absl::GetFlag(FLAGS_from), to = absl::GetFlag(FLAGS_to);
+  if (!from.empty()) experiment.endpoints.emplace_back(from, to);
+  SetPhase(absl::StrFormat("building %d nodes", config.nodes.size()));
+  auto network = qnet::netsim::SimulatedNetwork::Create(config, seed);
+  if (!network.ok()) return Fail(std::string(network.status().message()));
+  TeardownReport teardown;
+  Watch(**network);
+  SetPhase(absl::StrFormat("simulating %d requests of %d pairs (routes converge first)", experiment.requests,
+                           experiment.pairs_per_request));
+  const auto wall_start = std::chrono::steady_clock::now();
+  auto result =
+      qnet::netsim::RunTraffic(**network, experiment, qnet::FromSeconds(absl::GetFlag(FLAGS_time_limit_s)));
+  EndProgress();
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+  if (!result.ok()) return Fail(std::string(result.status().message()));
+  using qnet::netsim::Quantile;
+  std::vector<double> latency, rate, fidelity, hops;
+  size_t served = 0;
+  std::map<std::string, int> why;
+  for (const auto& r : result->requests) {
+    if (!r.served) {
+      ++why[r.error.substr(0, r.error.find(':'))];
+      continue;
+    }
+    ++served;
+    latency.push_back(r.latency_s);
+    rate.push_back(r.pairs_per_second);
+    fidelity.push_back(r.mean_fidelity_estimate);
+    hops.push_back(r.hops);
+  }
+  const auto& s = result->statistics;
+  const double sim_s = qnet::ToSeconds(result->simulated_time);
+  if (output == "json") {
+    nlohmann::json j;
+    j["network"] = config.name;
+    j["seed"] = seed;
+    j["requests"] = nlohmann::json::array();
+    for (const auto& r : result->requests) {
+      nlohmann::json q = {{"from", r.from},     {"to", r.to},           {"arrival_s", r.arrival_s},
+                          {"served", r.served}, {"hops", r.hops},       {"pairs", r.pairs},
+                          {"latency_s", r.latency_s}, {"pairs_per_second", r.pairs_per_second},
+                          {"fidelity_estimate", r.mean_fidelity_estimate}};
+      if (!r.served) q["error"] = r.error;
+      j["requests"].push_back(std::move(q));
+    }
+    const auto quantiles = [](const std::vector<double>& v) {
+      return nlohmann::json{{"p10", Quantile(v, 0.1)}, {"p50", Quantile(v, 0.5)}, {"p90", Quantile(v, 0.9)},
+                            {"max", Quantile(v, 1.0)}};
+    };
+    const auto err = [](const qnet::apps::ErrorRate& e) {
+      return nlohmann::json{{"pairs", e.pairs}, {"errors", e.errors}, {"rate", e.rate()}, {"stderr", e.standard_error()}};
+    };
+    j["summary"] = {{"requests", result->requests.size()},
+                    {"served", served},
+                    {"latency_s", quantiles(latency)},
+                    {"pairs_per_second", quantiles(rate)},
+                    {"fidelity_estimate", quantiles(fidelity)},
+                    {"hops", quantiles(hops)},
+                    {"pairs_measured", s.pairs},
+                    {"error_rate", {{"z", err(s.z)}, {"x", err(s.x)}, {"y", err(s.y)}}}};
+    if (s.fidelity) j["summary"]["fidelity"] = {{"value", s.fidelity->value}, {"stderr", s.fidelity->standard_error}};
+    j["memory"] = nlohmann::json::array();
+    for (const auto& m : result->memory) {
+      j["memory"].push_back({{"node", m.node}, {"qubits", m.qubits}, {"allocated_qubit_seconds", m.allocated_qubit_seconds},
+                             {"utilisation", m.utilisation}, {"peak_in_use", m.peak_in_use}});
+    }
+    j["links"] = nlohmann::json::array();
+    for (const auto& l : result->links) {
+      j["links"].push_back({{"link", l.link}, {"heralded", l.heralded}, {"attempts", l.attempts},
+                            {"pairs_per_second", l.pairs_per_second}});
+    }
+    j["simulated_seconds"] = sim_s;
+    j["events"] = result->events;
+    j["wall_seconds"] = wall;
+    std::printf("%s\n", j.dump().c_str());
+    return served == result->requests.size() ? 0 : 1;
+  }
+  std::printf("network %s (%s), seed %llu: %u requests (Poisson, %g per simulated s), %u %s MEASURE pairs each\n",
+              config.name.c_str(), path.c_str(), static_cast<unsigned long long>(seed), experiment.requests,
+              experiment.arrival_rate_hz, experiment.pairs_per_request, absl::GetFlag(FLAGS_basis).c_str());
+  std::printf("\n  served               %zu of %zu in %s simulated", served, result->requests.size(),
+              qnet::FormatDuration(result->simulated_time).c_str());
+  std::vector<std::string> reasons;
+  for (const auto& [reason, n] : why) reasons.push_back(absl::StrFormat("%d %s", n, reason));
+  std::printf("%s\n", reasons.empty() ? "" : absl::StrCat("; failed: ", absl::StrJoin(reasons, ", ")).c_str());
+  const auto row = [](const char* name, const std::vector<double>& v, const char* format) {
+    std::printf("  %-20s %s\n", name,
+                absl::StrFormat("p10 %s  p50 %s  p90 %s  max %s", absl::StrFormat(format, Quantile(v, 0.1)),
+                                absl::StrFormat(format, Quantile(v, 0.5)), absl::StrFormat(format, Quantile(v, 0.9)),
+                                absl::StrFormat(format, Quantile(v, 1.0)))
+                    .c_str());
+  };
+  if (served > 0) {
+    row("latency (s)", latency, "%.4g");
+    row("pairs per s", rate, "%.4g");
+    row("fidelity estimate", fidelity, "%.4f");
+    row("hops", hops, "%.0f");
+  }
+  const auto qber = [](const char* name, const qnet::apps::ErrorRate& e) {
+    if (e.pairs > 0) std::printf("  error rate %s         %.4f +- %.4f  (%llu pairs)\n", name, e.rate(), e.standard_error(),
+                                 static_cast<unsigned long long>(e.pairs));
+  };
+  qber("Z", s.z);
+  qber("X", s.x);
+  qber("Y", s.y);
+  if (s.fidelity) {
+    std::printf("  fidelity (measured)  %.4f +- %.4f  over every delivered pair\n", s.fidelity->value,
+                s.fidelity->standard_error);
+  }
+  std::vector<const qnet::netsim::NodeMemoryUse*> busiest;
+  double mean_use = 0;
+  for (const auto& m : result->memory) {
+    busiest.push_back(&m);
+    mean_use += m.utilisation / static_cast<double>(result->memory.size());
+  }
+  std::sort(busiest.begin(), busiest.end(), [](auto* a, auto* b) { return a->utilisation > b->utilisation; });
+  std::vector<std::string> top;
+  for (size_t i = 0; i < busiest.size() && i < 5; ++i) {
+    top.push_back(absl::StrFormat("%s %.0f%% (peak %d/%d)", busiest[i]->node, 100 * busiest[i]->utilisation,
+                                  busiest[i]->peak_in_use, busiest[i]->qubits));
+  }
+  std::printf("  memory utilisation   mean %.0f%% over %zu nodes; busiest: %s\n", 100 * mean_use, result->memory.size(),
+              absl::StrJoin(top, ", ").c_str());
+  std::vector<const qnet::netsim::LinkUse*> links;
+  for (const auto& l : result->links) links.push_back(&l);
+  std::sort(links.begin(), links.end(), [](auto* a, auto* b) { return a->heralded > b->heralded; });
+  top.clear();
+  for (size_t i = 0; i < links.size() && i < 5; ++i) {
+    top.push_back(absl::StrFormat("%s %llu (%.4g/s)", links[i]->link, static_cast<unsigned long long>(links[i]->heralded),
+                                  links[i]->pairs_per_second));
+  }
+  std::printf("  link pairs           busiest: %s\n", absl::StrJoin(top, ", ").c_str());
+  std::printf("  simulator            %llu events, %.3f s wall\n", static_cast<unsigned long long>(result->events), wall);
+  std::printf("  (--output json has every request, node and link)\n");
+  return served == result->requests.size() ? 0 : 1;
+}
+
 int RunSweepFromFlags(const qnet::config::NetworkConfig& config, const std::string& path, uint64_t seed,
                       BasisChoice basis) {
   using qnet::netsim::SweepOptions;
@@ -748,6 +914,23 @@ int main(int argc, char** argv) {
     return RunSweepFromFlags(*config, path, seed, basis);
   }
   if (!absl::GetFlag(FLAGS_plot).empty()) return Fail("--plot draws a sweep: give --sweep too (see --help)");
+  if (absl::GetFlag(FLAGS_traffic) != 0) {
+    if (absl::GetFlag(FLAGS_traffic) < 0) return Fail("--traffic must be between 1 and 1000000 requests");
+    if (!absl::GetFlag(FLAGS_qkd).empty()) return Fail("--traffic runs entanglement requests; drop --qkd");
+    if (from.empty() != to.empty()) return Fail("--from and --to go together (see --help)");
+    for (const std::string& n : {from, to}) {
+      if (!n.empty() && config->FindNode(n) == nullptr) return Fail(absl::StrFormat("no node '%s' in %s", n, path));
+    }
+    if (!from.empty() && from == to) return Fail("--from and --to must name different nodes");
+    return RunTrafficFromFlags(*config, path, seed, basis, min_fidelity, output);
+  }
+  for (const char* flag : {"arrival_rate", "pairs_per_request", "request_timeout_s"}) {
+    if (given_flags.count(flag) > 0) {
+      std::string dashed = flag;
+      std::replace(dashed.begin(), dashed.end(), '_', '-');
+      return Fail(absl::StrFormat("--%s applies only with --traffic N", dashed));
+    }
+  }
   if (from.empty() != to.empty()) return Fail("--from and --to go together (see --help)");
   if (!absl::GetFlag(FLAGS_qkd).empty() && from.empty()) return Fail("--qkd needs --from and --to (see --help)");
   if (!from.empty()) {
