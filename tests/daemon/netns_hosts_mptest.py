@@ -22,7 +22,10 @@ also on failure.
 
 Usage: netns_hosts_mptest.py QNETD QNETCTL
 """
+import glob
 import json
+import re
+import signal
 import os
 import shutil
 import subprocess
@@ -31,7 +34,7 @@ import tempfile
 import time
 
 SKIP = 77
-PREFIX = f"qn{os.getpid() % 100000}"
+PREFIX = f"qn{os.getpid()}"  # veth names stay within 15 characters
 SUBNET = "10.213.7"  # inside the test's own namespaces only: no clash with the host's
 NODES = ["a", "b", "c", "d"]
 PORT = 7400
@@ -76,6 +79,17 @@ def make_namespaces():
         run("ip", "netns", "exec", ns(node), "ip", "link", "set", "lo", "up")
 
 
+def remove_stale_namespaces():
+    """Namespaces an earlier run left behind when it was killed (SIGKILL skips
+    the cleanup): qn<pid>-*, where that pid is gone."""
+    r = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True)
+    for line in r.stdout.splitlines():
+        name = line.split()[0] if line.split() else ""
+        m = re.fullmatch(r"qn(\d+)-(sw|[a-d])", name)
+        if m and int(m.group(1)) != os.getpid() and not os.path.exists(f"/proc/{m.group(1)}"):
+            subprocess.run(["ip", "netns", "del", name], capture_output=True)
+
+
 def remove_namespaces():
     for name in [SWITCH] + [ns(n) for n in NODES]:
         subprocess.run(["ip", "netns", "del", name], capture_output=True)
@@ -99,18 +113,26 @@ def can_make_namespaces():
     return None
 
 
+def FakeTimeLibrary():
+    """Debian faketime's preload library, or None."""
+    for path in glob.glob("/usr/lib/*/faketime/libfaketime.so.1"):
+        return path
+    return None
+
+
 def FakeClock(offset_s):
     """The command prefix that runs a program with its wall clock (CLOCK_REALTIME)
-    `offset_s` ahead of the host's (Debian faketime); the monotonic clocks stay
-    true, as on a host whose NTP is off. Network namespaces share one clock, so
-    this is how a test gives one "host" a clock of its own."""
+    `offset_s` ahead of the host's (Debian faketime's library, preloaded: the
+    faketime wrapper would fork, and SIGTERM would not reach the daemon); the
+    monotonic clocks stay true, as on a host whose NTP is off. Network
+    namespaces share one clock, so this is how a test gives one "host" a
+    clock of its own."""
     if offset_s == 0:
         return []
-    return ["env", "FAKETIME_DONT_FAKE_MONOTONIC=1",
+    return ["env", f"LD_PRELOAD={FakeTimeLibrary()}", f"FAKETIME={offset_s:+.6f}", "FAKETIME_DONT_FAKE_MONOTONIC=1",
             # The sanitizer build's runtime must come first; libfaketime is
             # preloaded in front of it (it only wraps the clock calls).
-            "ASAN_OPTIONS=" + os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0",
-            "faketime", "-f", f"{offset_s:+.6f}"]
+            "ASAN_OPTIONS=" + os.environ.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"]
 
 
 class Hosts:
@@ -168,19 +190,20 @@ class Hosts:
         assert served == f"{address(node)}:{PORT}", f"{node} serves on {served}"
 
     def stop(self, node):
+        """SIGTERM; returns the exit code (0: a clean shutdown, as qnetd promises)."""
         p = self.procs.pop(node, None)
         if p is None:
-            return
+            return 0
         p.terminate()
         try:
-            p.wait(timeout=20)
+            return p.wait(timeout=20)
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
+            return "killed: no exit within 20 s of SIGTERM"
 
     def stop_all(self):
-        for n in list(self.procs):
-            self.stop(n)
+        return {n: self.stop(n) for n in list(self.procs)}
 
     def log(self, node):
         try:
@@ -221,6 +244,10 @@ def main():
     if why:
         print(f"SKIP: {why}; this test puts each daemon in a network namespace of its own")
         return SKIP
+    remove_stale_namespaces()
+    # ctest's timeout and Ctrl-C end the test by signal: clean up then too.
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, lambda number, frame: sys.exit(128 + number))
     work = tempfile.mkdtemp(prefix="qnet-netns-")
     hosts = None
     failed = True
@@ -260,11 +287,11 @@ def main():
         # software fell behind the physics, by about that.
         offset_s = 1.0
         expected_lag_s = (offset_s - 5e-3) * float(TIME_SCALE)
-        if shutil.which("faketime") is None:
-            print("SKIP: no faketime (Debian faketime; ./qnet test installs it) for the clock-offset part")
+        if FakeTimeLibrary() is None:
+            print("SKIP: no libfaketime (Debian faketime; ./qnet test installs it) for the clock-offset part")
             failed = False
             return SKIP
-        hosts.stop("d")
+        assert hosts.stop("d") == 0, f"d did not shut down cleanly:\n{hosts.log('d')}"
         hosts.start("d", clock_offset_s=offset_s)
         hosts.wait_connected("c", ["b", "d"])
         r = hosts.qnetctl_at("c", "--output", "json", "entangle", "--with", "d", "--pairs", "5", "--type", "measure",
@@ -280,6 +307,10 @@ def main():
         print(f"with d's wall clock {offset_s * 1e3:.0f} ms ahead: the request reports the software behind "
               f"the physics for {lag['behind_fraction']:.0%} of it, by up to {lag['max_lag_s'] * 1e6:.1f} us "
               f"simulated (expected {expected_lag_s * 1e6:.0f}), at {lag.get('nodes_behind')}")
+        exits = hosts.stop_all()
+        unclean = {n: code for n, code in exits.items() if code != 0}
+        assert not unclean, f"daemons that did not exit 0 on SIGTERM: {unclean}\n" + \
+            "\n".join(f"--- {n}.log\n{hosts.log(n)}" for n in unclean)
         failed = False
         print("PASS")
         return 0
