@@ -288,7 +288,7 @@ def main():
         offset_s = 1.0
         expected_lag_s = (offset_s - 5e-3) * float(TIME_SCALE)
         if FakeTimeLibrary() is None:
-            print("SKIP: no libfaketime (Debian faketime; ./qnet test installs it) for the clock-offset part")
+            print("SKIP: no libfaketime (Debian libfaketime; ./qnet test installs it) for the clock-offset part")
             failed = False
             return SKIP
         assert hosts.stop("d") == 0, f"d did not shut down cleanly:\n{hosts.log('d')}"
