@@ -110,6 +110,10 @@ def can_make_namespaces():
     if r.returncode != 0:
         return f"cannot make veth pairs: {r.stderr.strip()}"
     subprocess.run(["ip", "link", "del", f"{PREFIX}pa"], capture_output=True)
+    r = subprocess.run(["ip", "link", "add", f"{PREFIX}pbr", "type", "bridge"], capture_output=True, text=True)
+    if r.returncode != 0:
+        return f"cannot make a bridge: {r.stderr.strip()}"
+    subprocess.run(["ip", "link", "del", f"{PREFIX}pbr"], capture_output=True)
     return None
 
 
