@@ -75,6 +75,9 @@ ABSL_FLAG(bool, show_key, false, "with --qkd: print the key (hex)");
 ABSL_FLAG(std::string, sweep, "",
           "rerun the experiment over a range, PARAM=START:STOP[:STEP]: length_km (of --link NAME, or of every link "
           "with --link all) or hops (with --from and no --to: the far end is the first node that many hops away)");
+ABSL_FLAG(int32_t, jobs, 0,
+          "with --sweep: points run at once, each an independent seeded run on a thread (0: one per core); "
+          "the figures do not depend on it");
 ABSL_FLAG(std::string, plot, "", "with --sweep: draw the figure into FILE.svg or FILE.png (needs gnuplot)");
 ABSL_FLAG(int32_t, traffic, 0,
           "run N end-to-end requests at once (Poisson arrivals, random node pairs or --from/--to) and print "
@@ -748,6 +751,8 @@ int RunSweepFromFlags(const qnet::config::NetworkConfig& config, const std::stri
   options.time_limit = qnet::FromSeconds(absl::GetFlag(FLAGS_time_limit_s));
   options.output = absl::GetFlag(FLAGS_output);
   options.plot_path = absl::GetFlag(FLAGS_plot);
+  options.jobs = absl::GetFlag(FLAGS_jobs);
+  if (options.jobs < 0 || options.jobs > 1024) return Fail("--jobs must be in [0, 1024] (0: one per core)");
   if (!options.plot_path.empty() && !absl::EndsWithIgnoreCase(options.plot_path, ".svg") &&
       !absl::EndsWithIgnoreCase(options.plot_path, ".png")) {
     return Fail(absl::StrFormat("--plot %s must end in .svg or .png (the format follows the extension)",
@@ -914,6 +919,7 @@ int main(int argc, char** argv) {
     return RunSweepFromFlags(*config, path, seed, basis);
   }
   if (!absl::GetFlag(FLAGS_plot).empty()) return Fail("--plot draws a sweep: give --sweep too (see --help)");
+  if (given_flags.count("jobs") > 0) return Fail("--jobs applies only with --sweep");
   if (absl::GetFlag(FLAGS_traffic) != 0) {
     if (absl::GetFlag(FLAGS_traffic) < 0) return Fail("--traffic must be between 1 and 1000000 requests");
     if (!absl::GetFlag(FLAGS_qkd).empty()) return Fail("--traffic runs entanglement requests; drop --qkd");

@@ -1,9 +1,13 @@
 #include "netsim/qnetsim_sweep.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <condition_variable>
+#include <mutex>
 #include <optional>
+#include <thread>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -400,14 +404,47 @@ int RunSweep(const config::NetworkConfig& config, const SweepOptions& options) {
                   "estimate", options.range.parameter == plot::kSweepHops ? "  to" : "");
     }
   }
-  std::vector<SweepPoint> points;
+  // Every point is an independent seeded run on a network of its own (no
+  // state is shared between them), so they run side by side on all cores;
+  // rows are printed in sweep order as soon as each one and those before it
+  // are done.
+  std::vector<SweepPoint> points(values.size());
+  std::vector<bool> done(values.size(), false);
+  std::mutex mutex;
+  std::condition_variable finished;
+  size_t next = 0;
+  const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+  const size_t jobs = std::min<size_t>(values.size(), options.jobs > 0 ? static_cast<size_t>(options.jobs) : cores);
   int failures = 0;
   const auto wall_start = std::chrono::steady_clock::now();
-  for (double x : values) {
-    points.push_back(RunPoint(config, options, x));
-    if (!points.back().error.empty()) ++failures;
-    if (text) PrintTableRow(options, points.back());
+  std::vector<std::thread> workers;
+  for (size_t w = 0; w < jobs; ++w) {
+    workers.emplace_back([&] {
+      for (;;) {
+        size_t i;
+        {
+          std::lock_guard<std::mutex> lock(mutex);
+          if (next >= values.size()) return;
+          i = next++;
+        }
+        SweepPoint point = RunPoint(config, options, values[i]);
+        std::lock_guard<std::mutex> lock(mutex);
+        points[i] = std::move(point);
+        done[i] = true;
+        finished.notify_all();
+      }
+    });
   }
+  for (size_t i = 0; i < values.size(); ++i) {
+    std::unique_lock<std::mutex> lock(mutex);
+    finished.wait(lock, [&] { return done[i]; });
+    if (!points[i].error.empty()) ++failures;
+    if (text) {
+      PrintTableRow(options, points[i]);
+      std::fflush(stdout);
+    }
+  }
+  for (std::thread& t : workers) t.join();
   const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
   std::string plot_problem;
   if (!options.plot_path.empty()) {

@@ -33,6 +33,9 @@ struct SweepOptions {
   WeakCoherentBb84Options weak_coherent;  // kWeakCoherent: decoy-bb84 or bb84-wcp over from-to
   std::string output;               // "text" or "json"
   std::string plot_path;            // empty: no plot
+  // Points run at once, each its own simulated network on a thread of its
+  // own (0: one per core). The points and their order do not depend on it.
+  int jobs = 0;
 };
 
 // Runs every point (a failed point is reported and the sweep goes on) and

@@ -4,7 +4,8 @@
 Checks the JSON figures of a length sweep (link pairs), a hop sweep (end to
 end), a BBM92 key-rate sweep against the PLOB bound and a decoy-state BB84
 sweep against its closed form (and the photon-number-splitting attack), that the SVG and PNG
-files are drawn (the SVG parses as XML and names the series), that flags
+files are drawn (the SVG parses as XML and names the series), that points
+run side by side (--jobs) give the same figures as one at a time, that flags
 which do not go together are refused with a message, and that flags are
 spelled with dashes (underscores still taken, with a note).
 
@@ -57,6 +58,12 @@ try:
     check(lengths == [0, 10, 20, 30], f"link sweep lengths {lengths}")
     rates = [p["pairs_per_second"] for p in sweep["points"]]
     check(all(a > b for a, b in zip(rates, rates[1:])), f"pair rate falls with length: {rates}")
+    # Points run side by side (--jobs): the same figures as one at a time.
+    for jobs in ("1", "3"):
+        again = json.loads(run("--network", f"{EXAMPLES}/noisy-pair.yaml", "--sweep", "length_km=0:30:10", "--pairs",
+                               "400", "--output", "json", "--jobs", jobs).stdout)
+        check(again["points"] == sweep["points"], f"--jobs {jobs} changed the figures: {again['points']}")
+    run("--network", f"{EXAMPLES}/noisy-pair.yaml", "--jobs", "2", expect=1)  # --jobs without --sweep
     for p in sweep["points"]:
         check(p["pairs"] == 400 and 0.25 <= p["fidelity"]["value"] <= 1.0, f"link point {p}")
     check(sweep.get("plot") == svg, "the JSON names the plot")
