@@ -23,17 +23,30 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// An address another host can dial: a host part that is not a wildcard or
-// the loopback interface (those name a different machine on every host).
+// An address another host can dial: a host name, dotted IPv4 or bracketed
+// IPv6 (nothing else: the address goes into a shell script and a systemd
+// unit), and not a wildcard or the loopback interface (those name a
+// different machine on every host).
 absl::Status CheckDialable(const std::string& node, const std::string& address) {
   const size_t colon = address.rfind(':');
   int port = 0;
   if (colon == std::string::npos || colon == 0 || !absl::SimpleAtoi(address.substr(colon + 1), &port) || port < 1 ||
-      port > 65535) {
+      port > 65535 || address.substr(colon + 1).find_first_not_of("0123456789") != std::string::npos) {
     return absl::InvalidArgumentError(
         absl::StrCat("node ", node, ": address '", address, "' is not HOST:PORT with a port in [1, 65535]"));
   }
   const std::string host = address.substr(0, colon);
+  const bool bracketed = host.size() > 2 && host.front() == '[' && host.back() == ']' &&
+                         host.substr(1, host.size() - 2).find_first_not_of("0123456789abcdefABCDEF:.") ==
+                             std::string::npos;
+  const bool name = host.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-") ==
+                        std::string::npos &&
+                    host.front() != '-' && host.front() != '.';
+  if (!bracketed && !name) {
+    return absl::InvalidArgumentError(absl::StrCat("node ", node, ": address '", address,
+                                                   "' has a host part that is not a host name, an IPv4 address or "
+                                                   "a bracketed IPv6 address"));
+  }
   for (const char* local : {"0.0.0.0", "[::]", "127.0.0.1", "localhost", "[::1]"}) {
     if (host == local || host.rfind("127.", 0) == 0) {
       return absl::InvalidArgumentError(absl::StrCat(
@@ -68,6 +81,17 @@ std::string Quoted(const std::string& word) {
   return out + "'";
 }
 
+// A path that goes into run.sh and a systemd unit as it is: absolute, and
+// free of what either would interpret (quotes, $, %, backslashes, spaces).
+absl::Status CheckPlainPath(const std::string& flag, const std::string& path) {
+  if (path.empty() || path.front() != '/' ||
+      path.find_first_of(" \t\n'\"$%`\\;&|<>()*?[]{}!#~") != std::string::npos) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        flag, " must be an absolute path without spaces, quotes or shell and systemd specials, got '", path, "'"));
+  }
+  return absl::OkStatus();
+}
+
 int Bundle(const Args& args, bool json) {
   if (args.positional.size() != 1) return Fail("bundle needs exactly one NETWORK_FILE (see qnetctl bundle --help)");
   const std::string peers_path = Flag(args, "--peers");
@@ -81,6 +105,9 @@ int Bundle(const Args& args, bool json) {
   }
   const std::string qnetd = Flag(args, "--qnetd", "/usr/bin/qnetd");
   const std::string install = Flag(args, "--install-dir", "/etc/qnet");
+  for (absl::Status s : {CheckPlainPath("--qnetd", qnetd), CheckPlainPath("--install-dir", install)}) {
+    if (!s.ok()) return Fail(std::string(s.message()));
+  }
 
   absl::StatusOr<config::NetworkConfig> network = config::LoadNetworkFile(args.positional[0]);
   if (!network.ok()) return Fail(std::string(network.status().message()));
@@ -156,10 +183,11 @@ int Bundle(const Args& args, bool json) {
         "#   systemctl enable --now ", install, "/", node.name, "/qnetd-", node.name, ".service\n",
         "[Unit]\nDescription=qnet daemon for node ", node.name, " of network ", network->name,
         "\nAfter=network-online.target time-sync.target\nWants=network-online.target\n\n[Service]\nExecStart=", qnetd,
-        " --network ", Quoted(absl::StrCat(install, "/", node.name, "/network.yaml")), " --peers ",
-        Quoted(absl::StrCat(install, "/", node.name, "/peers")), " --pki ",
-        Quoted(absl::StrCat(install, "/", node.name, "/pki")), flags,
-        "\nRestart=on-failure\n# SIGTERM: neighbours are told and streams closed before exit.\nKillSignal=SIGTERM\n\n",
+        " --network ", install, "/", node.name, "/network.yaml --peers ", install, "/", node.name, "/peers --pki ",
+        install, "/", node.name, "/pki", flags,
+        "\nRestart=on-failure\n# SIGTERM: neighbours are told and streams closed before exit.\nKillSignal=SIGTERM\n",
+        "# It needs no privileges; add User= for an account that can read this directory.\n",
+        "NoNewPrivileges=yes\nPrivateTmp=yes\nProtectHome=yes\nProtectSystem=full\n\n",
         "[Install]\nWantedBy=multi-user.target\n");
     for (absl::Status s : {WriteText(host / "run.sh", script, kScript),
                            WriteText(host / absl::StrCat("qnetd-", node.name, ".service"), unit, kPublic)}) {

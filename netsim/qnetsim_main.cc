@@ -680,18 +680,19 @@ int RunTrafficFromFlags(const qnet::config::NetworkConfig& config, const std::st
   std::vector<std::string> reasons;
   for (const auto& [reason, n] : why) reasons.push_back(absl::StrFormat("%d %s", n, reason));
   std::printf("%s\n", reasons.empty() ? "" : absl::StrCat("; failed: ", absl::StrJoin(reasons, ", ")).c_str());
-  const auto row = [](const char* name, const std::vector<double>& v, const char* format) {
-    std::printf("  %-20s %s\n", name,
-                absl::StrFormat("p10 %s  p50 %s  p90 %s  max %s", absl::StrFormat(format, Quantile(v, 0.1)),
-                                absl::StrFormat(format, Quantile(v, 0.5)), absl::StrFormat(format, Quantile(v, 0.9)),
-                                absl::StrFormat(format, Quantile(v, 1.0)))
-                    .c_str());
+  // `digits` significant digits, or (fixed) decimals.
+  const auto row = [](const char* name, const std::vector<double>& v, int digits, bool fixed) {
+    const auto f = [&](double q) {
+      return fixed ? absl::StrFormat("%.*f", digits, Quantile(v, q)) : absl::StrFormat("%.*g", digits, Quantile(v, q));
+    };
+    std::printf("  %-20s p10 %s  p50 %s  p90 %s  max %s\n", name, f(0.1).c_str(), f(0.5).c_str(), f(0.9).c_str(),
+                f(1.0).c_str());
   };
   if (served > 0) {
-    row("latency (s)", latency, "%.4g");
-    row("pairs per s", rate, "%.4g");
-    row("fidelity estimate", fidelity, "%.4f");
-    row("hops", hops, "%.0f");
+    row("latency (s)", latency, 4, false);
+    row("pairs per s", rate, 4, false);
+    row("fidelity estimate", fidelity, 4, true);
+    row("hops", hops, 0, true);
   }
   const auto qber = [](const char* name, const qnet::apps::ErrorRate& e) {
     if (e.pairs > 0) std::printf("  error rate %s         %.4f +- %.4f  (%llu pairs)\n", name, e.rate(), e.standard_error(),
@@ -915,6 +916,13 @@ int main(int argc, char** argv) {
                                                        : config->seed.value_or(1);
   const std::string from = absl::GetFlag(FLAGS_from), to = absl::GetFlag(FLAGS_to);
   if (!absl::GetFlag(FLAGS_sweep).empty()) {
+    for (const char* flag : {"traffic", "arrival_rate", "pairs_per_request", "request_timeout_s"}) {
+      if (given_flags.count(flag) > 0) {
+        std::string dashed = flag;
+        std::replace(dashed.begin(), dashed.end(), '_', '-');
+        return Fail(absl::StrFormat("--%s does not go with --sweep (a sweep reruns one request per point)", dashed));
+      }
+    }
     EndProgress();  // a sweep prints a line per point as it goes
     return RunSweepFromFlags(*config, path, seed, basis);
   }

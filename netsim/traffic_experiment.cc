@@ -25,7 +25,7 @@ struct Live {
   Duration arrival{0};
   uint32_t purpose_id = 0;
   std::optional<network::RequestId> id;
-  bool head_done = false, tail_done = false, registered = false;
+  bool started = false, head_done = false, tail_done = false, registered = false;
   double estimate_sum = 0.0;
   std::map<uint64_t, Half> at_origin, at_remote;
 };
@@ -46,21 +46,24 @@ struct TrafficState : std::enable_shared_from_this<TrafficState> {
     return std::all_of(live.begin(), live.end(), [](const auto& r) { return r->tail_done || !r->record.served; });
   }
 
-  void Finish(Live& r, bool served, std::string error) {
+  // The request's end at `at` (default: now).
+  void Finish(Live& r, bool served, std::string error, std::optional<TimePoint> at = std::nullopt) {
     if (r.head_done) return;
     r.head_done = true;
     r.record.served = served;
     r.record.error = std::move(error);
-    r.record.latency_s = ToSeconds(network.Now() - (start + r.arrival));
+    const TimePoint end = at.value_or(network.Now());
+    r.record.latency_s = r.started ? std::max(0.0, ToSeconds(end - (start + r.arrival))) : 0.0;
     r.record.pairs = static_cast<uint32_t>(r.at_origin.size());
     r.record.pairs_per_second = r.record.latency_s > 0 ? r.record.pairs / r.record.latency_s : 0.0;
     r.record.mean_fidelity_estimate =
         r.at_origin.empty() ? 0.0 : r.estimate_sum / static_cast<double>(r.at_origin.size());
-    last_end = std::max(last_end, network.Now());
+    if (r.started) last_end = std::max(last_end, end);
     ++ended;
   }
 
   void Begin(Live& r) {
+    r.started = true;
     stack::NodeStack* origin = network.node(r.record.from);
     stack::NodeStack* remote = network.node(r.record.to);
     if (origin == nullptr || remote == nullptr) return Finish(r, false, "an end node is down");
@@ -179,16 +182,24 @@ absl::StatusOr<TrafficResult> RunTraffic(SimulatedNetwork& network, const Traffi
                                                       [state, i] { state->Begin(*state->live[i]); }));
   }
   const bool finished = network.RunUntil([&state] { return state->AllDone(); }, simulated_limit);
+  const TimePoint window_end = network.Now();
   if (!finished) {
+    // The limit: requests not yet arrived never start; those running are
+    // cancelled and end now, whatever their cancellation takes to settle.
     for (sim::EventId id : arrivals) network.simulator().Cancel(id);
+    const std::string late = absl::StrCat("not done within ", FormatDuration(simulated_limit), " of simulated time");
     for (auto& r : state->live) {
-      if (r->head_done || !r->id.has_value()) continue;
-      if (stack::NodeStack* origin = network.node(r->record.from)) (void)origin->network().Cancel(*r->id);
+      if (!r->started) state->Finish(*r, false, absl::StrCat("not started: ", late));
     }
-    network.RunUntil([&state] { return state->ended == state->live.size(); }, std::chrono::seconds(10));
     for (auto& r : state->live) {
-      state->Finish(*r, false, absl::StrCat("not done within ", FormatDuration(simulated_limit), " of simulated time"));
+      if (r->head_done) continue;
+      if (r->id.has_value()) {
+        if (stack::NodeStack* origin = network.node(r->record.from)) (void)origin->network().Cancel(*r->id);
+      }
+      state->Finish(*r, false, late, window_end);
     }
+    // Let the cancellations free the memory before the receivers go.
+    network.RunFor(std::chrono::milliseconds(100));
   }
   for (auto& r : state->live) {
     if (!r->registered) continue;
@@ -212,8 +223,11 @@ absl::StatusOr<TrafficResult> RunTraffic(SimulatedNetwork& network, const Traffi
   result.events = network.simulator().events_run() - events_before;
   std::vector<std::string> names;
   for (const config::NodeConfig& n : nodes) names.push_back(n.name);
-  result.memory = MemoryUse(network, names, before, result.simulated_time);
-  const double seconds = ToSeconds(result.simulated_time);
+  // Memory and links over all that was simulated since the first arrival
+  // (up to now: the integrals are read now).
+  const Duration observed = network.Now() - start;
+  result.memory = MemoryUse(network, names, before, observed);
+  const double seconds = ToSeconds(observed);
   for (const physical::LinkPhysics& l : network.config().links) {
     LinkUse use;
     use.link = l.name;

@@ -59,8 +59,10 @@ struct TrafficResult {
   std::vector<TrafficRequest> requests;  // in arrival order
   // Both ends' outcomes of every delivered pair, over all requests.
   apps::PairStatistics statistics;
-  std::vector<NodeMemoryUse> memory;  // every node, over the run
-  std::vector<LinkUse> links;         // every link, over the run
+  // Every node and link, over all simulated since the first arrival (which
+  // may run a little past the last request's end: the far ends' last news).
+  std::vector<NodeMemoryUse> memory;
+  std::vector<LinkUse> links;
   Duration simulated_time{0};         // first arrival to the last request's end
   uint64_t events = 0;
 };

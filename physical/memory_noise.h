@@ -15,10 +15,12 @@ namespace qnet::physical {
 // constant).
 bool HasIdleNoise(const NodeHardware& node);
 
-// Kraus operators of `seconds` of waiting (>= 0): amplitude damping and
-// dephasing (quantum::channels::MemoryDecay) followed by depolarising with
-// probability 1 - exp(-seconds / depolarising_time_s). Empty when the node has
-// no idle noise or seconds is 0.
+// Kraus operators of `seconds` of waiting (>= 0): relaxation (T1), dephasing
+// (T2) and depolarising (an idle qubit kept with exp(-t/tau), else I/2)
+// acting together, the exact solution of their joint master equation, so
+// that two waits compose to one (without depolarising it is
+// quantum::channels::MemoryDecay). Empty when the node has no idle noise or
+// seconds is 0.
 std::vector<quantum::Matrix> IdleNoise(const NodeHardware& node, double seconds);
 
 }  // namespace qnet::physical

@@ -36,8 +36,6 @@ quantum::Matrix GateMatrix(const Gate& gate) {
   return quantum::gates::I();
 }
 
-bool Finite(double t) { return std::isfinite(t) && t > 0.0; }
-
 }  // namespace
 
 SimulatedDevice::SimulatedDevice(NodeContext& context, StateBackend& backend, NodeHardware hardware,

@@ -413,7 +413,7 @@ TEST_F(QnetctlMpTest, BundleWritesADirectoryPerHostAndRefusesWhatAHostCannotUse)
               std::string::npos)
         << script;
     const std::string unit = read(host / absl::StrCat("qnetd-", node, ".service"));
-    EXPECT_NE(unit.find(absl::StrCat("ExecStart=/usr/bin/qnetd --network '/etc/qnet/", node, "/network.yaml'")),
+    EXPECT_NE(unit.find(absl::StrCat("ExecStart=/usr/bin/qnetd --network /etc/qnet/", node, "/network.yaml --peers")),
               std::string::npos)
         << unit;
     const size_t at = script.find("--epoch-unix-ns ") + 16;
@@ -435,6 +435,16 @@ TEST_F(QnetctlMpTest, BundleWritesADirectoryPerHostAndRefusesWhatAHostCannotUse)
   refused("alice 0.0.0.0:7400\nbob 10.1.0.2:7400\n", "cannot be dialled from another host");
   refused("alice 10.1.0.1:99999\nbob 10.1.0.2:7400\n", "is not HOST:PORT with a port in [1, 65535]");
   refused("alice 10.1.0.1:7400\nbob 10.1.0.2:7400\ncarol 10.1.0.3:7400\n", "'carol' is not a node of network");
+  // The address goes into run.sh and the unit: nothing a shell or systemd would interpret.
+  refused("alice $(touch${IFS}/tmp/qnet-pwned):7400\nbob 10.1.0.2:7400\n", "is not a host name, an IPv4 address");
+  refused("alice x;reboot;:7400\nbob 10.1.0.2:7400\n", "is not a host name, an IPv4 address");
+  refused("alice [fe80::1%eth0]:7400\nbob 10.1.0.2:7400\n", "is not a host name, an IPv4 address");
+  std::ofstream(peers) << "alice [fd00::1]:7400\nbob 10.1.0.2:7400\n";  // bracketed IPv6 is fine
+  EXPECT_EQ(Qnetctl(absl::StrCat("bundle ", file, " --peers ", peers.string(), " --dir ", out.string())).exit_code, 0);
+  CommandRun bad_path = Qnetctl(
+      absl::StrCat("bundle ", file, " --peers ", peers.string(), " --dir ", out.string(), " --qnetd 'qnetd ; id'"));
+  EXPECT_NE(bad_path.out.find("--qnetd must be an absolute path without spaces"), std::string::npos) << bad_path.out;
+  EXPECT_FALSE(fs::exists("/tmp/qnet-pwned"));
   CommandRun no_peers = Qnetctl(absl::StrCat("bundle ", file, " --dir ", out.string()));
   EXPECT_NE(no_peers.out.find("bundle needs --peers FILE"), std::string::npos) << no_peers.out;
 }

@@ -80,14 +80,22 @@ def make_namespaces():
 
 
 def remove_stale_namespaces():
-    """Namespaces an earlier run left behind when it was killed (SIGKILL skips
-    the cleanup): qn<pid>-*, where that pid is gone."""
+    """What an earlier run left behind when it was killed (SIGKILL skips the
+    cleanup): namespaces qn<pid>-* and root-namespace veth ends qn<pid>h*/s*
+    of runs whose pid is gone, or is ours (a reused pid: nothing is ours yet)."""
+    def stale(pid):
+        return int(pid) == os.getpid() or not os.path.exists(f"/proc/{pid}")
     r = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True)
     for line in r.stdout.splitlines():
         name = line.split()[0] if line.split() else ""
-        m = re.fullmatch(r"qn(\d+)-(sw|[a-d])", name)
-        if m and int(m.group(1)) != os.getpid() and not os.path.exists(f"/proc/{m.group(1)}"):
+        m = re.fullmatch(r"qn(\d+)-(sw|[a-d]|probe)", name)
+        if m and stale(m.group(1)):
             subprocess.run(["ip", "netns", "del", name], capture_output=True)
+    r = subprocess.run(["ip", "-o", "link", "show"], capture_output=True, text=True)
+    for line in r.stdout.splitlines():
+        m = re.match(r"\d+: (qn(\d+)(?:[hs]\d+|pa|pb|pbr))[@:]", line)
+        if m and stale(m.group(2)):
+            subprocess.run(["ip", "link", "del", m.group(1)], capture_output=True)
 
 
 def remove_namespaces():
@@ -243,7 +251,7 @@ def main():
     if len(sys.argv) != 3:
         print(__doc__)
         return 2
-    qnetd, qnetctl = sys.argv[1], sys.argv[2]
+    qnetd, qnetctl = os.path.abspath(sys.argv[1]), os.path.abspath(sys.argv[2])
     why = can_make_namespaces()
     if why:
         print(f"SKIP: {why}; this test puts each daemon in a network namespace of its own")
@@ -275,7 +283,8 @@ def main():
         tele = json.loads(r.stdout.strip().splitlines()[-1])
         x = next(a for a in tele["axes"] if a["axis"] == "X")
         assert x["shots"] >= 5 and x["plus"] == x["shots"], tele
-        synced_lag = tele.get("lag", {}).get("max_lag_s", 0.0)
+        assert "max_lag_s" in tele.get("lag", {}), f"the teleport summary has no lag report: {tele}"
+        synced_lag = tele["lag"]["max_lag_s"]
         print(f"a -> d over 3 hops across namespaces: |+> teleported, {x['plus']}/{x['shots']} X shots +1, "
               f"fidelity {tele['fidelity']:.3f} +- {tele['fidelity_standard_error']:.3f}; "
               f"largest lag {synced_lag * 1e6:.1f} us simulated")
@@ -292,9 +301,11 @@ def main():
         offset_s = 1.0
         expected_lag_s = (offset_s - 5e-3) * float(TIME_SCALE)
         if FakeTimeLibrary() is None:
-            print("SKIP: no libfaketime (Debian libfaketime; ./qnet test installs it) for the clock-offset part")
+            # The hosts part passed; say plainly what was not checked.
+            print("NOTE: the clock-offset part was not run: no libfaketime (Debian libfaketime; ./qnet test "
+                  "installs it)")
             failed = False
-            return SKIP
+            return 0
         assert hosts.stop("d") == 0, f"d did not shut down cleanly:\n{hosts.log('d')}"
         hosts.start("d", clock_offset_s=offset_s)
         hosts.wait_connected("c", ["b", "d"])
@@ -305,7 +316,9 @@ def main():
         lag = summary.get("lag", {})
         assert summary["pairs"] == 5, summary
         assert lag.get("behind") and "d" in lag.get("nodes_behind", []), f"no lag report at d: {summary}"
-        assert 0.75 * expected_lag_s <= lag["max_lag_s"] <= 1.5 * expected_lag_s, \
+        # At least most of the offset; above it by at most a loaded machine's
+        # scheduling (a second of wall time is 1 ms simulated here).
+        assert 0.75 * expected_lag_s <= lag["max_lag_s"] <= expected_lag_s + 1e-3, \
             f"lag {lag['max_lag_s']} s, not about the clock offset's {expected_lag_s} s: {summary}"
         assert synced_lag < lag["max_lag_s"] / 2, f"synchronised run lagged {synced_lag} s as much as the offset one"
         print(f"with d's wall clock {offset_s * 1e3:.0f} ms ahead: the request reports the software behind "

@@ -69,10 +69,12 @@ TEST(CalibrationTest, MemoryDecayMatchesClosedForm) {
 
 // Depolarising memories on a Werner link: each qubit's waiting t multiplies
 // the Werner parameter w = (4F - 1)/3 by exp(-t/tau), so after waits ta and
-// tb F = (3 w exp(-ta/tau_a) exp(-tb/tau_b) + 1) / 4. With T1/T2 as well the
-// depolarising acts on top: a PHI+ pair under the decay alone has
-// F = (2 - ga - gb)/4 + ca cb / 2 + ga gb / 2 (the |00> both relaxations feed),
-// and depolarising then shrinks its distance from 1/4 by the same factors.
+// tb F = (3 w exp(-ta/tau_a) exp(-tb/tau_b) + 1) / 4. With T1/T2 as well,
+// relaxation and depolarising act together (physical/memory_noise.h): on
+// each qubit |1>'s population goes p -> a p + b (a = exp(-G t), G = 1/T1 +
+// 1/tau, b = p_inf (1 - a), p_inf = (1/(2 tau)) / G) and coherence by c =
+// exp(-t/T2 - t/tau); a PHI+ pair then has, by hand,
+// F = [(1-bA)(1-bB) + (1-aA-bA)(1-aB-bB) + bA bB + (aA+bA)(aB+bB)] / 4 + cA cB / 2.
 TEST(CalibrationTest, DepolarisingMemoryOnAWernerLinkMatchesClosedForm) {
   physical::LinkPhysics link = IdealLink(0.0, physical::HeraldingScheme::kWerner);
   link.werner_fidelity = 0.9;
@@ -98,13 +100,20 @@ TEST(CalibrationTest, DepolarisingMemoryOnAWernerLinkMatchesClosedForm) {
   b.t2_s = 0.25;
   c = physical::Calibrate(a, b, link, 0.0);
   ASSERT_TRUE(c.ok()) << c.status();
-  const double ga = 1 - std::exp(-ta / a.t1_s);
-  const double gb = 1 - std::exp(-tb / b.t1_s);
-  const double ca = std::exp(-ta / a.t2_s);
-  const double cb = std::exp(-tb / b.t2_s);
-  const double decayed = (2 - ga - gb) / 4 + ca * cb / 2 + ga * gb / 2;
-  EXPECT_NEAR(physical::FidelityAfterWait(*c, a, b, FromSeconds(ta), FromSeconds(tb)),
-              (decayed - 0.25) * shrink + 0.25, 1e-12);
+  struct Map {
+    double a, b, c;
+  };
+  const auto map = [](const physical::NodeHardware& hw, double t) {
+    const double rate = 1 / hw.t1_s + 1 / hw.depolarising_time_s;
+    const double keep = std::exp(-rate * t);
+    return Map{keep, (0.5 / hw.depolarising_time_s) / rate * (1 - keep),
+               std::exp(-t / hw.t2_s - t / hw.depolarising_time_s)};
+  };
+  const Map A = map(a, ta), B = map(b, tb);
+  const double expected = ((1 - A.b) * (1 - B.b) + (1 - A.a - A.b) * (1 - B.a - B.b) + A.b * B.b +
+                           (A.a + A.b) * (B.a + B.b)) / 4 +
+                          A.c * B.c / 2;
+  EXPECT_NEAR(physical::FidelityAfterWait(*c, a, b, FromSeconds(ta), FromSeconds(tb)), expected, 1e-12);
 }
 
 // Station in the middle of L: each end hears at click + L/2c, the far end's
