@@ -29,6 +29,7 @@
 #include "config/network_config.h"
 #include "keydist/key_store.h"
 #include "netsim/decoy_experiment.h"
+#include "netsim/ghz_experiment.h"
 #include "netsim/key_experiment.h"
 #include "netsim/link_experiment.h"
 #include "netsim/path_experiment.h"
@@ -86,6 +87,11 @@ ABSL_FLAG(double, arrival_rate, 1000.0, "with --traffic: requests per simulated 
 ABSL_FLAG(int32_t, pairs_per_request, 10, "with --traffic: MEASURE pairs each request asks for");
 ABSL_FLAG(double, request_timeout_s, 10.0,
           "with --traffic: simulated seconds a request may wait for memory and run before it fails");
+ABSL_FLAG(std::string, ghz, "",
+          "build GHZ states across these nodes (comma-separated, 3 to 8; the first fuses the others' pairs) and "
+          "measure each in turn in the all-Z setting and every X/Y setting with an even number of Y: fidelity and "
+          "Mermin value from outcomes");
+ABSL_FLAG(int32_t, shots, 1000, "with --ghz: GHZ states to build and measure");
 ABSL_FLAG(bool, quiet, false, "no progress lines on stderr (a run over a second says what it is doing, once a second)");
 
 namespace {
@@ -832,6 +838,93 @@ std::string FlagsHelp() {
 
 }  // namespace
 
+// qnetsim --ghz: GHZ states across nodes, measured setting by setting.
+int RunGhzFromFlags(const qnet::config::NetworkConfig& config, const std::string& path, uint64_t seed,
+                    double min_fidelity, const std::string& output) {
+  qnet::netsim::GhzExperiment experiment;
+  experiment.nodes = absl::StrSplit(absl::GetFlag(FLAGS_ghz), ',', absl::SkipEmpty());
+  experiment.min_fidelity = min_fidelity;
+  const int shots = absl::GetFlag(FLAGS_shots);
+  const int n = static_cast<int>(experiment.nodes.size());
+  if (n < 3 || n > qnet::transport::kMaxGhzNodes) {
+    return Fail(absl::StrFormat("--ghz takes 3 to %d comma-separated nodes, not %d", qnet::transport::kMaxGhzNodes, n));
+  }
+  std::set<std::string> seen;
+  for (const std::string& node : experiment.nodes) {
+    if (config.FindNode(node) == nullptr) return Fail(absl::StrFormat("no node '%s' in %s", node, path));
+    if (!seen.insert(node).second) return Fail(absl::StrFormat("--ghz lists node '%s' twice", node));
+  }
+  const int settings = (1 << (n - 1)) + 1;
+  if (shots < settings || shots > 10'000'000) {
+    return Fail(absl::StrFormat("--shots must be between %d (one per setting of a %d-node GHZ state) and 10000000",
+                                settings, n));
+  }
+  experiment.shots = static_cast<uint32_t>(shots);
+  SetPhase(absl::StrFormat("building %d nodes", config.nodes.size()));
+  auto network = qnet::netsim::SimulatedNetwork::Create(config, seed);
+  if (!network.ok()) return Fail(std::string(network.status().message()));
+  TeardownReport teardown;
+  Watch(**network);
+  SetPhase(absl::StrFormat("simulating %d GHZ states over %s (routes converge first)", shots, absl::GetFlag(FLAGS_ghz)));
+  const auto wall_start = std::chrono::steady_clock::now();
+  auto result = qnet::netsim::RunGhzExperiment(**network, experiment,
+                                               qnet::FromSeconds(absl::GetFlag(FLAGS_time_limit_s)));
+  EndProgress();
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+  if (!result.ok()) return Fail(absl::StrFormat("GHZ over %s: %s", absl::GetFlag(FLAGS_ghz), result.status().message()));
+  const auto& e = result->estimate;
+  const auto& r = result->report;
+  const double sim_s = qnet::ToSeconds(r.simulated_time);
+  const double rate = sim_s > 0 ? static_cast<double>(r.shots) / sim_s : 0.0;
+  if (output == "json") {
+    nlohmann::json j;
+    j["network"] = config.name;
+    j["seed"] = seed;
+    j["nodes"] = r.nodes;
+    j["construction"] = "fusion at the first node";
+    j["shots"] = r.shots;
+    j["simulated_seconds"] = sim_s;
+    j["states_per_second"] = rate;
+    j["pairs_used"] = r.pairs_used;
+    j["pairs_discarded"] = r.pairs_discarded;
+    j["pair_fidelity_estimate"] = r.mean_pair_fidelity_estimate;
+    j["fidelity"] = {{"value", e.fidelity}, {"stderr", e.fidelity_se}};
+    j["populations"] = {{"value", e.populations}, {"stderr", e.populations_se}};
+    j["coherence"] = {{"value", e.coherence}, {"stderr", e.coherence_se}};
+    j["mermin"] = {{"value", e.mermin},
+                   {"stderr", e.mermin_se},
+                   {"local_bound", e.mermin_local_bound},
+                   {"quantum_max", e.mermin_quantum_max},
+                   {"violation_sigmas", e.mermin_violation_sigmas}};
+    j["settings"] = nlohmann::json::array();
+    for (const auto& s : e.settings) {
+      j["settings"].push_back({{"bases", s.bases}, {"shots", s.shots}, {"expectation", s.expectation}, {"stderr", s.se}});
+    }
+    j["events"] = result->events;
+    j["wall_seconds"] = wall;
+    std::printf("%s\n", j.dump().c_str());
+    return 0;
+  }
+  std::printf("%s: GHZ state over %s (fusion at %s), seed %llu\n", config.name.c_str(),
+              absl::StrJoin(r.nodes, ", ").c_str(), r.nodes.front().c_str(), static_cast<unsigned long long>(seed));
+  std::printf("  states               %u in %s simulated  ->  %.4g per second; %llu pairs used, %llu discarded "
+              "(pair fidelity estimate %.4f)\n",
+              r.shots, qnet::FormatDuration(r.simulated_time).c_str(), rate,
+              static_cast<unsigned long long>(r.pairs_used), static_cast<unsigned long long>(r.pairs_discarded),
+              r.mean_pair_fidelity_estimate);
+  std::printf("  fidelity             %.4f +- %.4f (from outcomes: populations %.4f +- %.4f, coherence %.4f +- %.4f)\n",
+              e.fidelity, e.fidelity_se, e.populations, e.populations_se, e.coherence, e.coherence_se);
+  std::printf("  Mermin               %.4f +- %.4f (local bound %g, GHZ %g: %s by %.1f standard errors)\n", e.mermin,
+              e.mermin_se, e.mermin_local_bound, e.mermin_quantum_max,
+              e.mermin > e.mermin_local_bound ? "violated" : "not violated", std::abs(e.mermin_violation_sigmas));
+  for (const auto& s : e.settings) {
+    std::printf("  %-20s %llu shots, %s %+.4f +- %.4f\n", s.bases.c_str(), static_cast<unsigned long long>(s.shots),
+                s.bases.find('Z') != std::string::npos ? "P(all equal)" : "parity", s.expectation, s.se);
+  }
+  std::printf("  simulator            %s\n", SimulatorLine(result->events, **network, wall).c_str());
+  return 0;
+}
+
 int main(int argc, char** argv) {
   const std::string usage =
       "Runs a network file in the in-process simulator and measures entangled pairs on its links.\n"
@@ -840,6 +933,7 @@ int main(int argc, char** argv) {
       "       qnetsim --network FILE --qkd bbm92|e91|bb84|relay --from NODE --to NODE [--bits N] ...  (QKD)\n"
       "       qnetsim --network FILE --qkd decoy-bb84|bb84-wcp --from A --to B [--mu 0.5 --nu 0.1] [--pulses N] "
       "[--eavesdrop pns]\n"
+      "       qnetsim --network FILE --ghz ROOT,B,C[,...] [--shots N] [--min-fidelity F]  (GHZ states)\n"
       "       any of these with --sweep length_km=0:100:10 (or hops=1:8 with --from only) [--plot FILE.svg|png]";
   absl::SetProgramUsageMessage(usage);
   // One flag style across qnet's tools: dashes (--min-fidelity). Abseil's
@@ -916,7 +1010,7 @@ int main(int argc, char** argv) {
                                                        : config->seed.value_or(1);
   const std::string from = absl::GetFlag(FLAGS_from), to = absl::GetFlag(FLAGS_to);
   if (!absl::GetFlag(FLAGS_sweep).empty()) {
-    for (const char* flag : {"traffic", "arrival_rate", "pairs_per_request", "request_timeout_s"}) {
+    for (const char* flag : {"traffic", "arrival_rate", "pairs_per_request", "request_timeout_s", "ghz", "shots"}) {
       if (given_flags.count(flag) > 0) {
         std::string dashed = flag;
         std::replace(dashed.begin(), dashed.end(), '_', '-');
@@ -927,6 +1021,13 @@ int main(int argc, char** argv) {
     return RunSweepFromFlags(*config, path, seed, basis);
   }
   if (!absl::GetFlag(FLAGS_plot).empty()) return Fail("--plot draws a sweep: give --sweep too (see --help)");
+  if (!absl::GetFlag(FLAGS_ghz).empty()) {
+    for (const char* flag : {"from", "to", "qkd", "traffic", "pairs", "basis", "link"}) {
+      if (given_flags.count(flag) > 0) return Fail(absl::StrFormat("--%s does not go with --ghz", flag));
+    }
+    return RunGhzFromFlags(*config, path, seed, min_fidelity, output);
+  }
+  if (given_flags.count("shots") > 0) return Fail("--shots applies only with --ghz");
   if (given_flags.count("jobs") > 0) return Fail("--jobs applies only with --sweep");
   if (absl::GetFlag(FLAGS_traffic) != 0) {
     if (absl::GetFlag(FLAGS_traffic) < 0) return Fail("--traffic must be between 1 and 1000000 requests");

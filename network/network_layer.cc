@@ -144,7 +144,9 @@ absl::StatusOr<RequestId> NetworkLayer::Create(const EndToEndRequest& request, N
   c.request_id = next_request_id_++;
   c.handler = std::move(handler);
   c.started = context_.Now();
-  c.planned_depth = plan->pairs_in_flight;
+  // A request for n pairs never needs more than n in flight: reserving more
+  // starves other circuits at a shared node (a GHZ root's k one-pair circuits).
+  c.planned_depth = std::min<uint32_t>(plan->pairs_in_flight, std::max<uint32_t>(1, request.number));
   c.depth = AffordableDepth(c, 1, c.planned_depth);
   if (absl::Status reserved = Reserve(c, c.per_side()); !reserved.ok()) {
     if (request.max_time == Duration(0)) return reserved;

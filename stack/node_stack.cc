@@ -62,6 +62,8 @@ absl::StatusOr<std::unique_ptr<NodeStack>> NodeStack::Build(NodeContext& context
                                                      std::move(links), std::move(options.network)));
   QNET_ASSIGN_OR_RETURN(stack->transport_, transport::TransportLayer::Build(context, *stack->device_, *stack->network_,
                                                                              std::move(options.transport)));
+  QNET_ASSIGN_OR_RETURN(stack->ghz_,
+                        transport::GhzDistribution::Build(context, *stack->device_, *stack->network_));
   QNET_RETURN_IF_ERROR(stack->StartKeyDistribution());
   return stack;
 }
@@ -94,6 +96,7 @@ NodeStack::~NodeStack() {
   // No handler runs from a destructor: key distribution goes without aborting.
   key_agreement_.reset();
   key_distribution_.reset();
+  ghz_.reset();
   transport_.reset();
   network_.reset();
   link_.reset();
