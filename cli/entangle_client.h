@@ -99,6 +99,11 @@ absl::StatusOr<v1::TeleportSummary> RunTeleport(const std::string& address, cons
                                                 const std::function<void(const v1::TeleportProgress&)>& on_progress =
                                                     nullptr);
 
+// Runs one Ghz call at the daemon at `address` (the root); the status is
+// the call's.
+absl::StatusOr<v1::GhzSummary> RunGhz(const std::string& address, const v1::GhzRequest& request,
+                                      absl::Duration deadline);
+
 // A TeleportRequest's state from text: a named state ("0", "1", "+", "-",
 // "+i", "-i", with or without |...>) or Bloch angles "THETA,PHI" in radians.
 absl::Status SetTeleportState(std::string_view text, v1::TeleportRequest& request);

@@ -30,6 +30,8 @@ Commands:
   measure             measure a KEEP pair's qubit held at --node
   bell-test           CHSH test between --node and any other node
   teleport            teleport a qubit state from --node to any other node
+  ghz                 GHZ states across 3 to 8 nodes (--nodes ROOT,B,C): fidelity
+                      and Mermin value from outcomes
   eavesdrop           switch an intercept-resend eavesdropper on a link on or off
   qkd                 quantum key distribution between --node and any other node
   key                 fetch a shared key from --node by its key id
@@ -53,7 +55,7 @@ Global options (before or after the command):
   --address HOST:PORT
                     one daemon by address, with no state directory (a qnetd started
                     by hand, or on another host): status, routes, entangle, measure,
-                    teleport, qkd and key, with --node naming it. Mutual TLS with
+                    teleport, ghz, qkd and key, with --node naming it. Mutual TLS with
                     QNET_CA_CERT, QNET_CLIENT_CERT and QNET_CLIENT_KEY (see qnetctl
                     pki issue); plaintext without QNET_CA_CERT
   --node NODE       the node a command talks to
@@ -71,7 +73,7 @@ Global options: --network NAME, --state-dir DIR, --address HOST:PORT, --node NOD
 const std::vector<Command>& Commands() {
   static const std::vector<Command> commands = [] {
     std::vector<Command> all;
-    for (auto group : {NetworkCommands, EntangleCommands, TeleportCommands, QkdCommands, PkiCommands, KeyCommands,
+    for (auto group : {NetworkCommands, EntangleCommands, TeleportCommands, GhzCommands, QkdCommands, PkiCommands, KeyCommands,
                        LogCommands, UiCommands, GenCommands, BundleCommands}) {
       for (Command& c : group()) all.push_back(std::move(c));
     }
@@ -208,7 +210,7 @@ int Main(int argc, char** argv) {
   const Command* command = FindCommand(args->command);
   if (!args->command.empty() && command == nullptr) {
     return Fail(absl::StrCat("unknown command '", args->command,
-                             "' (commands: up, ls, down, status, links, routes, entangle, measure, bell-test, teleport, eavesdrop, qkd, key, keys, logs, ui, pki, gen; see qnetctl --help)"));
+                             "' (commands: up, ls, down, status, links, routes, entangle, measure, bell-test, teleport, ghz, eavesdrop, qkd, key, keys, logs, ui, pki, gen; see qnetctl --help)"));
   }
   if (args->help || command == nullptr) {
     std::cout << (command != nullptr ? command->help + kGlobalHelp : std::string(kUsage));

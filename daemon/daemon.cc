@@ -247,7 +247,7 @@ using RawNodeService = v1::Node::WithRawCallbackMethod_GetStatus<v1::Node::WithR
         v1::Node::WithRawCallbackMethod_GetRoutes<v1::Node::WithRawCallbackMethod_Teleport<
             v1::Node::WithRawCallbackMethod_Eavesdrop<v1::Node::WithRawCallbackMethod_Qkd<
                 v1::Node::WithRawCallbackMethod_GetKey<v1::Node::WithRawCallbackMethod_GetKeyPools<
-                    v1::Node::Service>>>>>>>>>>;
+                    v1::Node::WithRawCallbackMethod_Ghz<v1::Node::Service>>>>>>>>>>>;
 
 // The Node service: every handler runs on the loop and only translates
 // between gRPC and the node stack's services. Requests are authorised, then
@@ -279,6 +279,14 @@ class NodeService final : public RawNodeService {
     return Streaming<v1::TeleportEvent, v1::TeleportRequest>(
         context, "Teleport", *request, [](Daemon& d, const v1::TeleportRequest& r, auto push, auto end) {
           return CancelFor(d.teleport(), d.teleport().Teleport(r, {.event = std::move(push), .end = std::move(end)}));
+        });
+  }
+
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* Ghz(grpc::CallbackServerContext* context,
+                                                   const grpc::ByteBuffer* request) override {
+    return Streaming<v1::GhzEvent, v1::GhzRequest>(
+        context, "Ghz", *request, [](Daemon& d, const v1::GhzRequest& r, auto push, auto end) {
+          return CancelFor(d.ghz(), d.ghz().Ghz(r, {.event = std::move(push), .end = std::move(end)}));
         });
   }
 
@@ -569,6 +577,7 @@ absl::Status Daemon::Init() {
   teleport_->EnableProgress([loop](std::chrono::milliseconds after, std::function<void()> fire) {
     loop->StartWallTimer(after, std::move(fire));
   });
+  ghz_ = std::make_unique<GhzService>(*context_, stack_->ghz(), loop_->lag(), log_);
   qkd_ = std::make_unique<QkdService>(*stack_, loop_->lag(), log_);
 
   hardware_service_ = std::make_unique<HardwarePlaneService>(*backend_, loop_->poster(), *policy_);
@@ -692,6 +701,7 @@ void Daemon::Shutdown() {
   // Loop-owned objects go now: the services first (they refer to the stack).
   // Cancels still queued for them were dropped with the loop's work above.
   qkd_.reset();
+  ghz_.reset();
   teleport_.reset();
   entanglement_.reset();
   sink_override_.reset();

@@ -186,6 +186,10 @@ absl::StatusOr<GhzRunId> GhzDistribution::Run(const GhzRequest& request, GhzHand
   return id;
 }
 
+void GhzDistribution::Cancel(GhzRunId id) {
+  FailRun(id, absl::CancelledError(absl::StrCat("GHZ request ", id, " was cancelled at ", Where())), true);
+}
+
 GhzDistribution::RootRun* GhzDistribution::FindRun(GhzRunId id) {
   auto it = runs_.find(id);
   return it == runs_.end() ? nullptr : &it->second;

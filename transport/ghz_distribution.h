@@ -116,6 +116,9 @@ class GhzDistribution {
   // NotFound "NO_ROUTE: ..." (a member unknown or unreachable now). Requests
   // at one root run one after the other.
   absl::StatusOr<GhzRunId> Run(const GhzRequest& request, GhzHandler handler);
+  // Ends a run at every node and frees its qubits; its handler gets
+  // Cancelled. Does nothing for a run that already ended.
+  void Cancel(GhzRunId id);
 
   // Qubits the object holds now at this node (either role).
   int held_slots() const;
