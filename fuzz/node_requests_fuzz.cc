@@ -1,8 +1,8 @@
 // Fuzz target: every Node RPC request with a body, through the handlers the
 // daemon's Node service calls (daemon/daemon.cc's NodeService only posts
 // them to the loop): EntanglementService (Entangle, GetOutcomes,
-// MeasureQubit), TeleportService (Teleport), QkdService (Qkd, GetKey) and
-// HandleEavesdrop (Eavesdrop). GetStatus and GetRoutes take empty requests.
+// MeasureQubit), TeleportService (Teleport), GhzService (Ghz), QkdService
+// (Qkd, GetKey) and HandleEavesdrop (Eavesdrop). GetStatus and GetRoutes take empty requests.
 // The services run, as in qnetd, on every node of a 3-node chain, here over
 // the simulator's stacks (their NodeContext), so a request's whole life -
 // validation, the layers' work, the far ends, streaming - runs within the
@@ -10,7 +10,9 @@
 // client goes away, and everything is torn down.
 //
 // Input: [node] then up to 8 of [rpc][2-byte length][request bytes]; the
-// simulator runs ((rpc >> 4) + 1) x 200 us between requests.
+// simulator runs ((rpc >> 4) + 1) x 200 us between requests. The RPC is
+// rpc % kRpcCount, except that a low nibble of 0xF is Ghz (added later, so
+// the earlier corpus keeps its meaning).
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -20,6 +22,7 @@
 
 #include "daemon/daemon.h"
 #include "daemon/entanglement_service.h"
+#include "daemon/ghz_service.h"
 #include "daemon/lag_monitor.h"
 #include "daemon/log.h"
 #include "daemon/qkd_service.h"
@@ -35,7 +38,7 @@ namespace {
 constexpr const char* kNodes[] = {"alice", "bob", "charlie"};
 constexpr int kMaxRequests = 8;
 
-enum Rpc : uint8_t { kEntangle, kGetOutcomes, kMeasureQubit, kTeleport, kQkd, kGetKey, kEavesdrop, kRpcCount };
+enum Rpc : uint8_t { kEntangle, kGetOutcomes, kMeasureQubit, kTeleport, kQkd, kGetKey, kEavesdrop, kRpcCount, kGhz = 0x0F };
 
 void Check(bool ok, const char* what) {
   if (!ok) {
@@ -51,6 +54,7 @@ struct NodeServices {
   daemon::Logger log;
   std::unique_ptr<daemon::EntanglementService> entanglement;
   std::unique_ptr<daemon::TeleportService> teleport;
+  std::unique_ptr<daemon::GhzService> ghz;
   std::unique_ptr<daemon::QkdService> qkd;
 
   NodeServices(netsim::SimulatedNetwork& net, const std::string& name)
@@ -66,10 +70,12 @@ struct NodeServices {
     teleport = std::make_unique<daemon::TeleportService>(context, stack.transport(), stack.network(), stack.device(),
                                                          &stack.device(), lag, log);
     Check(teleport->Start().ok(), "teleport service starts");
+    ghz = std::make_unique<daemon::GhzService>(context, stack.ghz(), lag, log);
     qkd = std::make_unique<daemon::QkdService>(stack, lag, log);
   }
   ~NodeServices() {  // as Daemon::Shutdown: the services go before the stack
     qkd.reset();
+    ghz.reset();
     teleport.reset();
     entanglement.reset();
   }
@@ -132,6 +138,14 @@ std::vector<std::string> Seeds() {
   t.set_destination("bob");
   t.set_timeout_s(0.02);
   seeds.push_back(input(2, {{kTeleport, t.SerializeAsString()}}));
+  v1::GhzRequest g;
+  g.add_members("bob");
+  g.add_members("charlie");
+  g.set_shots(5);
+  seeds.push_back(input(0, {{kGhz, g.SerializeAsString()}}));
+  g.set_timeout_s(0.001);
+  g.set_shots(40);
+  seeds.push_back(input(1, {{0x1F, g.SerializeAsString()}, {kGhz, g.SerializeAsString()}}));
   v1::QkdRequest q;
   q.set_peer("charlie");
   q.set_bits(8);
@@ -180,11 +194,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     ends.push_back(e);
     return [e](absl::Status) { Check(++e->count == 1, "a call ends once"); };
   };
-  std::vector<uint64_t> entangles, teleports, qkds;
+  std::vector<uint64_t> entangles, teleports, ghzs, qkds;
   for (int i = 0; i < fuzz::kMaxRequests && !in.empty(); ++i) {
     const uint8_t rpc = in.Byte();
     const std::string body = in.Chunk();
-    switch (rpc % fuzz::kRpcCount) {
+    switch ((rpc & 0x0F) == fuzz::kGhz ? +fuzz::kGhz : rpc % fuzz::kRpcCount) {
       case fuzz::kEntangle: {
         v1::EntangleRequest r;
         if (!r.ParseFromString(body)) break;
@@ -214,6 +228,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         if (id.ok()) teleports.push_back(*id);
         break;
       }
+      case fuzz::kGhz: {
+        v1::GhzRequest r;
+        if (!r.ParseFromString(body)) break;
+        auto id = node.ghz->Ghz(r, {.event = fuzz::Push<v1::GhzEvent>(), .end = end()});
+        if (id.ok()) ghzs.push_back(*id);
+        break;
+      }
       case fuzz::kQkd: {
         v1::QkdRequest r;
         if (!r.ParseFromString(body)) break;
@@ -239,6 +260,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   // calls that have ended).
   for (uint64_t id : entangles) node.entanglement->Cancel(id);
   for (uint64_t id : teleports) node.teleport->Cancel(id);
+  for (uint64_t id : ghzs) node.ghz->Cancel(id);
   for (uint64_t id : qkds) node.qkd->Cancel(id);
   fuzz::RunBounded(net->simulator(), std::chrono::milliseconds(1), 10000);
   services.clear();

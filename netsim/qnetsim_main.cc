@@ -6,6 +6,9 @@
 // With --qkd it runs key distribution from --from to --to through the node
 // stacks (the daemon's Node.Qkd path) and reports the key.
 #include <algorithm>
+#include <cmath>
+#include <sstream>
+#include <fstream>
 #include <chrono>
 #include <cstdio>
 #include <iostream>
@@ -28,6 +31,7 @@
 #include "apps/estimate_bounds.h"
 #include "config/network_config.h"
 #include "keydist/key_store.h"
+#include "netsim/circuit_experiment.h"
 #include "netsim/decoy_experiment.h"
 #include "netsim/ghz_experiment.h"
 #include "netsim/key_experiment.h"
@@ -91,7 +95,11 @@ ABSL_FLAG(std::string, ghz, "",
           "build GHZ states across these nodes (comma-separated, 3 to 8; the first fuses the others' pairs) and "
           "measure each in turn in the all-Z setting and every X/Y setting with an even number of Y: fidelity and "
           "Mermin value from outcomes");
-ABSL_FLAG(int32_t, shots, 1000, "with --ghz: GHZ states to build and measure");
+ABSL_FLAG(std::string, circuit, "",
+          "run the circuit in FILE across nodes (qnetctl circuit's format: h/x/y/z/s/sdg/t/rx/ry/rz, cnot - remote "
+          "between nodes, by one entangled pair -, measure) and print the distribution of outcomes");
+ABSL_FLAG(std::string, coordinator, "", "with --circuit: the node that coordinates (default: the first the program names)");
+ABSL_FLAG(int32_t, shots, 1000, "with --ghz: GHZ states to build and measure; with --circuit: runs of the circuit");
 ABSL_FLAG(bool, quiet, false, "no progress lines on stderr (a run over a second says what it is doing, once a second)");
 
 namespace {
@@ -838,6 +846,78 @@ std::string FlagsHelp() {
 
 }  // namespace
 
+// qnetsim --circuit: a circuit across nodes, shot by shot.
+int RunCircuitFromFlags(const qnet::config::NetworkConfig& config, const std::string& path, uint64_t seed,
+                        double min_fidelity, const std::string& output) {
+  const std::string file = absl::GetFlag(FLAGS_circuit);
+  std::ifstream in(file);
+  if (!in) return Fail(absl::StrFormat("cannot read the circuit file %s", file));
+  std::stringstream text;
+  text << in.rdbuf();
+  auto program = qnet::transport::ParseCircuit(text.str());
+  if (!program.ok()) return Fail(absl::StrFormat("%s: %s", file, program.status().message()));
+  for (const std::string& node : program->nodes) {
+    if (config.FindNode(node) == nullptr) return Fail(absl::StrFormat("%s names node '%s', which is not in %s", file, node, path));
+  }
+  const std::string coordinator = absl::GetFlag(FLAGS_coordinator);
+  if (!coordinator.empty() && config.FindNode(coordinator) == nullptr) {
+    return Fail(absl::StrFormat("no node '%s' in %s", coordinator, path));
+  }
+  const int shots = absl::GetFlag(FLAGS_shots);
+  if (shots < 1 || shots > 10'000'000) return Fail("--shots must be between 1 and 10000000");
+  qnet::netsim::CircuitExperiment experiment;
+  experiment.program = *std::move(program);
+  experiment.coordinator = coordinator;
+  experiment.shots = static_cast<uint32_t>(shots);
+  experiment.min_fidelity = min_fidelity;
+  SetPhase(absl::StrFormat("building %d nodes", config.nodes.size()));
+  auto network = qnet::netsim::SimulatedNetwork::Create(config, seed);
+  if (!network.ok()) return Fail(std::string(network.status().message()));
+  TeardownReport teardown;
+  Watch(**network);
+  SetPhase(absl::StrFormat("running %s %d times (routes converge first)", file, shots));
+  const auto wall_start = std::chrono::steady_clock::now();
+  auto result = qnet::netsim::RunCircuitExperiment(**network, experiment,
+                                                   qnet::FromSeconds(absl::GetFlag(FLAGS_time_limit_s)));
+  EndProgress();
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+  if (!result.ok()) return Fail(absl::StrFormat("%s: %s", file, result.status().message()));
+  const auto& r = result->report;
+  const double sim_s = qnet::ToSeconds(r.simulated_time);
+  if (output == "json") {
+    nlohmann::json j;
+    j["network"] = config.name;
+    j["seed"] = seed;
+    j["circuit"] = file;
+    j["coordinator"] = result->coordinator;
+    j["shots"] = r.shots;
+    j["measurements"] = r.measurements;
+    j["counts"] = nlohmann::json::object();
+    for (const auto& [outcome, n] : r.counts) j["counts"][outcome] = n;
+    j["pairs_used"] = r.pairs_used;
+    j["pairs_discarded"] = r.pairs_discarded;
+    j["simulated_seconds"] = sim_s;
+    j["events"] = result->events;
+    j["wall_seconds"] = wall;
+    std::printf("%s\n", j.dump().c_str());
+    return 0;
+  }
+  std::printf("%s: %s, %u shots coordinated by %s, seed %llu\n", config.name.c_str(), file.c_str(), r.shots,
+              result->coordinator.c_str(), static_cast<unsigned long long>(seed));
+  std::printf("  outcomes of          %s\n", absl::StrJoin(r.measurements, " ").c_str());
+  for (const auto& [outcome, n] : r.counts) {
+    std::printf("  %-20s %llu (%.4f +- %.4f)\n", outcome.c_str(), static_cast<unsigned long long>(n),
+                static_cast<double>(n) / r.shots,
+                std::sqrt(static_cast<double>(n) / r.shots * (1 - static_cast<double>(n) / r.shots) / r.shots));
+  }
+  std::printf("  entangled pairs      %llu used, %llu discarded below --min-fidelity\n",
+              static_cast<unsigned long long>(r.pairs_used), static_cast<unsigned long long>(r.pairs_discarded));
+  std::printf("  simulated            %s (%.4g shots per second)\n", qnet::FormatDuration(r.simulated_time).c_str(),
+              sim_s > 0 ? r.shots / sim_s : 0.0);
+  std::printf("  simulator            %s\n", SimulatorLine(result->events, **network, wall).c_str());
+  return 0;
+}
+
 // qnetsim --ghz: GHZ states across nodes, measured setting by setting.
 int RunGhzFromFlags(const qnet::config::NetworkConfig& config, const std::string& path, uint64_t seed,
                     double min_fidelity, const std::string& output) {
@@ -934,6 +1014,7 @@ int main(int argc, char** argv) {
       "       qnetsim --network FILE --qkd decoy-bb84|bb84-wcp --from A --to B [--mu 0.5 --nu 0.1] [--pulses N] "
       "[--eavesdrop pns]\n"
       "       qnetsim --network FILE --ghz ROOT,B,C[,...] [--shots N] [--min-fidelity F]  (GHZ states)\n"
+      "       qnetsim --network FILE --circuit PROGRAM [--shots N] [--coordinator NODE]  (circuits across nodes)\n"
       "       any of these with --sweep length_km=0:100:10 (or hops=1:8 with --from only) [--plot FILE.svg|png]";
   absl::SetProgramUsageMessage(usage);
   // One flag style across qnet's tools: dashes (--min-fidelity). Abseil's
@@ -1010,7 +1091,7 @@ int main(int argc, char** argv) {
                                                        : config->seed.value_or(1);
   const std::string from = absl::GetFlag(FLAGS_from), to = absl::GetFlag(FLAGS_to);
   if (!absl::GetFlag(FLAGS_sweep).empty()) {
-    for (const char* flag : {"traffic", "arrival_rate", "pairs_per_request", "request_timeout_s", "ghz", "shots"}) {
+    for (const char* flag : {"traffic", "arrival_rate", "pairs_per_request", "request_timeout_s", "ghz", "shots", "circuit", "coordinator"}) {
       if (given_flags.count(flag) > 0) {
         std::string dashed = flag;
         std::replace(dashed.begin(), dashed.end(), '_', '-');
@@ -1022,12 +1103,20 @@ int main(int argc, char** argv) {
   }
   if (!absl::GetFlag(FLAGS_plot).empty()) return Fail("--plot draws a sweep: give --sweep too (see --help)");
   if (!absl::GetFlag(FLAGS_ghz).empty()) {
+    if (!absl::GetFlag(FLAGS_circuit).empty()) return Fail("--ghz and --circuit are two runs: give one");
     for (const char* flag : {"from", "to", "qkd", "traffic", "pairs", "basis", "link"}) {
       if (given_flags.count(flag) > 0) return Fail(absl::StrFormat("--%s does not go with --ghz", flag));
     }
     return RunGhzFromFlags(*config, path, seed, min_fidelity, output);
   }
-  if (given_flags.count("shots") > 0) return Fail("--shots applies only with --ghz");
+  if (!absl::GetFlag(FLAGS_circuit).empty()) {
+    for (const char* flag : {"from", "to", "qkd", "traffic", "pairs", "basis", "link"}) {
+      if (given_flags.count(flag) > 0) return Fail(absl::StrFormat("--%s does not go with --circuit", flag));
+    }
+    return RunCircuitFromFlags(*config, path, seed, min_fidelity, output);
+  }
+  if (given_flags.count("coordinator") > 0) return Fail("--coordinator applies only with --circuit");
+  if (given_flags.count("shots") > 0) return Fail("--shots applies only with --ghz or --circuit");
   if (given_flags.count("jobs") > 0) return Fail("--jobs applies only with --sweep");
   if (absl::GetFlag(FLAGS_traffic) != 0) {
     if (absl::GetFlag(FLAGS_traffic) < 0) return Fail("--traffic must be between 1 and 1000000 requests");

@@ -64,6 +64,8 @@ absl::StatusOr<std::unique_ptr<NodeStack>> NodeStack::Build(NodeContext& context
                                                                              std::move(options.transport)));
   QNET_ASSIGN_OR_RETURN(stack->ghz_,
                         transport::GhzDistribution::Build(context, *stack->device_, *stack->network_));
+  QNET_ASSIGN_OR_RETURN(stack->circuits_,
+                        transport::DistributedCircuit::Build(context, *stack->device_, *stack->network_));
   QNET_RETURN_IF_ERROR(stack->StartKeyDistribution());
   return stack;
 }
@@ -96,6 +98,7 @@ NodeStack::~NodeStack() {
   // No handler runs from a destructor: key distribution goes without aborting.
   key_agreement_.reset();
   key_distribution_.reset();
+  circuits_.reset();
   ghz_.reset();
   transport_.reset();
   network_.reset();

@@ -1,6 +1,7 @@
 // One node, built once: the simulated device, the physical layer, the link,
-// network and transport layers (teleportation, GHZ states), and key
-// distribution (QKD sessions, the key agreement policy that runs them in blocks, and the node's key store),
+// network and transport layers (teleportation, GHZ states, circuits across
+// nodes), and key distribution (QKD sessions, the key agreement policy that
+// runs them in blocks, and the node's key store),
 // composed over the node's NodeContext and a StateBackend from the network
 // file. It is the node's PeerMessageSink: each PeerMessage goes to the layer
 // that owns its branch, and neighbour up/down reach every layer. The
@@ -24,6 +25,7 @@
 #include "physical/physical_layer.h"
 #include "physical/quantum_device.h"
 #include "physical/state_backend.h"
+#include "transport/distributed_circuit.h"
 #include "transport/ghz_distribution.h"
 #include "transport/transport_layer.h"
 
@@ -66,6 +68,8 @@ class NodeStack final : public PeerMessageSink {
   transport::TransportLayer& transport() { return *transport_; }
   // GHZ states across nodes (this node as root or member).
   transport::GhzDistribution& ghz() { return *ghz_; }
+  // Circuits across nodes (this node as coordinator or holding qubits).
+  transport::DistributedCircuit& circuits() { return *circuits_; }
   // Key distribution runs unless stopped (StopKeyDistribution); these are
   // then null.
   keydist::KeyDistribution* key_distribution() { return key_distribution_.get(); }
@@ -101,6 +105,7 @@ class NodeStack final : public PeerMessageSink {
   std::unique_ptr<network::NetworkLayer> network_;
   std::unique_ptr<transport::TransportLayer> transport_;
   std::unique_ptr<transport::GhzDistribution> ghz_;
+  std::unique_ptr<transport::DistributedCircuit> circuits_;
   keydist::KeyDistributionOptions key_options_;
   std::unique_ptr<keydist::KeyStore> key_store_ = std::make_unique<keydist::MemoryKeyStore>();
   std::unique_ptr<keydist::KeyDistribution> key_distribution_;
