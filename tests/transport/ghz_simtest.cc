@@ -54,6 +54,7 @@ apps::GhzEstimate Estimate(const GhzReport& report) {
 }
 
 void ExpectGhzClean(SimStackNetwork& net) {
+  net.RunFor(milliseconds(50));  // the last END and FREE messages arrive
   for (const config::NodeConfig& n : net.config().nodes) {
     EXPECT_EQ(net.node(n.name).ghz().held_slots(), 0) << n.name;
     EXPECT_EQ(net.node(n.name).ghz().active_runs(), 0u) << n.name;
