@@ -284,6 +284,23 @@ absl::StatusOr<v1::GhzSummary> RunGhz(const std::string& address, const v1::GhzR
   return *summary;
 }
 
+absl::StatusOr<v1::RunCircuitSummary> RunCircuit(const std::string& address, const v1::RunCircuitRequest& request,
+                                                 absl::Duration deadline) {
+  auto stub = v1::Node::NewStub(security::ClientChannel(address));
+  grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
+  auto reader = stub->RunCircuit(&context, request);
+  std::optional<v1::RunCircuitSummary> summary;
+  v1::RunCircuitEvent event;
+  while (reader->Read(&event)) {
+    if (event.has_summary()) summary = event.summary();
+  }
+  grpc::Status status = reader->Finish();
+  if (!status.ok()) return FromGrpc(status);
+  if (!summary.has_value()) return absl::InternalError("the daemon ended the circuit call without a summary");
+  return *summary;
+}
+
 absl::Status SetTeleportState(std::string_view text, v1::TeleportRequest& request) {
   const size_t comma = text.find(',');
   if (comma == std::string_view::npos) {

@@ -104,6 +104,10 @@ absl::StatusOr<v1::TeleportSummary> RunTeleport(const std::string& address, cons
 absl::StatusOr<v1::GhzSummary> RunGhz(const std::string& address, const v1::GhzRequest& request,
                                       absl::Duration deadline);
 
+// Runs one RunCircuit call at the daemon at `address` (the coordinator).
+absl::StatusOr<v1::RunCircuitSummary> RunCircuit(const std::string& address, const v1::RunCircuitRequest& request,
+                                                 absl::Duration deadline);
+
 // A TeleportRequest's state from text: a named state ("0", "1", "+", "-",
 // "+i", "-i", with or without |...>) or Bloch angles "THETA,PHI" in radians.
 absl::Status SetTeleportState(std::string_view text, v1::TeleportRequest& request);

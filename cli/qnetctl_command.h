@@ -41,7 +41,7 @@ struct Command {
 std::vector<Command> NetworkCommands();   // up, down, status, links, routes
 std::vector<Command> EntangleCommands();  // entangle, bell-test, measure
 std::vector<Command> TeleportCommands();  // teleport
-std::vector<Command> GhzCommands();       // ghz
+std::vector<Command> GhzCommands();       // ghz, circuit
 std::vector<Command> QkdCommands();       // eavesdrop, qkd, key
 std::vector<Command> PkiCommands();       // pki
 std::vector<Command> BundleCommands();    // bundle

@@ -32,6 +32,8 @@ Commands:
   teleport            teleport a qubit state from --node to any other node
   ghz                 GHZ states across 3 to 8 nodes (--nodes ROOT,B,C): fidelity
                       and Mermin value from outcomes
+  circuit FILE        a circuit across nodes (gates, remote CNOTs by one pair,
+                      measurements): the distribution of outcomes
   eavesdrop           switch an intercept-resend eavesdropper on a link on or off
   qkd                 quantum key distribution between --node and any other node
   key                 fetch a shared key from --node by its key id
@@ -55,7 +57,7 @@ Global options (before or after the command):
   --address HOST:PORT
                     one daemon by address, with no state directory (a qnetd started
                     by hand, or on another host): status, routes, entangle, measure,
-                    teleport, ghz, qkd and key, with --node naming it. Mutual TLS with
+                    teleport, ghz, circuit, qkd and key, with --node naming it. Mutual TLS with
                     QNET_CA_CERT, QNET_CLIENT_CERT and QNET_CLIENT_KEY (see qnetctl
                     pki issue); plaintext without QNET_CA_CERT
   --node NODE       the node a command talks to
@@ -210,7 +212,7 @@ int Main(int argc, char** argv) {
   const Command* command = FindCommand(args->command);
   if (!args->command.empty() && command == nullptr) {
     return Fail(absl::StrCat("unknown command '", args->command,
-                             "' (commands: up, ls, down, status, links, routes, entangle, measure, bell-test, teleport, ghz, eavesdrop, qkd, key, keys, logs, ui, pki, gen; see qnetctl --help)"));
+                             "' (commands: up, ls, down, status, links, routes, entangle, measure, bell-test, teleport, ghz, circuit, eavesdrop, qkd, key, keys, logs, ui, pki, gen; see qnetctl --help)"));
   }
   if (args->help || command == nullptr) {
     std::cout << (command != nullptr ? command->help + kGlobalHelp : std::string(kUsage));

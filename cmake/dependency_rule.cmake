@@ -50,8 +50,9 @@ qnet_allow(qnet_time_scale_probe qnet_launcher qnet_node_client qnet_config)
 # Executables.
 qnet_allow(qnetd            qnet_daemon)
 qnet_allow(qnetsim          qnet_netsim qnet_plot)
+# qnetctl parses circuit files (transport/circuit_program.h) before asking a daemon.
 qnet_allow(qnetctl          qnet_time_scale_probe qnet_node_client qnet_launcher qnet_security qnet_config qnet_plot
-                            qnet_topology_generator)
+                            qnet_topology_generator qnet_transport)
 
 # Outside libraries only some targets may link directly (first matching
 # prefix wins): Boost.Asio and gRPC server reflection are the daemon's; gRPC

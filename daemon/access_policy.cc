@@ -9,11 +9,12 @@ namespace qnet::daemon {
 namespace {
 
 // What an `app` certificate may call on its own node: its entanglement,
-// teleportation, GHZ states and keys, and the node's status. Routing tables, the
+// teleportation, GHZ states, circuits it coordinates and keys, and the
+// node's status. Routing tables, the
 // eavesdropper and other nodes are the operator's.
-constexpr std::array<absl::string_view, 9> kAppMethods = {"GetStatus", "Entangle", "GetOutcomes",
-                                                          "MeasureQubit", "Teleport", "Ghz",
-                                                          "Qkd", "GetKey", "GetKeyPools"};
+constexpr std::array<absl::string_view, 10> kAppMethods = {"GetStatus", "Entangle", "GetOutcomes",
+                                                           "MeasureQubit", "Teleport", "Ghz", "RunCircuit",
+                                                           "Qkd", "GetKey", "GetKeyPools"};
 
 }  // namespace
 

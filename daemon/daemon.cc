@@ -247,7 +247,8 @@ using RawNodeService = v1::Node::WithRawCallbackMethod_GetStatus<v1::Node::WithR
         v1::Node::WithRawCallbackMethod_GetRoutes<v1::Node::WithRawCallbackMethod_Teleport<
             v1::Node::WithRawCallbackMethod_Eavesdrop<v1::Node::WithRawCallbackMethod_Qkd<
                 v1::Node::WithRawCallbackMethod_GetKey<v1::Node::WithRawCallbackMethod_GetKeyPools<
-                    v1::Node::WithRawCallbackMethod_Ghz<v1::Node::Service>>>>>>>>>>>;
+                    v1::Node::WithRawCallbackMethod_Ghz<v1::Node::WithRawCallbackMethod_RunCircuit<
+                        v1::Node::Service>>>>>>>>>>>>;
 
 // The Node service: every handler runs on the loop and only translates
 // between gRPC and the node stack's services. Requests are authorised, then
@@ -287,6 +288,15 @@ class NodeService final : public RawNodeService {
     return Streaming<v1::GhzEvent, v1::GhzRequest>(
         context, "Ghz", *request, [](Daemon& d, const v1::GhzRequest& r, auto push, auto end) {
           return CancelFor(d.ghz(), d.ghz().Ghz(r, {.event = std::move(push), .end = std::move(end)}));
+        });
+  }
+
+  grpc::ServerWriteReactor<grpc::ByteBuffer>* RunCircuit(grpc::CallbackServerContext* context,
+                                                          const grpc::ByteBuffer* request) override {
+    return Streaming<v1::RunCircuitEvent, v1::RunCircuitRequest>(
+        context, "RunCircuit", *request, [](Daemon& d, const v1::RunCircuitRequest& r, auto push, auto end) {
+          return CancelFor(d.circuits(),
+                           d.circuits().RunCircuit(r, {.event = std::move(push), .end = std::move(end)}));
         });
   }
 
@@ -578,6 +588,7 @@ absl::Status Daemon::Init() {
     loop->StartWallTimer(after, std::move(fire));
   });
   ghz_ = std::make_unique<GhzService>(*context_, stack_->ghz(), loop_->lag(), log_);
+  circuits_ = std::make_unique<CircuitService>(*context_, stack_->circuits(), loop_->lag(), log_);
   qkd_ = std::make_unique<QkdService>(*stack_, loop_->lag(), log_);
 
   hardware_service_ = std::make_unique<HardwarePlaneService>(*backend_, loop_->poster(), *policy_);
@@ -701,6 +712,7 @@ void Daemon::Shutdown() {
   // Loop-owned objects go now: the services first (they refer to the stack).
   // Cancels still queued for them were dropped with the loop's work above.
   qkd_.reset();
+  circuits_.reset();
   ghz_.reset();
   teleport_.reset();
   entanglement_.reset();

@@ -32,6 +32,7 @@
 #include "daemon/peer_links.h"
 #include "daemon/qkd_service.h"
 #include "daemon/reflection_v1.h"
+#include "daemon/circuit_service.h"
 #include "daemon/ghz_service.h"
 #include "daemon/teleport_service.h"
 #include "daemon/topology.h"
@@ -111,6 +112,7 @@ class Daemon {
   EntanglementService& entanglement() { return *entanglement_; }
   TeleportService& teleport() { return *teleport_; }
   GhzService& ghz() { return *ghz_; }
+  CircuitService& circuits() { return *circuits_; }
   QkdService& qkd() { return *qkd_; }
   // Null when the node keeps no key pools (no key store given).
   KeyManager* key_manager() { return key_manager_.get(); }
@@ -153,6 +155,7 @@ class Daemon {
   std::unique_ptr<EntanglementService> entanglement_;  // goes before stack_
   std::unique_ptr<TeleportService> teleport_;          // goes before stack_
   std::unique_ptr<GhzService> ghz_;                    // goes before stack_
+  std::unique_ptr<CircuitService> circuits_;           // goes before stack_
   std::unique_ptr<QkdService> qkd_;                    // goes before stack_
   std::unique_ptr<AccessPolicy> policy_;
   std::unique_ptr<KeyManager> key_manager_;
