@@ -35,6 +35,7 @@ absl::StatusOr<GhzEstimate> EstimateGhz(const std::vector<GhzSettingTally>& tall
     e.shots += shots;
     GhzEstimate::Setting s{t.bases, shots, 0.0, 0.0};
     if (t.bases == std::string(n, 'Z')) {
+      if (have_z) return absl::InvalidArgumentError(absl::StrCat("setting '", t.bases, "' is listed twice"));
       const double p = static_cast<double>(t.counts[0] + t.counts[all_ones]) / static_cast<double>(shots);
       s.expectation = p;
       s.se = std::sqrt(p * (1 - p) / static_cast<double>(shots));

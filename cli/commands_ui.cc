@@ -299,10 +299,10 @@ class PageRequests {
     job.unit = unit;
     job.thread = std::thread([this, &job, work = std::move(work)] {
       std::string state = work([this, &job](uint64_t done) {
-        std::lock_guard lock(mu_);
+        std::lock_guard progress_lock(mu_);
         job.done = done;
       });
-      std::lock_guard lock(mu_);
+      std::lock_guard end_lock(mu_);
       job.state = std::move(state);
     });
     return absl::OkStatus();

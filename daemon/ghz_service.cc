@@ -23,8 +23,12 @@ absl::StatusOr<GhzService::CallHandle> GhzService::Ghz(const v1::GhzRequest& req
                                                    " other nodes (this node is the root), got ",
                                                    request.members_size()));
   }
-  if (request.shots() < 1 || request.shots() > kMaxGhzShots) {
-    return absl::InvalidArgumentError(absl::StrCat("shots must be in 1..", kMaxGhzShots, ", got ", request.shots()));
+  // Every setting at least once, or the tallies give no estimate.
+  const uint32_t settings = (1u << (nodes - 1)) + 1;
+  if (request.shots() < settings || request.shots() > kMaxGhzShots) {
+    return absl::InvalidArgumentError(absl::StrCat("shots must be in ", settings, "..", kMaxGhzShots, " for ", nodes,
+                                                   " nodes (each of the ", settings,
+                                                   " settings at least once), got ", request.shots()));
   }
   if (!(request.timeout_s() >= 0.0 && request.timeout_s() <= kMaxRequestTimeoutS)) {
     return absl::InvalidArgumentError(absl::StrCat("timeout_s must be in [0, ", kMaxRequestTimeoutS,

@@ -1,8 +1,9 @@
 // Fuzz target: every Node RPC request with a body, through the handlers the
 // daemon's Node service calls (daemon/daemon.cc's NodeService only posts
 // them to the loop): EntanglementService (Entangle, GetOutcomes,
-// MeasureQubit), TeleportService (Teleport), GhzService (Ghz), QkdService
-// (Qkd, GetKey) and HandleEavesdrop (Eavesdrop). GetStatus and GetRoutes take empty requests.
+// MeasureQubit), TeleportService (Teleport), GhzService (Ghz),
+// CircuitService (RunCircuit), QkdService (Qkd, GetKey) and HandleEavesdrop
+// (Eavesdrop). GetStatus and GetRoutes take empty requests.
 // The services run, as in qnetd, on every node of a 3-node chain, here over
 // the simulator's stacks (their NodeContext), so a request's whole life -
 // validation, the layers' work, the far ends, streaming - runs within the
@@ -11,8 +12,8 @@
 //
 // Input: [node] then up to 8 of [rpc][2-byte length][request bytes]; the
 // simulator runs ((rpc >> 4) + 1) x 200 us between requests. The RPC is
-// rpc % kRpcCount, except that a low nibble of 0xF is Ghz (added later, so
-// the earlier corpus keeps its meaning).
+// rpc % kRpcCount, except that a low nibble of 0xF is Ghz and 0xE RunCircuit
+// (added later, so the earlier corpus keeps its meaning).
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -21,6 +22,7 @@
 #include <vector>
 
 #include "daemon/daemon.h"
+#include "daemon/circuit_service.h"
 #include "daemon/entanglement_service.h"
 #include "daemon/ghz_service.h"
 #include "daemon/lag_monitor.h"
@@ -38,7 +40,10 @@ namespace {
 constexpr const char* kNodes[] = {"alice", "bob", "charlie"};
 constexpr int kMaxRequests = 8;
 
-enum Rpc : uint8_t { kEntangle, kGetOutcomes, kMeasureQubit, kTeleport, kQkd, kGetKey, kEavesdrop, kRpcCount, kGhz = 0x0F };
+enum Rpc : uint8_t {
+  kEntangle, kGetOutcomes, kMeasureQubit, kTeleport, kQkd, kGetKey, kEavesdrop, kRpcCount,
+  kRunCircuit = 0x0E, kGhz = 0x0F
+};
 
 void Check(bool ok, const char* what) {
   if (!ok) {
@@ -55,6 +60,7 @@ struct NodeServices {
   std::unique_ptr<daemon::EntanglementService> entanglement;
   std::unique_ptr<daemon::TeleportService> teleport;
   std::unique_ptr<daemon::GhzService> ghz;
+  std::unique_ptr<daemon::CircuitService> circuits;
   std::unique_ptr<daemon::QkdService> qkd;
 
   NodeServices(netsim::SimulatedNetwork& net, const std::string& name)
@@ -71,10 +77,12 @@ struct NodeServices {
                                                          &stack.device(), lag, log);
     Check(teleport->Start().ok(), "teleport service starts");
     ghz = std::make_unique<daemon::GhzService>(context, stack.ghz(), lag, log);
+    circuits = std::make_unique<daemon::CircuitService>(context, stack.circuits(), lag, log);
     qkd = std::make_unique<daemon::QkdService>(stack, lag, log);
   }
   ~NodeServices() {  // as Daemon::Shutdown: the services go before the stack
     qkd.reset();
+    circuits.reset();
     ghz.reset();
     teleport.reset();
     entanglement.reset();
@@ -146,6 +154,13 @@ std::vector<std::string> Seeds() {
   g.set_timeout_s(0.001);
   g.set_shots(40);
   seeds.push_back(input(1, {{0x1F, g.SerializeAsString()}, {kGhz, g.SerializeAsString()}}));
+  v1::RunCircuitRequest rc;
+  rc.set_program("h alice.q\ncnot alice.q charlie.q\nmeasure alice.q\nmeasure charlie.q x\n");
+  rc.set_shots(3);
+  seeds.push_back(input(1, {{kRunCircuit, rc.SerializeAsString()}}));
+  rc.set_program("x bob.q\ncnot bob.q bob.r\nrz bob.r 0.5\ncnot bob.r alice.s\nmeasure alice.s y\n");
+  rc.set_timeout_s(0.002);
+  seeds.push_back(input(0, {{0x2E, rc.SerializeAsString()}}));
   v1::QkdRequest q;
   q.set_peer("charlie");
   q.set_bits(8);
@@ -194,11 +209,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     ends.push_back(e);
     return [e](absl::Status) { Check(++e->count == 1, "a call ends once"); };
   };
-  std::vector<uint64_t> entangles, teleports, ghzs, qkds;
+  std::vector<uint64_t> entangles, teleports, ghzs, circuits, qkds;
   for (int i = 0; i < fuzz::kMaxRequests && !in.empty(); ++i) {
     const uint8_t rpc = in.Byte();
     const std::string body = in.Chunk();
-    switch ((rpc & 0x0F) == fuzz::kGhz ? +fuzz::kGhz : rpc % fuzz::kRpcCount) {
+    const int low = rpc & 0x0F;
+    switch (low == fuzz::kGhz || low == fuzz::kRunCircuit ? low : rpc % fuzz::kRpcCount) {
       case fuzz::kEntangle: {
         v1::EntangleRequest r;
         if (!r.ParseFromString(body)) break;
@@ -235,6 +251,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         if (id.ok()) ghzs.push_back(*id);
         break;
       }
+      case fuzz::kRunCircuit: {
+        v1::RunCircuitRequest r;
+        if (!r.ParseFromString(body)) break;
+        auto id = node.circuits->RunCircuit(r, {.event = fuzz::Push<v1::RunCircuitEvent>(), .end = end()});
+        if (id.ok()) circuits.push_back(*id);
+        break;
+      }
       case fuzz::kQkd: {
         v1::QkdRequest r;
         if (!r.ParseFromString(body)) break;
@@ -261,6 +284,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (uint64_t id : entangles) node.entanglement->Cancel(id);
   for (uint64_t id : teleports) node.teleport->Cancel(id);
   for (uint64_t id : ghzs) node.ghz->Cancel(id);
+  for (uint64_t id : circuits) node.circuits->Cancel(id);
   for (uint64_t id : qkds) node.qkd->Cancel(id);
   fuzz::RunBounded(net->simulator(), std::chrono::milliseconds(1), 10000);
   services.clear();

@@ -37,7 +37,7 @@ struct DistributedCircuit::CoordinatedRun {
   TimerId deadline = kNoTimer;
   TimePoint deadline_at;
   TimePoint began;
-  uint32_t step = 0;  // the instruction in flight (or next)
+  uint64_t step = 0;  // the instruction in flight (or next)
   std::string outcomes;
   CircuitReport report;
 };
@@ -64,6 +64,10 @@ quantum::Basis BasisOf(char b) {
 }
 
 int64_t ToNs(Duration d) { return std::chrono::duration_cast<Duration>(d).count(); }
+
+// A timeout in a message is at most a request's largest (core/time.h): a
+// larger one would overflow the clock's arithmetic.
+constexpr int64_t kMaxTimeoutNs = static_cast<int64_t>(kMaxRequestTimeoutS * 1e9);
 
 // The rest of a payload after its first `fields` space-separated fields.
 std::string Tail(const std::string& payload, int fields) {
@@ -227,21 +231,25 @@ void DistributedCircuit::NextStep(CircuitRunId id) {
   }
   const CircuitInstruction& in = p.instructions[run->step];
   const CircuitQubit& q = p.qubits[static_cast<size_t>(in.qubit)];
+  // Orders carry a sequence number over the whole run (not the step, which
+  // repeats every shot), so a late or repeated message is never taken for
+  // the current one.
+  const uint64_t seq = Sequence(*run);
   switch (in.kind) {
     case CircuitInstruction::Kind::kGate:
-      Deliver(q.node, absl::StrFormat("GATE %d %d %s %d %.17g", id, run->step, q.name, static_cast<int>(in.gate.kind),
+      Deliver(q.node, absl::StrFormat("GATE %d %d %s %d %.17g", id, seq, q.name, static_cast<int>(in.gate.kind),
                                       in.gate.angle));
       return;
     case CircuitInstruction::Kind::kMeasure:
-      Deliver(q.node, absl::StrCat("MEAS ", id, " ", run->step, " ", q.name, " ", std::string(1, in.basis)));
+      Deliver(q.node, absl::StrCat("MEAS ", id, " ", seq, " ", q.name, " ", std::string(1, in.basis)));
       return;
     case CircuitInstruction::Kind::kCnot: {
       const CircuitQubit& t = p.qubits[static_cast<size_t>(in.target)];
       if (t.node == q.node) {
-        Deliver(q.node, absl::StrCat("CX ", id, " ", run->step, " ", q.name, " ", t.name));
+        Deliver(q.node, absl::StrCat("CX ", id, " ", seq, " ", q.name, " ", t.name));
       } else {
         const Duration left = std::max(Duration(1), run->deadline_at - context_.Now());
-        Deliver(q.node, absl::StrFormat("RCX %d %d %s %s %s %.17g %d", id, run->step, q.name, t.node, t.name,
+        Deliver(q.node, absl::StrFormat("RCX %d %d %s %s %s %.17g %d", id, seq, q.name, t.node, t.name,
                                         run->request.min_fidelity, ToNs(left)));
       }
       return;
@@ -249,11 +257,15 @@ void DistributedCircuit::NextStep(CircuitRunId id) {
   }
 }
 
-void DistributedCircuit::OnDone(const std::string& from, CircuitRunId id, uint32_t step, int outcome, int pairs) {
+uint64_t DistributedCircuit::Sequence(const CoordinatedRun& run) {
+  return static_cast<uint64_t>(run.report.shots) * run.request.program.instructions.size() + run.step;
+}
+
+void DistributedCircuit::OnDone(const std::string& from, CircuitRunId id, uint64_t seq, int outcome, int pairs) {
   CoordinatedRun* run = FindRun(id);
-  if (run == nullptr || step != run->step || run->step >= run->request.program.instructions.size()) return;
+  if (run == nullptr || run->step >= run->request.program.instructions.size() || seq != Sequence(*run)) return;
   const CircuitProgram& p = run->request.program;
-  const CircuitInstruction& in = p.instructions[step];
+  const CircuitInstruction& in = p.instructions[run->step];
   if (p.qubits[static_cast<size_t>(in.qubit)].node != from) return;  // only the instruction's node answers
   if (in.kind == CircuitInstruction::Kind::kMeasure) {
     if (outcome != 0 && outcome != 1) return;
@@ -289,7 +301,7 @@ void DistributedCircuit::OnDatagram(const std::string& source, const std::string
   // Between the two ends of a remote CNOT: the run is the coordinator's.
   if (verb == "RCXB" || verb == "DISCARD" || verb == "RCXZ" || verb == "RCXFAIL") {
     PartKey key{f[1], 0};
-    uint32_t step = 0;
+    uint64_t step = 0;
     if (f.size() < 4 || !absl::SimpleAtoi(f[2], &key.run)) return;
     if (verb == "DISCARD") {
       network::EndToEndId pair;
@@ -300,7 +312,7 @@ void DistributedCircuit::OnDatagram(const std::string& source, const std::string
       } else if (parts_.contains(key)) {
         Order discard;
         discard.key = key;
-        discard.step = UINT32_MAX;  // marks a discard
+        discard.step = UINT64_MAX;  // marks a discard
         early_orders_[pair_key] = discard;
       }
       return;
@@ -314,8 +326,8 @@ void DistributedCircuit::OnDatagram(const std::string& source, const std::string
     if (verb == "RCXFAIL") {
       int code = 0;
       Part* part = FindPart(key);
-      if (part == nullptr || part->step != step || part->target_node != source || f.size() < 5 ||
-          !absl::SimpleAtoi(f[4], &code)) {
+      if (part == nullptr || !part->busy || part->step != step || part->target_node != source || f.size() < 5 ||
+          !absl::SimpleAtoi(f[4], &code) || code < 1 || code > 16) {
         return;
       }
       FreeSlot(part->half);
@@ -352,25 +364,26 @@ void DistributedCircuit::OnDatagram(const std::string& source, const std::string
   const PartKey key{source, id};
   // Answers to this node as the coordinator.
   if (verb == "DONE") {
-    uint32_t step = 0;
+    uint64_t seq = 0;
     int outcome = 0, pairs = 0;
-    if (f.size() == 5 && absl::SimpleAtoi(f[2], &step) && absl::SimpleAtoi(f[3], &outcome) &&
-        absl::SimpleAtoi(f[4], &pairs) && pairs >= 0) {
-      OnDone(source, id, step, outcome, pairs);
+    if (f.size() == 5 && absl::SimpleAtoi(f[2], &seq) && absl::SimpleAtoi(f[3], &outcome) &&
+        absl::SimpleAtoi(f[4], &pairs) && pairs >= 0 && pairs < 1000000) {
+      OnDone(source, id, seq, outcome, pairs);
     }
     return;
   }
   if (verb == "FAIL") {
-    uint32_t step = 0;
+    uint64_t seq = 0;
     int code = 0;
     CoordinatedRun* run = FindRun(id);
-    if (run == nullptr || f.size() < 4 || !absl::SimpleAtoi(f[2], &step) || !absl::SimpleAtoi(f[3], &code) ||
-        step != run->step || code <= 0 || code > 16) {
+    if (run == nullptr || f.size() < 4 || !absl::SimpleAtoi(f[2], &seq) || !absl::SimpleAtoi(f[3], &code) ||
+        run->step >= run->request.program.instructions.size() || seq != Sequence(*run) || code <= 0 || code > 16) {
       return;
     }
-    const int line = step < run->request.program.instructions.size()
-                         ? run->request.program.instructions[step].line
-                         : 0;
+    const CircuitInstruction& failed = run->request.program.instructions[run->step];
+    // Only the node that was asked can fail the instruction.
+    if (run->request.program.qubits[static_cast<size_t>(failed.qubit)].node != source) return;
+    const int line = failed.line;
     FailRun(id, absl::Status(static_cast<absl::StatusCode>(code),
                              absl::StrCat(Tail(payload, 4), " (line ", line, ", at ", source, ")")));
     return;
@@ -378,7 +391,7 @@ void DistributedCircuit::OnDatagram(const std::string& source, const std::string
   // Orders from a coordinator.
   if (verb == "BEGIN") {
     int64_t ns = 0;
-    if (f.size() == 3 && absl::SimpleAtoi(f[2], &ns) && ns > 0) OnBegin(key, Duration(ns));
+    if (f.size() == 3 && absl::SimpleAtoi(f[2], &ns) && ns > 0 && ns <= kMaxTimeoutNs) OnBegin(key, Duration(ns));
     return;
   }
   if (verb == "FREE" || verb == "END" || verb == "ABORT") {
@@ -395,7 +408,7 @@ void DistributedCircuit::OnDatagram(const std::string& source, const std::string
     }
     return;
   }
-  uint32_t step = 0;
+  uint64_t step = 0;
   if (f.size() < 4 || !absl::SimpleAtoi(f[2], &step)) return;
   if (verb == "GATE" && f.size() == 6) {
     int kind = -1;
@@ -413,7 +426,7 @@ void DistributedCircuit::OnDatagram(const std::string& source, const std::string
     double min_fidelity = 0;
     int64_t ns = 0;
     if (!absl::SimpleAtod(f[6], &min_fidelity) || !(min_fidelity >= 0 && min_fidelity <= 1) ||
-        !absl::SimpleAtoi(f[7], &ns) || ns <= 0 || f[4] == Where()) {
+        !absl::SimpleAtoi(f[7], &ns) || ns <= 0 || ns > kMaxTimeoutNs || f[4] == Where()) {
       return;
     }
     OnRemoteCnot(key, step, f[3], f[4], f[5], min_fidelity, Duration(ns));
@@ -428,6 +441,14 @@ void DistributedCircuit::Deliver(const std::string& to, std::string payload) {
   Send(to, std::move(payload));
 }
 
+bool DistributedCircuit::Accept(Part* part, uint64_t seq) {
+  // One instruction at a time, each once: a repeated or late order is dropped.
+  if (part == nullptr || part->busy || (part->executed && seq <= part->last_seq)) return false;
+  part->executed = true;
+  part->last_seq = seq;
+  return true;
+}
+
 DistributedCircuit::Part* DistributedCircuit::FindPart(const PartKey& key) {
   auto it = parts_.find(key);
   return it == parts_.end() ? nullptr : &it->second;
@@ -435,6 +456,11 @@ DistributedCircuit::Part* DistributedCircuit::FindPart(const PartKey& key) {
 
 void DistributedCircuit::OnBegin(const PartKey& key, Duration timeout) {
   if (parts_.contains(key)) return;
+  // A coordinator runs its requests one after the other; more open at once
+  // is a misbehaving peer: not kept.
+  int from_coordinator = 0;
+  for (const auto& [k, part] : parts_) from_coordinator += k.coordinator == key.coordinator ? 1 : 0;
+  if (from_coordinator >= kMaxOpenCircuitRunsPerPeer) return;
   Part& part = parts_[key];
   // The coordinator's deadline fires first; this one frees what is held here
   // when the coordinator can no longer say so (it died).
@@ -459,7 +485,7 @@ absl::StatusOr<int> DistributedCircuit::Qubit(Part& part, const std::string& nam
   return *slot;
 }
 
-void DistributedCircuit::Report(const PartKey& key, uint32_t step, absl::Status status, int outcome, int pairs) {
+void DistributedCircuit::Report(const PartKey& key, uint64_t step, absl::Status status, int outcome, int pairs) {
   Part* part = FindPart(key);
   if (part != nullptr) part->busy = false;
   if (status.ok()) {
@@ -469,10 +495,10 @@ void DistributedCircuit::Report(const PartKey& key, uint32_t step, absl::Status 
   }
 }
 
-void DistributedCircuit::OnGate(const PartKey& key, uint32_t step, const std::string& qubit,
+void DistributedCircuit::OnGate(const PartKey& key, uint64_t step, const std::string& qubit,
                                 const physical::Gate& gate) {
   Part* part = FindPart(key);
-  if (part == nullptr || part->busy) return;
+  if (!Accept(part, step)) return;
   absl::StatusOr<int> slot = Qubit(*part, qubit);
   if (!slot.ok()) {
     Report(key, step, slot.status());
@@ -485,10 +511,10 @@ void DistributedCircuit::OnGate(const PartKey& key, uint32_t step, const std::st
   }));
 }
 
-void DistributedCircuit::OnLocalCnot(const PartKey& key, uint32_t step, const std::string& control,
+void DistributedCircuit::OnLocalCnot(const PartKey& key, uint64_t step, const std::string& control,
                                      const std::string& target) {
   Part* part = FindPart(key);
-  if (part == nullptr || part->busy || control == target) return;
+  if (control == target || !Accept(part, step)) return;
   absl::StatusOr<int> c = Qubit(*part, control);
   absl::StatusOr<int> t = c.ok() ? Qubit(*part, target) : c;
   if (!t.ok()) {
@@ -502,9 +528,9 @@ void DistributedCircuit::OnLocalCnot(const PartKey& key, uint32_t step, const st
   }));
 }
 
-void DistributedCircuit::OnMeasure(const PartKey& key, uint32_t step, const std::string& qubit, char basis) {
+void DistributedCircuit::OnMeasure(const PartKey& key, uint64_t step, const std::string& qubit, char basis) {
   Part* part = FindPart(key);
-  if (part == nullptr || part->busy) return;
+  if (!Accept(part, step)) return;
   absl::StatusOr<int> slot = Qubit(*part, qubit);
   if (!slot.ok()) {
     Report(key, step, slot.status());
@@ -523,11 +549,11 @@ void DistributedCircuit::OnMeasure(const PartKey& key, uint32_t step, const std:
 
 // ---------------------------------------------------------------- remote CNOT
 
-void DistributedCircuit::OnRemoteCnot(const PartKey& key, uint32_t step, const std::string& control,
+void DistributedCircuit::OnRemoteCnot(const PartKey& key, uint64_t step, const std::string& control,
                                       const std::string& target_node, const std::string& target, double min_fidelity,
                                       Duration max_time) {
   Part* part = FindPart(key);
-  if (part == nullptr || part->busy) return;
+  if (!Accept(part, step)) return;
   absl::StatusOr<int> c = Qubit(*part, control);
   if (!c.ok()) {
     Report(key, step, c.status());
@@ -583,7 +609,7 @@ void DistributedCircuit::OnPairAsControl(const PartKey& key, const network::Netw
     part->request = 0;
     part->pair = p->id;
     part->frame = p->bell_state;
-    const uint32_t step = part->step;
+    const uint64_t step = part->step;
     auto control = part->qubits.find(part->control);
     if (control == part->qubits.end()) return;  // freed meanwhile (FREE)
     device_.ApplyTwoQubitGate(
@@ -642,7 +668,7 @@ void DistributedCircuit::OnPairAsTarget(const network::NetworkEvent& event) {
   if (early != early_orders_.end()) {
     Order order = early->second;
     early_orders_.erase(early);
-    if (order.step == UINT32_MAX) {
+    if (order.step == UINT64_MAX) {
       FreeTargetHalf(pair_key);
     } else {
       RunTargetSide(pair_key, order);
@@ -653,11 +679,14 @@ void DistributedCircuit::OnPairAsTarget(const network::NetworkEvent& event) {
 void DistributedCircuit::RunTargetSide(const std::string& pair_key, const Order& order) {
   auto half = target_halves_.find(pair_key);
   Part* part = FindPart(order.key);
-  if (half == target_halves_.end()) return;
+  if (half == target_halves_.end() || half->second.in_use) return;  // a repeated RCXB
   if (part == nullptr) {
     FreeTargetHalf(pair_key);
     return;
   }
+  half->second.in_use = true;
+  half->second.claimed = true;
+  half->second.key = order.key;
   const int b = half->second.slot;
   const PartKey key = order.key;
   auto fail = [this, key, order, pair_key](const absl::Status& s) {
@@ -674,20 +703,32 @@ void DistributedCircuit::RunTargetSide(const std::string& pair_key, const Order&
   // X^(m1 ^ x) Z^z: b now carries the control's Z value.
   device_.ApplyPauli(b, order.m1 ^ order.x, order.z, lifetime_.Guard([this, key, order, pair_key, b, target, fail](
                                                                        absl::Status s) {
-    if (!target_halves_.contains(pair_key) || FindPart(key) == nullptr) return;
+    if (!target_halves_.contains(pair_key)) return;
+    if (FindPart(key) == nullptr) {
+      FreeTargetHalf(pair_key);  // the run ended meanwhile
+      return;
+    }
     if (!s.ok()) {
       fail(absl::InternalError(absl::StrCat("DEVICE_ERROR: remote CNOT at ", Where(), ": ", s.message())));
       return;
     }
     device_.ApplyTwoQubitGate(b, target, physical::TwoQubitGate::kCnot,
                               lifetime_.Guard([this, key, order, pair_key, b, fail](absl::Status s2) {
-      if (!target_halves_.contains(pair_key) || FindPart(key) == nullptr) return;
+      if (!target_halves_.contains(pair_key)) return;
+      if (FindPart(key) == nullptr) {
+        FreeTargetHalf(pair_key);
+        return;
+      }
       if (!s2.ok()) {
         fail(absl::InternalError(absl::StrCat("DEVICE_ERROR: remote CNOT at ", Where(), ": ", s2.message())));
         return;
       }
       device_.Measure(b, quantum::Basis::X(), lifetime_.Guard([this, key, order, pair_key, fail](absl::StatusOr<int> m2) {
-        if (!target_halves_.contains(pair_key) || FindPart(key) == nullptr) return;
+        if (!target_halves_.contains(pair_key)) return;
+        if (FindPart(key) == nullptr) {
+          FreeTargetHalf(pair_key);
+          return;
+        }
         if (!m2.ok()) {
           fail(absl::InternalError(absl::StrCat("DEVICE_ERROR: remote CNOT at ", Where(), ": ", m2.status().message())));
           return;
@@ -699,7 +740,7 @@ void DistributedCircuit::RunTargetSide(const std::string& pair_key, const Order&
   }));
 }
 
-void DistributedCircuit::OnRemoteCnotZ(const PartKey& key, uint32_t step, int m2) {
+void DistributedCircuit::OnRemoteCnotZ(const PartKey& key, uint64_t step, int m2) {
   Part* part = FindPart(key);
   if (part == nullptr || !part->busy || part->step != step || part->half >= 0 || part->request != 0) return;
   auto control = part->qubits.find(part->control);
@@ -729,11 +770,18 @@ void DistributedCircuit::EndPart(const PartKey& key) {
   FreeSlot(part.half);
   FreeQubits(part);
   parts_.erase(it);
-  if (!parts_.empty()) return;  // halves may still be claimed by another run
+  // Halves this run claimed go now; unclaimed ones when no run is left that
+  // could claim them.
   std::vector<std::string> held;
-  for (const auto& [pair_key, half] : target_halves_) held.push_back(pair_key);
+  for (const auto& [pair_key, half] : target_halves_) {
+    if ((half.claimed && half.key == key) || parts_.empty()) held.push_back(pair_key);
+  }
   for (const std::string& pair_key : held) FreeTargetHalf(pair_key);
-  early_orders_.clear();
+  std::vector<std::string> stale;
+  for (const auto& [pair_key, order] : early_orders_) {
+    if (order.key == key || parts_.empty()) stale.push_back(pair_key);
+  }
+  for (const std::string& pair_key : stale) early_orders_.erase(pair_key);
 }
 
 void DistributedCircuit::FreeTargetHalf(const std::string& pair_key) {

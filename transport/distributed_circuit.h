@@ -39,6 +39,8 @@
 namespace qnet::transport {
 
 inline constexpr uint32_t kCircuitPurposeId = 0x3F000004;
+// Circuit runs a node keeps open per coordinator at once (BEGIN beyond it is dropped).
+inline constexpr int kMaxOpenCircuitRunsPerPeer = 16;
 
 using CircuitRunId = uint64_t;  // unique per coordinator
 
@@ -106,7 +108,9 @@ class DistributedCircuit {
     // A remote CNOT this node controls: its pair request and half.
     network::RequestId request = 0;
     int half = -1;
-    uint32_t step = 0;
+    uint64_t step = 0;  // the remote CNOT's sequence number
+    bool executed = false;
+    uint64_t last_seq = 0;  // the last order taken (when executed)
     std::string control, target_node, target;
     double min_fidelity = 0.0;
     TimePoint pair_deadline;
@@ -119,10 +123,13 @@ class DistributedCircuit {
   struct TargetHalf {
     std::string from;
     int slot = -1;
+    bool in_use = false;   // its RCXB came; a repeat is ignored
+    bool claimed = false;  // by `key`'s run
+    PartKey key;
   };
   struct Order {  // an RCXB that came before its pair
     PartKey key;
-    uint32_t step = 0;
+    uint64_t step = 0;
     int m1 = 0, x = 0, z = 0;
     std::string target;
     std::string control_node;
@@ -133,7 +140,9 @@ class DistributedCircuit {
   // Coordinator.
   void StartNext();
   void NextStep(CircuitRunId id);
-  void OnDone(const std::string& from, CircuitRunId id, uint32_t step, int outcome, int pairs);
+  void OnDone(const std::string& from, CircuitRunId id, uint64_t seq, int outcome, int pairs);
+  // The run's sequence number of its current instruction.
+  static uint64_t Sequence(const CoordinatedRun& run);
   void FailRun(CircuitRunId id, absl::Status error);
   CoordinatedRun* FindRun(CircuitRunId id);
 
@@ -141,22 +150,24 @@ class DistributedCircuit {
   void OnDatagram(const std::string& source, const std::string& payload);
   void Deliver(const std::string& to, std::string payload);  // to self: posted
   void OnBegin(const PartKey& key, Duration timeout);
-  void OnGate(const PartKey& key, uint32_t step, const std::string& qubit, const physical::Gate& gate);
-  void OnLocalCnot(const PartKey& key, uint32_t step, const std::string& control, const std::string& target);
-  void OnMeasure(const PartKey& key, uint32_t step, const std::string& qubit, char basis);
-  void OnRemoteCnot(const PartKey& key, uint32_t step, const std::string& control, const std::string& target_node,
+  void OnGate(const PartKey& key, uint64_t step, const std::string& qubit, const physical::Gate& gate);
+  void OnLocalCnot(const PartKey& key, uint64_t step, const std::string& control, const std::string& target);
+  void OnMeasure(const PartKey& key, uint64_t step, const std::string& qubit, char basis);
+  void OnRemoteCnot(const PartKey& key, uint64_t step, const std::string& control, const std::string& target_node,
                     const std::string& target, double min_fidelity, Duration max_time);
   void RequestPair(const PartKey& key);
   void OnPairAsControl(const PartKey& key, const network::NetworkEvent& event);
   void OnPairAsTarget(const network::NetworkEvent& event);
   void RunTargetSide(const std::string& pair_key, const Order& order);
-  void OnRemoteCnotZ(const PartKey& key, uint32_t step, int m2);
+  void OnRemoteCnotZ(const PartKey& key, uint64_t step, int m2);
   absl::StatusOr<int> Qubit(Part& part, const std::string& name);
-  void Report(const PartKey& key, uint32_t step, absl::Status status, int outcome = -1, int pairs = 0);
+  void Report(const PartKey& key, uint64_t step, absl::Status status, int outcome = -1, int pairs = 0);
   void FreeQubits(Part& part);
   void EndPart(const PartKey& key);
   void FreeTargetHalf(const std::string& pair_key);
   Part* FindPart(const PartKey& key);
+  // Whether `part` takes the order numbered `seq` (and marks it taken).
+  static bool Accept(Part* part, uint64_t seq);
 
   void Send(const std::string& to, std::string payload);
   void Post(std::function<void()> fn);

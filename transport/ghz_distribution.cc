@@ -386,7 +386,7 @@ void GhzDistribution::OnOutcome(const std::string& member, GhzRunId id, uint32_t
   runs_.erase(it);
   queue_.erase(std::remove(queue_.begin(), queue_.end(), id), queue_.end());
   if (done.deadline != kNoTimer) context_.CancelTimer(done.deadline);
-  for (const std::string& m : members) Send(m, absl::StrCat("END ", id));
+  for (const std::string& m : done.request.members) Send(m, absl::StrCat("END ", id));
   done.report.mean_pair_fidelity_estimate =
       done.report.pairs_used == 0 ? 0.0 : done.estimate_sum / static_cast<double>(done.report.pairs_used);
   ++stats_.runs_done;
@@ -442,7 +442,11 @@ void GhzDistribution::OnDatagram(const std::string& source, const std::string& p
   const std::string& verb = f[0];
   if (verb == "BEGIN" && f.size() == 3) {
     int64_t ns = 0;
-    if (absl::SimpleAtoi(f[2], &ns) && ns > 0) OnBegin(source, id, Duration(ns));
+    // At most a request's largest timeout (core/time.h): a larger one would
+    // overflow the clock's arithmetic.
+    if (absl::SimpleAtoi(f[2], &ns) && ns > 0 && ns <= static_cast<int64_t>(kMaxRequestTimeoutS * 1e9)) {
+      OnBegin(source, id, Duration(ns));
+    }
     return;
   }
   if (verb == "OUTCOME" && f.size() == 4) {
@@ -462,7 +466,8 @@ void GhzDistribution::OnDatagram(const std::string& source, const std::string& p
   }
   if (verb == "REFUSE") {
     int code = 0;
-    if (f.size() < 3 || !absl::SimpleAtoi(f[2], &code)) return;
+    // Only an error code: OK (0) or an unknown value would end a run as if it succeeded.
+    if (f.size() < 3 || !absl::SimpleAtoi(f[2], &code) || code < 1 || code > 16) return;
     std::vector<std::string> parts = absl::StrSplit(payload, absl::MaxSplits(' ', 3));
     RootRun* run = FindRun(id);
     if (run == nullptr) return;
@@ -508,6 +513,11 @@ void GhzDistribution::OnDatagram(const std::string& source, const std::string& p
 void GhzDistribution::OnBegin(const std::string& root, GhzRunId id, Duration timeout) {
   const MemberKey key{root, id};
   if (member_runs_.contains(key)) return;
+  // A root runs its requests one after the other; a few open at once are
+  // the ends of earlier ones. More is a misbehaving peer: not kept.
+  int from_root = 0;
+  for (const auto& [k, run] : member_runs_) from_root += k.root == root ? 1 : 0;
+  if (from_root >= kMaxOpenRunsPerPeer) return;
   MemberRun& run = member_runs_[key];
   // The root's own deadline fires first (it started earlier); this one frees
   // what is held here when the root can no longer tell us (it died).
@@ -522,11 +532,12 @@ void GhzDistribution::OnBegin(const std::string& root, GhzRunId id, Duration tim
 
 void GhzDistribution::OnMeasureOrder(const std::string& pair_key, MeasureOrder order) {
   auto it = member_halves_.find(pair_key);
-  if (it == member_halves_.end()) return;
+  if (it == member_halves_.end() || it->second.measuring) return;  // a repeated order
   if (order.discard) {
     FreeMemberHalf(pair_key);
     return;
   }
+  it->second.measuring = true;
   device_.Measure(it->second.slot, BasisOf(order.basis),
                   lifetime_.Guard([this, pair_key, order](absl::StatusOr<int> m) {
                     if (!member_halves_.contains(pair_key)) return;  // the run ended meanwhile

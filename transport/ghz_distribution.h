@@ -53,6 +53,8 @@ inline constexpr uint32_t kGhzPurposeId = 0x3F000003;
 // Nodes in one GHZ state (root included): 2^(N-1) + 1 settings and 2^N
 // outcome patterns each stay small.
 inline constexpr int kMaxGhzNodes = 8;
+// GHZ requests a member keeps open per root at once (BEGIN beyond it is dropped).
+inline constexpr int kMaxOpenRunsPerPeer = 16;
 
 // The settings a GHZ request measures in turn, as one basis letter per node
 // (root first): "ZZ..Z", then every X/Y string with an even number of Y.
@@ -157,6 +159,7 @@ class GhzDistribution {
   struct MemberHalf {
     std::string root;
     int slot = -1;
+    bool measuring = false;  // its MEASURE came; a repeat is ignored
   };
   struct MeasureOrder {
     std::string root;

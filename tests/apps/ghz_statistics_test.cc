@@ -114,6 +114,9 @@ TEST(GhzStatisticsTest, RefusesIncompleteOrWrongSettings) {
   std::vector<GhzSettingTally> twice = t;
   twice.push_back(t[1]);
   EXPECT_EQ(EstimateGhz(twice).status().code(), absl::StatusCode::kInvalidArgument);
+  std::vector<GhzSettingTally> z_twice = t;
+  z_twice.push_back(t[0]);
+  EXPECT_EQ(EstimateGhz(z_twice).status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(EstimateGhz({}).status().code(), absl::StatusCode::kInvalidArgument);
 }
 

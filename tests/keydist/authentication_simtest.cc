@@ -50,7 +50,7 @@ TEST(AuthenticationSimTest, CleanRunKeysAgreeAndAuthenticationKeyIsAccountedExac
   KeyNetwork kn(VisibilityChain(2, 0.99), 21);
   // Every authenticated session message the repeater forwards between the ends.
   uint64_t authenticated = 0, tagged = 0, closing = 0, bare = 0, plain_session_messages = 0;
-  kn.net().network().SetDeliveryTamper([&](const std::string& from, const std::string& to, v1::PeerMessage& peer) {
+  kn.net().network().SetDeliveryTamper([&](const std::string& from, const std::string& /*to*/, v1::PeerMessage& peer) {
     if (from != "n1") return;  // count each datagram once, on its last hop
     OnKeyDistributionDatagram(peer, [&](v1::KeyDistributionMessage& m) {
       if (m.has_authenticated()) {
