@@ -26,6 +26,12 @@
 namespace qnet::qnetctl {
 namespace {
 
+// "120/900 GHZ states after 0.82 simulated s (the daemons run behind the physics)".
+std::string ProgressLine(const qnet::v1::ShotProgress& p, const char* what) {
+  return absl::StrFormat("%d/%d %s after %.3g simulated s%s", p.shots_done(), p.shots_requested(), what, p.elapsed_s(),
+                         p.behind() ? " (the daemons run behind the physics: software speed)" : "");
+}
+
 int Ghz(const Args& args, bool json) {
   const std::vector<std::string> nodes = absl::StrSplit(Flag(args, "--nodes"), ',', absl::SkipEmpty());
   if (nodes.size() < 3 || nodes.size() > 8) {
@@ -57,7 +63,9 @@ int Ghz(const Args& args, bool json) {
   auto address = StateNodeAddress(args, nodes.front());
   if (!address.ok()) return Fail(std::string(address.status().message()));
   if (!json) ShowWaiting(absl::StrFormat("building and measuring %d GHZ states over %s", shots, absl::StrJoin(nodes, ",")));
-  auto summary = qnet::cli::RunGhz(*address, request, absl::Hours(24));
+  auto summary = qnet::cli::RunGhz(*address, request, absl::Hours(24), [json](const qnet::v1::ShotProgress& p) {
+    if (!json) ShowWaiting(ProgressLine(p, "GHZ states"));
+  });
   ClearWaiting();
   if (!summary.ok()) {
     return Fail(absl::StrCat(absl::StatusCodeToString(summary.status().code()), ": ", summary.status().message()));
@@ -131,7 +139,9 @@ int Circuit(const Args& args, bool json) {
   auto address = StateNodeAddress(args, node);
   if (!address.ok()) return Fail(std::string(address.status().message()));
   if (!json) ShowWaiting(absl::StrFormat("running %s %d times, coordinated by %s", file, shots, node));
-  auto summary = qnet::cli::RunCircuit(*address, request, absl::Hours(24));
+  auto summary = qnet::cli::RunCircuit(*address, request, absl::Hours(24), [json](const qnet::v1::ShotProgress& p) {
+    if (!json) ShowWaiting(ProgressLine(p, "shots"));
+  });
   ClearWaiting();
   if (!summary.ok()) {
     return Fail(absl::StrCat(absl::StatusCodeToString(summary.status().code()), ": ", summary.status().message()));

@@ -268,7 +268,8 @@ absl::StatusOr<v1::TeleportSummary> RunTeleport(const std::string& address, cons
 }
 
 absl::StatusOr<v1::GhzSummary> RunGhz(const std::string& address, const v1::GhzRequest& request,
-                                      absl::Duration deadline) {
+                                      absl::Duration deadline,
+                                      const std::function<void(const v1::ShotProgress&)>& on_progress) {
   auto stub = v1::Node::NewStub(security::ClientChannel(address));
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
@@ -277,6 +278,7 @@ absl::StatusOr<v1::GhzSummary> RunGhz(const std::string& address, const v1::GhzR
   v1::GhzEvent event;
   while (reader->Read(&event)) {
     if (event.has_summary()) summary = event.summary();
+    if (event.has_progress() && on_progress) on_progress(event.progress());
   }
   grpc::Status status = reader->Finish();
   if (!status.ok()) return FromGrpc(status);
@@ -285,7 +287,8 @@ absl::StatusOr<v1::GhzSummary> RunGhz(const std::string& address, const v1::GhzR
 }
 
 absl::StatusOr<v1::RunCircuitSummary> RunCircuit(const std::string& address, const v1::RunCircuitRequest& request,
-                                                 absl::Duration deadline) {
+                                                 absl::Duration deadline,
+                                                 const std::function<void(const v1::ShotProgress&)>& on_progress) {
   auto stub = v1::Node::NewStub(security::ClientChannel(address));
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + deadline));
@@ -294,6 +297,7 @@ absl::StatusOr<v1::RunCircuitSummary> RunCircuit(const std::string& address, con
   v1::RunCircuitEvent event;
   while (reader->Read(&event)) {
     if (event.has_summary()) summary = event.summary();
+    if (event.has_progress() && on_progress) on_progress(event.progress());
   }
   grpc::Status status = reader->Finish();
   if (!status.ok()) return FromGrpc(status);

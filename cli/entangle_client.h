@@ -102,11 +102,14 @@ absl::StatusOr<v1::TeleportSummary> RunTeleport(const std::string& address, cons
 // Runs one Ghz call at the daemon at `address` (the root); the status is
 // the call's.
 absl::StatusOr<v1::GhzSummary> RunGhz(const std::string& address, const v1::GhzRequest& request,
-                                      absl::Duration deadline);
+                                      absl::Duration deadline,
+                                      const std::function<void(const v1::ShotProgress&)>& on_progress = nullptr);
 
 // Runs one RunCircuit call at the daemon at `address` (the coordinator).
 absl::StatusOr<v1::RunCircuitSummary> RunCircuit(const std::string& address, const v1::RunCircuitRequest& request,
-                                                 absl::Duration deadline);
+                                                 absl::Duration deadline,
+                                                 const std::function<void(const v1::ShotProgress&)>& on_progress =
+                                                     nullptr);
 
 // A TeleportRequest's state from text: a named state ("0", "1", "+", "-",
 // "+i", "-i", with or without |...>) or Bloch angles "THETA,PHI" in radians.

@@ -46,9 +46,34 @@ absl::StatusOr<CircuitService::CallHandle> CircuitService::RunCircuit(const v1::
   call.run = *run;
   call.stream = std::move(stream);
   call.lag_mark = lag_.Begin(LagMonitor::Clock::now());
+  call.shots = request.shots();
+  call.started = context_.Now();
+  ScheduleProgress(handle);
   QNET_LOG(log_, kInfo, "circuit request %d: %d shots, %d instructions over %d nodes", *run, request.shots(),
            r.program.instructions.size(), r.program.nodes.size());
   return handle;
+}
+
+void CircuitService::EnableProgress(WallTimerStarter start_timer, std::chrono::milliseconds every) {
+  start_wall_timer_ = std::move(start_timer);
+  progress_every_ = every;
+}
+
+void CircuitService::ScheduleProgress(CallHandle handle) {
+  if (!start_wall_timer_) return;
+  start_wall_timer_(progress_every_, lifetime_.Guard([this, handle] {
+    auto it = calls_.find(handle);
+    if (it == calls_.end()) return;  // ended: no more ticks
+    const Call& call = it->second;
+    v1::RunCircuitEvent event;
+    v1::ShotProgress* p = event.mutable_progress();
+    p->set_shots_done(circuits_.shots_done(call.run));
+    p->set_shots_requested(call.shots);
+    p->set_elapsed_s(ToSeconds(context_.Now() - call.started));
+    p->set_behind(lag_.Since(call.lag_mark, LagMonitor::Clock::now()).behind());
+    if (call.stream.event) call.stream.event(std::move(event));
+    ScheduleProgress(handle);
+  }));
 }
 
 void CircuitService::Cancel(CallHandle handle) {

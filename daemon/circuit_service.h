@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <chrono>
 #include <functional>
 
 #include "absl/container/flat_hash_map.h"
@@ -45,11 +46,18 @@ class CircuitService {
 
   size_t active_calls() const { return calls_.size(); }
 
+  // A ShotProgress event about every `every` of wall time while a call runs
+  // (wall timers of the loop, not physics timers). Off until enabled.
+  using WallTimerStarter = std::function<void(std::chrono::milliseconds after, std::function<void()> fire)>;
+  void EnableProgress(WallTimerStarter start_timer, std::chrono::milliseconds every = std::chrono::seconds(1));
+
  private:
   struct Call {
     transport::CircuitRunId run = 0;
     Stream stream;
     LagMonitor::Mark lag_mark;
+    uint32_t shots = 0;
+    TimePoint started;
   };
 
   void OnRunDone(CallHandle handle, absl::StatusOr<transport::CircuitReport> report);
@@ -58,6 +66,10 @@ class CircuitService {
   transport::DistributedCircuit& circuits_;
   const LagMonitor& lag_;
   const Logger& log_;
+  void ScheduleProgress(CallHandle handle);
+
+  WallTimerStarter start_wall_timer_;  // empty: no progress events
+  std::chrono::milliseconds progress_every_{1000};
   CallHandle next_call_ = 1;
   absl::flat_hash_map<CallHandle, Call> calls_;
   Lifetime lifetime_;  // last: ends before the members its callbacks use

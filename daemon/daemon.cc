@@ -589,6 +589,11 @@ absl::Status Daemon::Init() {
   });
   ghz_ = std::make_unique<GhzService>(*context_, stack_->ghz(), loop_->lag(), log_);
   circuits_ = std::make_unique<CircuitService>(*context_, stack_->circuits(), loop_->lag(), log_);
+  auto wall_timer = [loop](std::chrono::milliseconds after, std::function<void()> fire) {
+    loop->StartWallTimer(after, std::move(fire));
+  };
+  ghz_->EnableProgress(wall_timer);
+  circuits_->EnableProgress(wall_timer);
   qkd_ = std::make_unique<QkdService>(*stack_, loop_->lag(), log_);
 
   hardware_service_ = std::make_unique<HardwarePlaneService>(*backend_, loop_->poster(), *policy_);

@@ -127,6 +127,11 @@ DistributedCircuit::~DistributedCircuit() {
   (void)network_.UnregisterDatagramReceiver(kCircuitPurposeId);
 }
 
+uint32_t DistributedCircuit::shots_done(CircuitRunId id) const {
+  auto it = runs_.find(id);
+  return it == runs_.end() ? 0 : it->second->report.shots;
+}
+
 int DistributedCircuit::held_slots() const {
   int n = 0;
   for (const auto& [key, part] : parts_) {

@@ -85,6 +85,9 @@ class DistributedCircuit {
   // Ends a run at every node; its handler gets Cancelled.
   void Cancel(CircuitRunId id);
 
+  // Shots done so far by a run this node coordinates (0 for an unknown run).
+  uint32_t shots_done(CircuitRunId id) const;
+
   // Qubits this object holds at this node now (program qubits and pair halves).
   int held_slots() const;
   size_t active_runs() const { return runs_.size(); }

@@ -125,6 +125,11 @@ GhzDistribution::~GhzDistribution() {
   (void)network_.UnregisterDatagramReceiver(kGhzPurposeId);
 }
 
+uint32_t GhzDistribution::shots_done(GhzRunId id) const {
+  auto it = runs_.find(id);
+  return it == runs_.end() ? 0 : it->second.report.shots;
+}
+
 int GhzDistribution::held_slots() const {
   int n = 0;
   for (const auto& [id, run] : runs_) {

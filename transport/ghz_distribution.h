@@ -122,6 +122,9 @@ class GhzDistribution {
   // Cancelled. Does nothing for a run that already ended.
   void Cancel(GhzRunId id);
 
+  // Shots measured so far by a run of this root (0 for an unknown run).
+  uint32_t shots_done(GhzRunId id) const;
+
   // Qubits the object holds now at this node (either role).
   int held_slots() const;
   size_t active_runs() const { return runs_.size(); }

@@ -306,7 +306,9 @@ TEST(AdvertFloodingTest, ANeighbourUpAndDownInOneInstantIsAdvertisedDown) {
   const v1::LinkStateAdvert* b = Net(*net, "a").routes().Find("b");
   ASSERT_NE(b, nullptr);
   for (const v1::LinkAdvert& l : b->links()) {
-    if (l.neighbour() == "c") EXPECT_FALSE(l.up());
+    if (l.neighbour() == "c") {
+      EXPECT_FALSE(l.up());
+    }
   }
   EXPECT_FALSE(Net(*net, "a").routes().PathTo("a", "c").ok());
 }
