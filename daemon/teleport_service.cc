@@ -13,17 +13,6 @@ namespace {
 constexpr const char* kAxisNames[3] = {"X", "Y", "Z"};
 constexpr Duration kDefaultShotTimeout = std::chrono::seconds(10);
 
-quantum::Basis AxisBasis(int axis) {
-  switch (axis) {
-    case 0:
-      return quantum::Basis::X();
-    case 1:
-      return quantum::Basis::Y();
-    default:
-      return quantum::Basis::Z();
-  }
-}
-
 }  // namespace
 
 TeleportService::TeleportService(NodeContext& context, transport::TransportLayer& transport,
@@ -377,13 +366,14 @@ void TeleportService::OnQubit(const transport::ReceiveEvent& event) {
 
 void TeleportService::MeasureAndReport(const transport::QubitReceived& qubit, double bloch_x, double bloch_y,
                                        double bloch_z) {
-  const int axis = static_cast<int>(qubit.id % 3);
+  const int axis = transport::TeleportShotAxis(qubit.id);
   const bool has_truth = bloch_z >= -1.5;
   const int slot = qubit.slot;
   const std::string source = qubit.source;
   const transport::TransferId id = qubit.id;
-  device_.Measure(slot, AxisBasis(axis), lifetime_.Guard([this, slot, source, id, axis, has_truth, bloch_x, bloch_y,
-                                          bloch_z](absl::StatusOr<int> outcome) {
+  const quantum::Basis basis = transport::AxisBasis(axis);
+  device_.Measure(slot, basis, lifetime_.Guard([this, slot, source, id, axis, has_truth, bloch_x, bloch_y,
+                                                bloch_z](absl::StatusOr<int> outcome) {
     (void)device_.Free(slot);
     if (!outcome.ok()) {
       QNET_LOG(log_, kWarn, "measuring teleported qubit %d from %s: %s", id, source, outcome.status().message());

@@ -41,6 +41,7 @@
 #include "netsim/run_progress.h"
 #include "netsim/traffic_experiment.h"
 #include "netsim/simulated_network.h"
+#include "netsim/teleport_experiment.h"
 
 ABSL_FLAG(std::string, network, "", "network file (YAML), e.g. examples/chain3.yaml (required)");
 ABSL_FLAG(int64_t, seed, -1, "random seed (default: the file's seed, else 1); a seed reproduces a run exactly");
@@ -99,7 +100,13 @@ ABSL_FLAG(std::string, circuit, "",
           "run the circuit in FILE across nodes (qnetctl circuit's format: h/x/y/z/s/sdg/t/rx/ry/rz, cnot - remote "
           "between nodes, by one entangled pair -, measure) and print the distribution of outcomes");
 ABSL_FLAG(std::string, coordinator, "", "with --circuit: the node that coordinates (default: the first the program names)");
-ABSL_FLAG(int32_t, shots, 1000, "with --ghz: GHZ states to build and measure; with --circuit: runs of the circuit");
+ABSL_FLAG(std::string, teleport, "",
+          "with --from/--to: teleport this state (0, 1, +, -, +i, -i, or THETA,PHI in radians) --shots times and "
+          "estimate what arrived from the destination's X, Y and Z outcomes, as qnetctl teleport does (a state with a "
+          "leading dash is written --teleport=-i)");
+ABSL_FLAG(int32_t, shots, 1000,
+          "with --ghz: GHZ states to build and measure; with --circuit: runs of the circuit; with --teleport: "
+          "qubits to teleport");
 ABSL_FLAG(bool, quiet, false, "no progress lines on stderr (a run over a second says what it is doing, once a second)");
 
 namespace {
@@ -1005,6 +1012,102 @@ int RunGhzFromFlags(const qnet::config::NetworkConfig& config, const std::string
   return 0;
 }
 
+// qnetsim --teleport STATE --from A --to B: the simulator's twin of
+// `qnetctl teleport` (same shot rule: shot i measured on axis i % 3).
+int RunTeleportFromFlags(const qnet::config::NetworkConfig& config, const std::string& path, uint64_t seed,
+                         double min_fidelity, const std::string& output) {
+  const std::string text = absl::GetFlag(FLAGS_teleport);
+  const std::string from = absl::GetFlag(FLAGS_from), to = absl::GetFlag(FLAGS_to);
+  if (from.empty() || to.empty()) return Fail("--teleport needs --from NODE and --to NODE");
+  for (const std::string& n : {from, to}) {
+    if (config.FindNode(n) == nullptr) return Fail(absl::StrFormat("no node '%s' in %s", n, path));
+  }
+  if (from == to) return Fail("--from and --to must name different nodes");
+  qnet::netsim::TeleportExperiment experiment;
+  experiment.from = from;
+  experiment.to = to;
+  experiment.min_fidelity = min_fidelity;
+  std::string state_name;
+  if (const size_t comma = text.find(','); comma != std::string::npos) {
+    double theta = 0, phi = 0;
+    if (!absl::SimpleAtod(text.substr(0, comma), &theta) || !absl::SimpleAtod(text.substr(comma + 1), &phi) ||
+        !std::isfinite(theta) || !std::isfinite(phi)) {
+      return Fail(absl::StrFormat(
+          "--teleport must be 0, 1, +, -, +i, -i or THETA,PHI in radians (e.g. 1.0472,0.7854), got '%s'", text));
+    }
+    experiment.state = {theta, phi};
+    state_name = absl::StrFormat("theta=%g, phi=%g", theta, phi);
+  } else {
+    absl::StatusOr<qnet::transport::NamedState> named = qnet::transport::ParseNamedState(text);
+    if (!named.ok()) {
+      return Fail(absl::StrFormat("--teleport must be 0, 1, +, -, +i, -i or THETA,PHI in radians, got '%s'", text));
+    }
+    experiment.state = qnet::transport::ToAngles(*named);
+    state_name = std::string(qnet::transport::NamedStateName(*named));
+  }
+  const int shots = absl::GetFlag(FLAGS_shots);
+  if (shots < 3 || shots > 10'000'000) {
+    return Fail("--shots must be between 3 (one per measurement axis: X, Y, Z) and 10000000");
+  }
+  experiment.shots = static_cast<uint32_t>(shots);
+  SetPhase(absl::StrFormat("building %d nodes", config.nodes.size()));
+  auto network = qnet::netsim::SimulatedNetwork::Create(config, seed);
+  if (!network.ok()) return Fail(std::string(network.status().message()));
+  TeardownReport teardown;
+  Watch(**network);
+  SetPhase(absl::StrFormat("teleporting %s %d times from %s to %s (routes converge first)", state_name, shots, from, to));
+  const auto wall_start = std::chrono::steady_clock::now();
+  auto result = qnet::netsim::RunTeleportExperiment(**network, experiment,
+                                                    qnet::FromSeconds(absl::GetFlag(FLAGS_time_limit_s)));
+  EndProgress();
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - wall_start).count();
+  if (!result.ok()) {
+    return Fail(absl::StrFormat("teleport from %s to %s: %s", from, to, result.status().message()));
+  }
+  const auto& e = result->estimate;
+  const double rate = result->simulated_seconds > 0 ? result->shots / result->simulated_seconds : 0.0;
+  constexpr const char* kAxes[3] = {"X", "Y", "Z"};
+  if (output == "json") {
+    nlohmann::json j;
+    j["network"] = config.name;
+    j["seed"] = seed;
+    j["from"] = from;
+    j["to"] = to;
+    j["state"] = state_name;
+    j["shots"] = result->shots;
+    j["simulated_seconds"] = result->simulated_seconds;
+    j["teleports_per_second"] = rate;
+    j["pairs_discarded"] = result->pairs_discarded;
+    j["pair_fidelity_estimate"] = result->pair_fidelity_estimate;
+    j["bloch"] = {{"value", e.r}, {"stderr", e.standard_error}};
+    j["fidelity"] = {{"value", e.fidelity}, {"stderr", e.fidelity_standard_error}};
+    j["true_fidelity_simulation_only"] = result->true_fidelity;
+    j["axes"] = nlohmann::json::array();
+    for (int a = 0; a < 3; ++a) {
+      j["axes"].push_back({{"axis", kAxes[a]}, {"shots", result->counts[a].shots}, {"plus", result->counts[a].plus}});
+    }
+    j["events"] = result->events;
+    j["wall_seconds"] = wall;
+    std::printf("%s\n", j.dump().c_str());
+    return 0;
+  }
+  std::printf("%s: teleport %s from %s to %s, seed %llu\n", config.name.c_str(), state_name.c_str(), from.c_str(),
+              to.c_str(), static_cast<unsigned long long>(seed));
+  std::printf("  teleports            %u in %s simulated  ->  %.4g per second; %llu pairs discarded (pair fidelity "
+              "estimate %.4f)\n",
+              result->shots, qnet::FormatDuration(qnet::FromSeconds(result->simulated_seconds)).c_str(), rate,
+              static_cast<unsigned long long>(result->pairs_discarded), result->pair_fidelity_estimate);
+  std::printf("  Bloch vector         (%+.4f, %+.4f, %+.4f) +- (%.4f, %.4f, %.4f) from X/Y/Z outcomes\n", e.r[0], e.r[1],
+              e.r[2], e.standard_error[0], e.standard_error[1], e.standard_error[2]);
+  std::printf("  fidelity             %.4f +- %.4f (from outcomes; 95%% interval %.4f .. %.4f; classical bound 2/3)\n",
+              e.fidelity, e.fidelity_standard_error, e.fidelity - 1.96 * e.fidelity_standard_error,
+              e.fidelity + 1.96 * e.fidelity_standard_error);
+  std::printf("  true fidelity        %.4f (simulation only: the simulated qubits' mean <psi|rho|psi>)\n",
+              result->true_fidelity);
+  std::printf("  simulator            %s\n", SimulatorLine(result->events, **network, wall).c_str());
+  return 0;
+}
+
 int main(int argc, char** argv) {
   const std::string usage =
       "Runs a network file in the in-process simulator and measures entangled pairs on its links.\n"
@@ -1015,6 +1118,8 @@ int main(int argc, char** argv) {
       "[--eavesdrop pns]\n"
       "       qnetsim --network FILE --ghz ROOT,B,C[,...] [--shots N] [--min-fidelity F]  (GHZ states)\n"
       "       qnetsim --network FILE --circuit PROGRAM [--shots N] [--coordinator NODE]  (circuits across nodes)\n"
+      "       qnetsim --network FILE --teleport STATE --from NODE --to NODE [--shots N] [--min-fidelity F]  "
+      "(teleportation)\n"
       "       any of these with --sweep length_km=0:100:10 (or hops=1:8 with --from only) [--plot FILE.svg|png]";
   absl::SetProgramUsageMessage(usage);
   // One flag style across qnet's tools: dashes (--min-fidelity). Abseil's
@@ -1091,7 +1196,8 @@ int main(int argc, char** argv) {
                                                        : config->seed.value_or(1);
   const std::string from = absl::GetFlag(FLAGS_from), to = absl::GetFlag(FLAGS_to);
   if (!absl::GetFlag(FLAGS_sweep).empty()) {
-    for (const char* flag : {"traffic", "arrival_rate", "pairs_per_request", "request_timeout_s", "ghz", "shots", "circuit", "coordinator"}) {
+    for (const char* flag : {"traffic", "arrival_rate", "pairs_per_request", "request_timeout_s", "ghz", "shots", "circuit", "coordinator",
+                             "teleport"}) {
       if (given_flags.count(flag) > 0) {
         std::string dashed = flag;
         std::replace(dashed.begin(), dashed.end(), '_', '-');
@@ -1102,6 +1208,15 @@ int main(int argc, char** argv) {
     return RunSweepFromFlags(*config, path, seed, basis);
   }
   if (!absl::GetFlag(FLAGS_plot).empty()) return Fail("--plot draws a sweep: give --sweep too (see --help)");
+  if (!absl::GetFlag(FLAGS_teleport).empty()) {
+    if (!absl::GetFlag(FLAGS_ghz).empty() || !absl::GetFlag(FLAGS_circuit).empty()) {
+      return Fail("--teleport, --ghz and --circuit are different runs: give one");
+    }
+    for (const char* flag : {"qkd", "traffic", "pairs", "basis", "link", "coordinator"}) {
+      if (given_flags.count(flag) > 0) return Fail(absl::StrFormat("--%s does not go with --teleport", flag));
+    }
+    return RunTeleportFromFlags(*config, path, seed, min_fidelity, output);
+  }
   if (!absl::GetFlag(FLAGS_ghz).empty()) {
     if (!absl::GetFlag(FLAGS_circuit).empty()) return Fail("--ghz and --circuit are two runs: give one");
     for (const char* flag : {"from", "to", "qkd", "traffic", "pairs", "basis", "link"}) {
@@ -1116,7 +1231,7 @@ int main(int argc, char** argv) {
     return RunCircuitFromFlags(*config, path, seed, min_fidelity, output);
   }
   if (given_flags.count("coordinator") > 0) return Fail("--coordinator applies only with --circuit");
-  if (given_flags.count("shots") > 0) return Fail("--shots applies only with --ghz or --circuit");
+  if (given_flags.count("shots") > 0) return Fail("--shots applies only with --ghz, --circuit or --teleport");
   if (given_flags.count("jobs") > 0) return Fail("--jobs applies only with --sweep");
   if (absl::GetFlag(FLAGS_traffic) != 0) {
     if (absl::GetFlag(FLAGS_traffic) < 0) return Fail("--traffic must be between 1 and 1000000 requests");

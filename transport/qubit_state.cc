@@ -56,6 +56,19 @@ std::array<double, 3> BlochVector(const BlochAngles& state) {
           std::cos(state.theta)};
 }
 
+int TeleportShotAxis(uint64_t transfer_id) { return static_cast<int>(transfer_id % 3); }
+
+quantum::Basis AxisBasis(int axis) {
+  switch (axis) {
+    case 0:
+      return quantum::Basis::X();
+    case 1:
+      return quantum::Basis::Y();
+    default:
+      return quantum::Basis::Z();
+  }
+}
+
 absl::StatusOr<BlochEstimate> EstimateFromOutcomes(const AxisCounts& x, const AxisCounts& y, const AxisCounts& z,
                                                    const BlochAngles& intended) {
   const std::array<const AxisCounts*, 3> axes = {&x, &y, &z};

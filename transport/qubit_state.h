@@ -31,6 +31,12 @@ quantum::Vector StateVector(const BlochAngles& state);
 // The unit Bloch vector (x, y, z) of the pure state.
 std::array<double, 3> BlochVector(const BlochAngles& state);
 
+// How a receiver checks teleported qubits without the simulator's truth:
+// the qubit of transfer `id` is measured on axis id % 3 (0 X, 1 Y, 2 Z), so
+// the daemons' Teleport and qnetsim --teleport sample the axes alike.
+int TeleportShotAxis(uint64_t transfer_id);
+quantum::Basis AxisBasis(int axis);  // 0 X, 1 Y, anything else Z
+
 // Outcome counts of one measurement axis (outcome 0 = the +1 eigenstate).
 struct AxisCounts {
   uint64_t shots = 0;

@@ -2,7 +2,9 @@
 // the four qnetd of examples/ghz-star.yaml (Werner links, F = 0.95), its
 // JSON compared with the fusion closed form and with qnetsim on the same
 // file; a 3-node state from the same daemons; errors a user can act on; and
-// no memory left allocated afterwards.
+// no memory left allocated afterwards. Also teleportation across the same
+// daemons (`qnetctl teleport`) against `qnetsim --teleport` and the Werner
+// closed form.
 #include <cmath>
 #include <string>
 
@@ -91,6 +93,41 @@ TEST_F(GhzMpTest, QnetctlGhzMatchesTheClosedFormAndQnetsim) {
                                          std::chrono::milliseconds(100)))
         << n;
   }
+}
+
+// Two Werner links (F = 0.95) from a to b through hub: the end-to-end pair
+// is Werner with v = w^2, and a teleported state arrives with fidelity
+// (1 + v)/2 = 0.9356. With 600 shots the standard error from outcomes is
+// ~0.02: a dropped correction (fidelity ~0.5 on |+i>) fails by far.
+TEST_F(GhzMpTest, QnetctlTeleportMatchesQnetsimAndTheClosedForm) {
+  const std::string file = Example("ghz-star.yaml");
+  auto net = StartNetwork(LaunchOptionsFor(file, 1.0));
+  ASSERT_NE(net, nullptr);
+  ASSERT_TRUE(testing::WaitRoute(*net->Address("a"), "b", 2).ok());
+  const std::string qnetctl = absl::StrCat(QNETCTL_PATH, " --state-dir ", state_dir_.string(), " ");
+  const double w = (4 * 0.95 - 1) / 3;
+  const double expected = (1 + w * w) / 2;
+
+  int exit_code = -1;
+  const std::string out = RunCommand(
+      absl::StrCat(qnetctl, "--node a --output json teleport --to b --state +i --shots 600 2>/dev/null"), &exit_code);
+  ASSERT_EQ(exit_code, 0) << out << "\n" << net->LogTail("a");
+  const nlohmann::json daemons = nlohmann::json::parse(out);
+  EXPECT_EQ(daemons.at("shots").get<int>(), 600);
+  const Figure f{daemons.at("fidelity").get<double>(), daemons.at("fidelity_standard_error").get<double>()};
+  EXPECT_NEAR(f.value, expected, 5 * f.se);
+  EXPECT_NEAR(daemons.at("simulated_mean_fidelity").get<double>(), expected, 1e-6);
+
+  const std::string sim_out =
+      RunCommand(absl::StrCat(QNETSIM_PATH, " --network ", file,
+                              " --teleport +i --from a --to b --shots 600 --output json --quiet"),
+                 &exit_code);
+  ASSERT_EQ(exit_code, 0) << sim_out;
+  const nlohmann::json sim = nlohmann::json::parse(sim_out);
+  const Figure sf = Read(sim.at("fidelity"));
+  EXPECT_NEAR(sf.value, expected, 5 * sf.se);
+  EXPECT_NEAR(f.value, sf.value, 5 * std::hypot(f.se, sf.se));
+  EXPECT_NEAR(sim.at("true_fidelity_simulation_only").get<double>(), expected, 1e-6);
 }
 
 }  // namespace
