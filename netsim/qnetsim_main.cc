@@ -1012,6 +1012,12 @@ int RunGhzFromFlags(const qnet::config::NetworkConfig& config, const std::string
   return 0;
 }
 
+// A flag's name as users spell it (abseil's underscores back to dashes).
+std::string Dashed(std::string flag) {
+  std::replace(flag.begin(), flag.end(), '_', '-');
+  return flag;
+}
+
 // qnetsim --teleport STATE --from A --to B: the simulator's twin of
 // `qnetctl teleport` (same shot rule: shot i measured on axis i % 3).
 int RunTeleportFromFlags(const qnet::config::NetworkConfig& config, const std::string& path, uint64_t seed,
@@ -1100,8 +1106,8 @@ int RunTeleportFromFlags(const qnet::config::NetworkConfig& config, const std::s
   std::printf("  Bloch vector         (%+.4f, %+.4f, %+.4f) +- (%.4f, %.4f, %.4f) from X/Y/Z outcomes\n", e.r[0], e.r[1],
               e.r[2], e.standard_error[0], e.standard_error[1], e.standard_error[2]);
   std::printf("  fidelity             %.4f +- %.4f (from outcomes; 95%% interval %.4f .. %.4f; classical bound 2/3)\n",
-              e.fidelity, e.fidelity_standard_error, e.fidelity - 1.96 * e.fidelity_standard_error,
-              e.fidelity + 1.96 * e.fidelity_standard_error);
+              e.fidelity, e.fidelity_standard_error, std::max(0.0, e.fidelity - 1.96 * e.fidelity_standard_error),
+              std::min(1.0, e.fidelity + 1.96 * e.fidelity_standard_error));
   std::printf("  true fidelity        %.4f (simulation only: the simulated qubits' mean <psi|rho|psi>)\n",
               result->true_fidelity);
   std::printf("  simulator            %s\n", SimulatorLine(result->events, **network, wall).c_str());
@@ -1120,7 +1126,8 @@ int main(int argc, char** argv) {
       "       qnetsim --network FILE --circuit PROGRAM [--shots N] [--coordinator NODE]  (circuits across nodes)\n"
       "       qnetsim --network FILE --teleport STATE --from NODE --to NODE [--shots N] [--min-fidelity F]  "
       "(teleportation)\n"
-      "       any of these with --sweep length_km=0:100:10 (or hops=1:8 with --from only) [--plot FILE.svg|png]";
+      "       the link, end-to-end and QKD runs with --sweep length_km=0:100:10 (or hops=1:8 with --from only) "
+      "[--plot FILE.svg|png]";
   absl::SetProgramUsageMessage(usage);
   // One flag style across qnet's tools: dashes (--min-fidelity). Abseil's
   // flags are named with underscores, so dashes are mapped to them; the old
@@ -1212,21 +1219,24 @@ int main(int argc, char** argv) {
     if (!absl::GetFlag(FLAGS_ghz).empty() || !absl::GetFlag(FLAGS_circuit).empty()) {
       return Fail("--teleport, --ghz and --circuit are different runs: give one");
     }
-    for (const char* flag : {"qkd", "traffic", "pairs", "basis", "link", "coordinator"}) {
-      if (given_flags.count(flag) > 0) return Fail(absl::StrFormat("--%s does not go with --teleport", flag));
+    for (const char* flag : {"qkd", "traffic", "pairs", "basis", "link", "coordinator", "jobs", "arrival_rate",
+                             "pairs_per_request", "request_timeout_s"}) {
+      if (given_flags.count(flag) > 0) return Fail(absl::StrFormat("--%s does not go with --teleport", Dashed(flag)));
     }
     return RunTeleportFromFlags(*config, path, seed, min_fidelity, output);
   }
   if (!absl::GetFlag(FLAGS_ghz).empty()) {
     if (!absl::GetFlag(FLAGS_circuit).empty()) return Fail("--ghz and --circuit are two runs: give one");
-    for (const char* flag : {"from", "to", "qkd", "traffic", "pairs", "basis", "link"}) {
-      if (given_flags.count(flag) > 0) return Fail(absl::StrFormat("--%s does not go with --ghz", flag));
+    for (const char* flag : {"from", "to", "qkd", "traffic", "pairs", "basis", "link", "jobs", "arrival_rate",
+                             "pairs_per_request", "request_timeout_s"}) {
+      if (given_flags.count(flag) > 0) return Fail(absl::StrFormat("--%s does not go with --ghz", Dashed(flag)));
     }
     return RunGhzFromFlags(*config, path, seed, min_fidelity, output);
   }
   if (!absl::GetFlag(FLAGS_circuit).empty()) {
-    for (const char* flag : {"from", "to", "qkd", "traffic", "pairs", "basis", "link"}) {
-      if (given_flags.count(flag) > 0) return Fail(absl::StrFormat("--%s does not go with --circuit", flag));
+    for (const char* flag : {"from", "to", "qkd", "traffic", "pairs", "basis", "link", "jobs", "arrival_rate",
+                             "pairs_per_request", "request_timeout_s"}) {
+      if (given_flags.count(flag) > 0) return Fail(absl::StrFormat("--%s does not go with --circuit", Dashed(flag)));
     }
     return RunCircuitFromFlags(*config, path, seed, min_fidelity, output);
   }

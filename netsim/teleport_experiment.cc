@@ -2,8 +2,8 @@
 
 #include <cmath>
 #include <memory>
+#include <map>
 #include <optional>
-#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "physical/quantum_device.h"
@@ -23,18 +23,32 @@ double Overlap(const quantum::Matrix& rho, const transport::BlochAngles& state) 
   return (psi.adjoint() * rho * psi)(0, 0).real();
 }
 
+// A shot ends, as in the daemon's Teleport, when its outcome has been
+// recorded at the destination and the source has its ACK; only then does
+// the next one go.
+struct Shot {
+  bool measured = false;
+  bool acknowledged = false;
+};
+
 struct Run {
   TeleportExperimentResult result;
   uint32_t submitted = 0;
-  // Shots measured at the destination or failed at the source (once each:
-  // a shot whose ACK is lost after its qubit was measured is not counted twice).
-  std::set<transport::TransferId> finished;
-  uint32_t reported = 0;    // source handlers run
-  uint32_t in_flight() const { return submitted - static_cast<uint32_t>(finished.size()); }
+  uint32_t done = 0;
+  std::map<transport::TransferId, Shot> open;  // submitted, not ended
+  uint32_t truth_shots = 0;                     // shots whose true state was read
   double fidelity_sum = 0.0;
   double pair_estimate_sum = 0.0;
   std::optional<absl::Status> error;
-  TimePoint last_outcome{};
+  TimePoint last_done{};
+
+  void EndIfComplete(transport::TransferId id, TimePoint now) {
+    auto it = open.find(id);
+    if (it == open.end() || !it->second.measured || !it->second.acknowledged) return;
+    open.erase(it);
+    ++done;
+    last_done = now;
+  }
 };
 
 }  // namespace
@@ -65,23 +79,31 @@ absl::StatusOr<TeleportExperimentResult> RunTeleportExperiment(SimulatedNetwork&
   physical::SimulatedDevice* device = &destination->device();
   const transport::BlochAngles intended = experiment.state;
   sim::Simulator* simulator = &network.simulator();
+  const std::string from = experiment.from;
   absl::Status registered = destination->transport().RegisterReceiver(
-      [run, device, intended, simulator](const transport::ReceiveEvent& event) {
+      [run, device, intended, simulator, from](const transport::ReceiveEvent& event) {
         const auto* qubit = std::get_if<transport::QubitReceived>(&event);
         if (qubit == nullptr) return;  // the source's handler reports the failure
         const int slot = qubit->slot;
-        const int axis = transport::TeleportShotAxis(qubit->id);
+        const transport::TransferId id = qubit->id;
+        // Transfer ids are unique per source: only this run's qubits count.
+        if (qubit->source != from || !run->open.contains(id)) {
+          (void)device->Free(slot);
+          return;
+        }
+        const int axis = transport::TeleportShotAxis(id);
         run->pair_estimate_sum += qubit->pair_fidelity_estimate;
         // Ground truth first (simulation only), then the measurement a real
         // receiver would make.
-        physical::SimulatedDevice::SimulationOnlyTrueState(
-            {{device, slot}}, [run, intended](absl::StatusOr<quantum::Matrix> rho) {
-              if (rho.ok()) run->fidelity_sum += Overlap(*rho, intended);
-            });
-        const transport::TransferId id = qubit->id;
-        device->Measure(slot, transport::AxisBasis(axis), [run, device, slot, axis, id, simulator](absl::StatusOr<int> outcome) {
+        physical::SimulatedDevice::SimulationOnlyTrueState({{device, slot}},
+                                                           [run, intended](absl::StatusOr<quantum::Matrix> rho) {
+                                                             if (!rho.ok()) return;
+                                                             run->fidelity_sum += Overlap(*rho, intended);
+                                                             ++run->truth_shots;
+                                                           });
+        device->Measure(slot, transport::AxisBasis(axis), [run, device, slot, axis, id, simulator](
+                                                              absl::StatusOr<int> outcome) {
           (void)device->Free(slot);
-          run->finished.insert(id);
           if (!outcome.ok()) {
             if (!run->error) run->error = outcome.status();
             return;
@@ -90,7 +112,8 @@ absl::StatusOr<TeleportExperimentResult> RunTeleportExperiment(SimulatedNetwork&
           ++c.shots;
           if (*outcome == 0) ++c.plus;
           ++run->result.shots;
-          run->last_outcome = simulator->Now();
+          if (auto it = run->open.find(id); it != run->open.end()) it->second.measured = true;
+          run->EndIfComplete(id, simulator->Now());
         });
       });
   if (!registered.ok()) return registered;
@@ -101,49 +124,52 @@ absl::StatusOr<TeleportExperimentResult> RunTeleportExperiment(SimulatedNetwork&
   transport::TransportLayer& transport = source->transport();
   // Submits shots while fewer than kShotsInFlight are out.
   auto submit_more = [&] {
-    while (!run->error && run->submitted < experiment.shots && run->in_flight() < kShotsInFlight) {
+    while (!run->error && run->submitted < experiment.shots && run->open.size() < kShotsInFlight) {
       absl::StatusOr<transport::TransferId> id = transport.Teleport(
           experiment.to, intended, options,
-          [run](transport::TransferId transfer, absl::StatusOr<transport::TeleportReport> report) {
-            ++run->reported;
+          [run, simulator](transport::TransferId transfer, absl::StatusOr<transport::TeleportReport> report) {
+            // A failure at the source ends the run, as it ends the daemon's
+            // call (even one whose qubit had arrived: its ACK was lost).
             if (!report.ok()) {
-              run->finished.insert(transfer);
               if (!run->error) run->error = report.status();
               return;
             }
             run->result.pairs_discarded += report->pairs_discarded;
+            if (auto it = run->open.find(transfer); it != run->open.end()) it->second.acknowledged = true;
+            run->EndIfComplete(transfer, simulator->Now());
           });
       if (!id.ok()) {
         run->error = id.status();
         return;
       }
+      // The handlers never run inside Teleport, so the entry is there first.
+      run->open.emplace(*id, Shot{});
       ++run->submitted;
     }
   };
   const TimePoint start = network.simulator().Now();
   const uint64_t events_before = network.simulator().events_run();
   submit_more();
-  // A shot ends when its qubit is measured at the destination; the next one
-  // goes as soon as one ends.
+  // The next shot goes as soon as one ends.
   network.RunUntil(
       [&] {
         submit_more();
-        return run->error.has_value() || (run->result.shots >= experiment.shots && run->reported >= run->submitted);
+        return run->error.has_value() || run->done >= experiment.shots;
       },
       simulated_limit);
   (void)destination->transport().UnregisterReceiver();
   if (run->error) {
-    return absl::Status(run->error->code(), absl::StrCat("shot ", run->result.shots + 1, " of ", experiment.shots,
+    return absl::Status(run->error->code(), absl::StrCat("shot ", run->done + 1, " of ", experiment.shots,
                                                          " failed: ", run->error->message()));
   }
-  if (run->result.shots < experiment.shots) {
-    return absl::DeadlineExceededError(absl::StrCat("only ", run->result.shots, " of ", experiment.shots,
+  if (run->done < experiment.shots) {
+    return absl::DeadlineExceededError(absl::StrCat("only ", run->done, " of ", experiment.shots,
                                                     " teleports finished within the time limit"));
   }
   TeleportExperimentResult result = run->result;
-  result.true_fidelity = run->fidelity_sum / result.shots;
+  result.true_fidelity = run->truth_shots > 0 ? run->fidelity_sum / run->truth_shots : 0.0;
   result.pair_fidelity_estimate = run->pair_estimate_sum / result.shots;
-  result.simulated_seconds = ToSeconds(run->last_outcome - start);
+  result.simulated_seconds = ToSeconds(run->last_done - start);
   result.events = network.simulator().events_run() - events_before;
   for (const transport::AxisCounts& c : result.counts) {
     if (c.shots == 0) {

@@ -128,6 +128,13 @@ TEST_F(GhzMpTest, QnetctlTeleportMatchesQnetsimAndTheClosedForm) {
   EXPECT_NEAR(sf.value, expected, 5 * sf.se);
   EXPECT_NEAR(f.value, sf.value, 5 * std::hypot(f.se, sf.se));
   EXPECT_NEAR(sim.at("true_fidelity_simulation_only").get<double>(), expected, 1e-6);
+
+  for (const char* n : {"a", "hub", "b"}) {
+    EXPECT_TRUE(qnet::testing::WaitUntil(absl::StrCat(n, "'s memory free"),
+                                         [&] { return testing::MemoryFree(*net->Address(n)); }, std::chrono::seconds(10),
+                                         std::chrono::milliseconds(100)))
+        << n;
+  }
 }
 
 }  // namespace

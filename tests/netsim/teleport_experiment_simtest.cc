@@ -14,6 +14,7 @@
 #include "gtest/gtest.h"
 #include "netsim/simulated_network.h"
 #include "netsim/teleport_experiment.h"
+#include "physical/quantum_device.h"
 
 namespace qnet::netsim {
 namespace {
@@ -81,6 +82,36 @@ TEST(TeleportExperimentSimTest, WernerChainGivesOnePlusVOverTwo) {
     // The axes the state is not on are unbiased.
     EXPECT_NEAR(result->estimate.r[0], 0.0, 5 * result->estimate.standard_error[0]);
     EXPECT_NEAR(result->estimate.r[2], 0.0, 5 * result->estimate.standard_error[2]);
+  }
+}
+
+// A run that fails leaves the destination's receiver free and no qubit
+// allocated, so the next run on the same network works; fewer shots than
+// axes cannot be estimated.
+TEST(TeleportExperimentSimTest, AFailedRunLeavesTheNetworkUsable) {
+  auto config = config::ParseNetworkConfig(Chain(2, kWernerLink), "teleport-chain.yaml");
+  ASSERT_TRUE(config.ok()) << config.status();
+  auto network = SimulatedNetwork::Create(*config, 5);
+  ASSERT_TRUE(network.ok()) << network.status();
+  TeleportExperiment experiment;
+  experiment.from = "n0";
+  experiment.to = "n2";
+  experiment.state = transport::ToAngles(transport::NamedState::kPlus);
+  experiment.shots = 30;
+  experiment.min_fidelity = 0.99;  // two links of F = 0.85 never give it
+  auto refused = RunTeleportExperiment(**network, experiment, FromSeconds(5));
+  EXPECT_FALSE(refused.ok());
+  experiment.min_fidelity = 0.0;
+  experiment.shots = 2;
+  auto too_few = RunTeleportExperiment(**network, experiment, FromSeconds(60));
+  EXPECT_EQ(too_few.status().code(), absl::StatusCode::kFailedPrecondition) << too_few.status();
+  experiment.shots = 30;
+  auto again = RunTeleportExperiment(**network, experiment, FromSeconds(60));
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(again->shots, 30u);
+  (*network)->RunFor(std::chrono::milliseconds(10));
+  for (const char* n : {"n0", "n1", "n2"}) {
+    EXPECT_EQ(physical::AllocatedSlots((*network)->node(n)->device()), 0) << n;
   }
 }
 
