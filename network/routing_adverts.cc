@@ -114,17 +114,21 @@ void AdvertFlooding::OriginateAdvert() {
   database_.Update(advert);
   v1::LinkStateAdverts adverts;
   *adverts.add_adverts() = std::move(advert);
-  Flood(adverts, "");
+  Flood(std::move(adverts), "");
 }
 
-void AdvertFlooding::Flood(const v1::LinkStateAdverts& adverts, const std::string& except) {
+void AdvertFlooding::Flood(v1::LinkStateAdverts adverts, const std::string& except) {
   if (adverts.adverts_size() == 0) return;
+  std::vector<std::string> to;
+  to.reserve(neighbours_up_.size());
   for (const std::string& n : neighbours_up_) {
-    if (n == except) continue;
-    v1::NetworkMessage m;
-    *m.mutable_adverts() = adverts;
-    SendNetworkMessage(context_, n, std::move(m));
+    if (n != except) to.push_back(n);
   }
+  if (to.empty()) return;
+  // One message for all: the runtime may share it rather than copy it.
+  v1::PeerMessage m;
+  *m.mutable_network()->mutable_adverts() = std::move(adverts);
+  context_.SendToNeighbours(to, std::move(m));
 }
 
 void AdvertFlooding::OnAdverts(const std::string& from, const v1::LinkStateAdverts& adverts) {
@@ -157,7 +161,7 @@ void AdvertFlooding::OnAdverts(const std::string& from, const v1::LinkStateAdver
     }
     if (database_.Update(a)) *forward.add_adverts() = a;
   }
-  Flood(forward, from);
+  Flood(std::move(forward), from);
   if (reoriginate) OriginateAdvert();
 }
 

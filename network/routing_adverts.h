@@ -97,7 +97,7 @@ class AdvertFlooding {
   // OK if `advert` may be stored and forwarded; else counts and reports it.
   bool Accept(const std::string& from, const v1::LinkStateAdvert& advert);
   void Refuse(const std::string& from, std::string why);
-  void Flood(const v1::LinkStateAdverts& adverts, const std::string& except);
+  void Flood(v1::LinkStateAdverts adverts, const std::string& except);
   void ScheduleRefresh();
   void ScheduleOrigination();
   // An advert of this node's that is older than its latest, or that latest

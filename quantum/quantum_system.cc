@@ -137,8 +137,53 @@ void ApplyRightAdjoint(const Matrix& op, std::span<const int> bits, Matrix& m) {
   }
 }
 
+// For an operator whose entries are all 0 except one 1 per column (X, CNOT,
+// SWAP): target[j] = the row of column j's 1. Such a gate only moves entries,
+// so conjugating by it needs no arithmetic (the swap of every repeater's Bell
+// measurement starts with a CNOT on a 16 x 16 matrix).
+bool AsPermutation(const Matrix& op, std::vector<Index>& target) {
+  const Index k = op.rows();
+  target.assign(static_cast<size_t>(k), -1);
+  std::vector<bool> hit(static_cast<size_t>(k), false);
+  for (Index j = 0; j < k; ++j) {
+    for (Index i = 0; i < k; ++i) {
+      const Complex v = op(i, j);
+      if (v == Complex(0.0)) continue;
+      if (v != Complex(1.0) || target[j] >= 0 || hit[i]) return false;
+      target[j] = i;
+      hit[i] = true;
+    }
+    if (target[j] < 0) return false;
+  }
+  return true;
+}
+
+// m -> P m P^dagger for a permutation P (target from AsPermutation): the
+// entry at (row r, column c) moves to (P r, P c), block by block.
+void ConjugateByPermutation(std::span<const Index> target, std::span<const int> bits, Matrix& m) {
+  const Index dim = m.rows();
+  const std::vector<Index> offset = ScatterTable(bits);
+  const Index kdim = static_cast<Index>(offset.size());
+  // Full-index map: row r = base | offset[j] goes to base | offset[target[j]].
+  std::vector<Index> to(static_cast<size_t>(dim));
+  for (Index base : BlockBases(dim, bits)) {
+    for (Index j = 0; j < kdim; ++j) to[base | offset[j]] = base | offset[target[j]];
+  }
+  Matrix out(dim, dim);
+  for (Index c = 0; c < dim; ++c) {
+    const Complex* src = m.col(c).data();
+    Complex* dst = out.col(to[c]).data();
+    for (Index r = 0; r < dim; ++r) dst[to[r]] = src[r];
+  }
+  m = std::move(out);
+}
+
 // m -> K m K^dagger.
 void Conjugate(const Matrix& op, std::span<const int> bits, Matrix& m) {
+  if (op.rows() > 2) {
+    std::vector<Index> target;
+    if (AsPermutation(op, target)) return ConjugateByPermutation(target, bits, m);
+  }
   ApplyLeft(op, bits, m);
   ApplyRightAdjoint(op, bits, m);
 }

@@ -70,21 +70,27 @@ void SimChannel::OnUsabilityChange(bool was_usable) {
   network_.NotifyNeighbour(b_, a_, now_usable);
 }
 
-void SimChannel::Send(uint32_t from, v1::PeerMessage message) {
+std::optional<Duration> SimChannel::DeliveryDelay() {
   ++stats_.sent;
   if (!usable()) {
     ++stats_.dropped_down;
-    return;
+    return std::nullopt;
   }
   // Draw order (loss, then jitter) is fixed so a seed reproduces the run.
   if (options_.loss_probability > 0.0 && rng_.Bernoulli(options_.loss_probability)) {
     ++stats_.lost;
-    return;
+    return std::nullopt;
   }
   Duration d = delay();
   if (options_.jitter > Duration::zero()) {
     d += Duration(static_cast<int64_t>(rng_.UniformInt(static_cast<uint64_t>(options_.jitter.count()) + 1)));
   }
+  return d;
+}
+
+void SimChannel::Send(uint32_t from, v1::PeerMessage message) {
+  const std::optional<Duration> d = DeliveryDelay();
+  if (!d.has_value()) return;
   const uint32_t to = Other(from);
   Simulator& sim = network_.simulator_;
   // Without jitter every message on a direction has the same delay, and the
@@ -93,10 +99,18 @@ void SimChannel::Send(uint32_t from, v1::PeerMessage message) {
     std::string bytes;
     message.SerializeToString(&bytes);
     stats_.bytes += bytes.size();
-    sim.ScheduleAfter(d, [this, to, epoch = epoch_, bytes = std::move(bytes)] { DeliverBytes(to, epoch, bytes); });
+    sim.ScheduleAfter(*d, [this, to, epoch = epoch_, bytes = std::move(bytes)] { DeliverBytes(to, epoch, bytes); });
   } else {
-    sim.ScheduleAfter(d, [this, to, epoch = epoch_, message = std::move(message)] { Deliver(to, epoch, message); });
+    sim.ScheduleAfter(*d, [this, to, epoch = epoch_, message = std::move(message)] { Deliver(to, epoch, message); });
   }
+}
+
+void SimChannel::Send(uint32_t from, std::shared_ptr<const v1::PeerMessage> message) {
+  if (options_.serialize_messages) return Send(from, v1::PeerMessage(*message));
+  const std::optional<Duration> d = DeliveryDelay();
+  if (!d.has_value()) return;
+  network_.simulator_.ScheduleAfter(
+      *d, [this, to = Other(from), epoch = epoch_, message = std::move(message)] { Deliver(to, epoch, *message); });
 }
 
 void SimChannel::Deliver(uint32_t to, uint64_t epoch, const v1::PeerMessage& message) {

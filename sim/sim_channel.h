@@ -5,6 +5,8 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/status/status.h"
@@ -70,6 +72,10 @@ class SimChannel {
 
   uint32_t Other(uint32_t end) const { return end == a_ ? b_ : a_; }
   void Send(uint32_t from, v1::PeerMessage message);
+  // The same, for a message several channels deliver (not copied).
+  void Send(uint32_t from, std::shared_ptr<const v1::PeerMessage> message);
+  // Loss and jitter draws for one message; nullopt if it is not delivered.
+  std::optional<Duration> DeliveryDelay();
   void Deliver(uint32_t to, uint64_t epoch, const v1::PeerMessage& message);
   void DeliverBytes(uint32_t to, uint64_t epoch, const std::string& bytes);
   // Called by the network around any change of up_ or an end's liveness.

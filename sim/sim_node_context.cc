@@ -1,5 +1,6 @@
 #include "sim/sim_node_context.h"
 
+#include <memory>
 #include <utility>
 
 #include "sim/sim_network.h"
@@ -30,6 +31,18 @@ void SimNodeContext::SendToNeighbour(const std::string& neighbour, v1::PeerMessa
   // Send drops it if this node has crashed (the caller still driving a
   // crashed stack) or the link is down.
   it->second->Send(index_, std::move(message));
+}
+
+void SimNodeContext::SendToNeighbours(std::span<const std::string> neighbours, v1::PeerMessage message) {
+  const auto shared = std::make_shared<const v1::PeerMessage>(std::move(message));
+  for (const std::string& neighbour : neighbours) {
+    auto it = channel_to_.find(neighbour);
+    if (it == channel_to_.end()) {
+      network_.NoteMisaddressed(name_, neighbour);
+      continue;
+    }
+    it->second->Send(index_, shared);
+  }
 }
 
 }  // namespace qnet::sim

@@ -28,6 +28,8 @@ class SimNodeContext final : public NodeContext {
   // Messages to a node that is not a neighbour are dropped and counted in
   // SimNetwork::misaddressed_messages() (that is a protocol bug).
   void SendToNeighbour(const std::string& neighbour, v1::PeerMessage message) override;
+  // One immutable copy shared by every neighbour's delivery.
+  void SendToNeighbours(std::span<const std::string> neighbours, v1::PeerMessage message) override;
   Rng& rng() override { return rng_; }
 
   // Position in the node list (the network file's order).

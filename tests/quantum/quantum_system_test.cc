@@ -59,6 +59,38 @@ TEST(QuantumSystemTest, UnitaryKernelMatchesKroneckerReference) {
   }
 }
 
+// Gates that only move entries (X, CNOT, SWAP, Toffoli, a cycle) take a path with no
+// arithmetic; it must agree with U_full rho U_full^dagger for every target
+// order, and a near-permutation (one entry off) must not take it.
+TEST(QuantumSystemTest, PermutationGatesMatchKroneckerReference) {
+  Rng rng(3);
+  const std::vector<QubitId> ids = {20, 21, 22, 23, 24};
+  const int n = 5;
+  Matrix toffoli = Matrix::Identity(8, 8);
+  toffoli(6, 6) = toffoli(7, 7) = 0;
+  toffoli(6, 7) = toffoli(7, 6) = 1;
+  Matrix swap = Matrix::Zero(4, 4);
+  swap(0, 0) = swap(1, 2) = swap(2, 1) = swap(3, 3) = 1;
+  Matrix cycle = Matrix::Zero(4, 4);  // |j> -> |j+1 mod 4>: not its own inverse
+  for (int j = 0; j < 4; ++j) cycle((j + 1) % 4, j) = 1;
+  Matrix near = gates::CNOT();  // CNOT with a phase on one entry: unitary, not a permutation
+  near(3, 2) = std::complex<double>(0, 1);
+  const std::vector<std::pair<Matrix, std::vector<int>>> cases = {
+      {gates::X(), {3}},     {gates::CNOT(), {0, 1}}, {gates::CNOT(), {4, 1}}, {gates::CNOT(), {2, 0}},
+      {swap, {3, 0}},        {cycle, {2, 4}},         {cycle, {1, 0}},         {toffoli, {1, 4, 2}},    {toffoli, {4, 0, 3}},    {near, {1, 3}}};
+  for (const auto& [u, positions] : cases) {
+    QuantumSystem sys;
+    const Matrix rho = testing::RandomDensity(rng, 1L << n);
+    ASSERT_TRUE(sys.Prepare(ids, rho).ok());
+    std::vector<QubitId> targets;
+    for (int p : positions) targets.push_back(ids[p]);
+    ASSERT_TRUE(sys.ApplyUnitary(u, targets).ok());
+    const Matrix full = EmbedOperator(u, positions, n);
+    EXPECT_LT(MaxAbsDiff(StateOf(sys, ids), full * rho * full.adjoint()), 1e-12)
+        << "a " << u.rows() << "x" << u.rows() << " gate on " << positions.size() << " targets";
+  }
+}
+
 TEST(QuantumSystemTest, ChannelKernelMatchesKroneckerReference) {
   Rng rng(2);
   const std::vector<QubitId> ids = {1, 2, 3, 4};

@@ -243,6 +243,47 @@ TEST(SimNetworkTest, SerialisedMessagesRoundTrip) {
   EXPECT_EQ(f.net->FindChannel("a", "b")->stats().bytes, herald.ByteSizeLong());
 }
 
+// A flood: one message for several neighbours, shared rather than copied.
+// Each channel still applies its own delay and its own state, and a
+// tampered delivery changes only the copy its receiver sees.
+TEST(SimNetworkTest, SendToNeighboursDeliversTheMessageOncePerNeighbour) {
+  Fixture f(SimTopology{{"hub", "a", "c", "d"},
+                        {{"hub-a", "hub", "a", 1.0}, {"hub-c", "hub", "c", 10.0}, {"hub-d", "hub", "d", 2.0}}});
+  ASSERT_TRUE(f.net->FindChannel("hub", "d") != nullptr);
+  f.net->FindChannel("hub", "d")->TakeDown();
+  f.net->SetDeliveryTamper([](const std::string&, const std::string& to, v1::PeerMessage& m) {
+    if (to == "a") m.mutable_physical()->mutable_ready()->set_generation_id(99);
+  });
+  const std::string to[] = {"a", "c", "d", "nobody"};
+  f.node("hub").SendToNeighbours(to, Numbered(7));
+  f.sim.RunUntilIdle();
+  ASSERT_EQ(f.sink(1).received.size(), 1u);
+  EXPECT_EQ(f.sink(1).received[0].number, 99u);  // the tampered copy
+  EXPECT_EQ(f.sink(1).received[0].at.time_since_epoch(), microseconds(5));
+  ASSERT_EQ(f.sink(2).received.size(), 1u);
+  EXPECT_EQ(f.sink(2).received[0].number, 7u);  // untouched by a's tamper
+  EXPECT_EQ(f.sink(2).received[0].from, "hub");
+  EXPECT_EQ(f.sink(2).received[0].at.time_since_epoch(), microseconds(50));
+  EXPECT_TRUE(f.sink(3).received.empty());  // its link is down
+  EXPECT_EQ(f.net->FindChannel("hub", "d")->stats().dropped_down, 1u);
+  EXPECT_EQ(f.net->misaddressed_messages(), 1u);
+}
+
+TEST(SimNetworkTest, SendToNeighboursSerialisesPerChannel) {
+  ChannelOptions options;
+  options.serialize_messages = true;
+  Fixture f(Chain({"a", "b", "c"}, 1.0), options);
+  const std::string to[] = {"a", "c"};
+  f.node("b").SendToNeighbours(to, Numbered(5));
+  f.sim.RunUntilIdle();
+  ASSERT_EQ(f.sink(0).received.size(), 1u);
+  ASSERT_EQ(f.sink(2).received.size(), 1u);
+  EXPECT_EQ(f.sink(0).received[0].number, 5u);
+  EXPECT_EQ(f.sink(2).received[0].number, 5u);
+  EXPECT_EQ(f.net->FindChannel("a", "b")->stats().bytes, Numbered(5).ByteSizeLong());
+  EXPECT_EQ(f.net->FindChannel("b", "c")->stats().bytes, Numbered(5).ByteSizeLong());
+}
+
 TEST(SimNetworkTest, MisaddressedAndSinklessMessagesAreCounted) {
   Fixture f(Chain({"a", "b", "c"}, 1.0));
   f.node("a").SendToNeighbour("c", Numbered(1));  // not a neighbour
