@@ -48,7 +48,8 @@ constexpr std::string_view kPoolProtocols[] = {"bbm92", "e91", "bb84", "relay"};
 constexpr std::string_view kNodeKeys[] = {
     "name",          "hardware",          "qubits", "t1_s", "t2_s", "emission_efficiency", "single_qubit_gate_error",
     "two_qubit_gate_error", "readout_error_0", "readout_error_1", "single_qubit_gate_time_us",
-    "two_qubit_gate_time_us", "measurement_time_us", "emission_cycle_time_us", "depolarising_time_s"};
+    "two_qubit_gate_time_us", "measurement_time_us", "emission_cycle_time_us", "depolarising_time_s",
+    "attempt_dephasing_n"};
 constexpr std::string_view kLinkKeys[] = {"between",           "length_km",          "scheme",
                                           "station_fraction",  "attenuation_db_per_km", "detector_efficiency",
                                           "dark_count_rate_hz", "detection_window_ns", "visibility",
@@ -73,6 +74,7 @@ constexpr Range kDarkCountRate{0, 1e9, "Hz"};          // a detector clicking at
 constexpr Range kDetectionWindow{0, 1e9, "ns"};        // 1 s
 constexpr Range kSampleFraction{0, 0.9, "of the sifted bits"};
 constexpr Range kDecayTime{1e-9, 1e9, "s"};            // 1 ns .. 30 years; .inf for none
+constexpr Range kAttemptCount{1, 1e12, "attempts"};    // attempt_dephasing_n; .inf for none
 constexpr Range kOperationTime{0, 1e6, "us"};          // gates, readout, emission cycle: <= 1 s
 constexpr Range kAttemptDuration{0, 1e7, "us"};        // an abstract link's attempt: <= 10 s
 constexpr Range kAltitude{100, 40000, "km"};           // low Earth orbit .. beyond geostationary
@@ -205,6 +207,8 @@ class FileReader {
   absl::StatusOr<double> InRange(const Entry& e, std::string_view what, const Range& range) const;
   // A decay time: in kDecayTime, or .inf for a qubit that never decays.
   absl::StatusOr<double> DecayTime(const Entry& e, std::string_view what) const;
+  // Attempts for a stored qubit's coherence to fall to 1/e: in kAttemptCount, or .inf.
+  absl::StatusOr<double> AttemptCount(const Entry& e, std::string_view what) const;
   absl::StatusOr<Duration> DurationIn(const Entry& e, std::string_view what, const Range& range,
                                       double ns_per_unit) const;
 
@@ -335,6 +339,17 @@ absl::StatusOr<double> FileReader::DecayTime(const Entry& e, std::string_view wh
   return v;
 }
 
+absl::StatusOr<double> FileReader::AttemptCount(const Entry& e, std::string_view what) const {
+  QNET_ASSIGN_OR_RETURN(double v, Number(e, what));
+  if (v == std::numeric_limits<double>::infinity()) return v;
+  if (!(v >= kAttemptCount.lo && v <= kAttemptCount.hi)) {
+    return Error(e.value, absl::StrCat(Av(what), ": ", e.key, " = ", e.value.Scalar(), " is outside [",
+                                       kAttemptCount.lo, ", ", kAttemptCount.hi, "] ", kAttemptCount.unit,
+                                       " (.inf for a memory that attempts do not dephase)"));
+  }
+  return v;
+}
+
 absl::StatusOr<Duration> FileReader::DurationIn(const Entry& e, std::string_view what, const Range& range,
                                                 double ns_per_unit) const {
   QNET_ASSIGN_OR_RETURN(double v, InRange(e, what, range));
@@ -404,6 +419,8 @@ absl::Status FileReader::ReadNode(const YAML::Node& item, const YAML::Mark& list
       QNET_ASSIGN_OR_RETURN(hw.emission_cycle_time, DurationIn(e, what, kOperationTime, 1e3));
     } else if (k == "depolarising_time_s") {
       QNET_ASSIGN_OR_RETURN(hw.depolarising_time_s, DecayTime(e, what));
+    } else if (k == "attempt_dephasing_n") {
+      QNET_ASSIGN_OR_RETURN(hw.attempt_dephasing_n, AttemptCount(e, what));
     }
   }
   // Relaxation alone dephases at 1/(2 T1), so T2 <= 2 T1 for any real qubit.

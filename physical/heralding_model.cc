@@ -325,6 +325,10 @@ absl::Status ValidateNodeHardware(const NodeHardware& node, std::string_view whi
                                                    " exceeds 2 * t1_s = ", FormatValue(2.0 * node.t1_s),
                                                    ", which no physical qubit allows"));
   }
+  if (!(node.attempt_dephasing_n >= 1.0)) {
+    return absl::InvalidArgumentError(absl::StrCat(which, ": attempt_dephasing_n = ", FormatValue(node.attempt_dephasing_n),
+                                                   " must be at least 1 attempt (use inf for none)"));
+  }
   QNET_RETURN_IF_ERROR(RequireUnitInterval(node.emission_efficiency, which, "emission_efficiency"));
   QNET_RETURN_IF_ERROR(RequireUnitInterval(node.single_qubit_gate_error, which, "single_qubit_gate_error"));
   QNET_RETURN_IF_ERROR(RequireUnitInterval(node.two_qubit_gate_error, which, "two_qubit_gate_error"));

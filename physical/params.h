@@ -33,6 +33,13 @@ struct NodeHardware {
   // idle qubit keeps its state with probability exp(-t / depolarising_time_s)
   // and is otherwise replaced by I/2.
   double depolarising_time_s = kInfinity;
+  // Dephasing of stored qubits while the node tries to entangle: each
+  // entanglement attempt on one of its qubits multiplies the coherence of
+  // every other qubit it stores by exp(-1 / attempt_dephasing_n), so N
+  // attempts leave 1/e (NV nuclear-spin memories, dephased by the electron's
+  // attempts: Kalb et al., PRA 97, 062330 (2018), their N_1/e). Infinite for
+  // none, the default of every preset.
+  double attempt_dephasing_n = kInfinity;
   // Probability that an emission attempt puts a photon into the fibre, in
   // the right mode (emission x zero-phonon/branching x collection x coupling).
   double emission_efficiency = 1.0;

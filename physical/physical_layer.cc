@@ -212,6 +212,7 @@ absl::Status PhysicalLayer::StartGeneration(const std::string& link_name, uint64
   generation.slot = slot;
   generation.done = std::move(done);
   generation.qubit = qubit;
+  generation.started_at = context_.Now();
   if (link.is_station_host) {
     absl::Status ready = link.station->Ready(
         HeraldingStation::End::kA, generation_id,
@@ -350,6 +351,10 @@ void PhysicalLayer::Deliver(LinkState& link, uint64_t generation_id, const absl:
     }
   }
   link.herald_stats.attempts += attempts;
+  // The run's attempts dephase what else this node stores (if its hardware
+  // does): from this end's start to the last attempt's emission.
+  const TimePoint last_emission = std::max(it->second.started_at, click_time - link.to_station);
+  device_.RecordEntanglementAttempts(it->second.slot, attempts, it->second.started_at, last_emission);
   ++(result.status.ok() ? link.herald_stats.heralded : link.herald_stats.failed);
   Finish(link, generation_id, std::move(result));
 }

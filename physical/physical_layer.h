@@ -254,6 +254,7 @@ class PhysicalLayer {
     GenerationCallback done;
     quantum::QubitId qubit = 0;
     TimerId delivery_timer = kNoTimer;  // herald heard, acting at its arrival time
+    TimePoint started_at{};  // this end's start: its attempts' earliest time
   };
   struct Ended {
     absl::Status status;

@@ -52,6 +52,9 @@ HardwarePreset Nv() {
   // (Abobeih et al., Nat. Commun. 9, 2552 (2018), values as in the NetSquid NV set).
   n.t1_s = 3600.0;
   n.t2_s = 1.46;
+  // attempt_dephasing_n (a 13C memory dephased by the electron's entanglement
+  // attempts, Kalb et al., PRA 97, 062330 (2018)) is left unset: it differs
+  // from carbon to carbon; a network file gives the one of its device.
   // Photon in the fibre per excitation: zero-phonon-line fraction (~3%) x
   // collection x fibre coupling. Humphreys et al. 2018 measured a total
   // detection probability per excitation of ~3.5e-4 (2.8e-4 and 4.2e-4 for the

@@ -72,6 +72,8 @@ absl::StatusOr<int> SimulatedDevice::Allocate() {
     s.awaiting_herald = false;
     s.qubit = FreshQubitId();
     s.state_time = context_.Now();
+    s.stored_since = s.state_time;
+    s.pending_attempts = 0.0;
     return static_cast<int>(i);
   }
   return absl::ResourceExhaustedError(absl::StrCat("all ", slots_.size(), " memory qubits of node ",
@@ -208,6 +210,14 @@ absl::Status SimulatedDevice::BringUpToDate(quantum::QuantumSystem& system, Slot
     QNET_RETURN_IF_ERROR(system.ApplyChannel(kraus, target));
   }
   slot.state_time = std::max(slot.state_time, now);
+  if (slot.pending_attempts > 0.0) {
+    // Coherence x exp(-n / N): a phase flip with p = (1 - exp(-n/N)) / 2.
+    // Dephasing commutes with the idle noise above, so the order is free.
+    const double p = -std::expm1(-slot.pending_attempts / hardware_.attempt_dephasing_n) / 2.0;
+    slot.pending_attempts = 0.0;
+    const QubitId target[1] = {slot.qubit};
+    QNET_RETURN_IF_ERROR(system.ApplyChannel(quantum::channels::Dephasing(p), target));
+  }
   return absl::OkStatus();
 }
 
@@ -303,6 +313,7 @@ absl::StatusOr<QubitId> SimulatedDevice::AwaitHerald(int slot) {
   backend_.Discard(s.qubit);
   s.qubit = FreshQubitId();
   s.awaiting_herald = true;
+  s.pending_attempts = 0.0;
   return s.qubit;
 }
 
@@ -316,6 +327,8 @@ absl::Status SimulatedDevice::BindHerald(int slot, QubitId qubit, TimePoint emit
   Slot& s = slots_[static_cast<size_t>(slot)];
   s.awaiting_herald = false;
   s.state_time = emitted_at;
+  s.stored_since = emitted_at;
+  s.pending_attempts = 0.0;
   return absl::OkStatus();
 }
 
@@ -329,6 +342,22 @@ void SimulatedDevice::CancelHerald(int slot, QubitId qubit) {
   s.qubit = FreshQubitId();
   s.awaiting_herald = false;
   s.state_time = context_.Now();
+  s.stored_since = s.state_time;
+  s.pending_attempts = 0.0;
+}
+
+void SimulatedDevice::RecordEntanglementAttempts(int slot, uint64_t attempts, TimePoint first, TimePoint last) {
+  if (attempts == 0 || !std::isfinite(hardware_.attempt_dephasing_n)) return;
+  const double span = ToSeconds(last - first);
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    Slot& s = slots_[i];
+    if (static_cast<int>(i) == slot || !s.allocated || s.awaiting_herald) continue;
+    // Attempts while this state existed: all of them if it was stored before
+    // the run began, a share in proportion to time if during it.
+    double share = 1.0;
+    if (s.stored_since > first) share = span > 0.0 ? std::max(0.0, ToSeconds(last - s.stored_since)) / span : 0.0;
+    s.pending_attempts += static_cast<double>(attempts) * std::min(1.0, share);
+  }
 }
 
 absl::StatusOr<QubitId> SimulatedDevice::SimulationOnlyQubitId(int slot) const {

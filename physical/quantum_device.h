@@ -99,6 +99,12 @@ class QuantumDevice {
   // discarded and the slot is idle again (still allocated). Does nothing if
   // the slot no longer awaits `qubit` (it was freed or bound meanwhile).
   virtual void CancelHerald(int slot, quantum::QubitId qubit) = 0;
+  // The physical layer's report of a run of entanglement attempts on `slot`
+  // (the first began at `first`, the last at `last`), whatever their end: a
+  // device whose memory dephases while it tries (NodeHardware::
+  // attempt_dephasing_n) charges them to the other qubits it stores.
+  virtual void RecordEntanglementAttempts(int /*slot*/, uint64_t /*attempts*/, TimePoint /*first*/,
+                                          TimePoint /*last*/) {}
 };
 
 // Memory slots in use now (status, metrics, what a request waits for).
@@ -139,6 +145,7 @@ class SimulatedDevice final : public QuantumDevice {
   absl::StatusOr<quantum::QubitId> AwaitHerald(int slot) override;
   absl::Status BindHerald(int slot, quantum::QubitId qubit, TimePoint emitted_at) override;
   void CancelHerald(int slot, quantum::QubitId qubit) override;
+  void RecordEntanglementAttempts(int slot, uint64_t attempts, TimePoint first, TimePoint last) override;
 
   // --- Simulation-only ground truth (tests, simulator reports). Protocol
   // layers must never call these: a real device could not answer them.
@@ -158,7 +165,11 @@ class SimulatedDevice final : public QuantumDevice {
     bool awaiting_herald = false;  // its qubit is promised to a heralding station
     uint64_t epoch = 0;            // bumped by Free, so stale completions notice
     quantum::QubitId qubit = 0;
-    TimePoint state_time;  // memory decay has been applied up to here
+    TimePoint state_time;    // memory decay has been applied up to here
+    TimePoint stored_since;  // the current state's beginning (allocation or emission)
+    // Other slots' entanglement attempts since the state was last brought up
+    // to date (fractional: a run that began before this state counts pro rata).
+    double pending_attempts = 0.0;
   };
   // Applied to the slots' qubits (in order) once they are local and up to date.
   using Body = std::function<void(quantum::QuantumSystem&, std::span<const quantum::QubitId>)>;

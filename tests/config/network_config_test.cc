@@ -275,6 +275,20 @@ TEST(NetworkConfigErrorTest, WernerKeysBelongToWernerLinks) {
               {"depolarising_time_s = 0 is outside [1e-09, 1e+09] s"});
 }
 
+// Memories that entanglement attempts dephase (NV nuclear spins).
+TEST(NetworkConfigTest, AttemptDephasing) {
+  auto c = ParseNetworkConfig(
+      "network: n\nnodes:\n  - {name: a, hardware: nv, attempt_dephasing_n: 1200}\n  - {name: b, hardware: nv}\n",
+      "net.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->nodes[0].hardware.attempt_dephasing_n, 1200.0);
+  EXPECT_TRUE(std::isinf(c->nodes[1].hardware.attempt_dephasing_n)) << "no preset sets it";
+  ExpectError("network: n\nnodes:\n  - name: a\n    hardware: nv\n    attempt_dephasing_n: 0.5\n", "5:26",
+              {"attempt_dephasing_n = 0.5 is outside [1, 1e+12] attempts"});
+  ExpectError("network: n\nnodes:\n  - name: a\n    hardware: nv\n    attempt_dephasing_n: .nan\n", "5:26",
+              {"attempt_dephasing_n"});
+}
+
 // Every number with a physical range: beyond it, and non-finite, is refused
 // at the value with the range in the message.
 TEST(NetworkConfigErrorTest, PhysicsOutOfRange) {

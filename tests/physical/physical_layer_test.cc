@@ -241,6 +241,40 @@ TEST(PhysicalLayerTest, MemoryDecoheresFromEmissionWhileTheHeraldTravels) {
   }
 }
 
+// A memory that entanglement attempts dephase (NV nuclear spins): a pair
+// stored at alice while she runs K more attempts keeps coherence
+// exp(-K / N) from her side only, so its fidelity with its label is exactly
+// (1 + exp(-K/N)) / 2; bob's hardware does not dephase, and the run's own
+// pair is untouched. Without the charge (or with both sides charged:
+// (1 + exp(-2K/N))/2) the figure misses by far at K ~ N.
+TEST(PhysicalLayerTest, AttemptsDephaseTheOtherQubitsANodeStores) {
+  NodeHardware a = IdealNode();
+  NodeHardware b = IdealNode();
+  a.emission_efficiency = b.emission_efficiency = 0.05;  // double-click success ~ 0.00125: ~800 attempts
+  a.attempt_dephasing_n = 800.0;
+  const LinkPhysics link = IdealLink(1.0, 0.5);
+  TwoNodes net(a, b, link, 3);
+  auto [first_a, first_b] = net.Generate(1, {});
+  ASSERT_TRUE(first_a.status.ok()) << first_a.status;
+  const quantum::BellState stored_label = first_a.label;
+  EXPECT_NEAR(BellFidelity(net.TrueState(), stored_label), 1.0, 1e-12);
+
+  // A second pair on two more slots while the first waits.
+  const int stored_a = net.slot_a, stored_b = net.slot_b;
+  net.slot_a = *net.device_a.Allocate();
+  net.slot_b = *net.device_b.Allocate();
+  auto [second_a, second_b] = net.Generate(2, {});
+  ASSERT_TRUE(second_a.status.ok()) << second_a.status;
+  ASSERT_GT(second_a.attempts, 100u);
+  EXPECT_NEAR(BellFidelity(net.TrueState(), second_a.label), 1.0, 1e-12) << "the run's own pair";
+
+  net.slot_a = stored_a;
+  net.slot_b = stored_b;
+  const double coherence = std::exp(-static_cast<double>(second_a.attempts) / a.attempt_dephasing_n);
+  EXPECT_NEAR(BellFidelity(net.TrueState(), stored_label), (1.0 + coherence) / 2.0, 1e-9)
+      << second_a.attempts << " attempts";
+}
+
 TEST(PhysicalLayerTest, TinySuccessProbabilityCostsOneDrawNotOneEventPerAttempt) {
   NodeHardware hw = IdealNode();
   hw.emission_efficiency = std::sqrt(2e-6);  // double-click: p = eta_a eta_b / 2 = 1e-6
