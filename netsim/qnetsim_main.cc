@@ -831,12 +831,17 @@ int RunSweepFromFlags(const qnet::config::NetworkConfig& config, const std::stri
 
 // qnetsim's options for --help, in the dash spelling, with their defaults
 // (Abseil's own --help would name the source file and the underscores).
+// A flag's name as users spell it (abseil's underscores back to dashes).
+std::string Dashed(std::string flag) {
+  std::replace(flag.begin(), flag.end(), '_', '-');
+  return flag;
+}
+
 std::string FlagsHelp() {
   std::vector<std::pair<std::string, std::string>> lines;
   for (const auto& [name, flag] : absl::GetAllFlags()) {
     if (!absl::EndsWith(flag->Filename(), "qnetsim_main.cc")) continue;
-    std::string dashed(name);
-    std::replace(dashed.begin(), dashed.end(), '_', '-');
+    const std::string dashed = Dashed(std::string(name));
     const std::string value = flag->DefaultValue();
     // A help text that states its default itself (--seed's -1 means "the
     // file's") keeps only that one.
@@ -1012,11 +1017,6 @@ int RunGhzFromFlags(const qnet::config::NetworkConfig& config, const std::string
   return 0;
 }
 
-// A flag's name as users spell it (abseil's underscores back to dashes).
-std::string Dashed(std::string flag) {
-  std::replace(flag.begin(), flag.end(), '_', '-');
-  return flag;
-}
 
 // qnetsim --teleport STATE --from A --to B: the simulator's twin of
 // `qnetctl teleport` (same shot rule: shot i measured on axis i % 3).
@@ -1154,8 +1154,7 @@ int main(int argc, char** argv) {
     }
   }
   for (const std::string& name : old_spellings) {
-    std::string dashed = name;
-    std::replace(dashed.begin(), dashed.end(), '_', '-');
+    const std::string dashed = Dashed(name);
     std::fprintf(stderr, "qnetsim: note: --%s is spelled --%s now; the old spelling goes in a later release\n",
                  name.c_str(), dashed.c_str());
   }
@@ -1175,9 +1174,7 @@ int main(int argc, char** argv) {
       const bool decoy_only = std::string(flag) == "nu" || std::string(flag) == "intensity_probabilities" ||
                               std::string(flag) == "pass_segment_s";
       if (!weak || (decoy_only && qkd != "decoy-bb84")) {
-        std::string dashed = flag;
-        std::replace(dashed.begin(), dashed.end(), '_', '-');
-        return Fail(absl::StrFormat("--%s applies only with --qkd %s", dashed,
+        return Fail(absl::StrFormat("--%s applies only with --qkd %s", Dashed(flag),
                                     decoy_only ? "decoy-bb84" : "decoy-bb84 or bb84-wcp"));
       }
     }
@@ -1206,9 +1203,7 @@ int main(int argc, char** argv) {
     for (const char* flag : {"traffic", "arrival_rate", "pairs_per_request", "request_timeout_s", "ghz", "shots", "circuit", "coordinator",
                              "teleport"}) {
       if (given_flags.count(flag) > 0) {
-        std::string dashed = flag;
-        std::replace(dashed.begin(), dashed.end(), '_', '-');
-        return Fail(absl::StrFormat("--%s does not go with --sweep (a sweep reruns one request per point)", dashed));
+        return Fail(absl::StrFormat("--%s does not go with --sweep (a sweep reruns one request per point)", Dashed(flag)));
       }
     }
     EndProgress();  // a sweep prints a line per point as it goes
@@ -1255,9 +1250,7 @@ int main(int argc, char** argv) {
   }
   for (const char* flag : {"arrival_rate", "pairs_per_request", "request_timeout_s"}) {
     if (given_flags.count(flag) > 0) {
-      std::string dashed = flag;
-      std::replace(dashed.begin(), dashed.end(), '_', '-');
-      return Fail(absl::StrFormat("--%s applies only with --traffic N", dashed));
+      return Fail(absl::StrFormat("--%s applies only with --traffic N", Dashed(flag)));
     }
   }
   if (from.empty() != to.empty()) return Fail("--from and --to go together (see --help)");

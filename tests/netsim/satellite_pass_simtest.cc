@@ -92,7 +92,9 @@ TEST(SatellitePassSimTest, KeyOnlyAboveTheMinimumElevationAndLossAsTheChannelFor
   EXPECT_LT(short_pass->seconds_up, 0.5 * pass->seconds_up);
   EXPECT_LT(short_pass->sifted_bits, pass->sifted_bits);
   for (const PassSegment& seg : short_pass->segments) {
-    if (seg.sifted > 0) EXPECT_GE(seg.elevation_deg, 40.0);
+    if (seg.sifted > 0) {
+      EXPECT_GE(seg.elevation_deg, 40.0);
+    }
   }
 }
 

@@ -103,7 +103,9 @@ TEST(WeakCoherentBb84SimTest, AsymptoticKeyRateMatchesGllpOnTheSameLinkAtThreeDi
     // The estimate never beats infinitely many decoys by more than the
     // statistics, nor the PLOB bound at all.
     EXPECT_LT(r->asymptotic->key_rate_per_pulse, r->infinite_decoy_rate + 5 * sigma) << km << " km";
-    if (std::isfinite(r->plob_bound)) EXPECT_LT(r->asymptotic->key_rate_per_pulse, r->plob_bound) << km << " km";
+    if (std::isfinite(r->plob_bound)) {
+      EXPECT_LT(r->asymptotic->key_rate_per_pulse, r->plob_bound) << km << " km";
+    }
   }
 }
 
