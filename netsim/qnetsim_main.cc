@@ -829,14 +829,14 @@ int RunSweepFromFlags(const qnet::config::NetworkConfig& config, const std::stri
   return qnet::netsim::RunSweep(config, options);
 }
 
-// qnetsim's options for --help, in the dash spelling, with their defaults
-// (Abseil's own --help would name the source file and the underscores).
 // A flag's name as users spell it (abseil's underscores back to dashes).
 std::string Dashed(std::string flag) {
   std::replace(flag.begin(), flag.end(), '_', '-');
   return flag;
 }
 
+// qnetsim's options for --help, in the dash spelling, with their defaults
+// (Abseil's own --help would name the source file and the underscores).
 std::string FlagsHelp() {
   std::vector<std::pair<std::string, std::string>> lines;
   for (const auto& [name, flag] : absl::GetAllFlags()) {
@@ -1016,7 +1016,6 @@ int RunGhzFromFlags(const qnet::config::NetworkConfig& config, const std::string
   std::printf("  simulator            %s\n", SimulatorLine(result->events, **network, wall).c_str());
   return 0;
 }
-
 
 // qnetsim --teleport STATE --from A --to B: the simulator's twin of
 // `qnetctl teleport` (same shot rule: shot i measured on axis i % 3).
