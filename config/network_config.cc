@@ -75,6 +75,8 @@ constexpr Range kDetectionWindow{0, 1e9, "ns"};        // 1 s
 constexpr Range kSampleFraction{0, 0.9, "of the sifted bits"};
 constexpr Range kDecayTime{1e-9, 1e9, "s"};            // 1 ns .. 30 years; .inf for none
 constexpr Range kAttemptCount{1, 1e12, "attempts"};    // attempt_dephasing_n; .inf for none
+constexpr std::string_view kNeverDecays = "a qubit that never decays";
+constexpr std::string_view kNeverDephased = "a memory that attempts do not dephase";
 constexpr Range kOperationTime{0, 1e6, "us"};          // gates, readout, emission cycle: <= 1 s
 constexpr Range kAttemptDuration{0, 1e7, "us"};        // an abstract link's attempt: <= 10 s
 constexpr Range kAltitude{100, 40000, "km"};           // low Earth orbit .. beyond geostationary
@@ -205,10 +207,10 @@ class FileReader {
   absl::StatusOr<double> UnitInterval(const Entry& e, std::string_view what) const;
   // A finite number in [lo, hi]; `unit` follows the range in the message.
   absl::StatusOr<double> InRange(const Entry& e, std::string_view what, const Range& range) const;
-  // A decay time: in kDecayTime, or .inf for a qubit that never decays.
-  absl::StatusOr<double> DecayTime(const Entry& e, std::string_view what) const;
-  // Attempts for a stored qubit's coherence to fall to 1/e: in kAttemptCount, or .inf.
-  absl::StatusOr<double> AttemptCount(const Entry& e, std::string_view what) const;
+  // A number in `range`, or .inf for none (`none` says what .inf means):
+  // decay times (kDecayTime) and attempt counts (kAttemptCount).
+  absl::StatusOr<double> InRangeOrInfinite(const Entry& e, std::string_view what, const Range& range,
+                                           std::string_view none) const;
   absl::StatusOr<Duration> DurationIn(const Entry& e, std::string_view what, const Range& range,
                                       double ns_per_unit) const;
 
@@ -328,24 +330,13 @@ absl::StatusOr<double> FileReader::InRange(const Entry& e, std::string_view what
   return v;
 }
 
-absl::StatusOr<double> FileReader::DecayTime(const Entry& e, std::string_view what) const {
+absl::StatusOr<double> FileReader::InRangeOrInfinite(const Entry& e, std::string_view what, const Range& range,
+                                                     std::string_view none) const {
   QNET_ASSIGN_OR_RETURN(double v, Number(e, what));
   if (v == std::numeric_limits<double>::infinity()) return v;
-  if (!(v >= kDecayTime.lo && v <= kDecayTime.hi)) {
-    return Error(e.value, absl::StrCat(Av(what), ": ", e.key, " = ", e.value.Scalar(), " is outside [",
-                                       kDecayTime.lo, ", ", kDecayTime.hi, "] ", kDecayTime.unit,
-                                       " (.inf for a qubit that never decays)"));
-  }
-  return v;
-}
-
-absl::StatusOr<double> FileReader::AttemptCount(const Entry& e, std::string_view what) const {
-  QNET_ASSIGN_OR_RETURN(double v, Number(e, what));
-  if (v == std::numeric_limits<double>::infinity()) return v;
-  if (!(v >= kAttemptCount.lo && v <= kAttemptCount.hi)) {
-    return Error(e.value, absl::StrCat(Av(what), ": ", e.key, " = ", e.value.Scalar(), " is outside [",
-                                       kAttemptCount.lo, ", ", kAttemptCount.hi, "] ", kAttemptCount.unit,
-                                       " (.inf for a memory that attempts do not dephase)"));
+  if (!(v >= range.lo && v <= range.hi)) {
+    return Error(e.value, absl::StrCat(Av(what), ": ", e.key, " = ", e.value.Scalar(), " is outside [", range.lo,
+                                       ", ", range.hi, "] ", range.unit, " (.inf for ", std::string(none), ")"));
   }
   return v;
 }
@@ -394,10 +385,10 @@ absl::Status FileReader::ReadNode(const YAML::Node& item, const YAML::Mark& list
       }
       hw.num_qubits = static_cast<int>(q);
     } else if (k == "t1_s") {
-      QNET_ASSIGN_OR_RETURN(hw.t1_s, DecayTime(e, what));
+      QNET_ASSIGN_OR_RETURN(hw.t1_s, InRangeOrInfinite(e, what, kDecayTime, kNeverDecays));
       t1_entry = &e;
     } else if (k == "t2_s") {
-      QNET_ASSIGN_OR_RETURN(hw.t2_s, DecayTime(e, what));
+      QNET_ASSIGN_OR_RETURN(hw.t2_s, InRangeOrInfinite(e, what, kDecayTime, kNeverDecays));
       t2_entry = &e;
     } else if (k == "emission_efficiency") {
       QNET_ASSIGN_OR_RETURN(hw.emission_efficiency, UnitInterval(e, what));
@@ -418,9 +409,9 @@ absl::Status FileReader::ReadNode(const YAML::Node& item, const YAML::Mark& list
     } else if (k == "emission_cycle_time_us") {
       QNET_ASSIGN_OR_RETURN(hw.emission_cycle_time, DurationIn(e, what, kOperationTime, 1e3));
     } else if (k == "depolarising_time_s") {
-      QNET_ASSIGN_OR_RETURN(hw.depolarising_time_s, DecayTime(e, what));
+      QNET_ASSIGN_OR_RETURN(hw.depolarising_time_s, InRangeOrInfinite(e, what, kDecayTime, kNeverDecays));
     } else if (k == "attempt_dephasing_n") {
-      QNET_ASSIGN_OR_RETURN(hw.attempt_dephasing_n, AttemptCount(e, what));
+      QNET_ASSIGN_OR_RETURN(hw.attempt_dephasing_n, InRangeOrInfinite(e, what, kAttemptCount, kNeverDephased));
     }
   }
   // Relaxation alone dephases at 1/(2 T1), so T2 <= 2 T1 for any real qubit.
