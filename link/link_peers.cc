@@ -8,11 +8,18 @@
 #include <utility>
 #include <vector>
 
+#include "absl/cleanup/cleanup.h"
 #include "absl/strings/str_cat.h"
 
 namespace qnet::link {
 
 void LinkLayer::OnLinkMessage(const std::string& from, const v1::LinkMessage& message) {
+  // The body's replies (sent below, or as `step` ends) carry its ack; what
+  // they did not carry goes alone after this event.
+  ReliableChannel* acks_owed = nullptr;
+  absl::Cleanup flush_acks = [&acks_owed] {
+    if (acks_owed != nullptr) acks_owed->FlushAcksLater();
+  };
   StepScope step(*this);
   auto found = link_by_name_.find(message.link());
   if (found == link_by_name_.end() || found->second->peer != from) {
@@ -27,6 +34,7 @@ void LinkLayer::OnLinkMessage(const std::string& from, const v1::LinkMessage& me
     link.peer_incarnation = message.incarnation();
   }
   link.peer_down = false;  // it evidently reaches us
+  acks_owed = link.channel.get();
   if (!link.channel->Receive(message)) return;
   switch (message.body_case()) {
     case v1::LinkMessage::kHello: return;

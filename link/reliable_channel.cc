@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <utility>
 
 namespace qnet::link {
@@ -21,7 +22,7 @@ ReliableChannel::ReliableChannel(NodeContext& context, std::string link, std::st
 ReliableChannel::~ReliableChannel() { ResetForNewPeer(); }
 
 void ReliableChannel::Reset() {
-  for (auto& [seq, o] : outstanding_) context_.CancelTimer(o.timer);
+  CancelTimer();
   outstanding_.clear();
   ++session_;
   next_seq_ = 1;
@@ -61,7 +62,7 @@ void ReliableChannel::SendReliable(v1::LinkMessage message) {
   o.message = message;
   o.first_sent = context_.Now();
   o.timeout = rto_;
-  Arm(seq);
+  Arm(o);
   Transmit(std::move(message));
 }
 
@@ -70,29 +71,51 @@ void ReliableChannel::SendOnce(v1::LinkMessage message) {
   Transmit(std::move(message));
 }
 
-void ReliableChannel::Arm(uint64_t seq) {
-  Outstanding& o = outstanding_[seq];
-  o.timer = context_.StartTimer(o.timeout, [this, seq] { OnTimeout(seq); });
+void ReliableChannel::Arm(Outstanding& o) {
+  o.deadline = context_.Now() + o.timeout;
+  ArmTimerBy(o.deadline);
 }
 
-void ReliableChannel::OnTimeout(uint64_t seq) {
-  auto it = outstanding_.find(seq);
-  if (it == outstanding_.end()) return;
-  Outstanding& o = it->second;
-  o.retransmitted = true;
-  o.timeout = std::min(max_timeout_, o.timeout * 2);
-  ++retransmissions_;
-  Arm(seq);
-  v1::LinkMessage copy = o.message;
-  Transmit(std::move(copy));
+void ReliableChannel::ArmTimerBy(TimePoint deadline) {
+  if (timer_ != kNoTimer) {
+    if (timer_at_ <= deadline) return;
+    context_.CancelTimer(timer_);
+  }
+  timer_at_ = deadline;
+  timer_ = context_.StartTimer(deadline - context_.Now(), [this] {
+    timer_ = kNoTimer;
+    OnTimer();
+  });
+}
+
+void ReliableChannel::CancelTimer() {
+  if (timer_ != kNoTimer) context_.CancelTimer(timer_);
+  timer_ = kNoTimer;
+}
+
+void ReliableChannel::OnTimer() {
+  const TimePoint now = context_.Now();
+  std::optional<TimePoint> earliest;
+  for (auto& [seq, o] : outstanding_) {
+    if (o.deadline <= now) {
+      o.retransmitted = true;
+      o.timeout = std::min(max_timeout_, o.timeout * 2);
+      o.deadline = now + o.timeout;
+      ++retransmissions_;
+      v1::LinkMessage copy = o.message;
+      Transmit(std::move(copy));
+    }
+    if (!earliest.has_value() || o.deadline < *earliest) earliest = o.deadline;
+  }
+  if (earliest.has_value()) ArmTimerBy(*earliest);
 }
 
 void ReliableChannel::RetransmitNow() {
+  CancelTimer();
   for (auto& [seq, o] : outstanding_) {
-    context_.CancelTimer(o.timer);
     o.retransmitted = true;
     o.timeout = rto_;
-    Arm(seq);
+    Arm(o);
     ++retransmissions_;
     v1::LinkMessage copy = o.message;
     Transmit(std::move(copy));
@@ -125,23 +148,26 @@ bool ReliableChannel::Receive(const v1::LinkMessage& message) {
       if (it == outstanding_.end()) continue;
       // Karn: only first transmissions give an unambiguous round trip.
       if (!it->second.retransmitted) NoteRoundTrip(context_.Now() - it->second.first_sent);
-      context_.CancelTimer(it->second.timer);
       outstanding_.erase(it);
     }
+    // A timer left armed finds nothing due and re-arms for what is left.
+    if (outstanding_.empty()) CancelTimer();
   }
   const uint64_t seq = message.seq();
   if (seq == 0) return message.body_case() != v1::LinkMessage::BODY_NOT_SET;
   pending_acks_.push_back(seq);
-  if (ack_timer_ == kNoTimer) {
-    ack_timer_ = context_.StartTimer(Duration{0}, [this] {
-      ack_timer_ = kNoTimer;
-      FlushAcks();
-    });
-  }
   if (seq <= contiguous_ || above_.contains(seq)) return false;
   above_.insert(seq);
   while (above_.erase(contiguous_ + 1) > 0) ++contiguous_;
   return true;
+}
+
+void ReliableChannel::FlushAcksLater() {
+  if (pending_acks_.empty() || ack_timer_ != kNoTimer) return;
+  ack_timer_ = context_.StartTimer(Duration{0}, [this] {
+    ack_timer_ = kNoTimer;
+    FlushAcks();
+  });
 }
 
 void ReliableChannel::FlushAcks() {

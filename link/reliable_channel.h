@@ -4,6 +4,8 @@
 // (with exponential backoff) until the peer acknowledges it; the receiver
 // acknowledges every copy and hands each sequence number up once. Acks ride
 // on the next outgoing message or go alone at the end of the current event.
+// One timer per channel serves every message's retransmission deadline (a
+// timer per message was a third of a simulated repeater chain's events).
 // The retransmission timeout adapts to measured round trips (RFC 6298).
 // Numbering runs in sessions: Reset starts a new one (seqs from 1 again), and
 // a receiver that sees a newer session of its peer forgets the old seqs, so
@@ -38,7 +40,12 @@ class ReliableChannel {
 
   // Takes the acks out of an inbound message and notes its sequence number.
   // Returns whether the body is new (false for a duplicate or an ack alone).
+  // Its ack is owed: the caller handles the body, whose replies may carry
+  // it, then calls FlushAcksLater.
   bool Receive(const v1::LinkMessage& message);
+  // Acks that no outgoing message carried yet go alone at the end of the
+  // current event (unless one carries them first).
+  void FlushAcksLater();
 
   // Drops everything in flight and starts a new sending session: the peer
   // is down. (What was received is kept until the peer's session changes,
@@ -61,13 +68,19 @@ class ReliableChannel {
     v1::LinkMessage message;
     TimePoint first_sent;
     Duration timeout{0};
+    TimePoint deadline;  // resent then unless acknowledged
     bool retransmitted = false;
-    TimerId timer = kNoTimer;
   };
 
   void Transmit(v1::LinkMessage message);
-  void Arm(uint64_t seq);
-  void OnTimeout(uint64_t seq);
+  // Sets `o`'s deadline one timeout from now and makes sure the timer fires
+  // by then.
+  void Arm(Outstanding& o);
+  void ArmTimerBy(TimePoint deadline);
+  void CancelTimer();
+  // Resends every message whose deadline has come, then re-arms for the
+  // earliest deadline left.
+  void OnTimer();
   void NoteRoundTrip(Duration sample);
   void FlushAcks();
   void ForgetReceived();
@@ -83,6 +96,8 @@ class ReliableChannel {
   uint32_t peer_session_ = 0;  // 0: none seen yet
   uint64_t next_seq_ = 1;
   absl::btree_map<uint64_t, Outstanding> outstanding_;
+  TimerId timer_ = kNoTimer;  // fires at timer_at_, at or before every deadline
+  TimePoint timer_at_;
   // Received: every seq <= contiguous_ plus those in above_.
   uint64_t contiguous_ = 0;
   absl::flat_hash_set<uint64_t> above_;

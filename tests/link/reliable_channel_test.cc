@@ -1,0 +1,148 @@
+// ReliableChannel alone, over the fake runtime's fixed-delay wires: when it
+// resends (each message on its own exponential backoff, although one timer
+// serves them all), that acks stop it, that an ack rides on a reply, and
+// that no timer is left once everything is acknowledged.
+#include "link/reliable_channel.h"
+
+#include <chrono>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "tests/physical/fake_runtime.h"
+
+namespace qnet::link {
+namespace {
+
+using std::chrono::microseconds;
+using std::chrono::milliseconds;
+using testing::FakeNodeContext;
+using testing::VirtualClock;
+
+constexpr Duration kDelay = microseconds(10);
+
+// A copy of a reliable message seen at the far end.
+struct Arrival {
+  uint64_t seq;
+  TimePoint at;
+};
+
+class ReliableChannelTest : public ::testing::Test {
+ protected:
+  ReliableChannelTest() {
+    FakeNodeContext::Connect(a_context_, b_context_, kDelay);
+    b_context_.receive = [this](const std::string&, const v1::PeerMessage& m) {
+      const v1::LinkMessage& link = m.link();
+      if (link.seq() != 0) b_arrivals_.push_back({link.seq(), clock_.Now()});
+      if (!b_acks_(link.seq())) return;  // as if lost on the way in
+      const bool fresh = b_.Receive(link);
+      if (fresh && b_replies_) {
+        v1::LinkMessage reply;
+        reply.mutable_hello();
+        b_.SendReliable(reply);
+      }
+      b_.FlushAcksLater();
+    };
+    a_context_.receive = [this](const std::string&, const v1::PeerMessage& m) {
+      a_.Receive(m.link());
+      a_.FlushAcksLater();
+    };
+  }
+
+  void SendFromA() {
+    v1::LinkMessage m;
+    m.mutable_hello();
+    a_.SendReliable(m);
+  }
+
+  std::vector<TimePoint> ArrivalsOf(uint64_t seq) const {
+    std::vector<TimePoint> out;
+    for (const Arrival& arrival : b_arrivals_) {
+      if (arrival.seq == seq) out.push_back(arrival.at);
+    }
+    return out;
+  }
+
+  static TimePoint At(Duration d) { return TimePoint{} + d; }
+
+  VirtualClock clock_;
+  FakeNodeContext a_context_{clock_, "a", 1};
+  FakeNodeContext b_context_{clock_, "b", 2};
+  // Initial timeout 1 ms, floor 100 us.
+  ReliableChannel a_{a_context_, "ab", "b", 1, milliseconds(1), microseconds(100)};
+  ReliableChannel b_{b_context_, "ab", "a", 2, milliseconds(1), microseconds(100)};
+  std::function<bool(uint64_t seq)> b_acks_ = [](uint64_t) { return true; };
+  bool b_replies_ = false;
+  std::vector<Arrival> b_arrivals_;
+};
+
+TEST_F(ReliableChannelTest, EachUnacknowledgedMessageBacksOffOnItsOwnSchedule) {
+  b_acks_ = [](uint64_t) { return false; };
+  SendFromA();                    // seq 1 at 0
+  clock_.RunFor(microseconds(300));
+  SendFromA();                    // seq 2 at 300 us
+  clock_.RunUntil(At(milliseconds(8)));
+  // Timeouts 1, 2, 4 ms from each first sending: resent at T, 3T, 7T after it.
+  EXPECT_EQ(ArrivalsOf(1), (std::vector<TimePoint>{At(kDelay), At(milliseconds(1) + kDelay),
+                                                   At(milliseconds(3) + kDelay), At(milliseconds(7) + kDelay)}));
+  EXPECT_EQ(ArrivalsOf(2),
+            (std::vector<TimePoint>{At(microseconds(300) + kDelay), At(microseconds(1300) + kDelay),
+                                    At(microseconds(3300) + kDelay), At(microseconds(7300) + kDelay)}));
+  EXPECT_EQ(a_.retransmissions(), 6u);
+  EXPECT_EQ(a_.unacknowledged(), 2u);
+}
+
+TEST_F(ReliableChannelTest, AMessageDueBeforeTheArmedTimerIsResentOnTime) {
+  // seq 1 is never acknowledged (timeout 1 ms); seq 2's ack measures a
+  // 20 us round trip, so the timeout falls to its 100 us floor; seq 3,
+  // sent after that, is due long before seq 1 and must not wait for it.
+  b_acks_ = [](uint64_t seq) { return seq == 2; };
+  SendFromA();
+  SendFromA();
+  clock_.RunFor(microseconds(100));
+  ASSERT_EQ(a_.retransmit_timeout(), microseconds(100));
+  b_acks_ = [](uint64_t) { return false; };
+  SendFromA();  // seq 3 at 100 us
+  clock_.RunUntil(At(microseconds(500)));
+  EXPECT_EQ(ArrivalsOf(3), (std::vector<TimePoint>{At(microseconds(100) + kDelay), At(microseconds(200) + kDelay),
+                                                   At(microseconds(400) + kDelay)}));
+  EXPECT_EQ(ArrivalsOf(1), (std::vector<TimePoint>{At(kDelay)}));
+}
+
+TEST_F(ReliableChannelTest, AcknowledgedMessagesAreNotResentAndLeaveNoTimer) {
+  for (int i = 0; i < 5; ++i) SendFromA();
+  // Acked after one 20 us round trip, long before the 1 ms timeout.
+  clock_.RunUntil(At(microseconds(100)));
+  EXPECT_EQ(a_.unacknowledged(), 0u);
+  EXPECT_EQ(a_.retransmissions(), 0u);
+  EXPECT_EQ(b_arrivals_.size(), 5u);
+  EXPECT_EQ(clock_.pending(), 0u);  // no retransmission or ack timer left behind
+  // The five arrive at the same instant: their acks go in one message.
+  ASSERT_EQ(b_context_.sent.size(), 1u);
+  EXPECT_EQ(b_context_.sent[0].second.link().acks_size(), 5);
+}
+
+TEST_F(ReliableChannelTest, AnAckRidesOnTheReply) {
+  b_replies_ = true;
+  SendFromA();
+  clock_.RunUntil(At(milliseconds(20)));
+  // b sent only its reply (carrying the ack); a acknowledged the reply alone.
+  ASSERT_EQ(b_context_.sent.size(), 1u);
+  EXPECT_TRUE(b_context_.sent[0].second.link().has_hello());
+  EXPECT_EQ(b_context_.sent[0].second.link().acks_size(), 1);
+  EXPECT_EQ(a_.unacknowledged(), 0u);
+  EXPECT_EQ(b_.unacknowledged(), 0u);
+  EXPECT_EQ(a_.retransmissions() + b_.retransmissions(), 0u);
+}
+
+TEST_F(ReliableChannelTest, ResetStopsResending) {
+  b_acks_ = [](uint64_t) { return false; };
+  SendFromA();
+  clock_.RunFor(microseconds(1500));
+  a_.Reset();
+  clock_.RunUntil(At(milliseconds(20)));
+  EXPECT_EQ(ArrivalsOf(1).size(), 2u);  // the first sending and the 1 ms resend
+  EXPECT_EQ(clock_.pending(), 0u);
+}
+
+}  // namespace
+}  // namespace qnet::link
