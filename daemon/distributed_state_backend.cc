@@ -201,7 +201,6 @@ void DistributedStateBackend::Ask(QubitId qubit, const std::string& holder) {
     return;
   }
   QNET_LOG(log_, kDebug, "asking %s for the group of qubit %s", holder, Label(qubit));
-  if (auto it = fetches_.find(qubit); it != fetches_.end()) it->second.asking = holder;
   ++moves_requested_;
   transport_.RequestMove(holder, qubit, [this, qubit, holder](absl::StatusOr<MoveReply> reply) {
     OnMoveReply(qubit, holder, std::move(reply));
@@ -210,7 +209,6 @@ void DistributedStateBackend::Ask(QubitId qubit, const std::string& holder) {
 
 void DistributedStateBackend::AskLater(QubitId qubit, const std::string& holder) {
   Fetch& fetch = fetches_[qubit];
-  fetch.asking = holder;
   if (++fetch.hops > kMaxHops) {
     Complete(qubit, absl::AbortedError(absl::StrCat("gave up fetching qubit ", Label(qubit), " after ", kMaxHops,
                                                     " redirects (last holder asked: '", holder, "')")));
@@ -297,11 +295,6 @@ void DistributedStateBackend::Complete(QubitId qubit, absl::StatusOr<Found> outc
   for (auto& retry : deferred) retry();
 }
 
-bool DistributedStateBackend::FetchesAskOtherThan(const std::string& requester) const {
-  return std::any_of(fetches_.begin(), fetches_.end(),
-                     [&](const auto& entry) { return entry.second.asking != requester; });
-}
-
 void DistributedStateBackend::HandleMove(QubitId qubit, const std::string& requester, MoveReplyFn reply) {
   if (shut_down_) {
     reply(absl::UnavailableError(absl::StrCat("node '", self_, "' is shutting down")));
@@ -339,7 +332,7 @@ void DistributedStateBackend::HandleMove(QubitId qubit, const std::string& reque
     reply(MoveReply{.moved_to = it->second});
     return;
   }
-  if (FetchesAskOtherThan(requester)) {
+  if (!fetches_.empty()) {
     // Unknown here, but one of our fetches may be bringing its group (as
     // another member's): decide once that fetch is done.
     after_any_fetch_.push_back([this, qubit, requester, reply = std::move(reply)]() mutable {

@@ -12,9 +12,7 @@
 // fetching the group answers once the group has arrived and its own waiting
 // operations ran; one asked about a qubit it knows nothing of while any of
 // its fetches is in flight answers after that fetch (it may bring the
-// qubit's group), unless all its fetches ask the requester itself (which
-// lacks the qubit, so they cannot bring it: two daemons asking each other
-// for unknown qubits would otherwise wait for each other). So one group is never in two moves at once and exists in
+// qubit's group). So one group is never in two moves at once and exists in
 // exactly one place. If a holder is unreachable the operation gets
 // Unavailable and nothing moves. If a move's RPC is cancelled before the
 // requester received the group, the holder keeps it.
@@ -113,7 +111,6 @@ class DistributedStateBackend final : public physical::StateBackend {
     std::vector<std::pair<std::string, MoveReplyFn>> queued_requests;  // (requester, reply)
     bool discard_when_done = false;
     int hops = 0;
-    std::string asking;  // the node asked last
   };
   struct PendingOp;
 
@@ -128,9 +125,6 @@ class DistributedStateBackend final : public physical::StateBackend {
   void AskLater(QubitId qubit, const std::string& holder);
   void OnMoveReply(QubitId qubit, const std::string& holder, absl::StatusOr<MoveReply> reply);
   void Complete(QubitId qubit, absl::StatusOr<Found> outcome);
-  // Whether a fetch in flight here asks a node other than `requester`: only
-  // such a fetch can bring a group that `requester` asks for and lacks.
-  bool FetchesAskOtherThan(const std::string& requester) const;
   // Hands the group of `member` to the node all its members belong to, if
   // that is one node other than this one.
   void MaybeHandOver(QubitId member);
