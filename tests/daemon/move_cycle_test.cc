@@ -1,20 +1,13 @@
-// Known bug, kept as a disabled reproducer (found by
-// bench/daemon_scale_bench.cc: on the 64-daemon grid at time scale 100 a
-// request failed when g06 and g07 waited on each other's MoveGroup for the
-// full 10 s move deadline). DistributedStateBackend::HandleMove answers a
-// request for a qubit it knows nothing of only after its own in-flight
-// fetches end (one may bring the qubit's group). Two daemons that each ask
-// the other for such a qubit at the same time therefore wait for each other
-// until the RPC deadline; both operations then fail with "the holder ... is
-// unreachable".
-//
-// Tried and reverted (1a8896a): not waiting for fetches that ask the
-// requester itself. Wrong: the requester may have just sent the group as
-// the reply to such a fetch (it asks because its moved-to record points
-// here), and answering "not found" then makes it measure a qubit it takes
-// for absent; daemon_network_paths_mptest saw Z errors on ideal chains. A
-// fix needs the request to say whether the requester knows where the
-// qubit went or only guesses from the id's node.
+// Two daemons that ask each other's hardware plane for qubits neither holds
+// at the same time (found by bench/daemon_scale_bench.cc: on the 64-daemon
+// grid at time scale 100, g06 and g07 waited on each other's MoveGroup for
+// the full 10 s move deadline and a request failed). A holder asked about a
+// qubit it knows nothing of waits for its own fetches in flight (one may
+// bring the qubit's group), but not, when the requester only guessed the
+// holder from the qubit id, for fetches that ask the requester. (Not
+// waiting for those whatever the requester knew was tried in 1a8896a and
+// was wrong: a requester that had just passed the group on was told "not
+// found"; see distributed_state_backend_test's ScriptedBackendTest.)
 #include <chrono>
 #include <future>
 #include <memory>
@@ -43,7 +36,7 @@ std::future<absl::Status> StartOp(Daemon& d, std::vector<QubitId> qubits) {
   return result;
 }
 
-TEST(MoveCycleTest, DISABLED_TwoDaemonsAskingEachOtherForUnknownQubitsDoNotWaitForEachOther) {
+TEST(MoveCycleTest, TwoDaemonsAskingEachOtherForUnknownQubitsDoNotWaitForEachOther) {
   InProcessNetwork net({"a", "b"}, 1.0, [](DaemonOptions& o) { o.move_deadline = std::chrono::seconds(3); });
   ASSERT_TRUE(net.ok());
   const auto start = std::chrono::steady_clock::now();
