@@ -201,13 +201,8 @@ void DistributedStateBackend::Ask(QubitId qubit, const std::string& holder) {
     return;
   }
   QNET_LOG(log_, kDebug, "asking %s for the group of qubit %s", holder, Label(qubit));
-  const bool from_id = !moved_to_.contains(qubit) && !held_by_.contains(qubit);
-  if (auto it = fetches_.find(qubit); it != fetches_.end()) {
-    it->second.asking = holder;
-    it->second.holder_from_id = from_id;
-  }
   ++moves_requested_;
-  transport_.RequestMove(holder, qubit, from_id, [this, qubit, holder](absl::StatusOr<MoveReply> reply) {
+  transport_.RequestMove(holder, qubit, [this, qubit, holder](absl::StatusOr<MoveReply> reply) {
     OnMoveReply(qubit, holder, std::move(reply));
   });
 }
@@ -264,13 +259,6 @@ void DistributedStateBackend::OnMoveReply(QubitId qubit, const std::string& hold
   }
   if (reply->not_found) {
     held_by_.erase(qubit);
-    // Asked for want of a record, we may since have passed its group on
-    // (to the node asked, answering its fetch): follow that record.
-    auto onward = moved_to_.find(qubit);
-    if (fetches_.find(qubit)->second.holder_from_id && onward != moved_to_.end() && onward->second != self_) {
-      AskLater(qubit, onward->second);
-      return;
-    }
     Complete(qubit, Found::kAbsent);
     return;
   }
@@ -307,13 +295,7 @@ void DistributedStateBackend::Complete(QubitId qubit, absl::StatusOr<Found> outc
   for (auto& retry : deferred) retry();
 }
 
-bool DistributedStateBackend::FetchesAskOtherThan(const std::string& requester) const {
-  return std::any_of(fetches_.begin(), fetches_.end(),
-                     [&](const auto& entry) { return entry.second.asking != requester; });
-}
-
-void DistributedStateBackend::HandleMove(QubitId qubit, const std::string& requester, MoveReplyFn reply,
-                                         bool holder_from_id) {
+void DistributedStateBackend::HandleMove(QubitId qubit, const std::string& requester, MoveReplyFn reply) {
   if (shut_down_) {
     reply(absl::UnavailableError(absl::StrCat("node '", self_, "' is shutting down")));
     return;
@@ -350,12 +332,11 @@ void DistributedStateBackend::HandleMove(QubitId qubit, const std::string& reque
     reply(MoveReply{.moved_to = it->second});
     return;
   }
-  // Unknown here, but one of our fetches may be bringing its group (as
-  // another member's): decide once that fetch is done. Not a fetch from a
-  // requester that has no record of the group: it has none to give.
-  if (holder_from_id ? FetchesAskOtherThan(requester) : !fetches_.empty()) {
-    after_any_fetch_.push_back([this, qubit, requester, holder_from_id, reply = std::move(reply)]() mutable {
-      HandleMove(qubit, requester, std::move(reply), holder_from_id);
+  if (!fetches_.empty()) {
+    // Unknown here, but one of our fetches may be bringing its group (as
+    // another member's): decide once that fetch is done.
+    after_any_fetch_.push_back([this, qubit, requester, reply = std::move(reply)]() mutable {
+      HandleMove(qubit, requester, std::move(reply));
     });
     return;
   }

@@ -12,12 +12,7 @@
 // fetching the group answers once the group has arrived and its own waiting
 // operations ran; one asked about a qubit it knows nothing of while any of
 // its fetches is in flight answers after that fetch (it may bring the
-// qubit's group), unless the requester only guessed it from the qubit id
-// and every such fetch asks the requester itself (which then has no record
-// of the group, so those fetches cannot bring it: two daemons asking each
-// other would otherwise wait for each other). A fetch that guessed, told
-// "not found", follows a record of passing the group on made meanwhile
-// (the group went to the node asked, whose answer predates it). So one group is never in two moves at once and exists in
+// qubit's group). So one group is never in two moves at once and exists in
 // exactly one place. If a holder is unreachable the operation gets
 // Unavailable and nothing moves. If a move's RPC is cancelled before the
 // requester received the group, the holder keeps it.
@@ -66,9 +61,7 @@ struct MoveReply {
 class HardwarePlaneTransport {
  public:
   virtual ~HardwarePlaneTransport() = default;
-  // `holder_from_id`: the requester has no record of the qubit and asks
-  // the node its id names.
-  virtual void RequestMove(const std::string& holder, QubitId qubit, bool holder_from_id,
+  virtual void RequestMove(const std::string& holder, QubitId qubit,
                            std::function<void(absl::StatusOr<MoveReply>)> done) = 0;
   virtual void SendDiscard(const std::string& holder, QubitId qubit, uint32_t hops) = 0;
   // Gives `group` to node `to`; `failed` runs (on the loop) only if it
@@ -91,7 +84,7 @@ class DistributedStateBackend final : public physical::StateBackend {
 
   // Hardware plane service entry points. `reply` is called exactly once.
   using MoveReplyFn = std::function<void(absl::StatusOr<MoveReply>)>;
-  void HandleMove(QubitId qubit, const std::string& requester, MoveReplyFn reply, bool holder_from_id = false);
+  void HandleMove(QubitId qubit, const std::string& requester, MoveReplyFn reply);
   void HandleDiscard(QubitId qubit, const std::string& requester, uint32_t hops);
   void HandleHandOver(quantum::GroupState group, const std::string& sender);
   // The move of `group` to `requester` was cancelled before it got there.
@@ -118,8 +111,6 @@ class DistributedStateBackend final : public physical::StateBackend {
     std::vector<std::pair<std::string, MoveReplyFn>> queued_requests;  // (requester, reply)
     bool discard_when_done = false;
     int hops = 0;
-    std::string asking;           // the node asked last
-    bool holder_from_id = false;  // ... for want of any record of the qubit
   };
   struct PendingOp;
 
@@ -134,8 +125,6 @@ class DistributedStateBackend final : public physical::StateBackend {
   void AskLater(QubitId qubit, const std::string& holder);
   void OnMoveReply(QubitId qubit, const std::string& holder, absl::StatusOr<MoveReply> reply);
   void Complete(QubitId qubit, absl::StatusOr<Found> outcome);
-  // Whether a fetch in flight here asks a node other than `requester`.
-  bool FetchesAskOtherThan(const std::string& requester) const;
   // Hands the group of `member` to the node all its members belong to, if
   // that is one node other than this one.
   void MaybeHandOver(QubitId member);

@@ -83,7 +83,7 @@ void HardwarePlaneClient::CancelAll() {
   for (grpc::ClientContext* context : live_->live) context->TryCancel();
 }
 
-void HardwarePlaneClient::RequestMove(const std::string& holder, QubitId qubit, bool holder_from_id,
+void HardwarePlaneClient::RequestMove(const std::string& holder, QubitId qubit,
                                       std::function<void(absl::StatusOr<MoveReply>)> done) {
   auto channel = directory_.Channel(holder);
   if (!channel.ok()) {
@@ -96,7 +96,6 @@ void HardwarePlaneClient::RequestMove(const std::string& holder, QubitId qubit, 
   call->context.set_deadline(std::chrono::system_clock::now() + deadline_);
   call->move_request.set_qubit_id(qubit);
   call->move_request.set_requester(self_);
-  call->move_request.set_holder_from_id(holder_from_id);
   if (!live_->Track(&call->context)) {
     poster_->Post([done = std::move(done), holder] {
       done(absl::UnavailableError(absl::StrCat("MoveGroup on '", holder, "': this node is shutting down")));
@@ -212,13 +211,13 @@ class MoveReactor final : public grpc::ServerUnaryReactor, public std::enable_sh
               DistributedStateBackend& backend, std::shared_ptr<LoopPoster> poster)
       : context_(context), response_(response), backend_(backend), poster_(std::move(poster)) {}
 
-  void Start(QubitId qubit, std::string requester, bool holder_from_id) {
+  void Start(QubitId qubit, std::string requester) {
     self_ = shared_from_this();
     requester_ = requester;
     auto me = self_;
-    bool posted = poster_->Post([me, qubit, requester, holder_from_id] {
-      me->backend_.HandleMove(
-          qubit, requester, [me](absl::StatusOr<MoveReply> reply) { me->Reply(std::move(reply)); }, holder_from_id);
+    bool posted = poster_->Post([me, qubit, requester] {
+      me->backend_.HandleMove(qubit, requester,
+                              [me](absl::StatusOr<MoveReply> reply) { me->Reply(std::move(reply)); });
     });
     if (!posted) Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the daemon is shutting down"));
   }
@@ -273,7 +272,7 @@ grpc::ServerUnaryReactor* HardwarePlaneService::MoveGroup(grpc::CallbackServerCo
     return Refused(context, allowed);
   }
   auto reactor = std::make_shared<MoveReactor>(context, response, backend_, poster_);
-  reactor->Start(request->qubit_id(), request->requester(), request->holder_from_id());
+  reactor->Start(request->qubit_id(), request->requester());
   return reactor.get();
 }
 

@@ -224,11 +224,10 @@ class ScriptedTransport final : public HardwarePlaneTransport {
     std::string holder;
     QubitId qubit;
     std::function<void(absl::StatusOr<MoveReply>)> done;
-    bool holder_from_id;
   };
-  void RequestMove(const std::string& holder, QubitId qubit, bool holder_from_id,
+  void RequestMove(const std::string& holder, QubitId qubit,
                    std::function<void(absl::StatusOr<MoveReply>)> done) override {
-    requests.push_back({holder, qubit, std::move(done), holder_from_id});
+    requests.push_back({holder, qubit, std::move(done)});
   }
   void SendDiscard(const std::string& holder, QubitId qubit, uint32_t) override {
     discards.emplace_back(holder, qubit);
@@ -420,75 +419,6 @@ TEST_F(ScriptedBackendTest, GroupHandedOverAfterItsQubitWasDiscardedLosesIt) {
   EXPECT_FALSE(backend_.system().Exists(qx));
   EXPECT_TRUE(backend_.system().Exists(qx2));
   EXPECT_EQ(backend_.system().qubit_count(), 1u);
-}
-
-// y guesses that x holds x's qubit (it has no record of it); x's only fetch
-// asks y, which has nothing to give, so x answers at once: two daemons
-// asking each other must not wait for each other.
-TEST_F(ScriptedBackendTest, AGuessedRequestDoesNotWaitForFetchesFromTheRequester) {
-  const QubitId qy = MakeQubitId(1, 1);
-  const QubitId qx = MakeQubitId(0, 7);
-  backend_.WithLocalQubits({qy}, [](absl::StatusOr<QuantumSystem*>) {});
-  ASSERT_EQ(transport_.requests.size(), 1u);
-  EXPECT_EQ(transport_.requests[0].holder, "y");
-  EXPECT_TRUE(transport_.requests[0].holder_from_id);
-  std::optional<absl::StatusOr<MoveReply>> to_y;
-  backend_.HandleMove(qx, "y", [&](absl::StatusOr<MoveReply> r) { to_y = std::move(r); }, /*holder_from_id=*/true);
-  ASSERT_TRUE(to_y.has_value() && to_y->ok());
-  EXPECT_TRUE((*to_y)->not_found);
-  // A guess from z still waits: x's fetch from y may bring the group.
-  std::optional<absl::StatusOr<MoveReply>> to_z;
-  backend_.HandleMove(qx, "z", [&](absl::StatusOr<MoveReply> r) { to_z = std::move(r); }, /*holder_from_id=*/true);
-  EXPECT_FALSE(to_z.has_value());
-  transport_.requests[0].done(MoveReply{.not_found = true});
-  ASSERT_TRUE(to_z.has_value() && to_z->ok());
-  EXPECT_TRUE((*to_z)->not_found);
-}
-
-// y has just given x the group of x's qubit (the reply to x's fetch is on
-// its way) and asks for it back by its record: x must wait for its fetch,
-// not answer "not found" (y would then measure the qubit as absent).
-TEST_F(ScriptedBackendTest, ARequestByRecordWaitsForTheFetchThatBringsTheGroup) {
-  const QubitId qy = MakeQubitId(1, 1);
-  const QubitId qx = MakeQubitId(0, 7);
-  backend_.WithLocalQubits({qy}, [](absl::StatusOr<QuantumSystem*>) {});
-  std::optional<absl::StatusOr<MoveReply>> to_y;
-  backend_.HandleMove(qx, "y", [&](absl::StatusOr<MoveReply> r) { to_y = std::move(r); }, /*holder_from_id=*/false);
-  EXPECT_FALSE(to_y.has_value());
-  transport_.requests[0].done(MoveReply{.group = Pair(qx, qy)});
-  ASSERT_TRUE(to_y.has_value() && to_y->ok());
-  ASSERT_TRUE((*to_y)->group.has_value());
-  EXPECT_EQ((*to_y)->group->members, (std::vector<QubitId>{qx, qy}));
-}
-
-// x guessed y holds y's qubit; meanwhile the qubit's group reached x with
-// another fetch and x gave it to y. y's "not found" (sent before the group
-// got there) must not make x's operation take the qubit as absent: x
-// follows its record and asks y again, by record this time.
-TEST_F(ScriptedBackendTest, AGuessToldNotFoundFollowsTheGroupPassedOnMeanwhile) {
-  const QubitId qy = MakeQubitId(1, 1);
-  const QubitId qz = MakeQubitId(2, 1);
-  bool found = false;
-  bool ran = false;
-  backend_.WithLocalQubits({qy}, [&](absl::StatusOr<QuantumSystem*> s) {
-    ASSERT_TRUE(s.ok());
-    ran = true;
-    found = (*s)->Exists(qy);
-  });
-  backend_.WithLocalQubits({qz}, [](absl::StatusOr<QuantumSystem*>) {});
-  ASSERT_EQ(transport_.requests.size(), 2u);
-  transport_.requests[1].done(MoveReply{.group = Pair(qz, qy)});  // z's fetch brings qy too
-  std::optional<absl::StatusOr<MoveReply>> to_y;
-  backend_.HandleMove(qy, "y", [&](absl::StatusOr<MoveReply> r) { to_y = std::move(r); });
-  ASSERT_TRUE(to_y.has_value() && to_y->ok() && (*to_y)->group.has_value());
-  transport_.requests[0].done(MoveReply{.not_found = true});
-  EXPECT_FALSE(ran);
-  ASSERT_EQ(transport_.requests.size(), 3u);
-  EXPECT_EQ(transport_.requests[2].holder, "y");
-  EXPECT_FALSE(transport_.requests[2].holder_from_id);
-  transport_.requests[2].done(MoveReply{.group = Pair(qz, qy)});
-  EXPECT_TRUE(ran);
-  EXPECT_TRUE(found);
 }
 
 }  // namespace
