@@ -5,7 +5,7 @@
 // acknowledges every copy and hands each sequence number up once. Acks ride
 // on the next outgoing message or go alone at the end of the current event.
 // One timer per channel serves every message's retransmission deadline (a
-// timer per message was a third of a simulated repeater chain's events).
+// timer per message cost a queued and then cancelled event per message).
 // The retransmission timeout adapts to measured round trips (RFC 6298).
 // Numbering runs in sessions: Reset starts a new one (seqs from 1 again), and
 // a receiver that sees a newer session of its peer forgets the old seqs, so
