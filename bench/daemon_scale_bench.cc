@@ -37,6 +37,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <cstdio>
 #include <deque>
 #include <filesystem>
@@ -176,6 +177,8 @@ class ScaleNetwork {
     options.state_dir = (net->dir_ / "state").string();
     options.time_scale = time_scale;
     options.log_level = "warn";  // info logs every link and request: keep 64 daemons' logging out of the figures
+    // For chasing a failed request: its daemons' debug logs (the figures then include the logging).
+    if (const char* level = std::getenv("QNET_BENCH_DAEMON_LOG_LEVEL"); level != nullptr) options.log_level = level;
     options.ready_timeout = absl::Seconds(60);
     options.stop_grace = absl::Seconds(10);
     net->launched_ = SteadyClock::now();

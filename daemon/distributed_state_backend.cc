@@ -139,33 +139,49 @@ void DistributedStateBackend::MaybeHandOver(QubitId member) {
 }
 
 void DistributedStateBackend::HandleHandOver(quantum::GroupState group, const std::string& sender) {
+  (void)AcceptGroup(std::move(group), sender, "handed over");
+}
+
+bool DistributedStateBackend::AcceptGroup(quantum::GroupState group, const std::string& sender,
+                                          std::string_view how, std::optional<QubitId> answers) {
   std::vector<QubitId> members = group.members;
   for (QubitId m : members) {
     if (system_.Exists(m)) {
-      QNET_LOG(log_, kError, "%s handed over group %s, but qubit %s is here already; dropping it", sender,
-               Members(members), Label(m));
-      return;
+      QNET_LOG(log_, kError, "%s: group %s %s, but qubit %s is here already; dropping it", sender, Members(members),
+               how, Label(m));
+      return false;
     }
   }
   absl::Status inserted = system_.InsertGroup(std::move(group));
   if (!inserted.ok()) {
-    QNET_LOG(log_, kError, "cannot install group %s handed over by %s: %s", Members(members), sender,
+    QNET_LOG(log_, kError, "cannot install group %s %s by %s: %s", Members(members), how, sender,
              inserted.ToString());
-    return;
+    return false;
   }
   for (QubitId m : members) {
     moved_to_.erase(m);
     held_by_.erase(m);
   }
-  QNET_LOG(log_, kDebug, "group %s handed over by %s", Members(members), sender);
+  QNET_LOG(log_, kDebug, "group %s %s by %s", Members(members), how, sender);
   // Members discarded while the group was on its way are traced out now.
   for (QubitId m : members) {
     if (discarded_away_.erase(m) > 0 && system_.Exists(m)) (void)system_.Remove(m);
   }
-  // Fetches of members end here; their late replies find no fetch.
+  // The fetch this group answers ends first; then those of the other
+  // members (their late replies find no fetch), unless the waiters served
+  // first sent the group on: those have a request in flight and follow it.
+  if (answers.has_value()) Complete(*answers, system_.Exists(*answers) ? Found::kHere : Found::kAbsent);
   for (QubitId m : members) {
-    if (fetches_.contains(m)) Complete(m, system_.Exists(m) ? Found::kHere : Found::kAbsent);
+    if (!fetches_.contains(m)) continue;
+    if (system_.Exists(m)) {
+      Complete(m, Found::kHere);
+    } else if (!moved_to_.contains(m)) {
+      Complete(m, Found::kAbsent);  // discarded
+    }
   }
+  // A group all of another node's goes on home (a hand-over is always ours).
+  for (QubitId m : members) MaybeHandOver(m);
+  return true;
 }
 
 void DistributedStateBackend::NoteDiscardedAway(QubitId qubit) {
@@ -200,9 +216,13 @@ void DistributedStateBackend::Ask(QubitId qubit, const std::string& holder) {
     Complete(qubit, Found::kHere);
     return;
   }
-  QNET_LOG(log_, kDebug, "asking %s for the group of qubit %s", holder, Label(qubit));
+  auto record = moved_to_.find(qubit);
+  const bool by_hint = record == moved_to_.end() || record->second != holder;
+  QNET_LOG(log_, kDebug, "asking %s for the group of qubit %s (%s)", holder, Label(qubit),
+           by_hint ? "on a hint" : "we sent it there");
+  if (auto it = fetches_.find(qubit); it != fetches_.end()) it->second.asking = holder;
   ++moves_requested_;
-  transport_.RequestMove(holder, qubit, [this, qubit, holder](absl::StatusOr<MoveReply> reply) {
+  transport_.RequestMove(holder, qubit, by_hint, [this, qubit, holder](absl::StatusOr<MoveReply> reply) {
     OnMoveReply(qubit, holder, std::move(reply));
   });
 }
@@ -229,7 +249,13 @@ void DistributedStateBackend::AskLater(QubitId qubit, const std::string& holder)
 
 void DistributedStateBackend::OnMoveReply(QubitId qubit, const std::string& holder,
                                           absl::StatusOr<MoveReply> reply) {
-  if (!fetches_.contains(qubit)) return;
+  if (!fetches_.contains(qubit)) {
+    // The fetch ended meanwhile (a hand-over brought the group, which may
+    // have moved on since). A group in a late reply is still the holder's
+    // only copy, now recorded as ours: keep it, or the state is lost.
+    if (reply.ok() && reply->group.has_value()) (void)AcceptGroup(*std::move(reply->group), holder, "sent after its fetch ended");
+    return;
+  }
   if (!reply.ok()) {
     QNET_LOG(log_, kWarn, "fetching qubit %s from %s failed: %s", Label(qubit), holder, reply.status().ToString());
     if (reply.status().code() == absl::StatusCode::kPermissionDenied) {  // refused, not unreachable
@@ -241,21 +267,11 @@ void DistributedStateBackend::OnMoveReply(QubitId qubit, const std::string& hold
     return;
   }
   if (reply->group.has_value()) {
-    std::vector<QubitId> members = reply->group->members;
-    absl::Status inserted = system_.InsertGroup(*std::move(reply->group));
-    if (!inserted.ok()) {
-      QNET_LOG(log_, kError, "cannot install group %s from %s: %s", Members(members), holder, inserted.ToString());
+    if (!AcceptGroup(*std::move(reply->group), holder, "moved here", qubit)) {
       Complete(qubit, absl::InternalError(absl::StrCat("cannot install the group of qubit ", Label(qubit), " from '",
-                                                       holder, "': ", inserted.message())));
-      return;
+                                                       holder, "' (see the log)")));
     }
-    for (QubitId m : members) {
-      moved_to_.erase(m);
-      held_by_.erase(m);
-    }
-    QNET_LOG(log_, kDebug, "group %s moved here from %s", Members(members), holder);
-    Complete(qubit, Found::kHere);
-    return;
+    return;  // the fetch completed as the group came in
   }
   if (reply->not_found) {
     held_by_.erase(qubit);
@@ -289,13 +305,19 @@ void DistributedStateBackend::Complete(QubitId qubit, absl::StatusOr<Found> outc
   // Our own waiting operations first, then the daemons that asked us.
   for (FetchDone& waiter : fetch.waiters) waiter(outcome);
   if (fetch.discard_when_done && system_.Exists(qubit)) RemoveAndHandOverRest(qubit);
-  for (auto& [requester, reply] : fetch.queued_requests) HandleMove(qubit, requester, std::move(reply));
+  for (auto& [requester, by_hint, reply] : fetch.queued_requests) HandleMove(qubit, requester, by_hint, std::move(reply));
   std::vector<std::function<void()>> deferred;
   deferred.swap(after_any_fetch_);
   for (auto& retry : deferred) retry();
 }
 
-void DistributedStateBackend::HandleMove(QubitId qubit, const std::string& requester, MoveReplyFn reply) {
+bool DistributedStateBackend::FetchesAskOtherThan(const std::string& requester) const {
+  return std::any_of(fetches_.begin(), fetches_.end(),
+                     [&](const auto& entry) { return entry.second.asking != requester; });
+}
+
+void DistributedStateBackend::HandleMove(QubitId qubit, const std::string& requester, bool by_hint,
+                                         MoveReplyFn reply) {
   if (shut_down_) {
     reply(absl::UnavailableError(absl::StrCat("node '", self_, "' is shutting down")));
     return;
@@ -325,18 +347,21 @@ void DistributedStateBackend::HandleMove(QubitId qubit, const std::string& reque
     return;
   }
   if (auto it = fetches_.find(qubit); it != fetches_.end()) {
-    it->second.queued_requests.emplace_back(requester, std::move(reply));
+    it->second.queued_requests.push_back({requester, by_hint, std::move(reply)});
     return;
   }
   if (auto it = moved_to_.find(qubit); it != moved_to_.end()) {
     reply(MoveReply{.moved_to = it->second});
     return;
   }
-  if (!fetches_.empty()) {
-    // Unknown here, but one of our fetches may be bringing its group (as
-    // another member's): decide once that fetch is done.
-    after_any_fetch_.push_back([this, qubit, requester, reply = std::move(reply)]() mutable {
-      HandleMove(qubit, requester, std::move(reply));
+  // Unknown here, but one of our fetches may be bringing its group (as
+  // another member's): decide once that fetch is done. Not one that asks a
+  // requester without a record of sending the group here: that requester
+  // never held the group since it began asking, so it has none to give us.
+  // (Two daemons asking each other on hints waited for each other.)
+  if (by_hint ? FetchesAskOtherThan(requester) : !fetches_.empty()) {
+    after_any_fetch_.push_back([this, qubit, requester, by_hint, reply = std::move(reply)]() mutable {
+      HandleMove(qubit, requester, by_hint, std::move(reply));
     });
     return;
   }
@@ -416,8 +441,8 @@ void DistributedStateBackend::RestoreGroup(quantum::GroupState group, const std:
 void DistributedStateBackend::Shutdown() {
   shut_down_ = true;
   for (auto& [qubit, fetch] : fetches_) {
-    for (auto& [requester, reply] : fetch.queued_requests) {
-      reply(absl::UnavailableError(absl::StrCat("node '", self_, "' is shutting down")));
+    for (auto& queued : fetch.queued_requests) {
+      queued.reply(absl::UnavailableError(absl::StrCat("node '", self_, "' is shutting down")));
     }
     fetch.queued_requests.clear();
   }

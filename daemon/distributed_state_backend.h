@@ -35,6 +35,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -61,7 +62,8 @@ struct MoveReply {
 class HardwarePlaneTransport {
  public:
   virtual ~HardwarePlaneTransport() = default;
-  virtual void RequestMove(const std::string& holder, QubitId qubit,
+  // `by_hint`: the requester has no record of sending the group to `holder`.
+  virtual void RequestMove(const std::string& holder, QubitId qubit, bool by_hint,
                            std::function<void(absl::StatusOr<MoveReply>)> done) = 0;
   virtual void SendDiscard(const std::string& holder, QubitId qubit, uint32_t hops) = 0;
   // Gives `group` to node `to`; `failed` runs (on the loop) only if it
@@ -84,7 +86,7 @@ class DistributedStateBackend final : public physical::StateBackend {
 
   // Hardware plane service entry points. `reply` is called exactly once.
   using MoveReplyFn = std::function<void(absl::StatusOr<MoveReply>)>;
-  void HandleMove(QubitId qubit, const std::string& requester, MoveReplyFn reply);
+  void HandleMove(QubitId qubit, const std::string& requester, bool by_hint, MoveReplyFn reply);
   void HandleDiscard(QubitId qubit, const std::string& requester, uint32_t hops);
   void HandleHandOver(quantum::GroupState group, const std::string& sender);
   // The move of `group` to `requester` was cancelled before it got there.
@@ -108,9 +110,15 @@ class DistributedStateBackend final : public physical::StateBackend {
   using FetchDone = std::function<void(absl::StatusOr<Found>)>;
   struct Fetch {
     std::vector<FetchDone> waiters;
-    std::vector<std::pair<std::string, MoveReplyFn>> queued_requests;  // (requester, reply)
+    struct QueuedRequest {
+      std::string requester;
+      bool by_hint = false;
+      MoveReplyFn reply;
+    };
+    std::vector<QueuedRequest> queued_requests;
     bool discard_when_done = false;
     int hops = 0;
+    std::string asking;  // the node asked last
   };
   struct PendingOp;
 
@@ -125,6 +133,15 @@ class DistributedStateBackend final : public physical::StateBackend {
   void AskLater(QubitId qubit, const std::string& holder);
   void OnMoveReply(QubitId qubit, const std::string& holder, absl::StatusOr<MoveReply> reply);
   void Complete(QubitId qubit, absl::StatusOr<Found> outcome);
+  // Whether a fetch in flight here asks a node other than `requester`.
+  bool FetchesAskOtherThan(const std::string& requester) const;
+  // Installs a group that came here (as the reply to the fetch of qubit
+  // `answers`, handed over, or in the reply to a fetch that had already
+  // ended: the sender recorded it as ours, so it must not be dropped) and
+  // ends the fetches of its members. False (logged) if it cannot be
+  // installed.
+  bool AcceptGroup(quantum::GroupState group, const std::string& sender, std::string_view how,
+                   std::optional<QubitId> answers = std::nullopt);
   // Hands the group of `member` to the node all its members belong to, if
   // that is one node other than this one.
   void MaybeHandOver(QubitId member);

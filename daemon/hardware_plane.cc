@@ -83,7 +83,7 @@ void HardwarePlaneClient::CancelAll() {
   for (grpc::ClientContext* context : live_->live) context->TryCancel();
 }
 
-void HardwarePlaneClient::RequestMove(const std::string& holder, QubitId qubit,
+void HardwarePlaneClient::RequestMove(const std::string& holder, QubitId qubit, bool by_hint,
                                       std::function<void(absl::StatusOr<MoveReply>)> done) {
   auto channel = directory_.Channel(holder);
   if (!channel.ok()) {
@@ -96,6 +96,7 @@ void HardwarePlaneClient::RequestMove(const std::string& holder, QubitId qubit,
   call->context.set_deadline(std::chrono::system_clock::now() + deadline_);
   call->move_request.set_qubit_id(qubit);
   call->move_request.set_requester(self_);
+  call->move_request.set_by_hint(by_hint);
   if (!live_->Track(&call->context)) {
     poster_->Post([done = std::move(done), holder] {
       done(absl::UnavailableError(absl::StrCat("MoveGroup on '", holder, "': this node is shutting down")));
@@ -211,12 +212,12 @@ class MoveReactor final : public grpc::ServerUnaryReactor, public std::enable_sh
               DistributedStateBackend& backend, std::shared_ptr<LoopPoster> poster)
       : context_(context), response_(response), backend_(backend), poster_(std::move(poster)) {}
 
-  void Start(QubitId qubit, std::string requester) {
+  void Start(QubitId qubit, std::string requester, bool by_hint) {
     self_ = shared_from_this();
     requester_ = requester;
     auto me = self_;
-    bool posted = poster_->Post([me, qubit, requester] {
-      me->backend_.HandleMove(qubit, requester,
+    bool posted = poster_->Post([me, qubit, requester, by_hint] {
+      me->backend_.HandleMove(qubit, requester, by_hint,
                               [me](absl::StatusOr<MoveReply> reply) { me->Reply(std::move(reply)); });
     });
     if (!posted) Finish(grpc::Status(grpc::StatusCode::UNAVAILABLE, "the daemon is shutting down"));
@@ -272,7 +273,7 @@ grpc::ServerUnaryReactor* HardwarePlaneService::MoveGroup(grpc::CallbackServerCo
     return Refused(context, allowed);
   }
   auto reactor = std::make_shared<MoveReactor>(context, response, backend_, poster_);
-  reactor->Start(request->qubit_id(), request->requester());
+  reactor->Start(request->qubit_id(), request->requester(), request->by_hint());
   return reactor.get();
 }
 

@@ -31,7 +31,7 @@ class HardwarePlaneClient final : public HardwarePlaneTransport {
   HardwarePlaneClient(std::string self, PeerDirectory& directory, std::shared_ptr<LoopPoster> poster,
                       std::shared_ptr<CallCounter> calls,
                       WallClock::duration deadline = std::chrono::seconds(10));
-  void RequestMove(const std::string& holder, QubitId qubit,
+  void RequestMove(const std::string& holder, QubitId qubit, bool by_hint,
                    std::function<void(absl::StatusOr<MoveReply>)> done) override;
   void SendDiscard(const std::string& holder, QubitId qubit, uint32_t hops) override;
   void HandOver(const std::string& to, quantum::GroupState group,

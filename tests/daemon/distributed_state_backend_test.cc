@@ -223,11 +223,12 @@ class ScriptedTransport final : public HardwarePlaneTransport {
   struct Request {
     std::string holder;
     QubitId qubit;
+    bool by_hint;
     std::function<void(absl::StatusOr<MoveReply>)> done;
   };
-  void RequestMove(const std::string& holder, QubitId qubit,
+  void RequestMove(const std::string& holder, QubitId qubit, bool by_hint,
                    std::function<void(absl::StatusOr<MoveReply>)> done) override {
-    requests.push_back({holder, qubit, std::move(done)});
+    requests.push_back({holder, qubit, by_hint, std::move(done)});
   }
   void SendDiscard(const std::string& holder, QubitId qubit, uint32_t) override {
     discards.emplace_back(holder, qubit);
@@ -264,7 +265,7 @@ TEST_F(ScriptedBackendTest, RequestForTheQubitBeingFetchedIsServedAfterArrival) 
     order.push_back("our op");
   });
   std::optional<absl::StatusOr<MoveReply>> to_y;
-  backend_.HandleMove(qy, "y", [&](absl::StatusOr<MoveReply> r) {
+  backend_.HandleMove(qy, "y", false, [&](absl::StatusOr<MoveReply> r) {
     order.push_back("reply to y");
     to_y = std::move(r);
   });
@@ -278,7 +279,7 @@ TEST_F(ScriptedBackendTest, RequestForTheQubitBeingFetchedIsServedAfterArrival) 
 
   // Later requests for any member are redirected to y.
   std::optional<absl::StatusOr<MoveReply>> late;
-  backend_.HandleMove(qx, "y", [&](absl::StatusOr<MoveReply> r) { late = std::move(r); });
+  backend_.HandleMove(qx, "y", false, [&](absl::StatusOr<MoveReply> r) { late = std::move(r); });
   ASSERT_TRUE(late.has_value() && late->ok());
   EXPECT_EQ((*late)->moved_to, "y");
 }
@@ -311,7 +312,7 @@ TEST_F(ScriptedBackendTest, FailedFetchFailsEveryWaiterAndQueuedRequest) {
   }
   ASSERT_EQ(transport_.requests.size(), 1u);  // one fetch serves both
   std::optional<absl::StatusOr<MoveReply>> to_z;
-  backend_.HandleMove(qy, "z", [&](absl::StatusOr<MoveReply> r) { to_z = std::move(r); });
+  backend_.HandleMove(qy, "z", false, [&](absl::StatusOr<MoveReply> r) { to_z = std::move(r); });
   transport_.requests[0].done(absl::UnavailableError("connection refused"));
   EXPECT_EQ(failures, 2);
   ASSERT_TRUE(to_z.has_value() && to_z->ok());
@@ -323,14 +324,14 @@ TEST_F(ScriptedBackendTest, CancelledMoveIsRestored) {
   const QubitId qy = MakeQubitId(1, 1);
   ASSERT_TRUE(backend_.mutable_system().InsertGroup(Pair(qx, qy)).ok());
   std::optional<absl::StatusOr<MoveReply>> reply;
-  backend_.HandleMove(qx, "y", [&](absl::StatusOr<MoveReply> r) { reply = std::move(r); });
+  backend_.HandleMove(qx, "y", false, [&](absl::StatusOr<MoveReply> r) { reply = std::move(r); });
   ASSERT_TRUE(reply.has_value() && reply->ok() && (*reply)->group.has_value());
   EXPECT_EQ(backend_.system().qubit_count(), 0u);
   backend_.RestoreGroup(*std::move((*reply)->group), "y");
   EXPECT_EQ(backend_.system().qubit_count(), 2u);
   // No longer thought to be at y: a request is served from here.
   std::optional<absl::StatusOr<MoveReply>> again;
-  backend_.HandleMove(qy, "y", [&](absl::StatusOr<MoveReply> r) { again = std::move(r); });
+  backend_.HandleMove(qy, "y", false, [&](absl::StatusOr<MoveReply> r) { again = std::move(r); });
   ASSERT_TRUE(again.has_value() && again->ok());
   EXPECT_TRUE((*again)->group.has_value());
 }
@@ -364,7 +365,7 @@ TEST_F(ScriptedBackendTest, MeasuringHereHandsTheForeignHalfToItsNode) {
   EXPECT_EQ(backend_.system().qubit_count(), 1u);
   // Requests for it are redirected to y.
   std::optional<absl::StatusOr<MoveReply>> reply;
-  backend_.HandleMove(qy, "z", [&](absl::StatusOr<MoveReply> r) { reply = std::move(r); });
+  backend_.HandleMove(qy, "z", false, [&](absl::StatusOr<MoveReply> r) { reply = std::move(r); });
   ASSERT_TRUE(reply.has_value() && reply->ok());
   EXPECT_EQ((*reply)->moved_to, "y");
 }
@@ -419,6 +420,113 @@ TEST_F(ScriptedBackendTest, GroupHandedOverAfterItsQubitWasDiscardedLosesIt) {
   EXPECT_FALSE(backend_.system().Exists(qx));
   EXPECT_TRUE(backend_.system().Exists(qx2));
   EXPECT_EQ(backend_.system().qubit_count(), 1u);
+}
+
+TEST_F(ScriptedBackendTest, GroupInTheReplyToAFetchThatEndedIsKept) {
+  // x fetches two of its qubits from y; y's answer to the second brings the
+  // group with both, ending both fetches. y then takes the group back for
+  // its own qubit and, handling x's first request only now, sends it again:
+  // that reply is the group's only copy (y records it as x's).
+  const QubitId qx = MakeQubitId(0, 1);
+  const QubitId qx2 = MakeQubitId(0, 2);
+  const QubitId qy = MakeQubitId(1, 1);
+  backend_.NoteHeldBy(qx, "y");
+  backend_.NoteHeldBy(qx2, "y");
+  int ran = 0;
+  for (QubitId q : {qx, qx2}) {
+    backend_.WithLocalQubits({q}, [&, q](absl::StatusOr<QuantumSystem*> s) {
+      ASSERT_TRUE(s.ok());
+      EXPECT_TRUE((*s)->Exists(q));
+      ++ran;
+    });
+  }
+  ASSERT_EQ(transport_.requests.size(), 2u);
+  quantum::GroupState group{{qx, qx2, qy}, Matrix::Identity(8, 8) / 8.0};
+  transport_.requests[1].done(MoveReply{.group = group});
+  EXPECT_EQ(ran, 2);  // both fetches ended with the group's arrival
+  std::optional<absl::StatusOr<MoveReply>> to_y;
+  backend_.HandleMove(qy, "y", false, [&](absl::StatusOr<MoveReply> r) { to_y = std::move(r); });
+  ASSERT_TRUE(to_y.has_value() && to_y->ok() && (*to_y)->group.has_value());
+  EXPECT_EQ(backend_.system().qubit_count(), 0u);
+  transport_.requests[0].done(MoveReply{.group = *std::move((*to_y)->group)});
+  EXPECT_EQ(backend_.system().qubit_count(), 3u);
+  EXPECT_TRUE(backend_.system().Exists(qy));
+  // Requests for it are served from here again.
+  std::optional<absl::StatusOr<MoveReply>> again;
+  backend_.HandleMove(qy, "y", false, [&](absl::StatusOr<MoveReply> r) { again = std::move(r); });
+  ASSERT_TRUE(again.has_value() && again->ok());
+  EXPECT_TRUE((*again)->group.has_value());
+  EXPECT_EQ(transport_.requests.size(), 2u);
+}
+
+TEST_F(ScriptedBackendTest, DaemonsAskingEachOtherOnHintsDoNotWaitForEachOther) {
+  // x fetches its qubit from y on a herald's hint while y, on a hint too,
+  // asks x for y's qubit, which x knows nothing of. x's fetch asks y, so it
+  // cannot bring y's qubit (y would then hold it and not ask): x answers at
+  // once instead of waiting for a fetch that waits for x.
+  const QubitId qx = MakeQubitId(0, 1);
+  const QubitId qy = MakeQubitId(1, 1);
+  backend_.NoteHeldBy(qx, "y");
+  backend_.WithLocalQubits({qx}, [](absl::StatusOr<QuantumSystem*>) {});
+  ASSERT_EQ(transport_.requests.size(), 1u);
+  EXPECT_TRUE(transport_.requests[0].by_hint);
+  std::optional<absl::StatusOr<MoveReply>> to_y;
+  backend_.HandleMove(qy, "y", true, [&](absl::StatusOr<MoveReply> r) { to_y = std::move(r); });
+  ASSERT_TRUE(to_y.has_value() && to_y->ok());
+  EXPECT_TRUE((*to_y)->not_found);
+}
+
+TEST_F(ScriptedBackendTest, RequestOnAHintWaitsForFetchesFromOtherDaemons) {
+  // x's fetch asks z, whose reply may bring the group of y's qubit.
+  const QubitId qx = MakeQubitId(0, 1);
+  const QubitId qy = MakeQubitId(1, 1);
+  backend_.NoteHeldBy(qx, "z");
+  bool ran = false;
+  backend_.WithLocalQubits({qx}, [&](absl::StatusOr<QuantumSystem*> s) { ran = s.ok(); });
+  std::optional<absl::StatusOr<MoveReply>> to_y;
+  backend_.HandleMove(qy, "y", true, [&](absl::StatusOr<MoveReply> r) { to_y = std::move(r); });
+  EXPECT_FALSE(to_y.has_value());
+  transport_.requests[0].done(MoveReply{.group = Pair(qx, qy)});
+  EXPECT_TRUE(ran);
+  ASSERT_TRUE(to_y.has_value() && to_y->ok());
+  ASSERT_TRUE((*to_y)->group.has_value());
+  EXPECT_EQ((*to_y)->group->members, (std::vector<QubitId>{qx, qy}));
+}
+
+TEST_F(ScriptedBackendTest, RequestByRecordWaitsForTheFetchFromTheRequester) {
+  // y answered x's fetch with the group and, its record pointing at x, asks
+  // for it back before that answer arrived: "not found" would make y
+  // measure a qubit it takes for absent.
+  const QubitId qx = MakeQubitId(0, 1);
+  const QubitId qy = MakeQubitId(1, 1);
+  backend_.NoteHeldBy(qx, "y");
+  bool ran = false;
+  backend_.WithLocalQubits({qx}, [&](absl::StatusOr<QuantumSystem*> s) { ran = s.ok(); });
+  std::optional<absl::StatusOr<MoveReply>> to_y;
+  backend_.HandleMove(qy, "y", false, [&](absl::StatusOr<MoveReply> r) { to_y = std::move(r); });
+  EXPECT_FALSE(to_y.has_value());
+  transport_.requests[0].done(MoveReply{.group = Pair(qx, qy)});
+  EXPECT_TRUE(ran);
+  ASSERT_TRUE(to_y.has_value() && to_y->ok());
+  EXPECT_TRUE((*to_y)->group.has_value());
+}
+
+TEST_F(ScriptedBackendTest, FetchSaysWhetherItFollowsItsOwnRecord) {
+  const QubitId qx = MakeQubitId(0, 1);
+  const QubitId qy = MakeQubitId(1, 1);
+  ASSERT_TRUE(backend_.mutable_system().InsertGroup(Pair(qx, qy)).ok());
+  std::optional<absl::StatusOr<MoveReply>> to_y;
+  backend_.HandleMove(qy, "y", true, [&](absl::StatusOr<MoveReply> r) { to_y = std::move(r); });
+  ASSERT_TRUE(to_y.has_value() && to_y->ok() && (*to_y)->group.has_value());
+  backend_.WithLocalQubits({qx}, [](absl::StatusOr<QuantumSystem*>) {});
+  ASSERT_EQ(transport_.requests.size(), 1u);
+  EXPECT_EQ(transport_.requests[0].holder, "y");
+  EXPECT_FALSE(transport_.requests[0].by_hint);  // we sent it there
+  // Redirected by y to z: z is only y's word.
+  transport_.requests[0].done(MoveReply{.moved_to = "z"});
+  ASSERT_EQ(transport_.requests.size(), 2u);
+  EXPECT_EQ(transport_.requests[1].holder, "z");
+  EXPECT_TRUE(transport_.requests[1].by_hint);
 }
 
 }  // namespace
