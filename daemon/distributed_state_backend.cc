@@ -168,16 +168,15 @@ bool DistributedStateBackend::AcceptGroup(quantum::GroupState group, const std::
     if (discarded_away_.erase(m) > 0 && system_.Exists(m)) (void)system_.Remove(m);
   }
   // The fetch this group answers ends first; then those of the other
-  // members (their late replies find no fetch), unless the waiters served
-  // first sent the group on: those have a request in flight and follow it.
-  if (answers.has_value()) Complete(*answers, system_.Exists(*answers) ? Found::kHere : Found::kAbsent);
+  // members (their late replies find no fetch). A member whose group the
+  // waiters served first sent on counts as here: its operation looks again
+  // and fetches it anew by our record. Only a discarded one is absent.
+  auto outcome = [this](QubitId m) {
+    return system_.Exists(m) || moved_to_.contains(m) ? Found::kHere : Found::kAbsent;
+  };
+  if (answers.has_value()) Complete(*answers, outcome(*answers));
   for (QubitId m : members) {
-    if (!fetches_.contains(m)) continue;
-    if (system_.Exists(m)) {
-      Complete(m, Found::kHere);
-    } else if (!moved_to_.contains(m)) {
-      Complete(m, Found::kAbsent);  // discarded
-    }
+    if (fetches_.contains(m)) Complete(m, outcome(m));
   }
   // A group all of another node's goes on home (a hand-over is always ours).
   for (QubitId m : members) MaybeHandOver(m);
@@ -207,8 +206,15 @@ void DistributedStateBackend::FetchQubit(QubitId qubit, FetchDone done) {
     done(absl::UnavailableError(absl::StrCat("node '", self_, "' is shutting down")));
     return;
   }
-  fetches_[qubit].waiters.push_back(std::move(done));
+  Fetch& fetch = fetches_[qubit];
+  fetch.id = ++fetch_ids_;
+  fetch.waiters.push_back(std::move(done));
   Ask(qubit, holder);
+}
+
+DistributedStateBackend::Fetch* DistributedStateBackend::CurrentFetch(QubitId qubit, uint64_t id) {
+  auto it = fetches_.find(qubit);
+  return it != fetches_.end() && it->second.id == id ? &it->second : nullptr;
 }
 
 void DistributedStateBackend::Ask(QubitId qubit, const std::string& holder) {
@@ -220,15 +226,21 @@ void DistributedStateBackend::Ask(QubitId qubit, const std::string& holder) {
   const bool by_hint = record == moved_to_.end() || record->second != holder;
   QNET_LOG(log_, kDebug, "asking %s for the group of qubit %s (%s)", holder, Label(qubit),
            by_hint ? "on a hint" : "we sent it there");
-  if (auto it = fetches_.find(qubit); it != fetches_.end()) it->second.asking = holder;
+  auto fetch = fetches_.find(qubit);
+  if (fetch == fetches_.end()) return;
+  fetch->second.asking = holder;
   ++moves_requested_;
-  transport_.RequestMove(holder, qubit, by_hint, [this, qubit, holder](absl::StatusOr<MoveReply> reply) {
-    OnMoveReply(qubit, holder, std::move(reply));
-  });
+  transport_.RequestMove(holder, qubit, by_hint,
+                         [this, qubit, holder, id = fetch->second.id](absl::StatusOr<MoveReply> reply) {
+                           OnMoveReply(qubit, id, holder, std::move(reply));
+                         });
 }
 
 void DistributedStateBackend::AskLater(QubitId qubit, const std::string& holder) {
-  Fetch& fetch = fetches_[qubit];
+  auto it = fetches_.find(qubit);
+  if (it == fetches_.end()) return;
+  Fetch& fetch = it->second;
+  fetch.asking = holder;  // what it waits for now, while backing off too
   if (++fetch.hops > kMaxHops) {
     Complete(qubit, absl::AbortedError(absl::StrCat("gave up fetching qubit ", Label(qubit), " after ", kMaxHops,
                                                     " redirects (last holder asked: '", holder, "')")));
@@ -242,17 +254,18 @@ void DistributedStateBackend::AskLater(QubitId qubit, const std::string& holder)
   }
   auto delay = std::min<WallClock::duration>(std::chrono::milliseconds(1) * (1 << std::min(extra, 10)),
                                              std::chrono::milliseconds(200));
-  loop_.StartWallTimer(delay, [this, qubit, holder] {
-    if (fetches_.contains(qubit)) Ask(qubit, holder);
+  loop_.StartWallTimer(delay, [this, qubit, holder, id = fetch.id] {
+    if (CurrentFetch(qubit, id) != nullptr) Ask(qubit, holder);
   });
 }
 
-void DistributedStateBackend::OnMoveReply(QubitId qubit, const std::string& holder,
+void DistributedStateBackend::OnMoveReply(QubitId qubit, uint64_t fetch_id, const std::string& holder,
                                           absl::StatusOr<MoveReply> reply) {
-  if (!fetches_.contains(qubit)) {
-    // The fetch ended meanwhile (a hand-over brought the group, which may
-    // have moved on since). A group in a late reply is still the holder's
-    // only copy, now recorded as ours: keep it, or the state is lost.
+  if (CurrentFetch(qubit, fetch_id) == nullptr) {
+    // The fetch ended meanwhile (a group brought the qubit, and may have
+    // moved on since; a new fetch of it has requests of its own). A group in
+    // a late reply is still the holder's only copy, now recorded as ours:
+    // keep it, or the state is lost.
     if (reply.ok() && reply->group.has_value()) (void)AcceptGroup(*std::move(reply->group), holder, "sent after its fetch ended");
     return;
   }
@@ -275,7 +288,7 @@ void DistributedStateBackend::OnMoveReply(QubitId qubit, const std::string& hold
   }
   if (reply->not_found) {
     held_by_.erase(qubit);
-    Complete(qubit, Found::kAbsent);
+    ConcludeNotFound(qubit, fetch_id);
     return;
   }
   const std::string& next = reply->moved_to;
@@ -298,13 +311,45 @@ void DistributedStateBackend::OnMoveReply(QubitId qubit, const std::string& hold
   AskLater(qubit, next);
 }
 
+void DistributedStateBackend::ConcludeNotFound(QubitId qubit, uint64_t fetch_id) {
+  Fetch* fetch = CurrentFetch(qubit, fetch_id);
+  if (fetch == nullptr) return;
+  if (system_.Exists(qubit)) {
+    Complete(qubit, Found::kHere);
+    return;
+  }
+  // The holder asked answered before we passed the group on to it: follow
+  // our record.
+  if (auto onward = moved_to_.find(qubit); onward != moved_to_.end() && onward->second != self_) {
+    AskLater(qubit, onward->second);
+    return;
+  }
+  // Another of our fetches may be bringing its group (as another member's):
+  // absent only once none that asks a daemon is left.
+  const bool others = std::any_of(fetches_.begin(), fetches_.end(), [&](const auto& entry) {
+    return entry.first != qubit && !entry.second.asking.empty();
+  });
+  if (others) {
+    fetch->asking.clear();  // waiting for our own fetches, asking no one
+    after_any_fetch_.push_back([this, qubit, fetch_id] { ConcludeNotFound(qubit, fetch_id); });
+    return;
+  }
+  Complete(qubit, Found::kAbsent);
+}
+
 void DistributedStateBackend::Complete(QubitId qubit, absl::StatusOr<Found> outcome) {
   auto node = fetches_.extract(qubit);
   if (node.empty()) return;
   Fetch fetch = std::move(node.mapped());
   // Our own waiting operations first, then the daemons that asked us.
   for (FetchDone& waiter : fetch.waiters) waiter(outcome);
-  if (fetch.discard_when_done && system_.Exists(qubit)) RemoveAndHandOverRest(qubit);
+  if (fetch.discard_when_done) {
+    if (system_.Exists(qubit)) {
+      RemoveAndHandOverRest(qubit);
+    } else if (moved_to_.contains(qubit)) {
+      Discard(qubit);  // its group went on meanwhile: the discard follows it
+    }
+  }
   for (auto& [requester, by_hint, reply] : fetch.queued_requests) HandleMove(qubit, requester, by_hint, std::move(reply));
   std::vector<std::function<void()>> deferred;
   deferred.swap(after_any_fetch_);
@@ -312,8 +357,9 @@ void DistributedStateBackend::Complete(QubitId qubit, absl::StatusOr<Found> outc
 }
 
 bool DistributedStateBackend::FetchesAskOtherThan(const std::string& requester) const {
-  return std::any_of(fetches_.begin(), fetches_.end(),
-                     [&](const auto& entry) { return entry.second.asking != requester; });
+  return std::any_of(fetches_.begin(), fetches_.end(), [&](const auto& entry) {
+    return !entry.second.asking.empty() && entry.second.asking != requester;
+  });
 }
 
 void DistributedStateBackend::HandleMove(QubitId qubit, const std::string& requester, bool by_hint,

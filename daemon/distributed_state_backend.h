@@ -12,8 +12,19 @@
 // fetching the group answers once the group has arrived and its own waiting
 // operations ran; one asked about a qubit it knows nothing of while any of
 // its fetches is in flight answers after that fetch (it may bring the
-// qubit's group). So one group is never in two moves at once and exists in
-// exactly one place. If a holder is unreachable the operation gets
+// qubit's group) - except that a request on a hint (the requester has no
+// record of sending the group there) waits only for fetches that ask other
+// daemons: the requester has not held the group since it began asking, so
+// fetches from it cannot bring it, and two daemons asking each other would
+// wait for each other. A group that arrives ends the fetches of all its
+// members; one in a reply to a fetch that had already ended is kept (the
+// holder recorded it as ours). A fetch told "not found" follows our own
+// record if we passed the group on since, and waits for our other fetches
+// asking daemons (one may bring the group) before taking the qubit for
+// absent; replies and timers of an earlier fetch of the same qubit are not
+// the current one's. So one group is never in two moves at once and exists
+// in exactly one place. Left open: a cycle of three or more daemons asking
+// on hints still waits until the move deadline. If a holder is unreachable the operation gets
 // Unavailable and nothing moves. If a move's RPC is cancelled before the
 // requester received the group, the holder keeps it.
 //
@@ -118,7 +129,8 @@ class DistributedStateBackend final : public physical::StateBackend {
     std::vector<QueuedRequest> queued_requests;
     bool discard_when_done = false;
     int hops = 0;
-    std::string asking;  // the node asked last
+    uint64_t id = 0;     // replies and timers of an earlier fetch of the qubit are not this one's
+    std::string asking;  // the node asked (or about to be); "" while it waits for our other fetches
   };
   struct PendingOp;
 
@@ -131,7 +143,13 @@ class DistributedStateBackend final : public physical::StateBackend {
   void FetchQubit(QubitId qubit, FetchDone done);
   void Ask(QubitId qubit, const std::string& holder);
   void AskLater(QubitId qubit, const std::string& holder);
-  void OnMoveReply(QubitId qubit, const std::string& holder, absl::StatusOr<MoveReply> reply);
+  void OnMoveReply(QubitId qubit, uint64_t fetch_id, const std::string& holder, absl::StatusOr<MoveReply> reply);
+  // The fetch of `qubit` if it is still the one numbered `id`.
+  Fetch* CurrentFetch(QubitId qubit, uint64_t id);
+  // A holder said it knows nothing of the qubit: here, passed on by us
+  // since (follow), possibly coming with another fetch's group (wait for
+  // those), or absent.
+  void ConcludeNotFound(QubitId qubit, uint64_t fetch_id);
   void Complete(QubitId qubit, absl::StatusOr<Found> outcome);
   // Whether a fetch in flight here asks a node other than `requester`.
   bool FetchesAskOtherThan(const std::string& requester) const;
@@ -160,6 +178,7 @@ class DistributedStateBackend final : public physical::StateBackend {
   absl::flat_hash_map<QubitId, std::string> moved_to_;  // groups we passed on
   absl::flat_hash_map<QubitId, std::string> held_by_;   // hints (NoteHeldBy, redirects)
   absl::flat_hash_map<QubitId, Fetch> fetches_;         // by requested qubit
+  uint64_t fetch_ids_ = 0;
   // Requests about qubits unknown here, held until the next fetch completes
   // (that fetch may bring them).
   std::vector<std::function<void()>> after_any_fetch_;

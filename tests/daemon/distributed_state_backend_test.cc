@@ -529,5 +529,85 @@ TEST_F(ScriptedBackendTest, FetchSaysWhetherItFollowsItsOwnRecord) {
   EXPECT_TRUE(transport_.requests[1].by_hint);
 }
 
+TEST_F(ScriptedBackendTest, AStaleReplyToAnEarlierFetchIsNotTheNewFetchs) {
+  // Two of x's qubits come back with one group (ending both fetches), y
+  // takes the group back, and x fetches its qubit anew: the first fetch's
+  // late "not found" must not make the new fetch take it for absent.
+  const QubitId qx = MakeQubitId(0, 1);
+  const QubitId qx2 = MakeQubitId(0, 2);
+  const QubitId qy = MakeQubitId(1, 1);
+  backend_.NoteHeldBy(qx, "y");
+  backend_.NoteHeldBy(qx2, "y");
+  for (QubitId q : {qx, qx2}) backend_.WithLocalQubits({q}, [](absl::StatusOr<QuantumSystem*>) {});
+  ASSERT_EQ(transport_.requests.size(), 2u);
+  transport_.requests[1].done(MoveReply{.group = quantum::GroupState{{qx, qx2, qy}, Matrix::Identity(8, 8) / 8.0}});
+  std::optional<absl::StatusOr<MoveReply>> to_y;
+  backend_.HandleMove(qy, "y", false, [&](absl::StatusOr<MoveReply> r) { to_y = std::move(r); });
+  ASSERT_TRUE(to_y.has_value() && to_y->ok() && (*to_y)->group.has_value());
+  std::optional<bool> existed;
+  backend_.WithLocalQubits({qx}, [&](absl::StatusOr<QuantumSystem*> s) {
+    ASSERT_TRUE(s.ok());
+    existed = (*s)->Exists(qx);
+  });
+  ASSERT_EQ(transport_.requests.size(), 3u);
+  transport_.requests[0].done(MoveReply{.not_found = true});  // the first fetch's, late
+  EXPECT_FALSE(existed.has_value());
+  EXPECT_EQ(transport_.requests.size(), 3u);  // nothing asked on its account
+  transport_.requests[2].done(MoveReply{.group = *std::move((*to_y)->group)});
+  ASSERT_TRUE(existed.has_value());
+  EXPECT_TRUE(*existed);
+}
+
+TEST_F(ScriptedBackendTest, NotFoundWaitsForAnotherFetchThatMayBringTheGroup) {
+  // x's qubits qx and qx2 share a group. Asked on a stale hint, z knows
+  // nothing of qx, but the fetch of qx2 from y brings the group.
+  const QubitId qx = MakeQubitId(0, 1);
+  const QubitId qx2 = MakeQubitId(0, 2);
+  const QubitId qy = MakeQubitId(1, 1);
+  backend_.NoteHeldBy(qx, "z");
+  backend_.NoteHeldBy(qx2, "y");
+  std::optional<bool> existed;
+  backend_.WithLocalQubits({qx}, [&](absl::StatusOr<QuantumSystem*> s) {
+    ASSERT_TRUE(s.ok());
+    existed = (*s)->Exists(qx);
+  });
+  backend_.WithLocalQubits({qx2}, [](absl::StatusOr<QuantumSystem*>) {});
+  ASSERT_EQ(transport_.requests.size(), 2u);
+  transport_.requests[0].done(MoveReply{.not_found = true});
+  EXPECT_FALSE(existed.has_value());
+  transport_.requests[1].done(MoveReply{.group = quantum::GroupState{{qx, qx2, qy}, Matrix::Identity(8, 8) / 8.0}});
+  ASSERT_TRUE(existed.has_value());
+  EXPECT_TRUE(*existed);
+}
+
+TEST_F(ScriptedBackendTest, NotFoundWithoutOtherFetchesIsAbsent) {
+  const QubitId qx = MakeQubitId(0, 1);
+  backend_.NoteHeldBy(qx, "z");
+  std::optional<bool> existed;
+  backend_.WithLocalQubits({qx}, [&](absl::StatusOr<QuantumSystem*> s) {
+    ASSERT_TRUE(s.ok());
+    existed = (*s)->Exists(qx);
+  });
+  transport_.requests[0].done(MoveReply{.not_found = true});
+  ASSERT_TRUE(existed.has_value());
+  EXPECT_FALSE(*existed);
+}
+
+TEST_F(ScriptedBackendTest, NotFoundFromWhereWeSentTheGroupAsksAgain) {
+  // Our record says the group went to y; y's "not found" predates its
+  // arrival there.
+  const QubitId qx = MakeQubitId(0, 1);
+  const QubitId qy = MakeQubitId(1, 1);
+  ASSERT_TRUE(backend_.mutable_system().InsertGroup(Pair(qx, qy)).ok());
+  backend_.HandleMove(qy, "y", false, [](absl::StatusOr<MoveReply>) {});
+  bool ran = false;
+  backend_.WithLocalQubits({qx}, [&](absl::StatusOr<QuantumSystem*>) { ran = true; });
+  ASSERT_EQ(transport_.requests.size(), 1u);
+  transport_.requests[0].done(MoveReply{.not_found = true});
+  EXPECT_FALSE(ran);
+  ASSERT_EQ(transport_.requests.size(), 2u);
+  EXPECT_EQ(transport_.requests[1].holder, "y");
+}
+
 }  // namespace
 }  // namespace qnet::daemon
