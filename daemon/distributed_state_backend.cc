@@ -167,17 +167,20 @@ bool DistributedStateBackend::AcceptGroup(quantum::GroupState group, const std::
   for (QubitId m : members) {
     if (discarded_away_.erase(m) > 0 && system_.Exists(m)) (void)system_.Remove(m);
   }
-  // The fetch this group answers ends first; then those of the other
-  // members (their late replies find no fetch). A member whose group the
-  // waiters served first sent on counts as here: its operation looks again
-  // and fetches it anew by our record. Only a discarded one is absent.
-  auto outcome = [this](QubitId m) {
-    return system_.Exists(m) || moved_to_.contains(m) ? Found::kHere : Found::kAbsent;
-  };
-  if (answers.has_value()) Complete(*answers, outcome(*answers));
-  for (QubitId m : members) {
-    if (fetches_.contains(m)) Complete(m, outcome(m));
+  // The fetches of all members end here, together (their late replies find
+  // no fetch): our own operations waiting on any member run before another
+  // daemon's request can take the group. Only a discarded member is absent.
+  // (An operation that finds a member gone on, taken by an operation run
+  // before it, looks again and fetches it anew by our record.)
+  std::vector<std::pair<QubitId, absl::StatusOr<Found>>> ended;
+  if (answers.has_value() && fetches_.contains(*answers)) {
+    ended.emplace_back(*answers, system_.Exists(*answers) ? Found::kHere : Found::kAbsent);
   }
+  for (QubitId m : members) {
+    if (m != answers && fetches_.contains(m)) ended.emplace_back(m, system_.Exists(m) ? Found::kHere : Found::kAbsent);
+  }
+  // With no fetch ended, requests waiting for one may be for this group.
+  CompleteAll(std::move(ended));
   // A group all of another node's goes on home (a hand-over is always ours).
   for (QubitId m : members) MaybeHandOver(m);
   return true;
@@ -236,7 +239,7 @@ void DistributedStateBackend::Ask(QubitId qubit, const std::string& holder) {
                          });
 }
 
-void DistributedStateBackend::AskLater(QubitId qubit, const std::string& holder) {
+void DistributedStateBackend::AskLater(QubitId qubit, std::string holder) {
   auto it = fetches_.find(qubit);
   if (it == fetches_.end()) return;
   Fetch& fetch = it->second;
@@ -311,7 +314,8 @@ void DistributedStateBackend::OnMoveReply(QubitId qubit, uint64_t fetch_id, cons
   AskLater(qubit, next);
 }
 
-void DistributedStateBackend::ConcludeNotFound(QubitId qubit, uint64_t fetch_id) {
+void DistributedStateBackend::ConcludeNotFound(QubitId qubit, uint64_t fetch_id,
+                                               std::optional<std::vector<std::pair<QubitId, uint64_t>>> awaited) {
   Fetch* fetch = CurrentFetch(qubit, fetch_id);
   if (fetch == nullptr) return;
   if (system_.Exists(qubit)) {
@@ -324,33 +328,59 @@ void DistributedStateBackend::ConcludeNotFound(QubitId qubit, uint64_t fetch_id)
     AskLater(qubit, onward->second);
     return;
   }
-  // Another of our fetches may be bringing its group (as another member's):
-  // absent only once none that asks a daemon is left.
-  const bool others = std::any_of(fetches_.begin(), fetches_.end(), [&](const auto& entry) {
-    return entry.first != qubit && !entry.second.asking.empty();
-  });
-  if (others) {
+  // Another of our fetches asking a daemon now may be bringing its group (as
+  // another member's): absent only once those have ended (not later ones,
+  // or a busy node could wait for ever).
+  if (!awaited.has_value()) {
+    awaited.emplace();
+    for (const auto& [q, f] : fetches_) {
+      if (q != qubit && !f.asking.empty()) awaited->emplace_back(q, f.id);
+    }
+  }
+  std::erase_if(*awaited, [this](const auto& a) { return CurrentFetch(a.first, a.second) == nullptr; });
+  if (!awaited->empty()) {
     fetch->asking.clear();  // waiting for our own fetches, asking no one
-    after_any_fetch_.push_back([this, qubit, fetch_id] { ConcludeNotFound(qubit, fetch_id); });
+    after_any_fetch_.push_back([this, qubit, fetch_id, awaited = *std::move(awaited)]() mutable {
+      ConcludeNotFound(qubit, fetch_id, std::move(awaited));
+    });
     return;
   }
   Complete(qubit, Found::kAbsent);
 }
 
 void DistributedStateBackend::Complete(QubitId qubit, absl::StatusOr<Found> outcome) {
-  auto node = fetches_.extract(qubit);
-  if (node.empty()) return;
-  Fetch fetch = std::move(node.mapped());
+  if (!fetches_.contains(qubit)) return;
+  CompleteAll({{qubit, std::move(outcome)}});
+}
+
+void DistributedStateBackend::CompleteAll(std::vector<std::pair<QubitId, absl::StatusOr<Found>>> outcomes) {
+  struct Ended {
+    QubitId qubit;
+    absl::StatusOr<Found> outcome;
+    Fetch fetch;
+  };
+  std::vector<Ended> ended;
+  for (auto& [qubit, outcome] : outcomes) {
+    auto node = fetches_.extract(qubit);
+    if (!node.empty()) ended.push_back({qubit, std::move(outcome), std::move(node.mapped())});
+  }
   // Our own waiting operations first, then the daemons that asked us.
-  for (FetchDone& waiter : fetch.waiters) waiter(outcome);
-  if (fetch.discard_when_done) {
+  for (Ended& e : ended) {
+    for (FetchDone& waiter : e.fetch.waiters) waiter(e.outcome);
+  }
+  for (auto& [qubit, outcome, fetch] : ended) {
+    if (!fetch.discard_when_done) continue;
     if (system_.Exists(qubit)) {
       RemoveAndHandOverRest(qubit);
     } else if (moved_to_.contains(qubit)) {
       Discard(qubit);  // its group went on meanwhile: the discard follows it
     }
   }
-  for (auto& [requester, by_hint, reply] : fetch.queued_requests) HandleMove(qubit, requester, by_hint, std::move(reply));
+  for (auto& [qubit, outcome, fetch] : ended) {
+    for (auto& [requester, by_hint, reply] : fetch.queued_requests) {
+      HandleMove(qubit, requester, by_hint, std::move(reply));
+    }
+  }
   std::vector<std::function<void()>> deferred;
   deferred.swap(after_any_fetch_);
   for (auto& retry : deferred) retry();

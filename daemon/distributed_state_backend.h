@@ -142,15 +142,21 @@ class DistributedStateBackend final : public physical::StateBackend {
   void Resolve(std::shared_ptr<PendingOp> op);
   void FetchQubit(QubitId qubit, FetchDone done);
   void Ask(QubitId qubit, const std::string& holder);
-  void AskLater(QubitId qubit, const std::string& holder);
+  void AskLater(QubitId qubit, std::string holder);  // a copy: callers pass map entries
   void OnMoveReply(QubitId qubit, uint64_t fetch_id, const std::string& holder, absl::StatusOr<MoveReply> reply);
   // The fetch of `qubit` if it is still the one numbered `id`.
   Fetch* CurrentFetch(QubitId qubit, uint64_t id);
   // A holder said it knows nothing of the qubit: here, passed on by us
   // since (follow), possibly coming with another fetch's group (wait for
-  // those), or absent.
-  void ConcludeNotFound(QubitId qubit, uint64_t fetch_id);
+  // the fetches, by qubit and number, that asked daemons when the answer
+  // came), or absent.
+  void ConcludeNotFound(QubitId qubit, uint64_t fetch_id,
+                        std::optional<std::vector<std::pair<QubitId, uint64_t>>> awaited = std::nullopt);
   void Complete(QubitId qubit, absl::StatusOr<Found> outcome);
+  // Ends these fetches together: every waiter of each first, then discards,
+  // then other daemons' queued requests, then the requests waiting for any
+  // fetch to end (run even if `outcomes` ended none).
+  void CompleteAll(std::vector<std::pair<QubitId, absl::StatusOr<Found>>> outcomes);
   // Whether a fetch in flight here asks a node other than `requester`.
   bool FetchesAskOtherThan(const std::string& requester) const;
   // Installs a group that came here (as the reply to the fetch of qubit

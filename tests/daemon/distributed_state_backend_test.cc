@@ -609,5 +609,55 @@ TEST_F(ScriptedBackendTest, NotFoundFromWhereWeSentTheGroupAsksAgain) {
   EXPECT_EQ(transport_.requests[1].holder, "y");
 }
 
+TEST_F(ScriptedBackendTest, NotFoundWaitsOnlyForTheFetchesAskingWhenItCame) {
+  // qx's "not found" waits for the fetch of qx2, which brings a group
+  // without qx; the operation that waited for qx2 then fetches qx3. That
+  // later fetch is not waited for: qx is absent.
+  const QubitId qx = MakeQubitId(0, 1);
+  const QubitId qx2 = MakeQubitId(0, 2);
+  const QubitId qx3 = MakeQubitId(0, 3);
+  const QubitId qy = MakeQubitId(1, 1);
+  backend_.NoteHeldBy(qx, "z");
+  backend_.NoteHeldBy(qx2, "y");
+  backend_.NoteHeldBy(qx3, "y");
+  std::optional<bool> existed;
+  backend_.WithLocalQubits({qx}, [&](absl::StatusOr<QuantumSystem*> s) {
+    ASSERT_TRUE(s.ok());
+    existed = (*s)->Exists(qx);
+  });
+  backend_.WithLocalQubits({qx2, qx3}, [](absl::StatusOr<QuantumSystem*>) {});
+  ASSERT_EQ(transport_.requests.size(), 2u);
+  transport_.requests[0].done(MoveReply{.not_found = true});
+  EXPECT_FALSE(existed.has_value());
+  transport_.requests[1].done(MoveReply{.group = Pair(qx2, qy)});
+  ASSERT_EQ(transport_.requests.size(), 3u);  // qx3, asked after the answer about qx
+  ASSERT_TRUE(existed.has_value());
+  EXPECT_FALSE(*existed);
+}
+
+TEST_F(ScriptedBackendTest, OurOperationsOnAnArrivingGroupRunBeforeAnotherDaemonTakesIt) {
+  const QubitId qx = MakeQubitId(0, 1);
+  const QubitId qx2 = MakeQubitId(0, 2);
+  const QubitId qz = MakeQubitId(2, 1);
+  backend_.NoteHeldBy(qx, "y");
+  backend_.NoteHeldBy(qx2, "y");
+  int found = 0;
+  for (QubitId q : {qx, qx2}) {
+    backend_.WithLocalQubits({q}, [&, q](absl::StatusOr<QuantumSystem*> s) {
+      ASSERT_TRUE(s.ok());
+      found += (*s)->Exists(q) ? 1 : 0;
+    });
+  }
+  // z asks, on a hint, for its qubit of the same group: x waits for its fetches.
+  std::optional<absl::StatusOr<MoveReply>> to_z;
+  backend_.HandleMove(qz, "z", true, [&](absl::StatusOr<MoveReply> r) { to_z = std::move(r); });
+  EXPECT_FALSE(to_z.has_value());
+  transport_.requests[0].done(MoveReply{.group = quantum::GroupState{{qx, qx2, qz}, Matrix::Identity(8, 8) / 8.0}});
+  EXPECT_EQ(found, 2);
+  EXPECT_EQ(transport_.requests.size(), 2u);  // nothing fetched back from z
+  ASSERT_TRUE(to_z.has_value() && to_z->ok());
+  EXPECT_TRUE((*to_z)->group.has_value());
+}
+
 }  // namespace
 }  // namespace qnet::daemon
