@@ -51,7 +51,10 @@ absl::StatusOr<std::unique_ptr<LinkLayer>> LinkLayer::Build(NodeContext& context
     const Duration round_trip = 2 * FibreDelay(p.length_km);
     state->channel = std::make_unique<ReliableChannel>(context, p.name, state->peer, layer->incarnation_,
                                                        2 * round_trip + std::chrono::milliseconds(1),
-                                                       layer->options_.min_retransmit_timeout);
+                                                       layer->options_.min_retransmit_timeout,
+                                                       std::chrono::duration_cast<Duration>(
+                                                           layer->options_.min_retransmit_timeout *
+                                                           layer->options_.ack_delay_fraction));
     state->link = std::move(l);
     layer->link_by_name_[state->name] = state.get();
     layer->links_.push_back(std::move(state));

@@ -67,6 +67,9 @@ struct LinkLayerOptions {
   std::vector<double> alpha_grid = DefaultAlphaGrid();
   // Floor of the retransmission timeout (it adapts to measured round trips).
   Duration min_retransmit_timeout = std::chrono::microseconds(100);
+  // How long an ack waits for a message to ride on before it goes alone, as
+  // a fraction of min_retransmit_timeout (the peer's timeout measures it).
+  double ack_delay_fraction = 0.25;
   // A request whose generations fail this many times in a row (lost heralds,
   // device errors) fails with DEVICE_ERROR instead of retrying forever.
   uint32_t max_consecutive_failures = 64;

@@ -8,7 +8,7 @@
 namespace qnet::link {
 
 ReliableChannel::ReliableChannel(NodeContext& context, std::string link, std::string peer, uint64_t incarnation,
-                                 Duration initial_timeout, Duration min_timeout)
+                                 Duration initial_timeout, Duration min_timeout, Duration ack_delay)
     : context_(context),
       link_(std::move(link)),
       peer_(std::move(peer)),
@@ -17,6 +17,7 @@ ReliableChannel::ReliableChannel(NodeContext& context, std::string link, std::st
       // Never below the floor: a daemon at a large time scale raises the
       // floor past 10 s of simulated time, and clamp(lo > hi) is undefined.
       max_timeout_(std::max({Duration(std::chrono::seconds(10)), initial_timeout, min_timeout})),
+      ack_delay_(ack_delay),
       rto_(std::max(initial_timeout, min_timeout)) {}
 
 ReliableChannel::~ReliableChannel() { ResetForNewPeer(); }
@@ -50,6 +51,10 @@ void ReliableChannel::Transmit(v1::LinkMessage message) {
   message.set_ack_session(peer_session_);
   for (uint64_t ack : pending_acks_) message.add_acks(ack);
   pending_acks_.clear();
+  if (ack_timer_ != kNoTimer) {  // they ride on this message
+    context_.CancelTimer(ack_timer_);
+    ack_timer_ = kNoTimer;
+  }
   v1::PeerMessage envelope;
   *envelope.mutable_link() = std::move(message);
   context_.SendToNeighbour(peer_, std::move(envelope));
@@ -164,7 +169,7 @@ bool ReliableChannel::Receive(const v1::LinkMessage& message) {
 
 void ReliableChannel::FlushAcksLater() {
   if (pending_acks_.empty() || ack_timer_ != kNoTimer) return;
-  ack_timer_ = context_.StartTimer(Duration{0}, [this] {
+  ack_timer_ = context_.StartTimer(ack_delay_, [this] {
     ack_timer_ = kNoTimer;
     FlushAcks();
   });

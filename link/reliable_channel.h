@@ -3,7 +3,8 @@
 // reorder messages. A reliable message gets a sequence number and is resent
 // (with exponential backoff) until the peer acknowledges it; the receiver
 // acknowledges every copy and hands each sequence number up once. Acks ride
-// on the next outgoing message or go alone at the end of the current event.
+// on the next outgoing message or, if none leaves within the ack delay, go
+// alone (a delay of 0: at the end of the current event).
 // One timer per channel serves every message's retransmission deadline (a
 // timer per message cost a queued and then cancelled event per message).
 // The retransmission timeout adapts to measured round trips (RFC 6298).
@@ -26,9 +27,11 @@ namespace qnet::link {
 class ReliableChannel {
  public:
   // `initial_timeout`: the retransmission timeout before any round trip has
-  // been measured; `min_timeout` its floor afterwards.
+  // been measured; `min_timeout` its floor afterwards. `ack_delay`: how long
+  // an ack waits for an outgoing message to ride on (well below the peer's
+  // retransmission timeout, which measures it as part of the round trip).
   ReliableChannel(NodeContext& context, std::string link, std::string peer, uint64_t incarnation,
-                  Duration initial_timeout, Duration min_timeout);
+                  Duration initial_timeout, Duration min_timeout, Duration ack_delay = Duration(0));
   ~ReliableChannel();
   ReliableChannel(const ReliableChannel&) = delete;
   ReliableChannel& operator=(const ReliableChannel&) = delete;
@@ -43,8 +46,8 @@ class ReliableChannel {
   // Its ack is owed: the caller handles the body, whose replies may carry
   // it, then calls FlushAcksLater.
   bool Receive(const v1::LinkMessage& message);
-  // Acks that no outgoing message carried yet go alone at the end of the
-  // current event (unless one carries them first).
+  // Acks that no outgoing message carried yet go alone after the ack delay
+  // (unless one carries them first).
   void FlushAcksLater();
 
   // Drops everything in flight and starts a new sending session: the peer
@@ -91,6 +94,7 @@ class ReliableChannel {
   uint64_t incarnation_;
   Duration min_timeout_;
   Duration max_timeout_;
+  Duration ack_delay_;
 
   uint32_t session_ = 1;
   uint32_t peer_session_ = 0;  // 0: none seen yet

@@ -144,5 +144,53 @@ TEST_F(ReliableChannelTest, ResetStopsResending) {
   EXPECT_EQ(clock_.pending(), 0u);
 }
 
+TEST(ReliableChannelAckDelayTest, AnAckWaitsForAMessageToRideOnThenGoesAlone) {
+  VirtualClock clock;
+  FakeNodeContext a_context{clock, "a", 1};
+  FakeNodeContext b_context{clock, "b", 2};
+  FakeNodeContext::Connect(a_context, b_context, kDelay);
+  ReliableChannel a{a_context, "ab", "b", 1, milliseconds(1), microseconds(100)};
+  // b's acks wait 25 us for a message of b's to ride on.
+  ReliableChannel b{b_context, "ab", "a", 2, milliseconds(1), microseconds(100), microseconds(25)};
+  struct Seen {
+    TimePoint at;
+    int acks;
+    bool body;
+  };
+  std::vector<Seen> at_a;
+  a_context.receive = [&](const std::string&, const v1::PeerMessage& m) {
+    at_a.push_back({clock.Now(), m.link().acks_size(), m.link().has_hello()});
+    a.Receive(m.link());
+    a.FlushAcksLater();
+  };
+  b_context.receive = [&](const std::string&, const v1::PeerMessage& m) {
+    b.Receive(m.link());
+    b.FlushAcksLater();
+  };
+  auto hello = [] {
+    v1::LinkMessage m;
+    m.mutable_hello();
+    return m;
+  };
+  a.SendReliable(hello());  // at b 10 us; nothing of b's leaves: its ack goes alone at 35 us
+  clock.RunUntil(TimePoint{} + microseconds(100));
+  a.SendReliable(hello());  // at b 110 us; b sends at 120 us, and the ack rides on that
+  clock.RunUntil(TimePoint{} + microseconds(120));
+  b.SendReliable(hello());
+  clock.RunUntil(TimePoint{} + milliseconds(5));
+  ASSERT_EQ(at_a.size(), 2u);
+  EXPECT_EQ(at_a[0].at, TimePoint{} + microseconds(45));
+  EXPECT_EQ(at_a[0].acks, 1);
+  EXPECT_FALSE(at_a[0].body);
+  EXPECT_EQ(at_a[1].at, TimePoint{} + microseconds(130));
+  EXPECT_EQ(at_a[1].acks, 1);
+  EXPECT_TRUE(at_a[1].body);
+  EXPECT_EQ(a.unacknowledged() + b.unacknowledged(), 0u);
+  EXPECT_EQ(a.retransmissions() + b.retransmissions(), 0u);
+  // Run: 3 deliveries to b, 2 to a, b's ack timer at 35 us and a's at 130 us.
+  // b's second ack timer was cancelled when its ack rode on b's message.
+  EXPECT_EQ(clock.events_run(), 7u);
+}
+
 }  // namespace
 }  // namespace qnet::link
