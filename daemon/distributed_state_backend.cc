@@ -133,9 +133,18 @@ void DistributedStateBackend::MaybeHandOver(QubitId member) {
   }
   ++groups_handed_over_;
   QNET_LOG(log_, kDebug, "handing group %s over to %s", Members(group->members), home);
-  transport_.HandOver(home, *std::move(group), [this, home](quantum::GroupState back) {
-    RestoreGroup(std::move(back), home);
-  });
+  // Once it has arrived the records are dead weight (one per MEASURE pair at
+  // a heralding station): only `home` operates on these qubits, and a
+  // request of its own sent before the arrival belongs to a fetch that the
+  // arrival ended.
+  std::vector<QubitId> members_sent = group->members;
+  transport_.HandOver(
+      home, *std::move(group), [this, home](quantum::GroupState back) { RestoreGroup(std::move(back), home); },
+      [this, home, members = std::move(members_sent)] {
+        for (QubitId m : members) {
+          if (auto it = moved_to_.find(m); it != moved_to_.end() && it->second == home) moved_to_.erase(it);
+        }
+      });
 }
 
 void DistributedStateBackend::HandleHandOver(quantum::GroupState group, const std::string& sender) {

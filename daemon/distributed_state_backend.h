@@ -78,9 +78,9 @@ class HardwarePlaneTransport {
                            std::function<void(absl::StatusOr<MoveReply>)> done) = 0;
   virtual void SendDiscard(const std::string& holder, QubitId qubit, uint32_t hops) = 0;
   // Gives `group` to node `to`; `failed` runs (on the loop) only if it
-  // surely did not get there.
+  // surely did not get there, `arrived` only if `to` surely has it.
   virtual void HandOver(const std::string& to, quantum::GroupState group,
-                        std::function<void(quantum::GroupState)> failed) = 0;
+                        std::function<void(quantum::GroupState)> failed, std::function<void()> arrived) = 0;
 };
 
 class DistributedStateBackend final : public physical::StateBackend {

@@ -161,7 +161,7 @@ void HardwarePlaneClient::SendDiscard(const std::string& holder, QubitId qubit, 
 }
 
 void HardwarePlaneClient::HandOver(const std::string& to, quantum::GroupState group,
-                                   std::function<void(quantum::GroupState)> failed) {
+                                   std::function<void(quantum::GroupState)> failed, std::function<void()> arrived) {
   auto channel = directory_.Channel(to);
   if (!channel.ok()) {
     poster_->Post([failed = std::move(failed), group = std::move(group)]() mutable { failed(std::move(group)); });
@@ -180,15 +180,19 @@ void HardwarePlaneClient::HandOver(const std::string& to, quantum::GroupState gr
   call->stub->async()->HandOver(
       &call->context, &call->hand_over_request, &call->hand_over_response,
       [live = live_, poster = poster_, calls = calls_, call, failed = std::move(failed),
-       group = std::move(group)](grpc::Status status) mutable {
+       arrived = std::move(arrived), group = std::move(group)](grpc::Status status) mutable {
         live->Untrack(&call->context);
         // UNAVAILABLE: no connection, or the receiver is shutting down (it
         // answers OK once the group is posted to its loop), so it never took
         // the group: keep it. Any other failure: assume the receiver has it.
+        // OK: the receiver posted it to its loop, ahead of anything it
+        // handles from us later.
         if (status.error_code() == grpc::StatusCode::UNAVAILABLE) {
           poster->Post([failed = std::move(failed), group = std::move(group)]() mutable {
             failed(std::move(group));
           });
+        } else if (status.ok()) {
+          poster->Post(std::move(arrived));
         }
         calls->Done();
       });

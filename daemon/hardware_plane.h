@@ -34,8 +34,8 @@ class HardwarePlaneClient final : public HardwarePlaneTransport {
   void RequestMove(const std::string& holder, QubitId qubit, bool by_hint,
                    std::function<void(absl::StatusOr<MoveReply>)> done) override;
   void SendDiscard(const std::string& holder, QubitId qubit, uint32_t hops) override;
-  void HandOver(const std::string& to, quantum::GroupState group,
-                std::function<void(quantum::GroupState)> failed) override;
+  void HandOver(const std::string& to, quantum::GroupState group, std::function<void(quantum::GroupState)> failed,
+                std::function<void()> arrived) override;
   // Cancels every call in flight and refuses new ones (shutdown); thread-safe.
   void CancelAll();
 

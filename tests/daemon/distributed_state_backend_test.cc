@@ -233,12 +233,14 @@ class ScriptedTransport final : public HardwarePlaneTransport {
   void SendDiscard(const std::string& holder, QubitId qubit, uint32_t) override {
     discards.emplace_back(holder, qubit);
   }
-  void HandOver(const std::string& to, quantum::GroupState group,
-                std::function<void(quantum::GroupState)>) override {
+  void HandOver(const std::string& to, quantum::GroupState group, std::function<void(quantum::GroupState)>,
+                std::function<void()> arrived) override {
     hand_overs.emplace_back(to, std::move(group));
+    arrivals.push_back(std::move(arrived));
   }
   std::vector<Request> requests;
   std::vector<std::pair<std::string, quantum::GroupState>> hand_overs;
+  std::vector<std::function<void()>> arrivals;  // of each hand-over, to call when it "arrived"
   std::vector<std::pair<std::string, QubitId>> discards;
 };
 
@@ -657,6 +659,32 @@ TEST_F(ScriptedBackendTest, OurOperationsOnAnArrivingGroupRunBeforeAnotherDaemon
   EXPECT_EQ(transport_.requests.size(), 2u);  // nothing fetched back from z
   ASSERT_TRUE(to_z.has_value() && to_z->ok());
   EXPECT_TRUE((*to_z)->group.has_value());
+}
+
+TEST_F(ScriptedBackendTest, AHandOverThatArrivedLeavesNoRecord) {
+  // The station hands every MEASURE pair's far half over: its records must
+  // not pile up once the far node has the group.
+  const QubitId qx = MakeQubitId(0, 1);
+  const QubitId qy = MakeQubitId(1, 1);
+  ASSERT_TRUE(backend_.mutable_system().InsertGroup(Pair(qx, qy)).ok());
+  Rng rng(3);
+  backend_.WithLocalQubits({qx}, [&](absl::StatusOr<QuantumSystem*> s) {
+    ASSERT_TRUE(s.ok());
+    ASSERT_TRUE((*s)->Measure(qx, quantum::Basis::Z(), rng).ok());
+  });
+  ASSERT_EQ(transport_.arrivals.size(), 1u);
+  auto ask = [&] {
+    std::optional<absl::StatusOr<MoveReply>> reply;
+    backend_.HandleMove(qy, "y", true, [&](absl::StatusOr<MoveReply> r) { reply = std::move(r); });
+    return reply;
+  };
+  std::optional<absl::StatusOr<MoveReply>> before = ask();
+  ASSERT_TRUE(before.has_value() && before->ok());
+  EXPECT_EQ((*before)->moved_to, "y");  // on its way: redirected
+  transport_.arrivals[0]();
+  std::optional<absl::StatusOr<MoveReply>> after = ask();
+  ASSERT_TRUE(after.has_value() && after->ok());
+  EXPECT_TRUE((*after)->not_found);  // record dropped
 }
 
 }  // namespace
