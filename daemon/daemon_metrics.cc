@@ -70,6 +70,17 @@ std::vector<prometheus::MetricFamily> Daemon::NodeMetrics() {
             stack_->memory_qubits_in_use());
   out.Gauge("qnet_qubits_held", "Simulated qubits whose state this daemon holds",
             static_cast<double>(backend_->system().qubit_count()));
+  // State moves between daemons, and what they leave behind: a record per
+  // qubit passed on that must not grow with the pairs served.
+  out.Counter("qnet_state_moves_requested_total", "Requests this daemon sent for another daemon's group of qubits",
+              static_cast<double>(backend_->moves_requested()));
+  out.Counter("qnet_state_groups_handed_over_total",
+              "Groups sent unasked to the node whose qubits they hold (the far half of a measured pair)",
+              static_cast<double>(backend_->groups_handed_over()));
+  out.Gauge("qnet_state_moved_records", "Qubits this daemon passed on and still remembers, to redirect requests",
+            static_cast<double>(backend_->moved_records()));
+  out.Gauge("qnet_state_location_hints", "Qubits held elsewhere whose holder this daemon was told",
+            static_cast<double>(backend_->location_hints()));
 
   // Physical and link layers, per link.
   physical::PhysicalLayer& physical = stack_->physical();

@@ -423,12 +423,16 @@ void DistributedStateBackend::HandleMove(QubitId qubit, const std::string& reque
       reply(group.status());
       return;
     }
+    SentMove sent{.requester = requester, .own_members = {}};
     for (QubitId m : group->members) {
       moved_to_[m] = requester;
       held_by_.erase(m);
+      if (NodeOfQubit(m) == requester) sent.own_members.push_back(m);
     }
+    const uint64_t move = ++move_ids_;
+    if (!sent.own_members.empty()) moves_in_transit_.emplace(move, std::move(sent));
     QNET_LOG(log_, kDebug, "moved group %s to %s", Members(group->members), requester);
-    reply(MoveReply{.group = *std::move(group)});
+    reply(MoveReply{.group = *std::move(group), .move = move});
     return;
   }
   if (auto it = fetches_.find(qubit); it != fetches_.end()) {
@@ -468,6 +472,7 @@ void DistributedStateBackend::Discard(QubitId qubit) {
   }
   if (!holder.empty() && holder != self_) {
     NoteDiscardedAway(qubit);  // its group may be on its way here already
+    moved_to_.erase(qubit);    // ours, and we will not ask for it again
     transport_.SendDiscard(holder, qubit, 0);
   }
 }
@@ -491,9 +496,13 @@ void DistributedStateBackend::HandleDiscard(QubitId qubit, const std::string& re
     return;
   }
   if (auto it = moved_to_.find(qubit); it != moved_to_.end()) {
-    if (it->second != self_ && hops < static_cast<uint32_t>(kMaxHops)) {
-      transport_.SendDiscard(it->second, qubit, hops + 1);
-    }
+    // Discards come from the qubit's own node, which asks for it no more:
+    // the record has served. A cancelled move may still bring the group
+    // back here (RestoreGroup), without the qubit.
+    const std::string onward = std::move(it->second);
+    moved_to_.erase(it);
+    NoteDiscardedAway(qubit);
+    if (onward != self_ && hops < static_cast<uint32_t>(kMaxHops)) transport_.SendDiscard(onward, qubit, hops + 1);
     return;
   }
   if (!fetches_.empty()) {
@@ -502,6 +511,19 @@ void DistributedStateBackend::HandleDiscard(QubitId qubit, const std::string& re
   }
   // Nowhere we know of: it may be handed over to us later.
   NoteDiscardedAway(qubit);
+}
+
+void DistributedStateBackend::NoteMoveEnded(uint64_t move, bool delivered) {
+  auto node = moves_in_transit_.extract(move);
+  if (node.empty() || !delivered) return;
+  // Only a qubit's own node operates on it, asks for it or discards it, and
+  // a request of its own sent before the group arrived belongs to a fetch
+  // that the arrival ended. Without this every move to a repeater left
+  // records behind for good.
+  const SentMove& sent = node.mapped();
+  for (QubitId m : sent.own_members) {
+    if (auto it = moved_to_.find(m); it != moved_to_.end() && it->second == sent.requester) moved_to_.erase(it);
+  }
 }
 
 void DistributedStateBackend::RestoreGroup(quantum::GroupState group, const std::string& requester) {
@@ -521,6 +543,12 @@ void DistributedStateBackend::RestoreGroup(quantum::GroupState group, const std:
   for (QubitId m : members) moved_to_.erase(m);
   QNET_LOG(log_, kWarn, "move of group %s to %s was cancelled in transit; keeping it here", Members(members),
            requester);
+  // Members discarded while the group was away are traced out now. (No
+  // hand-over of the rest from here: a failed hand-over lands here too, and
+  // would be retried at once, for as long as its node is down.)
+  for (QubitId m : members) {
+    if (discarded_away_.erase(m) > 0 && system_.Exists(m)) (void)system_.Remove(m);
+  }
 }
 
 void DistributedStateBackend::Shutdown() {

@@ -34,7 +34,22 @@
 // that node unasked, so its next operation there runs without a round trip.
 // The group counts as moved there at once (requests are redirected); a fetch
 // told that its qubit moved here waits for it to arrive (asking again); a
-// group arriving for members discarded meanwhile loses those members.
+// group arriving (or restored after a cancelled move) for members discarded
+// meanwhile loses those members.
+//
+// Records of groups passed on are kept only while someone may still ask:
+// only a qubit's own node operates on it, asks for it or discards it, so
+// once a move or hand-over to that node is known to have arrived (its RPC
+// completed uncancelled) the records of that node's qubits are dropped, and
+// a discard forwarded along a record ends it. (Not on sending: a move may
+// be cancelled and the group restored here, and meanwhile the node's
+// requests must be redirected to it, not told "not found".) Left open: the
+// records of daemons that redirected a qubit's own node to where its group
+// went stay until that node discards the qubit remotely; and "completed
+// uncancelled" means the holder sent the reply, not that the requester got
+// it: if the requester's deadline fires in that instant the group is lost
+// (as before), and the requester's later fetches now find its qubits absent
+// where they used to fail after bouncing between the two daemons.
 //
 // Loop thread only, including the Handle* entry points the hardware plane
 // service posts into.
@@ -64,6 +79,7 @@ using quantum::QubitId;
 // What a holder answers to a move request.
 struct MoveReply {
   std::optional<quantum::GroupState> group;  // moved to the requester
+  uint64_t move = 0;                         // with a group: NoteMoveEnded's argument
   std::string moved_to;                      // or: ask this node instead
   bool not_found = false;                    // or: exists nowhere we know of
 };
@@ -102,6 +118,12 @@ class DistributedStateBackend final : public physical::StateBackend {
   void HandleHandOver(quantum::GroupState group, const std::string& sender);
   // The move of `group` to `requester` was cancelled before it got there.
   void RestoreGroup(quantum::GroupState group, const std::string& requester);
+  // The call whose reply carried move `move` (MoveReply::move) ended. If it
+  // was `delivered` (completed uncancelled) the requester has the group and
+  // our records of its own qubits have served; until then a request of its
+  // own is redirected to it, as the move may still be cancelled and the
+  // group restored here.
+  void NoteMoveEnded(uint64_t move, bool delivered);
 
   // Answers queued and future move requests with Unavailable.
   void Shutdown();
@@ -112,6 +134,10 @@ class DistributedStateBackend final : public physical::StateBackend {
   size_t fetches_in_flight() const { return fetches_.size(); }
   uint64_t moves_requested() const { return moves_requested_; }
   uint64_t groups_handed_over() const { return groups_handed_over_; }
+  // What the daemon remembers about qubits it does not hold: where it sent
+  // them (to redirect requests) and where others said they are.
+  size_t moved_records() const { return moved_to_.size(); }
+  size_t location_hints() const { return held_by_.size(); }
 
   // Upper bound on the hops of one fetch (redirects followed).
   static constexpr int kMaxHops = 24;
@@ -182,6 +208,14 @@ class DistributedStateBackend final : public physical::StateBackend {
   HardwarePlaneTransport& transport_;
   quantum::QuantumSystem system_;
   absl::flat_hash_map<QubitId, std::string> moved_to_;  // groups we passed on
+  // Moves sent whose delivery is not yet known: the members that are the
+  // requester's own qubits (records to drop on delivery).
+  struct SentMove {
+    std::string requester;
+    std::vector<QubitId> own_members;
+  };
+  absl::flat_hash_map<uint64_t, SentMove> moves_in_transit_;
+  uint64_t move_ids_ = 0;
   absl::flat_hash_map<QubitId, std::string> held_by_;   // hints (NoteHeldBy, redirects)
   absl::flat_hash_map<QubitId, Fetch> fetches_;         // by requested qubit
   uint64_t fetch_ids_ = 0;

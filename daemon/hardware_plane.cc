@@ -238,6 +238,7 @@ class MoveReactor final : public grpc::ServerUnaryReactor, public std::enable_sh
     if (reply->group.has_value()) {
       *answer.mutable_group() = GroupToProto(*reply->group);
       sent_group_ = std::move(reply->group);
+      move_ = reply->move;
     } else if (!reply->moved_to.empty()) {
       answer.set_moved_to(reply->moved_to);
     } else {
@@ -248,10 +249,17 @@ class MoveReactor final : public grpc::ServerUnaryReactor, public std::enable_sh
   }
 
   void OnDone() override {
-    if (sent_group_.has_value() && context_->IsCancelled()) {
-      // The requester never got it: the group stays here.
+    if (sent_group_.has_value()) {
       auto me = self_;
-      poster_->Post([me] { me->backend_.RestoreGroup(*std::move(me->sent_group_), me->requester_); });
+      if (context_->IsCancelled()) {
+        // The requester never got it: the group stays here.
+        poster_->Post([me] {
+          me->backend_.RestoreGroup(*std::move(me->sent_group_), me->requester_);
+          me->backend_.NoteMoveEnded(me->move_, false);
+        });
+      } else {
+        poster_->Post([me] { me->backend_.NoteMoveEnded(me->move_, true); });
+      }
     }
     auto keep = std::move(self_);
   }
@@ -263,6 +271,7 @@ class MoveReactor final : public grpc::ServerUnaryReactor, public std::enable_sh
   std::shared_ptr<LoopPoster> poster_;
   std::string requester_;
   std::optional<quantum::GroupState> sent_group_;
+  uint64_t move_ = 0;
   std::shared_ptr<MoveReactor> self_;
 };
 

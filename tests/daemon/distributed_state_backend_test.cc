@@ -687,5 +687,100 @@ TEST_F(ScriptedBackendTest, AHandOverThatArrivedLeavesNoRecord) {
   EXPECT_TRUE((*after)->not_found);  // record dropped
 }
 
+
+TEST_F(ScriptedBackendTest, AGroupDeliveredToANodeKeepsRecordsOnlyOfOtherNodesQubits) {
+  // x (this backend) holds a group of x's, y's and z's qubits; y takes it.
+  const QubitId qx = MakeQubitId(0, 1);
+  const QubitId qy = MakeQubitId(1, 1);
+  const QubitId qz = MakeQubitId(2, 1);
+  ASSERT_TRUE(backend_.mutable_system().InsertGroup({{qx, qy, qz}, Matrix::Identity(8, 8) / 8.0}).ok());
+  auto ask = [&](QubitId q, const std::string& requester) {
+    std::optional<absl::StatusOr<MoveReply>> reply;
+    backend_.HandleMove(q, requester, true, [&](absl::StatusOr<MoveReply> r) { reply = std::move(r); });
+    return reply;
+  };
+  std::optional<absl::StatusOr<MoveReply>> moved = ask(qy, "y");
+  ASSERT_TRUE(moved.has_value() && moved->ok());
+  ASSERT_TRUE((*moved)->group.has_value());
+  // Until the move is known to have arrived (it may yet be cancelled and the
+  // group restored here), y's own requests are redirected to y.
+  std::optional<absl::StatusOr<MoveReply>> early = ask(qy, "y");
+  ASSERT_TRUE(early.has_value() && early->ok());
+  EXPECT_EQ((*early)->moved_to, "y");
+  backend_.NoteMoveEnded((*moved)->move, true);
+  // z may still ask here for its qubit: redirected. y's own qubit: no record.
+  std::optional<absl::StatusOr<MoveReply>> for_z = ask(qz, "z");
+  ASSERT_TRUE(for_z.has_value() && for_z->ok());
+  EXPECT_EQ((*for_z)->moved_to, "y");
+  std::optional<absl::StatusOr<MoveReply>> for_y = ask(qy, "y");
+  ASSERT_TRUE(for_y.has_value() && for_y->ok());
+  EXPECT_TRUE((*for_y)->not_found);
+  EXPECT_EQ(backend_.moved_records(), 2u);  // qx (ours: we fetch it by record) and qz
+  // Our own qubit is fetched from y by that record.
+  backend_.WithLocalQubits({qx}, [](absl::StatusOr<QuantumSystem*>) {});
+  ASSERT_EQ(transport_.requests.size(), 1u);
+  EXPECT_EQ(transport_.requests[0].holder, "y");
+  EXPECT_FALSE(transport_.requests[0].by_hint);
+}
+
+TEST_F(ScriptedBackendTest, ACancelledMoveKeepsItsRecordsUntilTheGroupIsBack) {
+  const QubitId qx = MakeQubitId(0, 1);
+  const QubitId qy = MakeQubitId(1, 1);
+  ASSERT_TRUE(backend_.mutable_system().InsertGroup(Pair(qx, qy)).ok());
+  std::optional<absl::StatusOr<MoveReply>> moved;
+  backend_.HandleMove(qy, "y", true, [&](absl::StatusOr<MoveReply> r) { moved = std::move(r); });
+  ASSERT_TRUE(moved.has_value() && moved->ok() && (*moved)->group.has_value());
+  // The call is cancelled: the group comes back, and a late "delivered" for
+  // the same move (there is none; this guards the bookkeeping) drops nothing.
+  backend_.RestoreGroup(*(*moved)->group, "y");
+  backend_.NoteMoveEnded((*moved)->move, false);
+  EXPECT_TRUE(backend_.system().Exists(qy));
+  EXPECT_EQ(backend_.moved_records(), 0u);
+  std::optional<absl::StatusOr<MoveReply>> again;
+  backend_.HandleMove(qy, "y", true, [&](absl::StatusOr<MoveReply> r) { again = std::move(r); });
+  ASSERT_TRUE(again.has_value() && again->ok() && (*again)->group.has_value());
+  backend_.NoteMoveEnded((*moved)->move, true);  // the first move's: not this one's
+  EXPECT_EQ(backend_.moved_records(), 2u);
+  backend_.NoteMoveEnded((*again)->move, true);
+  EXPECT_EQ(backend_.moved_records(), 1u);  // qx, ours
+}
+
+TEST_F(ScriptedBackendTest, ADiscardEndsTheRecordsItFollows) {
+  const QubitId qx = MakeQubitId(0, 1);
+  const QubitId qy = MakeQubitId(1, 1);
+  const QubitId qz = MakeQubitId(2, 1);
+  ASSERT_TRUE(backend_.mutable_system().InsertGroup({{qx, qy, qz}, Matrix::Identity(8, 8) / 8.0}).ok());
+  std::optional<absl::StatusOr<MoveReply>> moved;
+  backend_.HandleMove(qy, "y", true, [&](absl::StatusOr<MoveReply> r) { moved = std::move(r); });
+  ASSERT_TRUE(moved.has_value() && moved->ok() && (*moved)->group.has_value());
+  backend_.NoteMoveEnded((*moved)->move, true);
+  ASSERT_EQ(backend_.moved_records(), 2u);
+  // z discards its qubit here: forwarded to y, and the record is done.
+  backend_.HandleDiscard(qz, "z", 0);
+  // We discard our own: sent to y by our record, which goes too.
+  backend_.Discard(qx);
+  ASSERT_EQ(transport_.discards.size(), 2u);
+  EXPECT_EQ(transport_.discards[0], std::make_pair(std::string("y"), qz));
+  EXPECT_EQ(transport_.discards[1], std::make_pair(std::string("y"), qx));
+  EXPECT_EQ(backend_.moved_records(), 0u);
+}
+
+TEST_F(ScriptedBackendTest, AQubitDiscardedWhileItsMoveWasCancelledIsTracedOutOnRestore) {
+  const QubitId qx = MakeQubitId(0, 1);
+  const QubitId qy = MakeQubitId(1, 1);
+  ASSERT_TRUE(backend_.mutable_system().InsertGroup(Pair(qx, qy)).ok());
+  std::optional<absl::StatusOr<MoveReply>> moved;
+  backend_.HandleMove(qy, "y", true, [&](absl::StatusOr<MoveReply> r) { moved = std::move(r); });
+  ASSERT_TRUE(moved.has_value() && moved->ok() && (*moved)->group.has_value());
+  // y discards its qubit before the move's fate is known: forwarded to y by
+  // our record; then the move turns out cancelled and the group comes back.
+  backend_.HandleDiscard(qy, "y", 0);
+  ASSERT_EQ(transport_.discards.size(), 1u);
+  backend_.RestoreGroup(*(*moved)->group, "y");
+  backend_.NoteMoveEnded((*moved)->move, false);
+  EXPECT_TRUE(backend_.system().Exists(qx));
+  EXPECT_FALSE(backend_.system().Exists(qy));
+}
+
 }  // namespace
 }  // namespace qnet::daemon

@@ -90,7 +90,9 @@ struct TwoNodes {
     bob.receive = [this](const std::string& from, const v1::PeerMessage& m) {
       if (m.has_physical()) layer_b->OnPhysicalMessage(from, m.physical());
     };
-    for (auto [layer, out] : {std::tuple{layer_a.get(), &at_a}, std::tuple{layer_b.get(), &at_b}}) {
+    for (auto [layer, received] : {std::tuple{layer_a.get(), &at_a}, std::tuple{layer_b.get(), &at_b}}) {
+      // A named copy: C++20 lets a lambda capture a structured binding, clang 14 does not.
+      auto* out = received;
       EXPECT_TRUE(layer
                       ->RegisterPhotonReceiver([this, out](const std::string& from, uint64_t session,
                                                            std::vector<MeasuredPulse> detections, uint64_t gates) {
