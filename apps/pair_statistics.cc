@@ -46,28 +46,30 @@ double IdealCorrelation(quantum::BellState state, link::MeasurementBasis a, link
   return na.x * nb.x - na.y * nb.y + na.z * nb.z;
 }
 
-PairStatistics AnalysePairs(const std::vector<MeasuredPair>& pairs) {
-  PairStatistics s;
-  s.pairs = pairs.size();
-  // CHSH: signed correlator sums per (A setting, B setting).
-  double chsh_sum[2][2] = {{0, 0}, {0, 0}};
-  uint64_t chsh_n[2][2] = {{0, 0}, {0, 0}};
-  for (const MeasuredPair& p : pairs) {
-    const int product = (p.outcome_a == p.outcome_b) ? 1 : -1;  // eigenvalues +1 for outcome 0
-    const double ideal = IdealCorrelation(p.bell_state, p.basis_a, p.basis_b);
-    if (p.basis_a == p.basis_b && !IsChshA(p.basis_a) && !IsChshB(p.basis_a)) {
-      ErrorRate& e = p.basis_a == link::MeasurementBasis::kZ   ? s.z
-                     : p.basis_a == link::MeasurementBasis::kX ? s.x
-                                                               : s.y;
-      ++e.pairs;
-      if ((ideal > 0) != (product > 0)) ++e.errors;
-    } else if (IsChshA(p.basis_a) && IsChshB(p.basis_b)) {
-      const int i = p.basis_a == link::MeasurementBasis::kChshA1;
-      const int j = p.basis_b == link::MeasurementBasis::kChshB1;
-      chsh_sum[i][j] += (ideal > 0 ? 1.0 : -1.0) * product;
-      ++chsh_n[i][j];
-    }
+void PairTally::Add(const MeasuredPair& p) {
+  ++pairs_;
+  const int product = (p.outcome_a == p.outcome_b) ? 1 : -1;  // eigenvalues +1 for outcome 0
+  const double ideal = IdealCorrelation(p.bell_state, p.basis_a, p.basis_b);
+  if (p.basis_a == p.basis_b && !IsChshA(p.basis_a) && !IsChshB(p.basis_a)) {
+    ErrorRate& e = p.basis_a == link::MeasurementBasis::kZ   ? z_
+                   : p.basis_a == link::MeasurementBasis::kX ? x_
+                                                             : y_;
+    ++e.pairs;
+    if ((ideal > 0) != (product > 0)) ++e.errors;
+  } else if (IsChshA(p.basis_a) && IsChshB(p.basis_b)) {
+    const int i = p.basis_a == link::MeasurementBasis::kChshA1;
+    const int j = p.basis_b == link::MeasurementBasis::kChshB1;
+    chsh_sum_[i][j] += (ideal > 0 ? 1.0 : -1.0) * product;
+    ++chsh_n_[i][j];
   }
+}
+
+PairStatistics PairTally::Statistics() const {
+  PairStatistics s;
+  s.pairs = pairs_;
+  s.z = z_;
+  s.x = x_;
+  s.y = y_;
   if (s.z.pairs > 0 && s.x.pairs > 0 && s.y.pairs > 0) {
     const double f = 1.0 - (s.z.rate() + s.x.rate() + s.y.rate()) / 2.0;
     const double se = std::sqrt(std::pow(s.z.standard_error(), 2) + std::pow(s.x.standard_error(), 2) +
@@ -75,12 +77,12 @@ PairStatistics AnalysePairs(const std::vector<MeasuredPair>& pairs) {
                       2.0;
     s.fidelity = Estimate{f, se};
   }
-  if (chsh_n[0][0] && chsh_n[0][1] && chsh_n[1][0] && chsh_n[1][1]) {
+  if (chsh_n_[0][0] && chsh_n_[0][1] && chsh_n_[1][0] && chsh_n_[1][1]) {
     double total = 0.0, var = 0.0;
     for (int i = 0; i < 2; ++i) {
       for (int j = 0; j < 2; ++j) {
-        const double n = static_cast<double>(chsh_n[i][j]);
-        const double e = chsh_sum[i][j] / n;
+        const double n = static_cast<double>(chsh_n_[i][j]);
+        const double e = chsh_sum_[i][j] / n;
         total += e;
         var += std::max(1.0 - e * e, 1.0 / n) / n;
       }
@@ -88,6 +90,12 @@ PairStatistics AnalysePairs(const std::vector<MeasuredPair>& pairs) {
     s.chsh = Estimate{total, std::sqrt(var)};
   }
   return s;
+}
+
+PairStatistics AnalysePairs(const std::vector<MeasuredPair>& pairs) {
+  PairTally tally;
+  for (const MeasuredPair& p : pairs) tally.Add(p);
+  return tally.Statistics();
 }
 
 }  // namespace qnet::apps

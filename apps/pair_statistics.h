@@ -47,6 +47,21 @@ struct PairStatistics {
   std::optional<Estimate> chsh;
 };
 
+// The statistics of pairs added one at a time: memory does not grow with
+// the pairs (a long run need not keep its outcomes).
+class PairTally {
+ public:
+  void Add(const MeasuredPair& pair);
+  PairStatistics Statistics() const;
+
+ private:
+  uint64_t pairs_ = 0;
+  ErrorRate z_, x_, y_;
+  // CHSH: signed correlator sums and counts per (A setting, B setting).
+  double chsh_sum_[2][2] = {{0, 0}, {0, 0}};
+  uint64_t chsh_n_[2][2] = {{0, 0}, {0, 0}};
+};
+
 PairStatistics AnalysePairs(const std::vector<MeasuredPair>& pairs);
 
 // The correlation <sigma_a (x) sigma_b> the ideal Bell state predicts for

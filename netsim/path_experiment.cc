@@ -1,8 +1,10 @@
 #include "netsim/path_experiment.h"
 
+#include <algorithm>
 #include <map>
 #include <optional>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/strings/str_cat.h"
 #include "netsim/link_experiment.h"
 #include "network/network_service.h"
@@ -67,7 +69,7 @@ absl::StatusOr<PathExperimentResult> RunPathExperiment(SimulatedNetwork& network
     PathExperimentResult result;
     result.layer = PathExperimentResult::Layer::kLink;
     result.path = {experiment.origin, experiment.remote};
-    result.pairs = std::move(ran->pairs);
+    if (experiment.keep_pairs) result.pairs = std::move(ran->pairs);
     result.statistics = ran->statistics;
     result.mean_fidelity_estimate = ran->mean_fidelity_estimate;
     result.simulated_time = ran->simulated_time;
@@ -76,17 +78,35 @@ absl::StatusOr<PathExperimentResult> RunPathExperiment(SimulatedNetwork& network
     return result;
   }
 
-  std::map<uint64_t, HalfPair> at_origin, at_remote;
+  // A pair's two halves are matched as they arrive and only unmatched ones
+  // are kept, so memory does not grow with the pairs (unless they are kept).
+  absl::flat_hash_map<uint64_t, HalfPair> unmatched_at_origin, unmatched_at_remote;
+  apps::PairTally tally;
+  std::vector<std::pair<uint64_t, apps::MeasuredPair>> kept;  // by sequence
+  uint64_t origin_pairs = 0;
   double estimate_sum = 0.0;
   bool origin_done = false, remote_done = false;
   std::optional<absl::Status> failure;
   std::vector<std::string> path;
   TimePoint last_pair = network.Now();
-  auto recorder = [&](std::map<uint64_t, HalfPair>& into, bool& done, bool is_origin) {
-    return [&, &into = into, &done = done, is_origin](const network::NetworkEvent& event) {
+  auto recorder = [&](bool& done, bool is_origin) {
+    return [&, &done = done, is_origin](const network::NetworkEvent& event) {
       if (const auto* p = std::get_if<network::PairDelivered>(&event)) {
-        into[p->id.sequence] = HalfPair{p->bell_state, p->basis, p->outcome};
+        const HalfPair half{p->bell_state, p->basis, p->outcome};
+        auto& mine = is_origin ? unmatched_at_origin : unmatched_at_remote;
+        auto& theirs = is_origin ? unmatched_at_remote : unmatched_at_origin;
+        if (auto other = theirs.find(p->id.sequence); other != theirs.end()) {
+          const HalfPair& a = is_origin ? half : other->second;
+          const HalfPair& b = is_origin ? other->second : half;
+          const apps::MeasuredPair pair{a.bell_state, a.basis, b.basis, a.outcome, b.outcome};
+          tally.Add(pair);
+          if (experiment.keep_pairs) kept.emplace_back(p->id.sequence, pair);
+          theirs.erase(other);
+        } else {
+          mine[p->id.sequence] = half;
+        }
         if (is_origin) {
+          ++origin_pairs;
           estimate_sum += p->fidelity_estimate;
           path = p->path;
         }
@@ -103,7 +123,7 @@ absl::StatusOr<PathExperimentResult> RunPathExperiment(SimulatedNetwork& network
   // Routing adverts cross the network in a few link delays.
   network.RunFor(std::chrono::milliseconds(10));
   absl::Status registered =
-      remote->network().RegisterReceiver(experiment.purpose_id, recorder(at_remote, remote_done, false));
+      remote->network().RegisterReceiver(experiment.purpose_id, recorder(remote_done, false));
   if (!registered.ok()) return registered;
   network::EndToEndRequest request;
   request.remote_node = experiment.remote;
@@ -116,7 +136,7 @@ absl::StatusOr<PathExperimentResult> RunPathExperiment(SimulatedNetwork& network
   const TimePoint start = network.Now();
   const Occupancies before = ReadOccupancies(network);
   const uint64_t events_before = network.simulator().events_run();
-  auto id = origin->network().Create(request, recorder(at_origin, origin_done, true));
+  auto id = origin->network().Create(request, recorder(origin_done, true));
   absl::Status outcome = id.status();
   if (outcome.ok()) {
     const bool finished = network.RunUntil([&] { return origin_done && remote_done; }, simulated_limit);
@@ -135,13 +155,11 @@ absl::StatusOr<PathExperimentResult> RunPathExperiment(SimulatedNetwork& network
 
   PathExperimentResult result;
   result.path = path;
-  for (const auto& [sequence, a] : at_origin) {
-    auto b = at_remote.find(sequence);
-    if (b == at_remote.end()) continue;
-    result.pairs.push_back(apps::MeasuredPair{a.bell_state, a.basis, b->second.basis, a.outcome, b->second.outcome});
-  }
-  result.statistics = apps::AnalysePairs(result.pairs);
-  result.mean_fidelity_estimate = at_origin.empty() ? 0.0 : estimate_sum / static_cast<double>(at_origin.size());
+  // Kept pairs in sequence order, as both ends numbered them.
+  std::sort(kept.begin(), kept.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  for (auto& [sequence, pair] : kept) result.pairs.push_back(pair);
+  result.statistics = tally.Statistics();
+  result.mean_fidelity_estimate = origin_pairs == 0 ? 0.0 : estimate_sum / static_cast<double>(origin_pairs);
   result.simulated_time = last_pair - start;
   result.events = network.simulator().events_run() - events_before;
   for (const std::string& n : path) {

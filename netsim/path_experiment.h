@@ -27,6 +27,9 @@ struct PathExperiment {
   link::BasisChoice basis = link::BasisChoice::kSixState;
   double min_fidelity = 0.0;
   uint32_t purpose_id = 1;
+  // Also return every pair's outcomes (memory then grows with the pairs;
+  // the statistics never need them).
+  bool keep_pairs = false;
 };
 
 // One node's memory over a request: how much of it was allocated.
@@ -44,7 +47,7 @@ struct PathExperimentResult {
   enum class Layer { kNetwork, kLink };
   Layer layer = Layer::kNetwork;          // kLink: the two are neighbours
   std::vector<std::string> path;          // the route the network layer chose
-  std::vector<apps::MeasuredPair> pairs;  // basis_a/outcome_a are the origin's
+  std::vector<apps::MeasuredPair> pairs;  // keep_pairs only; basis_a/outcome_a are the origin's
   apps::PairStatistics statistics;
   double mean_fidelity_estimate = 0.0;  // the network layer's own estimate, averaged over pairs
   Duration simulated_time{0};           // from request to the last pair

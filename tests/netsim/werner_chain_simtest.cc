@@ -100,5 +100,42 @@ TEST(WernerChainSimTest, MemoryUtilisationIsReportedForEveryNodeOfThePath) {
   }
 }
 
+// The statistics are tallied as the two halves of each pair meet (nothing
+// is kept per pair unless asked): with the same seed, a run that keeps the
+// pairs gets the same figures, and they are those of its pairs.
+TEST(WernerChainSimTest, StreamedStatisticsAreThoseOfThePairsKept) {
+  auto run = [](bool keep) {
+    auto config = config::ParseNetworkConfig(WernerChain(2, 0.9, 0.5, 2), "werner-chain.yaml");
+    EXPECT_TRUE(config.ok()) << config.status();
+    auto network = SimulatedNetwork::Create(*config, 11);
+    EXPECT_TRUE(network.ok()) << network.status();
+    PathExperiment experiment;
+    experiment.origin = "n0";
+    experiment.remote = "n2";
+    experiment.pairs = 600;
+    experiment.basis = link::BasisChoice::kSixState;
+    experiment.keep_pairs = keep;
+    return RunPathExperiment(**network, experiment, FromSeconds(3600));
+  };
+  auto streamed = run(false);
+  auto kept = run(true);
+  ASSERT_TRUE(streamed.ok()) << streamed.status();
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  EXPECT_TRUE(streamed->pairs.empty());
+  ASSERT_EQ(kept->pairs.size(), 600u);
+  const apps::PairStatistics recount = apps::AnalysePairs(kept->pairs);
+  for (const apps::PairStatistics* s : {&streamed->statistics, &kept->statistics}) {
+    EXPECT_EQ(s->pairs, recount.pairs);
+    EXPECT_EQ(s->z.pairs, recount.z.pairs);
+    EXPECT_EQ(s->z.errors, recount.z.errors);
+    EXPECT_EQ(s->x.pairs, recount.x.pairs);
+    EXPECT_EQ(s->x.errors, recount.x.errors);
+    EXPECT_EQ(s->y.pairs, recount.y.pairs);
+    EXPECT_EQ(s->y.errors, recount.y.errors);
+  }
+  // Six-state over noisy links: errors in every basis, so a mismatch shows.
+  EXPECT_GT(recount.z.errors + recount.x.errors + recount.y.errors, 0u);
+}
+
 }  // namespace
 }  // namespace qnet::netsim
