@@ -6,8 +6,8 @@ LinkEventQueue::~LinkEventQueue() {
   if (flush_timer_ != kNoTimer) context_.CancelTimer(flush_timer_);
 }
 
-void LinkEventQueue::Emit(const LinkEventHandler& handler, LinkEvent event) {
-  if (!handler) return;
+void LinkEventQueue::Emit(const SharedLinkEventHandler& handler, LinkEvent event) {
+  if (handler == nullptr || !*handler) return;
   pending_.emplace_back(handler, std::move(event));
 }
 
@@ -17,7 +17,7 @@ void LinkEventQueue::Flush() {
   while (!pending_.empty()) {
     auto [handler, event] = std::move(pending_.front());
     pending_.pop_front();
-    handler(event);
+    (*handler)(event);
   }
   flushing_ = false;
 }

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <deque>
+#include <memory>
 #include <utility>
 
 #include "core/lifetime.h"
@@ -12,6 +13,11 @@
 #include "link/link_service.h"
 
 namespace qnet::link {
+
+// A request's or receiver's handler, shared by every event and record that
+// names it: copying a std::function per event allocated (its captured
+// state) several times per pair.
+using SharedLinkEventHandler = std::shared_ptr<const LinkEventHandler>;
 
 class LinkEventQueue {
  public:
@@ -21,7 +27,7 @@ class LinkEventQueue {
   LinkEventQueue& operator=(const LinkEventQueue&) = delete;
 
   // Queues `event` for `handler` (nothing for an empty handler).
-  void Emit(const LinkEventHandler& handler, LinkEvent event);
+  void Emit(const SharedLinkEventHandler& handler, LinkEvent event);
   // Runs the queued events, including those they queue. A Flush from inside
   // a handler returns at once (the outer one goes on).
   void Flush();
@@ -31,7 +37,7 @@ class LinkEventQueue {
 
  private:
   NodeContext& context_;
-  std::deque<std::pair<LinkEventHandler, LinkEvent>> pending_;
+  std::deque<std::pair<SharedLinkEventHandler, LinkEvent>> pending_;
   bool flushing_ = false;
   TimerId flush_timer_ = kNoTimer;
   Lifetime lifetime_;  // last: ends before the members its callbacks use

@@ -59,7 +59,7 @@ void LinkLayer::OnAssign(LinkState& link, const v1::LinkGenerationAssign& assign
     SendFailure(link, id, message, ErrorToWire(error), transient);
   };
   if (r == nullptr) {
-    const v1::LinkErrorCode* ended = link.ended.Find(key);
+    const v1::LinkErrorCode* ended = FindEnded(link, key);
     if (ended == nullptr) {
       return refuse(LinkError::kRejected, false,
                     absl::StrCat("node ", context_.node_name(), " does not know request ", key.origin, "/",

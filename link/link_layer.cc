@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <memory>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -216,7 +217,7 @@ uint64_t LinkLayer::retransmissions() const {
 
 absl::Status LinkLayer::RegisterReceiver(uint32_t purpose_id, LinkEventHandler handler) {
   if (!handler) return absl::InvalidArgumentError("RegisterReceiver: the handler is empty");
-  if (!receivers_.try_emplace(purpose_id, std::move(handler)).second) {
+  if (!receivers_.try_emplace(purpose_id, std::make_shared<const LinkEventHandler>(std::move(handler))).second) {
     return absl::AlreadyExistsError(
         absl::StrCat("node ", context_.node_name(), " already has a receiver for purpose id ", purpose_id));
   }

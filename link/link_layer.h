@@ -50,6 +50,7 @@
 #include "absl/status/statusor.h"
 #include "core/lifetime.h"
 #include "core/node_context.h"
+#include "core/recent_id_map.h"
 #include "core/rng.h"
 #include "link/bounded_map.h"
 #include "link/fidelity_table.h"
@@ -184,7 +185,7 @@ class LinkLayer {
     bool originated_here = false;
     bool accepted = false;  // both ends know it (the master may serve it)
     EntanglementRequest params;
-    LinkEventHandler handler;
+    SharedLinkEventHandler handler;
     double alpha = 0.0;
     uint32_t delivered = 0;
     uint32_t in_flight = 0;  // master: generations under way for it
@@ -215,7 +216,7 @@ class LinkLayer {
   // A delivered pair, kept so that it can be expired later.
   struct DeliveredPair {
     RequestId request = 0;
-    LinkEventHandler handler;
+    SharedLinkEventHandler handler;
     EntanglementId id;
     RequestType type = RequestType::kKeep;
     int slot = -1;
@@ -237,12 +238,15 @@ class LinkLayer {
     absl::Status table_error;
     absl::flat_hash_map<RequestKey, RequestId> by_key;
     absl::flat_hash_map<uint64_t, Generation> generations;
-    // Requests that ended here, for late messages.
-    BoundedMap<RequestKey, v1::LinkErrorCode> ended{kMemory};
+    // Requests that ended here, for late messages, by number: those this
+    // end made and those the peer made (no other node's request runs on
+    // the link). Each node numbers its requests densely.
+    RecentIdMap<v1::LinkErrorCode> ended_here{kMemory};
+    RecentIdMap<v1::LinkErrorCode> ended_there{kMemory};
     // Non-master: the master's reports that came before its assignment.
     BoundedMap<uint64_t, v1::LinkGenerationReport> early_reports{kMemory};
-    // Pairs delivered on this link, by generation id.
-    BoundedMap<uint64_t, DeliveredPair> delivered{kMemory};
+    // Pairs delivered on this link, by generation id (dense: the master's).
+    RecentIdMap<DeliveredPair> delivered{kMemory};
     // Master only.
     uint64_t generation_prefix = 0;
     uint64_t next_generation = 1;
@@ -292,6 +296,11 @@ class LinkLayer {
   void CompleteRequest(RequestId id);
   void RemoveRequest(Request& request);
   void NoteEnded(LinkState& link, const RequestKey& key, v1::LinkErrorCode why);
+  // How the request ended, if the link remembers it.
+  const v1::LinkErrorCode* FindEnded(LinkState& link, const RequestKey& key);
+  // The memory of ended requests for `origin`'s; nullptr for a node that is
+  // neither end of the link.
+  RecentIdMap<v1::LinkErrorCode>* EndedBy(LinkState& link, const std::string& origin);
 
   // link_queue.cc: the master's distributed queue.
   void Schedule(LinkState& link);
@@ -357,7 +366,7 @@ class LinkLayer {
   std::vector<std::unique_ptr<LinkState>> links_;
   absl::flat_hash_map<std::string, LinkState*> link_by_name_;
   absl::flat_hash_map<RequestId, Request> requests_;
-  absl::flat_hash_map<uint32_t, LinkEventHandler> receivers_;
+  absl::flat_hash_map<uint32_t, SharedLinkEventHandler> receivers_;
   // KEEP pairs handed up, by slot, until the slot is seen free or reused.
   struct KeptPair {
     std::string link;

@@ -103,7 +103,8 @@ void LinkLayer::PeerLost(LinkState& link, const std::string& message, bool resta
   ExpireKeptPairs(link, message);
   link.delivered.Clear();
   // A new incarnation numbers its requests afresh.
-  link.ended.Clear();
+  link.ended_here.Clear();
+  link.ended_there.Clear();
 }
 
 }  // namespace qnet::link

@@ -42,7 +42,7 @@ absl::StatusOr<RequestId> LinkLayer::Create(const EntanglementRequest& request, 
   r.link = link;
   r.originated_here = true;
   r.params = request;
-  r.handler = std::move(handler);
+  r.handler = std::make_shared<const LinkEventHandler>(std::move(handler));
   r.alpha = choice.alpha;
   const RequestId id = r.id;
   if (request.max_time > Duration{0}) {
@@ -90,7 +90,7 @@ void LinkLayer::OnSubmit(LinkState& link, const v1::LinkRequestSubmit& submit) {
     ++ignored_messages_;
     return;
   }
-  if (link.by_key.contains(key) || link.ended.contains(key)) return;  // stale
+  if (link.by_key.contains(key) || link.ended_there.contains(key.number)) return;  // stale
   const std::string& self = context_.node_name();
   const EntanglementRequest params = RequestFromWire(submit, link.peer);
   if (!SubmitIsReadable(submit)) {
@@ -207,7 +207,20 @@ void LinkLayer::RemoveRequest(Request& request) {
 }
 
 void LinkLayer::NoteEnded(LinkState& link, const RequestKey& key, v1::LinkErrorCode why) {
-  link.ended.Insert(key, why);
+  if (RecentIdMap<v1::LinkErrorCode>* ended = EndedBy(link, key.origin); ended != nullptr) {
+    ended->Insert(key.number, why);
+  }
+}
+
+const v1::LinkErrorCode* LinkLayer::FindEnded(LinkState& link, const RequestKey& key) {
+  RecentIdMap<v1::LinkErrorCode>* ended = EndedBy(link, key.origin);
+  return ended == nullptr ? nullptr : ended->Find(key.number);
+}
+
+RecentIdMap<v1::LinkErrorCode>* LinkLayer::EndedBy(LinkState& link, const std::string& origin) {
+  if (origin == link.peer) return &link.ended_there;
+  if (origin == context_.node_name()) return &link.ended_here;
+  return nullptr;
 }
 
 }  // namespace qnet::link

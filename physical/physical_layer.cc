@@ -166,16 +166,11 @@ void PhysicalLayer::Send(const LinkState& link, v1::PhysicalMessage message) {
 
 void PhysicalLayer::NoteEnded(LinkState& link, uint64_t generation_id, const absl::Status& why,
                               bool started_here) {
-  auto [it, inserted] = link.ended.try_emplace(generation_id, Ended{why, started_here});
-  if (!inserted) {
-    it->second.started_here = it->second.started_here || started_here;
+  if (Ended* known = link.ended.Find(generation_id); known != nullptr) {
+    known->started_here = known->started_here || started_here;
     return;
   }
-  link.ended_order.push_back(generation_id);
-  if (link.ended_order.size() > kEndedMemory) {
-    link.ended.erase(link.ended_order.front());
-    link.ended_order.pop_front();
-  }
+  link.ended.Insert(generation_id, Ended{why, started_here});
 }
 
 absl::Status PhysicalLayer::StartGeneration(const std::string& link_name, uint64_t generation_id, int slot,
@@ -189,16 +184,16 @@ absl::Status PhysicalLayer::StartGeneration(const std::string& link_name, uint64
     return absl::AlreadyExistsError(
         absl::StrCat("generation ", generation_id, " is already under way on link ", link_name));
   }
-  if (auto ended = link.ended.find(generation_id); ended != link.ended.end()) {
-    if (ended->second.started_here) {
+  if (Ended* ended = link.ended.Find(generation_id); ended != nullptr) {
+    if (ended->started_here) {
       return absl::AlreadyExistsError(absl::StrCat("generation ", generation_id, " already ran on link ",
                                                    link_name, "; generation ids must not be reused"));
     }
     // The far end ended it before this end started: report how, as the
     // callback would have.
-    ended->second.started_here = true;
+    ended->started_here = true;
     GenerationResult result;
-    result.status = ended->second.status;
+    result.status = ended->status;
     result.slot = slot;
     context_.StartTimer(Duration{0}, lifetime_.Guard([this, result, done = std::move(done)]() mutable {
       result.heralded_at = context_.Now();

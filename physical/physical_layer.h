@@ -57,6 +57,7 @@
 #include "absl/status/statusor.h"
 #include "core/lifetime.h"
 #include "core/node_context.h"
+#include "core/recent_id_map.h"
 #include "core/time.h"
 #include "physical/heralding_station.h"
 #include "physical/params.h"
@@ -269,9 +270,9 @@ class PhysicalLayer {
     absl::flat_hash_map<uint64_t, Generation> generations;
     // Generations that ended here, or that the far end ended before this end
     // started (then a late StartGeneration fails with how it ended). Late
-    // messages for them are ignored. The most recent kEndedMemory only.
-    absl::flat_hash_map<uint64_t, Ended> ended;
-    std::deque<uint64_t> ended_order;
+    // messages for them are ignored. The most recent kEndedMemory ids only
+    // (the master numbers a link's generations densely).
+    RecentIdMap<Ended> ended{kEndedMemory};
     // Prepare-and-measure, built on first use from the link's physics.
     std::optional<PhotonSource> photon_source;  // towards far_end
     std::optional<FibreChannel> fibre_out;      // this node -> far_end
