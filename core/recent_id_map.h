@@ -5,11 +5,14 @@
 //
 // An id lives in slot `id mod capacity`, so the latest ids sit side by side:
 // an insertion touches memory the previous one just touched. The FIFO hash
-// map this replaces paid a cache miss per insertion to find and erase its
-// oldest key, a tenth of a long simulation's time (BENCHMARKS.md, issue 19).
+// maps this replaces paid a cache miss per insertion to find and erase their
+// oldest key, about 14% of a long simulation's time (BENCHMARKS.md, issue 19).
 // An id is forgotten when a later id with the same residue takes its slot:
-// for a dense counter, once `max_capacity` newer ids have been inserted. The
-// table starts small and doubles (up to `max_capacity`) when two ids it holds
+// for a dense counter, once `max_capacity` newer ids have been inserted. An
+// id older than the one holding its slot (by less than 2^32: ids of another
+// incarnation, which differ in their high bits, replace freely) is not
+// remembered, so one late insertion never evicts a newer id. The table
+// starts small and doubles (up to `max_capacity`) when two ids it holds
 // would share a slot, so a quiet link costs a few slots, not thousands.
 #pragma once
 
@@ -28,8 +31,9 @@ class RecentIdMap {
   // `max_capacity` is rounded up to a power of two.
   explicit RecentIdMap(size_t max_capacity) : max_capacity_(std::bit_ceil(std::max<size_t>(max_capacity, 1))) {}
 
-  // Inserts unless `id` is present; returns whether it did. At full size the
-  // id takes the slot of the one before it with the same residue.
+  // Inserts unless `id` is present or, at full size, a newer id holds its
+  // slot; returns whether it did. At full size the id takes the slot of an
+  // older one with the same residue.
   bool Insert(uint64_t id, V value) {
     if (slots_.empty()) slots_.resize(std::min<size_t>(kInitialCapacity, max_capacity_));
     Slot* s = &SlotOf(id);
@@ -38,6 +42,8 @@ class RecentIdMap {
       if (slots_.size() < max_capacity_) {
         Grow(id);
         s = &SlotOf(id);
+      } else if (s->id > id && s->id - id < kSameEpoch) {
+        return false;  // too old to remember
       }
     }
     if (!s->used) ++size_;
@@ -73,6 +79,8 @@ class RecentIdMap {
 
  private:
   static constexpr size_t kInitialCapacity = 16;
+  // Ids closer than this are of one counter's run (see the top comment).
+  static constexpr uint64_t kSameEpoch = uint64_t{1} << 32;
   struct Slot {
     uint64_t id = 0;
     bool used = false;

@@ -1,6 +1,7 @@
 // A map that remembers at most a fixed number of insertions, forgetting the
-// oldest first: the link layer's memory of ended requests, early reports and
-// delivered pairs, which only late or reordered messages consult.
+// oldest first: the link layer's memory of reports that came before their
+// generation's assignment. (Memories keyed by a dense counter use
+// core/recent_id_map.h, which costs no cache miss per insertion.)
 #pragma once
 
 #include <cstddef>

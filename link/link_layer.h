@@ -240,13 +240,16 @@ class LinkLayer {
     absl::flat_hash_map<uint64_t, Generation> generations;
     // Requests that ended here, for late messages, by number: those this
     // end made and those the peer made (no other node's request runs on
-    // the link). Each node numbers its requests densely.
+    // the link). Each end numbers its requests on a link densely.
     RecentIdMap<v1::LinkErrorCode> ended_here{kMemory};
     RecentIdMap<v1::LinkErrorCode> ended_there{kMemory};
     // Non-master: the master's reports that came before its assignment.
     BoundedMap<uint64_t, v1::LinkGenerationReport> early_reports{kMemory};
     // Pairs delivered on this link, by generation id (dense: the master's).
     RecentIdMap<DeliveredPair> delivered{kMemory};
+    // This end's next request number on the link (a dense count per
+    // link: the memory of ended requests is kept by number).
+    uint64_t next_request_number = 1;
     // Master only.
     uint64_t generation_prefix = 0;
     uint64_t next_generation = 1;
@@ -361,7 +364,6 @@ class LinkLayer {
   LinkLayerOptions options_;
   Rng rng_;
   uint64_t incarnation_ = 0;
-  uint64_t next_request_number_ = 1;
   RequestId next_request_id_ = 1;
   std::vector<std::unique_ptr<LinkState>> links_;
   absl::flat_hash_map<std::string, LinkState*> link_by_name_;

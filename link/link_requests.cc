@@ -38,7 +38,7 @@ absl::StatusOr<RequestId> LinkLayer::Create(const EntanglementRequest& request, 
 
   Request r;
   r.id = next_request_id_++;
-  r.key = {context_.node_name(), next_request_number_++};
+  r.key = {context_.node_name(), link->next_request_number++};
   r.link = link;
   r.originated_here = true;
   r.params = request;

@@ -15,9 +15,7 @@ TimePoint SimNodeContext::Now() const { return network_.simulator_.Now(); }
 TimerId SimNodeContext::StartTimer(Duration after, std::function<void()> fire) {
   // A crash must silence the old incarnation's timers without the runtime
   // tracking them one by one.
-  return network_.simulator_.ScheduleAfter(after, [this, incarnation = incarnation_, fire = std::move(fire)] {
-    if (running_ && incarnation_ == incarnation) fire();
-  });
+  return network_.simulator_.ScheduleAfter(after, std::move(fire), this, incarnation_);
 }
 
 bool SimNodeContext::CancelTimer(TimerId id) { return network_.simulator_.Cancel(id); }

@@ -10,13 +10,14 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "core/node_context.h"
+#include "sim/simulator.h"
 
 namespace qnet::sim {
 
 class SimChannel;
 class SimNetwork;
 
-class SimNodeContext final : public NodeContext {
+class SimNodeContext final : public NodeContext, private EventOwner {
  public:
   SimNodeContext(const SimNodeContext&) = delete;
   SimNodeContext& operator=(const SimNodeContext&) = delete;
@@ -47,6 +48,8 @@ class SimNodeContext final : public NodeContext {
   friend class SimNetwork;
   friend class SimChannel;
   SimNodeContext(SimNetwork& network, std::string name, uint32_t index, Rng rng);
+  // A timer runs only in the incarnation that started it, while running.
+  bool Alive(uint64_t incarnation) const override { return running_ && incarnation_ == incarnation; }
 
   SimNetwork& network_;
   std::string name_;

@@ -38,6 +38,15 @@ EventId Simulator::ScheduleAfter(Duration after, std::function<void()> fn) {
   return ScheduleAt(now_ + std::max(after, Duration::zero()), std::move(fn));
 }
 
+EventId Simulator::ScheduleAfter(Duration after, std::function<void()> fn, const EventOwner* owner,
+                                 uint64_t stamp) {
+  const EventId id = ScheduleAfter(after, std::move(fn));
+  Slot& s = slots_[id >> 32];
+  s.owner = owner;
+  s.stamp = stamp;
+  return id;
+}
+
 bool Simulator::Cancel(EventId id) {
   const uint64_t slot = id >> 32;
   const uint32_t generation = static_cast<uint32_t>(id);
@@ -54,6 +63,7 @@ bool Simulator::Cancel(EventId id) {
 void Simulator::ReleaseSlot(uint32_t slot) {
   Slot& s = slots_[slot];
   s.fn = nullptr;  // drop captured state now, not when the heap entry surfaces
+  s.owner = nullptr;
   s.live = false;
   if (++s.generation == 0) s.generation = 1;  // ids stay non-zero
   free_slots_.push_back(slot);
@@ -62,7 +72,7 @@ void Simulator::ReleaseSlot(uint32_t slot) {
 void Simulator::MaybeCompact() {
   // Protocols cancel most of their timeouts; without this the heap would fill
   // with dead entries far in the future. Amortised O(1) per cancellation.
-  if (dead_in_heap_ < 1024 || dead_in_heap_ * 2 < heap_.size()) return;
+  if (dead_in_heap_ < 64 || dead_in_heap_ * 2 < heap_.size()) return;
   std::erase_if(heap_, [this](const Entry& e) { return !IsLive(e); });
   for (size_t i = heap_.size() / kArity + 1; i-- > 0;) {
     if (i < heap_.size()) SiftDown(i, heap_[i]);
@@ -117,11 +127,13 @@ void Simulator::RunTop() {
   const Entry e = heap_.front();
   HeapPop();
   std::function<void()> fn = std::move(slots_[e.slot].fn);
+  const EventOwner* owner = slots_[e.slot].owner;
+  const uint64_t stamp = slots_[e.slot].stamp;
   ReleaseSlot(e.slot);
   --live_events_;
   ++events_run_;
   now_ = TimePoint(Duration(e.time_ns));
-  fn();
+  if (owner == nullptr || owner->Alive(stamp)) fn();
   if (observe_every_ != 0 && observe_ && events_run_ % observe_every_ == 0) observe_(*this);
 }
 

@@ -18,6 +18,17 @@ namespace qnet::sim {
 using EventId = uint64_t;
 inline constexpr EventId kNoEvent = 0;
 
+// Something whose events die with it, e.g. a node's timers when it crashes:
+// an event scheduled for an owner runs only while Alive(stamp) holds. (A
+// wrapper lambda doing the check cost an allocation per timer.)
+class EventOwner {
+ public:
+  virtual bool Alive(uint64_t stamp) const = 0;
+
+ protected:
+  ~EventOwner() = default;
+};
+
 class Simulator {
  public:
   explicit Simulator(TimePoint start = TimePoint{});
@@ -31,6 +42,10 @@ class Simulator {
   EventId ScheduleAt(TimePoint at, std::function<void()> fn);
   // Runs `fn` after `after` (negative counts as zero).
   EventId ScheduleAfter(Duration after, std::function<void()> fn);
+  // As ScheduleAfter; when the event's time comes, `fn` runs only if
+  // `owner->Alive(stamp)` (the event counts as run either way). The owner
+  // must outlive the event or cancel it.
+  EventId ScheduleAfter(Duration after, std::function<void()> fn, const EventOwner* owner, uint64_t stamp);
   // Returns false if the event already ran, was cancelled, or never existed.
   // O(1); the queue entry is dropped lazily.
   bool Cancel(EventId id);
@@ -78,6 +93,8 @@ class Simulator {
   };
   struct Slot {
     std::function<void()> fn;
+    const EventOwner* owner = nullptr;
+    uint64_t stamp = 0;
     uint32_t generation = 1;
     bool live = false;
   };

@@ -61,6 +61,30 @@ TEST(RecentIdMapTest, AtFullSizeANewIdReplacesTheOneSharingItsSlot) {
   EXPECT_EQ(map.size(), 1u);
 }
 
+TEST(RecentIdMapTest, ALateOldIdNeverEvictsANewerOne) {
+  // A long-lived request ends after one 16 numbers younger: the younger one
+  // stays remembered, the late one is too old to keep.
+  RecentIdMap<int> map(16);
+  for (uint64_t id = 10; id < 26; ++id) map.Insert(id, static_cast<int>(id));
+  EXPECT_FALSE(map.Insert(9, 9));  // 25 holds 9's slot
+  EXPECT_FALSE(map.contains(9));
+  EXPECT_TRUE(map.contains(25));
+  EXPECT_TRUE(map.Insert(26, 26));  // newer: replaces 10
+  EXPECT_FALSE(map.contains(10));
+}
+
+TEST(RecentIdMapTest, IdsOfANewIncarnationReplaceTheOldOnes) {
+  // Generation ids carry the master's incarnation in their high bits; a
+  // restarted master's ids may compare lower and must still be remembered.
+  RecentIdMap<int> map(16);
+  const uint64_t old_run = uint64_t{0xABC} << 40, new_run = uint64_t{0x123} << 40;
+  for (uint64_t n = 1; n <= 16; ++n) map.Insert(old_run | n, 1);
+  EXPECT_TRUE(map.Insert(new_run | 1, 2));
+  ASSERT_NE(map.Find(new_run | 1), nullptr);
+  EXPECT_EQ(*map.Find(new_run | 1), 2);
+  EXPECT_FALSE(map.contains(old_run | 1));
+}
+
 TEST(RecentIdMapTest, EraseAndClearForgetAndReleaseValues) {
   RecentIdMap<std::shared_ptr<int>> map(16);
   auto held = std::make_shared<int>(7);

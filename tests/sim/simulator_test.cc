@@ -99,6 +99,27 @@ TEST(SimulatorTest, ARecycledSlotDoesNotHonourAStaleId) {
   EXPECT_TRUE(ran);
 }
 
+TEST(SimulatorTest, AnOwnedEventRunsOnlyWhileItsOwnerIsAliveInItsStamp) {
+  struct Owner final : EventOwner {
+    uint64_t current = 1;
+    bool Alive(uint64_t stamp) const override { return stamp == current; }
+  } owner;
+  Simulator sim;
+  std::vector<int> seen;
+  sim.ScheduleAfter(nanoseconds(1), [&] { seen.push_back(1); }, &owner, 1);
+  sim.ScheduleAfter(nanoseconds(3), [&] { seen.push_back(3); }, &owner, 1);
+  sim.ScheduleAfter(nanoseconds(4), [&] { seen.push_back(4); }, &owner, 2);
+  sim.ScheduleAfter(nanoseconds(2), [&] { owner.current = 2; });  // e.g. the node restarted
+  EXPECT_EQ(sim.RunUntilIdle(), 4u);  // a silenced event still counts as run
+  EXPECT_EQ(seen, (std::vector<int>{1, 4}));
+  // A slot reused by a plain event forgets the owner (whose stamps are all
+  // stale now).
+  owner.current = 3;
+  sim.ScheduleAfter(nanoseconds(1), [&] { seen.push_back(5); });
+  sim.RunUntilIdle();
+  EXPECT_EQ(seen, (std::vector<int>{1, 4, 5}));
+}
+
 TEST(SimulatorTest, StopReturnsAfterTheCurrentEvent) {
   Simulator sim;
   int ran = 0;
