@@ -1,7 +1,6 @@
 #include "netsim/path_experiment.h"
 
 #include <algorithm>
-#include <map>
 #include <optional>
 
 #include "absl/container/flat_hash_map.h"

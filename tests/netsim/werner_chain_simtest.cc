@@ -8,10 +8,13 @@
 // of 0.18 on two) or a wrong success probability misses by more than five
 // standard errors at these counts (6,000 pairs per basis: sigma <= 0.005). Also: qnetsim's memory report.
 #include <cmath>
+#include <memory>
 #include <string>
 
 #include "absl/strings/str_cat.h"
+#include "absl/status/statusor.h"
 #include "config/network_config.h"
+#include "core/status.h"
 #include "gtest/gtest.h"
 #include "netsim/path_experiment.h"
 #include "netsim/simulated_network.h"
@@ -28,6 +31,14 @@ std::string WernerChain(int hops, double fidelity, double p, int qubits, const s
                     "    werner_fidelity: ", fidelity, "\n    success_probability: ", p, "\n", link_extra);
   }
   return yaml;
+}
+
+// Builds the network of `yaml` with `seed` and runs `experiment` on it.
+absl::StatusOr<PathExperimentResult> RunOnChain(const std::string& yaml, uint64_t seed,
+                                                const PathExperiment& experiment) {
+  QNET_ASSIGN_OR_RETURN(config::NetworkConfig config, config::ParseNetworkConfig(yaml, "werner-chain.yaml"));
+  QNET_ASSIGN_OR_RETURN(std::unique_ptr<SimulatedNetwork> network, SimulatedNetwork::Create(config, seed));
+  return RunPathExperiment(*network, experiment, FromSeconds(3600));
 }
 
 TEST(WernerChainSimTest, EndToEndErrorRatesFollowTheWernerComposition) {
@@ -71,17 +82,12 @@ TEST(WernerChainSimTest, EndToEndErrorRatesFollowTheWernerComposition) {
 TEST(WernerChainSimTest, MemoryUtilisationIsReportedForEveryNodeOfThePath) {
   const int hops = 2;
   const int qubits = 4;
-  auto config = config::ParseNetworkConfig(WernerChain(hops, 0.95, 1.0, qubits, "    attempt_duration_us: 1000\n"),
-                                           "werner-chain.yaml");
-  ASSERT_TRUE(config.ok()) << config.status();
-  auto network = SimulatedNetwork::Create(*config, 5);
-  ASSERT_TRUE(network.ok()) << network.status();
   PathExperiment experiment;
   experiment.origin = "n0";
   experiment.remote = "n2";
   experiment.pairs = 200;
   experiment.basis = link::BasisChoice::kBb84;
-  auto result = RunPathExperiment(**network, experiment, FromSeconds(3600));
+  auto result = RunOnChain(WernerChain(hops, 0.95, 1.0, qubits, "    attempt_duration_us: 1000\n"), 5, experiment);
   ASSERT_TRUE(result.ok()) << result.status();
   ASSERT_EQ(result->memory.size(), 3u);
   const double window = ToSeconds(result->simulated_time);
@@ -105,17 +111,13 @@ TEST(WernerChainSimTest, MemoryUtilisationIsReportedForEveryNodeOfThePath) {
 // pairs gets the same figures, and they are those of its pairs.
 TEST(WernerChainSimTest, StreamedStatisticsAreThoseOfThePairsKept) {
   auto run = [](bool keep) {
-    auto config = config::ParseNetworkConfig(WernerChain(2, 0.9, 0.5, 2), "werner-chain.yaml");
-    EXPECT_TRUE(config.ok()) << config.status();
-    auto network = SimulatedNetwork::Create(*config, 11);
-    EXPECT_TRUE(network.ok()) << network.status();
     PathExperiment experiment;
     experiment.origin = "n0";
     experiment.remote = "n2";
     experiment.pairs = 600;
     experiment.basis = link::BasisChoice::kSixState;
     experiment.keep_pairs = keep;
-    return RunPathExperiment(**network, experiment, FromSeconds(3600));
+    return RunOnChain(WernerChain(2, 0.9, 0.5, 2), 11, experiment);
   };
   auto streamed = run(false);
   auto kept = run(true);
