@@ -108,7 +108,7 @@ void LinkLayer::TryDeliver(LinkState& link, uint64_t generation_id) {
   link.generations.erase(it);  // the slot (KEEP) now belongs to the layer above
   link.memory_wait.clear();     // both ends had memory for this pair
   events_.Emit(r->handler, std::move(event));
-  if (r->delivered >= r->params.number) CompleteRequest(r->id);
+  if (r->delivered >= r->params.number && !r->params.open) CompleteRequest(r->id);
   ScheduleAll();
 }
 

@@ -133,6 +133,14 @@ class LinkLayer {
   // Ends a request (originated here or accepted from a neighbour): both
   // ends' handlers get RequestFailed CANCELLED. NotFound if it is not active.
   absl::Status Cancel(RequestId request_id);
+  // Asks an open request (originated here) for `more` pairs beyond those
+  // asked so far; a request that had delivered all it asked for is queued
+  // again behind the link's other waiting requests. The far end hears of it
+  // only if it is the link's master (its `number` is otherwise the one
+  // submitted). NotFound if it is not
+  // active here; FailedPrecondition if it is not open or not originated
+  // here; InvalidArgument for 0 or a total beyond 2^32 - 1.
+  absl::Status Extend(RequestId request_id, uint32_t more);
   // The layer above freed memory slots (e.g. KEEP pairs it was done with):
   // generations waiting for this end's memory start now instead of at the
   // next poll. Optional: without it the master polls.
@@ -290,6 +298,9 @@ class LinkLayer {
   // link_requests.cc: the life of a request at both ends.
   void OnSubmit(LinkState& link, const v1::LinkRequestSubmit& submit);
   void OnAccepted(LinkState& link, const v1::LinkRequestAccepted& accepted);
+  void OnExtend(LinkState& link, const v1::LinkRequestExtend& extend);
+  // Raises an open request's total to `pairs` (either end).
+  void ExtendTo(Request& request, uint32_t pairs);
   void OnEnded(LinkState& link, const v1::LinkRequestEnded& ended);
   void OnDeadline(RequestId id);
   void Refuse(LinkState& link, const RequestKey& key, LinkError error, const std::string& message);

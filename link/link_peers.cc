@@ -43,6 +43,7 @@ void LinkLayer::OnLinkMessage(const std::string& from, const v1::LinkMessage& me
     case v1::LinkMessage::kAssign: return OnAssign(link, message.assign());
     case v1::LinkMessage::kReport: return OnReport(link, message.report());
     case v1::LinkMessage::kEnded: return OnEnded(link, message.ended());
+    case v1::LinkMessage::kExtend: return OnExtend(link, message.extend());
     case v1::LinkMessage::BODY_NOT_SET: return;
   }
 }

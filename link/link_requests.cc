@@ -70,6 +70,55 @@ absl::Status LinkLayer::Cancel(RequestId request_id) {
   return absl::OkStatus();
 }
 
+absl::Status LinkLayer::Extend(RequestId request_id, uint32_t more) {
+  Request* r = FindRequest(request_id);
+  if (r == nullptr) {
+    return absl::NotFoundError(absl::StrCat("node ", context_.node_name(), " has no active request ", request_id));
+  }
+  if (!r->params.open || !r->originated_here) {
+    return absl::FailedPreconditionError(absl::StrCat("request ", request_id, " at ", context_.node_name(),
+                                                      r->params.open ? " was asked by " : " is not open (asked by ",
+                                                      r->key.origin, r->params.open ? "; only its origin extends it" : ")"));
+  }
+  if (more == 0 || more > UINT32_MAX - r->params.number) {
+    return absl::InvalidArgumentError(absl::StrCat("Extend: ", more, " more pairs on top of ", r->params.number,
+                                                   " (the total must stay in [1, 2^32 - 1])"));
+  }
+  const uint32_t total = r->params.number + more;
+  ExtendTo(*r, total);
+  // Only the master counts a request's pairs against its total (the other
+  // end never completes an open request), so only the master is told.
+  if (!r->link->is_master) {
+    v1::LinkMessage m;
+    KeyToWire(r->key, m.mutable_extend()->mutable_key());
+    m.mutable_extend()->set_pairs(total);
+    Send(*r->link, std::move(m));
+  }
+  ScheduleAll();
+  return absl::OkStatus();
+}
+
+void LinkLayer::OnExtend(LinkState& link, const v1::LinkRequestExtend& extend) {
+  const RequestKey key = KeyFromWire(extend.key());
+  Request* r = key.origin == link.peer ? FindRequest(link, key) : nullptr;
+  if (r == nullptr || !r->params.open) {
+    ++ignored_messages_;  // ended here (the origin hears of it) or never open
+    return;
+  }
+  ExtendTo(*r, extend.pairs());
+  ScheduleAll();
+}
+
+void LinkLayer::ExtendTo(Request& request, uint32_t pairs) {
+  if (pairs <= request.params.number) return;
+  // Served to its end, it waited in no queue: it joins the back, as the
+  // new request it replaces would have.
+  if (request.link->is_master && request.accepted && request.delivered + request.in_flight >= request.params.number) {
+    request.queue_order = request.link->next_queue_order++;
+  }
+  request.params.number = pairs;
+}
+
 void LinkLayer::OnDeadline(RequestId id) {
   Request* timed_out = FindRequest(id);
   if (timed_out == nullptr) return;

@@ -80,6 +80,12 @@ struct EntanglementRequest {
   Duration max_time{0};
   uint32_t priority = 0;                // larger is served first
   uint32_t purpose_id = 0;              // the remote end must have a receiver for it
+  // Stays open once `number` pairs are delivered (no RequestCompleted):
+  // LinkLayer::Extend asks for more, and only Cancel or a failure ends it.
+  // For a layer above that asks for pairs a few at a time on one link, so
+  // each batch costs one message instead of a request's submission,
+  // acceptance and ending.
+  bool open = false;
 };
 
 // Names one delivered pair identically at both ends: the link's two nodes

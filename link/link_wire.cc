@@ -63,6 +63,7 @@ void RequestToWire(const EntanglementRequest& request, v1::LinkRequestSubmit* ou
   out->set_max_time_ns(request.max_time.count());
   out->set_priority(request.priority);
   out->set_purpose_id(request.purpose_id);
+  out->set_open(request.open);
 }
 
 EntanglementRequest RequestFromWire(const v1::LinkRequestSubmit& submit, const std::string& origin) {
@@ -75,6 +76,7 @@ EntanglementRequest RequestFromWire(const v1::LinkRequestSubmit& submit, const s
   params.max_time = Duration(submit.max_time_ns());
   params.priority = submit.priority();
   params.purpose_id = submit.purpose_id();
+  params.open = submit.open();
   return params;
 }
 

@@ -44,6 +44,22 @@ void NetworkLayer::RequestLinkPair(Circuit& c) {
     if (under_way >= c.number) return;  // enough under way
     want = std::min(want, c.number - under_way);
   }
+  // One open link request per circuit, extended as credits come: a batch
+  // costs one message on the link instead of a request's submission,
+  // acceptance and completion.
+  if (!c.link_requests.empty()) {
+    const link::RequestId open = c.link_requests.begin()->first;
+    if (link_.Extend(open, want).ok()) {
+      c.credits -= want;
+      c.link_requests.begin()->second += want;
+      c.link_pairs_pending += want;
+      return;
+    }
+    // It ended (its failure, on the way, no longer concerns the circuit)
+    // or cannot grow: a new one takes over.
+    (void)link_.Cancel(open);
+    ForgetLinkRequest(c, open);
+  }
   link::EntanglementRequest r;
   r.remote_node = c.down;
   r.number = want;
@@ -51,6 +67,7 @@ void NetworkLayer::RequestLinkPair(Circuit& c) {
   r.min_fidelity = c.link_min_fidelity;
   r.priority = c.priority;
   r.purpose_id = c.down_label;
+  r.open = true;
   const CircuitKey key = c.key;
   absl::StatusOr<link::RequestId> id =
       link_.Create(r, lifetime_.Guard([this, key](const link::LinkEvent& e) { OnDownstreamLinkEvent(key, e); }));
@@ -85,7 +102,11 @@ void NetworkLayer::OnDownstreamLinkEvent(const CircuitKey& key, const link::Link
       --it->second;
       --c->link_pairs_pending;
     }
-    return AddPair(*c, false, *p);
+    AddPair(*c, false, *p);
+    // The open request stays open: what completion used to prompt (the
+    // next pair of a purifying circuit, one at a time) is asked for here.
+    if (Circuit* still = FindCircuit(key); still != nullptr) RequestLinkPair(*still);
+    return;
   }
   if (const auto* done = std::get_if<link::RequestCompleted>(&event)) {
     ForgetLinkRequest(*c, done->request_id);

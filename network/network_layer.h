@@ -236,7 +236,8 @@ class NetworkLayer {
     // Downstream link (this node originates its link requests).
     uint32_t down_label = 0;
     uint32_t credits = 0;
-    // Outstanding link requests for downstream pairs -> pairs not delivered yet.
+    // The open link request for downstream pairs (one at most; Extend asks
+    // it for more) -> pairs asked for and not delivered yet.
     absl::flat_hash_map<link::RequestId, uint32_t> link_requests;
     uint32_t link_pairs_pending = 0;
     std::deque<HeldPair> down_pairs;

@@ -1,6 +1,6 @@
 // The link service's request handling in the simulator: KEEP pairs and their
-// fidelity, immediate refusals, REJECTED, TIMEOUT, CANCELLED, and the
-// master's queue (priority, then fairness between the two ends). Waiting for
+// fidelity, immediate refusals, REJECTED, TIMEOUT, CANCELLED, open requests
+// and their extensions, and the master's queue (priority, then fairness between the two ends). Waiting for
 // memory held above: link_memory_wait_simtest.cc.
 #include <map>
 #include <set>
@@ -270,6 +270,83 @@ TEST(LinkRequestsTest, CancelFromEitherEnd) {
   EXPECT_EQ(alice.Failure(*second)->error, LinkError::kCancelled);
   EXPECT_EQ(bob.failed[1].error, LinkError::kCancelled);
   EXPECT_EQ(Sequences(alice), Sequences(bob));
+  net.ExpectClean();
+}
+
+// An open request delivers what it asked for and stays open, idle, until
+// its origin extends it; only a cancel ends it. Asked at the master (alice)
+// and at the far end (bob, whose Extend must reach the master).
+TEST(LinkRequestsTest, AnOpenRequestServesEachExtensionAndEndsOnlyWhenCancelled) {
+  for (const char* origin : {"alice", "bob"}) {
+    SCOPED_TRACE(origin);
+    const std::string far = std::string(origin) == "alice" ? "bob" : "alice";
+    SimStackNetwork net(kIdealPair, 12);
+    EventLog own;
+    EventLog recv;
+    ASSERT_TRUE(net.link(far).RegisterReceiver(1, recv.Handler()).ok());
+    EntanglementRequest request = Measure(far, 3);
+    request.open = true;
+    auto id = net.link(origin).Create(request, own.Handler());
+    ASSERT_TRUE(id.ok()) << id.status();
+    ASSERT_TRUE(net.RunUntil([&] { return own.pairs.size() == 3 && recv.pairs.size() == 3; }, seconds(1)));
+    // Idle and open: a pair takes microseconds on this link, so 10 ms would
+    // deliver hundreds more if it went on.
+    net.RunFor(milliseconds(10));
+    EXPECT_EQ(own.pairs.size(), 3u);
+    EXPECT_EQ(recv.pairs.size(), 3u);
+    EXPECT_TRUE(own.completed.empty() && recv.completed.empty() && own.failed.empty() && recv.failed.empty());
+
+    ASSERT_TRUE(net.link(origin).Extend(*id, 4).ok());
+    ASSERT_TRUE(net.RunUntil([&] { return own.pairs.size() == 7 && recv.pairs.size() == 7; }, seconds(1)));
+    net.RunFor(milliseconds(10));
+    EXPECT_EQ(own.pairs.size(), 7u);
+    EXPECT_EQ(recv.pairs.size(), 7u);
+    for (size_t i = 0; i < own.pairs.size(); ++i) EXPECT_EQ(own.pairs[i].pair_index, i);
+
+    // Only the origin extends, by at least one pair; a closed request cannot.
+    const RequestId far_id = recv.incoming.at(0).request_id;
+    EXPECT_EQ(net.link(far).Extend(far_id, 1).code(), absl::StatusCode::kFailedPrecondition);
+    EXPECT_EQ(net.link(origin).Extend(*id, 0).code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_EQ(net.link(origin).Extend(*id + 1000, 1).code(), absl::StatusCode::kNotFound);
+    auto closed = net.link(origin).Create(Measure(far, 1000000), own.Handler());
+    ASSERT_TRUE(closed.ok());
+    EXPECT_EQ(net.link(origin).Extend(*closed, 1).code(), absl::StatusCode::kFailedPrecondition);
+    ASSERT_TRUE(net.link(origin).Cancel(*closed).ok());
+
+    ASSERT_TRUE(net.link(origin).Cancel(*id).ok());
+    ASSERT_TRUE(net.RunUntil([&] { return own.Ended(*id) && recv.failed.size() == 2; }, seconds(1)));
+    EXPECT_EQ(own.Failure(*id)->error, LinkError::kCancelled);
+    EXPECT_TRUE(own.completed.empty() && recv.completed.empty());
+    EXPECT_EQ(Sequences(own), Sequences(recv));
+    net.ExpectClean();
+  }
+}
+
+// An extension is served as a new request would be: behind the requests
+// already waiting, not ahead of them by the request's age.
+TEST(LinkRequestsTest, AnExtendedRequestQueuesBehindThoseAlreadyWaiting) {
+  SimStackNetwork net(kOneQubitPair, 13);  // one generation at a time
+  EventLog own;
+  EventLog recv;
+  ASSERT_TRUE(net.link("bob").RegisterReceiver(1, recv.Handler()).ok());
+  EntanglementRequest request = Measure("bob", 1);
+  request.open = true;
+  auto older = net.link("alice").Create(request, own.Handler());
+  auto newer = net.link("alice").Create(request, own.Handler());
+  auto first = net.link("alice").Create(request, own.Handler());
+  ASSERT_TRUE(older.ok() && newer.ok() && first.ok());
+  ASSERT_TRUE(net.RunUntil([&] { return own.pairs.size() == 3; }, seconds(1)));
+  // All three served to their end. `first` asks again and takes the one
+  // qubit; then the newer and the older ask, in that order, and wait.
+  ASSERT_TRUE(net.link("alice").Extend(*first, 1).ok());
+  ASSERT_TRUE(net.link("alice").Extend(*newer, 1).ok());
+  ASSERT_TRUE(net.link("alice").Extend(*older, 1).ok());
+  ASSERT_TRUE(net.RunUntil([&] { return own.pairs.size() == 6; }, seconds(1)));
+  EXPECT_EQ(own.pairs[3].request_id, *first);
+  EXPECT_EQ(own.pairs[4].request_id, *newer);
+  EXPECT_EQ(own.pairs[5].request_id, *older);
+  for (RequestId id : {*older, *newer, *first}) ASSERT_TRUE(net.link("alice").Cancel(id).ok());
+  ASSERT_TRUE(net.RunUntil([&] { return own.failed.size() == 3 && recv.failed.size() == 3; }, seconds(1)));
   net.ExpectClean();
 }
 
