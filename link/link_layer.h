@@ -134,10 +134,10 @@ class LinkLayer {
   // ends' handlers get RequestFailed CANCELLED. NotFound if it is not active.
   absl::Status Cancel(RequestId request_id);
   // Asks an open request (originated here) for `more` pairs beyond those
-  // asked so far; a request that had delivered all it asked for is queued
-  // again behind the link's other waiting requests. The far end hears of it
-  // only if it is the link's master (its `number` is otherwise the one
-  // submitted). NotFound if it is not
+  // asked so far; the request queues again behind the link's other waiting
+  // requests. The far end hears of it only if it is the link's master (its
+  // `number` is otherwise the one submitted), and only once it has
+  // accepted the request. NotFound if it is not
   // active here; FailedPrecondition if it is not open or not originated
   // here; InvalidArgument for 0 or a total beyond 2^32 - 1.
   absl::Status Extend(RequestId request_id, uint32_t more);

@@ -87,14 +87,12 @@ absl::Status LinkLayer::Extend(RequestId request_id, uint32_t more) {
   const uint32_t total = r->params.number + more;
   ExtendTo(*r, total);
   // Only the master counts a request's pairs against its total (the other
-  // end never completes an open request), so only the master is told.
-  if (!r->link->is_master) {
-    v1::LinkMessage m;
-    KeyToWire(r->key, m.mutable_extend()->mutable_key());
-    m.mutable_extend()->set_pairs(total);
-    Send(*r->link, std::move(m));
-  }
+  // end never completes an open request), so only the master is told; not
+  // before it has the request (the channel may reorder, and an Extend ahead
+  // of its Submit would be lost): acceptance sends the total then.
+  if (!r->link->is_master && r->accepted) Send(*r->link, ExtendMessage(r->key.origin, r->key.number, total));
   ScheduleAll();
+  events_.FlushLater();
   return absl::OkStatus();
 }
 
@@ -111,11 +109,9 @@ void LinkLayer::OnExtend(LinkState& link, const v1::LinkRequestExtend& extend) {
 
 void LinkLayer::ExtendTo(Request& request, uint32_t pairs) {
   if (pairs <= request.params.number) return;
-  // Served to its end, it waited in no queue: it joins the back, as the
-  // new request it replaces would have.
-  if (request.link->is_master && request.accepted && request.delivered + request.in_flight >= request.params.number) {
-    request.queue_order = request.link->next_queue_order++;
-  }
+  // It joins the back of the queue, as the new request it replaces would
+  // have: a circuit extending its request keeps no place ahead of others.
+  if (request.link->is_master && request.accepted) request.queue_order = request.link->next_queue_order++;
   request.params.number = pairs;
 }
 
@@ -192,6 +188,8 @@ void LinkLayer::OnAccepted(LinkState& link, const v1::LinkRequestAccepted& accep
   if (r == nullptr || !r->originated_here || r->accepted) return;
   r->accepted = true;
   if (link.is_master) r->queue_order = link.next_queue_order++;
+  // Extensions made before the master had the request.
+  if (!link.is_master && r->params.open) Send(link, ExtendMessage(r->key.origin, r->key.number, r->params.number));
   ScheduleAll();
 }
 

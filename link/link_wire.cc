@@ -80,6 +80,15 @@ EntanglementRequest RequestFromWire(const v1::LinkRequestSubmit& submit, const s
   return params;
 }
 
+v1::LinkMessage ExtendMessage(const std::string& origin, uint64_t number, uint32_t pairs) {
+  v1::LinkMessage m;
+  v1::LinkRequestExtend* e = m.mutable_extend();
+  e->mutable_key()->set_origin(origin);
+  e->mutable_key()->set_number(number);
+  e->set_pairs(pairs);
+  return m;
+}
+
 bool SubmitIsReadable(const v1::LinkRequestSubmit& submit) {
   return v1::LinkRequestType_IsValid(submit.type()) && BasisFromWire(submit.basis()).has_value();
 }

@@ -27,6 +27,8 @@ void RequestToWire(const EntanglementRequest& request, v1::LinkRequestSubmit* ou
 // or basis becomes KEEP or Z (the caller refuses it, see SubmitIsReadable).
 EntanglementRequest RequestFromWire(const v1::LinkRequestSubmit& submit, const std::string& origin);
 bool SubmitIsReadable(const v1::LinkRequestSubmit& submit);
+// An open request's new total, for the master.
+v1::LinkMessage ExtendMessage(const std::string& origin, uint64_t number, uint32_t pairs);
 
 // Time points as nanoseconds since the epoch of the runtime's clock.
 int64_t ToNs(TimePoint t);

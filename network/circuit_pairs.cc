@@ -49,14 +49,16 @@ void NetworkLayer::RequestLinkPair(Circuit& c) {
   // acceptance and completion.
   if (!c.link_requests.empty()) {
     const link::RequestId open = c.link_requests.begin()->first;
-    if (link_.Extend(open, want).ok()) {
+    const absl::Status extended = link_.Extend(open, want);
+    if (extended.ok()) {
       c.credits -= want;
       c.link_requests.begin()->second += want;
       c.link_pairs_pending += want;
       return;
     }
-    // It ended (its failure, on the way, no longer concerns the circuit)
-    // or cannot grow: a new one takes over.
+    // Ended: its RequestFailed, already queued, ends the circuit.
+    if (absl::IsNotFound(extended)) return;
+    // It cannot grow (2^32 pairs): a new one takes over.
     (void)link_.Cancel(open);
     ForgetLinkRequest(c, open);
   }

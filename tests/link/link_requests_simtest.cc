@@ -322,6 +322,27 @@ TEST(LinkRequestsTest, AnOpenRequestServesEachExtensionAndEndsOnlyWhenCancelled)
   }
 }
 
+// The far end extends before the master has its request: the master learns
+// the total when it accepts (an Extend sent ahead could overtake the
+// Submit on a reordering channel and be lost).
+TEST(LinkRequestsTest, AnExtensionBeforeAcceptanceReachesTheMaster) {
+  SimStackNetwork net(kIdealPair, 14);
+  EventLog own;
+  EventLog recv;
+  ASSERT_TRUE(net.link("alice").RegisterReceiver(1, recv.Handler()).ok());
+  EntanglementRequest request = Measure("alice", 1);
+  request.open = true;
+  auto id = net.link("bob").Create(request, own.Handler());
+  ASSERT_TRUE(id.ok()) << id.status();
+  ASSERT_TRUE(net.link("bob").Extend(*id, 2).ok());
+  ASSERT_TRUE(net.RunUntil([&] { return own.pairs.size() == 3 && recv.pairs.size() == 3; }, seconds(1)));
+  net.RunFor(milliseconds(10));
+  EXPECT_EQ(own.pairs.size(), 3u);
+  ASSERT_TRUE(net.link("bob").Cancel(*id).ok());
+  ASSERT_TRUE(net.RunUntil([&] { return own.Ended(*id) && recv.failed.size() == 1; }, seconds(1)));
+  net.ExpectClean();
+}
+
 // An extension is served as a new request would be: behind the requests
 // already waiting, not ahead of them by the request's age.
 TEST(LinkRequestsTest, AnExtendedRequestQueuesBehindThoseAlreadyWaiting) {
