@@ -72,11 +72,7 @@ void LinkLayer::OnAssign(LinkState& link, const v1::LinkGenerationAssign& assign
   }
   // The master assigns only accepted requests; its assignment may overtake
   // the acceptance.
-  if (!r->accepted && r->originated_here && r->params.open) {
-    // Extensions made before the master had the request.
-    Send(link, ExtendMessage(r->key.origin, r->key.number, r->params.number));
-  }
-  r->accepted = true;
+  (void)NoteAccepted(link, *r);
   absl::StatusOr<int> slot = device_.Allocate();
   if (!slot.ok()) {
     if (device_.num_slots() == 0) {

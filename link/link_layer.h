@@ -298,6 +298,10 @@ class LinkLayer {
   // link_requests.cc: the life of a request at both ends.
   void OnSubmit(LinkState& link, const v1::LinkRequestSubmit& submit);
   void OnAccepted(LinkState& link, const v1::LinkRequestAccepted& accepted);
+  // The master has the request (its acceptance, or an assignment that
+  // overtook it): the master queues it; a non-master origin of an open
+  // request sends the total extended so far. False if it already had it.
+  bool NoteAccepted(LinkState& link, Request& r);
   void OnExtend(LinkState& link, const v1::LinkRequestExtend& extend);
   // Raises an open request's total to `pairs` (either end).
   void ExtendTo(Request& request, uint32_t pairs);

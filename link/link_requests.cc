@@ -75,10 +75,13 @@ absl::Status LinkLayer::Extend(RequestId request_id, uint32_t more) {
   if (r == nullptr) {
     return absl::NotFoundError(absl::StrCat("node ", context_.node_name(), " has no active request ", request_id));
   }
-  if (!r->params.open || !r->originated_here) {
+  if (!r->params.open) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("request ", request_id, " at ", context_.node_name(), " is not open: it cannot be extended"));
+  }
+  if (!r->originated_here) {
     return absl::FailedPreconditionError(absl::StrCat("request ", request_id, " at ", context_.node_name(),
-                                                      r->params.open ? " was asked by " : " is not open (asked by ",
-                                                      r->key.origin, r->params.open ? "; only its origin extends it" : ")"));
+                                                      " was asked by ", r->key.origin, "; only its origin extends it"));
   }
   if (more == 0 || more > UINT32_MAX - r->params.number) {
     return absl::InvalidArgumentError(absl::StrCat("Extend: ", more, " more pairs on top of ", r->params.number,
@@ -185,12 +188,20 @@ void LinkLayer::Refuse(LinkState& link, const RequestKey& key, LinkError error, 
 
 void LinkLayer::OnAccepted(LinkState& link, const v1::LinkRequestAccepted& accepted) {
   Request* r = FindRequest(link, KeyFromWire(accepted.key()));
-  if (r == nullptr || !r->originated_here || r->accepted) return;
-  r->accepted = true;
-  if (link.is_master) r->queue_order = link.next_queue_order++;
-  // Extensions made before the master had the request.
-  if (!link.is_master && r->params.open) Send(link, ExtendMessage(r->key.origin, r->key.number, r->params.number));
+  if (r == nullptr || !r->originated_here || !NoteAccepted(link, *r)) return;
   ScheduleAll();
+}
+
+bool LinkLayer::NoteAccepted(LinkState& link, Request& r) {
+  if (r.accepted) return false;
+  r.accepted = true;
+  if (link.is_master) {
+    r.queue_order = link.next_queue_order++;
+  } else if (r.originated_here && r.params.open) {
+    // Extensions made before the master had the request.
+    Send(link, ExtendMessage(r.key.origin, r.key.number, r.params.number));
+  }
+  return true;
 }
 
 // ---------------------------------------------------------------- ending

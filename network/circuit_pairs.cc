@@ -47,20 +47,19 @@ void NetworkLayer::RequestLinkPair(Circuit& c) {
   // One open link request per circuit, extended as credits come: a batch
   // costs one message on the link instead of a request's submission,
   // acceptance and completion.
-  if (!c.link_requests.empty()) {
-    const link::RequestId open = c.link_requests.begin()->first;
-    const absl::Status extended = link_.Extend(open, want);
+  if (c.link_request.has_value()) {
+    const absl::Status extended = link_.Extend(*c.link_request, want);
     if (extended.ok()) {
       c.credits -= want;
-      c.link_requests.begin()->second += want;
       c.link_pairs_pending += want;
       return;
     }
     // Ended: its RequestFailed, already queued, ends the circuit.
     if (absl::IsNotFound(extended)) return;
     // It cannot grow (2^32 pairs): a new one takes over.
-    (void)link_.Cancel(open);
-    ForgetLinkRequest(c, open);
+    (void)link_.Cancel(*c.link_request);
+    c.link_request.reset();
+    c.link_pairs_pending = 0;
   }
   link::EntanglementRequest r;
   r.remote_node = c.down;
@@ -79,15 +78,8 @@ void NetworkLayer::RequestLinkPair(Circuit& c) {
     return;
   }
   c.credits -= want;
-  c.link_requests[*id] = want;
-  c.link_pairs_pending += want;
-}
-
-void NetworkLayer::ForgetLinkRequest(Circuit& c, link::RequestId id) {
-  auto it = c.link_requests.find(id);
-  if (it == c.link_requests.end()) return;
-  c.link_pairs_pending -= std::min(c.link_pairs_pending, it->second);
-  c.link_requests.erase(it);
+  c.link_request = *id;
+  c.link_pairs_pending = want;
 }
 
 void NetworkLayer::OnDownstreamLinkEvent(const CircuitKey& key, const link::LinkEvent& event) {
@@ -100,23 +92,18 @@ void NetworkLayer::OnDownstreamLinkEvent(const CircuitKey& key, const link::Link
     return;
   }
   if (const auto* p = std::get_if<link::PairDelivered>(&event)) {
-    if (auto it = c->link_requests.find(p->request_id); it != c->link_requests.end() && it->second > 0) {
-      --it->second;
-      --c->link_pairs_pending;
-    }
+    if (c->link_request == p->request_id && c->link_pairs_pending > 0) --c->link_pairs_pending;
     AddPair(*c, false, *p);
     // The open request stays open: what completion used to prompt (the
     // next pair of a purifying circuit, one at a time) is asked for here.
     if (Circuit* still = FindCircuit(key); still != nullptr) RequestLinkPair(*still);
     return;
   }
-  if (const auto* done = std::get_if<link::RequestCompleted>(&event)) {
-    ForgetLinkRequest(*c, done->request_id);
-    return RequestLinkPair(*c);
-  }
   if (const auto* failed = std::get_if<link::RequestFailed>(&event)) {
-    if (!c->link_requests.contains(failed->request_id)) return;
-    ForgetLinkRequest(*c, failed->request_id);
+    // A replaced request's cancellation is not news.
+    if (c->link_request != failed->request_id) return;
+    c->link_request.reset();
+    c->link_pairs_pending = 0;
     EndCircuit(key, FromLinkError(failed->error),
                absl::StrCat("the link ", Where(), "-", c->down, " failed: ", std::string(link::LinkErrorName(failed->error)),
                             ": ", failed->message),

@@ -267,7 +267,7 @@ void NetworkLayer::EndCircuit(const CircuitKey& key, std::optional<NetworkError>
     t->set_message(message);
     Send(*n, std::move(m));
   }
-  for (const auto& [id, pending] : c.link_requests) (void)link_.Cancel(id);
+  if (c.link_request.has_value()) (void)link_.Cancel(*c.link_request);
   if (c.up_label != 0) (void)link_.UnregisterReceiver(c.up_label);
   for (HeldPair& p : c.up_pairs) FreePair(p);
   for (HeldPair& p : c.down_pairs) FreePair(p);

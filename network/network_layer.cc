@@ -52,7 +52,7 @@ NetworkLayer::~NetworkLayer() {
   for (auto& [key, c] : circuits_) {
     for (HeldPair& p : c.up_pairs) FreePair(p);
     for (HeldPair& p : c.down_pairs) FreePair(p);
-    for (const auto& [id, pending] : c.link_requests) (void)link_.Cancel(id);
+    if (c.link_request.has_value()) (void)link_.Cancel(*c.link_request);
     if (c.up_label != 0) (void)link_.UnregisterReceiver(c.up_label);
     if (c.deadline != kNoTimer) context_.CancelTimer(c.deadline);
     if (c.retry != kNoTimer) context_.CancelTimer(c.retry);

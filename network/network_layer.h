@@ -236,9 +236,9 @@ class NetworkLayer {
     // Downstream link (this node originates its link requests).
     uint32_t down_label = 0;
     uint32_t credits = 0;
-    // The open link request for downstream pairs (one at most; Extend asks
-    // it for more) -> pairs asked for and not delivered yet.
-    absl::flat_hash_map<link::RequestId, uint32_t> link_requests;
+    // The open link request for downstream pairs (Extend asks it for more)
+    // and the pairs asked of it and not delivered yet.
+    std::optional<link::RequestId> link_request;
     uint32_t link_pairs_pending = 0;
     std::deque<HeldPair> down_pairs;
     // Upstream link (this node receives on up_label).
@@ -295,8 +295,6 @@ class NetworkLayer {
   // cutoffs and discards.
   void RequestLinkPair(Circuit& c);
   void OnCredit(const std::string& from, const v1::CircuitCredit& credit);
-  // A downstream link request ended: its undelivered pairs are no longer pending.
-  void ForgetLinkRequest(Circuit& c, link::RequestId id);
   void SendCredit(Circuit& c);
   void OnDownstreamLinkEvent(const CircuitKey& key, const link::LinkEvent& event);
   void OnUpstreamLinkEvent(const CircuitKey& key, const link::LinkEvent& event);

@@ -2,8 +2,11 @@
 // fidelity, immediate refusals, REJECTED, TIMEOUT, CANCELLED, open requests
 // and their extensions, and the master's queue (priority, then fairness between the two ends). Waiting for
 // memory held above: link_memory_wait_simtest.cc.
+#include <algorithm>
 #include <map>
 #include <set>
+#include <string>
+#include <vector>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -102,11 +105,35 @@ EntanglementRequest Measure(std::string remote, uint32_t n, uint32_t purpose = 1
           .purpose_id = purpose};
 }
 
+// A MEASURE request that stays open once its `n` pairs are delivered.
+EntanglementRequest OpenMeasure(std::string remote, uint32_t n) {
+  EntanglementRequest r = Measure(std::move(remote), n);
+  r.open = true;
+  return r;
+}
+
 std::set<uint64_t> Sequences(const EventLog& log) {
   std::set<uint64_t> s;
   for (const auto& p : log.pairs) s.insert(p.entanglement_id.sequence);
   for (const auto& e : log.expired) s.erase(e.entanglement_id.sequence);
   return s;
+}
+
+// Cancels open requests at `origin` and waits until the origin has ended
+// each and the far end has heard of `far_failures` ended requests in all;
+// then nothing may be left behind.
+void CancelAndWaitBothEnds(SimStackNetwork& net, const std::string& origin, const std::vector<RequestId>& ids,
+                           const EventLog& own, const EventLog& recv, size_t far_failures) {
+  for (RequestId id : ids) ASSERT_TRUE(net.link(origin).Cancel(id).ok()) << id;
+  ASSERT_TRUE(net.RunUntil(
+      [&] {
+        return recv.failed.size() == far_failures &&
+               std::all_of(ids.begin(), ids.end(), [&](RequestId id) { return own.Ended(id); });
+      },
+      seconds(1)));
+  for (RequestId id : ids) EXPECT_EQ(own.Failure(id)->error, LinkError::kCancelled) << id;
+  EXPECT_TRUE(own.completed.empty() && recv.completed.empty());
+  net.ExpectClean();
 }
 
 TEST(LinkRequestsTest, KeepPairsMeetMinFidelityAndMatchTheEstimate) {
@@ -284,9 +311,7 @@ TEST(LinkRequestsTest, AnOpenRequestServesEachExtensionAndEndsOnlyWhenCancelled)
     EventLog own;
     EventLog recv;
     ASSERT_TRUE(net.link(far).RegisterReceiver(1, recv.Handler()).ok());
-    EntanglementRequest request = Measure(far, 3);
-    request.open = true;
-    auto id = net.link(origin).Create(request, own.Handler());
+    auto id = net.link(origin).Create(OpenMeasure(far, 3), own.Handler());
     ASSERT_TRUE(id.ok()) << id.status();
     ASSERT_TRUE(net.RunUntil([&] { return own.pairs.size() == 3 && recv.pairs.size() == 3; }, seconds(1)));
     // Idle and open: a pair takes microseconds on this link, so 10 ms would
@@ -313,12 +338,8 @@ TEST(LinkRequestsTest, AnOpenRequestServesEachExtensionAndEndsOnlyWhenCancelled)
     EXPECT_EQ(net.link(origin).Extend(*closed, 1).code(), absl::StatusCode::kFailedPrecondition);
     ASSERT_TRUE(net.link(origin).Cancel(*closed).ok());
 
-    ASSERT_TRUE(net.link(origin).Cancel(*id).ok());
-    ASSERT_TRUE(net.RunUntil([&] { return own.Ended(*id) && recv.failed.size() == 2; }, seconds(1)));
-    EXPECT_EQ(own.Failure(*id)->error, LinkError::kCancelled);
-    EXPECT_TRUE(own.completed.empty() && recv.completed.empty());
     EXPECT_EQ(Sequences(own), Sequences(recv));
-    net.ExpectClean();
+    CancelAndWaitBothEnds(net, origin, {*id}, own, recv, 2);
   }
 }
 
@@ -330,17 +351,13 @@ TEST(LinkRequestsTest, AnExtensionBeforeAcceptanceReachesTheMaster) {
   EventLog own;
   EventLog recv;
   ASSERT_TRUE(net.link("alice").RegisterReceiver(1, recv.Handler()).ok());
-  EntanglementRequest request = Measure("alice", 1);
-  request.open = true;
-  auto id = net.link("bob").Create(request, own.Handler());
+  auto id = net.link("bob").Create(OpenMeasure("alice", 1), own.Handler());
   ASSERT_TRUE(id.ok()) << id.status();
   ASSERT_TRUE(net.link("bob").Extend(*id, 2).ok());
   ASSERT_TRUE(net.RunUntil([&] { return own.pairs.size() == 3 && recv.pairs.size() == 3; }, seconds(1)));
   net.RunFor(milliseconds(10));
   EXPECT_EQ(own.pairs.size(), 3u);
-  ASSERT_TRUE(net.link("bob").Cancel(*id).ok());
-  ASSERT_TRUE(net.RunUntil([&] { return own.Ended(*id) && recv.failed.size() == 1; }, seconds(1)));
-  net.ExpectClean();
+  CancelAndWaitBothEnds(net, "bob", {*id}, own, recv, 1);
 }
 
 // An extension is served as a new request would be: behind the requests
@@ -350,8 +367,7 @@ TEST(LinkRequestsTest, AnExtendedRequestQueuesBehindThoseAlreadyWaiting) {
   EventLog own;
   EventLog recv;
   ASSERT_TRUE(net.link("bob").RegisterReceiver(1, recv.Handler()).ok());
-  EntanglementRequest request = Measure("bob", 1);
-  request.open = true;
+  const EntanglementRequest request = OpenMeasure("bob", 1);
   auto older = net.link("alice").Create(request, own.Handler());
   auto newer = net.link("alice").Create(request, own.Handler());
   auto first = net.link("alice").Create(request, own.Handler());
@@ -366,9 +382,7 @@ TEST(LinkRequestsTest, AnExtendedRequestQueuesBehindThoseAlreadyWaiting) {
   EXPECT_EQ(own.pairs[3].request_id, *first);
   EXPECT_EQ(own.pairs[4].request_id, *newer);
   EXPECT_EQ(own.pairs[5].request_id, *older);
-  for (RequestId id : {*older, *newer, *first}) ASSERT_TRUE(net.link("alice").Cancel(id).ok());
-  ASSERT_TRUE(net.RunUntil([&] { return own.failed.size() == 3 && recv.failed.size() == 3; }, seconds(1)));
-  net.ExpectClean();
+  CancelAndWaitBothEnds(net, "alice", {*older, *newer, *first}, own, recv, 3);
 }
 
 // Both ends ask at once. The master (alice) serves the higher priority

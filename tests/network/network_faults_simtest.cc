@@ -150,6 +150,39 @@ TEST(NetworkFaultsSimTest, RepeaterCrashFailsBothEndsWithPeerDownAndFreesTheirMe
   ExpectNetworkClean(net);
 }
 
+// A link that keeps failing ends the circuits over it. Every herald the
+// station at n1 sends to n2 is lost: n2 gives up on each generation, the
+// master (n1) ends its link request after max_consecutive_failures of them,
+// and both ends of the circuit hear DEVICE_ERROR naming that link.
+TEST(NetworkFaultsSimTest, AFailingLinkEndsTheCircuitOverItAtBothEnds) {
+  stack::NodeStackOptions options;
+  options.link.max_consecutive_failures = 2;
+  SimStackNetwork net(ChainYaml(2), 9, {}, options);
+  NetLog tail;
+  ASSERT_TRUE(net.node("n2").network().RegisterReceiver(0, tail.Handler()).ok());
+  net.RunFor(milliseconds(1));
+  NetLog head;
+  ASSERT_TRUE(net.node("n0").network().Create(Measure("n2", 1000000), head.Handler()).ok());
+  ASSERT_TRUE(net.RunUntil([&] { return head.pairs.size() >= 20; }, seconds(1)));
+  uint64_t heralds_lost = 0;
+  net.network().SetDeliveryTamper([&](const std::string& from, const std::string& to, v1::PeerMessage& m) {
+    if (from == "n1" && to == "n2" && m.has_physical() && m.physical().has_herald()) {
+      m.Clear();
+      ++heralds_lost;
+    }
+  });
+  ASSERT_TRUE(net.RunUntil([&] { return head.Ended() && tail.Ended(); }, seconds(2)))
+      << "heralds lost " << heralds_lost << ", head pairs " << head.pairs.size();
+  EXPECT_GE(heralds_lost, 2u);
+  ASSERT_EQ(head.failed.size(), 1u);
+  EXPECT_EQ(head.failed[0].error, NetworkError::kDeviceError) << head.failed[0].message;
+  EXPECT_NE(head.failed[0].message.find("n1-n2"), std::string::npos) << head.failed[0].message;
+  ASSERT_EQ(tail.failed.size(), 1u);
+  EXPECT_EQ(tail.failed[0].error, NetworkError::kDeviceError) << tail.failed[0].message;
+  net.network().SetDeliveryTamper(nullptr);
+  ExpectNetworkClean(net);
+}
+
 // Two heads' circuits through one repeater with 4 qubits (2 each: a circuit
 // leaves a qubit per side for another); a third with a deadline waits for
 // memory and completes once one is done; a third without a deadline is
