@@ -8,6 +8,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "core/status.h"
+#include "physical/memory_noise.h"
 
 namespace qnet::link {
 
@@ -109,6 +110,9 @@ const physical::LinkCalibration* FidelityTable::Find(double alpha) const {
 double FidelityTable::Estimate(double alpha, Duration wait_a, Duration wait_b) const {
   const physical::LinkCalibration* c = Find(alpha);
   if (c == nullptr) return 0.0;
+  // Memories that do not decay keep the fidelity at herald, whatever the
+  // wait (FidelityAfterWait would give the same, per pair, at some cost).
+  if (!physical::HasIdleNoise(a_) && !physical::HasIdleNoise(b_)) return c->fidelity;
   return physical::FidelityAfterWait(*c, a_, b_, std::max(Duration{0}, wait_a), std::max(Duration{0}, wait_b));
 }
 

@@ -61,10 +61,9 @@ void LinkLayer::TryDeliver(LinkState& link, uint64_t generation_id) {
   Request* r = FindRequest(g.request);
   if (r == nullptr) return DropGeneration(link, generation_id);
 
-  const physical::LinkPhysics& physics = link.link.physics;
   PairDelivered event;
   event.request_id = r->id;
-  event.entanglement_id = {physics.node_a, physics.node_b, g.id};
+  event.entanglement_id = PairIdOf(link, g.id);
   event.remote_node = link.peer;
   event.purpose_id = r->params.purpose_id;
   event.pair_index = r->delivered;
@@ -101,7 +100,7 @@ void LinkLayer::TryDeliver(LinkState& link, uint64_t generation_id) {
     --r->in_flight;
     r->consecutive_failures = 0;
   }
-  DeliveredPair record{r->id, r->handler, event.entanglement_id, r->params.type, event.slot};
+  DeliveredPair record{r->id, r->handler, r->params.type, event.slot};
   if (r->params.type == RequestType::kKeep) kept_by_slot_[g.slot] = KeptPair{link.name, g.id, record};
   NoteDelivered(link, g.id, std::move(record));
   if (g.timer != kNoTimer) context_.CancelTimer(g.timer);
@@ -116,6 +115,10 @@ void LinkLayer::NoteDelivered(LinkState& link, uint64_t generation_id, Delivered
   link.delivered.Insert(generation_id, std::move(pair));
 }
 
+EntanglementId LinkLayer::PairIdOf(const LinkState& link, uint64_t generation_id) {
+  return {link.link.physics.node_a, link.link.physics.node_b, generation_id};
+}
+
 void LinkLayer::ForgetKeptSlot(int slot) { kept_by_slot_.erase(slot); }
 
 // ---------------------------------------------------------------- expiry
@@ -128,8 +131,8 @@ void LinkLayer::ExpireUndelivered(LinkState& link, const v1::LinkRequestEnded& e
     if (d == nullptr) continue;
     PairExpired expired;
     expired.request_id = d->request;
-    expired.entanglement_id = d->id;
-    expired.message = absl::StrCat(link.peer, " dropped pair ", d->id.ToString(),
+    expired.entanglement_id = PairIdOf(link, gid);
+    expired.message = absl::StrCat(link.peer, " dropped pair ", expired.entanglement_id.ToString(),
                                    " when the request ended there: ", ended.message());
     if (d->type == RequestType::kKeep) {
       auto kept = kept_by_slot_.find(d->slot);
@@ -154,7 +157,7 @@ void LinkLayer::ExpireKeptPairs(LinkState& link, const std::string& message) {
     KeptPair kept = std::move(kept_by_slot_[slot]);
     kept_by_slot_.erase(slot);
     if (!device_.IsAllocated(slot)) continue;  // already freed by the layer above
-    events_.Emit(kept.pair.handler, PairExpired{kept.pair.request, kept.pair.id, slot, message});
+    events_.Emit(kept.pair.handler, PairExpired{kept.pair.request, PairIdOf(link, kept.generation), slot, message});
     ++stats_.pairs_expired;
   }
 }

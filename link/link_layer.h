@@ -221,11 +221,11 @@ class LinkLayer {
     TimerId timer = kNoTimer;  // master: watchdog; other end: grace after the peer's success
   };
 
-  // A delivered pair, kept so that it can be expired later.
+  // A delivered pair as a late RequestEnded may need it; its EntanglementId
+  // follows from the link and the generation id (PairIdOf), so it is not kept.
   struct DeliveredPair {
     RequestId request = 0;
     SharedLinkEventHandler handler;
-    EntanglementId id;
     RequestType type = RequestType::kKeep;
     int slot = -1;
   };
@@ -358,6 +358,7 @@ class LinkLayer {
   MeasurementBasis ChooseBasis(const Request& request);
   void TryDeliver(LinkState& link, uint64_t generation_id);
   void NoteDelivered(LinkState& link, uint64_t generation_id, DeliveredPair pair);
+  static EntanglementId PairIdOf(const LinkState& link, uint64_t generation_id);
   void ForgetKeptSlot(int slot);
   // The far end dropped these generations' pairs when it ended a request.
   void ExpireUndelivered(LinkState& link, const v1::LinkRequestEnded& ended);

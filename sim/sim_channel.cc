@@ -101,8 +101,31 @@ void SimChannel::Send(uint32_t from, v1::PeerMessage message) {
     stats_.bytes += bytes.size();
     sim.ScheduleAfter(*d, [this, to, epoch = epoch_, bytes = std::move(bytes)] { DeliverBytes(to, epoch, bytes); });
   } else {
-    sim.ScheduleAfter(*d, [this, to, epoch = epoch_, message = std::move(message)] { Deliver(to, epoch, message); });
+    uint32_t slot;
+    if (free_in_flight_.empty()) {
+      slot = static_cast<uint32_t>(in_flight_.size());
+      in_flight_.emplace_back();
+    } else {
+      slot = free_in_flight_.back();
+      free_in_flight_.pop_back();
+    }
+    InFlight& parked = in_flight_[slot];
+    parked.message = std::move(message);
+    parked.epoch = epoch_;
+    parked.to = to;
+    sim.ScheduleAfter(*d, [this, slot] { DeliverInFlight(slot); });
   }
+}
+
+void SimChannel::DeliverInFlight(uint32_t slot) {
+  InFlight& parked = in_flight_[slot];
+  // Out of the slot first: the receiver may send on this channel, which can
+  // reuse the slot or grow in_flight_.
+  const v1::PeerMessage message(std::move(parked.message));
+  const uint32_t to = parked.to;
+  const uint64_t epoch = parked.epoch;
+  free_in_flight_.push_back(slot);
+  Deliver(to, epoch, message);
 }
 
 void SimChannel::Send(uint32_t from, std::shared_ptr<const v1::PeerMessage> message) {

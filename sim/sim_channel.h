@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "core/rng.h"
@@ -77,6 +78,8 @@ class SimChannel {
   // Loss and jitter draws for one message; nullopt if it is not delivered.
   std::optional<Duration> DeliveryDelay();
   void Deliver(uint32_t to, uint64_t epoch, const v1::PeerMessage& message);
+  // Delivers the message parked in in_flight_[slot] and frees the slot.
+  void DeliverInFlight(uint32_t slot);
   void DeliverBytes(uint32_t to, uint64_t epoch, const std::string& bytes);
   // Called by the network around any change of up_ or an end's liveness.
   void OnUsabilityChange(bool was_usable);
@@ -94,6 +97,16 @@ class SimChannel {
   // before a cut are recognised and dropped even if it is back up by then.
   uint64_t epoch_ = 0;
   ChannelStats stats_;
+  // Messages in flight, each parked in a slot that its delivery event names,
+  // so the event's callback fits std::function's inline buffer instead of
+  // costing an allocation per message.
+  struct InFlight {
+    v1::PeerMessage message;
+    uint64_t epoch = 0;
+    uint32_t to = 0;
+  };
+  std::vector<InFlight> in_flight_;
+  std::vector<uint32_t> free_in_flight_;
 };
 
 }  // namespace qnet::sim
