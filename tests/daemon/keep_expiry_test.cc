@@ -11,6 +11,7 @@
 #include <memory>
 #include <string>
 
+#include "absl/status/status.h"
 #include "daemon/entanglement_service.h"
 #include "gtest/gtest.h"
 #include "in_process_daemons.h"
@@ -34,23 +35,23 @@ Held HeldBy(Daemon& d) {
   });
 }
 
-// One KEEP request for `pairs` pairs from node 0 to `remote`; true once it ended OK.
-bool RunKeepRequest(Daemon& from, const std::string& remote, uint32_t pairs) {
+// One KEEP request for `pairs` pairs from node 0 to `remote`: how it ended.
+absl::Status RunKeepRequest(Daemon& from, const std::string& remote, uint32_t pairs) {
   auto ended = std::make_shared<std::optional<absl::Status>>();
   v1::EntangleRequest request;
   request.set_remote_node(remote);
   request.set_pairs(pairs);
   request.set_type(v1::EntangleRequest::KEEP);
-  const bool started = from.loop().Call([&] {
+  const absl::Status started = from.loop().Call([&] {
     return from.entanglement()
         .Entangle(request, {.event = [](v1::EntangleEvent) {}, .end = [ended](absl::Status s) { *ended = s; }})
-        .ok();
+        .status();
   });
-  if (!started) return false;
+  if (!started.ok()) return started;
   if (!WaitUntil("the KEEP request ends", [&] { return from.loop().Call([&] { return ended->has_value(); }); })) {
-    return false;
+    return absl::DeadlineExceededError("the KEEP request did not end");
   }
-  return from.loop().Call([&] { return ended->value().ok(); });
+  return from.loop().Call([&] { return ended->value(); });
 }
 
 TEST(KeepExpiryTest, ExpiredKeepPairsLeaveNoQubitsInTheBackends) {
@@ -65,8 +66,10 @@ TEST(KeepExpiryTest, ExpiredKeepPairsLeaveNoQubitsInTheBackends) {
   }));
   constexpr int kRequests = 10;
   for (int i = 0; i < kRequests; ++i) {
-    ASSERT_TRUE(RunKeepRequest(net[0], "b", 2)) << "link-layer request " << i;
-    ASSERT_TRUE(RunKeepRequest(net[0], "c", 1)) << "end-to-end request " << i;
+    const absl::Status link_level = RunKeepRequest(net[0], "b", 2);
+    ASSERT_TRUE(link_level.ok()) << "link-layer request " << i << ": " << link_level;
+    const absl::Status end_to_end = RunKeepRequest(net[0], "c", 1);
+    ASSERT_TRUE(end_to_end.ok()) << "end-to-end request " << i << ": " << end_to_end;
   }
   // Every pair expires; hand-overs and discards between the daemons settle.
   for (size_t i = 0; i < net.size(); ++i) {
