@@ -31,6 +31,9 @@ EventLoop::EventLoop(double time_scale, std::optional<int64_t> epoch_unix_ns)
     : time_scale_(time_scale),
       created_(WallClock::now()),
       start_(EpochOnSteadyClock(created_, epoch_unix_ns)),
+      epoch_unix_ns_(epoch_unix_ns.value_or(std::chrono::duration_cast<std::chrono::nanoseconds>(
+                                                std::chrono::system_clock::now().time_since_epoch())
+                                                .count())),
       poster_(std::make_shared<LoopPoster>(&io_)),
       work_(std::make_unique<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>>(
           io_.get_executor())),

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <cstdlib>
 #include <functional>
 #include <future>
@@ -84,6 +85,9 @@ class EventLoop {
   double time_scale() const { return time_scale_; }
   TimePoint Now() const { return ToSimulated(WallClock::now() - start_); }
   WallClock::time_point epoch() const { return start_; }  // Now() == 0 here
+  // The epoch as a Unix time in ns: the one given, else the loop's creation.
+  // (A given epoch in the future still starts the clock at creation.)
+  int64_t epoch_unix_ns() const { return epoch_unix_ns_; }
   WallClock::time_point created_at() const { return created_; }
   WallClock::duration ToWall(Duration simulated) const;
   TimePoint ToSimulated(WallClock::duration since_start) const;
@@ -124,6 +128,7 @@ class EventLoop {
   const double time_scale_;
   const WallClock::time_point created_;
   const WallClock::time_point start_;
+  const int64_t epoch_unix_ns_;
   boost::asio::io_context io_;
   std::shared_ptr<LoopPoster> poster_;
   std::unique_ptr<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;

@@ -1,8 +1,10 @@
 #include "daemon/peer_links.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 
 namespace qnet::daemon {
 namespace {
@@ -102,6 +104,8 @@ v1::PeerFrame PeerLinks::MakeHello() const {
   hello->set_node(topology_.self);
   hello->set_network(topology_.network);
   hello->set_protocol_version(kPeerProtocolVersion);
+  hello->set_time_scale(loop_.time_scale());
+  hello->set_epoch_unix_ns(loop_.epoch_unix_ns());
   return frame;
 }
 
@@ -123,6 +127,34 @@ absl::Status PeerLinks::CheckHello(const v1::Hello& hello, bool from_dialer) con
   if (from_dialer && !(hello.node() < topology_.self)) {
     return absl::FailedPreconditionError(absl::StrCat("node '", hello.node(), "' dialed '", topology_.self,
                                                       "', but the node whose name sorts lower dials"));
+  }
+  return CheckTimeLine(hello);
+}
+
+absl::Status PeerLinks::CheckTimeLine(const v1::Hello& hello) const {
+  // Two neighbours on different time lines exchange time stamps (heralds,
+  // emission times) that mean different instants: a herald from a station
+  // whose clock runs ahead waits in the receiver's future until the far
+  // end gives it up as lost, and memory decay is reckoned from the wrong
+  // instant. Figures would be wrong without a word, so the link stays down.
+  const double scale = loop_.time_scale();
+  if (!(std::abs(hello.time_scale() - scale) <= 1e-9 * scale)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "node '", hello.node(), "' runs at time scale ", hello.time_scale(), ", node '", topology_.self, "' at ",
+        scale, ": every daemon of a network needs the same --time-scale"));
+  }
+  // Epochs apart by less than a tenth of the link's classical delay (in
+  // simulated time) change no figure beyond what the lag monitor tolerates.
+  const NeighbourLink* link = topology_.FindNeighbour(hello.node());
+  const double apart_s = std::abs(static_cast<double>(hello.epoch_unix_ns() - loop_.epoch_unix_ns())) * 1e-9;
+  const double bound_s = ToSeconds(link->classical_delay()) / 10.0;
+  if (apart_s * scale > bound_s) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "node '", hello.node(), "' counts simulated time from Unix time ", hello.epoch_unix_ns(), " ns, node '",
+        topology_.self, "' from ", loop_.epoch_unix_ns(), " ns: ", absl::StrFormat("%.6g", apart_s * scale),
+        " s of simulated time apart, more than a tenth of link ", link->link, "'s classical delay (",
+        absl::StrFormat("%.3g", ToSeconds(link->classical_delay()) * 1e6),
+        " us); give every daemon of a network the same --epoch-unix-ns (qnetctl up and qnetctl bundle do)"));
   }
   return absl::OkStatus();
 }

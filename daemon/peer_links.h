@@ -26,7 +26,9 @@
 
 namespace qnet::daemon {
 
-inline constexpr uint32_t kPeerProtocolVersion = 1;
+// 2: open link-layer requests (extend, totals), and the Hello names the
+// sender's simulated time line.
+inline constexpr uint32_t kPeerProtocolVersion = 2;
 
 inline constexpr double kDefaultMaxPeerFramesPerSecond = 20000;
 
@@ -131,6 +133,7 @@ class PeerLinks {
   PeerStreamEvents Events();
   v1::PeerFrame MakeHello() const;
   absl::Status CheckHello(const v1::Hello& hello, bool from_dialer) const;
+  absl::Status CheckTimeLine(const v1::Hello& hello) const;
   // False (and the stream closed) if `n` sent frames faster than allowed.
   // Charged at the frame's arrival, so a backlog the loop drains late (a
   // stalled loop) is not taken for a burst from the neighbour.

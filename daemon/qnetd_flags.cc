@@ -51,6 +51,9 @@ Usage: qnetd --network FILE --node NAME [options]
   --epoch-unix-ns T   the simulated clock's zero as a Unix time in nanoseconds, not in
                       the future (default: when the daemon starts). Daemons given the
                       same epoch share one simulated time line; the launcher does this.
+                      Neighbours must share it and --time-scale: a neighbour whose
+                      epoch differs by more than a tenth of the link's classical
+                      delay (simulated) is refused, and the link stays down.
   --seed N            run seed (default: the network file's seed, else 1); the
                       node's randomness is this seed forked by the node name
   --pki DIR           the network's PKI directory (qnetctl up makes one in its state

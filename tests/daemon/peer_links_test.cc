@@ -147,9 +147,17 @@ TEST(PeerLinksTest, NeighbourDownAndUpReachTheStack) {
   EXPECT_EQ(StateOf(net[0], "b").times_connected, 2u);
 }
 
+// The simulated time line a Hello names.
+struct TimeLine {
+  double time_scale = 1.0;
+  int64_t epoch_unix_ns = 0;
+};
+
+TimeLine TimeLineOf(Daemon& d) { return {d.loop().time_scale(), d.loop().epoch_unix_ns()}; }
+
 // A raw dialer's Hello and the status the acceptor ends the stream with.
 grpc::Status DialWithHello(const std::string& address, const std::string& node, const std::string& network,
-                           uint32_t version) {
+                           uint32_t version, TimeLine time_line = {}) {
   auto stub = v1::Peer::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
@@ -158,6 +166,8 @@ grpc::Status DialWithHello(const std::string& address, const std::string& node, 
   hello.mutable_hello()->set_node(node);
   hello.mutable_hello()->set_network(network);
   hello.mutable_hello()->set_protocol_version(version);
+  hello.mutable_hello()->set_time_scale(time_line.time_scale);
+  hello.mutable_hello()->set_epoch_unix_ns(time_line.epoch_unix_ns);
   stream->Write(hello);
   v1::PeerFrame reply;
   while (stream->Read(&reply)) {
@@ -190,6 +200,36 @@ TEST(PeerLinksTest, MismatchedHellosAreRejectedWithAClearStatus) {
   grpc::Status wrong_direction = DialWithHello(b, "c", "testnet", kPeerProtocolVersion);
   EXPECT_EQ(wrong_direction.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_NE(wrong_direction.error_message().find("sorts lower dials"), std::string::npos);
+}
+
+// A neighbour on another simulated time line would have its heralds and time
+// stamps read as other instants: the link stays down, and says why. Posing
+// as a needs a stream from a that is down, so a stops first.
+TEST(PeerLinksTest, AHelloOnAnotherTimeLineIsRejected) {
+  InProcessNetwork net({"a", "b"}, 1.0);
+  ASSERT_TRUE(net.ok());
+  const std::string b = net[1].listen_address();
+  const TimeLine same = TimeLineOf(net[1]);
+  net.Stop(0);
+  ASSERT_TRUE(WaitUntil("b sees a down", [&] { return !Connected(net[1], "a"); }));
+
+  grpc::Status faster = DialWithHello(b, "a", "testnet", kPeerProtocolVersion, {10.0, same.epoch_unix_ns});
+  EXPECT_EQ(faster.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(faster.error_message().find("node 'a' runs at time scale 10, node 'b' at 1"), std::string::npos)
+      << faster.error_message();
+
+  // 1 km of fibre: 4.9 us of classical delay, so 0.49 us of epoch is the
+  // most that passes at time scale 1.
+  grpc::Status later = DialWithHello(b, "a", "testnet", kPeerProtocolVersion, {1.0, same.epoch_unix_ns + 1000});
+  EXPECT_EQ(later.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(later.error_message().find("1e-06 s of simulated time apart"), std::string::npos)
+      << later.error_message();
+  EXPECT_NE(later.error_message().find("--epoch-unix-ns"), std::string::npos);
+  EXPECT_FALSE(Connected(net[1], "a"));
+
+  // Within the bound the Hello is answered (DialWithHello then cancels).
+  grpc::Status near = DialWithHello(b, "a", "testnet", kPeerProtocolVersion, {1.0, same.epoch_unix_ns + 400});
+  EXPECT_EQ(near.error_code(), grpc::StatusCode::CANCELLED) << near.error_message();
 }
 
 // A dialer that writes `bytes` as its one frame, raw, and returns the status
@@ -252,6 +292,7 @@ TEST(PeerLinksTest, ANeighbourFloodingFramesHasItsStreamClosedWithResourceExhaus
   net.Stop(0);
   ASSERT_TRUE(WaitUntil("b sees a down", [&] { return !Connected(net[1], "a"); }));
 
+  const TimeLine b_time_line = TimeLineOf(net[1]);
   // As a (a sorts lower, so it dials): a Hello, then up to `heartbeats`
   // heartbeats as fast as the stream takes them; the status b ends it with.
   auto stub = v1::Peer::NewStub(grpc::CreateChannel(net[1].listen_address(), grpc::InsecureChannelCredentials()));
@@ -263,6 +304,8 @@ TEST(PeerLinksTest, ANeighbourFloodingFramesHasItsStreamClosedWithResourceExhaus
     frame.mutable_hello()->set_node("a");
     frame.mutable_hello()->set_network("testnet");
     frame.mutable_hello()->set_protocol_version(kPeerProtocolVersion);
+    frame.mutable_hello()->set_time_scale(b_time_line.time_scale);
+    frame.mutable_hello()->set_epoch_unix_ns(b_time_line.epoch_unix_ns);
     if (!stream->Write(frame)) return stream->Finish();
     frame.mutable_heartbeat();
     *written = 0;
