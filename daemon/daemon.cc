@@ -461,6 +461,13 @@ absl::Status Daemon::Init() {
   EventLoop* loop = loop_.get();
   log_.set_clock([loop] { return loop->Now(); });
   loop_->lag().Configure(topology.self, LagBound(topology));
+  if (options_.epoch_unix_ns.has_value() && *options_.epoch_unix_ns != loop_->epoch_unix_ns()) {
+    // Its neighbours, given the same epoch, will refuse this node's Hello.
+    QNET_LOG(log_, kWarn,
+             "--epoch-unix-ns %d lies %.3f s in this host's future: the simulated clock starts now instead, and "
+             "neighbours started with that epoch will refuse this node; check this host's clock (NTP)",
+             *options_.epoch_unix_ns, (*options_.epoch_unix_ns - loop_->epoch_unix_ns()) * 1e-9);
+  }
   if (options_.tls.has_value()) {
     absl::StatusOr<security::Identity> own = security::IdentityOfCertificate(options_.tls->cert_pem);
     if (!own.ok()) return absl::InvalidArgumentError(absl::StrCat("the daemon's certificate: ", own.status().message()));

@@ -17,23 +17,27 @@ void LoopPoster::Detach() {
 }
 
 namespace {
-WallClock::time_point EpochOnSteadyClock(WallClock::time_point now, std::optional<int64_t> epoch_unix_ns) {
-  if (!epoch_unix_ns.has_value()) return now;
-  auto unix_now = std::chrono::duration_cast<std::chrono::nanoseconds>(
-      std::chrono::system_clock::now().time_since_epoch());
-  auto since = unix_now - std::chrono::nanoseconds(*epoch_unix_ns);
-  if (since < std::chrono::nanoseconds::zero()) return now;
-  return now - std::chrono::duration_cast<WallClock::duration>(since);
+int64_t UnixNowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// The epoch the clock starts from: the given one, unless it is absent or in
+// this host's future (then the loop's creation).
+int64_t EffectiveEpoch(std::optional<int64_t> epoch_unix_ns, int64_t unix_now) {
+  return epoch_unix_ns.has_value() && *epoch_unix_ns <= unix_now ? *epoch_unix_ns : unix_now;
 }
 }  // namespace
 
 EventLoop::EventLoop(double time_scale, std::optional<int64_t> epoch_unix_ns)
+    : EventLoop(time_scale, epoch_unix_ns, WallClock::now(), UnixNowNs()) {}
+
+EventLoop::EventLoop(double time_scale, std::optional<int64_t> epoch_unix_ns, WallClock::time_point now,
+                     int64_t unix_now)
     : time_scale_(time_scale),
-      created_(WallClock::now()),
-      start_(EpochOnSteadyClock(created_, epoch_unix_ns)),
-      epoch_unix_ns_(epoch_unix_ns.value_or(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                                                std::chrono::system_clock::now().time_since_epoch())
-                                                .count())),
+      created_(now),
+      epoch_unix_ns_(EffectiveEpoch(epoch_unix_ns, unix_now)),
+      start_(now - std::chrono::duration_cast<WallClock::duration>(std::chrono::nanoseconds(unix_now - epoch_unix_ns_))),
       poster_(std::make_shared<LoopPoster>(&io_)),
       work_(std::make_unique<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>>(
           io_.get_executor())),

@@ -85,8 +85,9 @@ class EventLoop {
   double time_scale() const { return time_scale_; }
   TimePoint Now() const { return ToSimulated(WallClock::now() - start_); }
   WallClock::time_point epoch() const { return start_; }  // Now() == 0 here
-  // The epoch as a Unix time in ns: the one given, else the loop's creation.
-  // (A given epoch in the future still starts the clock at creation.)
+  // The epoch the clock counts from, as a Unix time in ns: the one given,
+  // else (none, or one in this host's future) the loop's creation. Peers
+  // compare it (the Hello), so it is the epoch really used.
   int64_t epoch_unix_ns() const { return epoch_unix_ns_; }
   WallClock::time_point created_at() const { return created_; }
   WallClock::duration ToWall(Duration simulated) const;
@@ -125,10 +126,13 @@ class EventLoop {
 
   TimerId AddTimer(WallClock::duration after, std::function<void()> fire, bool physics);
 
+  // `now` and `unix_now`: one instant on both clocks.
+  EventLoop(double time_scale, std::optional<int64_t> epoch_unix_ns, WallClock::time_point now, int64_t unix_now);
+
   const double time_scale_;
   const WallClock::time_point created_;
+  const int64_t epoch_unix_ns_;  // before start_, which is computed from it
   const WallClock::time_point start_;
-  const int64_t epoch_unix_ns_;
   boost::asio::io_context io_;
   std::shared_ptr<LoopPoster> poster_;
   std::unique_ptr<boost::asio::executor_work_guard<boost::asio::io_context::executor_type>> work_;

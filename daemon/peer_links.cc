@@ -146,6 +146,10 @@ absl::Status PeerLinks::CheckTimeLine(const v1::Hello& hello) const {
   // Epochs apart by less than a tenth of the link's classical delay (in
   // simulated time) change no figure beyond what the lag monitor tolerates.
   const NeighbourLink* link = topology_.FindNeighbour(hello.node());
+  if (hello.epoch_unix_ns() < 0) {  // no daemon counts from before 1970 (and the difference below must not overflow)
+    return absl::FailedPreconditionError(absl::StrCat("node '", hello.node(), "' sent a negative epoch (",
+                                                      hello.epoch_unix_ns(), " ns)"));
+  }
   const double apart_s = std::abs(static_cast<double>(hello.epoch_unix_ns() - loop_.epoch_unix_ns())) * 1e-9;
   const double bound_s = ToSeconds(link->classical_delay()) / 10.0;
   if (apart_s * scale > bound_s) {

@@ -48,8 +48,9 @@ Usage: qnetd --network FILE --node NAME [options]
                       is declared down (default 3).
                       A neighbour that exits is noticed at once; this catches a hung
                       or unreachable one.
-  --epoch-unix-ns T   the simulated clock's zero as a Unix time in nanoseconds, not in
-                      the future (default: when the daemon starts). Daemons given the
+  --epoch-unix-ns T   the simulated clock's zero as a Unix time in nanoseconds (default:
+                      when the daemon starts; one in this host's future is replaced
+                      by the start, with a warning). Daemons given the
                       same epoch share one simulated time line; the launcher does this.
                       Neighbours must share it and --time-scale: a neighbour whose
                       epoch differs by more than a tenth of the link's classical

@@ -31,9 +31,13 @@ TEST(EventLoopTest, AGivenEpochIsTheClocksZero) {
   EventLoop loop(2.0, unix_now - 5'000'000'000);
   EXPECT_GE(loop.Now().time_since_epoch(), std::chrono::seconds(10));
   EXPECT_LT(loop.epoch(), loop.created_at());
-  // An epoch in the future is not honoured: the clock starts at zero.
+  EXPECT_EQ(loop.epoch_unix_ns(), unix_now - 5'000'000'000);
+  // An epoch in the future is not honoured: the clock starts at zero, and
+  // the epoch it reports (to its neighbours' Hello check) is its creation.
   EventLoop future(1.0, unix_now + 60'000'000'000);
   EXPECT_EQ(future.epoch(), future.created_at());
+  EXPECT_GE(future.epoch_unix_ns(), unix_now);
+  EXPECT_LT(future.epoch_unix_ns(), unix_now + 30'000'000'000);
 }
 
 TEST(EventLoopTest, ToWallDividesByScaleAndClamps) {

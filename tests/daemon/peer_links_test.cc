@@ -3,6 +3,7 @@
 #include "daemon/peer_links.h"
 
 #include <future>
+#include <limits>
 #include <thread>
 
 #include <grpcpp/generic/generic_stub.h>
@@ -217,9 +218,15 @@ TEST(PeerLinksTest, AHelloOnAnotherTimeLineIsRejected) {
   EXPECT_EQ(faster.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_NE(faster.error_message().find("node 'a' runs at time scale 10, node 'b' at 1"), std::string::npos)
       << faster.error_message();
+  grpc::Status unset = DialWithHello(b, "a", "testnet", kPeerProtocolVersion, {0.0, same.epoch_unix_ns});
+  EXPECT_EQ(unset.error_code(), grpc::StatusCode::FAILED_PRECONDITION) << unset.error_message();
+  grpc::Status negative =
+      DialWithHello(b, "a", "testnet", kPeerProtocolVersion, {1.0, std::numeric_limits<int64_t>::min()});
+  EXPECT_EQ(negative.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_NE(negative.error_message().find("negative epoch"), std::string::npos) << negative.error_message();
 
-  // 1 km of fibre: 4.9 us of classical delay, so 0.49 us of epoch is the
-  // most that passes at time scale 1.
+  // 1 km of fibre: 5 us of classical delay, so 0.5 us of epoch is the most
+  // that passes at time scale 1.
   grpc::Status later = DialWithHello(b, "a", "testnet", kPeerProtocolVersion, {1.0, same.epoch_unix_ns + 1000});
   EXPECT_EQ(later.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
   EXPECT_NE(later.error_message().find("1e-06 s of simulated time apart"), std::string::npos)
