@@ -16,12 +16,12 @@ void LoopPoster::Detach() {
   io_ = nullptr;
 }
 
-namespace {
 int64_t UnixNowNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
+namespace {
 // The epoch the clock starts from: the given one, unless it is absent or in
 // this host's future (then the loop's creation).
 int64_t EffectiveEpoch(std::optional<int64_t> epoch_unix_ns, int64_t unix_now) {

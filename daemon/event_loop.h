@@ -48,6 +48,10 @@ class LoopPoster {
   boost::asio::io_context* io_;
 };
 
+// This host's wall clock (CLOCK_REALTIME) as a Unix time in ns: epochs and
+// peer messages' send stamps are on it.
+int64_t UnixNowNs();
+
 class EventLoop {
  public:
   // time_scale > 0: simulated seconds per wall-clock second. The clock's

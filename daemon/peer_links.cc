@@ -9,11 +9,6 @@
 namespace qnet::daemon {
 namespace {
 
-int64_t UnixNowNs() {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 double Seconds(WallClock::duration d) { return std::chrono::duration<double>(d).count(); }
 
 }  // namespace
@@ -143,21 +138,21 @@ absl::Status PeerLinks::CheckTimeLine(const v1::Hello& hello) const {
         "node '", hello.node(), "' runs at time scale ", hello.time_scale(), ", node '", topology_.self, "' at ",
         scale, ": every daemon of a network needs the same --time-scale"));
   }
-  // Epochs apart by less than a tenth of the link's classical delay (in
-  // simulated time) change no figure beyond what the lag monitor tolerates.
-  const NeighbourLink* link = topology_.FindNeighbour(hello.node());
   if (hello.epoch_unix_ns() < 0) {  // no daemon counts from before 1970 (and the difference below must not overflow)
     return absl::FailedPreconditionError(absl::StrCat("node '", hello.node(), "' sent a negative epoch (",
                                                       hello.epoch_unix_ns(), " ns)"));
   }
+  // Epochs apart by less than a tenth of the link's classical delay (in
+  // simulated time) change no figure beyond what the lag monitor tolerates.
+  const NeighbourLink* link = topology_.FindNeighbour(hello.node());
+  const double delay_s = ToSeconds(link->classical_delay());
   const double apart_s = std::abs(static_cast<double>(hello.epoch_unix_ns() - loop_.epoch_unix_ns())) * 1e-9;
-  const double bound_s = ToSeconds(link->classical_delay()) / 10.0;
-  if (apart_s * scale > bound_s) {
+  if (apart_s * scale > delay_s / 10.0) {
     return absl::FailedPreconditionError(absl::StrCat(
         "node '", hello.node(), "' counts simulated time from Unix time ", hello.epoch_unix_ns(), " ns, node '",
         topology_.self, "' from ", loop_.epoch_unix_ns(), " ns: ", absl::StrFormat("%.6g", apart_s * scale),
         " s of simulated time apart, more than a tenth of link ", link->link, "'s classical delay (",
-        absl::StrFormat("%.3g", ToSeconds(link->classical_delay()) * 1e6),
+        absl::StrFormat("%.3g", delay_s * 1e6),
         " us); give every daemon of a network the same --epoch-unix-ns (qnetctl up and qnetctl bundle do)"));
   }
   return absl::OkStatus();

@@ -54,9 +54,7 @@ class InProcessNetwork {
                             std::function<void(DaemonOptions&)> customise = nullptr)
       : nodes_(nodes), length_km_(length_km), network_(ChainNetwork(nodes, length_km)),
         customise_(std::move(customise)),
-        epoch_unix_ns_(std::chrono::duration_cast<std::chrono::nanoseconds>(
-                           std::chrono::system_clock::now().time_since_epoch())
-                           .count()) {
+        epoch_unix_ns_(UnixNowNs()) {
     for (const std::string& n : nodes) {
       auto d = Daemon::Start(Options(n));
       EXPECT_TRUE(d.ok()) << d.status();
