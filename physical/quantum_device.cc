@@ -291,10 +291,11 @@ void SimulatedDevice::BellMeasure(int slot_a, int slot_b, BellDone done) {
       [this, done](quantum::QuantumSystem& system, std::span<const QubitId> ids) {
         // CNOT then H rotates |B(x,z)> onto |z x>; each gate carries its
         // depolarising noise and each readout its error.
+        static const quantum::Matrix kCnot = quantum::gates::CNOT(), kH = quantum::gates::H();
         const auto step = [&]() -> absl::StatusOr<quantum::BellState> {
-          QNET_RETURN_IF_ERROR(system.ApplyUnitary(quantum::gates::CNOT(), ids));
+          QNET_RETURN_IF_ERROR(system.ApplyUnitary(kCnot, ids));
           QNET_RETURN_IF_ERROR(GateNoise(system, ids));
-          QNET_RETURN_IF_ERROR(system.ApplyUnitary(quantum::gates::H(), ids.first(1)));
+          QNET_RETURN_IF_ERROR(system.ApplyUnitary(kH, ids.first(1)));
           QNET_RETURN_IF_ERROR(GateNoise(system, ids.first(1)));
           QNET_ASSIGN_OR_RETURN(const int z, system.Measure(ids[0], quantum::Basis::Z(), rng_));
           QNET_ASSIGN_OR_RETURN(const int x, system.Measure(ids[1], quantum::Basis::Z(), rng_));

@@ -6,6 +6,7 @@
 #include <string>
 #include <utility>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "core/status.h"
@@ -16,6 +17,11 @@ namespace {
 
 using Complex = std::complex<double>;
 using Index = Eigen::Index;
+// Index and bit lists live on the stack up to a 6-qubit group: a repeater's
+// swap (a 4-qubit group) made a dozen heap allocations with std::vector,
+// about as long as its arithmetic.
+using IndexList = absl::InlinedVector<Index, 64>;
+using BitList = absl::InlinedVector<int, 12>;
 
 // A group of 12 qubits is a 4096 x 4096 matrix (256 MiB); beyond that a merge
 // is almost certainly a protocol bug (qubits never measured or discarded).
@@ -28,9 +34,9 @@ Index Dim(size_t qubits) { return Index{1} << qubits; }
 
 // Index of a matrix row/column with the bits of `j` (k bits, MSB first)
 // scattered to the bit positions `bits` (bits[0] receives j's MSB).
-std::vector<Index> ScatterTable(std::span<const int> bits) {
+IndexList ScatterTable(std::span<const int> bits) {
   const int k = static_cast<int>(bits.size());
-  std::vector<Index> table(Dim(k));
+  IndexList table(static_cast<size_t>(Dim(k)));
   for (Index j = 0; j < Dim(k); ++j) {
     Index idx = 0;
     for (int t = 0; t < k; ++t) {
@@ -46,15 +52,62 @@ int BitOf(int n, int pos) { return n - 1 - pos; }
 
 // The row (or column) indices with every target bit clear: each names one
 // 2^k-dimensional block that the k-qubit operator mixes.
-std::vector<Index> BlockBases(Index dim, std::span<const int> bits) {
+IndexList BlockBases(Index dim, std::span<const int> bits) {
   Index mask = 0;
   for (int b : bits) mask |= Index{1} << b;
-  std::vector<Index> bases;
+  IndexList bases;
   bases.reserve(dim >> bits.size());
   for (Index r = 0; r < dim; ++r) {
     if (!(r & mask)) bases.push_back(r);
   }
   return bases;
+}
+
+// Whether every entry of `op` is real (H, X, Z, CNOT, most Kraus operators):
+// a real times a complex number is two products, not four and two sums.
+bool IsReal(const Matrix& op) {
+  for (Index j = 0; j < op.cols(); ++j) {
+    for (Index i = 0; i < op.rows(); ++i) {
+      if (op(i, j).imag() != 0.0) return false;
+    }
+  }
+  return true;
+}
+
+// The one-qubit case of ApplyLeft and ApplyRightAdjoint below, with the
+// operator's entries (conjugated for the right) as real or complex scalars.
+template <typename Scalar>
+void ApplyLeftOneQubit(Scalar u00, Scalar u01, Scalar u10, Scalar u11, Index step, Matrix& m) {
+  const Index dim = m.rows();
+  for (Index c = 0; c < m.cols(); ++c) {
+    Complex* col = m.col(c).data();
+    for (Index hi = 0; hi < dim; hi += 2 * step) {
+      Complex* lo = col + hi;
+      Complex* up = lo + step;
+      for (Index r = 0; r < step; ++r) {
+        const Complex a = lo[r], b = up[r];
+        lo[r] = u00 * a + u01 * b;
+        up[r] = u10 * a + u11 * b;
+      }
+    }
+  }
+}
+
+template <typename Scalar>
+void ApplyRightOneQubit(Scalar u00, Scalar u01, Scalar u10, Scalar u11, Index step, Matrix& m) {
+  const Index dim = m.cols();
+  const Index rows = m.rows();
+  for (Index hi = 0; hi < dim; hi += 2 * step) {
+    for (Index c = hi; c < hi + step; ++c) {
+      Complex* a = m.col(c).data();
+      Complex* b = m.col(c + step).data();
+      for (Index r = 0; r < rows; ++r) {
+        const Complex x = a[r], y = b[r];
+        a[r] = u00 * x + u01 * y;
+        b[r] = u10 * x + u11 * y;
+      }
+    }
+  }
 }
 
 // m -> op_full * m and m -> m * op_full^dagger, where op_full is `op` acting
@@ -66,25 +119,15 @@ void ApplyLeft(const Matrix& op, std::span<const int> bits, Matrix& m) {
   const Index dim = m.rows();
   if (bits.size() == 1) {
     const Index step = Index{1} << bits[0];
-    const Complex u00 = op(0, 0), u01 = op(0, 1), u10 = op(1, 0), u11 = op(1, 1);
-    for (Index c = 0; c < m.cols(); ++c) {
-      Complex* col = m.col(c).data();
-      for (Index hi = 0; hi < dim; hi += 2 * step) {
-        Complex* lo = col + hi;
-        Complex* up = lo + step;
-        for (Index r = 0; r < step; ++r) {
-          const Complex a = lo[r], b = up[r];
-          lo[r] = u00 * a + u01 * b;
-          up[r] = u10 * a + u11 * b;
-        }
-      }
+    if (IsReal(op)) {
+      return ApplyLeftOneQubit(op(0, 0).real(), op(0, 1).real(), op(1, 0).real(), op(1, 1).real(), step, m);
     }
-    return;
+    return ApplyLeftOneQubit(op(0, 0), op(0, 1), op(1, 0), op(1, 1), step, m);
   }
-  const std::vector<Index> offset = ScatterTable(bits);
-  const std::vector<Index> bases = BlockBases(dim, bits);
+  const IndexList offset = ScatterTable(bits);
+  const IndexList bases = BlockBases(dim, bits);
   const Index kdim = static_cast<Index>(offset.size());
-  std::vector<Complex> v(kdim);
+  absl::InlinedVector<Complex, 16> v(static_cast<size_t>(kdim));
   for (Index c = 0; c < m.cols(); ++c) {
     Complex* col = m.col(c).data();
     for (Index base : bases) {
@@ -103,27 +146,18 @@ void ApplyRightAdjoint(const Matrix& op, std::span<const int> bits, Matrix& m) {
   const Index rows = m.rows();
   if (bits.size() == 1) {
     const Index step = Index{1} << bits[0];
-    const Complex u00 = std::conj(op(0, 0)), u01 = std::conj(op(0, 1));
-    const Complex u10 = std::conj(op(1, 0)), u11 = std::conj(op(1, 1));
-    for (Index hi = 0; hi < dim; hi += 2 * step) {
-      for (Index c = hi; c < hi + step; ++c) {
-        Complex* a = m.col(c).data();
-        Complex* b = m.col(c + step).data();
-        for (Index r = 0; r < rows; ++r) {
-          const Complex x = a[r], y = b[r];
-          a[r] = u00 * x + u01 * y;
-          b[r] = u10 * x + u11 * y;
-        }
-      }
+    if (IsReal(op)) {
+      return ApplyRightOneQubit(op(0, 0).real(), op(0, 1).real(), op(1, 0).real(), op(1, 1).real(), step, m);
     }
-    return;
+    return ApplyRightOneQubit(std::conj(op(0, 0)), std::conj(op(0, 1)), std::conj(op(1, 0)), std::conj(op(1, 1)),
+                              step, m);
   }
-  const std::vector<Index> offset = ScatterTable(bits);
-  const std::vector<Index> bases = BlockBases(dim, bits);
+  const IndexList offset = ScatterTable(bits);
+  const IndexList bases = BlockBases(dim, bits);
   const Index kdim = static_cast<Index>(offset.size());
   const Matrix conj_op = op.conjugate();
-  std::vector<Complex*> cols(kdim);
-  std::vector<Complex> v(kdim);
+  absl::InlinedVector<Complex*, 16> cols(static_cast<size_t>(kdim));
+  absl::InlinedVector<Complex, 16> v(static_cast<size_t>(kdim));
   for (Index base : bases) {
     for (Index j = 0; j < kdim; ++j) cols[j] = m.col(base + offset[j]).data();
     for (Index r = 0; r < rows; ++r) {
@@ -141,10 +175,10 @@ void ApplyRightAdjoint(const Matrix& op, std::span<const int> bits, Matrix& m) {
 // SWAP): target[j] = the row of column j's 1. Such a gate only moves entries,
 // so conjugating by it needs no arithmetic (the swap of every repeater's Bell
 // measurement starts with a CNOT on a 16 x 16 matrix).
-bool AsPermutation(const Matrix& op, std::vector<Index>& target) {
+bool AsPermutation(const Matrix& op, IndexList& target) {
   const Index k = op.rows();
   target.assign(static_cast<size_t>(k), -1);
-  std::vector<bool> hit(static_cast<size_t>(k), false);
+  absl::InlinedVector<bool, 64> hit(static_cast<size_t>(k), false);
   for (Index j = 0; j < k; ++j) {
     for (Index i = 0; i < k; ++i) {
       const Complex v = op(i, j);
@@ -166,22 +200,22 @@ bool AsPermutation(const Matrix& op, std::vector<Index>& target) {
 // state is the same to the bit whichever path a gate takes.
 void ConjugateByPermutation(std::span<const Index> target, std::span<const int> bits, Matrix& m) {
   const Index dim = m.rows();
-  const std::vector<Index> offset = ScatterTable(bits);
+  const IndexList offset = ScatterTable(bits);
   const Index kdim = static_cast<Index>(offset.size());
   // to[r]: where full index r goes; from: its inverse.
-  std::vector<Index> to(static_cast<size_t>(dim)), from(static_cast<size_t>(dim));
+  IndexList to(static_cast<size_t>(dim)), from(static_cast<size_t>(dim));
   for (Index base : BlockBases(dim, bits)) {
     for (Index j = 0; j < kdim; ++j) to[base | offset[j]] = base | offset[target[j]];
   }
   for (Index r = 0; r < dim; ++r) from[to[r]] = r;
   const Complex zero(0.0, 0.0);
-  std::vector<Complex> tmp(static_cast<size_t>(dim));
+  absl::InlinedVector<Complex, 64> tmp(static_cast<size_t>(dim));
   for (Index c = 0; c < dim; ++c) {
     Complex* col = m.col(c).data();
     std::copy(col, col + dim, tmp.begin());
     for (Index r = 0; r < dim; ++r) col[to[r]] = tmp[r] + zero;
   }
-  std::vector<bool> done(static_cast<size_t>(dim), false);
+  absl::InlinedVector<bool, 64> done(static_cast<size_t>(dim), false);
   for (Index start = 0; start < dim; ++start) {
     if (done[start] || from[start] == start) continue;
     // Column k receives column from[k]; rotate the cycle through `start`.
@@ -197,14 +231,19 @@ void ConjugateByPermutation(std::span<const Index> target, std::span<const int> 
   }
 }
 
-// m -> K m K^dagger.
-void Conjugate(const Matrix& op, std::span<const int> bits, Matrix& m) {
+// m -> K m K^dagger. Returns whether K was a permutation, which only moves
+// entries: a Hermitian m stays Hermitian to the bit.
+bool Conjugate(const Matrix& op, std::span<const int> bits, Matrix& m) {
   if (op.rows() > 2) {
-    std::vector<Index> target;
-    if (AsPermutation(op, target)) return ConjugateByPermutation(target, bits, m);
+    IndexList target;
+    if (AsPermutation(op, target)) {
+      ConjugateByPermutation(target, bits, m);
+      return true;
+    }
   }
   ApplyLeft(op, bits, m);
   ApplyRightAdjoint(op, bits, m);
+  return false;
 }
 
 // Averages m with its adjoint in place, removing rounding asymmetry. Works in
@@ -232,14 +271,14 @@ void Symmetrize(Matrix& m) {
 // (in that order: keep[0] becomes the MSB of the result). With every
 // position listed it is a pure reordering of the qubits.
 Matrix Reduce(const Matrix& rho, int n, std::span<const int> keep) {
-  std::vector<int> keep_bits, traced_bits;
+  BitList keep_bits, traced_bits;
   for (int pos : keep) keep_bits.push_back(BitOf(n, pos));
   for (int pos = 0; pos < n; ++pos) {
     if (std::find(keep.begin(), keep.end(), pos) == keep.end())
       traced_bits.push_back(BitOf(n, pos));
   }
-  const std::vector<Index> kept = ScatterTable(keep_bits);
-  const std::vector<Index> traced = ScatterTable(traced_bits);
+  const IndexList kept = ScatterTable(keep_bits);
+  const IndexList traced = ScatterTable(traced_bits);
   const Index kdim = static_cast<Index>(kept.size());
   Matrix out = Matrix::Zero(kdim, kdim);
   for (Index j = 0; j < kdim; ++j) {
@@ -253,16 +292,29 @@ Matrix Reduce(const Matrix& rho, int n, std::span<const int> keep) {
 
 // <e|_pos rho |e>_pos: the unnormalised state of the other members after the
 // member at `pos` was projected onto |e>.
-Matrix ContractMember(const Matrix& rho, int n, int pos, const Vector& e) {
-  std::vector<int> keep_bits;
+Matrix ContractMember(const Matrix& rho, int n, int pos, const Eigen::Vector2cd& e) {
+  BitList keep_bits;
   for (int p = 0; p < n; ++p) {
     if (p != pos) keep_bits.push_back(BitOf(n, p));
   }
-  const std::vector<Index> kept = ScatterTable(keep_bits);
+  const IndexList kept = ScatterTable(keep_bits);
   const Index step = Index{1} << BitOf(n, pos);
   const Index kdim = static_cast<Index>(kept.size());
   const Complex w[2][2] = {{std::conj(e(0)) * e(0), std::conj(e(0)) * e(1)},
                            {std::conj(e(1)) * e(0), std::conj(e(1)) * e(1)}};
+  for (int o = 0; o < 2; ++o) {
+    // A computational-basis outcome (every Z measurement, both of a swap's)
+    // selects a block; the weighted sum below would give the same values.
+    const Complex zero(0.0);
+    if (w[o][o] == Complex(1.0) && w[1 - o][1 - o] == zero && w[0][1] == zero && w[1][0] == zero) {
+      Matrix out(kdim, kdim);
+      for (Index j = 0; j < kdim; ++j) {
+        const Complex* col = rho.col(kept[j] + o * step).data();
+        for (Index i = 0; i < kdim; ++i) out(i, j) = col[kept[i] + o * step] + zero;
+      }
+      return out;
+    }
+  }
   Matrix out = Matrix::Zero(kdim, kdim);
   for (Index j = 0; j < kdim; ++j) {
     for (int b = 0; b < 2; ++b) {
@@ -276,10 +328,17 @@ Matrix ContractMember(const Matrix& rho, int n, int pos, const Vector& e) {
 }
 
 Matrix Kron(const Matrix& a, const Matrix& b) {
-  Matrix out(a.rows() * b.rows(), a.cols() * b.cols());
-  for (Index i = 0; i < a.rows(); ++i) {
-    for (Index j = 0; j < a.cols(); ++j) {
-      out.block(i * b.rows(), j * b.cols(), b.rows(), b.cols()) = a(i, j) * b;
+  // Entry by entry down the columns: Eigen's block expressions cost more than
+  // the products for the 4 x 4 pairs a swap merges.
+  const Index br = b.rows(), bc = b.cols();
+  Matrix out(a.rows() * br, a.cols() * bc);
+  for (Index j = 0; j < a.cols(); ++j) {
+    for (Index l = 0; l < bc; ++l) {
+      Complex* col = out.col(j * bc + l).data();
+      for (Index i = 0; i < a.rows(); ++i) {
+        const Complex aij = a(i, j);
+        for (Index k = 0; k < br; ++k) col[i * br + k] = aij * b(k, l);
+      }
     }
   }
   return out;
@@ -289,6 +348,24 @@ std::string IdList(std::span<const QubitId> ids) {
   std::string s = "[";
   for (size_t i = 0; i < ids.size(); ++i) absl::StrAppend(&s, i ? ", " : "", ids[i]);
   return s + "]";
+}
+
+// max |sum_K (K^dagger K)_ij - delta_ij|^2 over the operators `ops`: how far
+// they are from unitary (one operator) or trace preserving (a Kraus set).
+// Entry by entry, with no product matrix: the check runs before every gate.
+double SquaredDeviationFromIdentity(std::span<const Matrix> ops) {
+  const Index dim = ops[0].cols();
+  double worst = 0.0;
+  for (Index j = 0; j < dim; ++j) {
+    for (Index i = 0; i < dim; ++i) {
+      Complex sum = i == j ? Complex(-1.0) : Complex(0.0);
+      for (const Matrix& k : ops) {
+        for (Index r = 0; r < k.rows(); ++r) sum += std::conj(k(r, i)) * k(r, j);
+      }
+      worst = std::max(worst, std::norm(sum));
+    }
+  }
+  return worst;
 }
 
 absl::Status CheckSquare(const Matrix& m, size_t qubits, const char* op, absl::string_view what) {
@@ -307,10 +384,13 @@ absl::Status CheckSquare(const Matrix& m, size_t qubits, const char* op, absl::s
 // A density matrix handed in from outside: right shape, Hermitian, trace 1.
 absl::Status CheckDensity(const Matrix& rho, size_t qubits, const char* op) {
   QNET_RETURN_IF_ERROR(CheckSquare(rho, qubits, op, "density matrix"));
-  const double asym = (rho - rho.adjoint()).cwiseAbs().maxCoeff();
-  if (asym > kStateTolerance) {
+  double asym2 = 0.0;  // max |rho - rho^dagger|^2, without a temporary matrix
+  for (Index j = 0; j < rho.cols(); ++j) {
+    for (Index i = j; i < rho.rows(); ++i) asym2 = std::max(asym2, std::norm(rho(i, j) - std::conj(rho(j, i))));
+  }
+  if (asym2 > kStateTolerance * kStateTolerance) {
     return absl::InvalidArgumentError(absl::StrCat(
-        op, ": density matrix is not Hermitian (max |rho - rho^dagger| = ", asym, ")"));
+        op, ": density matrix is not Hermitian (max |rho - rho^dagger| = ", std::sqrt(asym2), ")"));
   }
   const Complex tr = rho.trace();
   if (std::abs(tr - Complex(1.0)) > kStateTolerance) {
@@ -369,10 +449,10 @@ absl::Status QuantumSystem::Prepare(std::span<const QubitId> ids, const Matrix& 
 absl::Status QuantumSystem::ApplyUnitary(const Matrix& u, std::span<const QubitId> targets) {
   QNET_RETURN_IF_ERROR(CheckTargets(targets, "ApplyUnitary"));
   QNET_RETURN_IF_ERROR(CheckSquare(u, targets.size(), "ApplyUnitary", "unitary"));
-  const double err = (u.adjoint() * u - Matrix::Identity(u.rows(), u.cols())).cwiseAbs().maxCoeff();
-  if (err > kUnitarityTolerance) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("ApplyUnitary: matrix is not unitary (max |U^dagger U - I| = ", err, ")"));
+  const double err2 = SquaredDeviationFromIdentity(std::span<const Matrix>(&u, 1));
+  if (err2 > kUnitarityTolerance * kUnitarityTolerance) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "ApplyUnitary: matrix is not unitary (max |U^dagger U - I| = ", std::sqrt(err2), ")"));
   }
   return ApplyOperators(std::span<const Matrix>(&u, 1), targets);
 }
@@ -381,18 +461,15 @@ absl::Status QuantumSystem::ApplyChannel(std::span<const Matrix> kraus,
                                          std::span<const QubitId> targets) {
   QNET_RETURN_IF_ERROR(CheckTargets(targets, "ApplyChannel"));
   if (kraus.empty()) return absl::InvalidArgumentError("ApplyChannel: no Kraus operators given");
-  const Index dim = Dim(targets.size());
-  Matrix completeness = Matrix::Zero(dim, dim);
   for (size_t i = 0; i < kraus.size(); ++i) {
     QNET_RETURN_IF_ERROR(
         CheckSquare(kraus[i], targets.size(), "ApplyChannel", absl::StrCat("Kraus operator ", i)));
-    completeness += kraus[i].adjoint() * kraus[i];
   }
-  const double err = (completeness - Matrix::Identity(dim, dim)).cwiseAbs().maxCoeff();
-  if (err > kUnitarityTolerance) {
+  const double err2 = SquaredDeviationFromIdentity(kraus);
+  if (err2 > kUnitarityTolerance * kUnitarityTolerance) {
     return absl::InvalidArgumentError(absl::StrCat(
-        "ApplyChannel: Kraus operators are not trace preserving (max |sum K^dagger K - I| = ", err,
-        ")"));
+        "ApplyChannel: Kraus operators are not trace preserving (max |sum K^dagger K - I| = ",
+        std::sqrt(err2), ")"));
   }
   return ApplyOperators(kraus, targets);
 }
@@ -402,10 +479,11 @@ absl::Status QuantumSystem::ApplyOperators(std::span<const Matrix> ops,
   QNET_ASSIGN_OR_RETURN(const uint64_t key, MergeGroupsOf(targets));
   Group& g = groups_.at(key);
   const int n = static_cast<int>(g.members.size());
-  std::vector<int> bits;
+  BitList bits;
   for (QubitId id : targets) bits.push_back(BitOf(n, PositionIn(g.members, id)));
   if (ops.size() == 1) {
-    Conjugate(ops[0], bits, g.rho);
+    // A permutation (a CNOT, every repeater's swap) adds no rounding to undo.
+    if (Conjugate(ops[0], bits, g.rho)) return absl::OkStatus();
   } else {
     Matrix sum = Matrix::Zero(g.rho.rows(), g.rho.cols());
     Matrix term;
@@ -434,17 +512,26 @@ absl::StatusOr<int> QuantumSystem::Measure(QubitId id, const Basis& basis, Rng& 
   // Eigenstates of n.sigma: |+n> (outcome 0) and the orthogonal |-n>.
   const double c = std::cos(basis.theta / 2), s = std::sin(basis.theta / 2);
   const Complex phase = std::polar(1.0, basis.phi);
-  Vector plus(2), minus(2);
+  Eigen::Vector2cd plus, minus;
   plus << c, phase * s;
   minus << s, -phase * c;
 
-  const int keep[1] = {pos};
-  const Matrix local = Reduce(g.rho, n, keep);
+  // The measured qubit's reduced state, summed in Reduce's order (the other
+  // members' indices ascending) but into a 2 x 2 on the stack.
+  Eigen::Matrix2cd local = Eigen::Matrix2cd::Zero();
+  const Index step = Index{1} << BitOf(n, pos);
+  for (Index t = 0; t < g.rho.rows(); ++t) {
+    if (t & step) continue;
+    local(0, 0) += g.rho(t, t);
+    local(1, 0) += g.rho(t + step, t);
+    local(0, 1) += g.rho(t, t + step);
+    local(1, 1) += g.rho(t + step, t + step);
+  }
   const double trace = local.trace().real();
   double p0 = (plus.adjoint() * local * plus)(0, 0).real() / trace;
   p0 = std::clamp(p0, 0.0, 1.0);  // rounding can push it a hair outside
   const int outcome = rng.Uniform() < p0 ? 0 : 1;
-  const Vector& e = outcome == 0 ? plus : minus;
+  const Eigen::Vector2cd& e = outcome == 0 ? plus : minus;
 
   if (n > 1) {
     // The projected state factorises as |e><e| (x) rest: keep the rest in the
@@ -460,7 +547,7 @@ absl::StatusOr<int> QuantumSystem::Measure(QubitId id, const Basis& basis, Rng& 
     g.rho = std::move(rest);
     g.members.erase(g.members.begin() + pos);
     group_of_.erase(id);
-    AddGroup({id}, e * e.adjoint());
+    AddGroup({id}, Matrix(e * e.adjoint()));
   } else {
     g.rho = e * e.adjoint();
   }
@@ -584,7 +671,7 @@ absl::Status QuantumSystem::CheckTargets(std::span<const QubitId> ids, const cha
 }
 
 absl::StatusOr<uint64_t> QuantumSystem::MergeGroupsOf(std::span<const QubitId> ids) {
-  std::vector<uint64_t> keys;
+  absl::InlinedVector<uint64_t, 4> keys;
   size_t total = 0;
   for (QubitId id : ids) {
     const uint64_t key = group_of_.at(id);
@@ -623,7 +710,7 @@ void QuantumSystem::Detach(QubitId id) {
   }
   const int n = static_cast<int>(g.members.size());
   const int pos = PositionIn(g.members, id);
-  std::vector<int> keep;
+  BitList keep;
   for (int p = 0; p < n; ++p) {
     if (p != pos) keep.push_back(p);
   }
