@@ -152,48 +152,47 @@ void SimulatedDevice::Run(std::vector<int> slots, Duration duration, Body body,
       }
     }
   }
-  std::vector<uint64_t> epochs;
-  for (int s : slots) {
+  auto op = std::make_shared<Operation>();
+  op->slots = std::move(slots);
+  op->body = std::move(body);
+  op->fail = std::move(fail);
+  for (int s : op->slots) {
     slots_[static_cast<size_t>(s)].busy = true;
-    epochs.push_back(slots_[static_cast<size_t>(s)].epoch);
+    op->epochs.push_back(slots_[static_cast<size_t>(s)].epoch);
   }
   // The operation acts at its end: decay up to then (including its own
   // duration) is applied first, then the gate and its noise.
-  context_.StartTimer(duration, lifetime_.Guard([this, slots = std::move(slots), epochs = std::move(epochs),
-                                                 body = std::move(body), fail = std::move(fail)]() mutable {
-    auto release = [this, slots, epochs]() -> absl::Status {
-      absl::Status freed;
-      for (size_t i = 0; i < slots.size(); ++i) {
-        Slot& s = slots_[static_cast<size_t>(slots[i])];
-        if (s.epoch == epochs[i]) {
-          s.busy = false;
-        } else if (freed.ok()) {
-          freed = absl::CancelledError(absl::StrCat("memory slot ", slots[i], " of node ",
-                                                    context_.node_name(),
-                                                    " was freed during the operation"));
-        }
-      }
-      return freed;
-    };
-    std::vector<QubitId> ids;
-    for (int s : slots) ids.push_back(slots_[static_cast<size_t>(s)].qubit);
-    backend_.WithLocalQubits(ids, lifetime_.Guard([this, slots, ids, release = std::move(release),
-                                                   body = std::move(body), fail = std::move(fail)](
-                                                      absl::StatusOr<quantum::QuantumSystem*> system) {
-      if (absl::Status freed = release(); !freed.ok()) return fail(freed);
+  context_.StartTimer(duration, lifetime_.Guard([this, op] {
+    for (int s : op->slots) op->ids.push_back(slots_[static_cast<size_t>(s)].qubit);
+    backend_.WithLocalQubits(op->ids, lifetime_.Guard([this, op](absl::StatusOr<quantum::QuantumSystem*> system) {
+      if (absl::Status freed = EndOperation(*op); !freed.ok()) return op->fail(freed);
       if (!system.ok()) {
-        return fail(absl::UnavailableError(absl::StrCat("the state of node ", context_.node_name(),
-                                                        "'s memory is unreachable: ",
-                                                        system.status().message())));
+        return op->fail(absl::UnavailableError(absl::StrCat("the state of node ", context_.node_name(),
+                                                            "'s memory is unreachable: ",
+                                                            system.status().message())));
       }
-      for (int s : slots) {
+      for (int s : op->slots) {
         if (absl::Status st = BringUpToDate(**system, slots_[static_cast<size_t>(s)]); !st.ok()) {
-          return fail(st);
+          return op->fail(st);
         }
       }
-      body(**system, ids);
+      op->body(**system, op->ids);
     }));
   }));
+}
+
+absl::Status SimulatedDevice::EndOperation(const Operation& op) {
+  absl::Status freed;
+  for (size_t i = 0; i < op.slots.size(); ++i) {
+    Slot& s = slots_[static_cast<size_t>(op.slots[i])];
+    if (s.epoch == op.epochs[i]) {
+      s.busy = false;
+    } else if (freed.ok()) {
+      freed = absl::CancelledError(absl::StrCat("memory slot ", op.slots[i], " of node ", context_.node_name(),
+                                                " was freed during the operation"));
+    }
+  }
+  return freed;
 }
 
 absl::Status SimulatedDevice::BringUpToDate(quantum::QuantumSystem& system, Slot& slot) {

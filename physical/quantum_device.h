@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "core/lifetime.h"
@@ -178,8 +179,19 @@ class SimulatedDevice final : public QuantumDevice {
   absl::Status CheckIdle(int slot) const;
   // Posts `then(status)` to the event loop.
   void Post(absl::Status status, std::function<void(absl::Status)> then);
+  // One operation in flight, shared by its timer and its access to the state
+  // (nested captures of each part cost about ten allocations per operation).
+  struct Operation {
+    std::vector<int> slots;
+    absl::InlinedVector<uint64_t, 2> epochs;  // the slots' epochs when it began
+    std::vector<quantum::QubitId> ids;
+    Body body;
+    std::function<void(absl::Status)> fail;
+  };
   // Runs `body` on `slots` after `duration`, or `fail` with why it could not.
   void Run(std::vector<int> slots, Duration duration, Body body, std::function<void(absl::Status)> fail);
+  // Marks the operation's slots idle again; Cancelled if one was freed meanwhile.
+  absl::Status EndOperation(const Operation& op);
   // Creates the qubit if absent (fresh memory is |0>) and applies its memory
   // decay from state_time to now.
   absl::Status BringUpToDate(quantum::QuantumSystem& system, Slot& slot);

@@ -29,6 +29,9 @@ constexpr size_t kMaxGroupQubits = 12;
 // Tolerances for validating caller-supplied matrices (rounding, not physics).
 constexpr double kUnitarityTolerance = 1e-8;
 constexpr double kStateTolerance = 1e-6;
+// |z|^2 and |z| as the checks' magnitudes (see DeviationFromIdentity).
+constexpr auto kSquaredMagnitude = [](const std::complex<double>& z) { return std::norm(z); };
+constexpr auto kMagnitude = [](const std::complex<double>& z) { return std::abs(z); };
 
 Index Dim(size_t qubits) { return Index{1} << qubits; }
 
@@ -63,7 +66,7 @@ IndexList BlockBases(Index dim, std::span<const int> bits) {
   return bases;
 }
 
-// Whether every entry of `op` is real (H, X, Z, CNOT, most Kraus operators):
+// Whether every entry of `op` is real (H, X, Z, most Kraus operators):
 // a real times a complex number is two products, not four and two sums.
 bool IsReal(const Matrix& op) {
   for (Index j = 0; j < op.cols(); ++j) {
@@ -197,7 +200,8 @@ bool AsPermutation(const Matrix& op, IndexList& target) {
 // each column, then whole columns along the permutation's cycles), so a
 // 12-qubit group needs no second 256 MiB matrix. Adding +0 makes every zero
 // +0, as the arithmetic kernels' sums (which start from +0) do: the stored
-// state is the same to the bit whichever path a gate takes.
+// state is the same whichever path a gate takes, up to the sign of zeros
+// (the arithmetic path's Symmetrize writes -0 above the diagonal).
 void ConjugateByPermutation(std::span<const Index> target, std::span<const int> bits, Matrix& m) {
   const Index dim = m.rows();
   const IndexList offset = ScatterTable(bits);
@@ -350,10 +354,13 @@ std::string IdList(std::span<const QubitId> ids) {
   return s + "]";
 }
 
-// max |sum_K (K^dagger K)_ij - delta_ij|^2 over the operators `ops`: how far
-// they are from unitary (one operator) or trace preserving (a Kraus set).
-// Entry by entry, with no product matrix: the check runs before every gate.
-double SquaredDeviationFromIdentity(std::span<const Matrix> ops) {
+// max over (i, j) of magnitude(sum_K (K^dagger K)_ij - delta_ij): how far the
+// operators `ops` are from unitary (one operator) or trace preserving (a
+// Kraus set). Entry by entry, with no product matrix: the check runs before
+// every gate. The check compares std::norm (no hypot) with the squared
+// tolerance; an error message reports std::abs, which cannot overflow.
+template <typename Magnitude>
+double DeviationFromIdentity(std::span<const Matrix> ops, Magnitude magnitude) {
   const Index dim = ops[0].cols();
   double worst = 0.0;
   for (Index j = 0; j < dim; ++j) {
@@ -362,7 +369,7 @@ double SquaredDeviationFromIdentity(std::span<const Matrix> ops) {
       for (const Matrix& k : ops) {
         for (Index r = 0; r < k.rows(); ++r) sum += std::conj(k(r, i)) * k(r, j);
       }
-      worst = std::max(worst, std::norm(sum));
+      worst = std::max(worst, magnitude(sum));
     }
   }
   return worst;
@@ -384,13 +391,17 @@ absl::Status CheckSquare(const Matrix& m, size_t qubits, const char* op, absl::s
 // A density matrix handed in from outside: right shape, Hermitian, trace 1.
 absl::Status CheckDensity(const Matrix& rho, size_t qubits, const char* op) {
   QNET_RETURN_IF_ERROR(CheckSquare(rho, qubits, op, "density matrix"));
-  double asym2 = 0.0;  // max |rho - rho^dagger|^2, without a temporary matrix
-  for (Index j = 0; j < rho.cols(); ++j) {
-    for (Index i = j; i < rho.rows(); ++i) asym2 = std::max(asym2, std::norm(rho(i, j) - std::conj(rho(j, i))));
-  }
-  if (asym2 > kStateTolerance * kStateTolerance) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        op, ": density matrix is not Hermitian (max |rho - rho^dagger| = ", std::sqrt(asym2), ")"));
+  // max |rho - rho^dagger| (squared for the check), without a temporary matrix.
+  const auto asymmetry = [&rho](auto magnitude) {
+    double worst = 0.0;
+    for (Index j = 0; j < rho.cols(); ++j) {
+      for (Index i = j; i < rho.rows(); ++i) worst = std::max(worst, magnitude(rho(i, j) - std::conj(rho(j, i))));
+    }
+    return worst;
+  };
+  if (asymmetry(kSquaredMagnitude) > kStateTolerance * kStateTolerance) {
+    return absl::InvalidArgumentError(absl::StrCat(op, ": density matrix is not Hermitian (max |rho - rho^dagger| = ",
+                                                   asymmetry(kMagnitude), ")"));
   }
   const Complex tr = rho.trace();
   if (std::abs(tr - Complex(1.0)) > kStateTolerance) {
@@ -449,10 +460,10 @@ absl::Status QuantumSystem::Prepare(std::span<const QubitId> ids, const Matrix& 
 absl::Status QuantumSystem::ApplyUnitary(const Matrix& u, std::span<const QubitId> targets) {
   QNET_RETURN_IF_ERROR(CheckTargets(targets, "ApplyUnitary"));
   QNET_RETURN_IF_ERROR(CheckSquare(u, targets.size(), "ApplyUnitary", "unitary"));
-  const double err2 = SquaredDeviationFromIdentity(std::span<const Matrix>(&u, 1));
-  if (err2 > kUnitarityTolerance * kUnitarityTolerance) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "ApplyUnitary: matrix is not unitary (max |U^dagger U - I| = ", std::sqrt(err2), ")"));
+  const std::span<const Matrix> ops(&u, 1);
+  if (DeviationFromIdentity(ops, kSquaredMagnitude) > kUnitarityTolerance * kUnitarityTolerance) {
+    return absl::InvalidArgumentError(absl::StrCat("ApplyUnitary: matrix is not unitary (max |U^dagger U - I| = ",
+                                                   DeviationFromIdentity(ops, kMagnitude), ")"));
   }
   return ApplyOperators(std::span<const Matrix>(&u, 1), targets);
 }
@@ -465,11 +476,10 @@ absl::Status QuantumSystem::ApplyChannel(std::span<const Matrix> kraus,
     QNET_RETURN_IF_ERROR(
         CheckSquare(kraus[i], targets.size(), "ApplyChannel", absl::StrCat("Kraus operator ", i)));
   }
-  const double err2 = SquaredDeviationFromIdentity(kraus);
-  if (err2 > kUnitarityTolerance * kUnitarityTolerance) {
+  if (DeviationFromIdentity(kraus, kSquaredMagnitude) > kUnitarityTolerance * kUnitarityTolerance) {
     return absl::InvalidArgumentError(absl::StrCat(
         "ApplyChannel: Kraus operators are not trace preserving (max |sum K^dagger K - I| = ",
-        std::sqrt(err2), ")"));
+        DeviationFromIdentity(kraus, kMagnitude), ")"));
   }
   return ApplyOperators(kraus, targets);
 }
