@@ -234,7 +234,13 @@ void PeerLinks::OnFrame(PeerStreamPtr stream, v1::PeerFrame frame, WallClock::ti
     }
     absl::Status ok = CheckHello(frame.hello(), /*from_dialer=*/true);
     if (!ok.ok()) {
-      QNET_LOG(log_, kWarn, "rejected peer stream: %s", ok.message());
+      Neighbour* from = Find(frame.hello().node());
+      if (from != nullptr && from->last_refusal == ok.message()) {
+        QNET_LOG(log_, kDebug, "rejected peer stream again: %s", ok.message());
+      } else {
+        QNET_LOG(log_, kWarn, "rejected peer stream: %s", ok.message());
+        if (from != nullptr) from->last_refusal = std::string(ok.message());
+      }
       stream->Abort(grpc::Status(grpc::StatusCode::FAILED_PRECONDITION, std::string(ok.message())));
       return;
     }
@@ -361,6 +367,7 @@ void PeerLinks::Establish(Neighbour& n, PeerStreamPtr stream) {
   ++n.state.times_connected;
   n.backoff = timing_.min_redial;
   n.last_dial_error.clear();
+  n.last_refusal.clear();
   n.last_heard = n.last_sent = n.last_keepalive = WallClock::now();
   n.keepalive_timer = loop_.StartWallTimer(timing_.heartbeat_interval, [this, &n] { Keepalive(n); });
   QNET_LOG(log_, kInfo, "link %s to %s is up (%s)", n.state.link, n.state.name,

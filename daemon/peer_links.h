@@ -122,6 +122,10 @@ class PeerLinks {
     WallClock::time_point last_sent;
     WallClock::time_point last_keepalive;  // when Keepalive last ran
     std::string last_dial_error;
+    // Why we last refused its Hello: a neighbour refused for its
+    // configuration redials every few seconds, and one warning per reason
+    // says it (later ones are debug lines).
+    std::string last_refusal;
     // Token bucket of max_frames_per_second, refilled from the wall clock.
     double frame_tokens = 0;
     WallClock::time_point tokens_at;

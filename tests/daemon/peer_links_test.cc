@@ -239,6 +239,36 @@ TEST(PeerLinksTest, AHelloOnAnotherTimeLineIsRejected) {
   EXPECT_EQ(near.error_code(), grpc::StatusCode::CANCELLED) << near.error_message();
 }
 
+// A neighbour refused for its configuration redials every few seconds: one
+// warning per reason, not one per dial.
+TEST(PeerLinksTest, ARepeatedRefusalWarnsOnce) {
+  InProcessNetwork net({"a", "b"}, 1.0);
+  ASSERT_TRUE(net.ok());
+  const std::string b = net[1].listen_address();
+  const TimeLine same = TimeLineOf(net[1]);
+  net.Stop(0);
+  ASSERT_TRUE(WaitUntil("b sees a down", [&] { return !Connected(net[1], "a"); }));
+
+  ::testing::internal::CaptureStderr();
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(DialWithHello(b, "a", "testnet", kPeerProtocolVersion, {10.0, same.epoch_unix_ns}).error_code(),
+              grpc::StatusCode::FAILED_PRECONDITION);
+  }
+  // Another reason is warned about again, and so is the first once it changed.
+  EXPECT_EQ(DialWithHello(b, "a", "testnet", kPeerProtocolVersion, {20.0, same.epoch_unix_ns}).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(DialWithHello(b, "a", "testnet", kPeerProtocolVersion, {10.0, same.epoch_unix_ns}).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  const std::string log = ::testing::internal::GetCapturedStderr();
+  const auto warnings = [&log](const std::string& text) {
+    size_t count = 0;
+    for (size_t at = log.find(text); at != std::string::npos; at = log.find(text, at + 1)) ++count;
+    return count;
+  };
+  EXPECT_EQ(warnings("rejected peer stream: node 'a' runs at time scale 10,"), 2u) << log;
+  EXPECT_EQ(warnings("rejected peer stream: node 'a' runs at time scale 20,"), 1u) << log;
+}
+
 // A dialer that writes `bytes` as its one frame, raw, and returns the status
 // the acceptor ends the stream with.
 class RawFrameDialer final : public grpc::ClientBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
