@@ -156,6 +156,14 @@ struct TimeLine {
 
 TimeLine TimeLineOf(Daemon& d) { return {d.loop().time_scale(), d.loop().epoch_unix_ns()}; }
 
+// Stops node a of a two-node network, so that a test can pose as a to b (b
+// takes one stream per neighbour, and a sorts lower, so a dials). Fails, with
+// the wait's message, if b never sees a go.
+::testing::AssertionResult StopAForAPoser(InProcessNetwork& net) {
+  net.Stop(0);
+  return WaitUntil("b sees a down", [&] { return !Connected(net[1], "a"); });
+}
+
 // A raw dialer's Hello and the status the acceptor ends the stream with.
 grpc::Status DialWithHello(const std::string& address, const std::string& node, const std::string& network,
                            uint32_t version, TimeLine time_line = {}) {
@@ -211,8 +219,7 @@ TEST(PeerLinksTest, AHelloOnAnotherTimeLineIsRejected) {
   ASSERT_TRUE(net.ok());
   const std::string b = net[1].listen_address();
   const TimeLine same = TimeLineOf(net[1]);
-  net.Stop(0);
-  ASSERT_TRUE(WaitUntil("b sees a down", [&] { return !Connected(net[1], "a"); }));
+  ASSERT_TRUE(StopAForAPoser(net));
 
   grpc::Status faster = DialWithHello(b, "a", "testnet", kPeerProtocolVersion, {10.0, same.epoch_unix_ns});
   EXPECT_EQ(faster.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
@@ -246,8 +253,7 @@ TEST(PeerLinksTest, ARepeatedRefusalWarnsOnce) {
   ASSERT_TRUE(net.ok());
   const std::string b = net[1].listen_address();
   const TimeLine same = TimeLineOf(net[1]);
-  net.Stop(0);
-  ASSERT_TRUE(WaitUntil("b sees a down", [&] { return !Connected(net[1], "a"); }));
+  ASSERT_TRUE(StopAForAPoser(net));
 
   ::testing::internal::CaptureStderr();
   for (int i = 0; i < 3; ++i) {
@@ -326,8 +332,7 @@ TEST(PeerLinksTest, ANeighbourFloodingFramesHasItsStreamClosedWithResourceExhaus
   InProcessNetwork net({"a", "b"}, 1.0, [](DaemonOptions& o) { o.peer_timing.max_frames_per_second = kLimit; });
   ASSERT_TRUE(net.ok());
   ASSERT_TRUE(WaitUntil("a - b up", [&] { return Connected(net[0], "b") && Connected(net[1], "a"); }));
-  net.Stop(0);
-  ASSERT_TRUE(WaitUntil("b sees a down", [&] { return !Connected(net[1], "a"); }));
+  ASSERT_TRUE(StopAForAPoser(net));
 
   const TimeLine b_time_line = TimeLineOf(net[1]);
   // As a (a sorts lower, so it dials): a Hello, then up to `heartbeats`
