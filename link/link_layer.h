@@ -69,8 +69,10 @@ struct LinkLayerOptions {
   // Floor of the retransmission timeout (it adapts to measured round trips).
   Duration min_retransmit_timeout = std::chrono::microseconds(100);
   // How long an ack waits for a message to ride on before it goes alone, as
-  // a fraction of min_retransmit_timeout (the peer's timeout measures it).
-  double ack_delay_fraction = 0.25;
+  // a fraction of min_retransmit_timeout (the peer's timeout measures it,
+  // so it stays well below 1). Half lets the far end's report, which leaves
+  // with the herald, carry the ack of an assignment on short links.
+  double ack_delay_fraction = 0.5;
   // A request whose generations fail this many times in a row (lost heralds,
   // device errors) fails with DEVICE_ERROR instead of retrying forever.
   uint32_t max_consecutive_failures = 64;
