@@ -525,7 +525,8 @@ absl::Status Daemon::Init() {
   // Messages between daemons take real time (gRPC, scheduling: a few ms of
   // wall time), which is S times as much simulated time: the link layer's
   // retransmission timeout and herald watchdog must not start below that,
-  // or live generations are abandoned as lost.
+  // or live generations are abandoned as lost. (The link layer's ack wait,
+  // half this floor, is added to the timeout on top of the round trips.)
   stack_options.link.min_retransmit_timeout = std::max(
       stack_options.link.min_retransmit_timeout, FromSeconds(kWallMessageLatencyBudgetS * options_.time_scale));
   // Re-flooding adverts is only a safety net here (peer streams are reliable

@@ -137,7 +137,11 @@ void ReliableChannel::NoteRoundTrip(Duration sample) {
     rttvar_s_ = 0.75 * rttvar_s_ + 0.25 * std::abs(srtt_s_ - r);
     srtt_s_ = 0.875 * srtt_s_ + 0.125 * r;
   }
-  rto_ = std::clamp(FromSeconds(srtt_s_ + 4.0 * rttvar_s_), min_timeout_, max_timeout_);
+  // Plus the ack delay (both ends share it), as QUIC adds max_ack_delay: a
+  // run of acks that rode at once shrinks rttvar, and the next ack that
+  // waits the whole delay would otherwise come after the timeout and cause
+  // a spurious resend.
+  rto_ = std::clamp(FromSeconds(srtt_s_ + 4.0 * rttvar_s_) + ack_delay_, min_timeout_, max_timeout_);
 }
 
 bool ReliableChannel::Receive(const v1::LinkMessage& message) {

@@ -7,7 +7,8 @@
 // alone (a delay of 0: at the end of the current event).
 // One timer per channel serves every message's retransmission deadline (a
 // timer per message cost a queued and then cancelled event per message).
-// The retransmission timeout adapts to measured round trips (RFC 6298).
+// The retransmission timeout adapts to measured round trips (RFC 6298), plus
+// the ack delay, which the peer is assumed to share.
 // Numbering runs in sessions: Reset starts a new one (seqs from 1 again), and
 // a receiver that sees a newer session of its peer forgets the old seqs, so
 // the two ends need not reset at the same moment.
@@ -28,8 +29,8 @@ class ReliableChannel {
  public:
   // `initial_timeout`: the retransmission timeout before any round trip has
   // been measured; `min_timeout` its floor afterwards. `ack_delay`: how long
-  // an ack waits for an outgoing message to ride on (well below the peer's
-  // retransmission timeout, which measures it as part of the round trip).
+  // an ack waits for an outgoing message to ride on (below the peer's
+  // retransmission timeout, which adds it to the measured round trip).
   ReliableChannel(NodeContext& context, std::string link, std::string peer, uint64_t incarnation,
                   Duration initial_timeout, Duration min_timeout, Duration ack_delay = Duration(0));
   ~ReliableChannel();

@@ -192,5 +192,48 @@ TEST(ReliableChannelAckDelayTest, AnAckWaitsForAMessageToRideOnThenGoesAlone) {
   EXPECT_EQ(clock.events_run(), 7u);
 }
 
+// Acks that rode at once make every round trip look the same (rttvar near
+// 0); an ack that then waits the peer's whole ack delay must still come
+// before the timeout, or the message is resent for nothing.
+TEST(ReliableChannelAckDelayTest, AnAckThatWaitsTheWholeDelayCausesNoResend) {
+  VirtualClock clock;
+  FakeNodeContext a_context{clock, "a", 1};
+  FakeNodeContext b_context{clock, "b", 2};
+  FakeNodeContext::Connect(a_context, b_context, kDelay);
+  // A floor of 1 us, so that only the measured timeout protects the ack.
+  constexpr Duration kAckDelay = microseconds(40);
+  ReliableChannel a{a_context, "ab", "b", 1, milliseconds(1), microseconds(1), kAckDelay};
+  ReliableChannel b{b_context, "ab", "a", 2, milliseconds(1), microseconds(1), kAckDelay};
+  bool b_replies = true;
+  std::vector<uint64_t> seqs_at_b;
+  a_context.receive = [&](const std::string&, const v1::PeerMessage& m) {
+    a.Receive(m.link());
+    a.FlushAcksLater();
+  };
+  b_context.receive = [&](const std::string&, const v1::PeerMessage& m) {
+    if (m.link().seq() != 0) seqs_at_b.push_back(m.link().seq());
+    const bool fresh = b.Receive(m.link());
+    if (fresh && b_replies) b.SendOnce(v1::LinkMessage());  // the ack rides on it at once
+    b.FlushAcksLater();
+  };
+  auto hello = [] {
+    v1::LinkMessage m;
+    m.mutable_hello();
+    return m;
+  };
+  for (int i = 0; i < 20; ++i) {  // 20 round trips of 20 us
+    a.SendReliable(hello());
+    clock.RunFor(microseconds(100));
+  }
+  ASSERT_EQ(a.retransmissions(), 0u);
+  ASSERT_LT(a.retransmit_timeout(), microseconds(21) + kAckDelay);
+  b_replies = false;
+  a.SendReliable(hello());  // its ack leaves b 40 us after it arrived: back at 60 us
+  clock.RunFor(milliseconds(5));
+  EXPECT_EQ(a.unacknowledged(), 0u);
+  EXPECT_EQ(a.retransmissions(), 0u) << "timeout " << FormatDuration(a.retransmit_timeout());
+  EXPECT_EQ(seqs_at_b.size(), 21u);
+}
+
 }  // namespace
 }  // namespace qnet::link
