@@ -20,6 +20,13 @@ using testing::VirtualClock;
 
 constexpr Duration kDelay = microseconds(10);
 
+// A message with a body (reliable messages must carry one).
+v1::LinkMessage Hello() {
+  v1::LinkMessage m;
+  m.mutable_hello();
+  return m;
+}
+
 // A copy of a reliable message seen at the far end.
 struct Arrival {
   uint64_t seq;
@@ -36,9 +43,7 @@ class ReliableChannelTest : public ::testing::Test {
       if (!b_acks_(link.seq())) return;  // as if lost on the way in
       const bool fresh = b_.Receive(link);
       if (fresh && b_replies_) {
-        v1::LinkMessage reply;
-        reply.mutable_hello();
-        b_.SendReliable(reply);
+        b_.SendReliable(Hello());
       }
       b_.FlushAcksLater();
     };
@@ -48,11 +53,7 @@ class ReliableChannelTest : public ::testing::Test {
     };
   }
 
-  void SendFromA() {
-    v1::LinkMessage m;
-    m.mutable_hello();
-    a_.SendReliable(m);
-  }
+  void SendFromA() { a_.SendReliable(Hello()); }
 
   std::vector<TimePoint> ArrivalsOf(uint64_t seq) const {
     std::vector<TimePoint> out;
@@ -167,16 +168,11 @@ TEST(ReliableChannelAckDelayTest, AnAckWaitsForAMessageToRideOnThenGoesAlone) {
     b.Receive(m.link());
     b.FlushAcksLater();
   };
-  auto hello = [] {
-    v1::LinkMessage m;
-    m.mutable_hello();
-    return m;
-  };
-  a.SendReliable(hello());  // at b 10 us; nothing of b's leaves: its ack goes alone at 35 us
+  a.SendReliable(Hello());  // at b 10 us; nothing of b's leaves: its ack goes alone at 35 us
   clock.RunUntil(TimePoint{} + microseconds(100));
-  a.SendReliable(hello());  // at b 110 us; b sends at 120 us, and the ack rides on that
+  a.SendReliable(Hello());  // at b 110 us; b sends at 120 us, and the ack rides on that
   clock.RunUntil(TimePoint{} + microseconds(120));
-  b.SendReliable(hello());
+  b.SendReliable(Hello());
   clock.RunUntil(TimePoint{} + milliseconds(5));
   ASSERT_EQ(at_a.size(), 2u);
   EXPECT_EQ(at_a[0].at, TimePoint{} + microseconds(45));
@@ -216,19 +212,14 @@ TEST(ReliableChannelAckDelayTest, AnAckThatWaitsTheWholeDelayCausesNoResend) {
     if (fresh && b_replies) b.SendOnce(v1::LinkMessage());  // the ack rides on it at once
     b.FlushAcksLater();
   };
-  auto hello = [] {
-    v1::LinkMessage m;
-    m.mutable_hello();
-    return m;
-  };
   for (int i = 0; i < 20; ++i) {  // 20 round trips of 20 us
-    a.SendReliable(hello());
+    a.SendReliable(Hello());
     clock.RunFor(microseconds(100));
   }
   ASSERT_EQ(a.retransmissions(), 0u);
   ASSERT_LT(a.retransmit_timeout(), microseconds(21) + kAckDelay);
   b_replies = false;
-  a.SendReliable(hello());  // its ack leaves b 40 us after it arrived: back at 60 us
+  a.SendReliable(Hello());  // its ack leaves b 40 us after it arrived: back at 60 us
   clock.RunFor(milliseconds(5));
   EXPECT_EQ(a.unacknowledged(), 0u);
   EXPECT_EQ(a.retransmissions(), 0u) << "timeout " << FormatDuration(a.retransmit_timeout());
